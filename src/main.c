@@ -1,0 +1,57 @@
+/* The cxrd command: a thin dispatcher over the subcommands, each implemented in the library
+ * (src/cli/) so tests link the same code. Exit status: 0 success, 1 failure, 2 usage error. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cxr_version.h"
+
+struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* Subcommands are added here as they land; the list ends with a NULL name. */
+static const struct command commands[] = {
+        {NULL, NULL, NULL},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "cxrd %s - chest X-ray AI inference server\n\n"
+            "Usage:\n"
+            "  cxrd <command> [options]\n"
+            "  cxrd <command> --help\n"
+            "  cxrd --help | --version\n\n",
+            CXR_VERSION_STRING);
+    fprintf(out, "Commands:\n");
+    if (commands[0].name == NULL)
+        fprintf(out, "  (none in this build yet)\n");
+    for (const struct command *command = commands; command->name; command++)
+        fprintf(out, "  %-12s %s\n", command->name, command->summary);
+    fprintf(out, "\nSee README.md for configuration and the HTTP API.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("cxrd %s\n", CXR_VERSION_STRING);
+        return 0;
+    }
+    for (const struct command *command = commands; command->name; command++) {
+        if (strcmp(name, command->name) == 0)
+            return command->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "cxrd: unknown command '%s' (try 'cxrd --help')\n", name);
+    return 2;
+}
