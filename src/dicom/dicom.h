@@ -1,0 +1,122 @@
+/* DICOM Part 10 reader: parses a file into a data set, exposes the metadata the API needs as
+ * UTF-8, and the pixel description and pixel data of the image for codec/ and image/.
+ *
+ * Ownership: an output pointer is written only on success; on failure the callee frees what
+ * it allocated. Everything returned by accessors is owned by the cxr_dicom_file and lives until
+ * cxr_dicom_file_destroy. A parsed file is immutable, so it may be read from several threads. */
+#ifndef CXR_DICOM_H
+#define CXR_DICOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct cxr_dicom_file;
+
+/* Reads and parses a file. Errors: CXR_ERR_IO (cannot open/read), CXR_ERR_LIMIT (larger than
+ * limits->max_file_bytes or other limits), CXR_ERR_MALFORMED (not DICOM, truncated, bad
+ * lengths), CXR_ERR_UNSUPPORTED (e.g. unknown transfer syntax for the data set encoding). */
+enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
+                                    struct cxr_dicom_file **file, struct cxr_err *err);
+
+/* Parses bytes already in memory (copies what it keeps; bytes stay the caller's). */
+enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,
+                                     const struct cxr_limits *limits,
+                                     struct cxr_dicom_file **file, struct cxr_err *err);
+
+/* NULL is a no-op. */
+void cxr_dicom_file_destroy(struct cxr_dicom_file *file);
+
+/* Metadata as NUL-terminated UTF-8 (converted from the Specific Character Set), trailing
+ * padding removed. An absent or empty element is "" (never NULL). */
+struct cxr_dicom_meta {
+    const char *patient_id;
+    const char *patient_name; /* rendered for display: "Doe^John" -> "John Doe" */
+    const char *patient_name_raw;
+    const char *patient_age; /* as stored, e.g. "045Y" */
+    const char *patient_sex;
+    const char *patient_birth_date;
+    const char *sop_instance_uid;
+    const char *sop_class_uid;
+    const char *study_instance_uid;
+    const char *study_date;
+    const char *modality;
+    const char *body_part_examined;
+    const char *view_position;
+    const char *manufacturer;
+    const char *institution_name;
+    const char *specific_character_set;
+    const char *transfer_syntax_uid;
+};
+
+const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *file);
+
+/* A lookup table from the Modality LUT Sequence or VOI LUT Sequence (first item). */
+struct cxr_dicom_lut {
+    uint32_t entry_count;     /* descriptor value 1; 0 in the file means 65536 */
+    int32_t first_mapped;     /* descriptor value 2, signed when the pixel data are signed */
+    uint16_t bits_per_entry;  /* descriptor value 3 */
+    const uint16_t *entries;  /* entry_count values, host byte order */
+};
+
+enum cxr_voi_lut_function {
+    CXR_VOI_LINEAR = 0,
+    CXR_VOI_LINEAR_EXACT = 1,
+    CXR_VOI_SIGMOID = 2,
+};
+
+/* Everything needed to decode and render the image. Absent optional elements are flagged. */
+struct cxr_dicom_pixel_desc {
+    const char *transfer_syntax_uid;
+    uint32_t rows;
+    uint32_t columns;
+    uint32_t samples_per_pixel;
+    uint32_t number_of_frames; /* 1 when absent */
+    uint16_t bits_allocated;
+    uint16_t bits_stored;
+    uint16_t high_bit;
+    uint16_t pixel_representation; /* 0 unsigned, 1 two's complement */
+    uint16_t planar_configuration; /* 0 interleaved, 1 by plane */
+    const char *photometric_interpretation; /* "MONOCHROME1", "MONOCHROME2", "RGB", ... */
+
+    bool has_rescale;
+    double rescale_slope; /* 1 and 0 when absent */
+    double rescale_intercept;
+    const struct cxr_dicom_lut *modality_lut; /* NULL when absent */
+
+    uint32_t window_count; /* Window Center/Width pairs; 0 when absent */
+    const double *window_centers;
+    const double *window_widths;
+    enum cxr_voi_lut_function voi_lut_function;
+    const struct cxr_dicom_lut *voi_lut; /* first VOI LUT Sequence item; NULL when absent */
+};
+
+/* The pixel data element as stored. Native data is exactly as in the file (after inflating a
+ * deflated data set): byte order is the transfer syntax's (big endian for 1.2.840.10008.1.2.2).
+ * Encapsulated data is the list of fragments (item contents) after the Basic Offset Table. */
+struct cxr_dicom_fragment {
+    const uint8_t *data;
+    size_t size;
+};
+
+struct cxr_dicom_pixel_data {
+    bool encapsulated;
+    bool big_endian;       /* native data only */
+    const uint8_t *native; /* native data only */
+    size_t native_size;
+    size_t offset_count;   /* Basic Offset Table entries; 0 when empty */
+    const uint32_t *offsets;
+    size_t fragment_count;
+    const struct cxr_dicom_fragment *fragments;
+};
+
+/* Fills desc and pixels from the file. CXR_ERR_NOT_FOUND when there is no Pixel Data;
+ * CXR_ERR_MALFORMED when required image elements (Rows, Columns, Bits Allocated, ...) are
+ * missing or inconsistent. */
+enum cxr_status cxr_dicom_file_pixels(const struct cxr_dicom_file *file,
+                                      struct cxr_dicom_pixel_desc *desc,
+                                      struct cxr_dicom_pixel_data *pixels, struct cxr_err *err);
+
+#endif

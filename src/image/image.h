@@ -1,0 +1,54 @@
+/* Image stage: turns a DICOM file's pixel data into what people and the network see. The
+ * rendering chain is: decode frame 1 (codec/), Modality LUT (rescale or LUT sequence), VOI LUT
+ * (window centre/width with the VOI LUT Function, a VOI LUT sequence, or a histogram-based
+ * default window), MONOCHROME1 inversion so bone is bright, colour to luminance; the result is
+ * an 8-bit grey image at full resolution. Also: resampling into the network's float tensor, and
+ * PNG encoding.
+ *
+ * Ownership: outputs are written only on success. Thread safe: no shared state. */
+#ifndef CXR_IMAGE_H
+#define CXR_IMAGE_H
+
+#include <stdint.h>
+
+#include "dicom/dicom.h"
+#include "util/util.h"
+
+/* Row-major 8-bit grey image, stride == width. */
+struct cxr_gray8 {
+    uint32_t width;
+    uint32_t height;
+    uint8_t *pixels;
+};
+
+/* Row-major 8-bit RGB image, 3 bytes per pixel, stride == 3 * width. */
+struct cxr_rgb8 {
+    uint32_t width;
+    uint32_t height;
+    uint8_t *pixels;
+};
+
+/* Frees the pixels and zeroes the struct; NULL is a no-op. */
+void cxr_gray8_release(struct cxr_gray8 *image);
+void cxr_rgb8_release(struct cxr_rgb8 *image);
+
+/* The whole rendering chain for frame 1 of a parsed file. Errors name the cause, e.g.
+ * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.4.51 (JPEG Extended) is not
+ * supported". */
+enum cxr_status cxr_image_render(const struct cxr_dicom_file *file, const struct cxr_limits *limits,
+                                 struct cxr_gray8 *out, struct cxr_err *err);
+
+/* Resizes the whole image to out_width x out_height (area-averaging when shrinking, bilinear
+ * when enlarging; the aspect ratio is not kept) and writes tensor[y * out_width + x] =
+ * pixel * scale + offset. tensor has out_width * out_height floats, owned by the caller. */
+enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
+                                    uint32_t out_height, float scale, float offset, float *tensor,
+                                    struct cxr_err *err);
+
+/* PNG encoders; the PNG bytes are appended to out (which the caller owns and releases). */
+enum cxr_status cxr_png_encode_gray8(const struct cxr_gray8 *image, struct cxr_buf *out,
+                                     struct cxr_err *err);
+enum cxr_status cxr_png_encode_rgb8(const struct cxr_rgb8 *image, struct cxr_buf *out,
+                                    struct cxr_err *err);
+
+#endif
