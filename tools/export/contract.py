@@ -1,0 +1,87 @@
+"""The cxrd model contract in PyTorch: a CNN backbone wrapped so that its ONNX export has the
+input `image` [1,1,H,W] and the outputs `probabilities` [1,K] and `cam` [1,K,h,w].
+
+The classifier is a 1x1 convolution applied before global average pooling, which is the same
+function as pooling first and then a linear layer (both are linear), so the class activation
+maps come out of the forward pass at no extra cost:
+
+    cam = conv1x1(features)                    # [1,K,h,w], no bias, in logit units
+    logit = mean_hw(cam) + bias                # [1,K]
+    probabilities = sigmoid(logit * a + c)     # per-class Platt scaling (a=1, c=0 untrained)
+
+Run with /usr/bin/python3 (Debian's python3-torch, python3-onnx).
+"""
+import json
+
+import torch
+from torch import nn
+
+FINDINGS = [
+    "Tuberculosis", "Cardiomegaly", "Pleural Thickening", "Pleural Effusion", "Pneumothorax",
+    "Consolidation", "Atelectasis", "Nodule Mass", "Fibrosis", "Infiltration", "Calcification",
+]
+
+
+class ContractModel(nn.Module):
+    """backbone: module mapping [N,1,H,W] to a feature map [N,C,h,w]."""
+
+    def __init__(self, backbone, feature_channels, labels=FINDINGS):
+        super().__init__()
+        self.backbone = backbone
+        self.labels = list(labels)
+        k = len(self.labels)
+        self.classifier = nn.Conv2d(feature_channels, k, kernel_size=1, bias=False)
+        self.bias = nn.Parameter(torch.zeros(k))
+        # Platt scaling, fitted after training on validation data; identity until then.
+        self.register_buffer("platt_scale", torch.ones(k))
+        self.register_buffer("platt_offset", torch.zeros(k))
+
+    def cam_and_logits(self, image):
+        cam = self.classifier(self.backbone(image))
+        # GlobalAveragePool + Flatten in ONNX (ReduceMean is not among the runtime's operators).
+        logits = torch.flatten(nn.functional.adaptive_avg_pool2d(cam, 1), 1) + self.bias
+        return cam, logits
+
+    def forward(self, image):
+        cam, logits = self.cam_and_logits(image)
+        probabilities = torch.sigmoid(logits * self.platt_scale + self.platt_offset)
+        return probabilities, cam
+
+
+def preprocess_json(height, width, scale, offset):
+    """cxr.preprocess: the network input is the rendered 8-bit grey image (bone bright), resized
+    to width x height without keeping the aspect ratio, then pixel * scale + offset."""
+    return json.dumps({"height": height, "width": width, "resize": "stretch",
+                       "scale": scale, "offset": offset})
+
+
+def export_onnx(model, path, height, width, metadata, opset=13):
+    """Exports model (a ContractModel, in eval mode) to path and stores metadata (dict of str ->
+    str, e.g. cxr.labels, cxr.thresholds, cxr.preprocess, cxr.model_version, cxr.model_card)
+    in the ONNX metadata_props."""
+    import onnx
+
+    model.eval()
+    example = torch.zeros(1, 1, height, width)
+    with torch.no_grad():
+        torch.onnx.export(model, example, path, input_names=["image"],
+                          output_names=["probabilities", "cam"], opset_version=opset,
+                          do_constant_folding=True)
+    proto = onnx.load(path)
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key = key
+        entry.value = value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+
+
+def default_metadata(labels, thresholds, preprocess, model_version, model_card=""):
+    return {
+        "cxr.labels": json.dumps(list(labels)),
+        "cxr.thresholds": json.dumps(thresholds),
+        "cxr.preprocess": preprocess,
+        "cxr.model_version": model_version,
+        "cxr.model_card": model_card,
+    }
