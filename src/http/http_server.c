@@ -366,7 +366,7 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
     atomic_fetch_sub(&server->in_flight, 1);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list args)
+CXR_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list args)
 {
     (void)cls;
     char line[512];
