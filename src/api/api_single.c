@@ -133,6 +133,13 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
             status = cxr_api_path_check(api->config->output_root, api->output_root_real,
                                         json_string_value(output), json_string_length(output),
                                         false, output_resolved, &out_err);
+        if (status == CXR_ERR_NOT_FOUND) {
+            /* A component of the folder exists but is not a folder: it cannot be created. */
+            cxr_api_format(message, sizeof message, "Unable to create output folder: %s (%s)",
+                           shown, out_err.message);
+            cxr_api_result_fail(result, 500, message, out_err.message);
+            return false;
+        }
         if (status != CXR_OK) {
             cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
                            shown, out_err.message);

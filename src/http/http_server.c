@@ -304,7 +304,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         }
         json_error_t error;
         request->json = json_loadb(request->body.data ? (const char *)request->body.data : "",
-                                   request->body.len, JSON_REJECT_DUPLICATES, &error);
+                                   request->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                                   &error);
         cxr_buf_release(&request->body);
         if (!json_is_object(request->json)) {
             char message[300];
@@ -341,14 +342,16 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
     if (request->route == ROUTE_SINGLE || request->route == ROUTE_BULK) {
         /* Requests refused before the api saw them still get their audit row. */
         if (request->status == 401 || request->status == 413 || request->status == 415 ||
-            request->status == 431 || request->status == 405) {
+            request->status == 431 || request->status == 405 ||
+            (request->status == 503 && request->route == ROUTE_SINGLE)) {
             struct cxr_audit *audit = cxr_api_audit(server->api);
             struct cxr_audit_record record = {
                     .subject = request->subject,
                     .route = route_names[request->route],
                     .status = request->status,
                     .duration_ms = seconds * 1000.0,
-                    .message = "refused before inference",
+                    .message = request->status == 503 ? "queue full or timed out"
+                                                      : "refused before inference",
             };
             struct cxr_err err = CXR_ERR_INIT;
             if (audit && cxr_audit_write(audit, &record, &err) != CXR_OK)

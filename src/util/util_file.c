@@ -191,6 +191,14 @@ static void drop_temps(struct cxr_file_group *group)
 enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_err *err)
 {
     enum cxr_status status = CXR_OK;
+    /* rename(2) cannot replace a folder: find that before the first rename, so such a failure
+     * leaves every target as it was. */
+    for (size_t i = 0; i < group->count && status == CXR_OK; i++) {
+        struct stat info;
+        if (lstat(group->files[i].final_path, &info) == 0 && S_ISDIR(info.st_mode))
+            status = cxr_err_set(err, CXR_ERR_IO, "%s is a folder, not a file",
+                                 group->files[i].final_path);
+    }
     for (size_t i = 0; i < group->count && status == CXR_OK; i++) {
         struct staged_file *file = &group->files[i];
         if (file->remove_only) {

@@ -100,6 +100,23 @@ static void abort_leaves_nothing(void **state)
     assert_int_equal(entry_count(folder), 0);
 }
 
+static void folder_in_the_way_fails_before_any_rename(void **state)
+{
+    const char *folder = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/b.pdf", folder);
+    assert_int_equal(mkdir(path, 0755), 0);
+    struct cxr_file_group *group = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_file_group_create(folder, &group, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "a.json", "{}", 2, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "b.pdf", "%PDF", 4, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_commit(group, &err), CXR_ERR_IO);
+    assert_non_null(strstr(err.message, "is a folder"));
+    cxr_file_group_destroy(group);
+    assert_int_equal(entry_count(folder), 1); /* only the folder; a.json was not renamed */
+}
+
 static void single_file_and_read_limit(void **state)
 {
     const char *folder = *state;
@@ -126,6 +143,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(commit_makes_files_visible, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(abort_leaves_nothing, folder_setup, folder_teardown),
+            cmocka_unit_test_setup_teardown(folder_in_the_way_fails_before_any_rename,
+                                            folder_setup, folder_teardown),
             cmocka_unit_test_setup_teardown(single_file_and_read_limit, folder_setup,
                                             folder_teardown),
     };

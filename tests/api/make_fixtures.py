@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""Fixtures for the server tests, made once in the build tree: three test models whose overall
+result is pinned (TB Presumptive, Abnormal, Normal; tools/export/test_model.py thresholds) and
+DICOM files derived from a chest CR of the shared corpus with DCMTK's dcmodify (distinct
+PatientIDs, names, a UTF-8 Greek name, a PatientID that is not a safe folder name, none at all).
+
+Usage: make_fixtures.py TOOLS_EXPORT_DIR DATA_DIR OUT_DIR
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+
+tools, data, out = sys.argv[1:4]
+os.makedirs(out, exist_ok=True)
+stamp = os.path.join(out, "fixtures.done")
+if os.path.exists(stamp):
+    sys.exit(0)
+
+models = {
+    "model-tb.onnx": ["--all-thresholds", "1.01", "--threshold", "Tuberculosis=0"],
+    "model-abnormal.onnx": ["--all-thresholds", "1.01", "--threshold", "Cardiomegaly=0"],
+    "model-normal.onnx": ["--all-thresholds", "1.01"],
+}
+for name, args in models.items():
+    subprocess.run(["/usr/bin/python3", os.path.join(tools, "test_model.py"), "--out",
+                    os.path.join(out, name), "--model-version", "test-" + name[6:-5]] + args,
+                   check=True)
+
+chest = os.path.join(data, "dicom", "dcmbench", "gdcm-CR-MONO1-10-chest.dcm")
+dicom = os.path.join(out, "dicom")
+os.makedirs(dicom, exist_ok=True)
+
+
+def derive(name, *tags):
+    path = os.path.join(dicom, name)
+    shutil.copyfile(chest, path)
+    if tags:
+        command = ["dcmodify", "-nb", "-gin"]
+        for tag in tags:
+            command += ["-i", tag]
+        subprocess.run(command + [path], check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+derive("pat001.dcm", "(0010,0020)=PAT001", "(0010,0010)=Doe^John", "(0010,1010)=045Y",
+       "(0010,0040)=M", "(0008,0018)=1.2.826.0.1.3680043.10.1001.1")
+derive("greek.dcm", "(0008,0005)=ISO_IR 192", "(0010,0020)=PATGR1",
+       "(0010,0010)=Παπαδόπουλος^Νίκος", "(0010,1010)=061Y", "(0010,0040)=F",
+       "(0008,0018)=1.2.826.0.1.3680043.10.1001.2")
+derive("badid.dcm", "(0010,0020)=../evil", "(0008,0018)=1.2.826.0.1.3680043.10.1001.3")
+derive("noid.dcm")
+for i in range(8):
+    derive("conc%d.dcm" % i, "(0010,0020)=PATC%d" % i, "(0010,0010)=Client^Number%d" % i,
+           "(0008,0018)=1.2.826.0.1.3680043.10.1002.%d" % i)
+with open(os.path.join(dicom, "junk.dcm"), "wb") as junk:
+    junk.write(b"this is not a DICOM file\n" * 10)
+shutil.copyfile(os.path.join(dicom, "pat001.dcm"), os.path.join(dicom, "pat001.png"))
+open(stamp, "w").close()
