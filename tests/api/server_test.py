@@ -815,5 +815,69 @@ class Lifecycle(unittest.TestCase):
             shutil.rmtree(base, ignore_errors=True)
 
 
+class Infer(unittest.TestCase):
+    """`cxrd infer`: the same outputs without HTTP, summary, exit status, --explain."""
+
+    def test_infer_files_summary_and_explain(self):
+        import numpy
+        base = tempfile.mkdtemp(prefix="cxr-api-test-")
+        try:
+            dicom = os.path.join(FIXTURES, "dicom")
+            out = os.path.join(base, "out")
+            audit = os.path.join(base, "audit.sqlite")
+            config = os.path.join(base, "infer.ini")
+            with open(config, "w") as text:
+                text.write("[model]\npath = %s\n[audit]\ndatabase = %s\n"
+                           % (os.path.join(FIXTURES, "model-tb.onnx"), audit))
+            run = subprocess.run([CXRD, "infer", os.path.join(dicom, "pat001.dcm"),
+                                  os.path.join(dicom, "greek.dcm"), "--output", out,
+                                  "--config", config], capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn("2 files", run.stderr)
+            self.assertIn("2 analysed (TB Presumptive 2, Abnormal 0, Normal 0), 0 failed",
+                          run.stderr)
+            for patient in ["PAT001", "PATGR1"]:
+                self.assertEqual(sorted(os.listdir(os.path.join(out, patient))),
+                                 sorted(patient + s for s in ["_heatmap.png", "_predictions.json",
+                                                              "_report.pdf",
+                                                              "_source_image.png"]))
+                with open(os.path.join(out, patient, patient + "_predictions.json")) as saved:
+                    data = json.load(saved)
+                self.assertEqual(list(data.keys()), DATA_KEYS)
+                self.assertEqual(data["metadata"]["patient_id"], patient)
+            db = sqlite3.connect(audit)
+            self.assertEqual(db.execute("SELECT count(*) FROM audit WHERE route = 'infer'")
+                             .fetchone()[0], 2)
+            db.close()
+
+            # --patient-id and --explain; a failing file makes the exit status 1.
+            run = subprocess.run([CXRD, "infer", os.path.join(dicom, "noid.dcm"), "--output", out,
+                                  "--patient-id", "EXPLAIN1", "--explain", "--model",
+                                  os.path.join(FIXTURES, "model-tb.onnx")],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            cams = numpy.load(os.path.join(out, "EXPLAIN1", "EXPLAIN1_cams.npy"))
+            self.assertEqual(cams.dtype, numpy.float32)
+            self.assertEqual(cams.ndim, 3)
+            self.assertEqual(cams.shape[0], 11)
+            run = subprocess.run([CXRD, "infer", os.path.join(dicom, "junk.dcm"),
+                                  os.path.join(dicom, "noid.dcm"), "--output", out, "--model",
+                                  os.path.join(FIXTURES, "model-tb.onnx")],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 1)
+            self.assertIn("0 analysed", run.stderr)
+            self.assertIn("2 failed", run.stderr)
+            self.assertIn("Invalid DICOM image, unable to fetch patient ID", run.stderr)
+            self.assertIn("Patient ID is empty or None", run.stderr)
+            # Usage errors are exit status 2.
+            self.assertEqual(subprocess.run([CXRD, "infer", "--output", out],
+                                            capture_output=True).returncode, 2)
+            self.assertEqual(subprocess.run([CXRD, "infer", "a.dcm", "b.dcm", "--output", out,
+                                             "--patient-id", "X"],
+                                            capture_output=True).returncode, 2)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[1:])

@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""End-to-end benchmark of POST /single_inference on the real `cxrd serve`: latency p50/p95/p99
+and requests/s at concurrency 1, 2, 4 and 8 for a 2048x2048 chest radiograph (make_image.py),
+both save modes, and the server's peak RSS (VmHWM). Prints a table; not a test.
+
+Usage: bench_api.py --cxrd BUILD/src/cxrd --image IMAGE.dcm --model MODEL.onnx
+           [--requests N] [--levels 1,2,4,8] [--workers W] [--mode save|base64|both]
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+SECRET = "benchmark-secret-0123456789abcdef0123456789"
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def peak_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cxrd", required=True)
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--levels", default="1,2,4,8")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="[model] threads")
+    parser.add_argument("--mode", default="both")
+    args = parser.parse_args()
+
+    base = tempfile.mkdtemp(prefix="cxr-bench-api-")
+    input_root = os.path.join(base, "in")
+    output_root = os.path.join(base, "out")
+    os.makedirs(input_root)
+    os.makedirs(output_root)
+    image = os.path.join(input_root, "bench.dcm")
+    shutil.copyfile(args.image, image)
+    config = os.path.join(base, "cxrd.ini")
+    with open(config, "w") as out:
+        out.write("[server]\naddress = 127.0.0.1\nport = 0\nworkers = %d\nqueue_size = 64\n"
+                  "log_level = info\n[paths]\ninput_root = %s\noutput_root = %s\n"
+                  "[model]\npath = %s\nthreads = %d\n[auth]\nsecret = %s\n"
+                  % (args.workers, input_root, output_root, os.path.abspath(args.model),
+                     args.threads, SECRET))
+    env = dict(os.environ, CXRD_JWT_SECRET=SECRET)
+    token = subprocess.run([args.cxrd, "token", "--config", config, "--subject", "bench"],
+                           check=True, capture_output=True, text=True, env=env).stdout.strip()
+    log_path = os.path.join(base, "server.log")
+    log = open(log_path, "w")
+    server = subprocess.Popen([args.cxrd, "serve", "--config", config], stderr=subprocess.PIPE,
+                              text=True, env=env)
+    port = None
+    for line in server.stderr:
+        log.write(line)
+        if "listening on" in line:
+            port = int(line.split(" port ")[1].split(";")[0])
+            break
+    if port is None:
+        raise SystemExit("server did not start; log in " + log_path)
+    threading.Thread(target=lambda: [log.write(l) for l in server.stderr], daemon=True).start()
+
+    def one(save):
+        body = {"input_image_path": image, "save_to_disk": save}
+        if save:
+            body["output_folder_path"] = output_root
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        start = time.perf_counter()
+        connection.request("POST", "/single_inference", json.dumps(body),
+                           {"Authorization": token, "Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - start
+        connection.close()
+        if response.status != 200:
+            raise SystemExit("HTTP %d: %s" % (response.status, payload[:300]))
+        return elapsed
+
+    modes = {"save": [True], "base64": [False], "both": [True, False]}[args.mode]
+    print("cxrd /single_inference, 2048x2048 image, %d workers, model %s"
+          % (args.workers, os.path.basename(args.model)))
+    print("%-7s %5s %9s %9s %9s %9s %8s" % ("mode", "conc", "p50 ms", "p95 ms", "p99 ms",
+                                            "mean ms", "req/s"))
+    for save in modes:
+        one(save)  # warm-up
+        for level in [int(x) for x in args.levels.split(",")]:
+            latencies = []
+            lock = threading.Lock()
+            per_client = max(1, args.requests // level)
+
+            def client():
+                for _ in range(per_client):
+                    elapsed = one(save)
+                    with lock:
+                        latencies.append(elapsed)
+
+            threads = [threading.Thread(target=client) for _ in range(level)]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - start
+            print("%-7s %5d %9.1f %9.1f %9.1f %9.1f %8.2f" % (
+                "save" if save else "base64", level, percentile(latencies, 0.5) * 1000,
+                percentile(latencies, 0.95) * 1000, percentile(latencies, 0.99) * 1000,
+                sum(latencies) / len(latencies) * 1000, len(latencies) / wall))
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    connection.request("GET", "/metrics", headers={"Authorization": token})
+    metrics = connection.getresponse().read().decode()
+    print("peak RSS of cxrd serve: %.1f MiB" % peak_rss_mib(server.pid))
+    print("mean per stage (ms):", " ".join(
+        "%s=%.1f" % (stage, 1000 * float(total) / max(1, float(count)))
+        for stage, total, count in stage_means(metrics)))
+    server.terminate()
+    server.wait(timeout=120)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def stage_means(metrics):
+    sums, counts = {}, {}
+    for line in metrics.splitlines():
+        for prefix, target in (("cxrd_stage_duration_seconds_sum{stage=\"", sums),
+                               ("cxrd_stage_duration_seconds_count{stage=\"", counts)):
+            if line.startswith(prefix):
+                stage = line[len(prefix):].split("\"")[0]
+                target[stage] = line.split()[-1]
+    return [(stage, sums[stage], counts.get(stage, "1")) for stage in sums]
+
+
+if __name__ == "__main__":
+    main()
