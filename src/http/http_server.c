@@ -286,6 +286,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         request->state = STATE_RECEIVING;
         return MHD_YES;
     }
+    if (request->state == STATE_ANSWERED) {
+        *upload_data_size = 0; /* answered from the headers alone: discard the body */
+        return MHD_YES;
+    }
     if (request->state == STATE_RECEIVING && *upload_data_size) {
         if (!request->body_too_large &&
             cxr_buf_append(&request->body, upload_data, *upload_data_size) != CXR_OK) {
