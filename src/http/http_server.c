@@ -307,9 +307,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
             return send_envelope(request, 413, message);
         }
         json_error_t error;
-        request->json = json_loadb(request->body.data ? (const char *)request->body.data : "",
-                                   request->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                                   &error);
+        request->json =
+                json_loadb(request->body.data ? (const char *)request->body.data : "",
+                           request->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &error);
         cxr_buf_release(&request->body);
         if (!json_is_object(request->json)) {
             char message[300];
