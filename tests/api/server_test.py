@@ -397,6 +397,16 @@ class Auth(ServerTest):
         time.sleep(2.1)
         self.assert_failure(self.server.single({}, token=short), 401, "Token expired")
 
+    def test_token_command_defaults_to_30_days(self):
+        token = self.server.mint("lifetime")
+        padded = token.split(".")[1] + "=" * (-len(token.split(".")[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+        self.assertEqual(claims["sub"], "lifetime")
+        self.assertEqual(claims["exp"] - claims["iat"], 30 * 86400)
+        self.assertLessEqual(abs(claims["iat"] - time.time()), 5)
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        self.assertEqual(header["alg"], "HS256")
+
     def test_bearer_prefix_and_metrics(self):
         code, body = self.server.single({}, token="Bearer " + self.server.token)
         self.assertEqual(code, 400)
