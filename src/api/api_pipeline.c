@@ -2,10 +2,13 @@
  * heatmap, PNGs, PDF, predictions JSON, and either the four output files (written as one atomic
  * group: all or nothing) or base64 strings. Errors carry the v1 status and Message; internal
  * causes stay in the log. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 #include "dicom/dicom.h"
@@ -26,6 +29,58 @@ struct run_state {
     char *folder;
     struct cxr_file_group *group;
 };
+
+/* Work run beside the main pipeline thread: on 2 cores, the source PNG is encoded while the
+ * network runs, and the PDF is drawn while the heatmap PNG is encoded, which shortens a single
+ * request by the shorter of each pair. */
+enum side_kind { SIDE_SOURCE_PNG, SIDE_PDF };
+
+struct side_job {
+    enum side_kind kind;
+    struct run_state *state;
+    struct cxr_report_info info;
+    char report_time[32];
+    pthread_t thread;
+    bool threaded;
+    bool ran;
+    enum cxr_status status;
+    struct cxr_err err;
+    double seconds;
+};
+
+static void *side_main(void *arg)
+{
+    struct side_job *job = arg;
+    double start = cxr_api_now();
+    struct run_state *state = job->state;
+    if (job->kind == SIDE_SOURCE_PNG) {
+        job->status = cxr_png_encode_gray8(&state->source, &state->source_png, &job->err);
+    } else {
+        bool normal = state->prediction.result == CXR_RESULT_NORMAL;
+        job->status = cxr_report_pdf(&job->info, &state->prediction, &state->source,
+                                     normal ? NULL : &state->heatmap, &state->pdf, &job->err);
+    }
+    job->seconds = cxr_api_now() - start;
+    return NULL;
+}
+
+static void side_start(struct side_job *job)
+{
+    job->ran = true;
+    job->err = (struct cxr_err)CXR_ERR_INIT;
+    job->threaded = pthread_create(&job->thread, NULL, side_main, job) == 0;
+    if (!job->threaded)
+        side_main(job); /* no thread to spare: run it here */
+}
+
+/* Waits for the job; returns its status (CXR_OK when it never started). */
+static enum cxr_status side_join(struct side_job *job)
+{
+    if (job->threaded)
+        pthread_join(job->thread, NULL);
+    job->threaded = false;
+    return job->ran ? job->status : CXR_OK;
+}
 
 static void state_release(struct run_state *state)
 {
@@ -117,8 +172,7 @@ static void iso_time_now(char *out, size_t size)
 /* Writes the four files (three for Normal, whose stale heatmap from an earlier run is removed)
  * as one group into <output_folder>/<patient_id>/. */
 static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
-                          struct run_state *state, const char *patient_id,
-                          const struct cxr_dicom_meta *meta, json_t *data,
+                          struct run_state *state, const char *patient_id, json_t *data,
                           struct cxr_api_result *result)
 {
     struct cxr_err err = CXR_ERR_INIT;
@@ -143,6 +197,8 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     }
     free(resolved);
     resolved = NULL;
+    struct stat info;
+    bool created = stat(state->folder, &info) != 0;
     if (cxr_path_mkdirs(state->folder, &err) != CXR_OK) {
         char message[1024];
         cxr_api_format(message, sizeof message, "Unable to create output folder: %s (%s)",
@@ -151,6 +207,8 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
         return false;
     }
     if (cxr_path_resolve_under(state->folder, root, 0, &resolved, &err) != CXR_OK) {
+        if (created)
+            rmdir(state->folder);
         char message[1024];
         cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
                        state->folder, err.message);
@@ -160,32 +218,7 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     free(resolved);
 
     double start = cxr_api_now();
-    struct cxr_report_info info = {
-            .institution_name = api->config->institution_name,
-            .patient_id = patient_id,
-            .patient_name = meta->patient_name,
-            .patient_age = meta->patient_age,
-            .patient_sex = meta->patient_sex,
-            .patient_birth_date = meta->patient_birth_date,
-            .sop_instance_uid = meta->sop_instance_uid,
-            .study_instance_uid = meta->study_instance_uid,
-            .study_date = meta->study_date,
-            .modality = meta->modality,
-            .view_position = meta->view_position,
-            .model_version = cxr_model_version(api->model),
-    };
-    char report_time[32];
-    iso_time_now(report_time, sizeof report_time);
-    info.report_time = report_time;
     bool normal = state->prediction.result == CXR_RESULT_NORMAL;
-    if (cxr_report_pdf(&info, &state->prediction, &state->source, normal ? NULL : &state->heatmap,
-                       &state->pdf, &err) != CXR_OK) {
-        fail_internal(result, "PDF report", &err);
-        return false;
-    }
-    result->stage_seconds[CXR_STAGE_PDF] = cxr_api_now() - start;
-
-    start = cxr_api_now();
     char *json_text = json_dumps(data, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     char names[4][128];
     snprintf(names[0], sizeof names[0], "%s_predictions.json", patient_id);
@@ -212,6 +245,10 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
         status = cxr_file_group_commit(state->group, &err);
     free(json_text);
     if (status != CXR_OK) {
+        cxr_file_group_destroy(state->group); /* removes the temp files first */
+        state->group = NULL;
+        if (created)
+            rmdir(state->folder); /* only if empty: a failed request leaves nothing behind */
         fail_internal(result, "writing outputs", &err);
         return false;
     }
@@ -256,6 +293,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     state.source_png.max = 0;
     struct cxr_err err = CXR_ERR_INIT;
     char message[1024];
+    struct side_job source_png = {0}, pdf = {0};
 
     double start = cxr_api_now();
     enum cxr_status status =
@@ -310,6 +348,10 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     }
 
+    source_png.kind = SIDE_SOURCE_PNG;
+    source_png.state = &state;
+    side_start(&source_png);
+
     start = cxr_api_now();
     status = cxr_model_predict(api->model, &state.source, &state.prediction, &err);
     result->stage_seconds[CXR_STAGE_INFER] = cxr_api_now() - start;
@@ -331,15 +373,47 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         }
     }
 
+    if (job->output_folder) {
+        pdf.kind = SIDE_PDF;
+        pdf.state = &state;
+        pdf.info = (struct cxr_report_info){
+                .institution_name = api->config->institution_name,
+                .patient_id = patient_id,
+                .patient_name = meta->patient_name,
+                .patient_age = meta->patient_age,
+                .patient_sex = meta->patient_sex,
+                .patient_birth_date = meta->patient_birth_date,
+                .sop_instance_uid = meta->sop_instance_uid,
+                .study_instance_uid = meta->study_instance_uid,
+                .study_date = meta->study_date,
+                .modality = meta->modality,
+                .view_position = meta->view_position,
+                .model_version = cxr_model_version(api->model),
+                .report_time = pdf.report_time,
+        };
+        iso_time_now(pdf.report_time, sizeof pdf.report_time);
+        side_start(&pdf);
+    }
+
     start = cxr_api_now();
-    status = cxr_png_encode_gray8(&state.source, &state.source_png, &err);
-    if (status == CXR_OK && !normal)
+    if (!normal)
         status = cxr_png_encode_rgb8(&state.heatmap, &state.heatmap_png, &err);
-    result->stage_seconds[CXR_STAGE_PNG] = cxr_api_now() - start;
+    double heatmap_png_seconds = cxr_api_now() - start;
+    enum cxr_status source_status = side_join(&source_png);
+    result->stage_seconds[CXR_STAGE_PNG] = heatmap_png_seconds + source_png.seconds;
+    if (status == CXR_OK && source_status != CXR_OK) {
+        status = source_status;
+        err = source_png.err;
+    }
     if (status != CXR_OK) {
         fail_internal(result, "PNG encoding", &err);
         goto done;
     }
+    if (side_join(&pdf) != CXR_OK) {
+        fail_internal(result, "PDF report", &pdf.err);
+        goto done;
+    }
+    result->stage_seconds[CXR_STAGE_PDF] = pdf.seconds;
 
     json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
     if (data == NULL || !set_image_fields(job, &state, patient_id, data)) {
@@ -347,13 +421,16 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         cxr_api_result_fail(result, 500, internal_error, "out of memory building JSON");
         goto done;
     }
-    if (job->output_folder && !write_outputs(api, job, &state, patient_id, meta, data, result)) {
+    if (job->output_folder && !write_outputs(api, job, &state, patient_id, data, result)) {
         json_decref(data);
         goto done;
     }
     result->data = data;
 
 done:
+    /* The side jobs read the state: they finish before it is freed, whatever happened. */
+    side_join(&source_png);
+    side_join(&pdf);
     if (result->status == 500)
         cxr_log(CXR_LOG_ERROR, "%s: %s", job->input_path, result->cause);
     state_release(&state);
