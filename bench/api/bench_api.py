@@ -33,6 +33,14 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
+def cpu_seconds(pid):
+    """utime + stime of the server process, all threads (CPU time is a fair measure even when
+    other work shares the machine, unlike wall-clock latency)."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cxrd", required=True)
@@ -93,10 +101,10 @@ def main():
         return elapsed
 
     modes = {"save": [True], "base64": [False], "both": [True, False]}[args.mode]
-    print("cxrd /single_inference, 2048x2048 image, %d workers, model %s"
-          % (args.workers, os.path.basename(args.model)))
-    print("%-7s %5s %9s %9s %9s %9s %8s" % ("mode", "conc", "p50 ms", "p95 ms", "p99 ms",
-                                            "mean ms", "req/s"))
+    print("cxrd /single_inference, 2048x2048 image, %d workers, model %s, %d CPUs, load %.1f"
+          % (args.workers, os.path.basename(args.model), os.cpu_count(), os.getloadavg()[0]))
+    print("%-7s %5s %9s %9s %9s %9s %8s %12s" % ("mode", "conc", "p50 ms", "p95 ms", "p99 ms",
+                                                 "mean ms", "req/s", "cpu ms/req"))
     for save in modes:
         one(save)  # warm-up
         for level in [int(x) for x in args.levels.split(",")]:
@@ -111,16 +119,19 @@ def main():
                         latencies.append(elapsed)
 
             threads = [threading.Thread(target=client) for _ in range(level)]
+            cpu_start = cpu_seconds(server.pid)
             start = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             wall = time.perf_counter() - start
-            print("%-7s %5d %9.1f %9.1f %9.1f %9.1f %8.2f" % (
+            cpu = cpu_seconds(server.pid) - cpu_start
+            print("%-7s %5d %9.1f %9.1f %9.1f %9.1f %8.2f %12.1f" % (
                 "save" if save else "base64", level, percentile(latencies, 0.5) * 1000,
                 percentile(latencies, 0.95) * 1000, percentile(latencies, 0.99) * 1000,
-                sum(latencies) / len(latencies) * 1000, len(latencies) / wall))
+                sum(latencies) / len(latencies) * 1000, len(latencies) / wall,
+                cpu / len(latencies) * 1000))
     connection = http.client.HTTPConnection("127.0.0.1", port)
     connection.request("GET", "/metrics", headers={"Authorization": token})
     metrics = connection.getresponse().read().decode()
