@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cxr_version.h"
 
 struct command {
@@ -13,6 +14,8 @@ struct command {
 
 /* Subcommands are added here as they land; the list ends with a NULL name. */
 static const struct command commands[] = {
+        {"model-info", "describe an ONNX model as the runtime plans it", cxr_cli_model_info},
+        {"model-run", "run an ONNX model on .npy inputs, write .npy outputs", cxr_cli_model_run},
         {NULL, NULL, NULL},
 };
 
