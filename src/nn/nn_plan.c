@@ -71,7 +71,7 @@ static void plan_views(struct cxr_nn_model *model, bool *view_output)
         bool compatible = row_major_equivalent(in) && row_major_equivalent(out) &&
                           nn_tensor_channels(in) == nn_tensor_channels(out) &&
                           nn_tensor_pixels(in) == nn_tensor_pixels(out);
-        if (in->graph_input || (!same && !compatible)) {
+        if (!same && !compatible) {
             node->kind = NN_KIND_RESHAPE;
             continue;
         }
