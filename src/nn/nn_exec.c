@@ -2,8 +2,10 @@
  * up once with its final buffer pointers, so a forward pass only runs operators (and the few
  * kernels of nn_kernels.c) in order over the runtime's thread pool. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nn/nn_fold.h"
 
@@ -400,10 +402,23 @@ static enum cxr_status run_node(struct cxr_nn_model *model, struct nn_node *node
     return CXR_OK;
 }
 
+static double now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+}
+
 enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err)
 {
+    double start = model->profile_ms ? now_ms() : 0.0;
     for (size_t s = 0; s < model->step_count; s++) {
         const struct nn_step *step = &model->steps[s];
+        if (model->profile_ms && s > 0) {
+            double end = now_ms();
+            model->profile_ms[s - 1] += end - start;
+            start = end;
+        }
         if (step->type == NN_STEP_INPUT) {
             struct nn_tensor *tensor = &model->tensors[model->input_tensors[step->index]];
             const float *data = model->run_inputs[step->index];
@@ -430,5 +445,33 @@ enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err)
                 return status;
         }
     }
+    if (model->profile_ms && model->step_count > 0) {
+        model->profile_ms[model->step_count - 1] += now_ms() - start;
+        model->profile_runs++;
+    }
     return CXR_OK;
+}
+
+void nn_exec_profile_print(const struct cxr_nn_model *model)
+{
+    if (model->profile_ms == NULL || model->profile_runs == 0)
+        return;
+    double total = 0.0;
+    for (size_t s = 0; s < model->step_count; s++)
+        total += model->profile_ms[s];
+    fprintf(stderr, "nn profile: %zu runs, %.3f ms per run\n", model->profile_runs,
+            total / (double)model->profile_runs);
+    for (size_t s = 0; s < model->step_count; s++) {
+        const struct nn_step *step = &model->steps[s];
+        const char *what = step->type == NN_STEP_INPUT    ? "(input)"
+                           : step->type == NN_STEP_OUTPUT ? "(output)"
+                                                          : model->nodes[step->index].op_type;
+        const char *name = step->type == NN_STEP_NODE ? model->nodes[step->index].name : "";
+        const struct nn_tensor *out =
+                step->type == NN_STEP_NODE ? &model->tensors[model->nodes[step->index].outputs[0]]
+                                           : NULL;
+        fprintf(stderr, "  %4zu %8.3f ms %-18s %-40s %s\n", s,
+                model->profile_ms[s] / (double)model->profile_runs, what, name,
+                out ? (out->nhwc ? "nhwc" : "") : "");
+    }
 }

@@ -172,7 +172,9 @@ struct cxr_nn_model {
     struct nn_metadata *metadata;
     size_t metadata_count;
     struct cxr_nn_model_stats stats;
-    bool failed; /* a run failed part-way: refuse further use */
+    bool failed;        /* a run failed part-way: refuse further use */
+    double *profile_ms; /* CXR_NN_PROFILE set: milliseconds spent per step, all runs */
+    size_t profile_runs;
 };
 
 /* nn_onnx.c: parses the file into tensors and nodes (attributes stay in *proto_out, which the
@@ -219,6 +221,8 @@ size_t nn_tensor_channels(const struct nn_tensor *tensor);
 enum cxr_status nn_exec_prepare(struct cxr_nn_model *model, struct cxr_err *err);
 enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err);
 void nn_exec_release(struct cxr_nn_model *model);
+/* Per-step milliseconds to stderr (CXR_NN_PROFILE=1 in the environment at load). */
+void nn_exec_profile_print(const struct cxr_nn_model *model);
 
 /* nn_kernels.c: the operations XNNPACK lacks, parallel over the runtime's pool. */
 void nn_kernel_affine(pthreadpool_t pool, const struct nn_tensor *in, struct nn_tensor *out,

@@ -47,6 +47,8 @@ void cxr_nn_model_destroy(struct cxr_nn_model *model)
 {
     if (model == NULL)
         return;
+    nn_exec_profile_print(model);
+    free(model->profile_ms);
     nn_exec_release(model);
     for (size_t i = 0; i < model->tensor_count; i++) {
         free(model->tensors[i].name);
@@ -199,6 +201,12 @@ enum cxr_status cxr_nn_model_load_memory(struct cxr_nn_runtime *runtime, const v
     nn_onnx_free(proto);
     for (size_t i = 0; i < loaded->node_count; i++)
         loaded->nodes[i].proto = NULL;
+    const char *profile = getenv("CXR_NN_PROFILE");
+    if (status == CXR_OK && profile != NULL && profile[0] == '1') {
+        loaded->profile_ms = calloc(loaded->step_count + 1, sizeof(double));
+        if (loaded->profile_ms == NULL)
+            status = cxr_err_set(err, CXR_ERR_NOMEM, "nn: out of memory");
+    }
     if (status != CXR_OK) {
         cxr_nn_model_destroy(loaded);
         return status;
