@@ -1,8 +1,9 @@
-/* cxrd's subcommands, one function each (argv[0] is the command name). Exit status: 0 success,
- * 1 failure, 2 usage error. */
+/* The cxrd subcommands, one per src/cli/cli_<name>.c; src/main.c dispatches to them. Each takes
+ * its own argv (argv[0] is the command name) and returns the process exit status. */
 #ifndef CXR_CLI_H
 #define CXR_CLI_H
 
+int cxr_cli_dump(int argc, char **argv);
 int cxr_cli_model_info(int argc, char **argv);
 int cxr_cli_model_run(int argc, char **argv);
 
