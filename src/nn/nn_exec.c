@@ -267,22 +267,9 @@ static enum cxr_status prepare_node(struct cxr_nn_model *model, struct nn_node *
                                               pool);
         break;
     case NN_KIND_RESIZE:
-        if (node->resize_mode == 0)
-            return CXR_OK;
-        {
-            uint32_t flags = 0;
-            if (node->resize_coord == 2)
-                flags = XNN_FLAG_ALIGN_CORNERS;
-            else if (node->resize_coord == 3)
-                flags = XNN_FLAG_TENSORFLOW_LEGACY_MODE;
-            code = xnn_create_resize_bilinear2d_nhwc_f32(nn_tensor_channels(in), in->stride,
-                                                         out->stride, flags, &node->op);
-            if (code == xnn_status_success)
-                code = xnn_setup_resize_bilinear2d_nhwc_f32(
-                        node->op, (size_t)in->dims[0], (size_t)in->dims[2], (size_t)in->dims[3],
-                        (size_t)out->dims[2], (size_t)out->dims[3], in->data, out->data, pool);
-        }
-        break;
+        /* XNNPACK derives the scale from the sizes; ONNX uses the given scales (they differ
+         * when in * scale is not whole), so the exact reference loop runs instead. */
+        return CXR_OK;
     case NN_KIND_PAD: {
         size_t shape[XNN_MAX_TENSOR_DIMS], pre[XNN_MAX_TENSOR_DIMS], post[XNN_MAX_TENSOR_DIMS];
         static const int nhwc_order[4] = {0, 2, 3, 1};
@@ -376,15 +363,19 @@ static enum cxr_status run_node(struct cxr_nn_model *model, struct nn_node *node
         }
         return CXR_OK;
     }
+    case NN_KIND_GEMM:
+        nn_kernel_gemm(in, out, node->weights, node->bias, node->groups == 1, node->output_min,
+                       node->output_max);
+        return CXR_OK;
     case NN_KIND_MATMUL:
         nn_kernel_matmul(in, &model->tensors[node->inputs[1]], out);
         return CXR_OK;
     case NN_KIND_RESIZE:
-        if (node->resize_mode == 0) {
+        if (node->resize_mode == 0)
             nn_kernel_resize_nearest(in, out, node);
-            return CXR_OK;
-        }
-        break;
+        else
+            nn_kernel_resize_linear(in, out, node);
+        return CXR_OK;
     case NN_KIND_MAXPOOL:
     case NN_KIND_AVGPOOL:
         if (node->pool.naive) {

@@ -333,7 +333,8 @@ static enum cxr_status compile_pad(struct cxr_nn_model *model, struct nn_node *n
         return status;
     struct nn_tensor *in = nn_node_input(model, node, 0);
     struct nn_tensor *out = nn_node_output(model, node, 0);
-    const char *mode = nn_attr_string(node, "mode");
+    char mode_text[32];
+    const char *mode = nn_attr_string(node, "mode", mode_text, sizeof(mode_text));
     if (mode != NULL && strcmp(mode, "constant") != 0)
         return nn_node_error(node, CXR_ERR_UNSUPPORTED, err, "mode '%s' (only constant)", mode);
     int64_t pads[2 * CXR_NN_MAX_RANK];
@@ -573,9 +574,9 @@ static void fuse_batchnorm(struct cxr_nn_model *model, struct nn_node *bn)
 
 static bool takes_bounds(enum nn_kind kind)
 {
-    return kind == NN_KIND_CONV || kind == NN_KIND_FC || kind == NN_KIND_BINARY ||
-           kind == NN_KIND_AFFINE || kind == NN_KIND_MAXPOOL || kind == NN_KIND_AVGPOOL ||
-           kind == NN_KIND_GAP || kind == NN_KIND_CLAMP;
+    return kind == NN_KIND_CONV || kind == NN_KIND_FC || kind == NN_KIND_GEMM ||
+           kind == NN_KIND_BINARY || kind == NN_KIND_AFFINE || kind == NN_KIND_MAXPOOL ||
+           kind == NN_KIND_AVGPOOL || kind == NN_KIND_GAP || kind == NN_KIND_CLAMP;
 }
 
 /* Relu/Clip after a layer becomes that layer's output bounds. */

@@ -60,6 +60,7 @@ enum nn_kind {
     NN_KIND_GAP,
     NN_KIND_FC,
     NN_KIND_MATMUL, /* both operands are activations: naive batched matrix product */
+    NN_KIND_GEMM,   /* Gemm with transA or a [M,N] C: reference loop */
     NN_KIND_BINARY,
     NN_KIND_AFFINE, /* y = clamp(x * scale[c] + shift[c]): BatchNormalization, HardSigmoid */
     NN_KIND_CLAMP,
@@ -112,7 +113,7 @@ struct nn_node {
     uint32_t resize_mode;          /* 0 nearest, 1 linear */
     uint32_t resize_coord;         /* see nn_graph.c */
     uint32_t resize_nearest;
-    float resize_scale[2];
+    double resize_scale[2];
     size_t pad_begin[CXR_NN_MAX_RANK], pad_end[CXR_NN_MAX_RANK];
     float pad_value;
     float *const_operand[2]; /* binary: constants rearranged to the activation layout */
@@ -197,8 +198,9 @@ enum cxr_status nn_attr_float(const struct nn_node *node, const char *name, floa
 /* Copies at most max ints; *count = how many the attribute has (0 when absent). */
 enum cxr_status nn_attr_ints(const struct nn_node *node, const char *name, int64_t *values,
                              size_t max, size_t *count, struct cxr_err *err);
-/* NULL when absent; the string is NUL-terminated, owned by the proto. */
-const char *nn_attr_string(const struct nn_node *node, const char *name);
+/* Copies a string attribute into buffer (truncated to size - 1 bytes; "" when it holds a NUL
+ * byte) and returns buffer, or NULL when the attribute is absent. */
+const char *nn_attr_string(const struct nn_node *node, const char *name, char *buffer, size_t size);
 /* Fails naming the node when it carries an attribute outside allowed (NULL-terminated). */
 enum cxr_status nn_attr_check(const struct nn_node *node, const char *const *allowed,
                               struct cxr_err *err);
@@ -237,6 +239,11 @@ void nn_kernel_pool(const struct nn_tensor *in, struct nn_tensor *out, const str
                     bool max, float lo, float hi);
 void nn_kernel_resize_nearest(const struct nn_tensor *in, struct nn_tensor *out,
                               const struct nn_node *node);
+void nn_kernel_resize_linear(const struct nn_tensor *in, struct nn_tensor *out,
+                             const struct nn_node *node);
+/* Y[M,N] = A x W^T + bias (W [N,K], bias [M,N]); A is [M,K], or [K,M] when trans_a. */
+void nn_kernel_gemm(const struct nn_tensor *a, struct nn_tensor *out, const float *weights,
+                    const float *bias, bool trans_a, float lo, float hi);
 void nn_kernel_matmul(const struct nn_tensor *a, const struct nn_tensor *b, struct nn_tensor *out);
 /* Offset in floats of logical index idx (rank entries) from tensor->data. */
 size_t nn_tensor_offset(const struct nn_tensor *tensor, const int64_t *idx);

@@ -80,7 +80,7 @@ void nn_kernel_transpose(const struct nn_tensor *in, struct nn_tensor *out, cons
 {
     if (out->count == 0)
         return;
-    int64_t out_idx[CXR_NN_MAX_RANK] = {0}, in_idx[CXR_NN_MAX_RANK];
+    int64_t out_idx[CXR_NN_MAX_RANK] = {0}, in_idx[CXR_NN_MAX_RANK] = {0};
     do {
         for (uint32_t k = 0; k < out->rank; k++)
             in_idx[perm[k]] = out_idx[k];
@@ -181,10 +181,14 @@ static double source_coordinate(uint32_t mode, double x, double scale, int64_t i
         return (x + 0.5) / scale - 0.5;
     case 1: /* pytorch_half_pixel */
         return out_size > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-    case 2: /* align_corners */
-        return out_size > 1 ? x * (double)(in_size - 1) / (double)(out_size - 1) : 0.0;
-    default: /* asymmetric */
+    case 2: { /* align_corners: ONNX uses the unrounded resized length, in * scale */
+        double resized = (double)in_size * scale;
+        return resized > 1.0 ? x * (double)(in_size - 1) / (resized - 1.0) : 0.0;
+    }
+    case 3: /* asymmetric */
         return x / scale;
+    default: /* tf_half_pixel_for_nn */
+        return (x + 0.5) / scale;
     }
 }
 
@@ -223,6 +227,64 @@ void nn_kernel_resize_nearest(const struct nn_tensor *in, struct nn_tensor *out,
                     out->data[nn_tensor_offset(out, idx)] = in->data[nn_tensor_offset(in, src)];
                 }
             }
+        }
+    }
+}
+
+/* ONNX linear resize: the source coordinate clamped to the input, two taps per axis. */
+void nn_kernel_resize_linear(const struct nn_tensor *in, struct nn_tensor *out,
+                             const struct nn_node *node)
+{
+    int64_t idx[4], src[4];
+    int64_t lo[2][2];
+    float weight[2][2];
+    for (idx[2] = 0; idx[2] < out->dims[2]; idx[2]++) {
+        for (idx[3] = 0; idx[3] < out->dims[3]; idx[3]++) {
+            for (int d = 0; d < 2; d++) {
+                int64_t size = in->dims[2 + d];
+                double x = source_coordinate(node->resize_coord, (double)idx[2 + d],
+                                             node->resize_scale[d], size, out->dims[2 + d]);
+                x = x < 0 ? 0 : (x > (double)(size - 1) ? (double)(size - 1) : x);
+                int64_t x0 = (int64_t)floor(x);
+                lo[d][0] = x0;
+                lo[d][1] = x0 + 1 < size ? x0 + 1 : x0;
+                weight[d][1] = (float)(x - (double)x0);
+                weight[d][0] = 1.0f - weight[d][1];
+            }
+            for (idx[0] = 0; idx[0] < out->dims[0]; idx[0]++) {
+                for (idx[1] = 0; idx[1] < out->dims[1]; idx[1]++) {
+                    float sum = 0.0f;
+                    src[0] = idx[0];
+                    src[1] = idx[1];
+                    for (int a = 0; a < 2; a++) {
+                        for (int b = 0; b < 2; b++) {
+                            src[2] = lo[0][a];
+                            src[3] = lo[1][b];
+                            sum += weight[0][a] * weight[1][b] *
+                                   in->data[nn_tensor_offset(in, src)];
+                        }
+                    }
+                    out->data[nn_tensor_offset(out, idx)] = sum;
+                }
+            }
+        }
+    }
+}
+
+void nn_kernel_gemm(const struct nn_tensor *a, struct nn_tensor *out, const float *weights,
+                    const float *bias, bool trans_a, float lo, float hi)
+{
+    size_t m = (size_t)out->dims[0], n = (size_t)out->dims[1];
+    size_t k = (size_t)(trans_a ? a->dims[0] : a->dims[1]);
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            float sum = bias[i * n + j];
+            for (size_t p = 0; p < k; p++) {
+                size_t at = trans_a ? p * a->stride + i : i * a->stride + p;
+                sum += a->data[at] * weights[j * k + p];
+            }
+            sum = sum < lo ? lo : sum;
+            out->data[i * out->stride + j] = sum > hi ? hi : sum;
         }
     }
 }

@@ -467,16 +467,17 @@ enum cxr_status nn_attr_ints(const struct nn_node *node, const char *name, int64
     return CXR_OK;
 }
 
-const char *nn_attr_string(const struct nn_node *node, const char *name)
+const char *nn_attr_string(const struct nn_node *node, const char *name, char *buffer, size_t size)
 {
     const Onnx__AttributeProto *attr = find_attr(node, name);
-    if (attr == NULL || !attr->has_s)
-        return attr ? "" : NULL;
-    /* Attribute strings are bytes; accept only NUL-free text. */
-    static __thread char buffer[64];
-    size_t len = attr->s.len < sizeof(buffer) - 1 ? attr->s.len : sizeof(buffer) - 1;
-    memcpy(buffer, attr->s.data, len);
+    if (attr == NULL)
+        return NULL;
+    size_t len = attr->has_s ? attr->s.len : 0;
+    len = len < size - 1 ? len : size - 1;
+    if (len)
+        memcpy(buffer, attr->s.data, len);
     buffer[len] = '\0';
+    /* Attribute strings are bytes: text with a NUL inside matches no known value. */
     if (strlen(buffer) != len)
         buffer[0] = '\0';
     return buffer;

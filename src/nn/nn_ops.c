@@ -43,7 +43,8 @@ static enum cxr_status spatial(const struct nn_node *node, struct nn_pool2d *poo
         return nn_node_error(node, CXR_ERR_UNSUPPORTED, err, "pads must have 4 values");
     if (status != CXR_OK)
         return status;
-    const char *auto_pad = nn_attr_string(node, "auto_pad");
+    char auto_pad_text[32];
+    const char *auto_pad = nn_attr_string(node, "auto_pad", auto_pad_text, sizeof(auto_pad_text));
     if (auto_pad == NULL || auto_pad[0] == '\0')
         auto_pad = "NOTSET";
     for (int d = 0; d < 2; d++) {
@@ -401,37 +402,54 @@ static enum cxr_status compile_gemm(struct cxr_nn_model *model, struct nn_node *
             node->flops = 2ull * y->count * (uint64_t)a->dims[a->rank - 1];
         return status;
     }
-    if (trans_a != 0 || b->rank != 2 || (matmul ? a->rank < 1 : a->rank != 2))
-        return nn_node_error(node, CXR_ERR_UNSUPPORTED, err,
-                             "only A[M,K] x constant B (transA = 0)");
-    int64_t k_dim = a->dims[a->rank - 1];
+    if (b->rank != 2 || (matmul ? a->rank < 1 : a->rank != 2))
+        return nn_node_error(node, CXR_ERR_UNSUPPORTED, err, "only A[M,K] x constant B[K,N]");
+    int64_t m_dim = trans_a ? a->dims[1] : (a->rank >= 2 ? a->dims[a->rank - 2] : 1);
+    int64_t k_dim = trans_a ? a->dims[0] : a->dims[a->rank - 1];
     int64_t b_k = trans_b ? b->dims[1] : b->dims[0];
     int64_t n_dim = trans_b ? b->dims[0] : b->dims[1];
     if (b_k != k_dim)
         return nn_node_error(node, CXR_ERR_MALFORMED, err, "inner dimensions differ");
-    if (c != NULL &&
-        (!is_const(c) || c->dtype != NN_F32 || !(c->count == 1 || c->count == (size_t)n_dim) ||
-         (c->rank == 2 && c->dims[0] != 1)))
+    /* C: one value, N values ([N] or [1,N]) go to XNNPACK's bias; [M,1] or [M,N] (and
+     * transA) take the reference loop with C expanded to [M,N]. */
+    bool per_output = c == NULL || c->count == 1 || (c->rank == 1 && c->dims[0] == n_dim) ||
+                      (c->rank == 2 && c->dims[0] == 1 && c->dims[1] == n_dim);
+    if (c != NULL && (!is_const(c) || c->dtype != NN_F32 || c->rank > 2 ||
+                      (!per_output && !(c->rank == 2 && (c->dims[0] == m_dim) &&
+                                        (c->dims[1] == n_dim || c->dims[1] == 1)))))
         return nn_node_error(node, CXR_ERR_UNSUPPORTED, err,
-                             "C must be a constant of N values or one");
+                             "C must be a constant broadcastable to [M,N]");
+    bool reference = trans_a != 0 || !per_output;
     /* Weights kept as [N, K]; alpha and beta folded in. */
-    size_t n = (size_t)n_dim, k = (size_t)k_dim;
+    size_t m = (size_t)m_dim, n = (size_t)n_dim, k = (size_t)k_dim;
+    size_t bias_count = reference ? m * n : n;
     node->weights = malloc((n * k + 1) * sizeof(float));
-    node->bias = calloc(n ? n : 1, sizeof(float));
+    node->bias = calloc(bias_count + 1, sizeof(float));
     if (node->weights == NULL || node->bias == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "ONNX: out of memory");
     const float *bw = b->values;
     for (size_t o = 0; o < n; o++) {
         for (size_t i = 0; i < k; i++)
             node->weights[o * k + i] = alpha * (trans_b ? bw[o * k + i] : bw[i * n + o]);
-        if (c != NULL)
-            node->bias[o] = beta * ((const float *)c->values)[c->count == 1 ? 0 : o];
+    }
+    for (size_t e = 0; c != NULL && e < bias_count; e++) {
+        size_t row = e / n, col = e % n, at;
+        if (c->count == 1)
+            at = 0;
+        else if (per_output)
+            at = col;
+        else
+            at = c->dims[1] == 1 ? row : row * n + col;
+        node->bias[e] = beta * ((const float *)c->values)[at];
     }
     node->in_channels = k;
     node->out_channels = n;
-    node->kind = NN_KIND_FC;
+    node->groups = trans_a ? 1 : 0; /* reference Gemm: A stored [K,M] */
+    node->kind = reference ? NN_KIND_GEMM : NN_KIND_FC;
     int64_t dims[CXR_NN_MAX_RANK];
     memcpy(dims, a->dims, sizeof(dims));
+    if (trans_a)
+        dims[0] = m_dim;
     dims[a->rank - 1] = n_dim;
     status = nn_shape_set(y, a->rank, dims, err);
     if (status == CXR_OK)
@@ -449,8 +467,8 @@ static enum cxr_status compile_resize(struct cxr_nn_model *model, struct nn_node
                                           "exclude_outside",
                                           "extrapolation_value",
                                           NULL};
-    static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
-                                         "asymmetric", NULL};
+    static const char *const coords[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
+                                         "asymmetric", "tf_half_pixel_for_nn", NULL};
     static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
                                           "ceil", NULL};
     struct nn_tensor *x = nn_node_input(model, node, 0);
@@ -461,9 +479,12 @@ static enum cxr_status compile_resize(struct cxr_nn_model *model, struct nn_node
     status = nn_attr_int(node, "exclude_outside", 0, &exclude, err);
     if (status != CXR_OK)
         return status;
-    const char *mode = nn_attr_string(node, "mode");
-    const char *coord = nn_attr_string(node, "coordinate_transformation_mode");
-    const char *rounding = nn_attr_string(node, "nearest_mode");
+    char mode_text[32], coord_text[32], rounding_text[32];
+    const char *mode = nn_attr_string(node, "mode", mode_text, sizeof(mode_text));
+    const char *coord =
+            nn_attr_string(node, "coordinate_transformation_mode", coord_text, sizeof(coord_text));
+    const char *rounding =
+            nn_attr_string(node, "nearest_mode", rounding_text, sizeof(rounding_text));
     mode = mode ? mode : "nearest";
     coord = coord ? coord : "half_pixel";
     rounding = rounding ? rounding : "round_prefer_floor";
@@ -494,7 +515,7 @@ static enum cxr_status compile_resize(struct cxr_nn_model *model, struct nn_node
             return nn_node_error(node, CXR_ERR_UNSUPPORTED, err, "sizes must be constant [4]");
         memcpy(dims, sizes->values, sizeof(dims));
         for (int d = 2; d < 4; d++)
-            node->resize_scale[d - 2] = (float)dims[d] / (float)x->dims[d];
+            node->resize_scale[d - 2] = (double)dims[d] / (double)x->dims[d];
     } else if (scales != NULL && scales->count > 0) {
         if (!is_const(scales) || scales->dtype != NN_F32 || scales->count != 4)
             return nn_node_error(node, CXR_ERR_UNSUPPORTED, err, "scales must be constant [4]");
