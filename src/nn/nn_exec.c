@@ -50,6 +50,13 @@ static enum cxr_status binary_operand(const struct nn_node *node, const struct n
     if (!out->nhwc) {
         for (uint32_t k = 0; k < rank; k++)
             shape[k] = (size_t)dims[k];
+        if (in->values != NULL) {
+            /* The node keeps its own copy: constants are freed after loading. */
+            dst->const_operand[side] = malloc((in->count ? in->count : 1) * sizeof(float));
+            if (dst->const_operand[side] == NULL)
+                return cxr_err_set(err, CXR_ERR_NOMEM, "nn: out of memory");
+            memcpy(dst->const_operand[side], in->values, in->count * sizeof(float));
+        }
         return CXR_OK;
     }
     shape[0] = (size_t)dims[0];
@@ -104,12 +111,8 @@ static enum cxr_status prepare_binary(struct cxr_nn_model *model, struct nn_node
     }
     if (code != xnn_status_success)
         return xnn_error(node, code, "creating a binary operator", err);
-    const float *pa = node->const_operand[0] ? node->const_operand[0]
-                      : a->values            ? a->values
-                                             : a->data;
-    const float *pb = node->const_operand[1] ? node->const_operand[1]
-                      : b->values            ? b->values
-                                             : b->data;
+    const float *pa = node->const_operand[0] ? node->const_operand[0] : a->data;
+    const float *pb = node->const_operand[1] ? node->const_operand[1] : b->data;
     pthreadpool_t pool = model->runtime->pool;
     switch (node->binary) {
     case NN_ADD:

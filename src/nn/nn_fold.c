@@ -22,6 +22,10 @@ enum cxr_status nn_fold_set(struct nn_tensor *out, enum nn_dtype dtype, uint32_t
     enum cxr_status status = nn_count_elements(rank, dims, &out->count, err);
     if (status != CXR_OK)
         return status;
+    if (out->count > NN_MAX_FOLD_ELEMENTS)
+        return cxr_err_set(err, CXR_ERR_LIMIT,
+                           "ONNX: folding '%s' at load would make %zu values (at most %zu)",
+                           out->name, out->count, NN_MAX_FOLD_ELEMENTS);
     free(out->values);
     out->values = calloc(out->count ? out->count : 1, element_size(dtype));
     if (out->values == NULL)

@@ -237,6 +237,11 @@ static enum cxr_status compile_concat(struct cxr_nn_model *model, struct nn_node
         node->kind = NN_KIND_DEAD;
         return nn_fold_concat(out, parts, node->input_count, axis, err);
     }
+    for (size_t k = 0; k < node->input_count; k++) {
+        if (is_const(nn_node_input(model, node, k)))
+            return nn_node_error(node, CXR_ERR_UNSUPPORTED, err,
+                                 "concatenating constants with computed tensors");
+    }
     if (axis < -(int64_t)first->rank || axis >= (int64_t)first->rank)
         return nn_node_error(node, CXR_ERR_MALFORMED, err, "axis out of range");
     if (axis < 0)

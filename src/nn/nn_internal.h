@@ -22,7 +22,9 @@ enum nn_dtype {
 /* Most elements of one tensor, and of all activations together: far above any CNN we serve,
  * far below what a size_t multiplication of checked values can overflow. */
 #define NN_MAX_TENSOR_ELEMENTS ((int64_t)1 << 31)
-#define NN_MAX_ARENA_BYTES     ((size_t)16 << 30)
+#define NN_MAX_ARENA_BYTES     ((size_t)4 << 30)
+/* Constants computed at load (folding): shape arithmetic is tiny; refuse blow-ups. */
+#define NN_MAX_FOLD_ELEMENTS ((size_t)1 << 24)
 
 struct nn_tensor {
     char *name;
@@ -180,8 +182,9 @@ struct cxr_nn_model {
 
 /* nn_onnx.c: parses the file into tensors and nodes (attributes stay in *proto_out, which the
  * caller frees with nn_onnx_free after the graph is compiled). */
+/* owned (may be NULL) is freed as soon as protobuf-c has copied what it needs. */
 enum cxr_status nn_onnx_load(struct cxr_nn_model *model, const unsigned char *bytes, size_t size,
-                             void **proto_out, struct cxr_err *err);
+                             unsigned char *owned, void **proto_out, struct cxr_err *err);
 void nn_onnx_free(void *proto);
 int nn_tensor_find(const struct cxr_nn_model *model, const char *name);
 /* Adds a tensor (name copied); returns its index or -1 when out of memory. */

@@ -379,9 +379,10 @@ static enum cxr_status load_graph(struct cxr_nn_model *model, const Onnx__ModelP
 }
 
 enum cxr_status nn_onnx_load(struct cxr_nn_model *model, const unsigned char *bytes, size_t size,
-                             void **proto_out, struct cxr_err *err)
+                             unsigned char *owned, void **proto_out, struct cxr_err *err)
 {
     Onnx__ModelProto *proto = onnx__model_proto__unpack(NULL, size, bytes);
+    free(owned); /* the file's bytes are not needed any more: keep the peak low */
     if (proto == NULL)
         return cxr_err_set(err, CXR_ERR_MALFORMED,
                            "ONNX: the file is not a valid ModelProto (truncated or corrupt)");

@@ -309,7 +309,6 @@ enum cxr_status nn_plan_build(struct cxr_nn_model *model, struct cxr_err *err)
                              arena);
         goto done;
     }
-    memset(model->arena, 0, arena);
     for (size_t t = 0; t < n; t++) {
         struct nn_tensor *tensor = &model->tensors[t];
         if (!is_activation(tensor))

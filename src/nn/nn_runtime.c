@@ -170,37 +170,61 @@ static enum cxr_status read_file(const char *path, const struct cxr_limits *limi
     return CXR_OK;
 }
 
-enum cxr_status cxr_nn_model_load_memory(struct cxr_nn_runtime *runtime, const void *bytes,
-                                         size_t size, const struct cxr_limits *limits,
-                                         struct cxr_nn_model **model, struct cxr_err *err)
+/* Constants the forward pass does not read (all but constant graph outputs): their values
+ * now live in XNNPACK's packed weights or in the nodes' own copies. */
+static void release_constants(struct cxr_nn_model *model)
+{
+    for (size_t t = 0; t < model->tensor_count; t++) {
+        struct nn_tensor *tensor = &model->tensors[t];
+        if (tensor->values != NULL && !tensor->graph_output) {
+            free(tensor->values);
+            tensor->values = NULL;
+            tensor->shaped = false;
+        }
+    }
+}
+
+/* The loading pipeline. owned, when not NULL, holds bytes and is freed as early as possible
+ * (right after unpacking), which keeps the peak memory of loading a large model down. */
+static enum cxr_status load(struct cxr_nn_runtime *runtime, const unsigned char *bytes, size_t size,
+                            unsigned char *owned, const struct cxr_limits *limits,
+                            struct cxr_nn_model **model, struct cxr_err *err)
 {
     struct cxr_limits defaults = cxr_limits_default();
     if (limits == NULL)
         limits = &defaults;
+    enum cxr_status status = CXR_OK;
     if (runtime == NULL || model == NULL || (bytes == NULL && size > 0))
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "nn: bad arguments to load");
-    if (size > limits->max_file_bytes)
-        return cxr_err_set(err, CXR_ERR_LIMIT, "nn: model larger than %zu bytes",
-                           limits->max_file_bytes);
-    struct cxr_nn_model *loaded = calloc(1, sizeof(*loaded));
-    if (loaded == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "nn: out of memory");
+        status = cxr_err_set(err, CXR_ERR_INVALID_ARG, "nn: bad arguments to load");
+    else if (size > limits->max_file_bytes)
+        status = cxr_err_set(err, CXR_ERR_LIMIT, "nn: model larger than %zu bytes",
+                             limits->max_file_bytes);
+    struct cxr_nn_model *loaded = status == CXR_OK ? calloc(1, sizeof(*loaded)) : NULL;
+    if (status == CXR_OK && loaded == NULL)
+        status = cxr_err_set(err, CXR_ERR_NOMEM, "nn: out of memory");
+    if (status != CXR_OK) {
+        free(owned);
+        return status;
+    }
     loaded->runtime = runtime;
     void *proto = NULL;
-    enum cxr_status status = nn_onnx_load(loaded, bytes, size, &proto, err);
+    status = nn_onnx_load(loaded, bytes, size, owned, &proto, err);
     if (status == CXR_OK)
         status = count_op_types(loaded, err);
     if (status == CXR_OK)
         status = nn_graph_compile(loaded, err);
+    /* Attributes are read only while compiling. */
+    nn_onnx_free(proto);
+    for (size_t i = 0; i < loaded->node_count; i++)
+        loaded->nodes[i].proto = NULL;
     if (status == CXR_OK)
         status = describe_io(loaded, err);
     if (status == CXR_OK)
         status = nn_plan_build(loaded, err);
     if (status == CXR_OK)
         status = nn_exec_prepare(loaded, err);
-    nn_onnx_free(proto);
-    for (size_t i = 0; i < loaded->node_count; i++)
-        loaded->nodes[i].proto = NULL;
+    if (status == CXR_OK)
+        release_constants(loaded);
     const char *profile = getenv("CXR_NN_PROFILE");
     if (status == CXR_OK && profile != NULL && profile[0] == '1') {
         loaded->profile_ms = calloc(loaded->step_count + 1, sizeof(double));
@@ -213,6 +237,13 @@ enum cxr_status cxr_nn_model_load_memory(struct cxr_nn_runtime *runtime, const v
     }
     *model = loaded;
     return CXR_OK;
+}
+
+enum cxr_status cxr_nn_model_load_memory(struct cxr_nn_runtime *runtime, const void *bytes,
+                                         size_t size, const struct cxr_limits *limits,
+                                         struct cxr_nn_model **model, struct cxr_err *err)
+{
+    return load(runtime, bytes, size, NULL, limits, model, err);
 }
 
 enum cxr_status cxr_nn_model_load(struct cxr_nn_runtime *runtime, const char *path,
@@ -230,8 +261,7 @@ enum cxr_status cxr_nn_model_load(struct cxr_nn_runtime *runtime, const char *pa
     if (status != CXR_OK)
         return status;
     struct cxr_err local = CXR_ERR_INIT;
-    status = cxr_nn_model_load_memory(runtime, bytes, size, limits, model, &local);
-    free(bytes);
+    status = load(runtime, bytes, size, bytes, limits, model, &local);
     if (status != CXR_OK)
         return cxr_err_set(err, status, "%s: %s", path, local.message);
     return CXR_OK;
