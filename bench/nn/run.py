@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""bench/nn: median forward-pass time of cxrd (bench_nn, libcxr on XNNPACK) and of PyTorch on
+the same exported models, with the same thread count, in one run; the ratio; cxrd's GFLOP/s;
+the peak RSS of both processes.
+
+    nice -n 10 /usr/bin/python3 bench/nn/run.py --bench-nn build/bench/nn/bench_nn \
+        --work build/bench/nn/models [--threads 2] [--runs 10] [--models densenet121:224,...]
+
+Each side runs in its own process, which reports its own ru_maxrss (the PyTorch process loads
+the saved state dict, so its peak is model + inference, not the export). FLOPs are counted from
+the ONNX graph: 2 x the multiply-adds of Conv, Gemm and MatMul (elementwise work is ignored).
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "export"))
+
+DEFAULT_MODELS = ("densenet121:224,densenet121:512,resnet50:224,mobilenet_v3_large:224,"
+                  "efficientnet_b0:224")
+SEED = 0
+
+
+def parse_pairs(line):
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
+def count_flops(path):
+    """2 x multiply-adds of Conv, Gemm and MatMul, shapes from ONNX shape inference."""
+    import onnx
+    from onnx import shape_inference
+
+    model = shape_inference.infer_shapes(onnx.load(path))
+    shapes = {}
+    for value in list(model.graph.input) + list(model.graph.value_info) + list(
+            model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.dim_value > 0 else 1 for d in dims]
+    for tensor in model.graph.initializer:
+        shapes[tensor.name] = list(tensor.dims)
+    flops = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            out = shapes[node.output[0]]
+            weight = shapes[node.input[1]]
+            flops += 2 * int(np.prod(out)) * int(np.prod(weight[1:]))
+        elif node.op_type in ("Gemm", "MatMul"):
+            a, out = shapes[node.input[0]], shapes[node.output[0]]
+            trans_a = any(att.name == "transA" and att.i for att in node.attribute)
+            k = a[-2] if trans_a else a[-1]
+            flops += 2 * int(np.prod(out)) * k
+    return flops
+
+
+def export(work, arch, size):
+    """ONNX model and PyTorch state dict of the same random-weight model, cached by name."""
+    base = os.path.join(work, "%s-%d" % (arch, size))
+    if not (os.path.exists(base + ".onnx") and os.path.exists(base + ".pt")):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--export-worker",
+                        "--arch", arch, "--size", str(size), "--work", work], check=True)
+    return base + ".onnx", base + ".pt"
+
+
+def export_worker(args):
+    import torch
+    import export_models
+
+    os.makedirs(args.work, exist_ok=True)
+    base = os.path.join(args.work, "%s-%d" % (args.arch, args.size))
+    model = export_models.export(args.arch, args.size, SEED, base + ".onnx")
+    export_models.save_atomic(base + ".pt", lambda tmp: torch.save(model.state_dict(), tmp))
+    return 0
+
+
+def torch_worker(args):
+    """Times PyTorch on the saved model in this (fresh) process; prints key=value figures."""
+    import torch
+    import contract
+    import export_models
+
+    torch.set_num_threads(args.threads)
+    backbone, channels = export_models.build_backbone(args.arch)
+    model = contract.ContractModel(backbone, channels)
+    model.load_state_dict(torch.load(args.state))
+    model.eval()
+    image = torch.from_numpy(export_models.sample_input(args.size, 1))
+    times = []
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            model(image)
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            model(image)
+            times.append((time.perf_counter() - start) * 1e3)
+    print("threads=%d runs=%d median_ms=%.3f min_ms=%.3f peak_rss_kb=%d" % (
+        torch.get_num_threads(), args.runs, statistics.median(times), min(times),
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    return 0
+
+
+def run_cxrd(args, onnx_path):
+    proc = subprocess.run([args.bench_nn, onnx_path, "--threads", str(args.threads), "--runs",
+                           str(args.runs), "--warmup", str(args.warmup)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit("bench_nn failed on %s: %s" % (onnx_path, proc.stderr.strip()))
+    return parse_pairs(proc.stdout.strip().splitlines()[-1])
+
+
+def run_torch(args, arch, size, state):
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker",
+                           "--arch", arch, "--size", str(size), "--state", state,
+                           "--threads", str(args.threads), "--runs", str(args.runs),
+                           "--warmup", str(args.warmup)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit("PyTorch worker failed: %s" % proc.stderr.strip()[-2000:])
+    return parse_pairs(proc.stdout.strip().splitlines()[-1])
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench-nn", help="the bench_nn binary")
+    parser.add_argument("--cxrd", help="unused; kept so the CMake target can pass it")
+    parser.add_argument("--work", help="model cache folder (required)")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help="arch:size,...")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--export-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--arch", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.export_worker:
+        return export_worker(args)
+    if args.torch_worker:
+        return torch_worker(args)
+    if not args.bench_nn or not args.work:
+        parser.error("--bench-nn and --work are required")
+
+    import torch
+    print("bench/nn on %s, %d online CPUs, %d threads each side; torch %s; %d timed runs "
+          "after %d warm-up" % (cpu_name(), os.cpu_count() or 0, args.threads, torch.__version__,
+                                args.runs, args.warmup))
+    header = "%-20s %5s %10s %10s %8s %7s %9s %9s %10s %10s" % (
+        "model", "size", "cxrd ms", "torch ms", "speedup", "GFLOP", "cxrd GF/s", "torch GF/s",
+        "cxrd RSS", "torch RSS")
+    print(header)
+    goal_ok = True
+    for entry in args.models.split(","):
+        arch, size = entry.split(":")
+        size = int(size)
+        onnx_path, state = export(args.work, arch, size)
+        flops = count_flops(onnx_path)
+        cxrd = run_cxrd(args, onnx_path)
+        reference = run_torch(args, arch, size, state)
+        cxrd_ms, torch_ms = float(cxrd["median_ms"]), float(reference["median_ms"])
+        speedup = torch_ms / cxrd_ms
+        print("%-20s %5d %10.1f %10.1f %7.2fx %7.2f %9.1f %9.1f %7.0f MB %7.0f MB" % (
+            arch, size, cxrd_ms, torch_ms, speedup, flops / 1e9, flops / cxrd_ms / 1e6,
+            flops / torch_ms / 1e6, int(cxrd["peak_rss_kb"]) / 1024.0,
+            int(reference["peak_rss_kb"]) / 1024.0))
+        sys.stdout.flush()
+        if arch == "densenet121":
+            goal_ok &= speedup >= 3.0
+    print("goal (DenseNet-121 >= 3x faster than PyTorch at every size run): %s"
+          % ("met" if goal_ok else "NOT met"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
