@@ -167,6 +167,7 @@ def main(argv=None):
         "cxrd RSS", "torch RSS")
     print(header)
     goal_ok = True
+    rss_ok = True
     for entry in args.models.split(","):
         arch, size = entry.split(":")
         size = int(size)
@@ -183,8 +184,11 @@ def main(argv=None):
         sys.stdout.flush()
         if arch == "densenet121":
             goal_ok &= speedup >= 3.0
+        rss_ok &= int(cxrd["peak_rss_kb"]) < int(reference["peak_rss_kb"])
     print("goal (DenseNet-121 >= 3x faster than PyTorch at every size run): %s"
           % ("met" if goal_ok else "NOT met"))
+    print("goal (cxrd peak RSS below PyTorch's for every model): %s"
+          % ("met" if rss_ok else "NOT met"))
     return 0
 
 
