@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "nn/nn.h"
@@ -23,8 +22,10 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Resident set size now (VmRSS), in KiB; -1 when /proc is unavailable. */
-static long current_rss_kb(void)
+/* A memory figure of this process from /proc/self/status ("VmHWM:" peak resident set,
+ * "VmRSS:" now), in KiB; -1 when unavailable. VmHWM belongs to this program's address space,
+ * unlike getrusage's ru_maxrss, which Linux carries across execve from the parent's. */
+static long proc_status_kb(const char *key)
 {
     FILE *status = fopen("/proc/self/status", "r");
     if (status == NULL)
@@ -32,8 +33,9 @@ static long current_rss_kb(void)
     char line[256];
     long kb = -1;
     while (fgets(line, sizeof(line), status) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        size_t length = strlen(key);
+        if (strncmp(line, key, length) == 0) {
+            kb = strtol(line + length, NULL, 10);
             break;
         }
     }
@@ -45,8 +47,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "Usage: bench_nn MODEL.onnx [--threads N] [--runs N] [--warmup N]\n"
                  "Times forward passes of MODEL on a fixed pseudo-random input; threads 0 means\n"
-                 "one per CPU. Prints: model threads runs load_ms median_ms min_ms max_ms\n"
-                 "peak_rss_kb rss_after_runs_kb as key=value pairs on one line.\n");
+                 "one per CPU. Prints times_ms=T1,T2,... (each pass) on one line, then\n"
+                 "model threads runs load_ms median_ms min_ms max_ms peak_rss_kb\n"
+                 "rss_after_runs_kb as key=value pairs on the next.\n");
 }
 
 static int parse_count(const char *text, long min, long max, long *value)
@@ -170,15 +173,18 @@ int main(int argc, char **argv)
             goto done;
         times[i] = now_ms() - start;
     }
+    /* Every pass in run order, so a caller can interleave rounds with another framework. */
+    printf("times_ms=");
+    for (long i = 0; i < runs; i++)
+        printf("%s%.3f", i ? "," : "", times[i]);
+    printf("\n");
     qsort(times, (size_t)runs, sizeof(*times), compare_double);
     double median = runs % 2 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2.0;
 
-    struct rusage usage_self;
-    long peak_rss_kb = getrusage(RUSAGE_SELF, &usage_self) == 0 ? usage_self.ru_maxrss : -1;
     printf("model=%s threads=%u runs=%ld load_ms=%.2f median_ms=%.3f min_ms=%.3f max_ms=%.3f "
            "peak_rss_kb=%ld rss_after_runs_kb=%ld\n",
            path, cxr_nn_runtime_threads(runtime), runs, load_ms, median, times[0], times[runs - 1],
-           peak_rss_kb, current_rss_kb());
+           proc_status_kb("VmHWM:"), proc_status_kb("VmRSS:"));
     status = 0;
 
 done:
