@@ -20,8 +20,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "export"))
@@ -37,33 +35,6 @@ def parse_pairs(text):
     if "times_ms" in pairs:
         pairs["times_ms"] = [float(t) for t in pairs["times_ms"].split(",") if t]
     return pairs
-
-
-def count_flops(path):
-    """2 x multiply-adds of Conv, Gemm and MatMul, shapes from ONNX shape inference."""
-    import onnx
-    from onnx import shape_inference
-
-    model = shape_inference.infer_shapes(onnx.load(path))
-    shapes = {}
-    for value in list(model.graph.input) + list(model.graph.value_info) + list(
-            model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [d.dim_value if d.dim_value > 0 else 1 for d in dims]
-    for tensor in model.graph.initializer:
-        shapes[tensor.name] = list(tensor.dims)
-    flops = 0
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            out = shapes[node.output[0]]
-            weight = shapes[node.input[1]]
-            flops += 2 * int(np.prod(out)) * int(np.prod(weight[1:]))
-        elif node.op_type in ("Gemm", "MatMul"):
-            a, out = shapes[node.input[0]], shapes[node.output[0]]
-            trans_a = any(att.name == "transA" and att.i for att in node.attribute)
-            k = a[-2] if trans_a else a[-1]
-            flops += 2 * int(np.prod(out)) * k
-    return flops
 
 
 def export(work, arch, size):
@@ -193,6 +164,7 @@ def main(argv=None):
     if not args.bench_nn or not args.work:
         parser.error("--bench-nn and --work are required")
 
+    import onnx_stats
     import torch
     print("bench/nn on %s, %d online CPUs, %d threads each side; torch %s; %d timed runs "
           "in %d alternating rounds, %d warm-up per process; load average %.1f" % (
@@ -208,7 +180,7 @@ def main(argv=None):
         arch, size = entry.split(":")
         size = int(size)
         onnx_path, state = export(args.work, arch, size)
-        flops = count_flops(onnx_path)
+        flops = onnx_stats.count_flops(onnx_path)
         cxrd, reference = run_rounds(args, arch, size, onnx_path, state)
         cxrd_ms = statistics.median(cxrd["times_ms"])
         torch_ms = statistics.median(reference["times_ms"])

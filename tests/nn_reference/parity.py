@@ -6,7 +6,8 @@ model (tools/export/export_models.py), same input, compare `probabilities` and `
         --size 224 --work build/tests/nn_reference/models
 
 Passes when max |probabilities - torch| <= 1e-4 and max |cam - torch| <= 1e-3 * range(torch's
-cam) (issue 4). The model, input and PyTorch outputs are generated once into --work and reused
+cam) (issue 4), and `cxrd model-info` reports the FLOPs and parameter count that
+tools/export/onnx_stats.py computes from the ONNX graph. The model, input and PyTorch outputs are generated once into --work and reused
 while tools/export/ is unchanged (a stamp holds the hash of the export scripts).
 """
 import argparse
@@ -18,8 +19,11 @@ import time
 
 import numpy as np
 
+sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPORT_DIR = os.path.join(HERE, "..", "..", "tools", "export")
+sys.path.insert(0, EXPORT_DIR)
+import onnx_stats  # noqa: E402
 EXPORT_SCRIPT = os.path.join(EXPORT_DIR, "export_models.py")
 PROBABILITY_TOLERANCE = 1e-4
 CAM_RELATIVE_TOLERANCE = 1e-3
@@ -56,6 +60,31 @@ def ensure_exported(work, arch, size, seed):
     with open(stamp_path, "w") as f:
         f.write(stamp + "\n")
     return model, image, reference
+
+
+def check_model_info(cxrd, model):
+    """cxrd model-info's flops and parameters against the Python count."""
+    proc = subprocess.run([cxrd, "model-info", model], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print("FAIL: cxrd model-info exited with %d: %s" % (proc.returncode, proc.stderr))
+        return False
+    reported = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("flops", "parameters", "peak activation memory") and value.split():
+            reported[key] = int(value.split()[0])
+    expected = {"flops": onnx_stats.count_flops(model),
+                "parameters": onnx_stats.count_parameters(model)}
+    ok = True
+    for key, value in expected.items():
+        if reported.get(key) != value:
+            print("FAIL: model-info %s %s, counted from the ONNX graph %d" % (
+                key, reported.get(key), value))
+            ok = False
+    print("model-info: %.3f GFLOP, %d parameters (both as counted in Python), peak activation "
+          "memory %.1f MiB" % (expected["flops"] / 1e9, expected["parameters"],
+                               reported.get("peak activation memory", -1) / 2**20))
+    return ok
 
 
 def main(argv=None):
@@ -114,6 +143,7 @@ def main(argv=None):
         args.arch, args.size, args.size, list(want.shape), diff, limit, cam_range))
     ok &= cam_range > 0 and diff <= limit
     print("cxrd model-run: %.2f s (load + one forward + writing)" % seconds)
+    ok &= check_model_info(args.cxrd, model)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
