@@ -76,16 +76,6 @@ OUT_OF_SCOPE = {
     "test_matmul_3d": "batched MatMul of two activations (CNN heads: MatMul by a 2-D weight)",
     "test_matmul_4d": "batched MatMul of two activations (CNN heads: MatMul by a 2-D weight)",
     "test_constant": "a graph without inputs (model-run runs a model on input files)",
-    "test_gemm_transposeA": "Gemm with transA=1 (CNN heads multiply the activation [N,K] as is)",
-    "test_gemm_all_attributes": "Gemm with transA=1 (CNN heads multiply the activation as is)",
-    "test_resize_downsample_sizes_nearest_tf_half_pixel_for_nn":
-        "coordinate mode tf_half_pixel_for_nn (TensorFlow 1 only)",
-    "test_resize_upsample_sizes_nearest_ceil_half_pixel":
-        "nearest_mode ceil (issue 4 asks for bilinear; nearest only as round_prefer_floor)",
-    "test_resize_upsample_sizes_nearest_floor_align_corners":
-        "nearest_mode floor (issue 4 asks for bilinear; nearest only as round_prefer_floor)",
-    "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric":
-        "nearest_mode round_prefer_ceil (issue 4 asks for bilinear)",
     # pytorch-converted and pytorch-operator suites (opset 6 exports of old PyTorch):
     "test_BatchNorm2d_eval": "legacy opset-6 attribute is_test (exports use opset >= 11)",
     "test_BatchNorm2d_momentum_eval": "legacy opset-6 attribute is_test",
@@ -101,16 +91,6 @@ OUT_OF_SCOPE = {
 # Each entry names what is missing; remove it when the runtime gains the feature (a case listed
 # here that passes is reported as "now passes" so the list can shrink).
 KNOWN_GAPS = {
-    "test_gemm_default_matrix_bias": "Gemm bias C of shape [M,N] (only [N] or a scalar)",
-    "test_resize_downsample_scales_linear":
-        "Resize given scales < 1: ONNX maps coordinates with the given scale (0.6), the "
-        "runtime with the size ratio (wrong values)",
-    "test_resize_downsample_scales_linear_align_corners":
-        "Resize coordinate_transformation_mode align_corners",
-    "test_resize_upsample_scales_linear_align_corners":
-        "Resize coordinate_transformation_mode align_corners",
-    "test_resize_downsample_sizes_linear_pytorch_half_pixel":
-        "Resize coordinate_transformation_mode pytorch_half_pixel",
 }
 
 
