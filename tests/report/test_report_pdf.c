@@ -2,6 +2,7 @@
  * details (Greek, CJK and accented Latin included), the result, all 11 findings, the model
  * version, report time and disclaimer; pdfinfo sees one A4 page; pdftoppm renders it. Also the
  * Normal layout, failure without output, and the time for a 2048 x 2048 image. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -330,6 +331,59 @@ static void pdf_large_image_time(void **state)
     free(source.pixels);
 }
 
+struct pdf_worker {
+    struct cxr_gray8 *source;
+    int index;
+    int failures;
+    size_t text_bytes;
+};
+
+/* A complete PDF ends with "%%EOF" and a line end. */
+static bool ends_with_eof(const struct cxr_buf *pdf)
+{
+    for (size_t i = pdf->len > 16 ? pdf->len - 16 : 0; i + 5 <= pdf->len; i++) {
+        if (memcmp(pdf->data + i, "%%EOF", 5) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Each thread writes its own patient's reports; pango keeps one font map per thread. */
+static void *write_reports(void *argument)
+{
+    struct pdf_worker *worker = argument;
+    struct cxr_prediction prediction = make_prediction(CXR_RESULT_ABNORMAL);
+    for (int round = 0; round < 3; round++) {
+        char name[64];
+        snprintf(name, sizeof(name), "Thread%d^Round%d Ωμέγα", worker->index, round);
+        struct cxr_report_info info = make_info();
+        info.patient_name = name;
+        struct cxr_buf pdf = CXR_BUF_INIT(0);
+        if (cxr_report_pdf(&info, &prediction, worker->source, NULL, &pdf, NULL) != CXR_OK ||
+            pdf.len < 1000 || memcmp(pdf.data, "%PDF-", 5) != 0 || !ends_with_eof(&pdf))
+            worker->failures++;
+        cxr_buf_release(&pdf);
+    }
+    return NULL;
+}
+
+static void pdf_from_many_threads(void **state)
+{
+    (void)state;
+    struct cxr_gray8 source = make_source(512, 512);
+    struct pdf_worker workers[4];
+    pthread_t threads[4];
+    for (int t = 0; t < 4; t++) {
+        workers[t] = (struct pdf_worker){&source, t, 0, 0};
+        assert_int_equal(pthread_create(&threads[t], NULL, write_reports, &workers[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        assert_int_equal(workers[t].failures, 0);
+    }
+    free(source.pixels);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +391,7 @@ int main(void)
             cmocka_unit_test(pdf_normal_has_no_heatmap),
             cmocka_unit_test(pdf_failure_appends_nothing),
             cmocka_unit_test(pdf_large_image_time),
+            cmocka_unit_test(pdf_from_many_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
