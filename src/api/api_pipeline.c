@@ -13,6 +13,7 @@
 #include "api/api_internal.h"
 #include "dicom/dicom.h"
 #include "image/image.h"
+#include "nn/nn.h"
 #include "report/report.h"
 
 static const char internal_error[] = "Single Inference failed due to an internal error";
@@ -424,6 +425,19 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     if (job->output_folder && !write_outputs(api, job, &state, patient_id, data, result)) {
         json_decref(data);
         goto done;
+    }
+    if (job->explain && job->output_folder) {
+        char *path = output_path(job->output_folder, patient_id, "_cams.npy");
+        int64_t dims[3] = {CXR_FINDING_COUNT, state.prediction.cam_height,
+                           state.prediction.cam_width};
+        status =
+                path ? cxr_nn_npy_write(path, state.prediction.cams, 3, dims, &err) : CXR_ERR_NOMEM;
+        free(path);
+        if (status != CXR_OK) {
+            json_decref(data);
+            fail_internal(result, "class maps (.npy)", &err);
+            goto done;
+        }
     }
     result->data = data;
 
