@@ -143,8 +143,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(commit_makes_files_visible, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(abort_leaves_nothing, folder_setup, folder_teardown),
-            cmocka_unit_test_setup_teardown(folder_in_the_way_fails_before_any_rename,
-                                            folder_setup, folder_teardown),
+            cmocka_unit_test_setup_teardown(folder_in_the_way_fails_before_any_rename, folder_setup,
+                                            folder_teardown),
             cmocka_unit_test_setup_teardown(single_file_and_read_limit, folder_setup,
                                             folder_teardown),
     };
