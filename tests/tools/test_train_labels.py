@@ -228,6 +228,11 @@ class SplitAndOperatingPoints(unittest.TestCase):
         tj = E.youden_threshold(p, y)
         best = max((p[y == 1] >= s).mean() - (p[y == 0] >= s).mean() for s in np.unique(p))
         self.assertAlmostEqual((p[y == 1] >= tj).mean() - (p[y == 0] >= tj).mean(), best)
+        from sklearn.metrics import roc_auc_score
+        q = np.round(p, 1)  # with ties
+        self.assertAlmostEqual(float(E.rank_auc(q[y == 1], q[y == 0])[0]), roc_auc_score(y, q))
+        auc, lo, hi = E.auc_ci(y, q, np.random.RandomState(0), 200)
+        self.assertTrue(lo < auc < hi)
         self.assertAlmostEqual(E.ece(np.array([1, 0, 1, 0]), np.array([1.0, 0.0, 1.0, 0.0])),
                                0.0)
         self.assertAlmostEqual(E.ece(np.array([1, 1, 0, 0]), np.array([.55, .55, .55, .55])),

@@ -28,10 +28,11 @@ def render(m, version, thresholds):
       "own model with `tools/train/`) on its own images before any use.\n")
     w("## Training machine and recipe\n")
     w("- Trained on the project's 2-core CPU build machine (no GPU), %d steps of %d images in "
-      "%.1f minutes%s, PyTorch with 2 threads, seed %d." % (
+      "%.1f minutes%s, PyTorch with %d thread(s) under `nice`, sharing the 2 cores with other "
+      "jobs, seed %d." % (
           tr["steps_done"], cfg["batch"], tr["train_seconds"] / 60,
-          " (stopped by the time cap of %g minutes, the schedule annealed on time)" % cfg[
-              "max_minutes"] if tr["time_capped"] else "", cfg["seed"]))
+          " (stopped by the time cap of %g minutes; the schedule annealed on time)" % cfg[
+              "max_minutes"] if tr["time_capped"] else "", m["speed"]["threads"], cfg["seed"]))
     w("- Network: narrow ResNet (stage widths %s, blocks %s, last stage dilated), %d "
       "parameters, one-channel input %d×%d, class maps %d×%d (stride 16). Classifier = 1×1 "
       "convolution before global average pooling, so `cam` is exact (mean of the map + bias = "
@@ -57,8 +58,8 @@ def render(m, version, thresholds):
     w("- AdamW, learning rate %g, weight decay %g, batch %d, linear warm-up %d steps then "
       "cosine decay.\n" % (cfg["lr"], cfg["weight_decay"], cfg["batch"], cfg["warmup_steps"]))
     w("## Data\n")
-    w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient (30% of "
-      "patients; file names `<patient>_<study>.png`), every other collection 20% of its images "
+    w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient (30%% of "
+      "patients; file names `<patient>_<study>.png`), every other collection 20%% of its images "
       "per TB class (seed %d). No image of the validation split is used for training.\n" % cfg[
           "seed"])
     w("| collection | images | TB | validation images |")
@@ -167,7 +168,7 @@ def render(m, version, thresholds):
       "`cxr.calibration`). ECE (10 equal-width bins) is measured by 2-fold cross-fitting, "
       "calibrating on one half of the validation images and scoring the other. Thresholds "
       "(`cxr.thresholds`) are chosen on the calibrated validation probabilities: Tuberculosis "
-      "at ≥ 90%% sensitivity (the WHO triage target), the others by Youden's J on NIH "
+      "at ≥ 90% sensitivity (the WHO triage target), the others by Youden's J on NIH "
       "validation images. Sensitivity/specificity are shown on the images the threshold was "
       "chosen on and, cross-fitted, with the threshold chosen on the other half.\n")
     w("Tuberculosis at threshold %s: sensitivity %s, specificity %s (cross-fitted: %s / %s) on "
@@ -197,11 +198,13 @@ def render(m, version, thresholds):
     w("")
     s = m["speed"]
     w("## Speed\n")
-    w("PyTorch %d threads on the training machine: %.1f ms per forward (%s input). The C "
-      "runtime's figure (`bench/nn`) is in docs/training.md.\n" % (
+    w("PyTorch, %d thread(s) on the training machine while other jobs shared it: %.1f ms "
+      "per forward (%s input). The C runtime's figure (`bench/nn`) is in docs/training.md.\n" % (
           s["threads"], s["pytorch_ms_per_forward"], "×".join(map(str, s["input"]))))
     w("## Known limitations\n")
-    w("- Small data: about 850 NIH training images for nine findings; CIs above are wide.")
+    w("- Small data: %d NIH training images for nine findings; CIs above are wide." % sum(
+        c["images"] - c["validation"] for d, c in cnt.items()
+        if d.startswith("nih_") and isinstance(c, dict) and "images" in c))
     w("- Source confound: every TB collection differs in source from every non-TB collection; "
       "the TB AUCs above cannot separate disease from source. Only the NIH findings and the "
       "heatmap check are evidence of learning disease.")

@@ -44,16 +44,30 @@ def predict(model, x, batch=64):
     return np.concatenate(logits), np.concatenate(cams)
 
 
+def rank_auc(pos_scores, neg_scores):
+    """AUC as the Mann-Whitney statistic (ties count one half); rows of 2-D inputs are
+    separate resamples."""
+    pos_scores = np.atleast_2d(pos_scores)
+    neg_scores = np.atleast_2d(neg_scores)
+    neg_sorted = np.sort(neg_scores, 1)
+    out = np.empty(len(pos_scores))
+    for r in range(len(pos_scores)):
+        lo = np.searchsorted(neg_sorted[r], pos_scores[r], "left")
+        hi = np.searchsorted(neg_sorted[r], pos_scores[r], "right")
+        out[r] = (lo + 0.5 * (hi - lo)).sum()
+    return out / (pos_scores.shape[1] * neg_scores.shape[1])
+
+
 def auc_ci(y, s, rng, n=BOOT):
     """AUC with a stratified percentile bootstrap 95% CI."""
     y = np.asarray(y)
-    s = np.asarray(s)
+    s = np.asarray(s, np.float64)
+    if len(set(y.tolist())) < 2:
+        return float("nan"), float("nan"), float("nan")  # undefined without both classes
     auc = roc_auc_score(y, s)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    vals = []
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        vals.append(roc_auc_score(y[idx], s[idx]))
+    ps, ns = s[y == 1], s[y == 0]
+    vals = rank_auc(ps[rng.randint(0, len(ps), (n, len(ps)))],
+                    ns[rng.randint(0, len(ns), (n, len(ns)))])
     lo, hi = np.percentile(vals, [2.5, 97.5])
     return float(auc), float(lo), float(hi)
 
@@ -87,14 +101,15 @@ def nih_findings(folder, val_logits, val_idx):
         va = np.flatnonzero(folder.is_val & (pos | nofind))
         y_tr, y_va = pos[tr].astype(int), pos[va].astype(int)
         net = val_logits[[pos_of[i] for i in va], k]
-        base = baseline_model().fit(feats[tr], y_tr).decision_function(feats[va])
+        base = (baseline_model().fit(feats[tr], y_tr).decision_function(feats[va])
+                if 0 < y_tr.sum() < len(y_tr) else np.zeros(len(va)))
         a, lo, hi = auc_ci(y_va, net, rng)
         b, blo, bhi = auc_ci(y_va, base, rng)
         out[f] = {"auc": a, "ci": [lo, hi], "baseline_auc": b, "baseline_ci": [blo, bhi],
                   "positives": int(y_va.sum()), "negatives": int((1 - y_va).sum()),
                   "train_positives": int(y_tr.sum()), "validated": bool(y_va.sum() >= 20)}
-    out_mean = {"auc": float(np.mean([v["auc"] for v in out.values()])),
-                "baseline_auc": float(np.mean([v["baseline_auc"] for v in out.values()]))}
+    out_mean = {"auc": float(np.nanmean([v["auc"] for v in out.values()])),
+                "baseline_auc": float(np.nanmean([v["baseline_auc"] for v in out.values()]))}
     return out, out_mean
 
 
@@ -117,7 +132,7 @@ def tb_sources(folder, val_logits, val_idx):
             sel = ((ds == a) & (tb == 1)) | ((ds == b) & (tb == 0))
             auc, lo, hi = auc_ci(tb[sel], s[sel], rng, 500)
             pairs.append({"tb_source": a, "non_tb_source": b, "auc": auc, "ci": [lo, hi],
-                          "baseline_auc": float(roc_auc_score(tb[sel], base_all[sel])),
+                          "baseline_auc": auc_ci(tb[sel], base_all[sel], rng, 1)[0],
                           "tb_n": int(((ds == a) & (tb == 1)).sum()),
                           "non_tb_n": int(((ds == b) & (tb == 0)).sum())})
     auc, lo, hi = auc_ci(tb, s, rng, 500)
@@ -230,10 +245,16 @@ def calibrate(folder, val_logits, val_idx):
         y = folder.targets[val_idx, k][lab].astype(int)
         a, c = platt_fit(z, y)
         p = sigmoid(a * z + c)
-        fold = rng.rand(len(z)) < 0.5
-        p_cross = np.zeros_like(p)
-        t_cross = np.zeros_like(p)
+        # stratified halves: each holds about half of the positives and of the negatives
+        fold = np.zeros(len(z), bool)
+        for cls in (0, 1):
+            members = np.flatnonzero(y == cls)
+            fold[rng.permutation(members)[::2]] = True
+        p_cross = np.full_like(p, np.nan)
+        t_cross = np.full_like(p, np.nan)
         for part in (fold, ~fold):
+            if len(set(y[~part])) < 2:
+                continue  # too few positives to cross-fit: those figures stay NaN
             a2, c2 = platt_fit(z[~part], y[~part])
             p_cross[part] = sigmoid(a2 * z[part] + c2)
             p_other = sigmoid(a2 * z[~part] + c2)
@@ -241,13 +262,17 @@ def calibrate(folder, val_logits, val_idx):
                              else youden_threshold(p_other, y[~part]))
         t = tb_threshold(p, y) if f == "Tuberculosis" else youden_threshold(p, y)
         sens, spec = sens_spec(p, y, t)
-        hit = p_cross >= t_cross
+        done = ~np.isnan(p_cross)
+        y_d, p_d, hit = y[done], p_cross[done], (p_cross >= t_cross)[done]
         out[f] = {"trained": True, "platt_scale": a, "platt_offset": c, "threshold": t,
                   "n": int(len(y)), "positives": int(y.sum()),
-                  "ece_raw": ece(y, sigmoid(z)), "ece_platt_crossfit": ece(y, p_cross),
+                  "ece_raw": ece(y, sigmoid(z)),
+                  "ece_platt_crossfit": ece(y_d, p_d) if done.any() else float("nan"),
                   "sensitivity": sens, "specificity": spec,
-                  "sensitivity_crossfit": float(hit[y == 1].mean()),
-                  "specificity_crossfit": float((~hit[y == 0]).mean()),
+                  "sensitivity_crossfit": float(hit[y_d == 1].mean()) if done.any() else
+                  float("nan"),
+                  "specificity_crossfit": float((~hit[y_d == 0]).mean()) if done.any() else
+                  float("nan"),
                   "scope": "all validation images" if f == "Tuberculosis"
                   else "NIH validation images"}
     return out
@@ -365,6 +390,12 @@ def export(model, folder, cfg, metrics, out_dir, work, version, card):
     np.save(os.path.join(pdir, "inputs.npy"), x)
     np.save(os.path.join(pdir, "probabilities.npy"), p.numpy())
     np.save(os.path.join(pdir, "cams.npy"), c.numpy())
+    # the reference for tests/tools/check_default_model.py (PyTorch probabilities of the exported
+    # model on images the test re-reads from the data folder)
+    write_json(os.path.join(pdir, "reference.json"), {
+        "model_version": version, "size": size,
+        "files": [folder.files[i] for i in pick],
+        "probabilities": [[float(v) for v in row] for row in p.numpy()]})
     write_json(os.path.join(work, "metrics.json"), metrics)
 
 
