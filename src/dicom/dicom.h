@@ -23,8 +23,8 @@ enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *l
 
 /* Parses bytes already in memory (copies what it keeps; bytes stay the caller's). */
 enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,
-                                     const struct cxr_limits *limits,
-                                     struct cxr_dicom_file **file, struct cxr_err *err);
+                                     const struct cxr_limits *limits, struct cxr_dicom_file **file,
+                                     struct cxr_err *err);
 
 /* NULL is a no-op. */
 void cxr_dicom_file_destroy(struct cxr_dicom_file *file);
@@ -55,10 +55,10 @@ const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *fi
 
 /* A lookup table from the Modality LUT Sequence or VOI LUT Sequence (first item). */
 struct cxr_dicom_lut {
-    uint32_t entry_count;     /* descriptor value 1; 0 in the file means 65536 */
-    int32_t first_mapped;     /* descriptor value 2, signed when the pixel data are signed */
-    uint16_t bits_per_entry;  /* descriptor value 3 */
-    const uint16_t *entries;  /* entry_count values, host byte order */
+    uint32_t entry_count;    /* descriptor value 1; 0 in the file means 65536 */
+    int32_t first_mapped;    /* descriptor value 2, signed when the pixel data are signed */
+    uint16_t bits_per_entry; /* descriptor value 3 */
+    const uint16_t *entries; /* entry_count values, host byte order */
 };
 
 enum cxr_voi_lut_function {
@@ -77,8 +77,8 @@ struct cxr_dicom_pixel_desc {
     uint16_t bits_allocated;
     uint16_t bits_stored;
     uint16_t high_bit;
-    uint16_t pixel_representation; /* 0 unsigned, 1 two's complement */
-    uint16_t planar_configuration; /* 0 interleaved, 1 by plane */
+    uint16_t pixel_representation;          /* 0 unsigned, 1 two's complement */
+    uint16_t planar_configuration;          /* 0 interleaved, 1 by plane */
     const char *photometric_interpretation; /* "MONOCHROME1", "MONOCHROME2", "RGB", ... */
 
     bool has_rescale;
@@ -106,7 +106,7 @@ struct cxr_dicom_pixel_data {
     bool big_endian;       /* native data only */
     const uint8_t *native; /* native data only */
     size_t native_size;
-    size_t offset_count;   /* Basic Offset Table entries; 0 when empty */
+    size_t offset_count; /* Basic Offset Table entries; 0 when empty */
     const uint32_t *offsets;
     size_t fragment_count;
     const struct cxr_dicom_fragment *fragments;
