@@ -1,0 +1,79 @@
+/* The model contract (DESIGN.md "The model contract"): loads a site's ONNX model through nn/,
+ * checks that it has the input, outputs and metadata cxrd needs, and turns a forward pass into
+ * the 11 API findings, the overall result and the class activation maps.
+ *
+ * Ownership: outputs are written only on success; on failure nothing is left allocated.
+ * Threads: cxr_model_predict may be called from any number of threads on one model (forward
+ * passes are serialised by a mutex inside the model); everything else is read-only after load. */
+#ifndef CXR_MODEL_H
+#define CXR_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image/image.h"
+#include "nn/nn.h"
+#include "util/util.h"
+
+#define CXR_FINDING_COUNT 11
+
+/* "Tuberculosis", "Cardiomegaly", ..., "Calcification": API order and spelling. */
+extern const char *const cxr_finding_names[CXR_FINDING_COUNT];
+
+enum cxr_result { CXR_RESULT_NORMAL = 0, CXR_RESULT_ABNORMAL = 1, CXR_RESULT_TB_PRESUMPTIVE = 2 };
+
+/* "Normal", "Abnormal", "TB Presumptive"; "Unknown" for a value outside the enum (never NULL). */
+const char *cxr_result_name(enum cxr_result result);
+
+/* One reported finding. name points at cxr_finding_names (static storage); presence is
+ * confidence >= threshold; confidence is the model's probability in [0, 1]. */
+struct cxr_finding {
+    const char *name;
+    bool presence;
+    double confidence;
+    double threshold;
+};
+
+struct cxr_prediction {
+    enum cxr_result result;
+    struct cxr_finding findings[CXR_FINDING_COUNT]; /* API order */
+    uint32_t cam_width, cam_height;                 /* class map size */
+    float *cams; /* [CXR_FINDING_COUNT][cam_height][cam_width], API order, raw logit units */
+};
+
+struct cxr_model;
+
+/* Loads an ONNX model via nn.h and checks the contract (input `image` [1,1,H,W]; outputs
+ * `probabilities` [1,K], `cam` [1,K,h,w]; metadata cxr.labels = the 11 findings in any order,
+ * cxr.thresholds, cxr.preprocess, cxr.model_version). Clear error naming what is wrong
+ * (CXR_ERR_UNSUPPORTED "model contract: ..." for a model that breaks the contract). runtime must
+ * outlive the model. */
+enum cxr_status cxr_model_load(struct cxr_nn_runtime *runtime, const char *path,
+                               const struct cxr_limits *limits, struct cxr_model **model,
+                               struct cxr_err *err);
+/* NULL is a no-op. */
+void cxr_model_destroy(struct cxr_model *model);
+/* cxr.model_version; owned by the model. */
+const char *cxr_model_version(const struct cxr_model *model);
+
+/* Preprocesses (cxr.preprocess → cxr_image_to_tensor), runs the network (serialised by an
+ * internal mutex: thread safe), fills findings/result/cams. On success prediction->cams is
+ * allocated and must be freed with cxr_prediction_release; on failure prediction is untouched. */
+enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray8 *image,
+                                  struct cxr_prediction *prediction, struct cxr_err *err);
+/* Frees cams and zeroes the struct; NULL is a no-op. */
+void cxr_prediction_release(struct cxr_prediction *prediction);
+
+/* Additions beyond the contract interface. */
+
+/* Index of a finding in API order, or -1 when name is not one of the 11 (exact spelling). */
+int cxr_finding_index(const char *name);
+
+/* The overall-result rule: TB Presumptive when Tuberculosis is present; Abnormal when any other
+ * finding is present; Normal otherwise. findings in API order. */
+enum cxr_result cxr_result_decide(const struct cxr_finding findings[CXR_FINDING_COUNT]);
+
+/* Network input size from cxr.preprocess. */
+void cxr_model_input_size(const struct cxr_model *model, uint32_t *width, uint32_t *height);
+
+#endif
