@@ -79,7 +79,7 @@ static void malformed_fragments_are_rejected(void **state)
     const uint8_t *segments[] = {segment, segment};
     size_t sizes[] = {sizeof(segment), sizeof(segment)};
     uint8_t fragment[128];
-    int32_t samples[4];
+    int32_t samples[6];
     struct cxr_err err = CXR_ERR_INIT;
 
     /* Two segments for an 8-bit single-sample image. */
