@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cxr_version.h"
 
 struct command {
@@ -13,6 +14,7 @@ struct command {
 
 /* Subcommands are added here as they land; the list ends with a NULL name. */
 static const struct command commands[] = {
+        {"dump", "print a DICOM file's metadata and pixel description as JSON", cxr_cli_dump},
         {NULL, NULL, NULL},
 };
 

@@ -76,4 +76,13 @@ enum cxr_result cxr_result_decide(const struct cxr_finding findings[CXR_FINDING_
 /* Network input size from cxr.preprocess. */
 void cxr_model_input_size(const struct cxr_model *model, uint32_t *width, uint32_t *height);
 
+/* Threshold of finding (API index) in use; NAN for an index outside 0..10. */
+double cxr_model_threshold(const struct cxr_model *model, int finding);
+
+/* Site override of one finding's threshold (the companion spec: 0.5 "unless the model or the
+ * site configuration says otherwise"). name in API spelling; threshold >= 0 (above 1 switches
+ * the finding off). Not thread safe: call after load, before predictions start. */
+enum cxr_status cxr_model_threshold_set(struct cxr_model *model, const char *name, double threshold,
+                                        struct cxr_err *err);
+
 #endif

@@ -1,0 +1,8 @@
+/* The cxrd subcommands, one per src/cli/cli_<name>.c; src/main.c dispatches to them. Each takes
+ * its own argv (argv[0] is the command name) and returns the process exit status. */
+#ifndef CXR_CLI_H
+#define CXR_CLI_H
+
+int cxr_cli_dump(int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+/* The contract checks of model/, separated from loading so unit tests can feed them metadata and
+ * tensor shapes directly (no ONNX file, no runtime). Not part of model.h. */
+#ifndef CXR_MODEL_INTERNAL_H
+#define CXR_MODEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+#define CXR_MODEL_MAX_LABELS   1024 /* cxr.labels entries; the 11 findings plus any extras */
+#define CXR_MODEL_MAX_VERSION  128  /* bytes of cxr.model_version */
+#define CXR_MODEL_MAX_CAM_SIDE 1024 /* h and w of the class maps */
+#define CXR_MODEL_MAX_INPUT    8192 /* H and W of the network input */
+
+/* What a loaded network offers, as nn.h reports it. */
+struct cxr_model_source {
+    size_t input_count, output_count;
+    const struct cxr_nn_tensor_info *const *inputs;  /* input_count entries */
+    const struct cxr_nn_tensor_info *const *outputs; /* output_count entries */
+    /* metadata_props values, NULL when absent */
+    const char *labels, *thresholds, *preprocess, *model_version;
+};
+
+/* The contract, checked and resolved. */
+struct cxr_model_contract {
+    uint32_t input_width, input_height; /* H, W of `image` and cxr.preprocess */
+    float scale, offset;                /* tensor = pixel * scale + offset */
+    size_t probabilities_output, cam_output;
+    uint32_t label_count; /* K */
+    uint32_t cam_width, cam_height;
+    uint32_t label_of_finding[CXR_FINDING_COUNT]; /* channel of each API finding */
+    double thresholds[CXR_FINDING_COUNT];         /* API order */
+    char model_version[CXR_MODEL_MAX_VERSION + 1];
+};
+
+/* Checks the contract (DESIGN.md) and fills contract. CXR_ERR_UNSUPPORTED with a message
+ * starting "model contract:" and naming the offending input, output or metadata key. */
+enum cxr_status cxr_model_contract_check(const struct cxr_model_source *source,
+                                         struct cxr_model_contract *contract, struct cxr_err *err);
+
+#endif
