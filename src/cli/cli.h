@@ -4,5 +4,6 @@
 #define CXR_CLI_H
 
 int cxr_cli_dump(int argc, char **argv);
+int cxr_cli_render(int argc, char **argv);
 
 #endif
