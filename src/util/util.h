@@ -98,4 +98,99 @@ enum cxr_status cxr_log_level_parse(const char *name, enum cxr_log_level *level)
 /* One line to stderr: UTC time, level, message. Thread safe (one write per line). */
 void cxr_log(enum cxr_log_level level, const char *fmt, ...) CXR_PRINTF(2, 3);
 
+/* ---- INI files (util_config.c, libinih) ---------------------------------------------------
+ * A parsed INI file: every `key = value` of every [section], in file order. Lookups are exact
+ * (case-sensitive). The schema (which keys exist, their types) belongs to the caller. */
+struct cxr_ini;
+
+/* Parses path. CXR_ERR_IO when it cannot be opened, CXR_ERR_MALFORMED with the line number on
+ * a syntax error. */
+enum cxr_status cxr_ini_load(const char *path, struct cxr_ini **ini, struct cxr_err *err);
+/* Parses text held in memory (for tests and defaults). */
+enum cxr_status cxr_ini_parse(const char *text, struct cxr_ini **ini, struct cxr_err *err);
+/* NULL is a no-op. */
+void cxr_ini_destroy(struct cxr_ini *ini);
+/* Value of section.key (the last one when repeated), or NULL. Owned by ini. */
+const char *cxr_ini_get(const struct cxr_ini *ini, const char *section, const char *key);
+/* Entry i in file order (i < cxr_ini_count), to let a schema reject unknown keys. */
+size_t cxr_ini_count(const struct cxr_ini *ini);
+void cxr_ini_entry(const struct cxr_ini *ini, size_t i, const char **section, const char **key,
+                   const char **value);
+
+/* Parses a whole unsigned decimal number in [min, max] ("123"; no sign, no spaces). */
+enum cxr_status cxr_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *value);
+/* Parses a size with an optional binary unit: "512", "64k", "16M", "1G" (KiB, MiB, GiB). */
+enum cxr_status cxr_parse_size(const char *text, size_t *value);
+/* Parses a duration: a number with unit s, m, h or d ("90s", "15m", "30d"; a bare number is
+ * seconds) into seconds. */
+enum cxr_status cxr_parse_duration(const char *text, uint64_t *seconds);
+/* "true/false", "yes/no", "on/off", "1/0". */
+enum cxr_status cxr_parse_bool(const char *text, int *value);
+
+/* ---- Paths (util_path.c) ------------------------------------------------------------------
+ * Request paths are untrusted. A path is acceptable when it is absolute, has no NUL byte, no
+ * empty, "." or ".." component (one trailing slash is allowed), and fits PATH_MAX. */
+enum cxr_status cxr_path_check_syntax(const char *path, size_t length, struct cxr_err *err);
+
+/* True when path equals root or lies below it (component-wise: "/data2" is not under "/data").
+ * Both are plain strings; root may end with a slash. */
+int cxr_path_is_under(const char *path, const char *root);
+
+/* Resolves path with realpath(3) and checks the result lies under root_real (itself a
+ * resolved path). When allow_missing is set, trailing components that do not exist yet are
+ * allowed: the longest existing prefix is resolved and the rest appended (they contain no
+ * "..", see cxr_path_check_syntax). Writes a malloc'ed resolved path to *resolved.
+ * CXR_ERR_NOT_FOUND when the path (or, with allow_missing, a needed parent) does not exist,
+ * CXR_ERR_INVALID_ARG when the resolved path escapes root_real, CXR_ERR_IO otherwise. */
+enum cxr_status cxr_path_resolve_under(const char *path, const char *root_real, int allow_missing,
+                                       char **resolved, struct cxr_err *err);
+
+/* Creates a directory and its missing parents with mode 0755 (like mkdir -p). */
+enum cxr_status cxr_path_mkdirs(const char *path, struct cxr_err *err);
+
+/* ---- Base64 (util_base64.c) ---------------------------------------------------------------
+ * Standard alphabet with padding (RFC 4648 section 4). */
+/* Length of the encoding of size bytes, without the NUL; 0 on overflow of size_t. */
+size_t cxr_base64_encoded_length(size_t size);
+/* Encodes size bytes into out, which has room for cxr_base64_encoded_length(size) + 1 bytes;
+ * NUL-terminates. */
+void cxr_base64_encode(const uint8_t *bytes, size_t size, char *out);
+/* Decodes text (padding required, no whitespace); appends to out. CXR_ERR_MALFORMED on any
+ * character outside the alphabet or bad padding. Used by tests and by the JWT reader (which
+ * first maps the URL-safe alphabet). */
+enum cxr_status cxr_base64_decode(const char *text, size_t length, struct cxr_buf *out);
+/* The URL-safe alphabet without padding (RFC 4648 section 5), as in JWTs. */
+enum cxr_status cxr_base64url_decode(const char *text, size_t length, struct cxr_buf *out);
+
+/* ---- Files (util_file.c) ------------------------------------------------------------------ */
+/* Reads a whole file, refusing more than max_bytes (CXR_ERR_LIMIT). Appends to out. */
+enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf *out,
+                              struct cxr_err *err);
+
+/* Atomic replacement of a group of files in one folder: each file is first written in full to a
+ * hidden temp file in the target folder and fsync'd (stage); commit then renames every staged
+ * file over its target and fsyncs the folder; abort (or destroy before commit) removes the temp
+ * files and leaves the targets untouched. A reader sees each file either old or new, never
+ * partial. Not thread safe (one writer per group). */
+struct cxr_file_group;
+
+enum cxr_status cxr_file_group_create(const char *folder, struct cxr_file_group **group,
+                                      struct cxr_err *err);
+/* Stages name (a plain file name, no slash) with the given bytes, mode 0644. */
+enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *name,
+                                     const void *bytes, size_t size, struct cxr_err *err);
+/* Marks name for removal at commit (a file of an earlier run that this run does not produce,
+ * e.g. the heatmap of a result that is now Normal). Absent files are fine. */
+enum cxr_status cxr_file_group_remove(struct cxr_file_group *group, const char *name,
+                                      struct cxr_err *err);
+/* Renames every staged file into place and fsyncs the folder. After an error part-way, the
+ * files not yet renamed are removed. */
+enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_err *err);
+/* Removes temp files not committed, frees the group. NULL is a no-op. */
+void cxr_file_group_destroy(struct cxr_file_group *group);
+
+/* One-file convenience: stage + commit of path (its folder must exist). */
+enum cxr_status cxr_file_write_atomic(const char *path, const void *bytes, size_t size,
+                                      struct cxr_err *err);
+
 #endif

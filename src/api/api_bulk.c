@@ -1,0 +1,360 @@
+/* POST /bulk_inference (spec/companion_endpoints.md): every .dcm under a folder, recursively,
+ * through the single-inference pipeline with save_to_disk and no request patient_id. Files are
+ * spread over the worker pool, at most one queued task per worker at a time so a bulk run
+ * cannot crowd out single requests; files that fail are skipped, logged and counted. */
+#include <ctype.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api_internal.h"
+
+#define SCAN_MAX_DEPTH 32
+#define SKIPPED_SHOWN  10
+
+struct bulk_run {
+    struct cxr_api *api;
+    struct cxr_api_pool *pool;
+    char *subject;
+    char *input_shown;
+    char *output_folder;
+    char *output_shown;
+    char **files;
+    size_t count, cap, max;
+    pthread_mutex_t lock;
+    size_t next, finished, skipped, chains;
+    struct cxr_buf skipped_text; /* "a.dcm: reason; ..." for the first SKIPPED_SHOWN */
+    double start;
+    cxr_api_bulk_done done;
+    void *context;
+};
+
+static bool missing(const json_t *value)
+{
+    return value == NULL || json_is_null(value) ||
+           (json_is_string(value) && json_string_length(value) == 0);
+}
+
+static bool is_dcm(const char *name)
+{
+    size_t length = strlen(name);
+    return length > 4 && name[length - 4] == '.' &&
+           tolower((unsigned char)name[length - 3]) == 'd' &&
+           tolower((unsigned char)name[length - 2]) == 'c' &&
+           tolower((unsigned char)name[length - 1]) == 'm';
+}
+
+static int compare_paths(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Collects regular .dcm files; symlinks are not followed (they could lead out of the root). */
+static enum cxr_status scan(struct bulk_run *run, const char *folder, int depth)
+{
+    if (depth > SCAN_MAX_DEPTH)
+        return CXR_OK;
+    DIR *dir = opendir(folder);
+    if (dir == NULL) {
+        cxr_log(CXR_LOG_WARN, "bulk: cannot open folder %s", folder);
+        return CXR_OK;
+    }
+    enum cxr_status status = CXR_OK;
+    for (struct dirent *entry; status == CXR_OK && (entry = readdir(dir));) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+            continue;
+        size_t size = strlen(folder) + strlen(entry->d_name) + 2;
+        char *path = malloc(size);
+        if (path == NULL) {
+            status = CXR_ERR_NOMEM;
+            break;
+        }
+        snprintf(path, size, "%s/%s", folder, entry->d_name);
+        struct stat info;
+        if (lstat(path, &info) != 0) {
+            free(path);
+            continue;
+        }
+        if (S_ISDIR(info.st_mode)) {
+            status = scan(run, path, depth + 1);
+            free(path);
+        } else if (S_ISREG(info.st_mode) && is_dcm(entry->d_name)) {
+            if (run->count == run->max) {
+                free(path);
+                status = CXR_ERR_LIMIT;
+            } else if (run->count == run->cap) {
+                size_t cap = run->cap ? run->cap * 2 : 64;
+                char **files = realloc(run->files, cap * sizeof *files);
+                if (files == NULL) {
+                    free(path);
+                    status = CXR_ERR_NOMEM;
+                } else {
+                    run->files = files;
+                    run->cap = cap;
+                }
+            }
+            if (status == CXR_OK)
+                run->files[run->count++] = path;
+        } else {
+            if (S_ISLNK(info.st_mode) && is_dcm(entry->d_name))
+                cxr_log(CXR_LOG_WARN, "bulk: not following symlink %s", path);
+            free(path);
+        }
+    }
+    closedir(dir);
+    return status;
+}
+
+static void run_destroy(struct bulk_run *run)
+{
+    for (size_t i = 0; i < run->count; i++)
+        free(run->files[i]);
+    free(run->files);
+    free(run->subject);
+    free(run->input_shown);
+    free(run->output_folder);
+    free(run->output_shown);
+    cxr_buf_release(&run->skipped_text);
+    pthread_mutex_destroy(&run->lock);
+    free(run);
+}
+
+static void finish(struct bulk_run *run)
+{
+    struct cxr_api_response response = {0};
+    char message[4096];
+    const char *result = "Success";
+    if (run->skipped == 0) {
+        cxr_api_format(message, sizeof message, "Bulk inference completed successfully.");
+    } else {
+        result = "Warning";
+        cxr_api_format(
+                message, sizeof message,
+                "Bulk inference completed with %zu of %zu DICOM files skipped (the server log "
+                "names each one): %.*s%s",
+                run->skipped, run->count, (int)run->skipped_text.len,
+                run->skipped_text.data ? (const char *)run->skipped_text.data : "",
+                run->skipped > SKIPPED_SHOWN ? "; ..." : "");
+    }
+    if (cxr_api_envelope(200, result, NULL, message, &response) != CXR_OK) {
+        response.status = 500;
+        response.body = NULL;
+    }
+    struct cxr_audit_record record = {
+            .subject = run->subject,
+            .route = "bulk_inference",
+            .input_path = run->input_shown,
+            .status = 200,
+            .duration_ms = (cxr_api_now() - run->start) * 1000.0,
+            .message = message,
+    };
+    cxr_api_audit_record(run->api, &record);
+    cxr_api_bulk_done done = run->done;
+    void *context = run->context;
+    run_destroy(run);
+    done(&response, context);
+}
+
+/* Called with the lock held: hands out the next file, or NULL when none is left. */
+static char *take_next(struct bulk_run *run)
+{
+    return run->next < run->count ? run->files[run->next++] : NULL;
+}
+
+static void record_skip(struct bulk_run *run, const char *path, const char *reason)
+{
+    cxr_log(CXR_LOG_WARN, "bulk: skipped %s: %s", path, reason);
+    pthread_mutex_lock(&run->lock);
+    run->skipped++;
+    if (run->skipped <= SKIPPED_SHOWN) {
+        const char *relative = path + strlen(run->input_shown);
+        cxr_buf_printf(&run->skipped_text, "%s%s: %s", run->skipped > 1 ? "; " : "",
+                       relative[0] == '/' ? relative + 1 : path, reason);
+    }
+    pthread_mutex_unlock(&run->lock);
+}
+
+static void process(struct bulk_run *run, const char *path)
+{
+    double start = cxr_api_now();
+    struct cxr_api_job job = {
+            .input_path = path,
+            .patient_id = NULL,
+            .output_folder = run->output_folder,
+            .output_folder_shown = run->output_shown,
+    };
+    struct cxr_api_result result;
+    cxr_api_job_run(run->api, &job, &result);
+    if (result.status != 200)
+        record_skip(run, path, result.status == 500 ? "inference error" : result.message);
+    struct cxr_audit_record record = {
+            .subject = run->subject,
+            .route = "bulk_inference/file",
+            .input_path = path,
+            .sop_instance_uid = result.sop_instance_uid,
+            .patient_id = result.patient_id,
+            .result = result.status == 200 ? result.result : "",
+            .status = result.status,
+            .duration_ms = (cxr_api_now() - start) * 1000.0,
+            .message = result.status == 200 ? "" : result.message,
+    };
+    cxr_api_audit_record(run->api, &record);
+    cxr_api_result_release(&result);
+}
+
+static void file_task(void *arg)
+{
+    struct bulk_run *run = arg;
+    pthread_mutex_lock(&run->lock);
+    char *path = take_next(run);
+    pthread_mutex_unlock(&run->lock);
+    if (path)
+        process(run, path);
+    for (;;) {
+        pthread_mutex_lock(&run->lock);
+        if (run->next == run->count) {
+            /* This chain ends; the last chain to end answers the request. */
+            bool last = ++run->finished == run->chains;
+            pthread_mutex_unlock(&run->lock);
+            if (last)
+                finish(run);
+            return;
+        }
+        pthread_mutex_unlock(&run->lock);
+        /* Continue the chain behind any waiting single request. */
+        if (cxr_api_pool_submit(run->pool, file_task, run, true) == CXR_OK)
+            return;
+        /* The pool is shutting down: finish the files here rather than dropping them. */
+        pthread_mutex_lock(&run->lock);
+        path = take_next(run);
+        pthread_mutex_unlock(&run->lock);
+        if (path)
+            process(run, path);
+    }
+}
+
+static bool fail(struct cxr_api_response *response, int status, const char *message)
+{
+    if (cxr_api_envelope(status, "Failure", NULL, message, response) != CXR_OK) {
+        response->status = 500;
+        response->body = NULL;
+    }
+    return false;
+}
+
+bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json_t *body,
+                            const char *subject, cxr_api_bulk_done done, void *context,
+                            struct cxr_api_response *response)
+{
+    char message[1024];
+    json_t *input = json_object_get(body, "input_folder_path");
+    json_t *output = json_object_get(body, "output_folder_path");
+    if (missing(input))
+        return fail(response, 400, "input_folder_path is required in the request");
+    if (missing(output))
+        return fail(response, 400, "output_folder_path is required in the request");
+
+    char shown[700];
+    struct cxr_err err = CXR_ERR_INIT;
+    char *input_resolved = NULL, *output_resolved = NULL;
+    enum cxr_status status = CXR_ERR_INVALID_ARG;
+    cxr_api_value_text(input, shown, sizeof shown);
+    if (!json_is_string(input))
+        cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a string");
+    else
+        status = cxr_api_path_check(api->config->input_root, api->input_root_real,
+                                    json_string_value(input), json_string_length(input), true,
+                                    &input_resolved, &err);
+    if (status == CXR_ERR_NOT_FOUND) {
+        cxr_api_format(message, sizeof message, "Input folder path does not exist: %s", shown);
+        return fail(response, 400, message);
+    }
+    struct stat info;
+    if (status == CXR_OK && (stat(input_resolved, &info) != 0 || !S_ISDIR(info.st_mode))) {
+        status = cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a folder");
+    }
+    if (status != CXR_OK) {
+        free(input_resolved);
+        cxr_api_format(message, sizeof message, "Invalid path input_folder_path: %s (%s)", shown,
+                       err.message);
+        return fail(response, 400, message);
+    }
+    struct cxr_err out_err = CXR_ERR_INIT;
+    cxr_api_value_text(output, shown, sizeof shown);
+    status = CXR_ERR_INVALID_ARG;
+    if (!json_is_string(output))
+        cxr_err_set(&out_err, CXR_ERR_INVALID_ARG, "not a string");
+    else
+        status = cxr_api_path_check(api->config->output_root, api->output_root_real,
+                                    json_string_value(output), json_string_length(output), false,
+                                    &output_resolved, &out_err);
+    if (status != CXR_OK) {
+        free(input_resolved);
+        cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)", shown,
+                       out_err.message);
+        return fail(response, 400, message);
+    }
+
+    struct bulk_run *run = calloc(1, sizeof *run);
+    if (run == NULL) {
+        free(input_resolved);
+        free(output_resolved);
+        return fail(response, 500, "Bulk inference failed due to an internal error");
+    }
+    pthread_mutex_init(&run->lock, NULL);
+    run->api = api;
+    run->pool = pool;
+    run->start = cxr_api_now();
+    run->max = api->config->max_bulk_files;
+    run->done = done;
+    run->context = context;
+    run->output_folder = output_resolved;
+    run->subject = strdup(subject ? subject : "");
+    run->input_shown = input_resolved; /* files are reported relative to the resolved folder */
+    run->output_shown = strdup(json_string_value(output));
+    if (run->output_shown) {
+        size_t length = strlen(run->output_shown);
+        while (length > 1 && run->output_shown[length - 1] == '/')
+            run->output_shown[--length] = '\0';
+    }
+    status = run->subject && run->output_shown ? scan(run, input_resolved, 0) : CXR_ERR_NOMEM;
+    if (status == CXR_ERR_LIMIT) {
+        cxr_api_format(message, sizeof message,
+                       "Invalid path input_folder_path: %s (more than %zu DICOM files)",
+                       json_string_value(input), run->max);
+        run_destroy(run);
+        return fail(response, 400, message);
+    }
+    if (status != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "bulk: scanning %s: %s", input_resolved, cxr_status_name(status));
+        run_destroy(run);
+        return fail(response, 500, "Bulk inference failed due to an internal error");
+    }
+    if (run->count == 0) {
+        run_destroy(run);
+        return fail(response, 400, "No Dicom images found in the provided path");
+    }
+    qsort(run->files, run->count, sizeof *run->files, compare_paths);
+    cxr_log(CXR_LOG_INFO, "bulk: %zu DICOM files under %s", run->count, input_resolved);
+
+    /* One chain of tasks per worker; each chain resubmits itself until the files run out.
+     * The lock keeps chains from finishing before their number is known. */
+    uint32_t chains = cxr_api_pool_workers(pool);
+    if (chains > run->count)
+        chains = (uint32_t)run->count;
+    pthread_mutex_lock(&run->lock);
+    for (; run->chains < chains; run->chains++) {
+        if (cxr_api_pool_submit(pool, file_task, run, true) != CXR_OK)
+            break;
+    }
+    bool started = run->chains > 0;
+    pthread_mutex_unlock(&run->lock);
+    if (!started) {
+        run_destroy(run);
+        return fail(response, 503, "Server is shutting down; bulk inference not started");
+    }
+    return true;
+}

@@ -1,0 +1,109 @@
+/* The API context: the model, the resolved input and output roots, the audit log, and the
+ * request path check shared by single and bulk inference. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api_internal.h"
+
+static enum cxr_status resolve_root(const char *name, const char *root, char **out,
+                                    struct cxr_err *err)
+{
+    if (root == NULL || root[0] == '\0')
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "config [paths] %s is not set", name);
+    if (root[0] != '/')
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "config [paths] %s: '%s' is not absolute",
+                           name, root);
+    char *real = realpath(root, NULL);
+    if (real == NULL)
+        return cxr_err_set(err, CXR_ERR_IO, "config [paths] %s: %s: %s", name, root,
+                           strerror(errno));
+    *out = real;
+    return CXR_OK;
+}
+
+enum cxr_status cxr_api_create(const struct cxr_config *config, struct cxr_api **out,
+                               struct cxr_err *err)
+{
+    struct cxr_api *api = calloc(1, sizeof *api);
+    if (api == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
+    api->config = config;
+    enum cxr_status status =
+            resolve_root("input_root", config->input_root, &api->input_root_real, err);
+    if (status == CXR_OK)
+        status = resolve_root("output_root", config->output_root, &api->output_root_real, err);
+    if (status == CXR_OK)
+        status = cxr_nn_runtime_create(config->model_threads, &api->runtime, err);
+    if (status == CXR_OK) {
+        status =
+                cxr_model_load(api->runtime, config->model_path, &config->limits, &api->model, err);
+        if (status != CXR_OK)
+            cxr_err_set(err, status, "model %s", config->model_path);
+    }
+    if (status == CXR_OK && config->audit_database && config->audit_database[0])
+        status = cxr_audit_open(config->audit_database, &api->audit, err);
+    if (status != CXR_OK) {
+        cxr_api_destroy(api);
+        return status;
+    }
+    *out = api;
+    return CXR_OK;
+}
+
+void cxr_api_destroy(struct cxr_api *api)
+{
+    if (api == NULL)
+        return;
+    cxr_audit_close(api->audit);
+    cxr_model_destroy(api->model);
+    cxr_nn_runtime_destroy(api->runtime);
+    free(api->input_root_real);
+    free(api->output_root_real);
+    free(api);
+}
+
+const char *cxr_api_model_version(const struct cxr_api *api)
+{
+    return cxr_model_version(api->model);
+}
+
+struct cxr_audit *cxr_api_audit(struct cxr_api *api)
+{
+    return api->audit;
+}
+
+const char *cxr_api_input_root(const struct cxr_api *api)
+{
+    return api->input_root_real;
+}
+
+const char *cxr_api_output_root(const struct cxr_api *api)
+{
+    return api->output_root_real;
+}
+
+void cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record)
+{
+    if (api->audit == NULL)
+        return;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_audit_write(api->audit, record, &err) != CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "%s", err.message);
+}
+
+enum cxr_status cxr_api_path_check(const char *root, const char *root_real, const char *path,
+                                   size_t length, bool must_exist, char **resolved,
+                                   struct cxr_err *err)
+{
+    enum cxr_status status = cxr_path_check_syntax(path, length, err);
+    if (status != CXR_OK)
+        return status;
+    /* Refuse paths that are lexically outside the root before touching the file system, so a
+     * request cannot probe which files exist elsewhere. */
+    if (!cxr_path_is_under(path, root) && !cxr_path_is_under(path, root_real))
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "outside the allowed root %s", root_real);
+    return cxr_path_resolve_under(path, root_real, !must_exist, resolved, err);
+}

@@ -1,0 +1,34 @@
+/* What api/ files share and nothing else needs. */
+#ifndef CXR_API_INTERNAL_H
+#define CXR_API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "model/model.h"
+#include "nn/nn.h"
+
+struct cxr_api {
+    const struct cxr_config *config;
+    struct cxr_nn_runtime *runtime;
+    struct cxr_model *model;
+    struct cxr_audit *audit;
+    char *input_root_real;
+    char *output_root_real;
+};
+
+/* snprintf for messages that may be cut at the buffer's end on purpose. */
+void cxr_api_format(char *out, size_t size, const char *fmt, ...) CXR_PRINTF(3, 4);
+
+/* Writes an audit row if the audit log is open; failures go to the server log only. */
+void cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record);
+
+/* Sets result to an error; cause (optional) goes to the log only. */
+void cxr_api_result_fail(struct cxr_api_result *result, int status, const char *message,
+                         const char *cause);
+
+/* The message text of a JSON value for a "...: <value>" message: strings as they are, other
+ * values as compact JSON. Always NUL-terminated, truncated to size. */
+void cxr_api_value_text(const json_t *value, char *out, size_t size);
+
+#endif

@@ -1,0 +1,360 @@
+/* One DICOM file through the whole pipeline: parse, resolve the patient ID, render, predict,
+ * heatmap, PNGs, PDF, predictions JSON, and either the four output files (written as one atomic
+ * group: all or nothing) or base64 strings. Errors carry the v1 status and Message; internal
+ * causes stay in the log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api_internal.h"
+#include "dicom/dicom.h"
+#include "image/image.h"
+#include "report/report.h"
+
+static const char internal_error[] = "Single Inference failed due to an internal error";
+
+struct run_state {
+    struct cxr_dicom_file *file;
+    struct cxr_gray8 source;
+    struct cxr_rgb8 heatmap;
+    bool have_prediction;
+    struct cxr_prediction prediction;
+    struct cxr_buf source_png;
+    struct cxr_buf heatmap_png;
+    struct cxr_buf pdf;
+    char *folder;
+    struct cxr_file_group *group;
+};
+
+static void state_release(struct run_state *state)
+{
+    cxr_dicom_file_destroy(state->file);
+    cxr_gray8_release(&state->source);
+    cxr_rgb8_release(&state->heatmap);
+    if (state->have_prediction)
+        cxr_prediction_release(&state->prediction);
+    cxr_buf_release(&state->source_png);
+    cxr_buf_release(&state->heatmap_png);
+    cxr_buf_release(&state->pdf);
+    free(state->folder);
+    cxr_file_group_destroy(state->group);
+}
+
+static void fail_internal(struct cxr_api_result *result, const char *what,
+                          const struct cxr_err *err)
+{
+    char cause[512];
+    cxr_api_format(cause, sizeof cause, "%s: %s", what, err->message);
+    cxr_api_result_fail(result, 500, internal_error, cause);
+}
+
+static json_t *base64_string(const struct cxr_buf *png)
+{
+    size_t length = cxr_base64_encoded_length(png->len);
+    char *text = malloc(length + 1);
+    if (text == NULL)
+        return NULL;
+    cxr_base64_encode(png->data, png->len, text);
+    json_t *value = json_stringn_nocheck(text, length);
+    free(text);
+    return value;
+}
+
+static char *output_path(const char *folder, const char *patient_id, const char *suffix)
+{
+    size_t size = strlen(folder) + 2 * strlen(patient_id) + strlen(suffix) + 4;
+    char *path = malloc(size);
+    if (path)
+        snprintf(path, size, "%s/%s/%s%s", folder, patient_id, patient_id, suffix);
+    return path;
+}
+
+/* The Data object of the spec: result, findings (all 11, API order), source_image, heatmap,
+ * metadata. Image fields are filled by the caller. */
+static json_t *build_data(const struct cxr_prediction *prediction, const char *patient_id,
+                          const struct cxr_dicom_meta *meta, const char *model_version)
+{
+    json_t *data = json_object();
+    json_t *findings = json_array();
+    json_t *metadata = json_object();
+    if (!data || !findings || !metadata) {
+        json_decref(data);
+        json_decref(findings);
+        json_decref(metadata);
+        return NULL;
+    }
+    for (size_t i = 0; i < CXR_FINDING_COUNT; i++) {
+        const struct cxr_finding *finding = &prediction->findings[i];
+        json_t *item = json_object();
+        json_object_set_new(item, "name", json_string(finding->name));
+        json_object_set_new(item, "presence", json_boolean(finding->presence));
+        json_object_set_new(item, "confidence", json_real(finding->confidence));
+        json_array_append_new(findings, item);
+    }
+    json_object_set_new(metadata, "model_version", json_string(model_version));
+    json_object_set_new(metadata, "patient_id", json_string(patient_id));
+    json_object_set_new(metadata, "patient_name", json_string(meta->patient_name));
+    json_object_set_new(metadata, "sop_instance_uid", json_string(meta->sop_instance_uid));
+    json_object_set_new(metadata, "age", json_string(meta->patient_age));
+    json_object_set_new(metadata, "sex", json_string(meta->patient_sex));
+    json_object_set_new(data, "result", json_string(cxr_result_name(prediction->result)));
+    json_object_set_new(data, "findings", findings);
+    json_object_set_new(data, "source_image", json_string(""));
+    json_object_set_new(data, "heatmap", json_string(""));
+    json_object_set_new(data, "metadata", metadata);
+    return data;
+}
+
+static void iso_time_now(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &utc);
+}
+
+/* Writes the four files (three for Normal, whose stale heatmap from an earlier run is removed)
+ * as one group into <output_folder>/<patient_id>/. */
+static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
+                          struct run_state *state, const char *patient_id,
+                          const struct cxr_dicom_meta *meta, json_t *data,
+                          struct cxr_api_result *result)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    size_t size = strlen(job->output_folder) + strlen(patient_id) + 2;
+    state->folder = malloc(size);
+    if (state->folder == NULL) {
+        cxr_api_result_fail(result, 500, internal_error, "out of memory");
+        return false;
+    }
+    snprintf(state->folder, size, "%s/%s", job->output_folder, patient_id);
+
+    /* The patient folder may already exist as a symlink planted out of the root: check before
+     * creating anything, and again after, when every component exists. */
+    char *resolved = NULL;
+    const char *root = api->output_root_real;
+    if (cxr_path_resolve_under(state->folder, root, 1, &resolved, &err) != CXR_OK) {
+        char message[1024];
+        cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
+                       state->folder, err.message);
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+    free(resolved);
+    resolved = NULL;
+    if (cxr_path_mkdirs(state->folder, &err) != CXR_OK) {
+        char message[1024];
+        cxr_api_format(message, sizeof message, "Unable to create output folder: %s (%s)",
+                       state->folder, err.message);
+        cxr_api_result_fail(result, 500, message, err.message);
+        return false;
+    }
+    if (cxr_path_resolve_under(state->folder, root, 0, &resolved, &err) != CXR_OK) {
+        char message[1024];
+        cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
+                       state->folder, err.message);
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+    free(resolved);
+
+    double start = cxr_api_now();
+    struct cxr_report_info info = {
+            .institution_name = api->config->institution_name,
+            .patient_id = patient_id,
+            .patient_name = meta->patient_name,
+            .patient_age = meta->patient_age,
+            .patient_sex = meta->patient_sex,
+            .patient_birth_date = meta->patient_birth_date,
+            .sop_instance_uid = meta->sop_instance_uid,
+            .study_instance_uid = meta->study_instance_uid,
+            .study_date = meta->study_date,
+            .modality = meta->modality,
+            .view_position = meta->view_position,
+            .model_version = cxr_model_version(api->model),
+    };
+    char report_time[32];
+    iso_time_now(report_time, sizeof report_time);
+    info.report_time = report_time;
+    bool normal = state->prediction.result == CXR_RESULT_NORMAL;
+    if (cxr_report_pdf(&info, &state->prediction, &state->source, normal ? NULL : &state->heatmap,
+                       &state->pdf, &err) != CXR_OK) {
+        fail_internal(result, "PDF report", &err);
+        return false;
+    }
+    result->stage_seconds[CXR_STAGE_PDF] = cxr_api_now() - start;
+
+    start = cxr_api_now();
+    char *json_text = json_dumps(data, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    char names[4][128];
+    snprintf(names[0], sizeof names[0], "%s_predictions.json", patient_id);
+    snprintf(names[1], sizeof names[1], "%s_source_image.png", patient_id);
+    snprintf(names[2], sizeof names[2], "%s_heatmap.png", patient_id);
+    snprintf(names[3], sizeof names[3], "%s_report.pdf", patient_id);
+    enum cxr_status status = json_text ? CXR_OK : CXR_ERR_NOMEM;
+    if (status == CXR_OK)
+        status = cxr_file_group_create(state->folder, &state->group, &err);
+    if (status == CXR_OK)
+        status = cxr_file_group_stage(state->group, names[0], json_text, strlen(json_text), &err);
+    if (status == CXR_OK)
+        status = cxr_file_group_stage(state->group, names[1], state->source_png.data,
+                                      state->source_png.len, &err);
+    if (status == CXR_OK && normal)
+        status = cxr_file_group_remove(state->group, names[2], &err);
+    else if (status == CXR_OK)
+        status = cxr_file_group_stage(state->group, names[2], state->heatmap_png.data,
+                                      state->heatmap_png.len, &err);
+    if (status == CXR_OK)
+        status =
+                cxr_file_group_stage(state->group, names[3], state->pdf.data, state->pdf.len, &err);
+    if (status == CXR_OK)
+        status = cxr_file_group_commit(state->group, &err);
+    free(json_text);
+    if (status != CXR_OK) {
+        fail_internal(result, "writing outputs", &err);
+        return false;
+    }
+    result->stage_seconds[CXR_STAGE_WRITE] = cxr_api_now() - start;
+    return true;
+}
+
+static bool set_image_fields(const struct cxr_api_job *job, const struct run_state *state,
+                             const char *patient_id, json_t *data)
+{
+    bool normal = state->prediction.result == CXR_RESULT_NORMAL;
+    json_t *source = NULL, *heatmap = NULL;
+    if (job->output_folder) {
+        const char *shown =
+                job->output_folder_shown ? job->output_folder_shown : job->output_folder;
+        char *path = output_path(shown, patient_id, "_source_image.png");
+        source = path ? json_string(path) : NULL;
+        free(path);
+        path = normal ? NULL : output_path(shown, patient_id, "_heatmap.png");
+        heatmap = normal ? json_string("") : path ? json_string(path) : NULL;
+        free(path);
+    } else {
+        source = base64_string(&state->source_png);
+        heatmap = normal ? json_string("") : base64_string(&state->heatmap_png);
+    }
+    if (source == NULL || heatmap == NULL) {
+        json_decref(source);
+        json_decref(heatmap);
+        return false;
+    }
+    json_object_set_new(data, "source_image", source);
+    json_object_set_new(data, "heatmap", heatmap);
+    return true;
+}
+
+void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
+                     struct cxr_api_result *result)
+{
+    memset(result, 0, sizeof *result);
+    result->status = 200;
+    struct run_state state = {0};
+    state.source_png.max = 0;
+    struct cxr_err err = CXR_ERR_INIT;
+    char message[1024];
+
+    double start = cxr_api_now();
+    enum cxr_status status =
+            cxr_dicom_file_read(job->input_path, &api->config->limits, &state.file, &err);
+    result->stage_seconds[CXR_STAGE_READ] = cxr_api_now() - start;
+    if (status == CXR_ERR_NOMEM || status == CXR_ERR_INTERNAL) {
+        fail_internal(result, "DICOM read", &err);
+        goto done;
+    }
+    if (status != CXR_OK) {
+        cxr_api_format(message, sizeof message,
+                       "Invalid DICOM image, unable to fetch patient ID: %s (%s)", job->input_path,
+                       err.message);
+        cxr_api_result_fail(result, 400, message, NULL);
+        goto done;
+    }
+    const struct cxr_dicom_meta *meta = cxr_dicom_file_meta(state.file);
+    snprintf(result->sop_instance_uid, sizeof result->sop_instance_uid, "%s",
+             meta->sop_instance_uid);
+
+    const char *patient_id = job->patient_id ? job->patient_id : meta->patient_id;
+    if (patient_id[0] == '\0') {
+        cxr_api_format(
+                message, sizeof message,
+                "Patient ID is empty or None: no patient_id in the request and no PatientID in %s",
+                job->input_path);
+        cxr_api_result_fail(result, 400, message, NULL);
+        goto done;
+    }
+    if (!cxr_api_patient_id_valid(patient_id, strlen(patient_id))) {
+        cxr_api_format(message, sizeof message, "Invalid patient_id: '%s' in DICOM PatientID of %s",
+                       patient_id, job->input_path);
+        cxr_api_result_fail(result, 400, message, NULL);
+        goto done;
+    }
+    snprintf(result->patient_id, sizeof result->patient_id, "%s", patient_id);
+
+    start = cxr_api_now();
+    status = cxr_image_render(state.file, &api->config->limits, &state.source, &err);
+    result->stage_seconds[CXR_STAGE_RENDER] = cxr_api_now() - start;
+    if (status == CXR_ERR_NOMEM || status == CXR_ERR_INTERNAL) {
+        fail_internal(result, "rendering", &err);
+        goto done;
+    }
+    if (status != CXR_OK) {
+        /* A file that parses but whose pixels cannot be shown is the client's data, not an
+         * internal failure: 400 in the wording of the spec's DICOM row. */
+        cxr_api_format(message, sizeof message,
+                       "Invalid DICOM image, unable to render the pixel data: %s (%s)",
+                       job->input_path, err.message);
+        cxr_api_result_fail(result, 400, message, NULL);
+        goto done;
+    }
+
+    start = cxr_api_now();
+    status = cxr_model_predict(api->model, &state.source, &state.prediction, &err);
+    result->stage_seconds[CXR_STAGE_INFER] = cxr_api_now() - start;
+    if (status != CXR_OK) {
+        fail_internal(result, "inference", &err);
+        goto done;
+    }
+    state.have_prediction = true;
+    snprintf(result->result, sizeof result->result, "%s", cxr_result_name(state.prediction.result));
+    bool normal = state.prediction.result == CXR_RESULT_NORMAL;
+
+    if (!normal) {
+        start = cxr_api_now();
+        status = cxr_report_heatmap(&state.source, &state.prediction, &state.heatmap, &err);
+        result->stage_seconds[CXR_STAGE_HEATMAP] = cxr_api_now() - start;
+        if (status != CXR_OK) {
+            fail_internal(result, "heatmap", &err);
+            goto done;
+        }
+    }
+
+    start = cxr_api_now();
+    status = cxr_png_encode_gray8(&state.source, &state.source_png, &err);
+    if (status == CXR_OK && !normal)
+        status = cxr_png_encode_rgb8(&state.heatmap, &state.heatmap_png, &err);
+    result->stage_seconds[CXR_STAGE_PNG] = cxr_api_now() - start;
+    if (status != CXR_OK) {
+        fail_internal(result, "PNG encoding", &err);
+        goto done;
+    }
+
+    json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
+    if (data == NULL || !set_image_fields(job, &state, patient_id, data)) {
+        json_decref(data);
+        cxr_api_result_fail(result, 500, internal_error, "out of memory building JSON");
+        goto done;
+    }
+    if (job->output_folder && !write_outputs(api, job, &state, patient_id, meta, data, result)) {
+        json_decref(data);
+        goto done;
+    }
+    result->data = data;
+
+done:
+    if (result->status == 500)
+        cxr_log(CXR_LOG_ERROR, "%s: %s", job->input_path, result->cause);
+    state_release(&state);
+}

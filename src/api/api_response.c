@@ -1,0 +1,100 @@
+/* The response envelope, results and messages, stage names, timing and the patient ID rule:
+ * the parts of api/ that need neither a model nor a request. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api_internal.h"
+
+const char *const cxr_api_stage_names[CXR_STAGE_COUNT] = {
+        "validate", "read", "render", "infer", "heatmap", "png", "pdf", "write",
+};
+
+void cxr_api_format(char *out, size_t size, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(out, size, fmt, args);
+    va_end(args);
+}
+
+double cxr_api_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+void cxr_api_response_release(struct cxr_api_response *response)
+{
+    if (response == NULL)
+        return;
+    free(response->body);
+    response->body = NULL;
+}
+
+enum cxr_status cxr_api_envelope(int status, const char *result, json_t *data, const char *message,
+                                 struct cxr_api_response *response)
+{
+    json_t *envelope = json_object();
+    if (envelope == NULL) {
+        json_decref(data);
+        return CXR_ERR_NOMEM;
+    }
+    json_object_set_new(envelope, "Result", json_string(result));
+    json_object_set_new(envelope, "Data", data ? data : json_null());
+    json_object_set_new(envelope, "Message", json_string(message));
+    char *body = json_dumps(envelope, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(envelope);
+    if (body == NULL)
+        return CXR_ERR_NOMEM;
+    free(response->body);
+    response->body = body;
+    response->status = status;
+    return CXR_OK;
+}
+
+void cxr_api_result_fail(struct cxr_api_result *result, int status, const char *message,
+                         const char *cause)
+{
+    result->status = status;
+    snprintf(result->message, sizeof result->message, "%s", message);
+    snprintf(result->cause, sizeof result->cause, "%s", cause ? cause : "");
+    json_decref(result->data);
+    result->data = NULL;
+}
+
+void cxr_api_result_release(struct cxr_api_result *result)
+{
+    if (result == NULL)
+        return;
+    json_decref(result->data);
+    result->data = NULL;
+}
+
+void cxr_api_value_text(const json_t *value, char *out, size_t size)
+{
+    if (json_is_string(value)) {
+        snprintf(out, size, "%s", json_string_value(value));
+        return;
+    }
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    snprintf(out, size, "%s", text ? text : "?");
+    free(text);
+}
+
+bool cxr_api_patient_id_valid(const char *id, size_t length)
+{
+    if (length == 0 || length > 64 || id[0] == '.')
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        char c = id[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,202 @@
+/* POST /single_inference: the validation table of spec/single_inference_v1.md, in the order a
+ * client fixes its request (required fields, types, then paths and files), then the pipeline.
+ * Every outcome is an envelope and an audit row. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api_internal.h"
+
+/* A field counts as missing when absent, null or the empty string. */
+static bool missing(const json_t *value)
+{
+    return value == NULL || json_is_null(value) ||
+           (json_is_string(value) && json_string_length(value) == 0);
+}
+
+static bool has_dcm_extension(const char *path)
+{
+    size_t length = strlen(path);
+    return length > 4 && path[length - 4] == '.' &&
+           tolower((unsigned char)path[length - 3]) == 'd' &&
+           tolower((unsigned char)path[length - 2]) == 'c' &&
+           tolower((unsigned char)path[length - 1]) == 'm';
+}
+
+/* Copies a path-like string for a message; an embedded NUL shows as "\0". */
+static void shown_path(const json_t *value, char *out, size_t size)
+{
+    if (!json_is_string(value)) {
+        cxr_api_value_text(value, out, size);
+        return;
+    }
+    const char *text = json_string_value(value);
+    size_t length = json_string_length(value);
+    size_t used = 0;
+    for (size_t i = 0; i < length && used + 3 < size; i++) {
+        if (text[i] == '\0') {
+            out[used++] = '\\';
+            out[used++] = '0';
+        } else {
+            out[used++] = text[i];
+        }
+    }
+    out[used] = '\0';
+}
+
+/* Validates the request; fills job on success (paths owned by the caller's pointers). */
+static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
+                     char **input_resolved, char **output_resolved, char *output_shown,
+                     size_t output_shown_size, struct cxr_api_result *result)
+{
+    char message[1024];
+    char shown[700];
+    json_t *input = json_object_get(body, "input_image_path");
+    json_t *save = json_object_get(body, "save_to_disk");
+    json_t *patient = json_object_get(body, "patient_id");
+    json_t *output = json_object_get(body, "output_folder_path");
+    if (missing(input)) {
+        cxr_api_result_fail(result, 400, "input_image_path is required in the request", NULL);
+        return false;
+    }
+    if (save == NULL || json_is_null(save)) {
+        cxr_api_result_fail(result, 400, "save_to_disk is required in the request", NULL);
+        return false;
+    }
+    if (!json_is_boolean(save)) {
+        cxr_api_value_text(save, shown, sizeof shown);
+        cxr_api_format(message, sizeof message,
+                       "Invalid value for save_to_disk, should be a boolean: %s", shown);
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+    bool save_to_disk = json_is_true(save);
+    if (save_to_disk && missing(output)) {
+        cxr_api_result_fail(result, 400,
+                            "output_folder_path is required in the request when save_to_disk "
+                            "is True",
+                            NULL);
+        return false;
+    }
+
+    struct cxr_err err = CXR_ERR_INIT;
+    shown_path(input, shown, sizeof shown);
+    enum cxr_status status = CXR_ERR_INVALID_ARG;
+    if (!json_is_string(input))
+        cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a string");
+    else
+        status = cxr_api_path_check(api->config->input_root, api->input_root_real,
+                                    json_string_value(input), json_string_length(input), true,
+                                    input_resolved, &err);
+    if (status == CXR_ERR_NOT_FOUND) {
+        cxr_api_format(message, sizeof message, "Input image path does not exist: %s", shown);
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+    if (status != CXR_OK) {
+        cxr_api_format(message, sizeof message, "Invalid path input_image_path: %s (%s)", shown,
+                       err.message);
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+    struct stat info;
+    if (stat(*input_resolved, &info) != 0 || !S_ISREG(info.st_mode) ||
+        !has_dcm_extension(json_string_value(input)) || !has_dcm_extension(*input_resolved)) {
+        cxr_api_format(message, sizeof message, "Requested image is not a DICOM file: %s", shown);
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+
+    job->patient_id = NULL;
+    if (patient != NULL && !json_is_null(patient)) {
+        if (!json_is_string(patient) ||
+            !cxr_api_patient_id_valid(json_string_value(patient), json_string_length(patient))) {
+            shown_path(patient, shown, sizeof shown);
+            cxr_api_format(message, sizeof message, "Invalid patient_id: '%s' in request body",
+                           shown);
+            cxr_api_result_fail(result, 400, message, NULL);
+            return false;
+        }
+        job->patient_id = json_string_value(patient);
+    }
+
+    job->output_folder = NULL;
+    if (save_to_disk) {
+        struct cxr_err out_err = CXR_ERR_INIT;
+        shown_path(output, shown, sizeof shown);
+        status = CXR_ERR_INVALID_ARG;
+        if (!json_is_string(output))
+            cxr_err_set(&out_err, CXR_ERR_INVALID_ARG, "not a string");
+        else
+            status = cxr_api_path_check(api->config->output_root, api->output_root_real,
+                                        json_string_value(output), json_string_length(output),
+                                        false, output_resolved, &out_err);
+        if (status != CXR_OK) {
+            cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
+                           shown, out_err.message);
+            cxr_api_result_fail(result, 400, message, NULL);
+            return false;
+        }
+        /* Response paths use the folder as the client wrote it, without a trailing slash. */
+        snprintf(output_shown, output_shown_size, "%s", json_string_value(output));
+        size_t length = strlen(output_shown);
+        while (length > 1 && output_shown[length - 1] == '/')
+            output_shown[--length] = '\0';
+        job->output_folder = *output_resolved;
+        job->output_folder_shown = output_shown;
+    }
+    job->input_path = *input_resolved;
+    return true;
+}
+
+void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *subject,
+                              struct cxr_api_response *response)
+{
+    double start = cxr_api_now();
+    struct cxr_api_result result;
+    memset(&result, 0, sizeof result);
+    result.status = 200;
+    struct cxr_api_job job = {0};
+    char *input_resolved = NULL, *output_resolved = NULL;
+    char output_shown[4096];
+    bool valid = validate(api, body, &job, &input_resolved, &output_resolved, output_shown,
+                          sizeof output_shown, &result);
+    result.stage_seconds[CXR_STAGE_VALIDATE] = cxr_api_now() - start;
+    if (valid) {
+        double validate_seconds = result.stage_seconds[CXR_STAGE_VALIDATE];
+        cxr_api_job_run(api, &job, &result);
+        result.stage_seconds[CXR_STAGE_VALIDATE] = validate_seconds;
+    }
+
+    json_t *input = json_object_get(body, "input_image_path");
+    memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);
+    enum cxr_status status;
+    if (result.status == 200) {
+        status = cxr_api_envelope(200, "Success", result.data, "Inference completed successfully.",
+                                  response);
+        result.data = NULL; /* stolen */
+    } else {
+        status = cxr_api_envelope(result.status, "Failure", NULL, result.message, response);
+    }
+    if (status != CXR_OK) {
+        response->status = 500;
+        response->body = NULL;
+    }
+    struct cxr_audit_record record = {
+            .subject = subject,
+            .route = "single_inference",
+            .input_path = json_is_string(input) ? json_string_value(input) : "",
+            .sop_instance_uid = result.sop_instance_uid,
+            .patient_id = result.patient_id,
+            .result = result.status == 200 ? result.result : "",
+            .status = result.status,
+            .duration_ms = (cxr_api_now() - start) * 1000.0,
+            .message = result.status == 200 ? "" : result.message,
+    };
+    cxr_api_audit_record(api, &record);
+    cxr_api_result_release(&result);
+    free(input_resolved);
+    free(output_resolved);
+}

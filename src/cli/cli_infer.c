@@ -1,0 +1,183 @@
+/* `cxrd infer FILE... --output DIR [--patient-id ID] [--explain]`: the single-inference
+ * pipeline without HTTP, for batch screening runs. Same outputs as save_to_disk, a progress line
+ * on a terminal, a summary at the end; exit 1 when any file failed. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: cxrd infer FILE... --output DIR [--patient-id ID] [--explain]\n"
+            "                  [--config FILE] [--model PATH]\n\n"
+            "Analyses each DICOM FILE and writes DIR/<patient_id>/<patient_id>_predictions.json,\n"
+            "_source_image.png, _heatmap.png (not for Normal) and _report.pdf, as the API does\n"
+            "with save_to_disk. The patient ID is --patient-id (one FILE only) or the file's\n"
+            "PatientID. --explain also writes <patient_id>_cams.npy: float32 [11,h,w] class\n"
+            "maps in API order. --config supplies [model], [limits], [report] and [audit];\n"
+            "--model overrides the model path.\n");
+}
+
+struct tally {
+    size_t done, failed, by_result[3];
+};
+
+int cxr_cli_infer(int argc, char **argv)
+{
+    static const struct option options[] = {
+            {"output", required_argument, NULL, 'o'},
+            {"patient-id", required_argument, NULL, 'p'},
+            {"explain", no_argument, NULL, 'e'},
+            {"config", required_argument, NULL, 'c'},
+            {"model", required_argument, NULL, 'm'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+    };
+    const char *output = NULL, *patient_id = NULL, *config_path = NULL, *model = NULL;
+    bool explain = false;
+    optind = 1;
+    for (int option; (option = getopt_long(argc, argv, "o:p:ec:m:h", options, NULL)) != -1;) {
+        switch (option) {
+        case 'o':
+            output = optarg;
+            break;
+        case 'p':
+            patient_id = optarg;
+            break;
+        case 'e':
+            explain = true;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    int file_count = argc - optind;
+    if (output == NULL || file_count < 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (patient_id && file_count > 1) {
+        fprintf(stderr, "cxrd infer: --patient-id names one patient; give one FILE with it\n");
+        return 2;
+    }
+    if (patient_id && !cxr_api_patient_id_valid(patient_id, strlen(patient_id))) {
+        fprintf(stderr, "cxrd infer: Invalid patient_id: '%s'\n", patient_id);
+        return 2;
+    }
+
+    struct cxr_config config;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_config_load(config_path, &config, &err) != CXR_OK) {
+        fprintf(stderr, "cxrd infer: %s\n", err.message);
+        return 1;
+    }
+    cxr_log_set_level(CXR_LOG_WARN);
+    /* The operator names files and folders directly: the request roots do not apply. */
+    free(config.input_root);
+    free(config.output_root);
+    config.input_root = strdup("/");
+    config.output_root = strdup("/");
+    if (model) {
+        free(config.model_path);
+        config.model_path = strdup(model);
+    }
+    char *output_real = NULL;
+    struct cxr_api *api = NULL;
+    int exit_code = 1;
+    if (!config.input_root || !config.output_root || !config.model_path) {
+        fprintf(stderr, "cxrd infer: out of memory\n");
+        goto done;
+    }
+    if (cxr_path_mkdirs(output, &err) != CXR_OK || (output_real = realpath(output, NULL)) == NULL) {
+        fprintf(stderr, "cxrd infer: Unable to create output folder: %s (%s)\n", output,
+                err.message[0] ? err.message : "cannot resolve");
+        goto done;
+    }
+    if (cxr_api_create(&config, &api, &err) != CXR_OK) {
+        fprintf(stderr, "cxrd infer: %s\n", err.message);
+        goto done;
+    }
+
+    bool progress = isatty(STDERR_FILENO);
+    struct tally tally = {0};
+    double start = cxr_api_now();
+    for (int i = 0; i < file_count; i++) {
+        const char *path = argv[optind + i];
+        char *resolved = realpath(path, NULL);
+        struct cxr_api_result result;
+        double file_start = cxr_api_now();
+        if (resolved == NULL) {
+            memset(&result, 0, sizeof result);
+            result.status = 400;
+            snprintf(result.message, sizeof result.message, "Input image path does not exist");
+        } else {
+            struct cxr_api_job job = {
+                    .input_path = resolved,
+                    .patient_id = patient_id,
+                    .output_folder = output_real,
+                    .output_folder_shown = output_real,
+                    .explain = explain,
+            };
+            cxr_api_job_run(api, &job, &result);
+        }
+        if (progress)
+            fprintf(stderr, "\r\033[K[%d/%d] %s", i + 1, file_count, path);
+        if (result.status == 200) {
+            tally.done++;
+            for (int r = 0; r < 3; r++)
+                tally.by_result[r] += strcmp(result.result, cxr_result_name(r)) == 0;
+            if (!progress)
+                fprintf(stderr, "[%d/%d] %s: %s (%s)\n", i + 1, file_count, path, result.result,
+                        result.patient_id);
+        } else {
+            tally.failed++;
+            fprintf(stderr, "%s%s: failed: %s%s%s\n", progress ? "\n" : "", path, result.message,
+                    result.cause[0] ? ": " : "", result.cause);
+        }
+        struct cxr_audit_record record = {
+                .subject = getenv("USER") ? getenv("USER") : "",
+                .route = "infer",
+                .input_path = path,
+                .sop_instance_uid = result.sop_instance_uid,
+                .patient_id = result.patient_id,
+                .result = result.status == 200 ? result.result : "",
+                .status = result.status,
+                .duration_ms = (cxr_api_now() - file_start) * 1000.0,
+                .message = result.status == 200 ? "" : result.message,
+        };
+        if (cxr_api_audit(api))
+            cxr_audit_write(cxr_api_audit(api), &record, NULL);
+        cxr_api_result_release(&result);
+        free(resolved);
+    }
+    if (progress)
+        fprintf(stderr, "\n");
+    fprintf(stderr,
+            "infer: %d files in %.1f s: %zu analysed (TB Presumptive %zu, Abnormal %zu, Normal "
+            "%zu), %zu failed; outputs in %s\n",
+            file_count, cxr_api_now() - start, tally.done,
+            tally.by_result[CXR_RESULT_TB_PRESUMPTIVE], tally.by_result[CXR_RESULT_ABNORMAL],
+            tally.by_result[CXR_RESULT_NORMAL], tally.failed, output_real);
+    exit_code = tally.failed ? 1 : 0;
+
+done:
+    cxr_api_destroy(api);
+    free(output_real);
+    cxr_config_release(&config);
+    return exit_code;
+}

@@ -1,0 +1,90 @@
+/* `cxrd serve --config FILE`: loads the configuration and the model (refusing to start without
+ * one), serves the v1 API until SIGTERM or SIGINT, then shuts down gracefully: no new
+ * connections, requests in flight finished and answered. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "http/http.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: cxrd serve --config FILE\n\n"
+            "Serves the v1 HTTP API (POST /single_inference, POST /bulk_inference, GET /ping,\n"
+            "GET /metrics) as configured in FILE (see README, \"Configuration\"). Stops\n"
+            "gracefully on SIGTERM or SIGINT.\n");
+}
+
+int cxr_cli_serve(int argc, char **argv)
+{
+    static const struct option options[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    optind = 1;
+    for (int option; (option = getopt_long(argc, argv, "c:h", options, NULL)) != -1;) {
+        if (option == 'c') {
+            config_path = optarg;
+        } else if (option == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* Block the stop signals before any thread starts so that every thread inherits the mask
+     * and only sigwait below receives them. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct cxr_config config;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_config_load(config_path, &config, &err) != CXR_OK) {
+        fprintf(stderr, "cxrd serve: %s\n", err.message);
+        return 1;
+    }
+    enum cxr_log_level level = CXR_LOG_INFO;
+    cxr_log_level_parse(config.log_level, &level);
+    cxr_log_set_level(level);
+
+    struct cxr_api *api = NULL;
+    struct cxr_server *server = NULL;
+    if (cxr_api_create(&config, &api, &err) != CXR_OK ||
+        cxr_server_start(&config, api, &server, &err) != CXR_OK) {
+        fprintf(stderr, "cxrd serve: not starting: %s\n", err.message);
+        cxr_api_destroy(api);
+        cxr_config_release(&config);
+        return 1;
+    }
+    cxr_log(CXR_LOG_INFO,
+            "cxrd serve: listening on %s port %u; model %s (version %s); %u workers, queue %u",
+            config.address, (unsigned)cxr_server_port(server), config.model_path,
+            cxr_api_model_version(api), config.workers, config.queue_size);
+
+    int received = 0;
+    sigwait(&stop_signals, &received);
+    cxr_log(CXR_LOG_INFO, "cxrd serve: %s received, finishing requests in flight",
+            received == SIGTERM ? "SIGTERM" : "SIGINT");
+    cxr_server_stop(server, config.shutdown_grace_s);
+    cxr_api_destroy(api);
+    cxr_config_release(&config);
+    cxr_log(CXR_LOG_INFO, "cxrd serve: stopped");
+    return 0;
+}

@@ -1,0 +1,468 @@
+/* The HTTP server: libmicrohttpd with its own connection thread pool, and inference handed to
+ * the api/ worker pool. A request that needs inference suspends its connection, becomes a task
+ * on the bounded queue (503 when full) and is resumed by the worker with its response, so slow
+ * inference never blocks /ping or other connections. */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http.h"
+
+enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OTHER };
+static const char *const route_names[] = {"ping", "metrics", "single_inference", "bulk_inference",
+                                          "other"};
+
+struct cxr_server {
+    const struct cxr_config *config;
+    struct cxr_api *api;
+    struct cxr_auth *auth;
+    struct cxr_metrics *metrics;
+    struct cxr_api_pool *pool;
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+    atomic_uint in_flight; /* requests between the first handler call and completion */
+};
+
+enum request_state { STATE_NEW, STATE_RECEIVING, STATE_WAITING, STATE_READY, STATE_ANSWERED };
+
+struct request {
+    struct cxr_server *server;
+    struct MHD_Connection *connection;
+    enum route route;
+    double start;
+    double queued_at;
+    struct cxr_buf body;
+    bool body_too_large;
+    char subject[128];
+    json_t *json;
+    pthread_mutex_t lock;
+    enum request_state state; /* WAITING -> READY is set by the worker under lock */
+    struct cxr_api_response response;
+    int status; /* status sent, for metrics */
+};
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_text(struct request *request, int status, const char *content_type,
+                                 const char *text, size_t size)
+{
+    struct MHD_Response *response =
+            MHD_create_response_from_buffer(size, (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (response == NULL)
+        return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    enum MHD_Result result = MHD_queue_response(request->connection, (unsigned)status, response);
+    MHD_destroy_response(response);
+    request->status = status;
+    request->state = STATE_ANSWERED;
+    return result;
+}
+
+static enum MHD_Result send_api_response(struct request *request, struct cxr_api_response *response)
+{
+    if (response->body == NULL) {
+        static const char fallback[] = "{\"Result\":\"Failure\",\"Data\":null,\"Message\":"
+                                       "\"Single Inference failed due to an internal error\"}";
+        return send_text(request, 500, "application/json", fallback, sizeof fallback - 1);
+    }
+    return send_text(request, response->status, "application/json", response->body,
+                     strlen(response->body));
+}
+
+static enum MHD_Result send_envelope(struct request *request, int status, const char *message)
+{
+    struct cxr_api_response response = {0};
+    if (cxr_api_envelope(status, "Failure", NULL, message, &response) != CXR_OK)
+        return send_api_response(request, &response);
+    enum MHD_Result result = send_api_response(request, &response);
+    cxr_api_response_release(&response);
+    return result;
+}
+
+/* ---- inference tasks ---- */
+
+static void finish_task(struct request *request)
+{
+    pthread_mutex_lock(&request->lock);
+    request->state = STATE_READY;
+    pthread_mutex_unlock(&request->lock);
+    MHD_resume_connection(request->connection);
+}
+
+static void single_task(void *context)
+{
+    struct request *request = context;
+    struct cxr_server *server = request->server;
+    uint32_t timeout = server->config->request_timeout_s;
+    if (cxr_api_now() - request->queued_at > timeout) {
+        cxr_api_envelope(503, "Failure", NULL,
+                         "Server busy: the request waited longer than the request timeout for "
+                         "an inference worker; retry later",
+                         &request->response);
+    } else {
+        cxr_api_single_inference(server->api, request->json, request->subject, &request->response);
+        cxr_metrics_stages(server->metrics, request->response.stage_seconds);
+    }
+    finish_task(request);
+}
+
+static void bulk_done(struct cxr_api_response *response, void *context)
+{
+    struct request *request = context;
+    request->response = *response;
+    finish_task(request);
+}
+
+/* Suspends the connection and hands the request to the pool; answers 503 when the queue is
+ * full. Suspending first means a fast worker cannot resume a connection not yet suspended. */
+static enum MHD_Result dispatch(struct request *request)
+{
+    struct cxr_server *server = request->server;
+    request->state = STATE_WAITING;
+    request->queued_at = cxr_api_now();
+    MHD_suspend_connection(request->connection);
+    if (request->route == ROUTE_BULK) {
+        if (!cxr_api_bulk_inference(server->api, server->pool, request->json, request->subject,
+                                    bulk_done, request, &request->response)) {
+            request->state = STATE_READY;
+            MHD_resume_connection(request->connection);
+        }
+        return MHD_YES;
+    }
+    if (cxr_api_pool_submit(server->pool, single_task, request, false) != CXR_OK) {
+        uint32_t queued, running;
+        cxr_api_pool_depth(server->pool, &queued, &running);
+        char message[256];
+        snprintf(message, sizeof message,
+                 "Server busy: the inference queue is full (%u waiting, %u running); retry later",
+                 queued, running);
+        cxr_api_envelope(503, "Failure", NULL, message, &request->response);
+        request->state = STATE_READY;
+        MHD_resume_connection(request->connection);
+    }
+    return MHD_YES;
+}
+
+/* ---- request handling ---- */
+
+struct header_sum {
+    size_t total;
+};
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    struct header_sum *sum = cls;
+    sum->total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static enum route route_of(const char *url)
+{
+    if (strcmp(url, "/ping") == 0)
+        return ROUTE_PING;
+    if (strcmp(url, "/metrics") == 0)
+        return ROUTE_METRICS;
+    if (strcmp(url, "/single_inference") == 0)
+        return ROUTE_SINGLE;
+    if (strcmp(url, "/bulk_inference") == 0)
+        return ROUTE_BULK;
+    return ROUTE_OTHER;
+}
+
+static enum MHD_Result answer_metrics(struct request *request)
+{
+    struct cxr_server *server = request->server;
+    uint32_t queued, running;
+    cxr_api_pool_depth(server->pool, &queued, &running);
+    struct cxr_buf text = CXR_BUF_INIT(1 << 20);
+    if (cxr_metrics_render(server->metrics, queued, running, atomic_load(&server->in_flight),
+                           &text) != CXR_OK) {
+        cxr_buf_release(&text);
+        return send_envelope(request, 500, "Metrics unavailable");
+    }
+    enum MHD_Result result =
+            send_text(request, 200, "text/plain; version=0.0.4", (const char *)text.data, text.len);
+    cxr_buf_release(&text);
+    return result;
+}
+
+/* First call of a request: everything decided from the request line and headers alone. Returns
+ * true when an answer was queued. */
+static bool first_call(struct request *request, const char *method, enum MHD_Result *result)
+{
+    struct cxr_server *server = request->server;
+    const struct cxr_limits *limits = &server->config->limits;
+    struct header_sum sum = {0};
+    MHD_get_connection_values(request->connection, MHD_HEADER_KIND, add_header_size, &sum);
+    if (sum.total > limits->max_header_bytes) {
+        char message[128];
+        snprintf(message, sizeof message, "Request headers too large: more than %zu bytes",
+                 limits->max_header_bytes);
+        *result = send_envelope(request, 431, message);
+        return true;
+    }
+    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    if (request->route == ROUTE_PING) {
+        static const char ok[] = "{\"status\": \"ok\"}";
+        *result = get ? send_text(request, 200, "application/json", ok, sizeof ok - 1)
+                      : send_envelope(request, 405, "Method not allowed: use GET /ping");
+        return true;
+    }
+    if (request->route == ROUTE_OTHER) {
+        *result = send_envelope(request, 404, "Not found");
+        return true;
+    }
+    const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
+                                                            MHD_HTTP_HEADER_AUTHORIZATION);
+    switch (cxr_auth_check(server->auth, authorization, time(NULL), request->subject,
+                           sizeof request->subject)) {
+    case CXR_AUTH_OK:
+        break;
+    case CXR_AUTH_MISSING:
+        *result = send_envelope(request, 401, "Token missing");
+        return true;
+    case CXR_AUTH_EXPIRED:
+        *result = send_envelope(request, 401, "Token expired");
+        return true;
+    case CXR_AUTH_INVALID:
+        *result = send_envelope(request, 401, "Invalid token");
+        return true;
+    }
+    if (request->route == ROUTE_METRICS) {
+        *result = get ? answer_metrics(request)
+                      : send_envelope(request, 405, "Method not allowed: use GET /metrics");
+        return true;
+    }
+    if (!post) {
+        *result = send_envelope(request, 405, "Method not allowed: use POST");
+        return true;
+    }
+    const char *length = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && strtoull(length, NULL, 10) > limits->max_body_bytes) {
+        char message[128];
+        snprintf(message, sizeof message, "Request body too large: more than %zu bytes",
+                 limits->max_body_bytes);
+        *result = send_envelope(request, 413, message);
+        return true;
+    }
+    return false;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct cxr_server *server = cls;
+    struct request *request = *con_cls;
+    if (request == NULL) {
+        request = calloc(1, sizeof *request);
+        if (request == NULL)
+            return MHD_NO;
+        request->server = server;
+        request->connection = connection;
+        request->route = route_of(url);
+        request->start = cxr_api_now();
+        request->body.max = server->config->limits.max_body_bytes;
+        pthread_mutex_init(&request->lock, NULL);
+        *con_cls = request;
+        atomic_fetch_add(&server->in_flight, 1);
+        enum MHD_Result result = MHD_YES;
+        if (first_call(request, method, &result))
+            return result;
+        request->state = STATE_RECEIVING;
+        return MHD_YES;
+    }
+    if (request->state == STATE_RECEIVING && *upload_data_size) {
+        if (!request->body_too_large &&
+            cxr_buf_append(&request->body, upload_data, *upload_data_size) != CXR_OK) {
+            request->body_too_large = true;
+            cxr_buf_release(&request->body);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (request->state == STATE_RECEIVING) {
+        if (request->body_too_large) {
+            char message[128];
+            snprintf(message, sizeof message, "Request body too large: more than %zu bytes",
+                     server->config->limits.max_body_bytes);
+            return send_envelope(request, 413, message);
+        }
+        json_error_t error;
+        request->json = json_loadb(request->body.data ? (const char *)request->body.data : "",
+                                   request->body.len, JSON_REJECT_DUPLICATES, &error);
+        cxr_buf_release(&request->body);
+        if (!json_is_object(request->json)) {
+            char message[300];
+            snprintf(message, sizeof message,
+                     "Unsupported Media Type: the body must be a JSON object (%s)",
+                     request->json ? "valid JSON, but not an object" : error.text);
+            return send_envelope(request, 415, message);
+        }
+        return dispatch(request);
+    }
+    pthread_mutex_lock(&request->lock);
+    bool ready = request->state == STATE_READY;
+    pthread_mutex_unlock(&request->lock);
+    if (ready) {
+        enum MHD_Result result = send_api_response(request, &request->response);
+        cxr_api_response_release(&request->response);
+        return result;
+    }
+    return MHD_YES; /* resumed spuriously: keep waiting */
+}
+
+static void completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                      enum MHD_RequestTerminationCode code)
+{
+    (void)connection;
+    (void)code;
+    struct cxr_server *server = cls;
+    struct request *request = *con_cls;
+    if (request == NULL)
+        return;
+    double seconds = cxr_api_now() - request->start;
+    if (request->status)
+        cxr_metrics_request(server->metrics, route_names[request->route], request->status, seconds);
+    if (request->route == ROUTE_SINGLE || request->route == ROUTE_BULK) {
+        /* Requests refused before the api saw them still get their audit row. */
+        if (request->status == 401 || request->status == 413 || request->status == 415 ||
+            request->status == 431 || request->status == 405) {
+            struct cxr_audit *audit = cxr_api_audit(server->api);
+            struct cxr_audit_record record = {
+                    .subject = request->subject,
+                    .route = route_names[request->route],
+                    .status = request->status,
+                    .duration_ms = seconds * 1000.0,
+                    .message = "refused before inference",
+            };
+            struct cxr_err err = CXR_ERR_INIT;
+            if (audit && cxr_audit_write(audit, &record, &err) != CXR_OK)
+                cxr_log(CXR_LOG_ERROR, "%s", err.message);
+        }
+        cxr_log(CXR_LOG_INFO, "%s %d %.1f ms%s%s", route_names[request->route], request->status,
+                seconds * 1000.0, request->subject[0] ? " sub=" : "", request->subject);
+    }
+    json_decref(request->json);
+    cxr_buf_release(&request->body);
+    cxr_api_response_release(&request->response);
+    pthread_mutex_destroy(&request->lock);
+    free(request);
+    *con_cls = NULL;
+    atomic_fetch_sub(&server->in_flight, 1);
+}
+
+CXR_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list args)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, args);
+    size_t length = strlen(line);
+    while (length && line[length - 1] == '\n')
+        line[--length] = '\0';
+    cxr_log(CXR_LOG_WARN, "libmicrohttpd: %s", line);
+}
+
+enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api *api,
+                                 struct cxr_server **out, struct cxr_err *err)
+{
+    struct cxr_server *server = calloc(1, sizeof *server);
+    if (server == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "server: out of memory");
+    server->config = config;
+    server->api = api;
+    atomic_init(&server->in_flight, 0);
+    enum cxr_status status = cxr_auth_create(config, &server->auth, err);
+    if (status == CXR_OK)
+        status = cxr_metrics_create(&server->metrics, err);
+    if (status == CXR_OK)
+        status = cxr_api_pool_create(config->workers, config->queue_size, &server->pool, err);
+    struct sockaddr_in address = {0};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(config->port);
+    if (status == CXR_OK && inet_pton(AF_INET, config->address, &address.sin_addr) != 1)
+        status = cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                             "config [server] address: '%s' is not an IPv4 address",
+                             config->address);
+    if (status != CXR_OK) {
+        cxr_server_stop(server, 0);
+        return status;
+    }
+    /* Room for the headers we accept plus libmicrohttpd's own read buffer, so that an
+     * oversized header block reaches our 431 (with the envelope) rather than MHD's. */
+    size_t memory = config->limits.max_header_bytes * 2 + 64 * 1024;
+    server->daemon = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                    MHD_USE_ERROR_LOG,
+            config->port, NULL, NULL, handle, server, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&address, MHD_OPTION_THREAD_POOL_SIZE,
+            (unsigned)config->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)config->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)config->request_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+            NULL, MHD_OPTION_END);
+    if (server->daemon == NULL) {
+        cxr_server_stop(server, 0);
+        return cxr_err_set(err, CXR_ERR_IO,
+                           "libmicrohttpd: cannot listen on %s:%u (in use, or not allowed)",
+                           config->address, (unsigned)config->port);
+    }
+    const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    server->port = info ? info->port : config->port;
+    *out = server;
+    return CXR_OK;
+}
+
+uint16_t cxr_server_port(const struct cxr_server *server)
+{
+    return server->port;
+}
+
+static void wait_idle(struct cxr_server *server, double seconds)
+{
+    double deadline = cxr_api_now() + seconds;
+    while (atomic_load(&server->in_flight) > 0 && cxr_api_now() < deadline) {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+void cxr_server_stop(struct cxr_server *server, uint32_t grace_s)
+{
+    if (server == NULL)
+        return;
+    if (server->daemon) {
+        /* Stop accepting; connections already open carry on. */
+        MHD_quiesce_daemon(server->daemon);
+        wait_idle(server, grace_s);
+        unsigned left = atomic_load(&server->in_flight);
+        if (left)
+            cxr_log(CXR_LOG_WARN, "shutdown: %u requests still open after %u s", left, grace_s);
+    }
+    /* Finishes every queued and running task; each resumes and answers its connection while
+     * the daemon still runs. */
+    cxr_api_pool_destroy(server->pool);
+    server->pool = NULL;
+    if (server->daemon) {
+        wait_idle(server, 5);
+        MHD_stop_daemon(server->daemon);
+    }
+    cxr_metrics_destroy(server->metrics);
+    cxr_auth_destroy(server->auth);
+    free(server);
+}

@@ -1,0 +1,267 @@
+/* api/ pieces that need no model: the config schema, the audit log (rows survive a reopen, WAL
+ * mode), the bounded worker pool, patient ID rules. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "api/api.h"
+
+static char folder[64];
+
+static int folder_setup(void **state)
+{
+    (void)state;
+    strcpy(folder, "/tmp/cxr-api-XXXXXX");
+    return mkdtemp(folder) ? 0 : -1;
+}
+
+static int folder_teardown(void **state)
+{
+    (void)state;
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", folder);
+    return system(command) == 0 ? 0 : -1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+}
+
+static void config_keys_and_defaults(void **state)
+{
+    (void)state;
+    unsetenv("CXRD_JWT_SECRET");
+    char path[128];
+    snprintf(path, sizeof path, "%s/cxrd.ini", folder);
+    write_text(path, "[server]\nport = 9000\nworkers = 3\nqueue_size = 0\nrequest_timeout = 2m\n"
+                     "[limits]\nmax_body = 32k\nmax_header = 8k\n"
+                     "[paths]\ninput_root = /data/in\noutput_root = out\n"
+                     "[model]\npath = models/m.onnx\n"
+                     "[auth]\nsecret = from-file\ntoken_ttl = 7d\n"
+                     "[report]\ninstitution_name = Clinic \xc3\x9c\n");
+    struct cxr_config config;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
+    assert_int_equal(config.port, 9000);
+    assert_int_equal(config.workers, 3);
+    assert_int_equal(config.queue_size, 0);
+    assert_int_equal(config.request_timeout_s, 120);
+    assert_int_equal(config.limits.max_body_bytes, 32 * 1024);
+    assert_int_equal(config.limits.max_header_bytes, 8 * 1024);
+    assert_string_equal(config.input_root, "/data/in");
+    char *real = realpath(folder, NULL);
+    char expected[256];
+    snprintf(expected, sizeof expected, "%s/out", real);
+    assert_string_equal(config.output_root, expected); /* relative to the config's folder */
+    snprintf(expected, sizeof expected, "%s/models/m.onnx", real);
+    assert_string_equal(config.model_path, expected);
+    assert_string_equal(config.jwt_secret, "from-file");
+    assert_int_equal(config.token_ttl_s, 7 * 86400);
+    assert_string_equal(config.institution_name, "Clinic \xc3\x9c");
+    assert_string_equal(config.jwt_algorithm, "HS256"); /* defaults for keys not given */
+    assert_int_equal(config.http_threads, 2);
+    cxr_config_release(&config);
+
+    /* The environment wins for the secret. */
+    setenv("CXRD_JWT_SECRET", "from-env", 1);
+    assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
+    assert_string_equal(config.jwt_secret, "from-env");
+    cxr_config_release(&config);
+    unsetenv("CXRD_JWT_SECRET");
+    free(real);
+
+    /* Unknown keys and bad values name the key. */
+    static const struct {
+        const char *text;
+        const char *needle;
+    } bad[] = {
+            {"[server]\nprot = 1\n", "unknown key [server] prot"},
+            {"[server]\nport = 70000\n", "[server] port"},
+            {"[limits]\nmax_body = lots\n", "[limits] max_body"},
+            {"[auth]\nalgorithm = none\n", "algorithm"},
+            {"[server]\nlog_level = loud\n", "log_level"},
+            {"[nope]\nx = 1\n", "unknown key [nope] x"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(path, bad[i].text);
+        struct cxr_err bad_err = CXR_ERR_INIT;
+        assert_int_not_equal(cxr_config_load(path, &config, &bad_err), CXR_OK);
+        if (strstr(bad_err.message, bad[i].needle) == NULL)
+            fail_msg("'%s' gave '%s'", bad[i].text, bad_err.message);
+    }
+}
+
+static int count_rows(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *statement = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &statement, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    int rows = sqlite3_column_int(statement, 0);
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+    return rows;
+}
+
+static void audit_rows_survive_reopen(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/audit.sqlite", folder);
+    struct cxr_audit *audit = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_audit_open(path, &audit, &err), CXR_OK);
+    struct cxr_audit_record record = {
+            .subject = "pacs",
+            .route = "single_inference",
+            .input_path = "/data/in/a.dcm",
+            .sop_instance_uid = "1.2.3",
+            .patient_id = "PAT001",
+            .result = "Normal",
+            .status = 200,
+            .duration_ms = 123.5,
+    };
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    record.status = 400;
+    record.result = NULL;
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    cxr_audit_close(audit);
+    assert_int_equal(count_rows(path), 2);
+
+    audit = NULL;
+    assert_int_equal(cxr_audit_open(path, &audit, &err), CXR_OK);
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    cxr_audit_close(audit);
+    assert_int_equal(count_rows(path), 3);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *statement = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &statement, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(statement, 0), "wal");
+    sqlite3_finalize(statement);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT subject, input_path, sop_instance_uid, "
+                                        "patient_id, result, status, duration_ms, time "
+                                        "FROM audit ORDER BY id LIMIT 1",
+                                        -1, &statement, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(statement, 0), "pacs");
+    assert_string_equal((const char *)sqlite3_column_text(statement, 1), "/data/in/a.dcm");
+    assert_string_equal((const char *)sqlite3_column_text(statement, 2), "1.2.3");
+    assert_string_equal((const char *)sqlite3_column_text(statement, 3), "PAT001");
+    assert_string_equal((const char *)sqlite3_column_text(statement, 4), "Normal");
+    assert_int_equal(sqlite3_column_int(statement, 5), 200);
+    assert_true(sqlite3_column_double(statement, 6) == 123.5);
+    assert_int_equal(strlen((const char *)sqlite3_column_text(statement, 7)), 24);
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+
+    struct cxr_err bad = CXR_ERR_INIT;
+    assert_int_equal(cxr_audit_open("/nonexistent/dir/audit.sqlite", &audit, &bad), CXR_ERR_IO);
+}
+
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int open;
+    int ran;
+};
+
+static void gated_task(void *context)
+{
+    struct gate *gate = context;
+    pthread_mutex_lock(&gate->lock);
+    while (!gate->open)
+        pthread_cond_wait(&gate->changed, &gate->lock);
+    gate->ran++;
+    pthread_mutex_unlock(&gate->lock);
+}
+
+static void pool_is_bounded_and_drains(void **state)
+{
+    (void)state;
+    struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    struct cxr_api_pool *pool = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_api_pool_create(2, 3, &pool, &err), CXR_OK);
+    /* 2 running + 3 waiting fit; the sixth is refused unless forced. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(cxr_api_pool_submit(pool, gated_task, &gate, false), CXR_OK);
+    assert_int_equal(cxr_api_pool_submit(pool, gated_task, &gate, false), CXR_ERR_LIMIT);
+    assert_int_equal(cxr_api_pool_submit(pool, gated_task, &gate, true), CXR_OK);
+    uint32_t queued = 0, running = 0;
+    for (int tries = 0; tries < 200 && running < 2; tries++) {
+        cxr_api_pool_depth(pool, &queued, &running);
+        usleep(5000);
+    }
+    assert_int_equal(running, 2);
+    assert_int_equal(queued, 4);
+    pthread_mutex_lock(&gate.lock);
+    gate.open = 1;
+    pthread_cond_broadcast(&gate.changed);
+    pthread_mutex_unlock(&gate.lock);
+    cxr_api_pool_destroy(pool); /* finishes every queued task */
+    assert_int_equal(gate.ran, 6);
+}
+
+static void patient_id_rules(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *id;
+        bool ok;
+    } cases[] = {
+            {"PAT001", true},
+            {"a.b-c_d", true},
+            {"", false},
+            {".", false},
+            {"..", false},
+            {".hidden", false},
+            {"a/b", false},
+            {"a b", false},
+            {"PAT\\1", false},
+            {"Ünï", false},
+            {"x;rm -rf", false},
+            {"1234567890", true},
+            {"0123456789012345678901234567890123456789012345678901234567890123", true},
+            {"01234567890123456789012345678901234567890123456789012345678901234", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cxr_api_patient_id_valid(cases[i].id, strlen(cases[i].id)) != cases[i].ok)
+            fail_msg("patient id '%s'", cases[i].id);
+    }
+    assert_false(cxr_api_patient_id_valid("PAT\0001", 6)); /* embedded NUL */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(config_keys_and_defaults, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(audit_rows_survive_reopen, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test(pool_is_bounded_and_drains),
+            cmocka_unit_test(patient_id_rules),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,133 @@
+/* Atomic output groups: staged files are invisible until commit, an aborted group leaves the
+ * folder exactly as it was, commit replaces whole files and removes the ones marked. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "util/util.h"
+
+static int folder_setup(void **state)
+{
+    char *folder = strdup("/tmp/cxr-file-XXXXXX");
+    if (mkdtemp(folder) == NULL)
+        return -1;
+    *state = folder;
+    return 0;
+}
+
+static int folder_teardown(void **state)
+{
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", (char *)*state);
+    free(*state);
+    return system(command) == 0 ? 0 : -1;
+}
+
+static size_t entry_count(const char *folder)
+{
+    DIR *dir = opendir(folder);
+    size_t count = 0;
+    for (struct dirent *entry; (entry = readdir(dir));)
+        count += entry->d_name[0] != '.' ||
+                 (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0);
+    closedir(dir);
+    return count;
+}
+
+static void read_back(const char *folder, const char *name, const char *expected)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    struct cxr_buf buf = CXR_BUF_INIT(0);
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_file_read(path, 1 << 20, &buf, &err), CXR_OK);
+    assert_int_equal(buf.len, strlen(expected));
+    assert_memory_equal(buf.data, expected, buf.len);
+    cxr_buf_release(&buf);
+}
+
+static void commit_makes_files_visible(void **state)
+{
+    const char *folder = *state;
+    struct cxr_file_group *group = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_file_group_create(folder, &group, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "a.json", "{}", 2, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "b.png", "PNGDATA", 7, &err), CXR_OK);
+    /* Before commit only the hidden temp files exist. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.json", folder);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_equal(entry_count(folder), 2);
+    assert_int_equal(cxr_file_group_commit(group, &err), CXR_OK);
+    cxr_file_group_destroy(group);
+    assert_int_equal(entry_count(folder), 2);
+    read_back(folder, "a.json", "{}");
+    read_back(folder, "b.png", "PNGDATA");
+    struct stat info;
+    assert_int_equal(stat(path, &info), 0);
+    assert_int_equal(info.st_mode & 0777, 0644);
+
+    /* A second run replaces a.json whole and removes b.png. */
+    assert_int_equal(cxr_file_group_create(folder, &group, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "a.json", "{\"x\":1}", 7, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_remove(group, "b.png", &err), CXR_OK);
+    assert_int_equal(cxr_file_group_remove(group, "never-existed", &err), CXR_OK);
+    assert_int_equal(cxr_file_group_commit(group, &err), CXR_OK);
+    cxr_file_group_destroy(group);
+    assert_int_equal(entry_count(folder), 1);
+    read_back(folder, "a.json", "{\"x\":1}");
+}
+
+static void abort_leaves_nothing(void **state)
+{
+    const char *folder = *state;
+    struct cxr_file_group *group = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_file_group_create(folder, &group, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "a.json", "{}", 2, &err), CXR_OK);
+    assert_int_equal(cxr_file_group_stage(group, "../escape", "x", 1, &err), CXR_ERR_INVALID_ARG);
+    cxr_file_group_destroy(group); /* no commit: the failed request leaves nothing */
+    assert_int_equal(entry_count(folder), 0);
+}
+
+static void single_file_and_read_limit(void **state)
+{
+    const char *folder = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/one.txt", folder);
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_file_write_atomic(path, "hello", 5, &err), CXR_OK);
+    read_back(folder, "one.txt", "hello");
+    struct cxr_buf buf = CXR_BUF_INIT(0);
+    assert_int_equal(cxr_file_read(path, 4, &buf, &err), CXR_ERR_LIMIT);
+    assert_int_equal(buf.len, 0);
+    struct cxr_err err2 = CXR_ERR_INIT;
+    snprintf(path, sizeof path, "%s/missing", folder);
+    assert_int_equal(cxr_file_read(path, 4, &buf, &err2), CXR_ERR_NOT_FOUND);
+    cxr_buf_release(&buf);
+    /* Writing into a folder that does not exist fails and creates nothing. */
+    snprintf(path, sizeof path, "%s/no/such/file", folder);
+    assert_int_equal(cxr_file_write_atomic(path, "x", 1, &err2), CXR_ERR_IO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(commit_makes_files_visible, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(abort_leaves_nothing, folder_setup, folder_teardown),
+            cmocka_unit_test_setup_teardown(single_file_and_read_limit, folder_setup,
+                                            folder_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
