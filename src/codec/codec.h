@@ -51,6 +51,9 @@ const char *cxr_codec_syntax_name(const char *transfer_syntax_uid);
 /* True when the transfer syntax's pixel data can be decoded by this build. */
 bool cxr_codec_syntax_supported(const char *transfer_syntax_uid);
 
+/* True when the transfer syntax's pixel data are encapsulated (compressed fragments). */
+bool cxr_codec_syntax_encapsulated(const char *transfer_syntax_uid);
+
 /* True when the transfer syntax is lossless (the decoded values must equal the original). */
 bool cxr_codec_syntax_lossless(const char *transfer_syntax_uid);
 

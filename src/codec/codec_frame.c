@@ -84,6 +84,12 @@ bool cxr_codec_syntax_supported(const char *transfer_syntax_uid)
     return syntax && syntax->family != FAMILY_UNSUPPORTED;
 }
 
+bool cxr_codec_syntax_encapsulated(const char *transfer_syntax_uid)
+{
+    const struct syntax *syntax = syntax_find(transfer_syntax_uid);
+    return syntax && syntax->family != FAMILY_NATIVE;
+}
+
 bool cxr_codec_syntax_lossless(const char *transfer_syntax_uid)
 {
     const struct syntax *syntax = syntax_find(transfer_syntax_uid);

@@ -246,6 +246,105 @@ static enum cxr_status render_monochrome(const struct cxr_dicom_pixel_desc *desc
     return CXR_OK;
 }
 
+/* Stored value of a raw native container value: Bits Stored bits at High Bit, signed. */
+static int32_t stored_from_raw(uint32_t raw, unsigned shift, unsigned bits_stored, bool is_signed)
+{
+    uint32_t value = (raw >> shift) & ((1u << bits_stored) - 1);
+    if (!is_signed)
+        return (int32_t)value;
+    uint32_t sign = 1u << (bits_stored - 1);
+    return (int32_t)((value ^ sign) - sign);
+}
+
+/* Native 8/16-bit monochrome without the int32 intermediate: a histogram of the raw container
+ * values (for the default window), one lookup table indexed by the raw value, one pass. */
+enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
+                                        const struct cxr_dicom_pixel_data *pixels,
+                                        struct cxr_gray8 *out, struct cxr_err *err)
+{
+    size_t count = (size_t)desc->rows * desc->columns;
+    unsigned bytes = desc->bits_allocated / 8u;
+    unsigned bits_stored = desc->bits_stored;
+    if (count == 0 || (bytes != 1 && bytes != 2) || bits_stored == 0 ||
+        bits_stored > desc->bits_allocated || pixels->encapsulated || desc->samples_per_pixel != 1)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "image: not native 8/16-bit grey");
+    if (pixels->native_size / bytes < count)
+        return cxr_err_set(err, CXR_ERR_MALFORMED,
+                           "pixel data holds %zu bytes, too few for one %ux%u frame",
+                           pixels->native_size, desc->columns, desc->rows);
+    unsigned shift = 0;
+    if (desc->high_bit < desc->bits_allocated && desc->high_bit + 1u >= bits_stored)
+        shift = (unsigned)(desc->high_bit + 1 - bits_stored);
+    bool is_signed = desc->pixel_representation == 1;
+    bool invert = desc->photometric_interpretation &&
+                  strcmp(desc->photometric_interpretation, "MONOCHROME1") == 0;
+    size_t entries = (size_t)1 << (8 * bytes);
+    uint32_t *histogram = calloc(entries, sizeof(*histogram));
+    uint8_t *lut = malloc(entries);
+    uint8_t *image = malloc(count);
+    struct value_count *pairs = NULL;
+    enum cxr_status status = CXR_OK;
+    if (histogram == NULL || lut == NULL || image == NULL) {
+        status = cxr_err_set(err, CXR_ERR_NOMEM, "image: out of memory for %zu pixels", count);
+        goto done;
+    }
+    const uint8_t *data = pixels->native;
+    if (bytes == 1) {
+        for (size_t i = 0; i < count; i++)
+            histogram[data[i]]++;
+    } else if (pixels->big_endian) {
+        for (size_t i = 0; i < count; i++)
+            histogram[(uint32_t)data[2 * i] << 8 | data[2 * i + 1]]++;
+    } else {
+        for (size_t i = 0; i < count; i++)
+            histogram[(uint32_t)data[2 * i + 1] << 8 | data[2 * i]]++;
+    }
+    struct voi voi;
+    if (!voi_from_file(desc, &voi)) {
+        pairs = malloc(entries * sizeof(*pairs));
+        if (pairs == NULL) {
+            status = cxr_err_set(err, CXR_ERR_NOMEM, "image: out of memory for a histogram");
+            goto done;
+        }
+        size_t pair_count = 0;
+        for (size_t raw = 0; raw < entries; raw++) {
+            if (histogram[raw] == 0)
+                continue;
+            int32_t stored = stored_from_raw((uint32_t)raw, shift, bits_stored, is_signed);
+            pairs[pair_count].value = modality_value(desc, stored);
+            pairs[pair_count].count = histogram[raw];
+            pair_count++;
+        }
+        percentile_window(pairs, pair_count, &voi);
+    }
+    for (size_t raw = 0; raw < entries; raw++) {
+        if (histogram[raw] == 0)
+            continue; /* never looked up */
+        int32_t stored = stored_from_raw((uint32_t)raw, shift, bits_stored, is_signed);
+        lut[raw] = to_byte(voi_apply(&voi, modality_value(desc, stored)), invert);
+    }
+    if (bytes == 1) {
+        for (size_t i = 0; i < count; i++)
+            image[i] = lut[data[i]];
+    } else if (pixels->big_endian) {
+        for (size_t i = 0; i < count; i++)
+            image[i] = lut[(uint32_t)data[2 * i] << 8 | data[2 * i + 1]];
+    } else {
+        for (size_t i = 0; i < count; i++)
+            image[i] = lut[(uint32_t)data[2 * i + 1] << 8 | data[2 * i]];
+    }
+    out->width = desc->columns;
+    out->height = desc->rows;
+    out->pixels = image;
+    image = NULL;
+done:
+    free(histogram);
+    free(lut);
+    free(image);
+    free(pairs);
+    return status;
+}
+
 static enum cxr_status render_colour(const struct cxr_dicom_pixel_desc *desc,
                                      const struct cxr_codec_frame *frame, uint8_t *out,
                                      struct cxr_err *err)

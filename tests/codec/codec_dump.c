@@ -48,7 +48,9 @@ int main(int argc, char **argv)
     if (argc == 4) {
         struct cxr_gray8 image;
         struct cxr_buf png = CXR_BUF_INIT(0);
-        if (cxr_image_render_frame(&desc, &frame, &image, &render_err) == CXR_OK) {
+        /* The API's path (cxr_image_render), which takes the native fast path where it
+         * applies; the stored values above come from codec/ for every file. */
+        if (cxr_image_render(file, &limits, &image, &render_err) == CXR_OK) {
             if (cxr_png_encode_gray8(&image, &png, &render_err) == CXR_OK)
                 failed |= write_file(argv[3], png.data, png.len);
             cxr_gray8_release(&image);

@@ -209,7 +209,9 @@ def check_file(codec_dump, path, rel, cache_dir, out_dir):
             return syntax, "render-fail", "not rendered: %s" % render_error
         pgm = os.path.join(cache_dir, key + ".dcm2pnm.pgm")
         if not os.path.exists(pgm):
-            source = path if syntax not in J2K else reference
+            # Debian's dcm2pnm has no JPEG, JPEG-LS or JPEG 2000 codec: it renders the
+            # reference decompression of those (DCMTK's own, GDCM's for JPEG 2000).
+            source = path if syntax in NATIVE or syntax in RLE else reference
             pnm_code, pnm_output = make_reference(["dcm2pnm", "+Wi", "1", "-O", "+op", source,
                                                    pgm], pgm)
             if pnm_code != 0 or not os.path.exists(pgm):
