@@ -68,6 +68,10 @@ static enum cxr_status build_table(struct huffman_table *table, const uint8_t co
     for (int length = 1; length <= 16; length++) {
         table->value_offset[length] = (int32_t)k - code;
         for (uint32_t i = 0; i < counts[length - 1]; i++) {
+            /* An oversubscribed table would run past the code space (and the fast table);
+             * found by fuzz_codec_jpeg_lossless. */
+            if (code >= (1 << length))
+                return cxr_err_set(err, CXR_ERR_MALFORMED, "JPEG Lossless: bad Huffman table");
             if (length <= LOOKUP_BITS) {
                 int fill = LOOKUP_BITS - length;
                 for (int j = 0; j < (1 << fill); j++) {
@@ -78,8 +82,6 @@ static enum cxr_status build_table(struct huffman_table *table, const uint8_t co
             code++;
             k++;
         }
-        if (code > (1 << length))
-            return cxr_err_set(err, CXR_ERR_MALFORMED, "JPEG Lossless: bad Huffman table");
         table->max_code[length] = counts[length - 1] ? code - 1 : -1;
         code <<= 1;
     }

@@ -17,7 +17,8 @@
 
 struct page {
     cairo_t *cr;
-    double y; /* top of the next block */
+    double y;                   /* top of the next block */
+    cairo_surface_t *images[2]; /* destroyed once the PDF is finished */
 };
 
 enum align { ALIGN_LEFT, ALIGN_RIGHT, ALIGN_CENTER };
@@ -174,16 +175,17 @@ static void draw_findings(struct page *page, const struct cxr_prediction *predic
     page->y += 12;
 }
 
-/* Draws surface fitted into the box (keeping the aspect ratio), centred, with a thin frame. */
-static void draw_image(cairo_t *cr, cairo_surface_t *surface, double x, double y, double box)
+/* Draws an image of width x height pixels fitted into the box (keeping the aspect ratio),
+ * centred, with a thin frame. surface is the 1 x 1 JPEG carrier of report_image.c, so the
+ * scale maps its unit square onto the printed rectangle. */
+static void draw_image(cairo_t *cr, cairo_surface_t *surface, double width, double height, double x,
+                       double y, double box)
 {
-    double width = cairo_image_surface_get_width(surface);
-    double height = cairo_image_surface_get_height(surface);
     double scale = box / (width > height ? width : height);
     double dx = x + (box - width * scale) / 2, dy = y + (box - height * scale) / 2;
     cairo_save(cr);
     cairo_translate(cr, dx, dy);
-    cairo_scale(cr, scale, scale);
+    cairo_scale(cr, width * scale, height * scale);
     cairo_set_source_surface(cr, surface, 0, 0);
     cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
     cairo_paint(cr);
@@ -208,15 +210,15 @@ static enum cxr_status draw_images(struct page *page, const struct cxr_gray8 *so
                                            CXR_REPORT_PDF_IMAGE_MAX_SIDE, &surface, err);
     if (status != CXR_OK)
         return status;
-    draw_image(cr, surface, MARGIN, page->y, box);
-    cairo_surface_destroy(surface);
+    page->images[0] = surface;
+    draw_image(cr, surface, source->width, source->height, MARGIN, page->y, box);
     if (heatmap) {
         status = cxr_report_surface_from_pixels(heatmap->pixels, 3, heatmap->width, heatmap->height,
                                                 CXR_REPORT_PDF_IMAGE_MAX_SIDE, &surface, err);
         if (status != CXR_OK)
             return status;
-        draw_image(cr, surface, MARGIN + box + gap, page->y, box);
-        cairo_surface_destroy(surface);
+        page->images[1] = surface;
+        draw_image(cr, surface, heatmap->width, heatmap->height, MARGIN + box + gap, page->y, box);
     } else {
         cairo_set_line_width(cr, 0.6);
         cairo_set_dash(cr, (const double[]){3, 3}, 2, 0);
@@ -287,7 +289,7 @@ enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
     cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "cxrd");
     cairo_t *cr = cairo_create(surface);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    struct page page = {cr, MARGIN};
+    struct page page = {cr, MARGIN, {NULL, NULL}};
     draw_header(&page, info);
     draw_details(&page, info);
     draw_result(&page, prediction);
@@ -300,6 +302,8 @@ enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
     cairo_surface_finish(surface);
     cairo_status_t written = cairo_surface_status(surface);
     cairo_surface_destroy(surface);
+    cairo_surface_destroy(page.images[0]); /* NULL is a no-op in cairo */
+    cairo_surface_destroy(page.images[1]);
     if (status == CXR_OK && drawn != CAIRO_STATUS_SUCCESS)
         status = cxr_err_set(err, CXR_ERR_INTERNAL, "cairo: %s", cairo_status_to_string(drawn));
     if (status == CXR_OK && stream.status == CXR_ERR_LIMIT)

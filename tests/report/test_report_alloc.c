@@ -1,0 +1,137 @@
+/* Allocation-failure runs (curl's torture idea): the Nth malloc/calloc/realloc made by libcxr's
+ * code fails, for N = 1, 2, ... until a call succeeds. Every failing run must return an error,
+ * leave its output untouched, and (under the sanitizer build) leak nothing. Only allocations
+ * from code linked statically are wrapped (-Wl,--wrap); cairo, pango and libjpeg allocate
+ * through their own shared libraries and are not failed here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "report/report.h"
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t count, size_t size);
+void *__real_realloc(void *pointer, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t count, size_t size);
+void *__wrap_realloc(void *pointer, size_t size);
+
+static long countdown = -1; /* allocations left before the failing one; -1: never fail */
+static long failures;
+
+static bool should_fail(void)
+{
+    if (countdown < 0)
+        return false;
+    if (countdown-- == 0) {
+        failures++;
+        return true;
+    }
+    return false;
+}
+
+void *__wrap_malloc(size_t size)
+{
+    return should_fail() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t count, size_t size)
+{
+    return should_fail() ? NULL : __real_calloc(count, size);
+}
+
+void *__wrap_realloc(void *pointer, size_t size)
+{
+    return should_fail() ? NULL : __real_realloc(pointer, size);
+}
+
+static float cams[CXR_FINDING_COUNT * 16];
+
+static struct cxr_prediction make_prediction(void)
+{
+    struct cxr_prediction prediction = {0};
+    for (int k = 0; k < CXR_FINDING_COUNT; k++)
+        prediction.findings[k] = (struct cxr_finding){cxr_finding_names[k], k == 2, 0.7, 0.5};
+    for (int i = 0; i < CXR_FINDING_COUNT * 16; i++)
+        cams[i] = (float)(i % 7);
+    prediction.result = CXR_RESULT_ABNORMAL;
+    prediction.cam_width = 4;
+    prediction.cam_height = 4;
+    prediction.cams = cams;
+    return prediction;
+}
+
+static void heatmap_survives_every_failure(void **state)
+{
+    (void)state;
+    uint8_t grey[40 * 30];
+    memset(grey, 90, sizeof(grey));
+    struct cxr_gray8 source = {40, 30, grey};
+    struct cxr_prediction prediction = make_prediction();
+    long runs = 0;
+    for (long n = 0;; n++) {
+        struct cxr_rgb8 out = {1, 2, NULL};
+        failures = 0;
+        countdown = n;
+        enum cxr_status status = cxr_report_heatmap(&source, &prediction, &out, NULL);
+        countdown = -1;
+        if (failures == 0) {
+            assert_int_equal(status, CXR_OK);
+            free(out.pixels);
+            break;
+        }
+        assert_int_equal(status, CXR_ERR_NOMEM);
+        assert_int_equal(out.width, 1);
+        assert_null(out.pixels);
+        runs++;
+    }
+    assert_true(runs >= 3); /* the heatmap allocates several buffers */
+}
+
+static void pdf_survives_every_failure(void **state)
+{
+    (void)state;
+    uint8_t grey[64 * 48];
+    for (size_t i = 0; i < sizeof(grey); i++)
+        grey[i] = (uint8_t)i;
+    struct cxr_gray8 source = {64, 48, grey};
+    struct cxr_prediction prediction = make_prediction();
+    struct cxr_rgb8 heatmap = {0};
+    assert_int_equal(cxr_report_heatmap(&source, &prediction, &heatmap, NULL), CXR_OK);
+    struct cxr_report_info info = {.patient_name = "Alloc^Test", .model_version = "v"};
+    long runs = 0;
+    for (long n = 0;; n++) {
+        struct cxr_buf pdf = CXR_BUF_INIT(0);
+        assert_int_equal(cxr_buf_append(&pdf, "head", 4), CXR_OK);
+        failures = 0;
+        countdown = n;
+        enum cxr_status status = cxr_report_pdf(&info, &prediction, &source, &heatmap, &pdf, NULL);
+        countdown = -1;
+        if (failures == 0) {
+            assert_int_equal(status, CXR_OK);
+            assert_true(pdf.len > 1000);
+            cxr_buf_release(&pdf);
+            break;
+        }
+        assert_int_not_equal(status, CXR_OK);
+        assert_int_equal(pdf.len, 4); /* nothing appended */
+        cxr_buf_release(&pdf);
+        runs++;
+    }
+    assert_true(runs >= 3);
+    free(heatmap.pixels);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(heatmap_survives_every_failure),
+            cmocka_unit_test(pdf_survives_every_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
