@@ -16,6 +16,8 @@ struct command {
 static const struct command commands[] = {
         {"dump", "print a DICOM file's metadata and pixel description as JSON", cxr_cli_dump},
         {"render", "render a DICOM file as an 8-bit grey PNG", cxr_cli_render},
+        {"model-info", "describe an ONNX model as the runtime plans it", cxr_cli_model_info},
+        {"model-run", "run an ONNX model on .npy inputs, write .npy outputs", cxr_cli_model_run},
         {NULL, NULL, NULL},
 };
 

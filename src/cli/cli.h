@@ -5,6 +5,8 @@
 
 int cxr_cli_dump(int argc, char **argv);
 int cxr_cli_render(int argc, char **argv);
+int cxr_cli_model_info(int argc, char **argv);
+int cxr_cli_model_run(int argc, char **argv);
 int cxr_cli_serve(int argc, char **argv);
 int cxr_cli_token(int argc, char **argv);
 int cxr_cli_infer(int argc, char **argv);
