@@ -67,9 +67,17 @@ static json_t *lut_json(const struct cxr_dicom_lut *lut)
 {
     if (lut == NULL)
         return json_null();
-    return json_pack("{s:I, s:I, s:I}", "entry_count", (json_int_t)lut->entry_count, "first_mapped",
-                     (json_int_t)lut->first_mapped, "bits_per_entry",
-                     (json_int_t)lut->bits_per_entry);
+    /* A summary of the entries rather than all 65536 of them. */
+    json_int_t sum = 0, min = 65535, max = 0;
+    for (uint32_t i = 0; i < lut->entry_count; i++) {
+        sum += lut->entries[i];
+        min = lut->entries[i] < min ? lut->entries[i] : min;
+        max = lut->entries[i] > max ? lut->entries[i] : max;
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "entry_count", (json_int_t)lut->entry_count,
+                     "first_mapped", (json_int_t)lut->first_mapped, "bits_per_entry",
+                     (json_int_t)lut->bits_per_entry, "entries_sum", sum, "entries_min", min,
+                     "entries_max", max);
 }
 
 static json_t *pixels_json(const struct cxr_dicom_pixel_desc *desc,

@@ -103,7 +103,8 @@ struct cxr_dicom_fragment {
 
 struct cxr_dicom_pixel_data {
     bool encapsulated;
-    bool big_endian;       /* native data only */
+    bool big_endian;       /* native data only: OW words in big endian order (1.2.840.10008.1.2.2);
+                            * with 8-bit samples their bytes are swapped in pairs. False for OB. */
     const uint8_t *native; /* native data only */
     size_t native_size;
     size_t offset_count; /* Basic Offset Table entries; 0 when empty */

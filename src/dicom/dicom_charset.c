@@ -51,23 +51,42 @@ static const struct charset charsets[] = {
 /* The JIS X 0201 romaji designation: treated as ASCII (the yen sign and overline differ). */
 static const char romaji_escape[] = "(J";
 
+/* The term reduced to upper-case letters and digits, so that the misspellings real files carry
+ * ("ISO_IR100", "ISO-IR 100", "iso_ir 100") name the same set. */
+static void normalise_term(const char *term, size_t length, char *key, size_t key_size)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < length && out + 1 < key_size; i++) {
+        char c = term[i];
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            key[out++] = c;
+    }
+    key[out] = '\0';
+}
+
+static bool term_is_iso2022(const char *term, size_t length)
+{
+    char key[32];
+    normalise_term(term, length, key, sizeof(key));
+    return strncmp(key, "ISO2022", 7) == 0;
+}
+
 static const struct charset *charset_lookup(const char *term, size_t length)
 {
-    static const char *const prefixes[] = {"ISO_IR ", "ISO 2022 IR ", ""};
-    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++) {
-        size_t prefix_length = strlen(prefixes[p]);
-        if (length < prefix_length || memcmp(term, prefixes[p], prefix_length) != 0)
-            continue;
-        const char *rest = term + prefix_length;
-        size_t rest_length = length - prefix_length;
-        for (size_t i = 0; i < sizeof(charsets) / sizeof(charsets[0]); i++) {
-            bool whole_term = charsets[i].kind == SET_WHOLE && charsets[i].number[0] == 'G';
-            if ((whole_term && p != 2) || (!whole_term && p == 2))
-                continue;
-            if (strlen(charsets[i].number) == rest_length &&
-                memcmp(charsets[i].number, rest, rest_length) == 0)
-                return &charsets[i];
-        }
+    char key[32];
+    normalise_term(term, length, key, sizeof(key));
+    const char *number = NULL;
+    if (strncmp(key, "ISO2022IR", 9) == 0)
+        number = key + 9;
+    else if (strncmp(key, "ISOIR", 5) == 0)
+        number = key + 5;
+    for (size_t i = 0; i < sizeof(charsets) / sizeof(charsets[0]); i++) {
+        bool named = charsets[i].number[0] == 'G'; /* GB18030, GBK: whole names */
+        if (named ? strcmp(key, charsets[i].number) == 0
+                  : number != NULL && strcmp(number, charsets[i].number) == 0)
+            return &charsets[i];
     }
     return NULL;
 }
@@ -269,7 +288,7 @@ char *dicom_charset_to_utf8(const char *charset, size_t charset_length, const ui
             start++;
         while (end > start && (charset[end - 1] == ' ' || charset[end - 1] == '\0'))
             end--;
-        if (end - start >= 8 && memcmp(charset + start, "ISO 2022", 8) == 0)
+        if (term_is_iso2022(charset + start, end - start))
             iso2022 = true;
         if (term_index++ == 0 && end > start)
             first = charset_lookup(charset + start, end - start);

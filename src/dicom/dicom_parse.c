@@ -499,6 +499,31 @@ void cxr_dicom_file_destroy(struct cxr_dicom_file *file)
     free(file);
 }
 
+/* Parses bytes the file object takes over (freed on failure too). */
+static enum cxr_status parse_owned(uint8_t *data, size_t size, const struct cxr_limits *limits,
+                                   struct cxr_dicom_file **file_out, struct cxr_err *err)
+{
+    struct cxr_dicom_file *file = calloc(1, sizeof(*file));
+    if (file == NULL) {
+        free(data);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory");
+    }
+    file->data = data;
+    file->size = size;
+    struct parser parser = {.file = file, .limits = limits, .err = err};
+    enum cxr_status status = parse_file(&parser);
+    if (status == CXR_OK)
+        status = dicom_meta_build(file, err);
+    if (status == CXR_OK && dicom_pixels_build(file, limits) != CXR_OK)
+        status = cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for the pixel description");
+    if (status != CXR_OK) {
+        cxr_dicom_file_destroy(file);
+        return status;
+    }
+    *file_out = file;
+    return CXR_OK;
+}
+
 enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,
                                      const struct cxr_limits *limits,
                                      struct cxr_dicom_file **file_out, struct cxr_err *err)
@@ -513,29 +538,11 @@ enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,
     if (size > limits->max_file_bytes)
         return cxr_err_set(err, CXR_ERR_LIMIT, "DICOM: file of %zu bytes exceeds %zu (limit)", size,
                            limits->max_file_bytes);
-    struct cxr_dicom_file *file = calloc(1, sizeof(*file));
-    if (file == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory");
-    file->data = malloc(size);
-    if (file->data == NULL) {
-        free(file);
+    uint8_t *data = malloc(size);
+    if (data == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for %zu bytes", size);
-    }
-    memcpy(file->data, bytes, size);
-    file->size = size;
-
-    struct parser parser = {.file = file, .limits = limits, .err = err};
-    enum cxr_status status = parse_file(&parser);
-    if (status == CXR_OK)
-        status = dicom_meta_build(file, err);
-    if (status == CXR_OK && dicom_pixels_build(file, limits) != CXR_OK)
-        status = cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for the pixel description");
-    if (status != CXR_OK) {
-        cxr_dicom_file_destroy(file);
-        return status;
-    }
-    *file_out = file;
-    return CXR_OK;
+    memcpy(data, bytes, size);
+    return parse_owned(data, size, limits, file_out, err);
 }
 
 enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
@@ -573,9 +580,12 @@ enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *l
         free(bytes);
         return cxr_err_set(err, CXR_ERR_IO, "DICOM: cannot read %s", path);
     }
-    enum cxr_status status = cxr_dicom_file_parse(bytes, size, limits, file_out, err);
-    free(bytes);
-    return status;
+    if (size == 0) {
+        free(bytes);
+        return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: %s is empty", path);
+    }
+    /* The buffer read here becomes the file's: large images are not copied again. */
+    return parse_owned(bytes, size, limits, file_out, err);
 }
 
 const struct dicom_element *dicom_element_find(const struct cxr_dicom_file *file, uint32_t parent,

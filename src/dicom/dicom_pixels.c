@@ -356,7 +356,9 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
                                "%llu bytes",
                                pixel_element->length, frames, (unsigned long long)frame_bytes);
         pixels->encapsulated = false;
-        pixels->big_endian = pixel_element->big_endian;
+        /* OB data has no byte order; OW data in a big endian file is 16-bit words in big
+         * endian order, 8-bit samples included (their bytes are swapped in pairs). */
+        pixels->big_endian = pixel_element->big_endian && pixel_element->vr != DICOM_VR('O', 'B');
         pixels->native = dicom_element_value(file, pixel_element);
         pixels->native_size = pixel_element->length;
     }

@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 
@@ -136,6 +137,27 @@ def pydicom_text(path, keyword):
     return pydicom.charset.decode_bytes(raw, encodings, delimiters)
 
 
+def pydicom_lut(path, keyword):
+    """(entry_count, first_mapped, bits_per_entry, sum, min, max) of the first item of a LUT
+    sequence as pydicom reads it, or None when there is none."""
+    dataset = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    sequence = dataset.get(keyword)
+    if not sequence or "LUTDescriptor" not in sequence[0] or not sequence[0].LUTDescriptor:
+        return None
+    descriptor = sequence[0].LUTDescriptor
+    count = descriptor[0] or 65536
+    data = sequence[0].LUTData
+    if isinstance(data, bytes):
+        if descriptor[2] <= 8 and len(data) < 2 * count:
+            entries = list(data[:count])  # 8-bit entries packed two to a word
+        else:
+            entries = list(struct.unpack("<%dH" % count, data[:2 * count]))
+    else:
+        entries = list(data if isinstance(data, (list, pydicom.multival.MultiValue)) else [data])
+        entries = entries[:count]
+    return (count, descriptor[1], descriptor[2], sum(entries), min(entries), max(entries))
+
+
 def decimal_values(text):
     values = []
     for part in text.split("\\"):
@@ -199,6 +221,17 @@ def compare(path, reference, dump, problems):
     compared += 1
     if pixels["number_of_frames"] != (int(frames) if frames else 1):
         problems.append(f"number_of_frames: cxrd {pixels['number_of_frames']}, dcmdump {frames!r}")
+
+    for key, keyword in (("modality_lut", "ModalityLUTSequence"), ("voi_lut", "VOILUTSequence")):
+        expected_lut = pydicom_lut(path, keyword)
+        lut = pixels[key]
+        ours_lut = None if lut is None else (
+            lut["entry_count"], lut["first_mapped"], lut["bits_per_entry"], lut["entries_sum"],
+            lut["entries_min"], lut["entries_max"])
+        if expected_lut is not None or ours_lut is not None:
+            compared += 1
+            if ours_lut != expected_lut:
+                problems.append(f"{key}: cxrd {ours_lut}, pydicom {expected_lut}")
 
     centers = decimal_values(reference.get("0028,1050", "")) if reference.get("0028,1050") else []
     widths = decimal_values(reference.get("0028,1051", "")) if reference.get("0028,1051") else []

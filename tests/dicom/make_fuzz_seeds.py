@@ -79,6 +79,7 @@ def main(out_dir):
 
     ds = image(bits=8, photometric="RGB", samples=3)
     write(ds, ExplicitVRLittleEndian, p("rgb.dcm"))
+    write(image(bits=8, photometric="RGB", samples=3), ExplicitVRBigEndian, p("rgb_be_ob.dcm"))
 
     # Encapsulated pixel data: offset table + two fragments (contents are not a real codestream).
     ds = image()

@@ -89,6 +89,17 @@ static void test_charset_decoding(void **state)
     } cases[] = {
             {"", "Doe^John", true, "Doe^John"},
             {"ISO_IR 100", "Buc^J\xe9r\xf4me", true, "Buc^Jérôme"},
+            {"ISO_IR100", "J\xe9r\xf4me", true, "Jérôme"},
+            {"iso-ir 100 ", "J\xe9r\xf4me", true, "Jérôme"},
+            {"ISO_IR 101",
+             "\xb3\xf3"
+             "d\xbc",
+             false, "łódź"},
+            {"ISO_IR 999", "J\xe9r\xf4me", false, "Jérôme"},
+            {"ISO 2022 IR 100", "J\xe9r\xf4me", false, "Jérôme"},
+            {"ISO_IR 13", "\xb1\xb2", false, "ｱｲ"},
+            {"\\ISO 2022 IR 58", "\x1b$)A\xd6\xd0\xce\xc4", false, "中文"},
+            {"\\ISO 2022 IR 159", "\x1b$(D\x30\x21\x1b(B", false, "丂"},
             {"ISO_IR 144", "\xbb\xee\xda", false, "Люк"},
             {"ISO_IR 192", "Wang=\xe7\x8e\x8b", true, "Wang=王"},
             {"GB18030", "Wang=\xcd\xf5", true, "Wang=王"},
@@ -164,6 +175,42 @@ static void test_transfer_syntaxes(void **state)
     check_seed_image("deflated.dcm", "1.2.840.10008.1.2.1.99", false);
     /* No preamble and no meta group: implicit VR little endian detected. */
     check_seed_image("no_meta_implicit.dcm", "1.2.840.10008.1.2", false);
+}
+
+static void test_big_endian_byte_order(void **state)
+{
+    (void)state;
+    /* 8-bit RGB stored as OB in a big endian file: bytes in sample order. */
+    struct cxr_dicom_file *file = read_seed("rgb_be_ob.dcm");
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+    assert_false(pixels.big_endian);
+    assert_int_equal(pixels.native_size, 48);
+    for (size_t i = 0; i < 48; i++)
+        assert_int_equal(pixels.native[i], (i * 7) & 0xFF);
+    cxr_dicom_file_destroy(file);
+
+    /* The same 8-bit RGB image as OW in big endian and as OB in little endian (pydicom's
+     * SC_rgb_small_odd pair): the big endian words hold the samples swapped in pairs. */
+    char path[1024];
+    struct cxr_dicom_file *big = NULL, *little = NULL;
+    snprintf(path, sizeof(path), "%s/dicom/pydicom-test-files/SC_rgb_small_odd_big_endian.dcm",
+             data_dir());
+    assert_int_equal(cxr_dicom_file_read(path, NULL, &big, NULL), CXR_OK);
+    snprintf(path, sizeof(path), "%s/dicom/pydicom-test-files/SC_rgb_small_odd.dcm", data_dir());
+    assert_int_equal(cxr_dicom_file_read(path, NULL, &little, NULL), CXR_OK);
+    struct cxr_dicom_pixel_data big_pixels, little_pixels;
+    assert_int_equal(cxr_dicom_file_pixels(big, &desc, &big_pixels, NULL), CXR_OK);
+    assert_int_equal(cxr_dicom_file_pixels(little, &desc, &little_pixels, NULL), CXR_OK);
+    assert_true(big_pixels.big_endian);
+    assert_false(little_pixels.big_endian);
+    size_t samples = (size_t)desc.rows * desc.columns * 3;
+    assert_true(big_pixels.native_size >= samples && little_pixels.native_size >= samples);
+    for (size_t i = 0; i < samples; i++)
+        assert_int_equal(big_pixels.native[i ^ 1u], little_pixels.native[i]);
+    cxr_dicom_file_destroy(big);
+    cxr_dicom_file_destroy(little);
 }
 
 static void test_encapsulated(void **state)
@@ -414,15 +461,11 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_person_name_render),
-            cmocka_unit_test(test_charset_decoding),
-            cmocka_unit_test(test_transfer_syntaxes),
-            cmocka_unit_test(test_encapsulated),
-            cmocka_unit_test(test_lut_sequences),
-            cmocka_unit_test(test_truncated_files),
-            cmocka_unit_test(test_wrong_lengths),
-            cmocka_unit_test(test_not_dicom),
-            cmocka_unit_test(test_limits),
+            cmocka_unit_test(test_person_name_render), cmocka_unit_test(test_charset_decoding),
+            cmocka_unit_test(test_transfer_syntaxes),  cmocka_unit_test(test_big_endian_byte_order),
+            cmocka_unit_test(test_encapsulated),       cmocka_unit_test(test_lut_sequences),
+            cmocka_unit_test(test_truncated_files),    cmocka_unit_test(test_wrong_lengths),
+            cmocka_unit_test(test_not_dicom),          cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
