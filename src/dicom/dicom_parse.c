@@ -433,6 +433,9 @@ static enum cxr_status parse_file(struct parser *parser)
     struct encoding meta_encoding = {.explicit_vr = true, .big_endian = false};
     if (file->size - pos >= 8 && dicom_read_u16(file->data + pos, false) == 0x0002) {
         file->has_meta_group = true;
+        /* Some old writers put the meta group in implicit VR; read what is there. */
+        if (!vr_is_known(DICOM_VR(file->data[pos + 4], file->data[pos + 5])))
+            meta_encoding.explicit_vr = false;
         enum cxr_status status = parse_dataset(parser, meta_encoding, &pos, file->size,
                                                DICOM_NO_PARENT, 0, false, true);
         if (status != CXR_OK)

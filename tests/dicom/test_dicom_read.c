@@ -213,6 +213,107 @@ static void test_big_endian_byte_order(void **state)
     cxr_dicom_file_destroy(little);
 }
 
+static uint8_t *load_seed(const char *name, size_t *size)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/fuzz/dicom_parse/%s", CXR_SOURCE_DIR, name);
+    uint8_t *bytes = load(path, size);
+    assert_non_null(bytes);
+    return bytes;
+}
+
+/* Without the 128-byte preamble and "DICM" the meta group starts the file. */
+static void test_meta_group_without_preamble(void **state)
+{
+    (void)state;
+    static const char *const seeds[] = {"explicit_le.dcm", "explicit_be.dcm", "deflated.dcm"};
+    static const char *const syntaxes[] = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                                           "1.2.840.10008.1.2.1.99"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t size;
+        uint8_t *bytes = load_seed(seeds[i], &size);
+        assert_memory_equal(bytes + 128, "DICM", 4);
+        struct cxr_dicom_file *file = NULL;
+        assert_int_equal(cxr_dicom_file_parse(bytes + 132, size - 132, NULL, &file, NULL), CXR_OK);
+        assert_string_equal(cxr_dicom_file_meta(file)->transfer_syntax_uid, syntaxes[i]);
+        assert_string_equal(cxr_dicom_file_meta(file)->patient_name, "Dr John Q Doe Jr");
+        struct cxr_dicom_pixel_desc desc;
+        struct cxr_dicom_pixel_data pixels;
+        assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+        assert_int_equal(pixels.native_size, 32);
+        cxr_dicom_file_destroy(file);
+        free(bytes);
+    }
+}
+
+/* The inflated data set is bounded by max_file_bytes, not only the compressed file. */
+static void test_deflate_limit(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *bytes = load_seed("deflated.dcm", &size);
+    struct cxr_limits limits = cxr_limits_default();
+    limits.max_file_bytes = size + 8; /* the file fits, its inflated data set does not */
+    struct cxr_dicom_file *file = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_dicom_file_parse(bytes, size, &limits, &file, &err), CXR_ERR_LIMIT);
+    assert_null(file);
+    assert_non_null(strstr(err.message, "inflated"));
+    /* Corrupt deflate data is an error naming zlib. */
+    bytes[size - 20] ^= 0xFF;
+    bytes[size - 21] ^= 0xFF;
+    err = (struct cxr_err)CXR_ERR_INIT;
+    if (cxr_dicom_file_parse(bytes, size, NULL, &file, &err) == CXR_OK) {
+        cxr_dicom_file_destroy(file); /* a flip may still inflate: then it must parse cleanly */
+    } else {
+        assert_int_equal(err.status, CXR_ERR_MALFORMED);
+    }
+    free(bytes);
+}
+
+/* The corpus's known-broken files and the exact error each must produce. */
+static void test_known_broken_files(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        bool at_parse; /* else the pixel description is refused */
+        enum cxr_status status;
+        const char *message;
+    } cases[] = {
+            {"pydicom-test-files/MR_truncated.dcm", true, CXR_ERR_MALFORMED,
+             "element length exceeds the remaining bytes at offset 1488 (tag 7FE0,0010)"},
+            {"pydicom-test-files/rtplan_truncated.dcm", true, CXR_ERR_MALFORMED,
+             "element length exceeds the remaining bytes at offset 1410 (tag 300A,00B0)"},
+            {"pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm", true, CXR_ERR_MALFORMED,
+             "encapsulated pixel data without sequence delimiter"},
+            {"pydicom-test-files/no_meta.dcm", true, CXR_ERR_MALFORMED, "not a DICOM file"},
+            {"pydicom-test-files/badVR.dcm", false, CXR_ERR_MALFORMED, "invalid Number of Frames"},
+            {"pydicom-test-files/dicomdirtests/DICOMDIR-nooffset", true, CXR_ERR_MALFORMED,
+             "item length exceeds its sequence"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/dicom/%s", data_dir(), cases[i].file);
+        struct cxr_dicom_file *file = NULL;
+        struct cxr_err err = CXR_ERR_INIT;
+        enum cxr_status status = cxr_dicom_file_read(path, NULL, &file, &err);
+        if (!cases[i].at_parse) {
+            assert_int_equal(status, CXR_OK);
+            struct cxr_dicom_pixel_desc desc;
+            struct cxr_dicom_pixel_data pixels;
+            status = cxr_dicom_file_pixels(file, &desc, &pixels, &err);
+            cxr_dicom_file_destroy(file);
+        } else {
+            assert_null(file);
+        }
+        if (status != cases[i].status || strstr(err.message, cases[i].message) == NULL)
+            print_error("%s: got %s \"%s\"\n", cases[i].file, cxr_status_name(status), err.message);
+        assert_int_equal(status, cases[i].status);
+        assert_non_null(strstr(err.message, cases[i].message));
+    }
+}
+
 static void test_encapsulated(void **state)
 {
     (void)state;
@@ -461,11 +562,19 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_person_name_render), cmocka_unit_test(test_charset_decoding),
-            cmocka_unit_test(test_transfer_syntaxes),  cmocka_unit_test(test_big_endian_byte_order),
-            cmocka_unit_test(test_encapsulated),       cmocka_unit_test(test_lut_sequences),
-            cmocka_unit_test(test_truncated_files),    cmocka_unit_test(test_wrong_lengths),
-            cmocka_unit_test(test_not_dicom),          cmocka_unit_test(test_limits),
+            cmocka_unit_test(test_person_name_render),
+            cmocka_unit_test(test_charset_decoding),
+            cmocka_unit_test(test_transfer_syntaxes),
+            cmocka_unit_test(test_big_endian_byte_order),
+            cmocka_unit_test(test_meta_group_without_preamble),
+            cmocka_unit_test(test_known_broken_files),
+            cmocka_unit_test(test_deflate_limit),
+            cmocka_unit_test(test_encapsulated),
+            cmocka_unit_test(test_lut_sequences),
+            cmocka_unit_test(test_truncated_files),
+            cmocka_unit_test(test_wrong_lengths),
+            cmocka_unit_test(test_not_dicom),
+            cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
