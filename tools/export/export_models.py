@@ -30,6 +30,7 @@ ARCHS = ("densenet121", "resnet50", "mobilenet_v3_large", "efficientnet_b0")
 # The input mapping stored in cxr.preprocess: 8-bit pixel / 127.5 - 1, i.e. [-1, 1].
 INPUT_SCALE = 1.0 / 127.5
 INPUT_OFFSET = -1.0
+CALIBRATION_SIZE = 256
 
 
 def one_channel(conv):
@@ -86,7 +87,10 @@ def sample_input(size, seed):
 def calibrate(model, size, generator):
     """Gives the random network realistic activations: random BatchNorm affine parameters,
     running statistics measured on random images, a classifier scaled to logits of spread ~1.5
-    around 0, and non-trivial Platt parameters (so the Mul/Add after the pooling are exercised)."""
+    around 0, and non-trivial Platt parameters (so the Mul/Add after the pooling are exercised).
+    Statistics are measured at no more than CALIBRATION_SIZE pixels (they hardly depend on the
+    image size, and large exports would otherwise take minutes)."""
+    size = min(size, CALIBRATION_SIZE)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -95,14 +99,13 @@ def calibrate(model, size, generator):
                 module.reset_running_stats()
                 module.momentum = None  # cumulative average over the calibration batches
         model.train()
-        for _ in range(2):
-            model(random_images(generator, 2, size))
+        model(random_images(generator, 4, size))
         model.eval()
         cam, logits = model.cam_and_logits(random_images(generator, 4, size))
         spread = float(logits.std())
         if spread > 0:
             model.classifier.weight.mul_(1.5 / spread)
-        cam, logits = model.cam_and_logits(random_images(generator, 4, size))
+            logits = (logits - model.bias) * (1.5 / spread) + model.bias
         model.bias.sub_(logits.mean(dim=0))
         k = model.bias.numel()
         model.platt_scale.copy_(torch.empty(k).uniform_(0.7, 1.3, generator=generator))
