@@ -83,7 +83,7 @@ static void trim_span(const char **start, const char **end)
         (*end)--;
 }
 
-char *dicom_person_name_render(const char *raw)
+static char *render_value(const char *raw)
 {
     /* The first group with any content (alphabetic, else ideographic, else phonetic). */
     const char *group = raw;
@@ -142,6 +142,17 @@ char *dicom_person_name_render(const char *raw)
     }
     out[length] = '\0';
     return out;
+}
+
+char *dicom_person_name_render(const char *raw)
+{
+    /* Patient's Name has VM 1; should a file carry several values, the first is shown. */
+    char *first = copy_string(raw, strcspn(raw, "\\"));
+    if (first == NULL)
+        return NULL;
+    char *rendered = render_value(first);
+    free(first);
+    return rendered;
 }
 
 /* The transfer syntax the data set was read with, for files that do not name one. */

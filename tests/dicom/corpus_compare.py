@@ -52,6 +52,8 @@ INT_FIELDS = {  # pixel key: tag
     "bits_stored": "0028,0101",
 }
 
+PYDICOM_FIELDS = [0]  # fields whose reference was pydicom (non-ASCII text, LUT sequences)
+
 LINE = re.compile(r"^\(([0-9a-f]{4},[0-9a-f]{4})\) (\S\S) (.*?)\s+#\s*(\d+|u/l),")
 HEX = re.compile(r"^[0-9a-f]{2}(\\[0-9a-f]{2})*$")
 
@@ -182,6 +184,7 @@ def compare(path, reference, dump, problems):
             if key != "patient_name_raw":
                 expected = expected.strip(" ")
             source = "pydicom"
+            PYDICOM_FIELDS[0] += 1
         else:
             expected = raw.rstrip(" \0")
             if key != "patient_name_raw":
@@ -230,6 +233,7 @@ def compare(path, reference, dump, problems):
             lut["entries_min"], lut["entries_max"])
         if expected_lut is not None or ours_lut is not None:
             compared += 1
+            PYDICOM_FIELDS[0] += 1
             if ours_lut != expected_lut:
                 problems.append(f"{key}: cxrd {ours_lut}, pydicom {expected_lut}")
 
@@ -313,7 +317,8 @@ def main():
     for entry in dcmtk_rejects:
         print(f"  {entry}")
     print(f"\nsummary: {len(paths)} files, {len(paths) - len(dcmtk_rejects)} read by dcmdump, "
-          f"{read} of them read by cxrd, {compared_files} compared ({fields} fields), "
+          f"{read} of them read by cxrd, {compared_files} compared ({fields} fields, "
+          f"{PYDICOM_FIELDS[0]} against pydicom), "
           f"{mismatched} mismatched, {failures} failures")
     return 1 if failures else 0
 

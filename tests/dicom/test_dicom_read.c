@@ -69,6 +69,7 @@ static void test_person_name_render(void **state)
             {"^=^=Hong^Gildong", "Gildong Hong"},
             {"Wang^XiaoDong=王^小東=", "XiaoDong Wang"},
             {"A^B^C^D^E^F", "D B C A E F"},
+            {"Doe^John\\Roe^Jane", "John Doe"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *rendered = dicom_person_name_render(cases[i][0]);
