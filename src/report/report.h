@@ -34,4 +34,10 @@ enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
                                const struct cxr_gray8 *source, const struct cxr_rgb8 *heatmap,
                                struct cxr_buf *out, struct cxr_err *err);
 
+/* Frees the process-wide font caches that pango, cairo and fontconfig keep after the first PDF
+ * (LeakSanitizer reports them otherwise). Optional, at exit only: call it after every other
+ * thread that rendered a PDF has exited (pango keeps one font map per thread, freed at thread
+ * exit); no report function may be called afterwards. */
+void cxr_report_shutdown(void);
+
 #endif

@@ -2,6 +2,7 @@
  * fontconfig's fallback for scripts DejaVu lacks, e.g. CJK names): institution header, patient
  * and study details, overall result, findings table, source and heatmap images, disclaimer. */
 #include <cairo-pdf.h>
+#include <fontconfig/fontconfig.h>
 #include <glib.h>
 #include <pango/pangocairo.h>
 #include <stdio.h>
@@ -315,4 +316,12 @@ enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
     if (status != CXR_OK)
         out->len = start; /* nothing appended on failure */
     return status;
+}
+
+void cxr_report_shutdown(void)
+{
+    /* Order matters: the font map holds fontconfig patterns, cairo caches scaled fonts. */
+    pango_cairo_font_map_set_default(NULL);
+    cairo_debug_reset_static_data();
+    FcFini();
 }

@@ -82,6 +82,7 @@ static int teardown(void **state)
     for (int i = 0; i < IMAGES; i++)
         free(images[i].pixels);
     json_decref(reference);
+    cxr_report_shutdown();
     return 0;
 }
 
