@@ -22,6 +22,9 @@ enum cxr_status cxr_nn_runtime_create(uint32_t threads, struct cxr_nn_runtime **
                                       struct cxr_err *err);
 void cxr_nn_runtime_destroy(struct cxr_nn_runtime *runtime);
 uint32_t cxr_nn_runtime_threads(const struct cxr_nn_runtime *runtime);
+/* Most bytes of activations plus outputs one model may plan (default 4 GiB); models needing
+ * more fail to load with CXR_ERR_LIMIT. Set before loading; not thread safe. */
+void cxr_nn_runtime_set_memory_limit(struct cxr_nn_runtime *runtime, size_t bytes);
 
 /* Loads and plans a model. Unsupported operators or attributes fail here, naming the node and
  * the operator (CXR_ERR_UNSUPPORTED); malformed files give CXR_ERR_MALFORMED. A symbolic batch

@@ -151,6 +151,7 @@ struct nn_metadata {
 struct cxr_nn_runtime {
     pthreadpool_t pool;
     uint32_t threads;
+    size_t memory_limit; /* activation arena + output buffers of one model */
 };
 
 struct cxr_nn_model {
@@ -169,6 +170,7 @@ struct cxr_nn_model {
     size_t step_count;
     unsigned char *arena;
     size_t arena_bytes;
+    size_t output_bytes;
 
     struct nn_op_count *op_counts;
     size_t op_count_count;

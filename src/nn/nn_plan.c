@@ -295,9 +295,10 @@ enum cxr_status nn_plan_build(struct cxr_nn_model *model, struct cxr_err *err)
         tensor->arena_offset = offset;
         if (offset + order[i].bytes > arena)
             arena = offset + order[i].bytes;
-        if (arena > NN_MAX_ARENA_BYTES) {
-            status = cxr_err_set(err, CXR_ERR_LIMIT, "nn: activations need more than %zu bytes",
-                                 NN_MAX_ARENA_BYTES);
+        size_t limit = model->runtime->memory_limit;
+        if (arena > NN_MAX_ARENA_BYTES || arena > limit - model->output_bytes) {
+            status = cxr_err_set(err, CXR_ERR_LIMIT,
+                                 "nn: activations and outputs need more than %zu bytes", limit);
             goto done;
         }
     }

@@ -26,6 +26,7 @@ enum cxr_status cxr_nn_runtime_create(uint32_t threads, struct cxr_nn_runtime **
         return cxr_err_set(err, CXR_ERR_NOMEM, "pthreadpool: cannot create %u threads", threads);
     }
     created->threads = (uint32_t)pthreadpool_get_threads_count(created->pool);
+    created->memory_limit = NN_MAX_ARENA_BYTES;
     *runtime = created;
     return CXR_OK;
 }
@@ -36,6 +37,11 @@ void cxr_nn_runtime_destroy(struct cxr_nn_runtime *runtime)
         return;
     pthreadpool_destroy(runtime->pool);
     free(runtime);
+}
+
+void cxr_nn_runtime_set_memory_limit(struct cxr_nn_runtime *runtime, size_t bytes)
+{
+    runtime->memory_limit = bytes < NN_MAX_ARENA_BYTES ? bytes : NN_MAX_ARENA_BYTES;
 }
 
 uint32_t cxr_nn_runtime_threads(const struct cxr_nn_runtime *runtime)
@@ -119,6 +125,15 @@ static enum cxr_status describe_io(struct cxr_nn_model *model, struct cxr_err *e
     model->output_data = calloc(model->output_count + 1, sizeof(float *));
     if (!model->input_info || !model->output_info || !model->output_data)
         return cxr_err_set(err, CXR_ERR_NOMEM, "nn: out of memory");
+    size_t output_bytes = 0;
+    for (size_t i = 0; i < model->output_count; i++) {
+        size_t count = model->tensors[model->output_tensors[i]].count;
+        if (count > (model->runtime->memory_limit - output_bytes) / sizeof(float))
+            return cxr_err_set(err, CXR_ERR_LIMIT, "nn: outputs need more than %zu bytes",
+                               model->runtime->memory_limit);
+        output_bytes += count * sizeof(float);
+    }
+    model->output_bytes = output_bytes;
     for (size_t io = 0; io < 2; io++) {
         size_t count = io ? model->output_count : model->input_count;
         for (size_t i = 0; i < count; i++) {

@@ -130,6 +130,26 @@ static void test_huge_dimensions(void **state)
     tm_output(b, "y");
     assert_int_equal(load(b, message), CXR_ERR_LIMIT);
 
+    /* Within the per-tensor bounds but above the runtime's memory limit. */
+    struct cxr_nn_runtime *small = NULL;
+    assert_int_equal(cxr_nn_runtime_create(1, &small, NULL), CXR_OK);
+    cxr_nn_runtime_set_memory_limit(small, 1 << 20);
+    b = tm_create();
+    tm_input(b, "x", 4, (int64_t[4]){1, 8, 256, 256}); /* 2 MiB */
+    tm_node(b, "Relu", "relu", "x", "y");
+    tm_output(b, "y");
+    size_t size;
+    unsigned char *bytes = tm_pack(b, &size);
+    tm_destroy(b);
+    struct cxr_nn_model *model = NULL;
+    assert_int_equal(cxr_nn_model_load_memory(small, bytes, size, NULL, &model, NULL),
+                     CXR_ERR_LIMIT);
+    cxr_nn_runtime_set_memory_limit(small, 16 << 20);
+    assert_int_equal(cxr_nn_model_load_memory(small, bytes, size, NULL, &model, NULL), CXR_OK);
+    cxr_nn_model_destroy(model);
+    cxr_nn_runtime_destroy(small);
+    free(bytes);
+
     /* An initializer claiming 2^62 elements with no data behind them. */
     b = tm_create();
     tm_input(b, "x", 1, (int64_t[1]){4});
