@@ -4,6 +4,8 @@
 #define CXR_CLI_H
 
 int cxr_cli_dump(int argc, char **argv);
+int cxr_cli_model_info(int argc, char **argv);
+int cxr_cli_model_run(int argc, char **argv);
 int cxr_cli_serve(int argc, char **argv);
 int cxr_cli_token(int argc, char **argv);
 int cxr_cli_infer(int argc, char **argv);
