@@ -15,6 +15,7 @@ struct command {
 /* Subcommands are added here as they land; the list ends with a NULL name. */
 static const struct command commands[] = {
         {"dump", "print a DICOM file's metadata and pixel description as JSON", cxr_cli_dump},
+        {"render", "render a DICOM file as an 8-bit grey PNG", cxr_cli_render},
         {"model-info", "describe an ONNX model as the runtime plans it", cxr_cli_model_info},
         {"model-run", "run an ONNX model on .npy inputs, write .npy outputs", cxr_cli_model_run},
         {NULL, NULL, NULL},

@@ -4,6 +4,7 @@
 #define CXR_CLI_H
 
 int cxr_cli_dump(int argc, char **argv);
+int cxr_cli_render(int argc, char **argv);
 int cxr_cli_model_info(int argc, char **argv);
 int cxr_cli_model_run(int argc, char **argv);
 int cxr_cli_serve(int argc, char **argv);

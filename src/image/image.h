@@ -38,6 +38,21 @@ void cxr_rgb8_release(struct cxr_rgb8 *image);
 enum cxr_status cxr_image_render(const struct cxr_dicom_file *file, const struct cxr_limits *limits,
                                  struct cxr_gray8 *out, struct cxr_err *err);
 
+/* The rendering chain without the file: frame (decoded by codec/, see codec/codec.h) rendered
+ * with desc's LUTs and window. Used by cxr_image_render and by tests and benchmarks. */
+struct cxr_codec_frame;
+enum cxr_status cxr_image_render_frame(const struct cxr_dicom_pixel_desc *desc,
+                                       const struct cxr_codec_frame *frame, struct cxr_gray8 *out,
+                                       struct cxr_err *err);
+
+/* The same chain for native (uncompressed) 8- or 16-bit single-sample monochrome data, frame
+ * 1, straight from the file's bytes through one table indexed by the raw value (no decoded
+ * frame). cxr_image_render uses it when it applies; CXR_ERR_INVALID_ARG otherwise. */
+struct cxr_dicom_pixel_data;
+enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
+                                        const struct cxr_dicom_pixel_data *pixels,
+                                        struct cxr_gray8 *out, struct cxr_err *err);
+
 /* Resizes the whole image to out_width x out_height (area-averaging when shrinking, bilinear
  * when enlarging; the aspect ratio is not kept) and writes tensor[y * out_width + x] =
  * pixel * scale + offset. tensor has out_width * out_height floats, owned by the caller. */

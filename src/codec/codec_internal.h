@@ -1,0 +1,30 @@
+/* Inside codec/: the wrappers over third-party decoders. Each decodes one whole compressed
+ * frame into interleaved int32 samples (width * height * samples_per_pixel, allocated by the
+ * caller) and translates its library's errors into a cxr_err naming the library. */
+#ifndef CXR_CODEC_INTERNAL_H
+#define CXR_CODEC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* libjpeg-turbo, 8-bit DCT (baseline and 8-bit extended). convert_ybr: the DICOM photometric
+ * interpretation says YBR_FULL(_422), so the decoder converts YCbCr to RGB; otherwise a
+ * three-component stream is taken as RGB as stored (DCMTK's rule). */
+enum cxr_status cxr_codec_jpeg_dct_decode(const uint8_t *data, size_t size, uint32_t width,
+                                          uint32_t height, uint32_t components, bool convert_ybr,
+                                          int32_t *samples, struct cxr_err *err);
+
+/* CharLS: JPEG-LS lossless and near-lossless. */
+enum cxr_status cxr_codec_jpegls_decode(const uint8_t *data, size_t size, uint32_t width,
+                                        uint32_t height, uint32_t components, int32_t *samples,
+                                        struct cxr_err *err);
+
+/* OpenJPEG: JPEG 2000 (J2K codestream or JP2 file) and HTJ2K. */
+enum cxr_status cxr_codec_j2k_decode(const uint8_t *data, size_t size, uint32_t width,
+                                     uint32_t height, uint32_t components, int32_t *samples,
+                                     struct cxr_err *err);
+
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""`cxrd render` end to end: a MONOCHROME1 chest CR renders to a PNG of the image's size
+that equals dcm2pnm +Wi 1 within one grey level; replacing an output leaves no temporary
+file behind; failures (not DICOM, missing, unsupported syntax named in the message) exit 1
+and create no output; usage errors exit 2; --help exits 0.
+Usage: cli_render_check.py CXRD DATA_DIR WORK_DIR"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def main():
+    cxrd, data_dir, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(work, exist_ok=True)
+    for name in os.listdir(work):
+        os.unlink(os.path.join(work, name))
+    corpus = os.path.join(data_dir, "dicom")
+    chest = os.path.join(corpus, "dcmbench", "gdcm-CR-MONO1-10-chest.dcm")
+    out = os.path.join(work, "chest.png")
+    result = subprocess.run([cxrd, "render", chest, out], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    mine = np.asarray(Image.open(out), dtype=np.int32)
+    assert mine.shape == (440, 440), mine.shape
+    pgm = os.path.join(work, "chest.pgm")
+    subprocess.run(["dcm2pnm", "+Wi", "1", "+op", chest, pgm], check=True, capture_output=True)
+    theirs = np.asarray(Image.open(pgm).convert("L"), dtype=np.int32)
+    os.unlink(pgm)
+    assert np.max(np.abs(mine - theirs)) <= 1, np.max(np.abs(mine - theirs))
+
+    # Replacing an existing file works and leaves only the output behind.
+    result = subprocess.run([cxrd, "render", chest, out], capture_output=True)
+    assert result.returncode == 0
+    assert sorted(os.listdir(work)) == ["chest.png"], os.listdir(work)
+
+    # Failures: a text file, a missing file, an unsupported syntax; no output appears.
+    text = os.path.join(work, "text.dcm")
+    with open(text, "w") as f:
+        f.write("not a DICOM file\n")
+    for bad in (text, os.path.join(work, "missing.dcm"),
+                os.path.join(corpus, "pydicom-test-files", "JPEG-lossy.dcm")):
+        target = os.path.join(work, "bad.png")
+        result = subprocess.run([cxrd, "render", bad, target], capture_output=True)
+        assert result.returncode == 1, (bad, result.returncode)
+        assert result.stderr.startswith(b"cxrd render: "), result.stderr
+        assert not os.path.exists(target)
+    result = subprocess.run([cxrd, "render", os.path.join(corpus, "pydicom-test-files",
+                                                          "JPEG-lossy.dcm"), "x.png"],
+                            capture_output=True)
+    assert b"1.2.840.10008.1.2.4.51" in result.stderr, result.stderr
+    os.unlink(text)
+    assert sorted(os.listdir(work)) == ["chest.png"], os.listdir(work)
+
+    assert subprocess.run([cxrd, "render"], capture_output=True).returncode == 2
+    assert subprocess.run([cxrd, "render", chest], capture_output=True).returncode == 2
+    result = subprocess.run([cxrd, "render", "--help"], capture_output=True)
+    assert result.returncode == 0 and result.stdout.startswith(b"Usage: cxrd render")
+    print("cxrd render: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

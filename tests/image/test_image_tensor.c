@@ -1,0 +1,102 @@
+/* Resampling into the network tensor: exact area averages when shrinking by whole and by
+ * fractional factors, bilinear enlargement, the affine value map, and argument checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "image/image.h"
+
+static void halving_averages_two_by_two_blocks(void **state)
+{
+    (void)state;
+    uint8_t pixels[16];
+    for (int i = 0; i < 16; i++)
+        pixels[i] = (uint8_t)(i * 10);
+    struct cxr_gray8 image = {4, 4, pixels};
+    float tensor[4];
+    assert_int_equal(cxr_image_to_tensor(&image, 2, 2, 1.0f, 0.0f, tensor, NULL), CXR_OK);
+    /* block (0,0): 0 10 40 50 -> 25; (1,0): 20 30 60 70 -> 45; (0,1): 105; (1,1): 125 */
+    assert_float_equal(tensor[0], 25.0f, 1e-4);
+    assert_float_equal(tensor[1], 45.0f, 1e-4);
+    assert_float_equal(tensor[2], 105.0f, 1e-4);
+    assert_float_equal(tensor[3], 125.0f, 1e-4);
+
+    /* scale and offset: windowed 8-bit to [-1024, 1024] as the model contract suggests */
+    assert_int_equal(cxr_image_to_tensor(&image, 2, 2, 2048.0f / 255.0f, -1024.0f, tensor, NULL),
+                     CXR_OK);
+    assert_float_equal(tensor[0], 25.0f * 2048.0f / 255.0f - 1024.0f, 1e-2);
+}
+
+static void fractional_shrink_weights_partial_pixels(void **state)
+{
+    (void)state;
+    /* 3 -> 2 columns: output 0 covers [0, 1.5): (a + b / 2) / 1.5; output 1 covers [1.5, 3). */
+    uint8_t pixels[] = {30, 60, 90};
+    struct cxr_gray8 image = {3, 1, pixels};
+    float tensor[2];
+    assert_int_equal(cxr_image_to_tensor(&image, 2, 1, 1.0f, 0.0f, tensor, NULL), CXR_OK);
+    assert_float_equal(tensor[0], (30.0f + 30.0f) / 1.5f, 1e-3);
+    assert_float_equal(tensor[1], (30.0f + 90.0f) / 1.5f, 1e-3);
+}
+
+static void constant_image_stays_constant_at_any_size(void **state)
+{
+    (void)state;
+    uint8_t *pixels = malloc(997 * 613);
+    memset(pixels, 77, 997 * 613);
+    struct cxr_gray8 image = {997, 613, pixels};
+    static const uint32_t sizes[][2] = {{224, 224}, {512, 300}, {1024, 1024}, {1, 1}};
+    for (size_t s = 0; s < 4; s++) {
+        size_t count = (size_t)sizes[s][0] * sizes[s][1];
+        float *tensor = malloc(count * sizeof(*tensor));
+        assert_int_equal(
+                cxr_image_to_tensor(&image, sizes[s][0], sizes[s][1], 1.0f, 0.0f, tensor, NULL),
+                CXR_OK);
+        for (size_t i = 0; i < count; i++)
+            assert_float_equal(tensor[i], 77.0f, 1e-3);
+        free(tensor);
+    }
+    free(pixels);
+}
+
+static void enlarging_is_bilinear(void **state)
+{
+    (void)state;
+    /* 2 -> 4 columns, pixel centres aligned: positions -0.25 (clamped), 0.25, 0.75, 1.25. */
+    uint8_t pixels[] = {0, 100};
+    struct cxr_gray8 image = {2, 1, pixels};
+    float tensor[4];
+    assert_int_equal(cxr_image_to_tensor(&image, 4, 1, 1.0f, 0.0f, tensor, NULL), CXR_OK);
+    assert_float_equal(tensor[0], 0.0f, 1e-4);
+    assert_float_equal(tensor[1], 25.0f, 1e-4);
+    assert_float_equal(tensor[2], 75.0f, 1e-4);
+    assert_float_equal(tensor[3], 100.0f, 1e-4);
+}
+
+static void bad_arguments_are_refused(void **state)
+{
+    (void)state;
+    uint8_t pixel = 1;
+    struct cxr_gray8 image = {1, 1, &pixel};
+    float tensor[1];
+    assert_int_equal(cxr_image_to_tensor(&image, 0, 1, 1, 0, tensor, NULL), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_image_to_tensor(NULL, 1, 1, 1, 0, tensor, NULL), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_image_to_tensor(&image, 1, 1, 1, 0, NULL, NULL), CXR_ERR_INVALID_ARG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(halving_averages_two_by_two_blocks),
+            cmocka_unit_test(fractional_shrink_weights_partial_pixels),
+            cmocka_unit_test(constant_image_stays_constant_at_any_size),
+            cmocka_unit_test(enlarging_is_bilinear),
+            cmocka_unit_test(bad_arguments_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

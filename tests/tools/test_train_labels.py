@@ -1,0 +1,243 @@
+#!/usr/bin/python3
+"""Tests of tools/train's dataset adapters, split and operating-point helpers, on small fixtures
+created here (label files and tiny PNGs in a temporary folder). Run by ctest."""
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "train"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "export"))
+
+import labels as L  # noqa: E402
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        fh.write(text)
+
+
+def png(path, value=100, size=(8, 8)):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.full(size[::-1], value, np.uint8)).save(path)
+
+
+def lab(rec):
+    """{finding: value} for the labelled findings of a Record."""
+    return {f: float(rec.targets[i]) for i, f in enumerate(L.FINDINGS) if rec.mask[i]}
+
+
+class Adapters(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_findings_match_the_contract(self):
+        import contract
+        self.assertEqual(L.FINDINGS, contract.FINDINGS)
+        self.assertEqual(len(L.NIH_FINDINGS), 9)
+        self.assertNotIn("Calcification", L.NIH_FINDINGS)
+        self.assertNotIn("Tuberculosis", L.NIH_FINDINGS)
+
+    def test_folder_labels(self):
+        p = os.path.join(self.d, "labels.csv")
+        write(p, "file,dataset,tb,nih_findings,orig_width\n"
+                 "images/a/1.png,tbx11k_tb,1,,256\n"
+                 "images/n/00000001_000.png,nih_x,0,Mass|Nodule|Effusion|Hernia,1024\n"
+                 "images/n/00000002_000.png,nih_x,0,No Finding,1024\n"
+                 "images/c/2.png,covidrad,0,,256\n")
+        r = L.read_folder_labels(p)
+        self.assertEqual(lab(r[0]), {"Tuberculosis": 1.0})
+        nine = {f: 0.0 for f in L.NIH_FINDINGS}
+        self.assertEqual(lab(r[1]), dict(nine, **{"Tuberculosis": 0.0, "Nodule Mass": 1.0,
+                                                  "Pleural Effusion": 1.0}))
+        self.assertEqual(lab(r[2]), dict(nine, Tuberculosis=0.0))
+        self.assertEqual(lab(r[3]), {"Tuberculosis": 0.0})
+        self.assertEqual(r[1].raw, "Mass|Nodule|Effusion|Hernia")
+        for rec in r:  # Calcification is never labelled
+            self.assertEqual(rec.mask[L.INDEX["Calcification"]], 0)
+
+    def test_folder_labels_rejects_bad_tb(self):
+        p = os.path.join(self.d, "labels.csv")
+        write(p, "file,dataset,tb,nih_findings\nx.png,d,yes,\n")
+        with self.assertRaises(ValueError):
+            L.read_folder_labels(p)
+
+    def test_nih_data_entry(self):
+        p = os.path.join(self.d, "Data_Entry_2017.csv")
+        write(p, "Image Index,Finding Labels,Follow-up #,Patient ID\n"
+                 "00000003_001.png,Pleural_Thickening|Infiltration,1,3\n"
+                 "00000004_000.png,Pneumonia,0,4\n"
+                 "00000005_000.png,Cardiomegaly|Pneumothorax|Fibrosis|Consolidation|Atelectasis"
+                 ",0,5\n")
+        r = L.read_nih(p)
+        self.assertEqual(r[0].file, os.path.join("images", "00000003_001.png"))
+        a = lab(r[0])
+        self.assertNotIn("Tuberculosis", a)  # NIH has no TB label: masked
+        self.assertEqual(a["Pleural Thickening"], 1.0)
+        self.assertEqual(a["Infiltration"], 1.0)
+        self.assertEqual(sum(a.values()), 2.0)
+        self.assertEqual(sum(lab(r[1]).values()), 0.0)  # Pneumonia maps to nothing
+        self.assertEqual(len(lab(r[1])), 9)
+        b = lab(r[2])
+        for f in ("Cardiomegaly", "Pneumothorax", "Fibrosis", "Consolidation", "Atelectasis"):
+            self.assertEqual(b[f], 1.0)
+        self.assertEqual(b["Nodule Mass"], 0.0)
+
+    def test_tbx11k(self):
+        for sub, n in (("health", 2), ("sick", 1), ("tb", 3)):
+            for i in range(n):
+                png(os.path.join(self.d, "imgs", sub, "%s%d.png" % (sub, i)))
+        write(os.path.join(self.d, "imgs", "tb", "notes.txt"), "x")
+        r = L.read_tbx11k(self.d)
+        self.assertEqual(len(r), 6)
+        tb = {rec.file: lab(rec)["Tuberculosis"] for rec in r}
+        self.assertEqual(sum(tb.values()), 3.0)
+        self.assertEqual(tb[os.path.join("imgs", "sick", "sick0.png")], 0.0)
+        self.assertTrue(all(len(lab(rec)) == 1 for rec in r))
+
+    def test_nlm_naming(self):
+        for name in ("CHNCXR_0001_0.png", "CHNCXR_0327_1.png", "MCUCXR_0104_1.png",
+                     "MCUCXR_0001_0.png", "README.png", "CHNCXR_0002_x.png"):
+            png(os.path.join(self.d, "CXR_png", name))
+        r = {rec.file: rec for rec in L.read_nlm(self.d)}
+        self.assertEqual(len(r), 4)
+        self.assertEqual(lab(r[os.path.join("CXR_png", "CHNCXR_0327_1.png")]),
+                         {"Tuberculosis": 1.0})
+        self.assertEqual(lab(r[os.path.join("CXR_png", "MCUCXR_0001_0.png")]),
+                         {"Tuberculosis": 0.0})
+        self.assertEqual(r[os.path.join("CXR_png", "MCUCXR_0104_1.png")].dataset, "montgomery")
+        self.assertEqual(r[os.path.join("CXR_png", "CHNCXR_0001_0.png")].dataset, "shenzhen")
+
+    def test_chexpert(self):
+        p = os.path.join(self.d, "train.csv")
+        write(p, "Path,Sex,No Finding,Cardiomegaly,Lung Lesion,Pleural Effusion,Pleural Other,"
+                 "Pneumothorax,Atelectasis,Consolidation,Edema\n"
+                 "a/view1.jpg,F,,1.0,-1.0,0.0,,1,,,1\n"
+                 "b/view1.jpg,M,1.0,,,,,,,,\n"
+                 "c/view1.jpg,M,,,1,,1.0,,-1,,\n")
+        r = L.read_chexpert(p)
+        self.assertEqual(lab(r[0]), {"Cardiomegaly": 1.0, "Pleural Effusion": 0.0,
+                                     "Pneumothorax": 1.0})  # -1 and blank masked
+        self.assertEqual(lab(r[1]), {f: 0.0 for f in set(L.CHEXPERT_MAP.values())})
+        self.assertEqual(lab(r[2]), {"Nodule Mass": 1.0, "Pleural Thickening": 1.0})
+        ones = L.read_chexpert(p, uncertain=1.0)
+        self.assertEqual(lab(ones[0])["Nodule Mass"], 1.0)
+        self.assertEqual(lab(ones[2])["Atelectasis"], 1.0)
+        zeros = L.read_chexpert(p, uncertain=0.0)
+        self.assertEqual(lab(zeros[0])["Nodule Mass"], 0.0)
+        for rec in r:
+            self.assertNotIn("Tuberculosis", lab(rec))
+
+    def test_mimic(self):
+        p = os.path.join(self.d, "mimic.csv")
+        write(p, "subject_id,study_id,dicom_id,Atelectasis,Pleural Effusion\n"
+                 "10000032,50414267,02aa804e,1.0,-1.0\n")
+        r = L.read_chexpert(p)
+        self.assertEqual(r[0].file, "p10000032/s50414267/02aa804e.jpg")
+        self.assertEqual(lab(r[0]), {"Atelectasis": 1.0})
+
+    def test_chexpert_rejects_bad_value(self):
+        p = os.path.join(self.d, "bad.csv")
+        write(p, "Path,Cardiomegaly\na.jpg,2\n")
+        with self.assertRaises(ValueError):
+            L.read_chexpert(p)
+
+    def test_vindr(self):
+        cols = ["Aortic enlargement", "Calcification", "Nodule/Mass", "Pleural thickening",
+                "Pulmonary fibrosis", "Tuberculosis", "Other disease", "No finding"]
+        rows = [("img1", "R1", [0, 1, 0, 0, 0, 0, 0, 0]),
+                ("img1", "R2", [0, 0, 0, 0, 0, 0, 0, 1]),
+                ("img1", "R3", [1, 0, 1, 0, 0, 0, 0, 0]),
+                ("img0", "R1", [0, 0, 0, 1, 1, 1, 0, 0])]
+        text = "image_id,rad_id," + ",".join(cols) + "\n" + "".join(
+            "%s,%s,%s\n" % (i, r, ",".join(map(str, v))) for i, r, v in rows)
+        p = os.path.join(self.d, "image_labels_train.csv")
+        write(p, text)
+        r = L.read_vindr(p)
+        self.assertEqual([x.file for x in r], [os.path.join("train", "img0.png"),
+                                               os.path.join("train", "img1.png")])
+        self.assertEqual(lab(r[1]), {"Calcification": 1.0, "Nodule Mass": 1.0,
+                                     "Pleural Thickening": 0.0, "Fibrosis": 0.0,
+                                     "Tuberculosis": 0.0})  # any reader positive
+        self.assertEqual(lab(r[0]), {"Calcification": 0.0, "Nodule Mass": 0.0,
+                                     "Pleural Thickening": 1.0, "Fibrosis": 1.0,
+                                     "Tuberculosis": 1.0})
+
+    def test_label_table_lists_every_finding(self):
+        t = L.label_table_markdown()
+        for f in L.FINDINGS:
+            self.assertIn("| %s |" % f, t)
+
+
+class SplitAndOperatingPoints(unittest.TestCase):
+    def test_nih_split_by_patient(self):
+        import data as D
+        with tempfile.TemporaryDirectory() as d:
+            lines = ["file,dataset,tb,nih_findings"]
+            for p in range(20):
+                for s in range(3):
+                    f = "images/nih_darkcovidnet/%08d_%03d.png" % (p, s)
+                    png(os.path.join(d, f), p * 10 + s)
+                    lines.append("%s,nih_darkcovidnet,0,%s" % (f, "No Finding" if s else "Mass"))
+            for i in range(20):
+                f = "images/tbx11k_tb/tb%04d.png" % i
+                png(os.path.join(d, f), 200)
+                lines.append("%s,tbx11k_tb,1," % f)
+            write(os.path.join(d, "labels.csv"), "\n".join(lines) + "\n")
+            write(os.path.join(d, "tbx11k_boxes.csv"),
+                  "file,label,xmin,ymin,xmax,ymax\nimages/tbx11k_tb/tb0000.png,A,1,2,30,40\n")
+            fo = D.Folder(d, os.path.join(d, "cache"))
+            by_patient = {}
+            for f, v in zip(fo.files, fo.is_val):
+                if "nih" in f:
+                    by_patient.setdefault(os.path.basename(f).split("_")[0], set()).add(v)
+            self.assertTrue(all(len(v) == 1 for v in by_patient.values()))
+            self.assertEqual(sum(v == {True} for v in by_patient.values()), 6)  # 30% of 20
+            self.assertEqual(fo.is_val[fo.dataset == "tbx11k_tb"].sum(), 4)  # 20% of 20
+            self.assertEqual(fo.images.shape, (80, 256, 256))
+            self.assertEqual(int(fo.images[3, 0, 0]), 10)  # patient 1, study 0
+            x = fo.eval_inputs([3], 224)
+            self.assertEqual(x.shape, (1, 1, 224, 224))
+            self.assertAlmostEqual(float(x[0, 0, 5, 5]), 10 * 2 / 255 - 1, places=6)
+            m = D.box_mask(fo.boxes["images/tbx11k_tb/tb0000.png"])
+            self.assertEqual(m.sum(), 29 * 38)
+            again = D.Folder(d, os.path.join(d, "cache"))  # cached, same split
+            self.assertTrue((again.is_val == fo.is_val).all())
+
+    def test_thresholds_and_ece(self):
+        import evaluate as E
+        rng = np.random.RandomState(1)
+        y = (rng.rand(400) < 0.4).astype(int)
+        p = np.clip(0.3 * y + rng.rand(400) * 0.7, 0, 1)
+        t = E.tb_threshold(p, y, 0.9)
+        sens, _ = E.sens_spec(p, y, t)
+        self.assertGreaterEqual(sens, 0.9)
+        # highest such threshold: any higher positive score drops below 90%
+        higher = np.sort(p[y == 1][p[y == 1] > t])
+        if len(higher):
+            self.assertLess(E.sens_spec(p, y, higher[0])[0], 0.9)
+        tj = E.youden_threshold(p, y)
+        best = max((p[y == 1] >= s).mean() - (p[y == 0] >= s).mean() for s in np.unique(p))
+        self.assertAlmostEqual((p[y == 1] >= tj).mean() - (p[y == 0] >= tj).mean(), best)
+        from sklearn.metrics import roc_auc_score
+        q = np.round(p, 1)  # with ties
+        self.assertAlmostEqual(float(E.rank_auc(q[y == 1], q[y == 0])[0]), roc_auc_score(y, q))
+        auc, lo, hi = E.auc_ci(y, q, np.random.RandomState(0), 200)
+        self.assertTrue(lo < auc < hi)
+        self.assertAlmostEqual(E.ece(np.array([1, 0, 1, 0]), np.array([1.0, 0.0, 1.0, 0.0])),
+                               0.0)
+        self.assertAlmostEqual(E.ece(np.array([1, 1, 0, 0]), np.array([.55, .55, .55, .55])),
+                               0.05)
+
+
+if __name__ == "__main__":
+    unittest.main()

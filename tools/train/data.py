@@ -1,0 +1,193 @@
+"""Loads the labelled folder (labels.csv + images/), splits it (NIH by patient, the rest by
+image, fixed seed), caches the decoded images as one uint8 array, and builds augmented training
+batches in torch. Labels come from tools/train/labels.py (the 11 contract findings)."""
+import csv
+import hashlib
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import labels as L
+
+CACHE_SIDE = 256
+NIH_SETS = ("nih_darkcovidnet", "nih_chexnet_starter")
+TB_SOURCES = ("tbx11k_tb", "rahman_tb_256_via_lundis", "lundis_course_tb")
+# NIH's two subsets are one source (the same hospital and scanners).
+OTHER_SOURCES = ("lundis_course_tb", "covidrad_normal_256_via_lundis", "nih")
+
+
+def source_group(dataset):
+    return "nih" if dataset in NIH_SETS else dataset
+
+
+class Folder:
+    """Everything the run needs from the data folder, in labels.csv order."""
+
+    def __init__(self, root, cache_dir, val_fraction=0.2, nih_val_fraction=0.3, seed=6):
+        self.root = root
+        rows = L.read_folder_labels(os.path.join(root, "labels.csv"))
+        self.rows = rows
+        self.n = len(rows)
+        self.files = [r.file for r in rows]
+        self.dataset = np.array([r.dataset for r in rows])
+        self.targets = np.stack([r.targets for r in rows]).astype(np.float32)
+        self.mask = np.stack([r.mask for r in rows]).astype(np.float32)
+        self.nih_raw = [r.raw for r in rows]
+        self.is_val = self._split(val_fraction, nih_val_fraction, seed)
+        self.images = self._cache(cache_dir)
+        self.boxes = read_boxes(os.path.join(root, "tbx11k_boxes.csv"))
+
+    def _split(self, val_fraction, nih_val_fraction, seed):
+        rng = np.random.RandomState(seed)
+        is_val = np.zeros(self.n, bool)
+        nih = np.isin(self.dataset, NIH_SETS)
+        # NIH file names are <patient>_<study>.png: all studies of a patient fall on one side.
+        patients = sorted({os.path.basename(f).split("_")[0]
+                           for f, k in zip(self.files, nih) if k})
+        perm = rng.permutation(len(patients))
+        val_patients = {patients[i] for i in perm[:int(round(nih_val_fraction * len(patients)))]}
+        for i in np.flatnonzero(nih):
+            is_val[i] = os.path.basename(self.files[i]).split("_")[0] in val_patients
+        for ds in sorted(set(self.dataset) - set(NIH_SETS)):
+            idx = np.flatnonzero(self.dataset == ds)
+            tb = self.targets[idx, 0]
+            for cls in (0, 1):  # stratified by TB label within each collection
+                sub = idx[tb == cls]
+                sub = sub[rng.permutation(len(sub))]
+                is_val[sub[:int(round(val_fraction * len(sub)))]] = True
+        return is_val
+
+    def _cache(self, cache_dir):
+        key = hashlib.sha1("\n".join(self.files).encode()).hexdigest()[:12]
+        path = os.path.join(cache_dir, "images-%d-%s.npy" % (CACHE_SIDE, key))
+        if os.path.exists(path):
+            return np.load(path, mmap_mode=None)
+        os.makedirs(cache_dir, exist_ok=True)
+        arr = np.zeros((self.n, CACHE_SIDE, CACHE_SIDE), np.uint8)
+        for i, f in enumerate(self.files):
+            arr[i] = load_grey(os.path.join(self.root, f), CACHE_SIDE, CACHE_SIDE)
+        tmp = path + ".tmp.npy"
+        np.save(tmp, arr)
+        os.replace(tmp, path)
+        return arr
+
+    def eval_inputs(self, idx, size):
+        """The network inputs exactly as cxrd builds them: the 8-bit image area-resized
+        (stretch) to size x size, then pixel * 2/255 - 1. Returns float32 [N,1,size,size]."""
+        out = np.zeros((len(idx), 1, size, size), np.float32)
+        for j, i in enumerate(idx):
+            u8 = load_grey(os.path.join(self.root, self.files[i]), size, size)
+            out[j, 0] = u8.astype(np.float32) * PIXEL_SCALE + PIXEL_OFFSET
+        return out
+
+
+PIXEL_SCALE = 2.0 / 255.0
+PIXEL_OFFSET = -1.0
+
+
+def load_grey(path, width, height):
+    """8-bit grey, area-averaged (PIL BOX filter) to width x height without keeping aspect."""
+    with Image.open(path) as im:
+        im = im.convert("L")
+        if im.size != (width, height):
+            im = im.resize((width, height), Image.BOX)
+        return np.asarray(im, np.uint8)
+
+
+def read_boxes(path):
+    """file -> list of (xmin, ymin, xmax, ymax) in the folder's 256x256 pixel coordinates."""
+    boxes = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            boxes.setdefault(r["file"], []).append(
+                tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
+    return boxes
+
+
+def box_mask(box_list, side=CACHE_SIDE):
+    m = np.zeros((side, side), np.float32)
+    for x0, y0, x1, y1 in box_list:
+        m[max(0, int(np.floor(y0))):min(side, int(np.ceil(y1))),
+          max(0, int(np.floor(x0))):min(side, int(np.ceil(x1)))] = 1.0
+    return m
+
+
+def equalize(u8):
+    """Histogram equalisation of one uint8 image (a source-hiding augmentation)."""
+    hist = np.bincount(u8.ravel(), minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist)
+    cdf = (cdf - cdf[cdf > 0][0]) / max(cdf[-1] - cdf[cdf > 0][0], 1.0)
+    return np.clip(np.round(cdf * 255), 0, 255).astype(np.uint8)[u8]
+
+
+class Augmenter:
+    """Batched augmentation in torch: lung-field-biased random crops (scale, aspect, shift,
+    rotation in one affine warp), gamma, contrast/brightness, histogram equalisation, blur,
+    noise and random border masking; the same warp is applied to the TB box masks."""
+
+    def __init__(self, size, rng):
+        self.size = size
+        self.rng = rng
+        k = torch.tensor([1., 4., 6., 4., 1.])
+        k = torch.outer(k, k)
+        self.blur_kernel = (k / k.sum()).view(1, 1, 5, 5)
+
+    def __call__(self, u8_batch, masks, size=None):
+        """u8_batch: uint8 numpy [B,256,256]; masks: float32 numpy [B,256,256] (box masks, zero
+        where none). Returns (images [B,1,S,S] in network units, masks [B,1,S,S])."""
+        rng = self.rng
+        b = len(u8_batch)
+        s = size or self.size
+        imgs = np.array(u8_batch)
+        for i in np.flatnonzero(rng.rand(b) < 0.2):
+            imgs[i] = equalize(imgs[i])
+        x = torch.from_numpy(imgs).float().div_(255.0).unsqueeze(1)
+        m = torch.from_numpy(np.asarray(masks, np.float32)).unsqueeze(1)
+        # affine: output grid [-1,1] -> input coordinates
+        scale = np.sqrt(rng.uniform(0.6, 1.0, b))            # side fraction of the crop
+        aspect = np.exp(rng.uniform(-0.1, 0.1, b))
+        sx, sy = scale * aspect, scale / aspect
+        sx, sy = np.minimum(sx, 1.0), np.minimum(sy, 1.0)
+        tx = rng.uniform(-1, 1, b) * (1 - sx) * 0.8            # shifts stay near the middle
+        ty = rng.uniform(-1, 1, b) * (1 - sy) * 0.8
+        ang = np.deg2rad(rng.uniform(-10, 10, b))
+        theta = np.zeros((b, 2, 3), np.float32)
+        theta[:, 0, 0] = np.cos(ang) * sx
+        theta[:, 0, 1] = -np.sin(ang) * sy
+        theta[:, 1, 0] = np.sin(ang) * sx
+        theta[:, 1, 1] = np.cos(ang) * sy
+        theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+        grid = F.affine_grid(torch.from_numpy(theta), (b, 1, s, s),
+                             align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        m = F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # intensity
+        gamma = torch.from_numpy(np.exp(rng.uniform(-0.4, 0.4, b))).float().view(b, 1, 1, 1)
+        x = x.clamp_(1e-4, 1).pow(gamma)
+        c = torch.from_numpy(rng.uniform(0.75, 1.3, b)).float().view(b, 1, 1, 1)
+        br = torch.from_numpy(rng.uniform(-0.08, 0.08, b)).float().view(b, 1, 1, 1)
+        x = (x - 0.5) * c + 0.5 + br
+        alpha = torch.from_numpy(rng.uniform(0, 1, b) * (rng.rand(b) < 0.3)).float()
+        blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.blur_kernel)
+        x = x + alpha.view(b, 1, 1, 1) * (blurred - x)
+        noise = torch.from_numpy(rng.uniform(0, 0.04, b)).float().view(b, 1, 1, 1)
+        x = x + noise * torch.from_numpy(rng.randn(b, 1, s, s).astype(np.float32))
+        # border masking: strips of 0-8% on random sides, filled with black or white (hides
+        # collimation edges, film borders and burnt-in text that differ between sources)
+        for i in np.flatnonzero(rng.rand(b) < 0.3):
+            fill = float(rng.rand() < 0.7) * 0.0 + float(rng.rand() < 0.3)
+            for side in np.flatnonzero(rng.rand(4) < 0.5):
+                w = int(rng.uniform(0.02, 0.08) * s)
+                if side == 0:
+                    x[i, :, :w, :] = fill
+                elif side == 1:
+                    x[i, :, -w:, :] = fill
+                elif side == 2:
+                    x[i, :, :, :w] = fill
+                else:
+                    x[i, :, :, -w:] = fill
+        x = x.clamp_(0, 1) * (255.0 * PIXEL_SCALE) + PIXEL_OFFSET
+        return x, m

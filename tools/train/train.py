@@ -1,0 +1,268 @@
+#!/usr/bin/python3
+"""Trains cxrd's default model from the labelled folder, validates it (the checks that the
+source confound cannot fake), calibrates it, exports models/cxr-default.onnx through
+tools/export/contract.py and writes models/MODEL_CARD.md with the run's numbers.
+
+    /usr/bin/python3 tools/train/train.py --data ../shared/data/cxr --out models/
+
+Fixed seeds; the work folder (--work) keeps the image cache, the checkpoint and the metrics, so
+`--eval-only` can redo validation, export and card from a finished run."""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "export"))
+
+import contract  # noqa: E402
+import data as D  # noqa: E402
+import labels as L  # noqa: E402
+from model import Backbone, SourceHeads  # noqa: E402
+
+TB = L.INDEX["Tuberculosis"]
+CALC = L.INDEX["Calcification"]
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def build_model(cfg):
+    backbone = Backbone(tuple(cfg["widths"]), tuple(cfg["blocks"]))
+    model = contract.ContractModel(backbone, backbone.out_channels, L.FINDINGS)
+    heads = SourceHeads(backbone.out_channels, len(D.TB_SOURCES), len(D.OTHER_SOURCES))
+    return model, heads
+
+
+def sampling_weights(folder, train_idx, cfg):
+    """Per-image sampling probabilities: NIH images (the nine findings) get cfg['nih_share'] of
+    each batch; TB and non-TB non-NIH images split the rest, each collection equally within its
+    class, so that no single source dominates a class."""
+    ds = folder.dataset[train_idx]
+    tb = folder.targets[train_idx, TB]
+    w = np.zeros(len(train_idx))
+    nih = np.isin(ds, D.NIH_SETS)
+    w[nih] = cfg["nih_share"] / nih.sum()
+    rest = 1.0 - cfg["nih_share"]
+    for cls in (0, 1):
+        groups = sorted({d for d, k, t in zip(ds, nih, tb) if not k and t == cls})
+        for g in groups:
+            sel = (ds == g) & (tb == cls) & ~nih
+            w[sel] = rest / 2 / len(groups) / sel.sum()
+    return w / w.sum()
+
+
+def source_targets(folder, idx):
+    """Class-conditional source labels: index into TB_SOURCES for TB images, into
+    OTHER_SOURCES for non-TB images."""
+    tb_t = np.full(len(idx), -100, np.int64)
+    ot_t = np.full(len(idx), -100, np.int64)
+    for j, i in enumerate(idx):
+        g = D.source_group(folder.dataset[i])
+        if folder.targets[i, TB] == 1:
+            tb_t[j] = D.TB_SOURCES.index(g)
+        else:
+            ot_t[j] = D.OTHER_SOURCES.index(g)
+    return torch.from_numpy(tb_t), torch.from_numpy(ot_t)
+
+
+def masked_bce(logits, targets, mask):
+    """Per-finding mean of BCE over the images that label it, averaged over the findings that
+    have a label in the batch (TB and the NIH findings weigh the same)."""
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * mask
+    count = mask.sum(0)
+    have = count > 0
+    return (loss.sum(0)[have] / count[have]).mean()
+
+
+def box_loss(cam_tb, mask_small, has_box):
+    """Pointing loss for the TB class map: -log of the share of the map's spatial softmax that
+    falls inside the lesion boxes. Shift-invariant, so it moves where the map peaks without
+    pulling the TB logit (mean of the map) up or down."""
+    if has_box.sum() == 0:
+        return cam_tb.new_zeros(())
+    c = cam_tb[has_box].flatten(1)
+    m = mask_small[has_box].flatten(1)
+    logp = F.log_softmax(c, 1)
+    inside = torch.logsumexp(logp + torch.log(m.clamp_min(1e-6)), 1)
+    return -inside.mean()
+
+
+def ramp(progress, start, full):
+    if progress <= start:
+        return 0.0
+    return min(1.0, (progress - start) / max(full - start, 1e-9))
+
+
+def train(folder, cfg, work, leave_out=None):
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.RandomState(cfg["seed"])
+    model, heads = build_model(cfg)
+    train_idx = np.flatnonzero(~folder.is_val)
+    if leave_out:
+        keep = ~((folder.dataset[train_idx] == leave_out) & (folder.targets[train_idx, TB] == 1))
+        train_idx = train_idx[keep]
+    probs = sampling_weights(folder, train_idx, cfg)
+    aug = D.Augmenter(cfg["size"], rng)
+    params = list(model.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    box_masks = {}
+    for i in train_idx:
+        f = folder.files[i]
+        if f in folder.boxes and folder.targets[i, TB] == 1:
+            box_masks[i] = D.box_mask(folder.boxes[f])
+    empty = np.zeros((D.CACHE_SIDE, D.CACHE_SIDE), np.float32)
+    steps, bs = cfg["steps"], cfg["batch"]
+    t0 = time.time()
+    max_s = cfg["max_minutes"] * 60
+    model.train()
+    heads.train()
+    hist = []
+    step = 0
+    while True:
+        elapsed = time.time() - t0
+        # progress drives every schedule; it follows steps unless the time cap is nearer, so
+        # a slowed run still anneals properly (recorded in the metrics when that happens)
+        progress = max(step / steps, elapsed / max_s)
+        if progress >= 1.0:
+            break
+        lr = cfg["lr"] * (min(1.0, step / cfg["warmup_steps"]) *
+                          0.5 * (1 + math.cos(math.pi * progress)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = rng.choice(train_idx, bs, p=probs)
+        masks = np.stack([box_masks.get(i, empty) for i in idx])
+        # progressive resizing: cheap small inputs first, the export size at the end (the
+        # network is fully convolutional, so BN statistics settle at the final size)
+        size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
+        x, m = aug(folder.images[idx], masks, size)
+        y = torch.from_numpy(folder.targets[idx])
+        w = torch.from_numpy(folder.mask[idx])
+        feats = model.backbone(x)
+        cam = model.classifier(feats)
+        logits = cam.mean((2, 3)) + model.bias
+        loss_cls = masked_bce(logits, y, w)
+        hb = torch.from_numpy(np.array([i in box_masks for i in idx]))
+        msmall = F.adaptive_avg_pool2d(m, cam.shape[2:])[:, 0]
+        # cells at least a quarter covered by a box count as inside
+        msmall = (msmall >= 0.25).float()
+        hb = hb & (msmall.flatten(1).sum(1) > 0)
+        lb = box_loss(cam[:, TB], msmall, hb)
+        wb = cfg["box_weight"] * ramp(progress, cfg["box_start"], cfg["box_full"])
+        lam = cfg["adv_weight"] * (2 / (1 + math.exp(-10 * progress)) - 1)
+        tb_src, ot_src = source_targets(folder, idx)
+        p_tb, p_ot = heads(feats.mean((2, 3)), lam)
+        la = 0.0
+        if (tb_src >= 0).any():
+            la = la + F.cross_entropy(p_tb, tb_src, ignore_index=-100)
+        if (ot_src >= 0).any():
+            la = la + F.cross_entropy(p_ot, ot_src, ignore_index=-100)
+        loss = loss_cls + wb * lb + la
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        hist.append((float(loss_cls), float(lb), float(la)))
+        step += 1
+        if step % 25 == 0 or step < 4 or os.environ.get("CXR_TRAIN_VERBOSE"):
+            h = np.mean(hist[-25:], 0)
+            log("step %d prog %.3f lr %.2e cls %.4f box %.3f (w %.3f) adv %.3f (lam %.3f) "
+                "%.1f img/s" % (step, progress, lr, h[0], h[1], wb, h[2], lam,
+                                step * bs / (time.time() - t0)))
+    info = {"steps_done": step, "steps_planned": steps, "train_seconds": time.time() - t0,
+            "time_capped": step < steps, "train_images": int(len(train_idx)),
+            "leave_out": leave_out}
+    log("trained %s" % json.dumps(info))
+    return model, info
+
+
+DEFAULTS = {
+    "seed": 6, "size": 192, "train_sizes": [[0.0, 160], [0.6, 192]], "widths": [32, 64, 128, 192], "blocks": [1, 2, 2, 2],
+    "batch": 32, "steps": 3000, "max_minutes": 52, "lr": 2e-3, "weight_decay": 5e-4,
+    "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
+    "box_full": 0.5, "adv_weight": 0.1,
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="../shared/data/cxr", help="labelled folder")
+    ap.add_argument("--out", default="models/", help="where cxr-default.onnx and the card go")
+    ap.add_argument("--work", default="build/train", help="cache, checkpoint, metrics")
+    ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    ap.add_argument("--max-minutes", type=float, default=DEFAULTS["max_minutes"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-only", action="store_true", help="reuse work/checkpoint.pt")
+    ap.add_argument("--leave-out", help="LOSO run: drop this TB collection from training and "
+                    "add its TB AUC to the work folder's loso.json (no export)")
+    ap.add_argument("--reexport", action="store_true", help="reuse work/checkpoint.pt and "
+                    "work/metrics.json (adding work/loso.json) and export again: no validation")
+    ap.add_argument("--skip-export", action="store_true")
+    ap.add_argument("--model-version", default="cxr-default-1.0")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
+    os.makedirs(args.work, exist_ok=True)
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"))
+    log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
+    if args.leave_out:
+        model, info = train(folder, cfg, args.work, leave_out=args.leave_out)
+        import evaluate as E  # imported late: a long run picks up the latest checks
+        res = E.loso_check(model, folder, cfg, args.leave_out)
+        res.update(info)
+        path = os.path.join(args.work, "loso.json")
+        allres = json.load(open(path)) if os.path.exists(path) else {}
+        allres[args.leave_out] = res
+        E.write_json(path, allres)
+        log("loso %s" % json.dumps(res))
+        return 0
+    ckpt = os.path.join(args.work, "checkpoint.pt")
+    loso_path = os.path.join(args.work, "loso.json")
+    if args.reexport:
+        import card
+        import evaluate as E
+        saved = torch.load(ckpt)
+        model, _ = build_model(saved["cfg"])
+        model.load_state_dict(saved["model"])
+        model.eval()
+        metrics = json.load(open(os.path.join(args.work, "metrics.json")))
+        if os.path.exists(loso_path):
+            metrics["loso"] = json.load(open(loso_path))
+        E.export(model, folder, saved["cfg"], metrics, args.out, args.work, args.model_version,
+                 card)
+        log("re-exported")
+        return 0
+    if args.eval_only:
+        saved = torch.load(ckpt)
+        cfg, info = saved["cfg"], saved["info"]
+        model, _ = build_model(cfg)
+        model.load_state_dict(saved["model"])
+    else:
+        model, info = train(folder, cfg, args.work)
+        torch.save({"cfg": cfg, "info": info, "model": model.state_dict()}, ckpt + ".tmp")
+        os.replace(ckpt + ".tmp", ckpt)
+    model.eval()
+    import evaluate as E
+    metrics = E.validate(model, folder, cfg)
+    metrics["training"] = info
+    metrics["config"] = cfg
+    if os.path.exists(loso_path):
+        metrics["loso"] = json.load(open(loso_path))
+    E.write_json(os.path.join(args.work, "metrics.json"), metrics)
+    if not args.skip_export:
+        import card
+        E.export(model, folder, cfg, metrics, args.out, args.work, args.model_version, card)
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
