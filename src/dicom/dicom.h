@@ -15,9 +15,11 @@
 
 struct cxr_dicom_file;
 
-/* Reads and parses a file. Errors: CXR_ERR_IO (cannot open/read), CXR_ERR_LIMIT (larger than
- * limits->max_file_bytes or other limits), CXR_ERR_MALFORMED (not DICOM, truncated, bad
- * lengths), CXR_ERR_UNSUPPORTED (e.g. unknown transfer syntax for the data set encoding). */
+/* Reads and parses a file. Errors: CXR_ERR_NOT_FOUND (no such file), CXR_ERR_IO (cannot
+ * open/read, not a regular file), CXR_ERR_LIMIT (larger than limits->max_file_bytes or other
+ * limits), CXR_ERR_MALFORMED (not DICOM, truncated, bad lengths), CXR_ERR_UNSUPPORTED (a big
+ * endian meta group). A data set whose transfer syntax is unknown or contradicts its bytes is
+ * read with the encoding detected from its first element (docs/dicom.md). */
 enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
                                     struct cxr_dicom_file **file, struct cxr_err *err);
 
