@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "report/report.h"
 
 static void usage(FILE *out)
 {
@@ -177,6 +178,7 @@ int cxr_cli_infer(int argc, char **argv)
 
 done:
     cxr_api_destroy(api);
+    cxr_report_shutdown(); /* single-threaded here: free the font caches */
     free(output_real);
     cxr_config_release(&config);
     return exit_code;

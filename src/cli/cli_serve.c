@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "http/http.h"
+#include "report/report.h"
 
 static void usage(FILE *out)
 {
@@ -84,6 +85,7 @@ int cxr_cli_serve(int argc, char **argv)
             received == SIGTERM ? "SIGTERM" : "SIGINT");
     cxr_server_stop(server, config.shutdown_grace_s);
     cxr_api_destroy(api);
+    cxr_report_shutdown(); /* every worker has joined: free the font caches */
     cxr_config_release(&config);
     cxr_log(CXR_LOG_INFO, "cxrd serve: stopped");
     return 0;
