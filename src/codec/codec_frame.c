@@ -170,7 +170,11 @@ static enum cxr_status decode_native(const struct cxr_dicom_pixel_desc *desc,
         size_t target = planar ? (i % pixel_count) * spp + i / pixel_count : i;
         const uint8_t *p = data + i * bytes_per_sample;
         uint32_t value;
-        if (bytes_per_sample == 1)
+        if (bytes_per_sample == 1 && big) {
+            /* 8-bit samples in big endian OW words: bytes are swapped in pairs (dicom.h). */
+            size_t at = (size_t)(p - pixels->native) ^ 1u;
+            value = at < pixels->native_size ? pixels->native[at] : 0;
+        } else if (bytes_per_sample == 1)
             value = p[0];
         else if (bytes_per_sample == 2)
             value = big ? (uint32_t)p[0] << 8 | p[1] : (uint32_t)p[1] << 8 | p[0];

@@ -247,6 +247,13 @@ static enum cxr_status render_monochrome(const struct cxr_dicom_pixel_desc *desc
 }
 
 /* Stored value of a raw native container value: Bits Stored bits at High Bit, signed. */
+/* Byte i of 8-bit samples held in big endian OW words, whose bytes are swapped in pairs. */
+static uint8_t swapped_byte(const struct cxr_dicom_pixel_data *pixels, size_t i)
+{
+    size_t at = i ^ 1u;
+    return at < pixels->native_size ? pixels->native[at] : 0;
+}
+
 static int32_t stored_from_raw(uint32_t raw, unsigned shift, unsigned bits_stored, bool is_signed)
 {
     uint32_t value = (raw >> shift) & ((1u << bits_stored) - 1);
@@ -289,7 +296,10 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
         goto done;
     }
     const uint8_t *data = pixels->native;
-    if (bytes == 1) {
+    if (bytes == 1 && pixels->big_endian) {
+        for (size_t i = 0; i < count; i++)
+            histogram[swapped_byte(pixels, i)]++;
+    } else if (bytes == 1) {
         for (size_t i = 0; i < count; i++)
             histogram[data[i]]++;
     } else if (pixels->big_endian) {
@@ -323,7 +333,10 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
         int32_t stored = stored_from_raw((uint32_t)raw, shift, bits_stored, is_signed);
         lut[raw] = to_byte(voi_apply(&voi, modality_value(desc, stored)), invert);
     }
-    if (bytes == 1) {
+    if (bytes == 1 && pixels->big_endian) {
+        for (size_t i = 0; i < count; i++)
+            image[i] = lut[swapped_byte(pixels, i)];
+    } else if (bytes == 1) {
         for (size_t i = 0; i < count; i++)
             image[i] = lut[data[i]];
     } else if (pixels->big_endian) {

@@ -51,13 +51,7 @@ PYDICOM_REFERENCE = {
     "pydicom-test-files/rtdose_expb_1frame.dcm": "as rtdose_expb.dcm",
 }
 # Known cxrd defects, reported as such (not failures of this run, not hidden either).
-KNOWN_ISSUES = {
-    "pydicom-data/OBXXXX1A_expb.dcm":
-        "8-bit OW pixel data in big endian needs 16-bit word swapping; dicom.h does not say "
-        "whether Pixel Data is OB or OW",
-    "pydicom-data/OBXXXX1A_expb_2frame.dcm": "as OBXXXX1A_expb.dcm",
-    "pydicom-test-files/SC_rgb_small_odd_big_endian.dcm": "as OBXXXX1A_expb.dcm",
-}
+KNOWN_ISSUES = {}
 NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit VR LE",
          "1.2.840.10008.1.2.2": "Explicit VR BE", "1.2.840.10008.1.2.1.99": "Deflated",
          "1.2.840.10008.1.2.4.50": "JPEG Baseline", "1.2.840.10008.1.2.4.51": "JPEG Extended",
