@@ -1,14 +1,9 @@
 /* `cxrd render FILE OUT.png`: the whole rendering chain (decode frame 1, Modality LUT, VOI,
  * MONOCHROME1 inversion, colour to luminance) written as an 8-bit grey PNG. The PNG is
  * written atomically: a temporary file in the target folder, fsync, rename, fsync folder. */
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "dicom/dicom.h"
@@ -23,60 +18,6 @@ static void print_help(FILE *out)
                  "images as luminance. OUT.png is replaced atomically.\n"
                  "Exit status: 0 on success, 1 on failure (message on stderr), 2 on a usage\n"
                  "error.\n");
-}
-
-static int write_atomically(const char *path, const unsigned char *data, size_t size)
-{
-    char *folder_copy = strdup(path);
-    if (folder_copy == NULL)
-        return ENOMEM;
-    const char *folder = dirname(folder_copy);
-    size_t template_size = strlen(folder) + 32;
-    char *temporary = malloc(template_size);
-    if (temporary == NULL) {
-        free(folder_copy);
-        return ENOMEM;
-    }
-    snprintf(temporary, template_size, "%s/.cxrd-render-XXXXXX", folder);
-    int error = 0;
-    int fd = mkstemp(temporary);
-    if (fd < 0) {
-        error = errno;
-        goto done;
-    }
-    size_t written = 0;
-    while (written < size) {
-        ssize_t count = write(fd, data + written, size - written);
-        if (count < 0 && errno == EINTR)
-            continue;
-        if (count <= 0) {
-            error = count < 0 ? errno : EIO;
-            break;
-        }
-        written += (size_t)count;
-    }
-    if (error == 0 && fchmod(fd, 0644) != 0)
-        error = errno;
-    if (error == 0 && fsync(fd) != 0)
-        error = errno;
-    if (close(fd) != 0 && error == 0)
-        error = errno;
-    if (error == 0 && rename(temporary, path) != 0)
-        error = errno;
-    if (error != 0) {
-        unlink(temporary);
-        goto done;
-    }
-    /* The rename itself is durable once the folder is synced. */
-    int folder_fd = open(folder, O_RDONLY | O_DIRECTORY);
-    if (folder_fd >= 0) {
-        fsync(folder_fd);
-        close(folder_fd);
-    }
-done:
-    free(temporary);
-    free(folder_copy);
-    return error;
 }
 
 int cxr_cli_render(int argc, char **argv)
@@ -101,9 +42,8 @@ int cxr_cli_render(int argc, char **argv)
         fprintf(stderr, "cxrd render: %s: %s\n", argv[1], err.message);
         goto done;
     }
-    int error = write_atomically(argv[2], png.data, png.len);
-    if (error != 0) {
-        fprintf(stderr, "cxrd render: cannot write %s: %s\n", argv[2], strerror(error));
+    if (cxr_file_write_atomic(argv[2], png.data, png.len, &err) != CXR_OK) {
+        fprintf(stderr, "cxrd render: cannot write %s: %s\n", argv[2], err.message);
         goto done;
     }
     status = 0;

@@ -1,13 +1,11 @@
 /* Float32 .npy files: the reader for `cxrd model-run` inputs and the atomic writer for network
  * outputs and class maps. Only what NumPy writes for a C-order float32 array is accepted. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "nn/nn.h"
 
@@ -188,22 +186,6 @@ enum cxr_status cxr_nn_npy_read(const char *path, const struct cxr_limits *limit
     return CXR_OK;
 }
 
-static int write_all(int fd, const void *bytes, size_t count)
-{
-    const unsigned char *at = bytes;
-    while (count > 0) {
-        ssize_t written = write(fd, at, count);
-        if (written < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        at += written;
-        count -= (size_t)written;
-    }
-    return 0;
-}
-
 enum cxr_status cxr_nn_npy_write(const char *path, const float *data, uint32_t rank,
                                  const int64_t *dims, struct cxr_err *err)
 {
@@ -238,36 +220,18 @@ enum cxr_status cxr_nn_npy_write(const char *path, const float *data, uint32_t r
                                   (unsigned char)(header_len & 0xff),
                                   (unsigned char)(header_len >> 8)};
 
-    size_t path_len = strlen(path);
-    char *temp = malloc(path_len + 16);
-    if (temp == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "npy: out of memory");
-    snprintf(temp, path_len + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(temp);
-    if (fd < 0) {
-        enum cxr_status status =
-                cxr_err_set(err, CXR_ERR_IO, "npy: cannot create %s: %s", temp, strerror(errno));
-        free(temp);
-        return status;
+    /* One buffer, written atomically by util (temp + fsync + rename + folder fsync). */
+    struct cxr_buf file = CXR_BUF_INIT(0);
+    enum cxr_status status =
+            cxr_buf_reserve(&file, sizeof(preamble) + header_len + count * sizeof(float));
+    if (status != CXR_OK) {
+        cxr_buf_release(&file);
+        return cxr_err_set(err, status, "npy: out of memory for %s", path);
     }
-    /* mkstemp creates 0600; outputs are ordinary files for the user's other tools. */
-    (void)fchmod(fd, 0644);
-    int failed = write_all(fd, preamble, sizeof(preamble)) || write_all(fd, header, header_len) ||
-                 write_all(fd, data, count * sizeof(float)) || fsync(fd) != 0;
-    int saved = errno;
-    if (close(fd) != 0 && !failed) {
-        failed = 1;
-        saved = errno;
-    }
-    if (!failed && rename(temp, path) != 0) {
-        failed = 1;
-        saved = errno;
-    }
-    if (failed) {
-        unlink(temp);
-        free(temp);
-        return cxr_err_set(err, CXR_ERR_IO, "npy: cannot write %s: %s", path, strerror(saved));
-    }
-    free(temp);
-    return CXR_OK;
+    cxr_buf_append(&file, preamble, sizeof(preamble));
+    cxr_buf_append(&file, header, header_len);
+    cxr_buf_append(&file, data, count * sizeof(float));
+    status = cxr_file_write_atomic(path, file.data, file.len, err);
+    cxr_buf_release(&file);
+    return status;
 }

@@ -243,17 +243,18 @@ enum cxr_status cxr_file_write_atomic(const char *path, const void *bytes, size_
                                       struct cxr_err *err)
 {
     const char *slash = strrchr(path, '/');
-    if (slash == NULL || slash[1] == '\0')
+    if (path[0] == '\0' || (slash != NULL && slash[1] == '\0'))
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "'%s' is not a path to a file", path);
-    size_t folder_length = slash == path ? 1 : (size_t)(slash - path);
-    char *folder = strndup(path, folder_length);
+    /* A bare file name lives in the current folder. */
+    const char *name = slash ? slash + 1 : path;
+    char *folder = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
     if (folder == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
     struct cxr_file_group *group = NULL;
     enum cxr_status status = cxr_file_group_create(folder, &group, err);
     free(folder);
     if (status == CXR_OK)
-        status = cxr_file_group_stage(group, slash + 1, bytes, size, err);
+        status = cxr_file_group_stage(group, name, bytes, size, err);
     if (status == CXR_OK)
         status = cxr_file_group_commit(group, err);
     cxr_file_group_destroy(group);
