@@ -60,6 +60,10 @@ static enum MHD_Result send_text(struct request *request, int status, const char
     if (response == NULL)
         return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    /* Counted before the response is queued: a client that reads /metrics right after its
+     * answer must already see it (the completion callback runs after the bytes are sent). */
+    cxr_metrics_request(request->server->metrics, route_names[request->route], status,
+                        cxr_api_now() - request->start);
     enum MHD_Result result = MHD_queue_response(request->connection, (unsigned)status, response);
     MHD_destroy_response(response);
     request->status = status;
@@ -341,8 +345,6 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
     if (request == NULL)
         return;
     double seconds = cxr_api_now() - request->start;
-    if (request->status)
-        cxr_metrics_request(server->metrics, route_names[request->route], request->status, seconds);
     if (request->route == ROUTE_SINGLE || request->route == ROUTE_BULK) {
         /* Requests refused before the api saw them still get their audit row. */
         if (request->status == 401 || request->status == 413 || request->status == 415 ||
