@@ -171,7 +171,9 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
  * hidden temp file in the target folder and fsync'd (stage); commit then renames every staged
  * file over its target and fsyncs the folder; abort (or destroy before commit) removes the temp
  * files and leaves the targets untouched. A reader sees each file either old or new, never
- * partial. Not thread safe (one writer per group). */
+ * partial. Commits to one folder hold an exclusive flock(2) on it, so concurrent groups (threads
+ * or processes) land one after the other, never interleaved. A group itself is not thread safe
+ * (one writer per group). */
 struct cxr_file_group;
 
 enum cxr_status cxr_file_group_create(const char *folder, struct cxr_file_group **group,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -188,43 +189,50 @@ static void drop_temps(struct cxr_file_group *group)
     }
 }
 
-enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_err *err)
+static enum cxr_status rename_all(struct cxr_file_group *group, struct cxr_err *err)
 {
-    enum cxr_status status = CXR_OK;
     /* rename(2) cannot replace a folder: find that before the first rename, so such a failure
      * leaves every target as it was. */
-    for (size_t i = 0; i < group->count && status == CXR_OK; i++) {
+    for (size_t i = 0; i < group->count; i++) {
         struct stat info;
         if (lstat(group->files[i].final_path, &info) == 0 && S_ISDIR(info.st_mode))
-            status = cxr_err_set(err, CXR_ERR_IO, "%s is a folder, not a file",
-                                 group->files[i].final_path);
+            return cxr_err_set(err, CXR_ERR_IO, "%s is a folder, not a file",
+                               group->files[i].final_path);
     }
-    for (size_t i = 0; i < group->count && status == CXR_OK; i++) {
+    for (size_t i = 0; i < group->count; i++) {
         struct staged_file *file = &group->files[i];
         if (file->remove_only) {
             if (unlink(file->final_path) != 0 && errno != ENOENT)
-                status = cxr_err_set(err, CXR_ERR_IO, "remove %s: %s", file->final_path,
-                                     strerror(errno));
+                return cxr_err_set(err, CXR_ERR_IO, "remove %s: %s", file->final_path,
+                                   strerror(errno));
             continue;
         }
-        if (rename(file->temp_path, file->final_path) != 0) {
-            status = cxr_err_set(err, CXR_ERR_IO, "rename to %s: %s", file->final_path,
-                                 strerror(errno));
-            break;
-        }
+        if (rename(file->temp_path, file->final_path) != 0)
+            return cxr_err_set(err, CXR_ERR_IO, "rename to %s: %s", file->final_path,
+                               strerror(errno));
         free(file->temp_path);
         file->temp_path = NULL;
     }
-    drop_temps(group);
-    if (status != CXR_OK)
-        return status;
-    /* The renames are durable only once the folder itself is on disk. */
+    return CXR_OK;
+}
+
+enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_err *err)
+{
     int dir = open(group->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
+    if (dir < 0) {
+        drop_temps(group);
         return cxr_err_set(err, CXR_ERR_IO, "open %s: %s", group->folder, strerror(errno));
-    if (fsync(dir) != 0 && errno != EINVAL)
+    }
+    /* Groups committed to the same folder at the same moment (two requests for one patient,
+     * in this process or another) take turns, so the folder always holds one group's set. */
+    while (flock(dir, LOCK_EX) != 0 && errno == EINTR)
+        ;
+    enum cxr_status status = rename_all(group, err);
+    drop_temps(group);
+    /* The renames are durable only once the folder itself is on disk. */
+    if (status == CXR_OK && fsync(dir) != 0 && errno != EINVAL)
         status = cxr_err_set(err, CXR_ERR_IO, "fsync %s: %s", group->folder, strerror(errno));
-    close(dir);
+    close(dir); /* releases the lock */
     return status;
 }
 

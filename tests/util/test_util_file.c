@@ -1,6 +1,8 @@
 /* Atomic output groups: staged files are invisible until commit, an aborted group leaves the
- * folder exactly as it was, commit replaces whole files and removes the ones marked. */
+ * folder exactly as it was, commit replaces whole files and removes the ones marked, and two
+ * groups committed to one folder at the same moment never leave a mix of both. */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -137,6 +139,72 @@ static void single_file_and_read_limit(void **state)
     assert_int_equal(cxr_file_write_atomic(path, "x", 1, &err2), CXR_ERR_IO);
 }
 
+/* Two writers commit three-file groups to the same folder at the same moment, many times over
+ * (as two requests for one patient do); after each round all three files must come from the
+ * same writer. */
+enum { ROUNDS = 300 };
+
+struct racer {
+    const char *folder;
+    pthread_barrier_t *barrier;
+    int id;
+    int failures;
+};
+
+static void *race_commits(void *arg)
+{
+    struct racer *racer = arg;
+    static const char *const names[] = {"p_predictions.json", "p_source.png", "p_report.pdf"};
+    for (int round = 0; round < ROUNDS; round++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "writer %d round %d", racer->id, round);
+        struct cxr_err err = CXR_ERR_INIT;
+        struct cxr_file_group *group = NULL;
+        enum cxr_status status = cxr_file_group_create(racer->folder, &group, &err);
+        for (int i = 0; i < 3 && status == CXR_OK; i++)
+            status = cxr_file_group_stage(group, names[i], tag, strlen(tag), &err);
+        pthread_barrier_wait(racer->barrier);
+        if (status == CXR_OK)
+            status = cxr_file_group_commit(group, &err);
+        cxr_file_group_destroy(group);
+        racer->failures += status != CXR_OK;
+        pthread_barrier_wait(racer->barrier);
+        if (racer->id == 0) { /* both groups are in: the three files must agree */
+            char first[64] = "", path[256];
+            for (int i = 0; i < 3; i++) {
+                snprintf(path, sizeof path, "%s/%s", racer->folder, names[i]);
+                struct cxr_buf buf = CXR_BUF_INIT(0);
+                if (cxr_file_read(path, 64, &buf, &err) != CXR_OK || buf.len >= sizeof first) {
+                    racer->failures++;
+                } else if (i == 0) {
+                    memcpy(first, buf.data, buf.len);
+                } else if (buf.len != strlen(first) || memcmp(buf.data, first, buf.len) != 0) {
+                    racer->failures++;
+                }
+                cxr_buf_release(&buf);
+            }
+        }
+        pthread_barrier_wait(racer->barrier);
+    }
+    return NULL;
+}
+
+static void concurrent_groups_never_mix(void **state)
+{
+    const char *folder = *state;
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    struct racer racers[2] = {{folder, &barrier, 0, 0}, {folder, &barrier, 1, 0}};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, race_commits, &racers[1]), 0);
+    race_commits(&racers[0]);
+    pthread_join(thread, NULL);
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(racers[0].failures, 0);
+    assert_int_equal(racers[1].failures, 0);
+    assert_int_equal(entry_count(folder), 3); /* no temp file left */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +214,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(folder_in_the_way_fails_before_any_rename, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(single_file_and_read_limit, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(concurrent_groups_never_mix, folder_setup,
                                             folder_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

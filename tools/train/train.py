@@ -185,7 +185,7 @@ def train(folder, cfg, work, leave_out=None):
 
 DEFAULTS = {
     "seed": 6, "size": 192, "train_sizes": [[0.0, 160], [0.6, 192]], "widths": [32, 64, 128, 192], "blocks": [1, 2, 2, 2],
-    "batch": 32, "steps": 3000, "max_minutes": 52, "lr": 2e-3, "weight_decay": 5e-4,
+    "batch": 32, "steps": 4000, "max_minutes": 60, "lr": 2e-3, "weight_decay": 5e-4,
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1,
 }
@@ -198,7 +198,7 @@ def main(argv=None):
     ap.add_argument("--work", default="build/train", help="cache, checkpoint, metrics")
     ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     ap.add_argument("--max-minutes", type=float, default=DEFAULTS["max_minutes"])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-only", action="store_true", help="reuse work/checkpoint.pt")
     ap.add_argument("--leave-out", help="LOSO run: drop this TB collection from training and "
                     "add its TB AUC to the work folder's loso.json (no export)")
