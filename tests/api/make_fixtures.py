@@ -2,7 +2,9 @@
 """Fixtures for the server tests, made once in the build tree: three test models whose overall
 result is pinned (TB Presumptive, Abnormal, Normal; tools/export/test_model.py thresholds) and
 DICOM files derived from a chest CR of the shared corpus with DCMTK's dcmodify (distinct
-PatientIDs, names, a UTF-8 Greek name, a PatientID that is not a safe folder name, none at all).
+PatientIDs, names, a UTF-8 Greek name, a PatientID that is not a safe folder name, none at all),
+and one large image in large/ (the chest CR enlarged to 4096x4096 with pydicom), slow enough
+to queue requests behind it.
 
 Usage: make_fixtures.py TOOLS_EXPORT_DIR DATA_DIR OUT_DIR
 """
@@ -15,7 +17,7 @@ sys.dont_write_bytecode = True
 
 tools, data, out = sys.argv[1:4]
 os.makedirs(out, exist_ok=True)
-stamp = os.path.join(out, "fixtures.done")
+stamp = os.path.join(out, "fixtures-2.done")  # bump when the fixture set changes
 if os.path.exists(stamp):
     sys.exit(0)
 
@@ -58,4 +60,21 @@ for i in range(8):
 with open(os.path.join(dicom, "junk.dcm"), "wb") as junk:
     junk.write(b"this is not a DICOM file\n" * 10)
 shutil.copyfile(os.path.join(dicom, "pat001.dcm"), os.path.join(dicom, "pat001.png"))
+
+# Nearest-neighbour enlargement of pat001's pixels; Explicit VR Little Endian, 16 bits stored as
+# in the source.
+import numpy as np  # noqa: E402 - only this fixture needs them
+import pydicom  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian  # noqa: E402
+
+big = pydicom.dcmread(os.path.join(dicom, "pat001.dcm"))
+pixels = big.pixel_array
+rows = np.arange(4096) * pixels.shape[0] // 4096
+columns = np.arange(4096) * pixels.shape[1] // 4096
+big.PixelData = np.ascontiguousarray(pixels[rows][:, columns]).astype(pixels.dtype).tobytes()
+big.Rows, big.Columns = 4096, 4096
+big.PatientID = "PATBIG"
+big.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+os.makedirs(os.path.join(out, "large"), exist_ok=True)
+big.save_as(os.path.join(out, "large", "big.dcm"), write_like_original=False)
 open(stamp, "w").close()

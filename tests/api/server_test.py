@@ -743,8 +743,8 @@ class Concurrency(ServerTest):
 
 
 class Lifecycle(unittest.TestCase):
-    """503 when the queue is full, the audit log across a restart, graceful SIGTERM, refusal to
-    start without a model."""
+    """503 when the queue is full or a request waited past the request timeout, the audit log
+    across a restart, graceful SIGTERM, refusal to start without a model."""
 
     def test_refuses_to_start_without_model(self):
         base = tempfile.mkdtemp(prefix="cxr-api-test-")
@@ -821,6 +821,43 @@ class Lifecycle(unittest.TestCase):
                                         "1.2.826.0.1.3680043.10.1001.1", "PAT001",
                                         "TB Presumptive", 200))
             self.assertIn(503, [row[6] for row in rows])
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+    def test_request_timeout(self):
+        """One worker and a 1 s request timeout; six large images sent at once: the first is
+        served, and a request still queued after 1 s is answered 503 without being run."""
+        base = tempfile.mkdtemp(prefix="cxr-api-test-")
+        try:
+            server = Server(base=base, workers=1, queue_size=8,
+                            config_extra={"server": {"request_timeout": "1s"}})
+            big = os.path.join(server.input_root, "big.dcm")
+            shutil.copyfile(os.path.join(FIXTURES, "large", "big.dcm"), big)
+            answers = []
+
+            def client():
+                answers.append(server.single({"input_image_path": big, "save_to_disk": False}))
+
+            threads = [threading.Thread(target=client) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            codes = sorted(code for code, _ in answers)
+            self.assertEqual(len(codes), 6)
+            self.assertEqual(codes[0], 200, codes)
+            self.assertEqual(codes[-1], 503, codes)
+            for code, body in answers:
+                if code == 503:
+                    self.assertEqual(body["Result"], "Failure")
+                    self.assertIsNone(body["Data"])
+                    self.assertEqual(body["Message"], "Server busy: the request waited longer "
+                                     "than the request timeout for an inference worker; retry later")
+                else:
+                    self.assertEqual(code, 200, body)
+                    self.assertEqual(body["Data"]["metadata"]["patient_id"], "PATBIG")
+            self.assertEqual(server.stop(), 0, "".join(server.log))
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
