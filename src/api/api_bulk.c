@@ -2,7 +2,6 @@
  * through the single-inference pipeline with save_to_disk and no request patient_id. Files are
  * spread over the worker pool, at most one queued task per worker at a time so a bulk run
  * cannot crowd out single requests; files that fail are skipped, logged and counted. */
-#include <ctype.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,21 +30,6 @@ struct bulk_run {
     cxr_api_bulk_done done;
     void *context;
 };
-
-static bool missing(const json_t *value)
-{
-    return value == NULL || json_is_null(value) ||
-           (json_is_string(value) && json_string_length(value) == 0);
-}
-
-static bool is_dcm(const char *name)
-{
-    size_t length = strlen(name);
-    return length > 4 && name[length - 4] == '.' &&
-           tolower((unsigned char)name[length - 3]) == 'd' &&
-           tolower((unsigned char)name[length - 2]) == 'c' &&
-           tolower((unsigned char)name[length - 1]) == 'm';
-}
 
 static int compare_paths(const void *a, const void *b)
 {
@@ -81,7 +65,7 @@ static enum cxr_status scan(struct bulk_run *run, const char *folder, int depth)
         if (S_ISDIR(info.st_mode)) {
             status = scan(run, path, depth + 1);
             free(path);
-        } else if (S_ISREG(info.st_mode) && is_dcm(entry->d_name)) {
+        } else if (S_ISREG(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
             if (run->count == run->max) {
                 free(path);
                 status = CXR_ERR_LIMIT;
@@ -99,7 +83,7 @@ static enum cxr_status scan(struct bulk_run *run, const char *folder, int depth)
             if (status == CXR_OK)
                 run->files[run->count++] = path;
         } else {
-            if (S_ISLNK(info.st_mode) && is_dcm(entry->d_name))
+            if (S_ISLNK(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name))
                 cxr_log(CXR_LOG_WARN, "bulk: not following symlink %s", path);
             free(path);
         }
@@ -252,9 +236,9 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     char message[1024];
     json_t *input = json_object_get(body, "input_folder_path");
     json_t *output = json_object_get(body, "output_folder_path");
-    if (missing(input))
+    if (cxr_api_field_missing(input))
         return fail(response, 400, "input_folder_path is required in the request");
-    if (missing(output))
+    if (cxr_api_field_missing(output))
         return fail(response, 400, "output_folder_path is required in the request");
 
     char shown[700];

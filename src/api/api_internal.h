@@ -31,4 +31,10 @@ void cxr_api_result_fail(struct cxr_api_result *result, int status, const char *
  * values as compact JSON. Always NUL-terminated, truncated to size. */
 void cxr_api_value_text(const json_t *value, char *out, size_t size);
 
+/* A request field counts as missing when absent, null or the empty string. */
+bool cxr_api_field_missing(const json_t *value);
+
+/* Whether a file name ends in ".dcm", in any case. */
+bool cxr_api_has_dcm_extension(const char *name);
+
 #endif

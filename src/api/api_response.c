@@ -1,5 +1,6 @@
-/* The response envelope, results and messages, stage names, timing and the patient ID rule:
- * the parts of api/ that need neither a model nor a request. */
+/* The response envelope, results and messages, stage names, timing, the patient ID rule and
+ * request field checks: the parts of api/ that need neither a model nor a request. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,19 @@ bool cxr_api_patient_id_valid(const char *id, size_t length)
             return false;
     }
     return true;
+}
+
+bool cxr_api_field_missing(const json_t *value)
+{
+    return value == NULL || json_is_null(value) ||
+           (json_is_string(value) && json_string_length(value) == 0);
+}
+
+bool cxr_api_has_dcm_extension(const char *name)
+{
+    size_t length = strlen(name);
+    return length > 4 && name[length - 4] == '.' &&
+           tolower((unsigned char)name[length - 3]) == 'd' &&
+           tolower((unsigned char)name[length - 2]) == 'c' &&
+           tolower((unsigned char)name[length - 1]) == 'm';
 }

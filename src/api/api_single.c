@@ -1,29 +1,12 @@
 /* POST /single_inference: the validation table of spec/single_inference_v1.md, in the order a
  * client fixes its request (required fields, types, then paths and files), then the pipeline.
  * Every outcome is an envelope and an audit row. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "api/api_internal.h"
-
-/* A field counts as missing when absent, null or the empty string. */
-static bool missing(const json_t *value)
-{
-    return value == NULL || json_is_null(value) ||
-           (json_is_string(value) && json_string_length(value) == 0);
-}
-
-static bool has_dcm_extension(const char *path)
-{
-    size_t length = strlen(path);
-    return length > 4 && path[length - 4] == '.' &&
-           tolower((unsigned char)path[length - 3]) == 'd' &&
-           tolower((unsigned char)path[length - 2]) == 'c' &&
-           tolower((unsigned char)path[length - 1]) == 'm';
-}
 
 /* Copies a path-like string for a message; an embedded NUL shows as "\0". */
 static void shown_path(const json_t *value, char *out, size_t size)
@@ -57,7 +40,7 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
     json_t *save = json_object_get(body, "save_to_disk");
     json_t *patient = json_object_get(body, "patient_id");
     json_t *output = json_object_get(body, "output_folder_path");
-    if (missing(input)) {
+    if (cxr_api_field_missing(input)) {
         cxr_api_result_fail(result, 400, "input_image_path is required in the request", NULL);
         return false;
     }
@@ -73,7 +56,7 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
         return false;
     }
     bool save_to_disk = json_is_true(save);
-    if (save_to_disk && missing(output)) {
+    if (save_to_disk && cxr_api_field_missing(output)) {
         cxr_api_result_fail(result, 400,
                             "output_folder_path is required in the request when save_to_disk "
                             "is True",
@@ -103,7 +86,7 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
     }
     struct stat info;
     if (stat(*input_resolved, &info) != 0 || !S_ISREG(info.st_mode) ||
-        !has_dcm_extension(json_string_value(input)) || !has_dcm_extension(*input_resolved)) {
+        !cxr_api_has_dcm_extension(json_string_value(input)) || !cxr_api_has_dcm_extension(*input_resolved)) {
         cxr_api_format(message, sizeof message, "Requested image is not a DICOM file: %s", shown);
         cxr_api_result_fail(result, 400, message, NULL);
         return false;
