@@ -1,7 +1,6 @@
-/* Allocation-failure runs (curl's torture idea): the Nth malloc/calloc/realloc made by libcxr's
- * code fails, for N = 1, 2, ... until a call succeeds. Every failing run must return an error,
- * leave its output untouched, and (under the sanitizer build) leak nothing. Only allocations
- * from code linked statically are wrapped (-Wl,--wrap); cairo, pango and libjpeg allocate
+/* Allocation-failure runs (tests/alloc_fail.h): the Nth allocation made by libcxr's code fails,
+ * for N = 1, 2, ... until a call succeeds. Every failing run must return an error, leave its
+ * output untouched, and (under the sanitizer build) leak nothing. cairo and pango allocate
  * through their own shared libraries and are not failed here. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,43 +11,8 @@
 
 #include <cmocka.h>
 
+#include "alloc_fail.h"
 #include "report/report.h"
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t count, size_t size);
-void *__real_realloc(void *pointer, size_t size);
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t count, size_t size);
-void *__wrap_realloc(void *pointer, size_t size);
-
-static long countdown = -1; /* allocations left before the failing one; -1: never fail */
-static long failures;
-
-static bool should_fail(void)
-{
-    if (countdown < 0)
-        return false;
-    if (countdown-- == 0) {
-        failures++;
-        return true;
-    }
-    return false;
-}
-
-void *__wrap_malloc(size_t size)
-{
-    return should_fail() ? NULL : __real_malloc(size);
-}
-
-void *__wrap_calloc(size_t count, size_t size)
-{
-    return should_fail() ? NULL : __real_calloc(count, size);
-}
-
-void *__wrap_realloc(void *pointer, size_t size)
-{
-    return should_fail() ? NULL : __real_realloc(pointer, size);
-}
 
 static float cams[CXR_FINDING_COUNT * 16];
 
@@ -76,11 +40,10 @@ static void heatmap_survives_every_failure(void **state)
     long runs = 0;
     for (long n = 0;; n++) {
         struct cxr_rgb8 out = {1, 2, NULL};
-        failures = 0;
-        countdown = n;
+        alloc_fail_after(n);
         enum cxr_status status = cxr_report_heatmap(&source, &prediction, &out, NULL);
-        countdown = -1;
-        if (failures == 0) {
+        alloc_fail_after(-1);
+        if (alloc_fail_count() == 0) {
             assert_int_equal(status, CXR_OK);
             free(out.pixels);
             break;
@@ -108,11 +71,10 @@ static void pdf_survives_every_failure(void **state)
     for (long n = 0;; n++) {
         struct cxr_buf pdf = CXR_BUF_INIT(0);
         assert_int_equal(cxr_buf_append(&pdf, "head", 4), CXR_OK);
-        failures = 0;
-        countdown = n;
+        alloc_fail_after(n);
         enum cxr_status status = cxr_report_pdf(&info, &prediction, &source, &heatmap, &pdf, NULL);
-        countdown = -1;
-        if (failures == 0) {
+        alloc_fail_after(-1);
+        if (alloc_fail_count() == 0) {
             assert_int_equal(status, CXR_OK);
             assert_true(pdf.len > 1000);
             cxr_buf_release(&pdf);
