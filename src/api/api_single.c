@@ -86,7 +86,8 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
     }
     struct stat info;
     if (stat(*input_resolved, &info) != 0 || !S_ISREG(info.st_mode) ||
-        !cxr_api_has_dcm_extension(json_string_value(input)) || !cxr_api_has_dcm_extension(*input_resolved)) {
+        !cxr_api_has_dcm_extension(json_string_value(input)) ||
+        !cxr_api_has_dcm_extension(*input_resolved)) {
         cxr_api_format(message, sizeof message, "Requested image is not a DICOM file: %s", shown);
         cxr_api_result_fail(result, 400, message, NULL);
         return false;
