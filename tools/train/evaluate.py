@@ -410,4 +410,15 @@ def torch_speed(model, size, reps=10):
     return {"pytorch_ms_per_forward": (time.perf_counter() - t) / reps * 1000,
             "threads": torch.get_num_threads(),
             "parameters": int(sum(p.numel() for p in model.parameters())),
-            "input": [1, 1, size, size]}
+            "input": [1, 1, size, size], "cpu": cpu_name()}
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return "%s, %d CPUs" % (line.split(":", 1)[1].strip(), os.cpu_count())
+    except OSError:
+        pass
+    return "CPU model unknown"

@@ -178,6 +178,7 @@ def train(folder, cfg, work, leave_out=None):
                                 step * bs / (time.time() - t0)))
     info = {"steps_done": step, "steps_planned": steps, "train_seconds": time.time() - t0,
             "time_capped": step < steps, "train_images": int(len(train_idx)),
+            "threads": torch.get_num_threads(),
             "leave_out": leave_out}
     log("trained %s" % json.dumps(info))
     return model, info
