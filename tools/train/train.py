@@ -206,7 +206,7 @@ def main(argv=None):
     ap.add_argument("--reexport", action="store_true", help="reuse work/checkpoint.pt and "
                     "work/metrics.json (adding work/loso.json) and export again: no validation")
     ap.add_argument("--skip-export", action="store_true")
-    ap.add_argument("--model-version", default="cxr-default-1.0")
+    ap.add_argument("--model-version", default="cxr-default-1.1")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
