@@ -97,7 +97,7 @@ enum cxr_api_stage {
     CXR_STAGE_RENDER,  /* decode + LUTs + 8-bit image */
     CXR_STAGE_INFER,   /* preprocessing + forward pass */
     CXR_STAGE_HEATMAP, /* overlay */
-    CXR_STAGE_PNG,     /* PNG encoding (+ base64) */
+    CXR_STAGE_PNG,     /* PNG encoding */
     CXR_STAGE_PDF,
     CXR_STAGE_WRITE, /* atomic file writes */
     CXR_STAGE_COUNT
@@ -118,6 +118,23 @@ void cxr_api_response_release(struct cxr_api_response *response);
 struct json_t;
 enum cxr_status cxr_api_envelope(int status, const char *result, struct json_t *data,
                                  const char *message, struct cxr_api_response *response);
+
+/* PNGs sent inline (save_to_disk false). Data carries a placeholder string for each image
+ * present (CXR_API_INLINE_SOURCE, CXR_API_INLINE_HEATMAP); the envelope writes the base64 text
+ * straight into the body in its place, because a JSON library would copy and escape-scan
+ * megabytes of base64 that never need escaping. */
+#define CXR_API_INLINE_SOURCE  "cxr-inline-png:source_image"
+#define CXR_API_INLINE_HEATMAP "cxr-inline-png:heatmap"
+struct cxr_api_inline_images {
+    struct cxr_buf source_png;  /* empty when not inline */
+    struct cxr_buf heatmap_png; /* empty when not inline or Normal */
+};
+
+/* cxr_api_envelope with data's image placeholders replaced by images' base64 text. */
+enum cxr_status cxr_api_envelope_inline(int status, const char *result, struct json_t *data,
+                                        const char *message,
+                                        const struct cxr_api_inline_images *images,
+                                        struct cxr_api_response *response);
 
 /* POST /single_inference with the body already parsed as a JSON object. subject is the token
  * subject for the audit log. Always fills response (every failure is a response too), writes
@@ -162,11 +179,12 @@ struct cxr_api_job {
 /* The outcome of a job: Data (the predictions object) or an error with its HTTP status and the
  * v1 Message. */
 struct cxr_api_result {
-    int status;          /* 200, 400 or 500 */
-    char message[1024];  /* v1 Message for errors */
-    char cause[512];     /* internal cause for the log (never sent to clients) */
-    struct json_t *data; /* the Data object on success (owned; freed by release) */
-    char patient_id[80]; /* the resolved patient ID ("" before it is known) */
+    int status;                          /* 200, 400 or 500 */
+    char message[1024];                  /* v1 Message for errors */
+    char cause[512];                     /* internal cause for the log (never sent to clients) */
+    struct json_t *data;                 /* the Data object on success (owned; freed by release) */
+    struct cxr_api_inline_images images; /* inline PNGs for data's placeholders (owned) */
+    char patient_id[80];                 /* the resolved patient ID ("" before it is known) */
     char sop_instance_uid[80];
     char result[24];
     double stage_seconds[CXR_STAGE_COUNT];

@@ -105,18 +105,6 @@ static void fail_internal(struct cxr_api_result *result, const char *what,
     cxr_api_result_fail(result, 500, internal_error, cause);
 }
 
-static json_t *base64_string(const struct cxr_buf *png)
-{
-    size_t length = cxr_base64_encoded_length(png->len);
-    char *text = malloc(length + 1);
-    if (text == NULL)
-        return NULL;
-    cxr_base64_encode(png->data, png->len, text);
-    json_t *value = json_stringn_nocheck(text, length);
-    free(text);
-    return value;
-}
-
 static char *output_path(const char *folder, const char *patient_id, const char *suffix)
 {
     size_t size = strlen(folder) + 2 * strlen(patient_id) + strlen(suffix) + 4;
@@ -257,8 +245,10 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     return true;
 }
 
-static bool set_image_fields(const struct cxr_api_job *job, const struct run_state *state,
-                             const char *patient_id, json_t *data)
+/* Paths of the saved files, or placeholders for inline images, whose PNGs move to images. */
+static bool set_image_fields(const struct cxr_api_job *job, struct run_state *state,
+                             const char *patient_id, json_t *data,
+                             struct cxr_api_inline_images *images)
 {
     bool normal = state->prediction.result == CXR_RESULT_NORMAL;
     json_t *source = NULL, *heatmap = NULL;
@@ -272,8 +262,15 @@ static bool set_image_fields(const struct cxr_api_job *job, const struct run_sta
         heatmap = normal ? json_string("") : path ? json_string(path) : NULL;
         free(path);
     } else {
-        source = base64_string(&state->source_png);
-        heatmap = normal ? json_string("") : base64_string(&state->heatmap_png);
+        /* The envelope writes the base64 text in place of these (cxr_api_envelope_inline). */
+        source = json_string(CXR_API_INLINE_SOURCE);
+        heatmap = json_string(normal ? "" : CXR_API_INLINE_HEATMAP);
+        images->source_png = state->source_png;
+        memset(&state->source_png, 0, sizeof state->source_png);
+        if (!normal) {
+            images->heatmap_png = state->heatmap_png;
+            memset(&state->heatmap_png, 0, sizeof state->heatmap_png);
+        }
     }
     if (source == NULL || heatmap == NULL) {
         json_decref(source);
@@ -417,7 +414,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     result->stage_seconds[CXR_STAGE_PDF] = pdf.seconds;
 
     json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
-    if (data == NULL || !set_image_fields(job, &state, patient_id, data)) {
+    if (data == NULL || !set_image_fields(job, &state, patient_id, data, &result->images)) {
         json_decref(data);
         cxr_api_result_fail(result, 500, internal_error, "out of memory building JSON");
         goto done;

@@ -36,8 +36,35 @@ void cxr_api_response_release(struct cxr_api_response *response)
     response->body = NULL;
 }
 
-enum cxr_status cxr_api_envelope(int status, const char *result, json_t *data, const char *message,
-                                 struct cxr_api_response *response)
+/* Replaces "<key>":"<placeholder>" in body with the key and the base64 of png. Keys cannot
+ * occur elsewhere in this form: a quote inside any value is escaped. */
+static enum cxr_status splice_image(char **body, const char *key, const char *placeholder,
+                                    const struct cxr_buf *png)
+{
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "\"%s\":\"%s\"", key, placeholder);
+    char *found = strstr(*body, pattern);
+    if (found == NULL)
+        return CXR_OK; /* this image is not inline */
+    size_t body_length = strlen(*body);
+    size_t value_at = (size_t)(found - *body) + strlen(key) + 4; /* after "key":" */
+    size_t value_end = value_at + strlen(placeholder);
+    size_t encoded = cxr_base64_encoded_length(png->len);
+    char *spliced = malloc(body_length - (value_end - value_at) + encoded + 1);
+    if (spliced == NULL)
+        return CXR_ERR_NOMEM;
+    memcpy(spliced, *body, value_at);
+    cxr_base64_encode(png->data, png->len, spliced + value_at);
+    memcpy(spliced + value_at + encoded, *body + value_end, body_length - value_end + 1);
+    free(*body);
+    *body = spliced;
+    return CXR_OK;
+}
+
+enum cxr_status cxr_api_envelope_inline(int status, const char *result, json_t *data,
+                                        const char *message,
+                                        const struct cxr_api_inline_images *images,
+                                        struct cxr_api_response *response)
 {
     json_t *envelope = json_object();
     if (envelope == NULL) {
@@ -51,10 +78,23 @@ enum cxr_status cxr_api_envelope(int status, const char *result, json_t *data, c
     json_decref(envelope);
     if (body == NULL)
         return CXR_ERR_NOMEM;
+    if (images &&
+        (splice_image(&body, "source_image", CXR_API_INLINE_SOURCE, &images->source_png) !=
+                 CXR_OK ||
+         splice_image(&body, "heatmap", CXR_API_INLINE_HEATMAP, &images->heatmap_png) != CXR_OK)) {
+        free(body);
+        return CXR_ERR_NOMEM;
+    }
     free(response->body);
     response->body = body;
     response->status = status;
     return CXR_OK;
+}
+
+enum cxr_status cxr_api_envelope(int status, const char *result, json_t *data, const char *message,
+                                 struct cxr_api_response *response)
+{
+    return cxr_api_envelope_inline(status, result, data, message, NULL, response);
 }
 
 void cxr_api_result_fail(struct cxr_api_result *result, int status, const char *message,
@@ -73,6 +113,8 @@ void cxr_api_result_release(struct cxr_api_result *result)
         return;
     json_decref(result->data);
     result->data = NULL;
+    cxr_buf_release(&result->images.source_png);
+    cxr_buf_release(&result->images.heatmap_png);
 }
 
 void cxr_api_value_text(const json_t *value, char *out, size_t size)

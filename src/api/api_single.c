@@ -165,8 +165,9 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
     memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);
     enum cxr_status status;
     if (result.status == 200) {
-        status = cxr_api_envelope(200, "Success", result.data, "Inference completed successfully.",
-                                  response);
+        status = cxr_api_envelope_inline(200, "Success", result.data,
+                                         "Inference completed successfully.", &result.images,
+                                         response);
         result.data = NULL; /* stolen */
     } else {
         status = cxr_api_envelope(result.status, "Failure", NULL, result.message, response);

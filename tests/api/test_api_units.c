@@ -1,5 +1,5 @@
 /* api/ pieces that need no model: the config schema, the audit log (rows survive a reopen, WAL
- * mode), the bounded worker pool, patient ID rules. */
+ * mode), the bounded worker pool, patient ID rules, inline images spliced into the envelope. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "api/api.h"
@@ -253,6 +254,35 @@ static void patient_id_rules(void **state)
     assert_false(cxr_api_patient_id_valid("PAT\0001", 6)); /* embedded NUL */
 }
 
+/* Inline PNGs replace only their own placeholders, byte for byte as base64; a placeholder text
+ * in another value (a patient name can hold anything) stays as it is. */
+static void inline_images_spliced_into_envelope(void **state)
+{
+    (void)state;
+    struct cxr_api_inline_images images = {CXR_BUF_INIT(0), CXR_BUF_INIT(0)};
+    assert_int_equal(cxr_buf_append(&images.source_png, "\x89PNG source", 11), CXR_OK);
+    assert_int_equal(cxr_buf_append(&images.heatmap_png, "heat\0map", 8), CXR_OK);
+    json_t *data = json_pack("{s:s,s:s,s:{s:s}}", "source_image", CXR_API_INLINE_SOURCE, "heatmap",
+                             CXR_API_INLINE_HEATMAP, "metadata", "patient_name",
+                             CXR_API_INLINE_SOURCE "\"source_image\":\"" CXR_API_INLINE_SOURCE);
+    struct cxr_api_response response = {0};
+    assert_int_equal(cxr_api_envelope_inline(200, "Success", data, "ok", &images, &response),
+                     CXR_OK);
+    json_t *parsed = json_loads(response.body, 0, NULL);
+    assert_non_null(parsed);
+    json_t *got = json_object_get(parsed, "Data");
+    assert_string_equal(json_string_value(json_object_get(got, "source_image")),
+                        "iVBORyBzb3VyY2U=");
+    assert_string_equal(json_string_value(json_object_get(got, "heatmap")), "aGVhdABtYXA=");
+    assert_string_equal(
+            json_string_value(json_object_get(json_object_get(got, "metadata"), "patient_name")),
+            CXR_API_INLINE_SOURCE "\"source_image\":\"" CXR_API_INLINE_SOURCE);
+    json_decref(parsed);
+    cxr_api_response_release(&response);
+    cxr_buf_release(&images.source_png);
+    cxr_buf_release(&images.heatmap_png);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +292,7 @@ int main(void)
                                             folder_teardown),
             cmocka_unit_test(pool_is_bounded_and_drains),
             cmocka_unit_test(patient_id_rules),
+            cmocka_unit_test(inline_images_spliced_into_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
