@@ -3,28 +3,24 @@
  * stored values pydicom read from the native original (make_fixtures.py). Decoding must give
  * those values exactly. Argument: the fixture directory. */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec.h"
+#include "util/util.h"
 
 static void *read_all(const char *path, size_t *size)
 {
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
+    struct cxr_buf buf = CXR_BUF_INIT(0);
+    *size = 0;
+    if (cxr_file_read(path, SIZE_MAX, &buf, NULL) != CXR_OK) {
+        cxr_buf_release(&buf);
         return NULL;
-    fseek(file, 0, SEEK_END);
-    long length = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    void *data = malloc(length > 0 ? (size_t)length : 1);
-    if (data && fread(data, 1, (size_t)length, file) != (size_t)length) {
-        free(data);
-        data = NULL;
     }
-    fclose(file);
-    *size = (size_t)length;
-    return data;
+    *size = buf.len;
+    return buf.data; /* malloc'ed: the caller frees it */
 }
 
 static int check_fixture(const char *dir, const char *stem)

@@ -23,20 +23,14 @@ static const char *data_dir(void)
 
 static uint8_t *load(const char *path, size_t *size)
 {
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
+    struct cxr_buf buf = CXR_BUF_INIT(0);
+    *size = 0;
+    if (cxr_file_read(path, SIZE_MAX, &buf, NULL) != CXR_OK) {
+        cxr_buf_release(&buf);
         return NULL;
-    fseek(file, 0, SEEK_END);
-    long length = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    uint8_t *bytes = malloc(length > 0 ? (size_t)length : 1);
-    if (bytes != NULL && fread(bytes, 1, (size_t)length, file) != (size_t)length) {
-        free(bytes);
-        bytes = NULL;
     }
-    fclose(file);
-    *size = (size_t)length;
-    return bytes;
+    *size = buf.len;
+    return buf.data; /* malloc'ed: the caller frees it */
 }
 
 static struct cxr_dicom_file *read_seed(const char *name)
