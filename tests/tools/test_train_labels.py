@@ -178,23 +178,29 @@ class Adapters(unittest.TestCase):
             self.assertIn("| %s |" % f, t)
 
 
+def make_folder(d):
+    """A labelled folder: 20 NIH patients with 3 studies each (grey = 10 * patient + study;
+    study 0 is Mass, the others No Finding) and 20 TBX11K TB images, one with a box."""
+    lines = ["file,dataset,tb,nih_findings"]
+    for p in range(20):
+        for s in range(3):
+            f = "images/nih_darkcovidnet/%08d_%03d.png" % (p, s)
+            png(os.path.join(d, f), p * 10 + s)
+            lines.append("%s,nih_darkcovidnet,0,%s" % (f, "No Finding" if s else "Mass"))
+    for i in range(20):
+        f = "images/tbx11k_tb/tb%04d.png" % i
+        png(os.path.join(d, f), 200)
+        lines.append("%s,tbx11k_tb,1," % f)
+    write(os.path.join(d, "labels.csv"), "\n".join(lines) + "\n")
+    write(os.path.join(d, "tbx11k_boxes.csv"),
+          "file,label,xmin,ymin,xmax,ymax\nimages/tbx11k_tb/tb0000.png,A,1,2,30,40\n")
+
+
 class SplitAndOperatingPoints(unittest.TestCase):
     def test_nih_split_by_patient(self):
         import data as D
         with tempfile.TemporaryDirectory() as d:
-            lines = ["file,dataset,tb,nih_findings"]
-            for p in range(20):
-                for s in range(3):
-                    f = "images/nih_darkcovidnet/%08d_%03d.png" % (p, s)
-                    png(os.path.join(d, f), p * 10 + s)
-                    lines.append("%s,nih_darkcovidnet,0,%s" % (f, "No Finding" if s else "Mass"))
-            for i in range(20):
-                f = "images/tbx11k_tb/tb%04d.png" % i
-                png(os.path.join(d, f), 200)
-                lines.append("%s,tbx11k_tb,1," % f)
-            write(os.path.join(d, "labels.csv"), "\n".join(lines) + "\n")
-            write(os.path.join(d, "tbx11k_boxes.csv"),
-                  "file,label,xmin,ymin,xmax,ymax\nimages/tbx11k_tb/tb0000.png,A,1,2,30,40\n")
+            make_folder(d)
             fo = D.Folder(d, os.path.join(d, "cache"))
             by_patient = {}
             for f, v in zip(fo.files, fo.is_val):
@@ -237,6 +243,46 @@ class SplitAndOperatingPoints(unittest.TestCase):
                                0.0)
         self.assertAlmostEqual(E.ece(np.array([1, 1, 0, 0]), np.array([.55, .55, .55, .55])),
                                0.05)
+
+
+class Training(unittest.TestCase):
+    def test_equalize_matches_the_definition(self):
+        import torch
+        import data as D
+        rng = np.random.RandomState(3)
+        imgs = np.stack([rng.randint(40, 200, (16, 16)), np.full((16, 16), 7)]).astype(np.uint8)
+        out = D.equalize(torch.from_numpy(imgs)).numpy()
+        for im, eq in zip(imgs, out):
+            # cumulative share of pixels at or below each grey, the darkest grey present -> 0
+            lo = (im <= im.min()).sum()
+            for g in np.unique(im):
+                want = round(255 * ((im <= g).sum() - lo) / max(im.size - lo, 1))
+                self.assertEqual(int(eq[im == g][0]), want)
+        self.assertEqual(out[0].min(), 0)
+        self.assertEqual(out[0].max(), 255)
+        self.assertTrue((out[1] == 0).all())  # a flat image stays flat
+
+    def test_a_few_steps_train_and_round_trip(self):
+        import torch
+        import data as D
+        import train as T
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            folder = D.Folder(d, os.path.join(d, "cache"))
+            cfg = dict(T.DEFAULTS, steps=3, batch=4, size=32, train_sizes=[[0.0, 32]],
+                       widths=[8, 8, 8, 8], blocks=[1, 1, 1, 1], nih_photometric=0.0)
+            model, info = T.train(folder, cfg, leave_out="tbx11k_tb")
+            self.assertEqual(info["steps_done"], 3)
+            self.assertEqual(info["train_images"], int((~folder.is_val).sum()) - 16)
+            path = os.path.join(d, "ckpt.pt")
+            T.save_checkpoint(path, model, cfg, info)
+            again, cfg2, _ = T.load_checkpoint(path)
+            x = torch.from_numpy(folder.eval_inputs([0, 1], 32))
+            model.eval()
+            with torch.no_grad():
+                self.assertTrue(torch.equal(model(x)[0], again(x)[0]))
+            self.assertEqual(cfg2["nih_photometric"], 0.0)
 
 
 if __name__ == "__main__":

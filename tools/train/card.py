@@ -27,13 +27,16 @@ def render(m, version, thresholds):
       "public collections, not from a clinical study. A site should validate it (or train its "
       "own model with `tools/train/`) on its own images before any use.\n")
     w("## Training machine and recipe\n")
-    w("- Trained on the project's 2-core CPU build machine (%s, no GPU), %d steps of %d images in "
-      "%.1f minutes%s, PyTorch with %d thread(s), seed %d." % (
-          m["speed"].get("cpu", "CPU model unknown"), tr["steps_done"], cfg["batch"],
-          tr["train_seconds"] / 60,
-          " (stopped by the time cap of %g minutes; the schedule annealed on time)" % cfg[
-              "max_minutes"] if tr["time_capped"] else "", tr.get("threads", m["speed"]["threads"]),
-          cfg["seed"]))
+    device = tr.get("device", m["speed"].get("cpu", "CPU model unknown"))
+    if "GPU" in device or "NVIDIA" in device:
+        machine = "one %s GPU (bf16 autocast)" % device
+    else:
+        machine = "a CPU (%s), PyTorch with %d thread(s)" % (
+            device, tr.get("threads", m["speed"]["threads"]))
+    w("- Trained on %s: %d steps of %d images in %.1f minutes%s, seed %d." % (
+        machine, tr["steps_done"], cfg["batch"], tr["train_seconds"] / 60,
+        " (stopped by the time cap of %g minutes; the schedule annealed on time)" % cfg[
+            "max_minutes"] if tr["time_capped"] else "", cfg["seed"]))
     w("- Network: narrow ResNet (stage widths %s, blocks %s, last stage dilated), %d "
       "parameters, one-channel input %d×%d, class maps %d×%d (stride 16). Classifier = 1×1 "
       "convolution before global average pooling, so `cam` is exact (mean of the map + bias = "
@@ -53,9 +56,11 @@ def render(m, version, thresholds):
       "non-TB collection, given non-TB) behind gradient reversal, weight up to %g; (3) "
       "augmentation that hides acquisition cues: crops of 60–100%% of the area biased to the "
       "middle (lung fields), ±10° rotation, aspect ±10%%, gamma, contrast and brightness, "
-      "histogram equalisation (20%%), blur, noise, and black/white border strips (30%%)." % (
+      "histogram equalisation (20%%), blur, noise, and black/white border strips (30%%)%s." % (
           cfg["box_weight"], round(100 * cfg["box_start"]), round(100 * cfg["box_full"]),
-          cfg["adv_weight"]))
+          cfg["adv_weight"],
+          "; on NIH images the intensity changes at %g of that strength" % cfg["nih_photometric"]
+          if cfg.get("nih_photometric", 1.0) != 1.0 else ""))
     w("- AdamW, learning rate %g, weight decay %g, batch %d, linear warm-up %d steps then "
       "cosine decay.\n" % (cfg["lr"], cfg["weight_decay"], cfg["batch"], cfg["warmup_steps"]))
     w("## Data\n")
@@ -155,8 +160,8 @@ def render(m, version, thresholds):
     lo = m.get("loso")
     w("## Leave one TB collection out\n")
     if lo:
-        w("Separate shorter runs (same recipe, fewer steps) trained without one TB collection's "
-          "images; TB AUC of all that collection's TB images (none seen in training) against the "
+        w("Separate runs of the recipe above (their step counts in the table) trained without "
+          "one TB collection's images; TB AUC of all that collection's TB images (none seen in training) against the "
           "held-out non-TB validation images.\n")
         w("| left out | steps | TB images | vs all non-TB (95% CI) | per non-TB source |")
         w("| --- | --- | --- | --- | --- |")
@@ -207,10 +212,11 @@ def render(m, version, thresholds):
     w("")
     s = m["speed"]
     w("## Speed\n")
-    w("PyTorch, %d thread(s) on the training machine, measured at export (other jobs may have "
-      "shared the CPU): %.1f ms per forward (%s input). The C runtime's figure (`bench/nn`) is "
-      "in docs/training.md.\n" % (
-          s["threads"], s["pytorch_ms_per_forward"], "×".join(map(str, s["input"]))))
+    w("PyTorch, %d thread(s) on the exporting machine's CPU (%s), measured at export (other "
+      "jobs may have shared the CPU): %.1f ms per forward (%s input). The C runtime's figure "
+      "(`bench/nn`) is in docs/training.md.\n" % (
+          s["threads"], s.get("cpu", "CPU model unknown"), s["pytorch_ms_per_forward"],
+          "×".join(map(str, s["input"]))))
     w("## Known limitations\n")
     w("- Small data: %d NIH training images for nine findings; CIs above are wide." % sum(
         c["images"] - c["validation"] for d, c in cnt.items()
@@ -228,6 +234,6 @@ def render(m, version, thresholds):
     w("- Images were at most 256×256 and mostly pre-downsampled by third parties; behaviour on "
       "full-resolution DICOM rendered by cxrd is not validated here. Children, lateral views "
       "and portable ICU films are not represented in the validation data.")
-    w("- Trained on a 2-core CPU in about an hour: a longer run, a GPU, larger inputs or a "
-      "site's own data should do better.\n")
+    w("- Trained from scratch on about 4,300 images: more data (a site's own) should do better "
+      "than more training on these; docs/training.md records what longer runs did.\n")
     return "\n".join(out) + "\n"

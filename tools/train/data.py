@@ -116,36 +116,52 @@ def box_mask(box_list, side=CACHE_SIDE):
 
 
 def equalize(u8):
-    """Histogram equalisation of one uint8 image (a source-hiding augmentation)."""
-    hist = np.bincount(u8.ravel(), minlength=256).astype(np.float64)
-    cdf = np.cumsum(hist)
-    cdf = (cdf - cdf[cdf > 0][0]) / max(cdf[-1] - cdf[cdf > 0][0], 1.0)
-    return np.clip(np.round(cdf * 255), 0, 255).astype(np.uint8)[u8]
+    """Histogram equalisation of uint8 images [K,H,W] (a torch tensor on any device): the
+    source-hiding augmentation. The darkest grey present maps to 0, the brightest to 255."""
+    k = len(u8)
+    flat = u8.reshape(k, -1).long()
+    hist = torch.zeros(k, 256, device=u8.device).scatter_add_(
+        1, flat, torch.ones(flat.shape, device=u8.device))
+    cdf = hist.cumsum(1)
+    lowest = cdf.gather(1, flat.min(1, keepdim=True).values)
+    lut = (cdf - lowest) / (cdf[:, -1:] - lowest).clamp_min(1.0)
+    lut = (lut.clamp(0, 1) * 255).round().to(torch.uint8)
+    return lut.gather(1, flat).reshape(u8.shape)
 
 
 class Augmenter:
     """Batched augmentation in torch: lung-field-biased random crops (scale, aspect, shift,
     rotation in one affine warp), gamma, contrast/brightness, histogram equalisation, blur,
-    noise and random border masking; the same warp is applied to the TB box masks."""
+    noise and random border masking; the same warp is applied to the TB box masks. The random
+    draws come from numpy (rng) on the CPU; the pixel work runs on `device`."""
 
-    def __init__(self, size, rng):
+    def __init__(self, size, rng, device="cpu", seed=0):
         self.size = size
         self.rng = rng
+        self.device = torch.device(device)
+        # the pixel noise is drawn where the batch lives (a GPU run draws it on the GPU)
+        self.noise_gen = torch.Generator(device=self.device)
+        self.noise_gen.manual_seed(seed)
         k = torch.tensor([1., 4., 6., 4., 1.])
         k = torch.outer(k, k)
-        self.blur_kernel = (k / k.sum()).view(1, 1, 5, 5)
+        self.blur_kernel = (k / k.sum()).view(1, 1, 5, 5).to(self.device)
 
-    def __call__(self, u8_batch, masks, size=None):
-        """u8_batch: uint8 numpy [B,256,256]; masks: float32 numpy [B,256,256] (box masks, zero
-        where none). Returns (images [B,1,S,S] in network units, masks [B,1,S,S])."""
+    def __call__(self, u8_batch, masks, size=None, photometric=None):
+        """u8_batch: uint8 numpy [B,256,256]; masks: torch [B,256,256] (box masks, zero where
+        none); photometric: per-image strength of the intensity augmentation (gamma,
+        contrast, brightness, equalisation), 1 when None. Returns (images [B,1,S,S] in network
+        units, masks [B,1,S,S]) on the augmenter's device."""
         rng = self.rng
+        dev = self.device
         b = len(u8_batch)
         s = size or self.size
-        imgs = np.array(u8_batch)
-        for i in np.flatnonzero(rng.rand(b) < 0.2):
-            imgs[i] = equalize(imgs[i])
-        x = torch.from_numpy(imgs).float().div_(255.0).unsqueeze(1)
-        m = torch.from_numpy(np.asarray(masks, np.float32)).unsqueeze(1)
+        strength = np.ones(b) if photometric is None else np.asarray(photometric, np.float64)
+        imgs = torch.from_numpy(np.ascontiguousarray(u8_batch)).to(dev)
+        pick = torch.from_numpy(np.flatnonzero(rng.rand(b) < 0.2 * strength)).to(dev)
+        if len(pick):
+            imgs[pick] = equalize(imgs[pick])
+        x = imgs.float().div_(255.0).unsqueeze(1)
+        m = masks.to(dev).float().unsqueeze(1)
         # affine: output grid [-1,1] -> input coordinates
         scale = np.sqrt(rng.uniform(0.6, 1.0, b))            # side fraction of the crop
         aspect = np.exp(rng.uniform(-0.1, 0.1, b))
@@ -160,21 +176,24 @@ class Augmenter:
         theta[:, 1, 0] = np.sin(ang) * sx
         theta[:, 1, 1] = np.cos(ang) * sy
         theta[:, 0, 2], theta[:, 1, 2] = tx, ty
-        grid = F.affine_grid(torch.from_numpy(theta), (b, 1, s, s),
+        grid = F.affine_grid(torch.from_numpy(theta).to(dev), (b, 1, s, s),
                              align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         m = F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         # intensity
-        gamma = torch.from_numpy(np.exp(rng.uniform(-0.4, 0.4, b))).float().view(b, 1, 1, 1)
+        def per_image(values):
+            return torch.from_numpy(values).float().view(b, 1, 1, 1).to(dev)
+
+        gamma = per_image(np.exp(rng.uniform(-0.4, 0.4, b) * strength))
         x = x.clamp_(1e-4, 1).pow(gamma)
-        c = torch.from_numpy(rng.uniform(0.75, 1.3, b)).float().view(b, 1, 1, 1)
-        br = torch.from_numpy(rng.uniform(-0.08, 0.08, b)).float().view(b, 1, 1, 1)
+        c = per_image(1.0 + (rng.uniform(0.75, 1.3, b) - 1.0) * strength)
+        br = per_image(rng.uniform(-0.08, 0.08, b) * strength)
         x = (x - 0.5) * c + 0.5 + br
-        alpha = torch.from_numpy(rng.uniform(0, 1, b) * (rng.rand(b) < 0.3)).float()
+        alpha = per_image(rng.uniform(0, 1, b) * (rng.rand(b) < 0.3))
         blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.blur_kernel)
-        x = x + alpha.view(b, 1, 1, 1) * (blurred - x)
-        noise = torch.from_numpy(rng.uniform(0, 0.04, b)).float().view(b, 1, 1, 1)
-        x = x + noise * torch.from_numpy(rng.randn(b, 1, s, s).astype(np.float32))
+        x = x + alpha * (blurred - x)
+        noise = per_image(rng.uniform(0, 0.04, b))
+        x = x + noise * torch.randn(b, 1, s, s, generator=self.noise_gen, device=dev)
         # border masking: strips of 0-8% on random sides, filled with black or white (hides
         # collimation edges, film borders and burnt-in text that differ between sources)
         for i in np.flatnonzero(rng.rand(b) < 0.3):

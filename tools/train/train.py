@@ -102,24 +102,42 @@ def ramp(progress, start, full):
     return min(1.0, (progress - start) / max(full - start, 1e-9))
 
 
-def train(folder, cfg, work, leave_out=None):
+def device_name(dev):
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import evaluate as E
+    return E.cpu_name()
+
+
+def train(folder, cfg, leave_out=None, device="cpu"):
     torch.manual_seed(cfg["seed"])
     rng = np.random.RandomState(cfg["seed"])
+    dev = torch.device(device)
     model, heads = build_model(cfg)
+    # on a GPU: NHWC layout and bf16 autocast below (tensor cores); on a CPU as before
+    cuda = dev.type == "cuda"
+    torch.backends.cudnn.benchmark = cuda
+    model.to(dev, memory_format=torch.channels_last if cuda else torch.preserve_format)
+    heads.to(dev)
     train_idx = np.flatnonzero(~folder.is_val)
     if leave_out:
         keep = ~((folder.dataset[train_idx] == leave_out) & (folder.targets[train_idx, TB] == 1))
         train_idx = train_idx[keep]
     probs = sampling_weights(folder, train_idx, cfg)
-    aug = D.Augmenter(cfg["size"], rng)
+    aug = D.Augmenter(cfg["size"], rng, dev, cfg["seed"])
+    is_nih = np.isin(folder.dataset, D.NIH_SETS)
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    box_masks = {}
-    for i in train_idx:
-        f = folder.files[i]
-        if f in folder.boxes and folder.targets[i, TB] == 1:
-            box_masks[i] = D.box_mask(folder.boxes[f])
-    empty = np.zeros((D.CACHE_SIDE, D.CACHE_SIDE), np.float32)
+    # box masks of the TB training images that have TBX11K boxes, as one uint8 tensor on the
+    # device; row 0 is the empty mask of every other image
+    boxed = [i for i in train_idx
+             if folder.files[i] in folder.boxes and folder.targets[i, TB] == 1]
+    mask_row = np.zeros(folder.n, np.int64)
+    mask_row[boxed] = np.arange(1, len(boxed) + 1)
+    mask_bank = torch.zeros(len(boxed) + 1, D.CACHE_SIDE, D.CACHE_SIDE, dtype=torch.uint8)
+    for r, i in enumerate(boxed, 1):
+        mask_bank[r] = torch.from_numpy(D.box_mask(folder.boxes[folder.files[i]]) > 0)
+    mask_bank = mask_bank.to(dev)
     steps, bs = cfg["steps"], cfg["batch"]
     t0 = time.time()
     max_s = cfg["max_minutes"] * 60
@@ -139,18 +157,23 @@ def train(folder, cfg, work, leave_out=None):
         for g in opt.param_groups:
             g["lr"] = lr
         idx = rng.choice(train_idx, bs, p=probs)
-        masks = np.stack([box_masks.get(i, empty) for i in idx])
+        masks = mask_bank[torch.from_numpy(mask_row[idx]).to(dev)]
         # progressive resizing: cheap small inputs first, the export size at the end (the
         # network is fully convolutional, so BN statistics settle at the final size)
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
-        x, m = aug(folder.images[idx], masks, size)
-        y = torch.from_numpy(folder.targets[idx])
-        w = torch.from_numpy(folder.mask[idx])
-        feats = model.backbone(x)
-        cam = model.classifier(feats)
+        x, m = aug(folder.images[idx], masks, size,
+                   np.where(is_nih[idx], cfg["nih_photometric"], 1.0))
+        y = torch.from_numpy(folder.targets[idx]).to(dev)
+        w = torch.from_numpy(folder.mask[idx]).to(dev)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, torch.bfloat16, enabled=cuda):
+            feats = model.backbone(x)
+            cam = model.classifier(feats)
+        feats, cam = feats.float(), cam.float()
         logits = cam.mean((2, 3)) + model.bias
         loss_cls = masked_bce(logits, y, w)
-        hb = torch.from_numpy(np.array([i in box_masks for i in idx]))
+        hb = torch.from_numpy(mask_row[idx] > 0).to(dev)
         msmall = F.adaptive_avg_pool2d(m, cam.shape[2:])[:, 0]
         # cells at least a quarter covered by a box count as inside
         msmall = (msmall >= 0.25).float()
@@ -158,7 +181,7 @@ def train(folder, cfg, work, leave_out=None):
         lb = box_loss(cam[:, TB], msmall, hb)
         wb = cfg["box_weight"] * ramp(progress, cfg["box_start"], cfg["box_full"])
         lam = cfg["adv_weight"] * (2 / (1 + math.exp(-10 * progress)) - 1)
-        tb_src, ot_src = source_targets(folder, idx)
+        tb_src, ot_src = (t.to(dev) for t in source_targets(folder, idx))
         p_tb, p_ot = heads(feats.mean((2, 3)), lam)
         la = 0.0
         if (tb_src >= 0).any():
@@ -178,18 +201,47 @@ def train(folder, cfg, work, leave_out=None):
                                 step * bs / (time.time() - t0)))
     info = {"steps_done": step, "steps_planned": steps, "train_seconds": time.time() - t0,
             "time_capped": step < steps, "train_images": int(len(train_idx)),
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "device": device_name(dev),
             "leave_out": leave_out}
     log("trained %s" % json.dumps(info))
-    return model, info
+    return model.cpu().to(memory_format=torch.contiguous_format), info
 
 
 DEFAULTS = {
     "seed": 6, "size": 192, "train_sizes": [[0.0, 160], [0.6, 192]], "widths": [32, 64, 128, 192], "blocks": [1, 2, 2, 2],
     "batch": 32, "steps": 4000, "max_minutes": 60, "lr": 2e-3, "weight_decay": 5e-4,
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
-    "box_full": 0.5, "adv_weight": 0.1,
+    "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 1.0,
 }
+
+
+def checkpoint_path(work, leave_out=None):
+    name = "checkpoint-without-%s.pt" % leave_out if leave_out else "checkpoint.pt"
+    return os.path.join(work, name)
+
+
+def save_checkpoint(path, model, cfg, info):
+    torch.save({"cfg": cfg, "info": info, "model": model.state_dict()}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(path):
+    saved = torch.load(path)
+    model, _ = build_model(saved["cfg"])
+    model.load_state_dict(saved["model"])
+    model.eval()
+    return model, saved["cfg"], saved["info"]
+
+
+def parse_overrides(pairs):
+    """--set key=value (value as JSON): recipe changes without editing DEFAULTS."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in DEFAULTS:
+            raise SystemExit("unknown setting %r (known: %s)" % (key, ", ".join(DEFAULTS)))
+        out[key] = json.loads(value)
+    return out
 
 
 def main(argv=None):
@@ -199,8 +251,13 @@ def main(argv=None):
     ap.add_argument("--work", default="build/train", help="cache, checkpoint, metrics")
     ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     ap.add_argument("--max-minutes", type=float, default=DEFAULTS["max_minutes"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a recipe setting, e.g. --set batch=64")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--eval-only", action="store_true", help="reuse work/checkpoint.pt")
+    ap.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
+    ap.add_argument("--train-only", action="store_true", help="stop after saving the "
+                    "checkpoint (validate here later with --eval-only)")
+    ap.add_argument("--eval-only", action="store_true", help="reuse the work folder's checkpoint")
     ap.add_argument("--leave-out", help="LOSO run: drop this TB collection from training and "
                     "add its TB AUC to the work folder's loso.json (no export)")
     ap.add_argument("--reexport", action="store_true", help="reuse work/checkpoint.pt and "
@@ -210,51 +267,36 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
+    cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes,
+               **parse_overrides(args.set))
     os.makedirs(args.work, exist_ok=True)
     folder = D.Folder(args.data, os.path.join(args.work, "cache"))
     log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
+    ckpt = checkpoint_path(args.work, args.leave_out)
+    if args.eval_only or args.reexport:
+        model, cfg, info = load_checkpoint(ckpt)
+    else:
+        model, info = train(folder, cfg, args.leave_out, args.device)
+        save_checkpoint(ckpt, model, cfg, info)
+        if args.train_only:
+            return 0
+    model.eval()
+    import evaluate as E  # imported late: a long run picks up the latest checks
+    loso_path = os.path.join(args.work, "loso.json")
     if args.leave_out:
-        model, info = train(folder, cfg, args.work, leave_out=args.leave_out)
-        import evaluate as E  # imported late: a long run picks up the latest checks
         res = E.loso_check(model, folder, cfg, args.leave_out)
         res.update(info)
-        path = os.path.join(args.work, "loso.json")
-        allres = json.load(open(path)) if os.path.exists(path) else {}
+        allres = json.load(open(loso_path)) if os.path.exists(loso_path) else {}
         allres[args.leave_out] = res
-        E.write_json(path, allres)
+        E.write_json(loso_path, allres)
         log("loso %s" % json.dumps(res))
         return 0
-    ckpt = os.path.join(args.work, "checkpoint.pt")
-    loso_path = os.path.join(args.work, "loso.json")
     if args.reexport:
-        import card
-        import evaluate as E
-        saved = torch.load(ckpt)
-        model, _ = build_model(saved["cfg"])
-        model.load_state_dict(saved["model"])
-        model.eval()
         metrics = json.load(open(os.path.join(args.work, "metrics.json")))
-        if os.path.exists(loso_path):
-            metrics["loso"] = json.load(open(loso_path))
-        E.export(model, folder, saved["cfg"], metrics, args.out, args.work, args.model_version,
-                 card)
-        log("re-exported")
-        return 0
-    if args.eval_only:
-        saved = torch.load(ckpt)
-        cfg, info = saved["cfg"], saved["info"]
-        model, _ = build_model(cfg)
-        model.load_state_dict(saved["model"])
     else:
-        model, info = train(folder, cfg, args.work)
-        torch.save({"cfg": cfg, "info": info, "model": model.state_dict()}, ckpt + ".tmp")
-        os.replace(ckpt + ".tmp", ckpt)
-    model.eval()
-    import evaluate as E
-    metrics = E.validate(model, folder, cfg)
-    metrics["training"] = info
-    metrics["config"] = cfg
+        metrics = E.validate(model, folder, cfg)
+        metrics["training"] = info
+        metrics["config"] = cfg
     if os.path.exists(loso_path):
         metrics["loso"] = json.load(open(loso_path))
     E.write_json(os.path.join(args.work, "metrics.json"), metrics)
