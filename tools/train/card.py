@@ -11,6 +11,25 @@ def _ci(ci, d=3):
     return "%s–%s" % (_f(ci[0], d), _f(ci[1], d))
 
 
+def _nih_intensity(strength):
+    if strength == 1.0:
+        return ""
+    if strength == 0.0:
+        return ("; NIH images get none of the intensity changes (gamma, contrast, brightness, "
+                "equalisation): they are one source, and those changes hid the grey-level cues "
+                "of their findings")
+    return "; on NIH images the intensity changes are scaled by %g" % strength
+
+
+def _recipe_difference(run_cfg, shipped_cfg):
+    """Settings (other than length) in which a LOSO run's recipe differs from the shipped one."""
+    if run_cfg is None:
+        return "not recorded"
+    diff = ["%s %s (shipped %s)" % (k, run_cfg.get(k), v) for k, v in sorted(shipped_cfg.items())
+            if k not in ("steps", "max_minutes") and run_cfg.get(k) != v]
+    return "; ".join(diff) or "none"
+
+
 def render(m, version, thresholds):
     cfg, tr, cnt = m["config"], m["training"], m["counts"]
     out = []
@@ -59,8 +78,7 @@ def render(m, version, thresholds):
       "histogram equalisation (20%%), blur, noise, and black/white border strips (30%%)%s." % (
           cfg["box_weight"], round(100 * cfg["box_start"]), round(100 * cfg["box_full"]),
           cfg["adv_weight"],
-          "; on NIH images the intensity changes at %g of that strength" % cfg["nih_photometric"]
-          if cfg.get("nih_photometric", 1.0) != 1.0 else ""))
+          _nih_intensity(cfg.get("nih_photometric", 1.0))))
     w("- AdamW, learning rate %g, weight decay %g, batch %d, linear warm-up %d steps then "
       "cosine decay.\n" % (cfg["lr"], cfg["weight_decay"], cfg["batch"], cfg["warmup_steps"]))
     w("## Data\n")
@@ -163,14 +181,16 @@ def render(m, version, thresholds):
         w("Separate runs of the recipe above (their step counts in the table) trained without "
           "one TB collection's images; TB AUC of all that collection's TB images (none seen in training) against the "
           "held-out non-TB validation images.\n")
-        w("| left out | steps | TB images | vs all non-TB (95% CI) | per non-TB source |")
-        w("| --- | --- | --- | --- | --- |")
+        w("| left out | steps (machine) | TB images | vs all non-TB (95% CI) | per non-TB source | "
+          "recipe differs in |")
+        w("| --- | --- | --- | --- | --- | --- |")
         for d, r in sorted(lo.items()):
             per = "; ".join("%s %s" % (k, _f(v["auc"])) for k, v in sorted(r.items())
                             if isinstance(v, dict) and "auc" in v and k != "all_normals")
-            w("| %s | %d | %d | %s (%s) | %s |" % (
-                d, r["steps_done"], r["tb_images"], _f(r["all_normals"]["auc"]),
-                _ci(r["all_normals"]["ci"]), per))
+            w("| %s | %d (%s) | %d | %s (%s) | %s | %s |" % (
+                d, r["steps_done"], r.get("device", "CPU"), r["tb_images"],
+                _f(r["all_normals"]["auc"]), _ci(r["all_normals"]["ci"]), per,
+                _recipe_difference(r.get("config"), cfg)))
         w("")
     else:
         w("Not run for this model; see docs/training.md for the command.\n")
@@ -231,6 +251,8 @@ def render(m, version, thresholds):
       "the optimism. TB prevalence in the validation split (%d of %d) is far above any "
       "screening population, so TB probabilities are not screening-population probabilities."
       % (c["positives"], c["n"]))
+    w("- The recipe was chosen after comparing runs on this same validation split "
+      "(docs/training.md lists them), so the AUCs above are somewhat optimistic.")
     w("- Images were at most 256×256 and mostly pre-downsampled by third parties; behaviour on "
       "full-resolution DICOM rendered by cxrd is not validated here. Children, lateral views "
       "and portable ICU films are not represented in the validation data.")

@@ -211,7 +211,7 @@ DEFAULTS = {
     "seed": 6, "size": 192, "train_sizes": [[0.0, 160], [0.6, 192]], "widths": [32, 64, 128, 192], "blocks": [1, 2, 2, 2],
     "batch": 32, "steps": 4000, "max_minutes": 60, "lr": 2e-3, "weight_decay": 5e-4,
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
-    "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 1.0,
+    "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
 }
 
 
@@ -263,7 +263,7 @@ def main(argv=None):
     ap.add_argument("--reexport", action="store_true", help="reuse work/checkpoint.pt and "
                     "work/metrics.json (adding work/loso.json) and export again: no validation")
     ap.add_argument("--skip-export", action="store_true")
-    ap.add_argument("--model-version", default="cxr-default-1.1")
+    ap.add_argument("--model-version", default="cxr-default-1.2")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -285,7 +285,7 @@ def main(argv=None):
     loso_path = os.path.join(args.work, "loso.json")
     if args.leave_out:
         res = E.loso_check(model, folder, cfg, args.leave_out)
-        res.update(info)
+        res.update(info, config=cfg)
         allres = json.load(open(loso_path)) if os.path.exists(loso_path) else {}
         allres[args.leave_out] = res
         E.write_json(loso_path, allres)
