@@ -146,10 +146,11 @@ class Augmenter:
         k = torch.outer(k, k)
         self.blur_kernel = (k / k.sum()).view(1, 1, 5, 5).to(self.device)
 
-    def __call__(self, u8_batch, masks, size=None, photometric=None):
+    def __call__(self, u8_batch, masks, size=None, photometric=None, crop_min=None):
         """u8_batch: uint8 numpy [B,256,256]; masks: torch [B,256,256] (box masks, zero where
         none); photometric: per-image strength of the intensity augmentation (gamma,
-        contrast, brightness, equalisation), 1 when None. Returns (images [B,1,S,S] in network
+        contrast, brightness, equalisation), 1 when None; crop_min: per-image smallest crop,
+        as a fraction of the image area, 0.6 when None. Returns (images [B,1,S,S] in network
         units, masks [B,1,S,S]) on the augmenter's device."""
         rng = self.rng
         dev = self.device
@@ -163,7 +164,8 @@ class Augmenter:
         x = imgs.float().div_(255.0).unsqueeze(1)
         m = masks.to(dev).float().unsqueeze(1)
         # affine: output grid [-1,1] -> input coordinates
-        scale = np.sqrt(rng.uniform(0.6, 1.0, b))            # side fraction of the crop
+        crop_min = np.full(b, 0.6) if crop_min is None else np.asarray(crop_min, np.float64)
+        scale = np.sqrt(rng.uniform(crop_min, 1.0, b))       # side fraction of the crop
         aspect = np.exp(rng.uniform(-0.1, 0.1, b))
         sx, sy = scale * aspect, scale / aspect
         sx, sy = np.minimum(sx, 1.0), np.minimum(sy, 1.0)

@@ -162,7 +162,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         # network is fully convolutional, so BN statistics settle at the final size)
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
         x, m = aug(folder.images[idx], masks, size,
-                   np.where(is_nih[idx], cfg["nih_photometric"], 1.0))
+                   np.where(is_nih[idx], cfg["nih_photometric"], 1.0),
+                   np.where(is_nih[idx], cfg["nih_crop_min"], 0.6))
         y = torch.from_numpy(folder.targets[idx]).to(dev)
         w = torch.from_numpy(folder.mask[idx]).to(dev)
         if cuda:
@@ -212,6 +213,7 @@ DEFAULTS = {
     "batch": 32, "steps": 4000, "max_minutes": 60, "lr": 2e-3, "weight_decay": 5e-4,
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
+    "nih_crop_min": 0.6,
 }
 
 
@@ -256,7 +258,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
     ap.add_argument("--train-only", action="store_true", help="stop after saving the "
-                    "checkpoint (validate here later with --eval-only)")
+                    "checkpoint (validate later with --eval-only)")
     ap.add_argument("--eval-only", action="store_true", help="reuse the work folder's checkpoint")
     ap.add_argument("--leave-out", help="LOSO run: drop this TB collection from training and "
                     "add its TB AUC to the work folder's loso.json (no export)")
@@ -267,8 +269,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes,
-               **parse_overrides(args.set))
+    cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
+    cfg.update(parse_overrides(args.set))
     os.makedirs(args.work, exist_ok=True)
     folder = D.Folder(args.data, os.path.join(args.work, "cache"))
     log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
