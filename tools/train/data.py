@@ -85,6 +85,7 @@ class Folder:
 
 
 PIXEL_SCALE = 2.0 / 255.0
+CROP_MIN_AREA = 0.6  # smallest random crop, as a fraction of the image area
 PIXEL_OFFSET = -1.0
 
 
@@ -150,8 +151,8 @@ class Augmenter:
         """u8_batch: uint8 numpy [B,256,256]; masks: torch [B,256,256] (box masks, zero where
         none); photometric: per-image strength of the intensity augmentation (gamma,
         contrast, brightness, equalisation), 1 when None; crop_min: per-image smallest crop,
-        as a fraction of the image area, 0.6 when None. Returns (images [B,1,S,S] in network
-        units, masks [B,1,S,S]) on the augmenter's device."""
+        as a fraction of the image area, CROP_MIN_AREA when None. Returns (images [B,1,S,S] in
+        network units, masks [B,1,S,S]) on the augmenter's device."""
         rng = self.rng
         dev = self.device
         b = len(u8_batch)
@@ -164,7 +165,8 @@ class Augmenter:
         x = imgs.float().div_(255.0).unsqueeze(1)
         m = masks.to(dev).float().unsqueeze(1)
         # affine: output grid [-1,1] -> input coordinates
-        crop_min = np.full(b, 0.6) if crop_min is None else np.asarray(crop_min, np.float64)
+        crop_min = (np.full(b, CROP_MIN_AREA) if crop_min is None
+                    else np.asarray(crop_min, np.float64))
         scale = np.sqrt(rng.uniform(crop_min, 1.0, b))       # side fraction of the crop
         aspect = np.exp(rng.uniform(-0.1, 0.1, b))
         sx, sy = scale * aspect, scale / aspect

@@ -163,7 +163,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
         x, m = aug(folder.images[idx], masks, size,
                    np.where(is_nih[idx], cfg["nih_photometric"], 1.0),
-                   np.where(is_nih[idx], cfg["nih_crop_min"], 0.6))
+                   np.where(is_nih[idx], cfg["nih_crop_min"], D.CROP_MIN_AREA))
         y = torch.from_numpy(folder.targets[idx]).to(dev)
         w = torch.from_numpy(folder.mask[idx]).to(dev)
         if cuda:
@@ -213,7 +213,7 @@ DEFAULTS = {
     "batch": 32, "steps": 4000, "max_minutes": 60, "lr": 2e-3, "weight_decay": 5e-4,
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
-    "nih_crop_min": 0.6,
+    "nih_crop_min": D.CROP_MIN_AREA,
 }
 
 
