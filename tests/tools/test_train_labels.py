@@ -271,9 +271,11 @@ class Training(unittest.TestCase):
             make_folder(d)
             folder = D.Folder(d, os.path.join(d, "cache"))
             cfg = dict(T.DEFAULTS, steps=3, batch=4, size=32, train_sizes=[[0.0, 32]],
-                       widths=[8, 8, 8, 8], blocks=[1, 1, 1, 1], nih_photometric=0.0)
-            model, info = T.train(folder, cfg, leave_out="tbx11k_tb")
+                       widths=[8, 8, 8, 8], blocks=[1, 1, 1, 1], nih_photometric=0.0,
+                       members=2)
+            model, info = T.train_members(folder, cfg, leave_out="tbx11k_tb")
             self.assertEqual(info["steps_done"], 3)
+            self.assertEqual([m["seed"] for m in info["members"]], [6, 7])
             self.assertEqual(info["train_images"], int((~folder.is_val).sum()) - 16)
             path = os.path.join(d, "ckpt.pt")
             T.save_checkpoint(path, model, cfg, info)
@@ -283,6 +285,26 @@ class Training(unittest.TestCase):
             with torch.no_grad():
                 self.assertTrue(torch.equal(model(x)[0], again(x)[0]))
             self.assertEqual(cfg2["nih_photometric"], 0.0)
+            # members trained apart (one checkpoint each) combine into one model whose cam and
+            # logits are the members' means
+            one = dict(cfg, members=1)
+            members, paths = [], []
+            for seed in (6, 7):
+                m, i = T.train(folder, dict(one, seed=seed), leave_out="tbx11k_tb")
+                members.append(m.eval())
+                paths.append(os.path.join(d, "m%d.pt" % seed))
+                T.save_checkpoint(paths[-1], m, dict(one, seed=seed), i)
+            combined, cfg3, info3 = T.members_from(paths, "tbx11k_tb")
+            self.assertEqual((cfg3["members"], cfg3["seed"]), (2, 6))
+            with torch.no_grad():
+                cam, logits = combined.cam_and_logits(x)
+                parts = [m.cam_and_logits(x) for m in members]
+                torch.testing.assert_close(cam, (parts[0][0] + parts[1][0]) / 2)
+                torch.testing.assert_close(logits, (parts[0][1] + parts[1][1]) / 2)
+                # train_members did the same two runs
+                torch.testing.assert_close(combined(x)[0], model(x)[0])
+            with self.assertRaises(SystemExit):
+                T.members_from(paths[::-1], "tbx11k_tb")  # seeds must count up
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class Folder:
 
 PIXEL_SCALE = 2.0 / 255.0
 CROP_MIN_AREA = 0.6  # smallest random crop, as a fraction of the image area
+BORDER_MASK_RATE = 0.3  # share of images whose borders get masked
 PIXEL_OFFSET = -1.0
 
 
@@ -147,11 +148,13 @@ class Augmenter:
         k = torch.outer(k, k)
         self.blur_kernel = (k / k.sum()).view(1, 1, 5, 5).to(self.device)
 
-    def __call__(self, u8_batch, masks, size=None, photometric=None, crop_min=None):
+    def __call__(self, u8_batch, masks, size=None, photometric=None, crop_min=None,
+                 border_mask=None):
         """u8_batch: uint8 numpy [B,256,256]; masks: torch [B,256,256] (box masks, zero where
         none); photometric: per-image strength of the intensity augmentation (gamma,
         contrast, brightness, equalisation), 1 when None; crop_min: per-image smallest crop,
-        as a fraction of the image area, CROP_MIN_AREA when None. Returns (images [B,1,S,S] in
+        as a fraction of the image area, CROP_MIN_AREA when None; border_mask: per-image
+        probability of border masking, BORDER_MASK_RATE when None. Returns (images [B,1,S,S] in
         network units, masks [B,1,S,S]) on the augmenter's device."""
         rng = self.rng
         dev = self.device
@@ -200,7 +203,9 @@ class Augmenter:
         x = x + noise * torch.randn(b, 1, s, s, generator=self.noise_gen, device=dev)
         # border masking: strips of 0-8% on random sides, filled with black or white (hides
         # collimation edges, film borders and burnt-in text that differ between sources)
-        for i in np.flatnonzero(rng.rand(b) < 0.3):
+        border_mask = (np.full(b, BORDER_MASK_RATE) if border_mask is None
+                       else np.asarray(border_mask, np.float64))
+        for i in np.flatnonzero(rng.rand(b) < border_mask):
             fill = float(rng.rand() < 0.7) * 0.0 + float(rng.rand() < 0.3)
             for side in np.flatnonzero(rng.rand(4) < 0.5):
                 w = int(rng.uniform(0.02, 0.08) * s)

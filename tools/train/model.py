@@ -62,6 +62,20 @@ class Backbone(nn.Module):
         return self.layers(self.stem(x))
 
 
+class Ensemble(nn.Module):
+    """Several backbones side by side: their feature maps concatenated along the channels. Under
+    a classifier whose weights are each member's divided by the member count, the class maps
+    (and so the logits) are the mean of the members'."""
+
+    def __init__(self, backbones):
+        super().__init__()
+        self.members = nn.ModuleList(backbones)
+        self.out_channels = sum(b.out_channels for b in backbones)
+
+    def forward(self, x):
+        return torch.cat([b(x) for b in self.members], 1)
+
+
 class GradReverse(torch.autograd.Function):
     """Identity forward, gradient times -lambda backward (domain-adversarial training)."""
 

@@ -8,6 +8,7 @@ tools/export/contract.py and writes models/MODEL_CARD.md with the run's numbers.
 Fixed seeds; the work folder (--work) keeps the image cache, the checkpoint and the metrics, so
 `--eval-only` can redo validation, export and card from a finished run."""
 import argparse
+import copy
 import json
 import math
 import os
@@ -25,7 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "export"))
 import contract  # noqa: E402
 import data as D  # noqa: E402
 import labels as L  # noqa: E402
-from model import Backbone, SourceHeads  # noqa: E402
+from model import Backbone, Ensemble, SourceHeads  # noqa: E402
 
 TB = L.INDEX["Tuberculosis"]
 CALC = L.INDEX["Calcification"]
@@ -36,7 +37,11 @@ def log(msg):
 
 
 def build_model(cfg):
-    backbone = Backbone(tuple(cfg["widths"]), tuple(cfg["blocks"]))
+    """The contract model of cfg (cfg['members'] backbones side by side when above 1) and the
+    source heads that train one member."""
+    backbones = [Backbone(tuple(cfg["widths"]), tuple(cfg["blocks"]))
+                 for _ in range(cfg.get("members", 1))]
+    backbone = backbones[0] if len(backbones) == 1 else Ensemble(backbones)
     model = contract.ContractModel(backbone, backbone.out_channels, L.FINDINGS)
     heads = SourceHeads(backbone.out_channels, len(D.TB_SOURCES), len(D.OTHER_SOURCES))
     return model, heads
@@ -102,6 +107,16 @@ def ramp(progress, start, full):
     return min(1.0, (progress - start) / max(full - start, 1e-9))
 
 
+@torch.no_grad()
+def update_ema(ema, model, decay):
+    """Weights: ema <- decay * ema + (1 - decay) * model. BatchNorm statistics are copied (they
+    already are running averages)."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
 def device_name(dev):
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -110,6 +125,8 @@ def device_name(dev):
 
 
 def train(folder, cfg, leave_out=None, device="cpu"):
+    """Trains one member (cfg's seed); returns the model and a summary of the run."""
+    cfg = dict(cfg, members=1)
     torch.manual_seed(cfg["seed"])
     rng = np.random.RandomState(cfg["seed"])
     dev = torch.device(device)
@@ -126,6 +143,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     probs = sampling_weights(folder, train_idx, cfg)
     aug = D.Augmenter(cfg["size"], rng, dev, cfg["seed"])
     is_nih = np.isin(folder.dataset, D.NIH_SETS)
+    # exponential moving average of the weights (ema_decay 0: off); the run returns the average
+    ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     # box masks of the TB training images that have TBX11K boxes, as one uint8 tensor on the
@@ -163,7 +182,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
         x, m = aug(folder.images[idx], masks, size,
                    np.where(is_nih[idx], cfg["nih_photometric"], 1.0),
-                   np.where(is_nih[idx], cfg["nih_crop_min"], D.CROP_MIN_AREA))
+                   np.where(is_nih[idx], cfg["nih_crop_min"], D.CROP_MIN_AREA),
+                   np.where(is_nih[idx], cfg["nih_border_mask"], D.BORDER_MASK_RATE))
         y = torch.from_numpy(folder.targets[idx]).to(dev)
         w = torch.from_numpy(folder.mask[idx]).to(dev)
         if cuda:
@@ -193,6 +213,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if ema is not None:
+            update_ema(ema, model, min(cfg["ema_decay"], (1 + step) / (10 + step)))
         hist.append((float(loss_cls), float(lb), float(la)))
         step += 1
         if step % 25 == 0 or step < 4 or os.environ.get("CXR_TRAIN_VERBOSE"):
@@ -205,7 +227,62 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             "threads": torch.get_num_threads(), "device": device_name(dev),
             "leave_out": leave_out}
     log("trained %s" % json.dumps(info))
+    if ema is not None:
+        model = ema
     return model.cpu().to(memory_format=torch.contiguous_format), info
+
+
+@torch.no_grad()
+def combine(models, cfg):
+    """The trained members as one contract model: the classifier takes each member's weights
+    divided by the member count and the mean bias, so its cam and logits are the members'
+    means."""
+    if len(models) == 1:
+        return models[0]
+    ens, _ = build_model(dict(cfg, members=len(models)))
+    for member, m in zip(ens.backbone.members, models):
+        member.load_state_dict(m.backbone.state_dict())
+    ens.classifier.weight.copy_(torch.cat([m.classifier.weight for m in models], 1) / len(models))
+    ens.bias.copy_(torch.stack([m.bias for m in models]).mean(0))
+    return ens.eval()
+
+
+def ensemble_info(infos, leave_out):
+    """One summary of the members' training runs (each kept under 'members')."""
+    return {"members": infos, "steps_done": min(i["steps_done"] for i in infos),
+            "steps_planned": infos[0]["steps_planned"],
+            "train_seconds": sum(i["train_seconds"] for i in infos),
+            "time_capped": any(i["time_capped"] for i in infos),
+            "train_images": infos[0]["train_images"], "threads": infos[0]["threads"],
+            "device": infos[0]["device"], "leave_out": leave_out}
+
+
+def train_members(folder, cfg, leave_out=None, device="cpu"):
+    """cfg['members'] networks, one after another, at seeds seed, seed+1, ..."""
+    models, infos = [], []
+    for k in range(cfg["members"]):
+        model, info = train(folder, dict(cfg, seed=cfg["seed"] + k), leave_out, device)
+        models.append(model)
+        infos.append(dict(info, seed=cfg["seed"] + k))
+    return combine(models, cfg), ensemble_info(infos, leave_out)
+
+
+def members_from(paths, leave_out):
+    """An ensemble of members trained elsewhere (e.g. side by side on a GPU with --train-only
+    and --set members=1): their recipes must agree but for the seed, which must count up."""
+    loaded = [load_checkpoint(p) for p in paths]
+    cfg0 = loaded[0][1]
+    for k, (_, cfg, info) in enumerate(loaded):
+        same = {key: v for key, v in cfg.items() if key not in ("seed", "members")}
+        if same != {key: v for key, v in cfg0.items() if key not in ("seed", "members")}:
+            raise SystemExit("%s: its recipe differs from %s's" % (paths[k], paths[0]))
+        if cfg["seed"] != cfg0["seed"] + k or info.get("leave_out") != leave_out:
+            raise SystemExit("%s: expected seed %d, leave-out %s" % (
+                paths[k], cfg0["seed"] + k, leave_out))
+    cfg = dict(cfg0, members=len(loaded))
+    infos = [dict(info, seed=c["seed"], file=os.path.basename(p))
+             for p, (_, c, info) in zip(paths, loaded)]
+    return combine([m for m, _, _ in loaded], cfg), cfg, ensemble_info(infos, leave_out)
 
 
 DEFAULTS = {
@@ -213,7 +290,8 @@ DEFAULTS = {
     "batch": 32, "steps": 4000, "max_minutes": 60, "lr": 2e-3, "weight_decay": 5e-4,
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
-    "nih_crop_min": D.CROP_MIN_AREA,
+    "nih_crop_min": D.CROP_MIN_AREA, "nih_border_mask": D.BORDER_MASK_RATE, "ema_decay": 0.998,
+    "members": 3,
 }
 
 
@@ -264,6 +342,9 @@ def main(argv=None):
                     "add its TB AUC to the work folder's loso.json (no export)")
     ap.add_argument("--reexport", action="store_true", help="reuse work/checkpoint.pt and "
                     "work/metrics.json (adding work/loso.json) and export again: no validation")
+    ap.add_argument("--members-from", nargs="+", metavar="CHECKPOINT", help="combine these "
+                    "one-member checkpoints (seeds counting up) into the work folder's checkpoint "
+                    "instead of training, then validate and export as usual")
     ap.add_argument("--skip-export", action="store_true")
     ap.add_argument("--model-version", default="cxr-default-1.2")
     args = ap.parse_args(argv)
@@ -275,10 +356,13 @@ def main(argv=None):
     folder = D.Folder(args.data, os.path.join(args.work, "cache"))
     log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
     ckpt = checkpoint_path(args.work, args.leave_out)
-    if args.eval_only or args.reexport:
+    if args.members_from:
+        model, cfg, info = members_from(args.members_from, args.leave_out)
+        save_checkpoint(ckpt, model, cfg, info)
+    elif args.eval_only or args.reexport:
         model, cfg, info = load_checkpoint(ckpt)
     else:
-        model, info = train(folder, cfg, args.leave_out, args.device)
+        model, info = train_members(folder, cfg, args.leave_out, args.device)
         save_checkpoint(ckpt, model, cfg, info)
         if args.train_only:
             return 0
