@@ -21,6 +21,11 @@ def _nih_intensity(strength):
     return "; on NIH images the intensity changes are scaled by %g" % strength
 
 
+def _span(values, fmt="%d"):
+    lo, hi = fmt % min(values), fmt % max(values)
+    return lo if lo == hi else "%s–%s" % (lo, hi)
+
+
 def _recipe_difference(run_cfg, shipped_cfg):
     """Settings (other than length) in which a LOSO run's recipe differs from the shipped one."""
     if run_cfg is None:
@@ -52,14 +57,27 @@ def render(m, version, thresholds):
     else:
         machine = "a CPU (%s), PyTorch with %d thread(s)" % (
             device, tr.get("threads", m["speed"]["threads"]))
-    w("- Trained on %s: %d steps of %d images in %.1f minutes%s, seed %d." % (
-        machine, tr["steps_done"], cfg["batch"], tr["train_seconds"] / 60,
-        " (stopped by the time cap of %g minutes; the schedule annealed on time)" % cfg[
-            "max_minutes"] if tr["time_capped"] else "", cfg["seed"]))
+    n = cfg.get("members", 1)
+    capped = (" (stopped by the time cap of %g minutes; the schedule annealed on time)" %
+              cfg["max_minutes"] if tr["time_capped"] else "")
+    if n == 1:
+        w("- Trained on %s: %d steps of %d images in %.1f minutes%s, seed %d." % (
+            machine, tr["steps_done"], cfg["batch"], tr["train_seconds"] / 60, capped,
+            cfg["seed"]))
+    else:
+        w("- An ensemble of %d networks of the same recipe at seeds %s, trained on %s, each "
+          "for %s steps of %d images (%s minutes each)%s. The exported model runs them side by "
+          "side and averages their class maps, so its logits are the mean of theirs." % (
+              n, ", ".join(str(i["seed"]) for i in tr["members"]), machine,
+              _span([i["steps_done"] for i in tr["members"]]), cfg["batch"],
+              _span([i["train_seconds"] / 60 for i in tr["members"]], "%.1f"), capped))
+    if tr.get("note"):
+        w("- %s" % tr["note"])
     w("- Network: narrow ResNet (stage widths %s, blocks %s, last stage dilated), %d "
-      "parameters, one-channel input %d×%d, class maps %d×%d (stride 16). Classifier = 1×1 "
+      "parameters%s, one-channel input %d×%d, class maps %d×%d (stride 16). Classifier = 1×1 "
       "convolution before global average pooling, so `cam` is exact (mean of the map + bias = "
-      "logit)." % (cfg["widths"], cfg["blocks"], m["speed"]["parameters"], cfg["size"],
+      "logit)." % (cfg["widths"], cfg["blocks"], m["speed"]["parameters"],
+                   " in all" if n > 1 else "", cfg["size"],
                    cfg["size"], m["cam_shape"][0], m["cam_shape"][1]))
     w("- Input: the rendered 8-bit grey image (bone bright), area-resized to %d×%d without "
       "keeping the aspect ratio, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (
@@ -80,7 +98,10 @@ def render(m, version, thresholds):
           cfg["adv_weight"],
           _nih_intensity(cfg.get("nih_photometric", 1.0))))
     w("- AdamW, learning rate %g, weight decay %g, batch %d, linear warm-up %d steps then "
-      "cosine decay.\n" % (cfg["lr"], cfg["weight_decay"], cfg["batch"], cfg["warmup_steps"]))
+      "cosine decay%s.\n" % (cfg["lr"], cfg["weight_decay"], cfg["batch"], cfg["warmup_steps"],
+                             "; the exported weights are the exponential moving average of "
+                             "the training weights (decay %g)" % cfg["ema_decay"]
+                             if cfg.get("ema_decay") else ""))
     w("## Data\n")
     w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient (30%% of "
       "patients; file names `<patient>_<study>.png`), every other collection 20%% of its images "
@@ -129,6 +150,18 @@ def render(m, version, thresholds):
       % (_f(m["nih_mean"]["auc"]), _f(m["nih_mean"]["baseline_auc"]), beat, nval,
          sum(c["images"] - c["validation"] for d, c in cnt.items()
              if d.startswith("nih_") and isinstance(c, dict) and "images" in c)))
+    sc = m.get("seed_check")
+    if sc:
+        validated = [f for f, r in m["nih_findings"].items() if r["validated"]]
+        w("Seed check: the same recipe at seeds %s (not shipped) scored, per "
+          "validated finding: %s; mean %s. It beats the baseline on %d of the %d validated "
+          "findings: differences of this size between the tables are the luck of the seeds, "
+          "not the recipe.\n" % (
+              ", ".join(map(str, sc["seeds"])),
+              "; ".join("%s %s" % (f, _f(sc["auc"][f])) for f in validated),
+              _f(sc["nih_mean"]),
+              sum(sc["auc"][f] > m["nih_findings"][f]["baseline_auc"] for f in validated),
+              len(validated)))
     if beat < nval:
         w("**This falls short of the project's bar** (beat the baseline on every finding with "
           "at least 20 validation positives): the network is not above the trivial baseline on "
@@ -178,7 +211,8 @@ def render(m, version, thresholds):
     lo = m.get("loso")
     w("## Leave one TB collection out\n")
     if lo:
-        w("Separate runs of the recipe above (their step counts in the table) trained without "
+        w("Separate runs of the recipe above (an ensemble: all its members; their step counts "
+          "in the table, the fewest of the members) trained without "
           "one TB collection's images; TB AUC of all that collection's TB images (none seen in training) against the "
           "held-out non-TB validation images.\n")
         w("| left out | steps (machine) | TB images | vs all non-TB (95% CI) | per non-TB source | "

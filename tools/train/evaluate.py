@@ -309,6 +309,16 @@ def validate(model, folder, cfg):
     return m
 
 
+def seed_check(model, folder, cfg, info):
+    """NIH-finding AUCs of another model of the same recipe at other seeds: how much of a margin
+    over the baseline the choice of seeds alone can move."""
+    idx = np.flatnonzero(folder.is_val & np.isin(folder.dataset, D.NIH_SETS))
+    logits, _ = predict(model, folder.eval_inputs(idx, cfg["size"]))
+    nih, mean = nih_findings(folder, logits, idx)
+    return {"seeds": [i["seed"] for i in info.get("members", [dict(seed=cfg["seed"])])],
+            "auc": {f: r["auc"] for f, r in nih.items()}, "nih_mean": mean["auc"]}
+
+
 def counts(folder):
     out = {}
     for d in sorted(set(folder.dataset)):

@@ -345,8 +345,13 @@ def main(argv=None):
     ap.add_argument("--members-from", nargs="+", metavar="CHECKPOINT", help="combine these "
                     "one-member checkpoints (seeds counting up) into the work folder's checkpoint "
                     "instead of training, then validate and export as usual")
+    ap.add_argument("--seed-check", nargs="+", metavar="CHECKPOINT", help="one-member "
+                    "checkpoints of the same recipe at other seeds: their ensemble's NIH AUCs go "
+                    "into the card beside the model's")
+    ap.add_argument("--note", help="a line for the card's training section (e.g. how the "
+                    "members trained elsewhere got their data)")
     ap.add_argument("--skip-export", action="store_true")
-    ap.add_argument("--model-version", default="cxr-default-1.2")
+    ap.add_argument("--model-version", default="cxr-default-1.3")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -385,6 +390,15 @@ def main(argv=None):
         metrics["config"] = cfg
     if os.path.exists(loso_path):
         metrics["loso"] = json.load(open(loso_path))
+    if args.note:
+        metrics["training"]["note"] = args.note
+    if args.seed_check:
+        other, other_cfg, other_info = members_from(args.seed_check, None)
+        length = ("seed", "steps", "max_minutes")
+        if ({k: v for k, v in other_cfg.items() if k not in length} !=
+                {k: v for k, v in cfg.items() if k not in length}):
+            raise SystemExit("--seed-check: the recipe differs from the model's")
+        metrics["seed_check"] = E.seed_check(other, folder, cfg, other_info)
     E.write_json(os.path.join(args.work, "metrics.json"), metrics)
     if not args.skip_export:
         import card
