@@ -239,6 +239,11 @@ class SplitAndOperatingPoints(unittest.TestCase):
         self.assertAlmostEqual(float(E.rank_auc(q[y == 1], q[y == 0])[0]), roc_auc_score(y, q))
         auc, lo, hi = E.auc_ci(y, q, np.random.RandomState(0), 200)
         self.assertTrue(lo < auc < hi)
+        # paired difference: zero for the same scores, whatever the resample; around the true
+        # difference otherwise (a score against its mirror image: 2 * AUC - 1)
+        self.assertEqual(E.auc_difference_ci(y, q, q, n=200), [0.0, 0.0])
+        dlo, dhi = E.auc_difference_ci(y, q, 1 - q, n=200)
+        self.assertTrue(dlo < 2 * auc - 1 < dhi)
         self.assertAlmostEqual(E.ece(np.array([1, 0, 1, 0]), np.array([1.0, 0.0, 1.0, 0.0])),
                                0.0)
         self.assertAlmostEqual(E.ece(np.array([1, 1, 0, 0]), np.array([.55, .55, .55, .55])),

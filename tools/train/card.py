@@ -128,26 +128,32 @@ def render(m, version, thresholds):
       "thumbnail plus a 32-bin grey histogram, trained on the same training split, positives "
       "vs No Finding). Findings with fewer than 20 validation positives are **not validated**.\n")
     w("| finding | val. positives | network AUC (95% CI) | baseline AUC (95% CI) | network − "
-      "baseline | status |")
+      "baseline (paired 95% CI) | status |")
     w("| --- | --- | --- | --- | --- | --- |")
     beat = 0
     nval = 0
+    clear = 0
     behind = []
     for f, r in m["nih_findings"].items():
         status = "validated" if r["validated"] else "not validated (< 20 positives)"
         if r["validated"]:
             nval += 1
             beat += r["auc"] > r["baseline_auc"]
+            clear += r.get("difference_ci", [0])[0] > 0
             if r["auc"] <= r["baseline_auc"]:
                 behind.append("%s (%+.3f)" % (f, r["auc"] - r["baseline_auc"]))
-        w("| %s | %d (vs %d) | %s (%s) | %s (%s) | %+.3f | %s |" % (
+        dci = r.get("difference_ci")
+        w("| %s | %d (vs %d) | %s (%s) | %s (%s) | %+.3f%s | %s |" % (
             f, r["positives"], r["negatives"], _f(r["auc"]), _ci(r["ci"]),
-            _f(r["baseline_auc"]), _ci(r["baseline_ci"]), r["auc"] - r["baseline_auc"], status))
+            _f(r["baseline_auc"]), _ci(r["baseline_ci"]), r["auc"] - r["baseline_auc"],
+            " (%+.3f to %+.3f)" % tuple(dci) if dci else "", status))
     w("")
     w("Mean over the nine mapped findings: network **%s**, baseline %s. The network beats the "
-      "baseline on %d of the %d validated findings. (CheXNet, trained on 112,120 NIH images, "
+      "baseline on %d of the %d validated findings%s. (CheXNet, trained on 112,120 NIH images, "
       "reached about 0.84 on these findings; this network saw about %d NIH training images.)\n"
       % (_f(m["nih_mean"]["auc"]), _f(m["nih_mean"]["baseline_auc"]), beat, nval,
+         "; on %d of them the paired CI of the difference lies above zero" % clear
+         if all("difference_ci" in r for r in m["nih_findings"].values()) else "",
          sum(c["images"] - c["validation"] for d, c in cnt.items()
              if d.startswith("nih_") and isinstance(c, dict) and "images" in c)))
     sc = m.get("seed_check")

@@ -72,6 +72,19 @@ def auc_ci(y, s, rng, n=BOOT):
     return float(auc), float(lo), float(hi)
 
 
+def auc_difference_ci(y, s1, s2, seed=SEED, n=BOOT):
+    """Paired stratified bootstrap 95% CI of AUC(s1) - AUC(s2): both scores on the same
+    resampled images, so what they share does not widen the interval."""
+    rng = np.random.RandomState(seed)
+    y = np.asarray(y)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    pi = pos[rng.randint(0, len(pos), (n, len(pos)))]
+    ni = neg[rng.randint(0, len(neg), (n, len(neg)))]
+    s1, s2 = np.asarray(s1, np.float64), np.asarray(s2, np.float64)
+    d = rank_auc(s1[pi], s1[ni]) - rank_auc(s2[pi], s2[ni])
+    return np.percentile(d, [2.5, 97.5]).tolist()
+
+
 def baseline_features(u8_256):
     """The trivial model's input: 16x16 area-averaged thumbnail plus a 32-bin grey histogram."""
     n = len(u8_256)
@@ -106,6 +119,8 @@ def nih_findings(folder, val_logits, val_idx):
         a, lo, hi = auc_ci(y_va, net, rng)
         b, blo, bhi = auc_ci(y_va, base, rng)
         out[f] = {"auc": a, "ci": [lo, hi], "baseline_auc": b, "baseline_ci": [blo, bhi],
+                  "difference_ci": (auc_difference_ci(y_va, net, base)
+                                    if 0 < y_va.sum() < len(y_va) else [float("nan")] * 2),
                   "positives": int(y_va.sum()), "negatives": int((1 - y_va).sum()),
                   "train_positives": int(y_tr.sum()), "validated": bool(y_va.sum() >= 20)}
     out_mean = {"auc": float(np.nanmean([v["auc"] for v in out.values()])),
