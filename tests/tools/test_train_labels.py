@@ -251,6 +251,17 @@ class SplitAndOperatingPoints(unittest.TestCase):
 
 
 class Training(unittest.TestCase):
+    def test_jpeg_round_trip(self):
+        import data as D
+        rng = np.random.RandomState(3)
+        smooth = np.add.outer(np.arange(64), np.arange(64)).astype(np.uint8) * 2
+        img = np.clip(smooth + rng.randint(0, 8, smooth.shape), 0, 255).astype(np.uint8)
+        out = D.jpeg_round_trip(img, 90)
+        self.assertEqual((out.shape, out.dtype), (img.shape, np.uint8))
+        diff = np.abs(out.astype(int) - img)
+        self.assertTrue(0 < diff.mean() < 3)
+        self.assertTrue(np.array_equal(out, D.jpeg_round_trip(img, 90)))
+
     def test_equalize_matches_the_definition(self):
         import torch
         import data as D
@@ -277,7 +288,7 @@ class Training(unittest.TestCase):
             folder = D.Folder(d, os.path.join(d, "cache"))
             cfg = dict(T.DEFAULTS, steps=3, batch=4, size=32, train_sizes=[[0.0, 32]],
                        widths=[8, 8, 8, 8], blocks=[1, 1, 1, 1], nih_photometric=0.0,
-                       members=2)
+                       members=2, train_jpeg_quality=90)
             model, info = T.train_members(folder, cfg, leave_out="tbx11k_tb")
             self.assertEqual(info["steps_done"], 3)
             self.assertEqual([m["seed"] for m in info["members"]], [6, 7])

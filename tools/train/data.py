@@ -3,6 +3,7 @@ image, fixed seed), caches the decoded images as one uint8 array, and builds aug
 batches in torch. Labels come from tools/train/labels.py (the 11 contract findings)."""
 import csv
 import hashlib
+import io
 import os
 
 import numpy as np
@@ -97,6 +98,16 @@ def load_grey(path, width, height):
         if im.size != (width, height):
             im = im.resize((width, height), Image.BOX)
         return np.asarray(im, np.uint8)
+
+
+def jpeg_round_trip(u8, quality):
+    """The grey image after JPEG compression at `quality` and decoding (PIL, as the shipped
+    members' GPU runs received their training images)."""
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("L"), np.uint8)
 
 
 def read_boxes(path):

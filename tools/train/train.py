@@ -141,6 +141,11 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         keep = ~((folder.dataset[train_idx] == leave_out) & (folder.targets[train_idx, TB] == 1))
         train_idx = train_idx[keep]
     probs = sampling_weights(folder, train_idx, cfg)
+    images = folder.images
+    if cfg["train_jpeg_quality"]:
+        images = images.copy()
+        for i in train_idx:
+            images[i] = D.jpeg_round_trip(images[i], cfg["train_jpeg_quality"])
     aug = D.Augmenter(cfg["size"], rng, dev, cfg["seed"])
     is_nih = np.isin(folder.dataset, D.NIH_SETS)
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
@@ -180,7 +185,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         # progressive resizing: cheap small inputs first, the export size at the end (the
         # network is fully convolutional, so BN statistics settle at the final size)
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
-        x, m = aug(folder.images[idx], masks, size,
+        x, m = aug(images[idx], masks, size,
                    np.where(is_nih[idx], cfg["nih_photometric"], 1.0),
                    np.where(is_nih[idx], cfg["nih_crop_min"], D.CROP_MIN_AREA),
                    np.where(is_nih[idx], cfg["nih_border_mask"], D.BORDER_MASK_RATE))
@@ -291,7 +296,7 @@ DEFAULTS = {
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
     "nih_crop_min": D.CROP_MIN_AREA, "nih_border_mask": D.BORDER_MASK_RATE, "ema_decay": 0.998,
-    "members": 3,
+    "members": 3, "train_jpeg_quality": 0,
 }
 
 
