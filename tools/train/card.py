@@ -97,6 +97,9 @@ def render(m, version, thresholds):
           cfg["box_weight"], round(100 * cfg["box_start"]), round(100 * cfg["box_full"]),
           cfg["adv_weight"],
           _nih_intensity(cfg.get("nih_photometric", 1.0))))
+    if cfg.get("train_jpeg_quality"):
+        w("- Training images were JPEG-compressed at quality %d (and decoded) before "
+          "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])
     w("- AdamW, learning rate %g, weight decay %g, batch %d, linear warm-up %d steps then "
       "cosine decay%s.\n" % (cfg["lr"], cfg["weight_decay"], cfg["batch"], cfg["warmup_steps"],
                              "; the exported weights are the exponential moving average of "

@@ -296,7 +296,7 @@ DEFAULTS = {
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
     "nih_crop_min": D.CROP_MIN_AREA, "nih_border_mask": D.BORDER_MASK_RATE, "ema_decay": 0.998,
-    "members": 3, "train_jpeg_quality": 0,
+    "members": 3, "train_jpeg_quality": 90,
 }
 
 
