@@ -272,14 +272,19 @@ def train_members(folder, cfg, leave_out=None, device="cpu"):
     return combine(models, cfg), ensemble_info(infos, leave_out)
 
 
+def same_recipe(a, b, ignore):
+    """Whether two recipes agree on every setting but those in `ignore`."""
+    return ({k: v for k, v in a.items() if k not in ignore} ==
+            {k: v for k, v in b.items() if k not in ignore})
+
+
 def members_from(paths, leave_out):
     """An ensemble of members trained elsewhere (e.g. side by side on a GPU with --train-only
     and --set members=1): their recipes must agree but for the seed, which must count up."""
     loaded = [load_checkpoint(p) for p in paths]
     cfg0 = loaded[0][1]
     for k, (_, cfg, info) in enumerate(loaded):
-        same = {key: v for key, v in cfg.items() if key not in ("seed", "members")}
-        if same != {key: v for key, v in cfg0.items() if key not in ("seed", "members")}:
+        if not same_recipe(cfg, cfg0, ("seed", "members")):
             raise SystemExit("%s: its recipe differs from %s's" % (paths[k], paths[0]))
         if cfg["seed"] != cfg0["seed"] + k or info.get("leave_out") != leave_out:
             raise SystemExit("%s: expected seed %d, leave-out %s" % (
@@ -399,9 +404,7 @@ def main(argv=None):
         metrics["training"]["note"] = args.note
     if args.seed_check:
         other, other_cfg, other_info = members_from(args.seed_check, None)
-        length = ("seed", "steps", "max_minutes")
-        if ({k: v for k, v in other_cfg.items() if k not in length} !=
-                {k: v for k, v in cfg.items() if k not in length}):
+        if not same_recipe(other_cfg, cfg, ("seed", "steps", "max_minutes")):
             raise SystemExit("--seed-check: the recipe differs from the model's")
         metrics["seed_check"] = E.seed_check(other, folder, cfg, other_info)
     E.write_json(os.path.join(args.work, "metrics.json"), metrics)
