@@ -15,6 +15,14 @@
 #include "model/model.h"
 #include "util/util.h"
 
+/* [gate] mode: what the input gate does with an image that is not an adult frontal chest
+ * radiograph. */
+enum cxr_gate_mode {
+    CXR_GATE_REFUSE = 0, /* 400, no outputs (the default) */
+    CXR_GATE_WARN = 1,   /* the result, with Result "Warning" and the gate's message */
+    CXR_GATE_OFF = 2,
+};
+
 /* ---- Configuration (api_config.c): every key is documented in README "## Configuration". */
 struct cxr_config {
     char *config_dir; /* folder of the config file; relative paths in it are resolved here */
@@ -47,6 +55,8 @@ struct cxr_config {
     char *audit_database;
     /* [report] */
     char *institution_name;
+    /* [gate] */
+    enum cxr_gate_mode gate_mode;
 };
 
 /* Fills config with the defaults, then applies path (may be NULL: defaults only) and the
@@ -187,6 +197,7 @@ struct cxr_api_result {
     char patient_id[80];                 /* the resolved patient ID ("" before it is known) */
     char sop_instance_uid[80];
     char result[24];
+    bool gate_flagged; /* [gate] mode = warn: not a frontal chest radiograph; message says why */
     double stage_seconds[CXR_STAGE_COUNT];
 };
 

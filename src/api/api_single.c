@@ -165,9 +165,10 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
     memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);
     enum cxr_status status;
     if (result.status == 200) {
-        status = cxr_api_envelope_inline(200, "Success", result.data,
-                                         "Inference completed successfully.", &result.images,
-                                         response);
+        status = cxr_api_envelope_inline(
+                200, result.gate_flagged ? "Warning" : "Success", result.data,
+                result.gate_flagged ? result.message : "Inference completed successfully.",
+                &result.images, response);
         result.data = NULL; /* stolen */
     } else {
         status = cxr_api_envelope(result.status, "Failure", NULL, result.message, response);
@@ -185,7 +186,7 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
             .result = result.status == 200 ? result.result : "",
             .status = result.status,
             .duration_ms = (cxr_api_now() - start) * 1000.0,
-            .message = result.status == 200 ? "" : result.message,
+            .message = result.status == 200 && !result.gate_flagged ? "" : result.message,
     };
     cxr_api_audit_record(api, &record);
     cxr_api_result_release(&result);
