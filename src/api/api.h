@@ -78,6 +78,7 @@ struct cxr_audit_record {
     int status;         /* HTTP status (the CLI records 200 or 500 alike) */
     double duration_ms;
     const char *message;
+    const char *predictions; /* the predictions JSON of a result, "" otherwise */
 };
 
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);
@@ -85,6 +86,17 @@ void cxr_audit_close(struct cxr_audit *audit);
 /* Appends one row with the current UTC time. Thread safe. NULL strings are stored as "". */
 enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_record *record,
                                 struct cxr_err *err);
+
+/* A stored result, as cxr_audit_find_sop hands it over (strings valid during the call). */
+struct cxr_audit_result_row {
+    const char *time, *route, *input_path, *patient_id, *result, *predictions;
+};
+typedef void (*cxr_audit_row_visit)(const struct cxr_audit_result_row *row, void *context);
+/* Calls visit for every stored result of sop_instance_uid, oldest first; *count is how many.
+ * Thread safe. */
+enum cxr_status cxr_audit_find_sop(struct cxr_audit *audit, const char *sop_instance_uid,
+                                   cxr_audit_row_visit visit, void *context, size_t *count,
+                                   struct cxr_err *err);
 
 /* ---- The API context ---- */
 struct cxr_api;
@@ -203,7 +215,32 @@ struct cxr_api_result {
 
 void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result);
+/* One audit row for a job's outcome (route "single_inference", "bulk_inference/file" or
+ * "infer"), with its predictions JSON when it succeeded. No-op without an audit log; a failed
+ * write goes to the log. Call before cxr_api_result_release (Data is read, not taken). */
+void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *route,
+                          const char *input_path, const struct cxr_api_result *result,
+                          double duration_ms);
 void cxr_api_result_release(struct cxr_api_result *result);
+
+/* ---- The run ledger (api_ledger.c): which files of one bulk or `infer` run wrote which
+ * patient folder, to report studies that share a patient ID. Thread safe. ---- */
+struct cxr_api_ledger;
+enum cxr_status cxr_api_ledger_create(struct cxr_api_ledger **ledger);
+void cxr_api_ledger_destroy(struct cxr_api_ledger *ledger);
+enum cxr_status cxr_api_ledger_add(struct cxr_api_ledger *ledger, const char *patient_id,
+                                   const char *input_path, const char *sop_instance_uid);
+/* Appends to text "PID: a.dcm, b.dcm (the folder holds b.dcm); ..." for the first max_shown
+ * patient IDs written by more than one file (paths shown relative to strip when under it), and
+ * returns how many such patient IDs there are. Reads each folder's predictions JSON under
+ * output_folder to name the file whose result it holds. */
+size_t cxr_api_ledger_collisions(struct cxr_api_ledger *ledger, const char *output_folder,
+                                 const char *strip, size_t max_shown, struct cxr_buf *text);
+
+/* The sentence that introduces the ledger's list in messages. */
+#define CXR_API_SHARED_ID_TEXT                                                                     \
+    "patient IDs written by more than one file (each folder keeps the result written last; "       \
+    "every result stays in the audit log: cxrd results --sop UID)"
 
 /* True when id is a safe folder name: 1 to 64 characters of A-Z a-z 0-9 . _ - and not starting
  * with a dot. */

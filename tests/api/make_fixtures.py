@@ -2,7 +2,8 @@
 """Fixtures for the server tests, made once in the build tree: three test models whose overall
 result is pinned (TB Presumptive, Abnormal, Normal; tools/export/test_model.py thresholds) and
 DICOM files derived from a chest CR of the shared corpus with DCMTK's dcmodify (distinct
-PatientIDs, names, a UTF-8 Greek name, a PatientID that is not a safe folder name, none at all),
+PatientIDs, names, a UTF-8 Greek name, a PatientID that is not a safe folder name, none at all,
+two studies of one patient, one relabelled as a CT),
 and one large image in large/ (the chest CR enlarged to 4096x4096 with pydicom), slow enough
 to queue requests behind it.
 
@@ -17,7 +18,7 @@ sys.dont_write_bytecode = True
 
 tools, data, out = sys.argv[1:4]
 os.makedirs(out, exist_ok=True)
-stamp = os.path.join(out, "fixtures-2.done")  # bump when the fixture set changes
+stamp = os.path.join(out, "fixtures-3.done")  # bump when the fixture set changes
 if os.path.exists(stamp):
     sys.exit(0)
 
@@ -57,6 +58,10 @@ derive("noid.dcm")
 for i in range(8):
     derive("conc%d.dcm" % i, "(0010,0020)=PATC%d" % i, "(0010,0010)=Client^Number%d" % i,
            "(0008,0018)=1.2.826.0.1.3680043.10.1002.%d" % i)
+# Two studies of one patient (distinct SOP Instance UIDs), and a chest file relabelled as CT.
+derive("twin1.dcm", "(0010,0020)=TWIN1", "(0008,0018)=1.2.826.0.1.3680043.10.1003.1")
+derive("twin2.dcm", "(0010,0020)=TWIN1", "(0008,0018)=1.2.826.0.1.3680043.10.1003.2")
+derive("ct.dcm", "(0010,0020)=PATCT", "(0008,0060)=CT", "(0008,0018)=1.2.826.0.1.3680043.10.1004.1")
 with open(os.path.join(dicom, "junk.dcm"), "wb") as junk:
     junk.write(b"this is not a DICOM file\n" * 10)
 shutil.copyfile(os.path.join(dicom, "pat001.dcm"), os.path.join(dicom, "pat001.png"))
