@@ -46,7 +46,8 @@ struct cxr_config {
     /* [audit] */
     char *audit_database;
     /* [report] */
-    char *institution_name;
+    char *institution_name; /* "" = the DICOM file's Institution Name */
+    char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */
 };
 
 /* Fills config with the defaults, then applies path (may be NULL: defaults only) and the

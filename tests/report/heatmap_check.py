@@ -44,12 +44,71 @@ def pointing_from_points(folder, points, val_idx):
     return hits, float(other)
 
 
+def card_input_check(args, folder, val_idx, side, out):
+    """The same before/after comparison on the TBX11K images with boxes, but with the class
+    maps of the card's own network inputs (evaluate.predict feeds folder.eval_inputs, a PIL box
+    resize, where cxrd resizes with its own code), computed by cxrd's runtime (`cxrd model-run`,
+    which matches PyTorch) so that 'before' is the card's figure."""
+    import labels as L
+    size = 192
+    boxed = [j for j, i in enumerate(val_idx) if folder.files[i] in folder.boxes]
+    tmp = os.path.join(args.work, "card-inputs")
+    os.makedirs(tmp, exist_ok=True)
+    tb_maps = []
+    for j in boxed:
+        x = folder.eval_inputs(val_idx[j:j + 1], size)
+        np.save(os.path.join(tmp, "input.npy"), x)
+        subprocess.run([args.cxrd, "model-run", args.model, os.path.join(tmp, "input.npy"), tmp,
+                        "--threads", "1"], check=True, stdout=subprocess.DEVNULL)
+        tb_maps.append(np.load(os.path.join(tmp, "cam.npy"))[0, L.INDEX["Tuberculosis"]])
+    tb_maps = np.stack(tb_maps).astype(np.float32)
+    h, w = tb_maps.shape[1:]
+    # evaluate.pointing_game indexes maps by position in val_idx: give it the boxed subset.
+    sub_idx = val_idx[boxed]
+    cams = np.zeros((len(boxed), 11, h, w), np.float32)
+    cams[:, L.INDEX["Tuberculosis"]] = tb_maps
+    before = E.pointing_game(folder, cams, sub_idx)
+    raw = os.path.join(tmp, "images.u8")
+    folder.images[sub_idx].tofile(raw)
+    tb_file = os.path.join(tmp, "tb_cams.f32")
+    tb_maps.tofile(tb_file)
+    drawn = os.path.join(tmp, "out")
+    os.makedirs(drawn, exist_ok=True)
+    subprocess.run([args.tool, args.model, raw, str(len(boxed)), str(side), str(side), drawn,
+                    "0", tb_file], check=True)
+    tb_point = np.fromfile(os.path.join(drawn, "tb_point.i32"), np.int32).reshape(-1, 2)
+    hits, other = pointing_from_points(
+        folder, {j: (tb_point[j, 0] + 0.5, tb_point[j, 1] + 0.5) for j in range(len(boxed))},
+        sub_idx)
+    raw_hits, _ = pointing_from_points(folder, {j: p for j, p in enumerate(
+        raw_argmax_points(cams, side))}, sub_idx)
+    assert abs(raw_hits.mean() - before["pointing"]) < 1e-12
+    return {"before": before, "after": {"pointing": float(hits.mean()),
+                                        "other_image_boxes": other,
+                                        "changed_vs_before": int((hits != raw_hits).sum())}}
+
+
+def raw_argmax_points(cams, side):
+    """Pixel centre of each image's upsampled Tuberculosis map maximum, as evaluate does."""
+    import torch
+    import torch.nn.functional as F
+    points = []
+    for j in range(len(cams)):
+        up = F.interpolate(torch.from_numpy(cams[j:j + 1, 0:1]), size=(side, side),
+                           mode="bilinear", align_corners=False)[0, 0].numpy()
+        y, x = np.unravel_index(np.argmax(up), up.shape)
+        points.append((x + 0.5, y + 0.5))
+    return points
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "cxr"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "cxr-default.onnx"))
     ap.add_argument("--tool", required=True, help="build/tests/report/report_heat_check")
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "heatcheck"))
+    ap.add_argument("--cxrd", help="build/src/cxrd: also score the maps of the card's exact "
+                    "network inputs (PIL box resize), run by `cxrd model-run`")
     ap.add_argument("--pngs", type=int, default=0, help="heatmap PNGs to keep for viewing")
     ap.add_argument("--exclude", default="nih_radsim",
                     help="collections left out (comma-separated): the card's split predates "
@@ -121,8 +180,13 @@ def main():
     abnormal = result != 0
     differs = changed[abnormal] > 0
     datasets = folder.dataset[val_idx]
+    card_inputs = None
+    if args.cxrd:
+        card_inputs = card_input_check(args, folder, val_idx, side, out)
+
     report = {
         "excluded_collections": excluded,
+        "pointing_on_card_inputs": card_inputs,
         "validation_images": int(n),
         "pointing_before": before,
         "pointing_after": after,

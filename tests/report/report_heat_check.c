@@ -2,8 +2,11 @@
  * report code on images the Python side has decoded, so the pointing game is scored on exactly
  * the maps cxrd draws. Not a ctest test: it needs the default model and the data folder.
  *
- * report_heat_check MODEL IMAGES.u8 COUNT WIDTH HEIGHT OUTDIR [PNG_COUNT]
- * IMAGES.u8 holds COUNT grey images of WIDTH x HEIGHT bytes. Writes raw little-endian arrays
+ * report_heat_check MODEL IMAGES.u8 COUNT WIDTH HEIGHT OUTDIR [PNG_COUNT [TB_CAMS.f32]]
+ * IMAGES.u8 holds COUNT grey images of WIDTH x HEIGHT bytes. TB_CAMS.f32, when given, holds
+ * COUNT Tuberculosis class maps of the model's map size that replace the model's own for
+ * tb_point (so maps computed elsewhere, e.g. from the model card's exact inputs, can be drawn
+ * with this image's body mask). Writes raw little-endian arrays
  * into OUTDIR: probabilities.f32 [COUNT][11], thresholds.f32 [11], cams.f32 [COUNT][11][h][w],
  * cam_shape.txt ("h w"), tb_point.i32 [COUNT][2] (x, y of the displayed Tuberculosis heat's
  * first maximum, row-major, as numpy's argmax), body_share.f32 [COUNT] (share of pixels with
@@ -43,6 +46,11 @@ int main(int argc, char **argv)
     uint32_t height = (uint32_t)strtoul(argv[5], NULL, 10);
     const char *outdir = argv[6];
     long png_count = argc > 7 ? strtol(argv[7], NULL, 10) : 0;
+    FILE *tb_cams = NULL;
+    if (argc > 8 && (tb_cams = fopen(argv[8], "rb")) == NULL) {
+        perror(argv[8]);
+        return 1;
+    }
     size_t image_bytes = (size_t)width * height;
 
     struct cxr_err err = CXR_ERR_INIT;
@@ -86,13 +94,25 @@ int main(int argc, char **argv)
         struct cxr_prediction prediction;
         struct cxr_report_mask mask = {0};
         if (cxr_model_predict(model, &source, &prediction, &err) != CXR_OK ||
-            cxr_report_mask_compute(&source, &mask, &err) != CXR_OK ||
-            cxr_report_heat_compute(&prediction, 0, &mask, width, height, heat, &err) != CXR_OK) {
+            cxr_report_mask_compute(&source, &mask, &err) != CXR_OK) {
             fprintf(stderr, "image %zu: %s\n", i, err.message);
             return 1;
         }
         cam_width = prediction.cam_width;
         cam_height = prediction.cam_height;
+        size_t map_size = (size_t)cam_width * cam_height;
+        float *own_tb = malloc(sizeof(float) * map_size);
+        memcpy(own_tb, prediction.cams, sizeof(float) * map_size);
+        if (tb_cams && fread(prediction.cams, sizeof(float), map_size, tb_cams) != map_size) {
+            fprintf(stderr, "short read of %s at image %zu\n", argv[8], i);
+            return 1;
+        }
+        if (cxr_report_heat_compute(&prediction, 0, &mask, width, height, heat, &err) != CXR_OK) {
+            fprintf(stderr, "image %zu: %s\n", i, err.message);
+            return 1;
+        }
+        memcpy(prediction.cams, own_tb, sizeof(float) * map_size);
+        free(own_tb);
         for (int k = 0; k < CXR_FINDING_COUNT; k++) {
             float p = (float)prediction.findings[k].confidence;
             fwrite(&p, sizeof p, 1, probabilities);
@@ -162,6 +182,8 @@ int main(int argc, char **argv)
     fprintf(shape, "%u %u\n", cam_height, cam_width);
     fclose(shape);
     fclose(images);
+    if (tb_cams)
+        fclose(tb_cams);
     fclose(probabilities);
     fclose(cams);
     fclose(points);
