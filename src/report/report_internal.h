@@ -19,6 +19,8 @@ void cxr_report_colormap_fill(uint8_t table[256][3]);
 #define CXR_REPORT_MASK_DARK   0.12f
 #define CXR_REPORT_MASK_BRIGHT 0.06f
 #define CXR_REPORT_MASK_FLAT   0.025f
+/* The flood starts from air within this many grid cells of the image edge. */
+#define CXR_REPORT_MASK_RING 3
 
 struct cxr_report_mask {
     uint32_t width, height;               /* grid size */

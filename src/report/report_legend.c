@@ -1,11 +1,10 @@
 /* The legend strip baked under the API heatmap, so the PNG explains itself wherever it is
  * viewed: which finding the colour shows (with its confidence and threshold), the colour bar
  * and what its ends mean, and which other findings are present (shown one per map in the PDF).
- * Text is drawn with pango on a cairo image surface; the colour bar is written pixel by pixel
- * from the same colour map as the overlay. */
-#include <glib.h>
+ * Text is drawn with cairo on an image surface; the colour bar is written pixel by pixel from
+ * the same colour map as the overlay. */
+#include <cairo.h>
 #include <math.h>
-#include <pango/pangocairo.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,23 +16,69 @@ uint32_t cxr_report_legend_height(uint32_t width)
     return height < 56 ? 56 : height > 448 ? 448 : height;
 }
 
+/* Width of text in the current font. */
+static double text_width(cairo_t *cr, const char *text)
+{
+    cairo_text_extents_t extents;
+    cairo_text_extents(cr, text, &extents);
+    return extents.x_advance;
+}
+
+/* Shows up to `lines` lines of text from (x, y) (top of the first line), breaking at spaces and
+ * ending with an ellipsis when the text does not fit. cairo's own text API, not pango: the
+ * legend is Latin text that needs no shaping, and pango releases fonts from a worker thread
+ * after a call returns, which made cxr_report_shutdown abort in cairo's reset (an
+ * `live_entries == 0` assertion) in short runs that draw only a legend. */
 static void show_text(cairo_t *cr, const char *text, double size, bool bold, double x, double y,
                       double width, int lines)
 {
-    PangoLayout *layout = pango_cairo_create_layout(cr);
-    PangoFontDescription *font = pango_font_description_from_string("DejaVu Sans");
-    pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
-    pango_font_description_set_weight(font, bold ? PANGO_WEIGHT_BOLD : PANGO_WEIGHT_NORMAL);
-    pango_layout_set_font_description(layout, font);
-    pango_layout_set_width(layout, (int)(width * PANGO_SCALE));
-    pango_layout_set_wrap(layout, PANGO_WRAP_WORD);
-    pango_layout_set_height(layout, -lines);
-    pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
-    pango_layout_set_text(layout, text, -1);
-    cairo_move_to(cr, x, y);
-    pango_cairo_show_layout(cr, layout);
-    pango_font_description_free(font);
-    g_object_unref(layout);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
+                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, size);
+    char line[512];
+    const char *rest = text;
+    for (int l = 0; l < lines && *rest; l++) {
+        /* The longest run of whole words that fits; a last line takes what it can. */
+        size_t length = strlen(rest), fit = 0;
+        for (size_t end = 0; end <= length; end++) {
+            if (end != length && rest[end] != ' ')
+                continue;
+            if (end >= sizeof line)
+                break;
+            memcpy(line, rest, end);
+            line[end] = '\0';
+            if (text_width(cr, line) > width)
+                break;
+            fit = end;
+        }
+        bool last = l == lines - 1 || fit == length;
+        if (last && fit < length) {
+            /* Cut to fit with an ellipsis: drop bytes (whole UTF-8 characters) from the end. */
+            size_t cut = length < sizeof line - 4 ? length : sizeof line - 4;
+            for (;;) {
+                while (cut > 0 && (rest[cut] & 0xC0) == 0x80)
+                    cut--;
+                memcpy(line, rest, cut);
+                memcpy(line + cut, "\u2026", 4);
+                if (cut == 0 || text_width(cr, line) <= width)
+                    break;
+                cut--;
+            }
+        } else {
+            if (fit == 0) /* one word wider than the line: it takes the line anyway */
+                fit = strcspn(rest, " ");
+            fit = fit < sizeof line ? fit : sizeof line - 1;
+            memcpy(line, rest, fit);
+            line[fit] = '\0';
+        }
+        cairo_move_to(cr, x, y + size * (1.0 + 1.2 * l) - size * 0.2);
+        cairo_show_text(cr, line);
+        if (last)
+            break;
+        rest += fit;
+        while (*rest == ' ')
+            rest++;
+    }
 }
 
 enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, int finding,

@@ -74,17 +74,20 @@ static float percentile(const float *grid, size_t count, double share)
     return 255.0f;
 }
 
-/* Marks (value 1) every cell reachable from the image border through cells for which
- * passes[] is set, 4-connected. queue has room for every cell. */
-static void flood_from_border(const uint8_t *passes, uint32_t width, uint32_t height,
-                              uint8_t *marked, uint32_t *queue)
+/* Marks (value 1) every cell reachable through cells for which passes[] is set, 4-connected,
+ * from the cells within ring cells of the image border that pass or are seeds[] (NULL: none).
+ * A ring wider than one cell lets the flood start inside a thin bright line along the edge (a
+ * scanner's frame, a film edge), which would otherwise seal the air behind it. queue has room
+ * for every cell. */
+static void flood_from_border(const uint8_t *passes, const uint8_t *seeds, uint32_t width,
+                              uint32_t height, uint32_t ring, uint8_t *marked, uint32_t *queue)
 {
     size_t head = 0, tail = 0;
     for (uint32_t y = 0; y < height; y++) {
         for (uint32_t x = 0; x < width; x++) {
             size_t i = (size_t)y * width + x;
-            bool border = x == 0 || y == 0 || x == width - 1 || y == height - 1;
-            if (border && passes[i] && !marked[i]) {
+            bool border = x < ring || y < ring || x + ring >= width || y + ring >= height;
+            if (border && (passes[i] || (seeds && seeds[i])) && !marked[i]) {
                 marked[i] = 1;
                 queue[tail++] = (uint32_t)i;
             }
@@ -221,14 +224,32 @@ enum cxr_status cxr_report_mask_compute(const struct cxr_gray8 *source,
     float bright_limit = high - CXR_REPORT_MASK_BRIGHT * range;
     float flat_limit = CXR_REPORT_MASK_FLAT * range;
     uint8_t *bright = outside; /* scratch until the flood */
+    uint8_t *seeds = (uint8_t *)labels;
     for (size_t i = 0; i < count; i++) {
         bool flat = deviation[i] <= flat_limit;
         passes[i] = flat && mean[i] <= dark_limit;
         bright[i] = flat && mean[i] >= bright_limit;
+        /* Near the edge, dark air counts even where the flatness window reaches a bright
+         * frame line; inside, only flat cells carry the flood. */
+        seeds[i] = grid[i] <= dark_limit;
     }
     mark_bands(bright, width, height, passes);
     memset(outside, 0, count);
-    flood_from_border(passes, width, height, outside, queue);
+    flood_from_border(passes, seeds, width, height, CXR_REPORT_MASK_RING, outside, queue);
+    /* A frame line along the edge with air just inside it is not the body. */
+    uint32_t ring = CXR_REPORT_MASK_RING;
+    for (uint32_t y = 0; y < height; y++) {
+        for (uint32_t x = 0; x < width; x++) {
+            size_t i = (size_t)y * width + x;
+            if (outside[i] || width <= 2 * ring || height <= 2 * ring)
+                continue;
+            if ((x < ring && outside[i - x + ring]) ||
+                (x + ring >= width && outside[i + (width - 1 - x) - ring]) ||
+                (y < ring && outside[i + (size_t)(ring - y) * width]) ||
+                (y + ring >= height && outside[i - (size_t)(ring - (height - 1 - y)) * width]))
+                outside[i] = 1;
+        }
+    }
 
     /* The flatness window straddles the skin line, so the flood stops up to its radius short
      * of the body; dark cells next to the air are air too (the chest wall, bright, stops this
@@ -257,7 +278,7 @@ enum cxr_status cxr_report_mask_compute(const struct cxr_gray8 *source,
     uint8_t *not_body = (uint8_t *)mean; /* reuse: count bytes fit in count floats */
     for (size_t i = 0; i < count; i++)
         not_body[i] = !passes[i];
-    flood_from_border(not_body, width, height, outside, queue);
+    flood_from_border(not_body, NULL, width, height, 1, outside, queue);
     size_t inside_count = 0;
     for (size_t i = 0; i < count; i++) {
         passes[i] = !outside[i];

@@ -7,8 +7,10 @@
 
 #include "report/report_pdf_internal.h"
 
-#define LABEL 12.0 /* height of a tile's label */
-#define GAP   8.0  /* between tiles */
+#define LABEL_LINE 10.5 /* height of a line of a tile's label */
+#define GAP        8.0  /* between tiles */
+/* Tiles narrower than this get two label lines: "Pleural Thickening 14.6 %" needs ~130 pt. */
+#define NARROW 150.0
 
 /* A finding whose threshold is above 1 can never be present: the model (or the site) has
  * switched it off, e.g. an unvalidated finding. Its confidence means nothing to a reader. */
@@ -119,14 +121,15 @@ static void draw_image(cairo_t *cr, cairo_surface_t *surface, double width, doub
 
 /* The tile width that fits count tiles of the image's shape (height = aspect * width) into
  * width x height best, and the columns it needs. */
-static double grid_fit(int count, double aspect, double width, double height, int *columns)
+static double grid_fit(int count, double aspect, double width, double height, double label,
+                       int *columns)
 {
     double best = 0;
     *columns = 1;
     for (int c = 1; c <= count; c++) {
         int rows = (count + c - 1) / c;
         double across = (width - (c - 1) * GAP) / c;
-        double down = (height - rows * LABEL - (rows - 1) * GAP) / rows / aspect;
+        double down = (height - rows * label - (rows - 1) * GAP) / rows / aspect;
         double side = across < down ? across : down;
         if (side > best) {
             best = side;
@@ -153,12 +156,20 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
     }
     int columns = 1;
     double aspect = (double)source->height / source->width;
-    double side = grid_fit(count + 1, aspect, CXR_REPORT_CONTENT, bottom - page->y, &columns);
+    int label_lines = 1;
+    double label = LABEL_LINE + 1.5;
+    double side =
+            grid_fit(count + 1, aspect, CXR_REPORT_CONTENT, bottom - page->y, label, &columns);
+    if (side < NARROW) {
+        label_lines = 2;
+        label = 2 * LABEL_LINE + 1.5;
+        side = grid_fit(count + 1, aspect, CXR_REPORT_CONTENT, bottom - page->y, label, &columns);
+    }
     if (side < 40)
         return cxr_err_set(err, CXR_ERR_INTERNAL, "report: no room for the images on the page");
     int rows = (count + 1 + columns - 1) / columns;
     double used_width = columns * side + (columns - 1) * GAP;
-    double used_height = rows * (side * aspect + LABEL) + (rows - 1) * GAP;
+    double used_height = rows * (side * aspect + label) + (rows - 1) * GAP;
     double left = CXR_REPORT_MARGIN + (CXR_REPORT_CONTENT - used_width) / 2;
     page->y +=
             (bottom - page->y - used_height) / 2; /* any slack above and below, not in one band */
@@ -171,8 +182,9 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
         return status;
     page->images[page->image_count++] = surface;
     cxr_report_pdf_text(cr, count ? "Source image" : "Source image (no finding present: no maps)",
-                        8.5, true, left, page->y, side, CXR_REPORT_ALIGN_CENTER, 1);
-    draw_image(cr, surface, source->width, source->height, left, page->y + LABEL, side);
+                        8.5, true, left, page->y + label - LABEL_LINE - 1.5, side,
+                        CXR_REPORT_ALIGN_CENTER, 1);
+    draw_image(cr, surface, source->width, source->height, left, page->y + label, side);
     if (count == 0)
         return CXR_OK;
 
@@ -184,7 +196,7 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
     for (int i = 0; i < count && status == CXR_OK; i++) {
         int tile = i + 1, k = order[i];
         double x = left + (tile % columns) * (side + GAP);
-        double y = page->y + (tile / columns) * (side * aspect + LABEL + GAP);
+        double y = page->y + (tile / columns) * (side * aspect + label + GAP);
         struct cxr_rgb8 overlay = {0};
         status = cxr_report_overlay(&small, prediction, k, &mask, &overlay, err);
         if (status != CXR_OK)
@@ -195,12 +207,13 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
         if (status != CXR_OK)
             break;
         page->images[page->image_count++] = surface;
-        char label[96];
+        char text[96];
         const char *name = prediction->findings[k].name;
-        snprintf(label, sizeof label, "%s %.1f %%", name ? name : cxr_finding_names[k],
+        snprintf(text, sizeof text, "%s %.1f %%", name ? name : cxr_finding_names[k],
                  prediction->findings[k].confidence * 100.0);
-        cxr_report_pdf_text(cr, label, 8.5, true, x, y, side, CXR_REPORT_ALIGN_CENTER, 1);
-        draw_image(cr, surface, small.width, small.height, x, y + LABEL, side);
+        /* With two lines a long name wraps above its confidence. */
+        cxr_report_pdf_text(cr, text, 8.5, true, x, y, side, CXR_REPORT_ALIGN_CENTER, label_lines);
+        draw_image(cr, surface, small.width, small.height, x, y + label, side);
     }
     cxr_report_mask_release(&mask);
     free(small.pixels);
