@@ -182,8 +182,7 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
         return status;
     page->images[page->image_count++] = surface;
     cxr_report_pdf_text(cr, count ? "Source image" : "Source image (no finding present: no maps)",
-                        8.5, true, left, page->y + label - LABEL_LINE - 1.5, side,
-                        CXR_REPORT_ALIGN_CENTER, 1);
+                        8.5, true, left, page->y, side, CXR_REPORT_ALIGN_CENTER, 1);
     draw_image(cr, surface, source->width, source->height, left, page->y + label, side);
     if (count == 0)
         return CXR_OK;
@@ -209,9 +208,9 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
         page->images[page->image_count++] = surface;
         char text[96];
         const char *name = prediction->findings[k].name;
-        snprintf(text, sizeof text, "%s %.1f %%", name ? name : cxr_finding_names[k],
-                 prediction->findings[k].confidence * 100.0);
-        /* With two lines a long name wraps above its confidence. */
+        snprintf(text, sizeof text, "%s%s%.1f %%", name ? name : cxr_finding_names[k],
+                 label_lines == 2 ? "\n" : " ", prediction->findings[k].confidence * 100.0);
+        /* Narrow tiles: the name on one line, its confidence under it, on every tile alike. */
         cxr_report_pdf_text(cr, text, 8.5, true, x, y, side, CXR_REPORT_ALIGN_CENTER, label_lines);
         draw_image(cr, surface, small.width, small.height, x, y + label, side);
     }
