@@ -54,7 +54,8 @@ struct cxr_config {
     /* [audit] */
     char *audit_database;
     /* [report] */
-    char *institution_name;
+    char *institution_name; /* "" = the DICOM file's Institution Name */
+    char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */
     /* [gate] */
     enum cxr_gate_mode gate_mode;
 };

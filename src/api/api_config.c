@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "report/report.h"
 
 #ifndef CXR_DEFAULT_MODEL_PATH
 #define CXR_DEFAULT_MODEL_PATH "models/cxr-default.onnx"
@@ -61,6 +62,7 @@ static const struct key_spec keys[] = {
         {"audit", "database", KEY_PATH, FIELD(audit_database), 0, 0},
         {"report", "institution_name", KEY_STRING, FIELD(institution_name), 0, 0},
         {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
+        {"report", "timezone", KEY_STRING, FIELD(report_timezone), 0, 0},
 };
 
 static enum cxr_status parse_gate_mode(const char *value, enum cxr_gate_mode *mode)
@@ -169,7 +171,8 @@ static enum cxr_status set_defaults(struct cxr_config *config)
         set_string(&config->model_path, CXR_DEFAULT_MODEL_PATH) ||
         set_string(&config->jwt_algorithm, "HS256") || set_string(&config->jwt_secret, "") ||
         set_string(&config->jwt_public_key, "") || set_string(&config->jwt_private_key, "") ||
-        set_string(&config->audit_database, "") || set_string(&config->institution_name, ""))
+        set_string(&config->audit_database, "") || set_string(&config->institution_name, "") ||
+        set_string(&config->report_timezone, ""))
         return CXR_ERR_NOMEM;
     return CXR_OK;
 }
@@ -185,6 +188,12 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
     if (strcmp(alg, "HS256") != 0 && strcmp(alg, "RS256") != 0 && strcmp(alg, "ES256") != 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
                            "config [auth] algorithm: '%s' is not HS256, RS256 or ES256", alg);
+    /* An unknown zone would fail every PDF; refuse it at start instead. */
+    if (cxr_report_timezone_check(config->report_timezone, NULL) != CXR_OK)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [report] timezone: '%s' is not a time zone (an IANA name such "
+                           "as Europe/Paris; empty for the machine's)",
+                           config->report_timezone);
     return CXR_OK;
 }
 
@@ -240,7 +249,8 @@ void cxr_config_release(struct cxr_config *config)
             &config->config_dir,      &config->address,        &config->log_level,
             &config->input_root,      &config->output_root,    &config->model_path,
             &config->jwt_algorithm,   &config->jwt_secret,     &config->jwt_public_key,
-            &config->jwt_private_key, &config->audit_database, &config->institution_name};
+            &config->jwt_private_key, &config->audit_database, &config->institution_name,
+            &config->report_timezone};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         free(*strings[i]);
         *strings[i] = NULL;

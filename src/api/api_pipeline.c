@@ -40,7 +40,6 @@ struct side_job {
     enum side_kind kind;
     struct run_state *state;
     struct cxr_report_info info;
-    char report_time[32];
     pthread_t thread;
     bool threaded;
     bool ran;
@@ -57,9 +56,8 @@ static void *side_main(void *arg)
     if (job->kind == SIDE_SOURCE_PNG) {
         job->status = cxr_png_encode_gray8(&state->source, &state->source_png, &job->err);
     } else {
-        bool normal = state->prediction.result == CXR_RESULT_NORMAL;
-        job->status = cxr_report_pdf(&job->info, &state->prediction, &state->source,
-                                     normal ? NULL : &state->heatmap, &state->pdf, &job->err);
+        job->status = cxr_report_pdf(&job->info, &state->prediction, &state->source, &state->pdf,
+                                     &job->err);
     }
     job->seconds = cxr_api_now() - start;
     return NULL;
@@ -148,14 +146,6 @@ static json_t *build_data(const struct cxr_prediction *prediction, const char *p
     json_object_set_new(data, "heatmap", json_string(""));
     json_object_set_new(data, "metadata", metadata);
     return data;
-}
-
-static void iso_time_now(char *out, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &utc);
 }
 
 /* Writes the four files (three for Normal, whose stale heatmap from an earlier run is removed)
@@ -436,22 +426,28 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     if (job->output_folder) {
         pdf.kind = SIDE_PDF;
         pdf.state = &state;
+        /* The config's institution heads the report; without one, the file's own. */
+        const char *institution = api->config->institution_name;
         pdf.info = (struct cxr_report_info){
-                .institution_name = api->config->institution_name,
+                .institution_name =
+                        institution && institution[0] ? institution : meta->institution_name,
                 .patient_id = patient_id,
-                .patient_name = meta->patient_name,
+                .patient_name = meta->patient_name_raw, /* every component group */
+                .referring_physician_name = meta->referring_physician_name_raw,
                 .patient_age = meta->patient_age,
                 .patient_sex = meta->patient_sex,
                 .patient_birth_date = meta->patient_birth_date,
+                .study_date = meta->study_date,
+                .study_time = meta->study_time,
+                .accession_number = meta->accession_number,
                 .sop_instance_uid = meta->sop_instance_uid,
                 .study_instance_uid = meta->study_instance_uid,
-                .study_date = meta->study_date,
                 .modality = meta->modality,
                 .view_position = meta->view_position,
                 .model_version = cxr_model_version(api->model),
-                .report_time = pdf.report_time,
+                .report_time = (int64_t)time(NULL),
+                .timezone = api->config->report_timezone,
         };
-        iso_time_now(pdf.report_time, sizeof pdf.report_time);
         side_start(&pdf);
     }
 

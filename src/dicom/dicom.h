@@ -35,9 +35,9 @@ void cxr_dicom_file_destroy(struct cxr_dicom_file *file);
  * padding removed. An absent or empty element is "" (never NULL). */
 struct cxr_dicom_meta {
     const char *patient_id;
-    const char *patient_name; /* rendered for display: "Doe^John" -> "John Doe" */
-    const char *patient_name_raw;
-    const char *patient_age; /* as stored, e.g. "045Y" */
+    const char *patient_name;     /* rendered for display: "Doe^John" -> "John Doe" */
+    const char *patient_name_raw; /* as stored: "Yamada^Tarou=山田^太郎=やまだ^たろう" */
+    const char *patient_age;      /* as stored, e.g. "045Y" */
     const char *patient_sex;
     const char *patient_birth_date;
     const char *sop_instance_uid;
@@ -52,6 +52,11 @@ struct cxr_dicom_meta {
     const char *specific_character_set;
     const char *transfer_syntax_uid;
     const char *patient_orientation; /* (0020,0020), e.g. "L\\F" */
+    const char *accession_number;
+    /* Person Name as stored (all component groups, "^" and "=" kept), for the report to lay
+     * out; decoded with the person-name rules of the Specific Character Set. */
+    const char *referring_physician_name_raw;
+    const char *study_time; /* TM as stored, e.g. "081500.123" */
 };
 
 const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *file);

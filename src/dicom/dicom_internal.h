@@ -35,6 +35,8 @@ struct dicom_element {
     size_t length;
 };
 
+#define DICOM_META_STRINGS 21
+
 struct cxr_dicom_file {
     uint8_t *data; /* the file's bytes; for a deflated data set the meta group + inflated data */
     size_t size;
@@ -46,8 +48,8 @@ struct cxr_dicom_file {
     bool big_endian;
     bool deflated;
 
-    /* Metadata strings, each NUL-terminated UTF-8, owned here. */
-    char *strings[18];
+    /* Metadata strings, each NUL-terminated UTF-8, owned here (one per field of dicom_meta.c). */
+    char *strings[DICOM_META_STRINGS];
     struct cxr_dicom_meta meta;
 
     /* The pixel description, prepared at parse time; pixel_status says whether it is usable. */

@@ -24,8 +24,13 @@ enum field {
     FIELD_SPECIFIC_CHARACTER_SET,
     FIELD_TRANSFER_SYNTAX_UID,
     FIELD_PATIENT_ORIENTATION,
+    FIELD_ACCESSION_NUMBER,
+    FIELD_REFERRING_PHYSICIAN_NAME_RAW,
+    FIELD_STUDY_TIME,
     FIELD_COUNT,
 };
+
+_Static_assert(FIELD_COUNT <= DICOM_META_STRINGS, "dicom_internal.h: too few metadata strings");
 
 struct field_source {
     enum field field;
@@ -50,6 +55,9 @@ static const struct field_source sources[] = {
         {FIELD_SPECIFIC_CHARACTER_SET, TAG_SPECIFIC_CHARSET},
         {FIELD_TRANSFER_SYNTAX_UID, TAG_TRANSFER_SYNTAX},
         {FIELD_PATIENT_ORIENTATION, DICOM_TAG(0x0020, 0x0020)},
+        {FIELD_ACCESSION_NUMBER, DICOM_TAG(0x0008, 0x0050)},
+        {FIELD_REFERRING_PHYSICIAN_NAME_RAW, DICOM_TAG(0x0008, 0x0090)},
+        {FIELD_STUDY_TIME, DICOM_TAG(0x0008, 0x0030)},
 };
 
 static char *copy_string(const char *text, size_t length)
@@ -186,13 +194,15 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
             size_t length = element->length;
             while (length > 0 && (value[length - 1] == ' ' || value[length - 1] == '\0'))
                 length--;
-            bool is_person_name = sources[i].field == FIELD_PATIENT_NAME_RAW;
+            bool is_person_name = sources[i].field == FIELD_PATIENT_NAME_RAW ||
+                                  sources[i].field == FIELD_REFERRING_PHYSICIAN_NAME_RAW;
             text = dicom_charset_to_utf8(charset, charset_length, value, length, is_person_name);
         }
         if (text == NULL)
             return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for metadata");
         /* A stray NUL inside a value would cut the C string short; that is acceptable. */
-        trim_in_place(text, sources[i].field == FIELD_PATIENT_NAME_RAW);
+        trim_in_place(text, sources[i].field == FIELD_PATIENT_NAME_RAW ||
+                                    sources[i].field == FIELD_REFERRING_PHYSICIAN_NAME_RAW);
         file->strings[sources[i].field] = text;
     }
     if (file->strings[FIELD_TRANSFER_SYNTAX_UID][0] == '\0') {
@@ -228,6 +238,9 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
             .specific_character_set = s[FIELD_SPECIFIC_CHARACTER_SET],
             .transfer_syntax_uid = s[FIELD_TRANSFER_SYNTAX_UID],
             .patient_orientation = s[FIELD_PATIENT_ORIENTATION],
+            .accession_number = s[FIELD_ACCESSION_NUMBER],
+            .referring_physician_name_raw = s[FIELD_REFERRING_PHYSICIAN_NAME_RAW],
+            .study_time = s[FIELD_STUDY_TIME],
     };
     return CXR_OK;
 }

@@ -1,38 +1,81 @@
-/* Report outputs built from a prediction: the heatmap overlay (class maps of the present
- * findings on the grey source) and the one-page A4 PDF report (cairo + pango).
+/* Report outputs built from a prediction: the heatmap overlay (a present finding's class map on
+ * the grey source, body only, with a legend) and the one-page A4 PDF report (cairo + pango).
  *
  * Ownership: outputs are written only on success; on failure nothing is left allocated and out
  * is unchanged. Threads: no shared state; any number of calls may run at once. */
 #ifndef CXR_REPORT_H
 #define CXR_REPORT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "image/image.h"
 #include "model/model.h"
 #include "util/util.h"
 
-/* Heatmap overlay: class maps of the PRESENT findings weighted by confidence, summed, upsampled
- * (bilinear) to the image size, normalised, coloured with a perceptual colour map (e.g. viridis
- * or inferno, computed from a documented formula/table you write), alpha-blended on the grey
- * source. CXR_ERR_INVALID_ARG when no finding is present (Normal has no heatmap). out receives a
- * newly allocated image of the source's size (release with cxr_rgb8_release). */
+/* The API heatmap: the overlay of ONE present finding, the most urgent (Tuberculosis when
+ * present, else the present finding with the largest confidence - threshold), on the grey
+ * source: its class map scaled on its own (0 at the map's median over the body, 1 at its
+ * maximum there), upsampled bilinearly, restricted to the body found from the image (air,
+ * collimator bands and burnt-in labels outside it keep the plain source), coloured with a
+ * perceptual colour map whose opacity grows with the heat. Under the image, a legend strip of
+ * cxr_report_legend_height(width) rows (report_internal.h): the finding's name, confidence and
+ * threshold, the colour bar, and the other present findings. out receives a newly allocated
+ * image of width source->width and height source->height + the strip (release with
+ * cxr_rgb8_release); its first source->height rows align with the source.
+ * CXR_ERR_INVALID_ARG when no finding is present (Normal has no heatmap). */
 enum cxr_status cxr_report_heatmap(const struct cxr_gray8 *source,
                                    const struct cxr_prediction *prediction, struct cxr_rgb8 *out,
                                    struct cxr_err *err);
 
+/* What the PDF prints about the patient and study. Strings are UTF-8; NULL or "" print "—". */
 struct cxr_report_info {
-    const char *institution_name; /* from config; "" allowed */
-    const char *patient_id, *patient_name, *patient_age, *patient_sex, *patient_birth_date;
-    const char *sop_instance_uid, *study_instance_uid, *study_date, *modality, *view_position;
+    const char *institution_name; /* the caller picks: the config's, else the file's */
+    const char *patient_id;
+    /* Person Names as DICOM stores them ("Yamada^Tarou=山田^太郎=やまだ^たろう"): the report
+     * prints every component group (cxr_report_person_name_format). */
+    const char *patient_name, *referring_physician_name;
+    const char *patient_age, *patient_sex;
+    const char *patient_birth_date, *study_date; /* DA "YYYYMMDD" (other forms as given) */
+    const char *study_time;                      /* TM "HHMMSS.ffffff" */
+    const char *accession_number;
+    const char *sop_instance_uid, *study_instance_uid, *modality, *view_position;
     const char *model_version;
-    const char *report_time; /* ISO 8601, produced by the caller */
+    int64_t report_time;  /* seconds since the Unix epoch (UTC) */
+    const char *timezone; /* IANA name for the report time; NULL or "" = the machine's */
 };
 
-/* One-page A4 PDF (cairo + pango, DejaVu fonts) appended to out. heatmap may be NULL (Normal).
- * Strings are UTF-8; NULL strings print as empty. Images are downscaled for the page. */
+/* One-page A4 PDF (cairo + pango, DejaVu fonts with fontconfig fallback) appended to out:
+ * header, patient and study block, overall result, findings table (a finding whose threshold
+ * is above 1 is switched off by the model or site and prints as "not assessed"), the source
+ * image and one small overlay per present finding (each scaled on its own, body only), model
+ * version, report time, disclaimer. Normal: the source image only. Images are downscaled for
+ * the page. Thread safe (pango keeps one font map per thread). */
 enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
                                const struct cxr_prediction *prediction,
-                               const struct cxr_gray8 *source, const struct cxr_rgb8 *heatmap,
-                               struct cxr_buf *out, struct cxr_err *err);
+                               const struct cxr_gray8 *source, struct cxr_buf *out,
+                               struct cxr_err *err);
+
+/* "Family^Given^Middle^Prefix^Suffix" groups (alphabetic=ideographic=phonetic) as "Prefix Family
+ * Given Middle Suffix", the first group with content leading and the others in parentheses:
+ * "Yamada^Tarou=山田^太郎=やまだ^たろう" -> "Yamada Tarou (山田 太郎, やまだ たろう)". Only the
+ * first value of a multi-valued element. NULL is "". Returns a malloc'ed string (NULL when out
+ * of memory). */
+char *cxr_report_person_name_format(const char *raw);
+
+/* DA "20261127" -> "2026-11-27" and TM "081500.25" -> "08:15:00" ("0815" -> "08:15:00");
+ * other values are copied as given. out is always NUL-terminated. */
+void cxr_report_date_format(const char *date, char *out, size_t size);
+void cxr_report_time_format(const char *time, char *out, size_t size);
+
+/* The time in the zone (an IANA name; NULL or "" = the machine's) with its UTC offset and the
+ * zone's name: "2026-11-27 09:15:00 UTC+01:00 (Europe/Paris)". CXR_ERR_INVALID_ARG for an
+ * unknown zone. */
+enum cxr_status cxr_report_timestamp_format(int64_t unix_seconds, const char *timezone, char *out,
+                                            size_t size, struct cxr_err *err);
+
+/* CXR_OK when timezone is empty, NULL or a zone GLib's database knows (for the config). */
+enum cxr_status cxr_report_timezone_check(const char *timezone, struct cxr_err *err);
 
 /* Frees the process-wide font caches that pango, cairo and fontconfig keep after the first PDF
  * (LeakSanitizer reports them otherwise). Optional, at exit only: call it after every other

@@ -1,6 +1,7 @@
-/* Heatmap overlay: the class maps of the present findings, weighted by confidence, summed,
- * upsampled to the source size and drawn over the grey source with a perceptual colour map
- * whose opacity grows with the heat, so regions without evidence keep the plain radiograph. */
+/* Heatmap overlay: one finding's class map, scaled on its own so that a weak map still shows,
+ * restricted to the body, drawn over the grey source with a perceptual colour map whose opacity
+ * grows with the heat (regions without evidence keep the plain radiograph). The API heatmap is
+ * the overlay of the most urgent present finding with a legend strip under the image. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,15 +52,33 @@ void cxr_report_colormap_fill(uint8_t table[256][3])
     }
 }
 
-/* Source coordinate and weight for bilinear upsampling at pixel centres, clamped at the edges. */
+int cxr_report_finding_pick(const struct cxr_prediction *prediction)
+{
+    if (prediction->findings[0].presence)
+        return 0; /* Tuberculosis: what screening programmes run cxrd for */
+    int best = -1;
+    double best_margin = -INFINITY;
+    for (int k = 1; k < CXR_FINDING_COUNT; k++) {
+        const struct cxr_finding *finding = &prediction->findings[k];
+        double margin = finding->confidence - finding->threshold;
+        if (finding->presence && margin > best_margin) {
+            best = k;
+            best_margin = margin;
+        }
+    }
+    return best;
+}
+
+/* Source coordinate and weight for bilinear sampling at pixel centres, clamped at the edges:
+ * output pixel i sits at input coordinate (i + 0.5) * ratio - 0.5. */
 struct axis_sample {
     uint32_t lo, hi;
     float weight_hi;
 };
 
-static void axis_samples(uint32_t out_size, uint32_t in_size, struct axis_sample *samples)
+static void axis_samples(uint32_t out_size, uint32_t in_size, double ratio,
+                         struct axis_sample *samples)
 {
-    double ratio = (double)in_size / (double)out_size;
     for (uint32_t i = 0; i < out_size; i++) {
         double position = (i + 0.5) * ratio - 0.5;
         if (position < 0.0)
@@ -74,99 +93,171 @@ static void axis_samples(uint32_t out_size, uint32_t in_size, struct axis_sample
     }
 }
 
-static enum cxr_status check_maps(const struct cxr_prediction *prediction, struct cxr_err *err)
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Scales one class map in place to [0, 1]: 0 at its median over the cells that lie mostly in
+ * the body, 1 at its maximum there. Per-map percentiles rather than a fixed logit scale,
+ * because maps of different findings (and models) live on different scales: a map that is weak
+ * in absolute terms still shows where it is strongest. A flat map (no location stands out) is
+ * shown evenly at full strength over the body rather than not at all. */
+static void scale_map(float *grid, uint32_t cam_width, uint32_t cam_height,
+                      const struct cxr_report_mask *mask, float *values)
+{
+    size_t cells = (size_t)cam_width * cam_height;
+    /* Share of each map cell's mask cells (by centre) that are body. */
+    uint32_t inside[4096], total[4096];
+    memset(inside, 0, sizeof(uint32_t) * cells);
+    memset(total, 0, sizeof(uint32_t) * cells);
+    for (uint32_t my = 0; my < mask->height; my++) {
+        double py = (my + 0.5) * mask->factor;
+        uint32_t r = (uint32_t)(py * cam_height / mask->source_height);
+        r = r < cam_height ? r : cam_height - 1;
+        for (uint32_t mx = 0; mx < mask->width; mx++) {
+            double px = (mx + 0.5) * mask->factor;
+            uint32_t c = (uint32_t)(px * cam_width / mask->source_width);
+            c = c < cam_width ? c : cam_width - 1;
+            total[r * cam_width + c]++;
+            inside[r * cam_width + c] += mask->inside[(size_t)my * mask->width + mx];
+        }
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < cells; i++) {
+        if (isfinite(grid[i]) && total[i] > 0 && 2 * inside[i] >= total[i])
+            values[count++] = grid[i];
+    }
+    if (count == 0) { /* no cell mostly in the body: use the whole map */
+        for (size_t i = 0; i < cells; i++) {
+            if (isfinite(grid[i]))
+                values[count++] = grid[i];
+        }
+    }
+    float low = 0.0f, high = 0.0f;
+    if (count > 0) {
+        qsort(values, count, sizeof(float), compare_floats);
+        low = count % 2 ? values[count / 2] : 0.5f * (values[count / 2 - 1] + values[count / 2]);
+        high = values[count - 1];
+    }
+    float span = high - low;
+    bool flat = !(span > 1e-6f * fmaxf(1.0f, fabsf(high)));
+    for (size_t i = 0; i < cells; i++) {
+        float v = grid[i];
+        if (isnan(v))
+            grid[i] = 0.0f;
+        else if (flat)
+            grid[i] = v >= low ? 1.0f : 0.0f;
+        else
+            grid[i] = fminf(1.0f, fmaxf(0.0f, (v - low) / span));
+    }
+}
+
+static enum cxr_status check_maps(const struct cxr_prediction *prediction, int finding,
+                                  struct cxr_err *err)
 {
     if (prediction == NULL || prediction->cams == NULL || prediction->cam_width == 0 ||
         prediction->cam_height == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: the prediction has no class maps");
-    if (prediction->cam_width > 4096 || prediction->cam_height > 4096)
+    if ((size_t)prediction->cam_width * prediction->cam_height > 4096)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: class maps of %ux%u are too large",
                            prediction->cam_width, prediction->cam_height);
+    if (finding < 0 || finding >= CXR_FINDING_COUNT)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: no finding %d", finding);
     return CXR_OK;
 }
 
 /* Receives each row of the heat map (width values in [0, 1]) in order. */
 typedef void (*heat_row_fn)(void *context, uint32_t y, const float *row);
 
+/* Interpolates one output row of a grid from its two cached, horizontally interpolated rows. */
+struct upsampler {
+    const float *grid;
+    uint32_t grid_width;
+    struct axis_sample *columns, *rows;
+    float *row_lo, *row_hi;
+    uint32_t cached_lo, cached_hi;
+};
+
+static void upsample_row(struct upsampler *u, uint32_t width, uint32_t y, float *out)
+{
+    /* Interpolate the two grid rows horizontally once per grid row, not per output row. */
+    if (u->rows[y].lo != u->cached_lo || u->rows[y].hi != u->cached_hi) {
+        const float *grid_lo = u->grid + (size_t)u->rows[y].lo * u->grid_width;
+        const float *grid_hi = u->grid + (size_t)u->rows[y].hi * u->grid_width;
+        for (uint32_t x = 0; x < width; x++) {
+            float w = u->columns[x].weight_hi;
+            u->row_lo[x] = grid_lo[u->columns[x].lo] * (1.0f - w) + grid_lo[u->columns[x].hi] * w;
+            u->row_hi[x] = grid_hi[u->columns[x].lo] * (1.0f - w) + grid_hi[u->columns[x].hi] * w;
+        }
+        u->cached_lo = u->rows[y].lo;
+        u->cached_hi = u->rows[y].hi;
+    }
+    float w = u->rows[y].weight_hi;
+    for (uint32_t x = 0; x < width; x++)
+        out[x] = u->row_lo[x] * (1.0f - w) + u->row_hi[x] * w;
+}
+
 /* Computes the heat map row by row, so a full-size float image is never held in memory. */
-static enum cxr_status heat_rows(const struct cxr_prediction *prediction, uint32_t width,
+static enum cxr_status heat_rows(const struct cxr_prediction *prediction, int finding,
+                                 const struct cxr_report_mask *mask, uint32_t width,
                                  uint32_t height, heat_row_fn sink, void *context,
                                  struct cxr_err *err)
 {
-    enum cxr_status status = check_maps(prediction, err);
+    enum cxr_status status = check_maps(prediction, finding, err);
     if (status != CXR_OK)
         return status;
     if (width == 0 || height == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: empty output image");
-    bool any_present = false;
-    for (int k = 0; k < CXR_FINDING_COUNT; k++)
-        any_present = any_present || prediction->findings[k].presence;
-    if (!any_present)
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
-                           "heatmap: no finding is present (result Normal has no heatmap)");
+    if (mask == NULL || mask->inside == NULL || mask->width == 0 || mask->height == 0)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: no body mask");
 
-    size_t cam_pixels = (size_t)prediction->cam_width * prediction->cam_height;
-    float *combined = calloc(cam_pixels, sizeof(*combined));
-    struct axis_sample *columns = malloc(sizeof(*columns) * width);
-    struct axis_sample *rows = malloc(sizeof(*rows) * height);
-    float *row_lo = malloc(sizeof(float) * width);
-    float *row_hi = malloc(sizeof(float) * width);
-    float *row = malloc(sizeof(float) * width);
-    if (!combined || !columns || !rows || !row_lo || !row_hi || !row) {
+    uint32_t cam_width = prediction->cam_width, cam_height = prediction->cam_height;
+    size_t cam_pixels = (size_t)cam_width * cam_height;
+    size_t mask_cells = (size_t)mask->width * mask->height;
+    float *grid = malloc(sizeof(float) * cam_pixels * 2);
+    float *mask_grid = malloc(sizeof(float) * mask_cells);
+    struct axis_sample *samples = malloc(sizeof(struct axis_sample) * 2 * ((size_t)width + height));
+    float *rows = malloc(sizeof(float) * 6 * (size_t)width);
+    if (!grid || !mask_grid || !samples || !rows) {
         status = cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory");
         goto done;
     }
+    memcpy(grid, prediction->cams + (size_t)finding * cam_pixels, sizeof(float) * cam_pixels);
+    scale_map(grid, cam_width, cam_height, mask, grid + cam_pixels);
+    for (size_t i = 0; i < mask_cells; i++)
+        mask_grid[i] = mask->inside[i] ? 1.0f : 0.0f;
 
-    for (int k = 0; k < CXR_FINDING_COUNT; k++) {
-        if (!prediction->findings[k].presence)
-            continue;
-        float weight = (float)prediction->findings[k].confidence;
-        const float *cam = prediction->cams + (size_t)k * cam_pixels;
-        for (size_t i = 0; i < cam_pixels; i++)
-            combined[i] += weight * cam[i];
-    }
-    /* Only positive evidence is shown; normalising on the small grid is the same as after
-     * upsampling, because bilinear weights are convex (the maximum is a grid value). */
-    float maximum = 0.0f;
-    for (size_t i = 0; i < cam_pixels; i++) {
-        if (!(combined[i] > 0.0f)) /* also clears NaN */
-            combined[i] = 0.0f;
-        if (combined[i] > maximum)
-            maximum = combined[i];
-    }
-    float scale = maximum > 0.0f && isfinite(maximum) ? 1.0f / maximum : 0.0f;
-    for (size_t i = 0; i < cam_pixels; i++)
-        combined[i] = isfinite(combined[i]) ? combined[i] * scale : 1.0f;
-
-    axis_samples(width, prediction->cam_width, columns);
-    axis_samples(height, prediction->cam_height, rows);
-    uint32_t cached_lo = UINT32_MAX, cached_hi = UINT32_MAX;
+    /* The map grid spans the whole image; the mask grid spans factor-pixel cells of the
+     * source, so its last cell may overhang the image. */
+    struct axis_sample *samples_end = samples;
+    struct upsampler map = {grid, cam_width,    samples_end, samples_end + width,
+                            rows, rows + width, UINT32_MAX,  UINT32_MAX};
+    samples_end += (size_t)width + height;
+    struct upsampler body = {mask_grid,           mask->width,      samples_end,
+                             samples_end + width, rows + 2 * width, rows + 3 * (size_t)width,
+                             UINT32_MAX,          UINT32_MAX};
+    axis_samples(width, cam_width, (double)cam_width / width, map.columns);
+    axis_samples(height, cam_height, (double)cam_height / height, map.rows);
+    axis_samples(width, mask->width, (double)mask->source_width / mask->factor / width,
+                 body.columns);
+    axis_samples(height, mask->height, (double)mask->source_height / mask->factor / height,
+                 body.rows);
+    float *heat_row = rows + 4 * (size_t)width, *mask_row = rows + 5 * (size_t)width;
     for (uint32_t y = 0; y < height; y++) {
-        /* Interpolate the two grid rows horizontally once per grid row, not per output row. */
-        if (rows[y].lo != cached_lo || rows[y].hi != cached_hi) {
-            const float *grid_lo = combined + (size_t)rows[y].lo * prediction->cam_width;
-            const float *grid_hi = combined + (size_t)rows[y].hi * prediction->cam_width;
-            for (uint32_t x = 0; x < width; x++) {
-                float w = columns[x].weight_hi;
-                row_lo[x] = grid_lo[columns[x].lo] * (1.0f - w) + grid_lo[columns[x].hi] * w;
-                row_hi[x] = grid_hi[columns[x].lo] * (1.0f - w) + grid_hi[columns[x].hi] * w;
-            }
-            cached_lo = rows[y].lo;
-            cached_hi = rows[y].hi;
-        }
-        float w = rows[y].weight_hi;
+        upsample_row(&map, width, y, heat_row);
+        upsample_row(&body, width, y, mask_row);
         for (uint32_t x = 0; x < width; x++)
-            row[x] = row_lo[x] * (1.0f - w) + row_hi[x] * w;
-        sink(context, y, row);
+            heat_row[x] *= mask_row[x];
+        sink(context, y, heat_row);
     }
     status = CXR_OK;
 done:
-    free(row);
-    free(combined);
-    free(columns);
+    free(grid);
+    free(mask_grid);
+    free(samples);
     free(rows);
-    free(row_lo);
-    free(row_hi);
     return status;
 }
 
@@ -181,13 +272,14 @@ static void copy_row(void *context, uint32_t y, const float *row)
     memcpy(target->heat + (size_t)y * target->width, row, sizeof(float) * target->width);
 }
 
-enum cxr_status cxr_report_heat_compute(const struct cxr_prediction *prediction, uint32_t width,
+enum cxr_status cxr_report_heat_compute(const struct cxr_prediction *prediction, int finding,
+                                        const struct cxr_report_mask *mask, uint32_t width,
                                         uint32_t height, float *heat, struct cxr_err *err)
 {
     if (heat == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: no output buffer");
     struct heat_target target = {heat, width};
-    return heat_rows(prediction, width, height, copy_row, &target, err);
+    return heat_rows(prediction, finding, mask, width, height, copy_row, &target, err);
 }
 
 /* Blend tables: for each heat level, colour * alpha and the grey weight, in 1/256 units. */
@@ -215,25 +307,15 @@ static void blend_row(void *context, uint32_t y, const float *row)
     }
 }
 
-enum cxr_status cxr_report_heatmap(const struct cxr_gray8 *source,
-                                   const struct cxr_prediction *prediction, struct cxr_rgb8 *out,
-                                   struct cxr_err *err)
+/* Blends the finding's heat over source into rgb (source-sized, allocated by the caller). */
+static enum cxr_status blend_into(const struct cxr_gray8 *source,
+                                  const struct cxr_prediction *prediction, int finding,
+                                  const struct cxr_report_mask *mask, uint8_t *rgb,
+                                  struct cxr_err *err)
 {
-    if (source == NULL || source->pixels == NULL || source->width == 0 || source->height == 0 ||
-        out == NULL)
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: empty source image");
-    size_t pixels = (size_t)source->width * source->height;
-    if (pixels / source->height != source->width || pixels > SIZE_MAX / 3)
-        return cxr_err_set(err, CXR_ERR_LIMIT, "heatmap: image too large");
-
     struct blend *blend = malloc(sizeof(*blend));
-    uint8_t *rgb = malloc(pixels * 3);
-    if (!blend || !rgb) {
-        free(blend);
-        free(rgb);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory for %ux%u", source->width,
-                           source->height);
-    }
+    if (blend == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory");
     uint8_t colormap[256][3];
     cxr_report_colormap_fill(colormap);
     for (int level = 0; level < 256; level++) {
@@ -246,15 +328,87 @@ enum cxr_status cxr_report_heatmap(const struct cxr_gray8 *source,
     blend->grey = source->pixels;
     blend->rgb = rgb;
     blend->width = source->width;
-    enum cxr_status status =
-            heat_rows(prediction, source->width, source->height, blend_row, blend, err);
+    enum cxr_status status = heat_rows(prediction, finding, mask, source->width, source->height,
+                                       blend_row, blend, err);
     free(blend);
+    return status;
+}
+
+static enum cxr_status check_source(const struct cxr_gray8 *source, uint32_t extra_rows,
+                                    size_t *bytes, struct cxr_err *err)
+{
+    if (source == NULL || source->pixels == NULL || source->width == 0 || source->height == 0)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: empty source image");
+    size_t rows = (size_t)source->height + extra_rows;
+    size_t pixels = (size_t)source->width * rows;
+    if (pixels / rows != source->width || pixels > SIZE_MAX / 3 || rows > UINT32_MAX)
+        return cxr_err_set(err, CXR_ERR_LIMIT, "heatmap: image too large");
+    *bytes = pixels * 3;
+    return CXR_OK;
+}
+
+enum cxr_status cxr_report_overlay(const struct cxr_gray8 *source,
+                                   const struct cxr_prediction *prediction, int finding,
+                                   const struct cxr_report_mask *mask, struct cxr_rgb8 *out,
+                                   struct cxr_err *err)
+{
+    size_t bytes = 0;
+    enum cxr_status status = check_source(source, 0, &bytes, err);
+    if (status != CXR_OK)
+        return status;
+    if (out == NULL)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: no output image");
+    uint8_t *rgb = malloc(bytes);
+    if (rgb == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory for %ux%u", source->width,
+                           source->height);
+    status = blend_into(source, prediction, finding, mask, rgb, err);
     if (status != CXR_OK) {
         free(rgb);
         return status;
     }
-    out->width = source->width;
-    out->height = source->height;
-    out->pixels = rgb;
+    *out = (struct cxr_rgb8){source->width, source->height, rgb};
+    return CXR_OK;
+}
+
+enum cxr_status cxr_report_heatmap(const struct cxr_gray8 *source,
+                                   const struct cxr_prediction *prediction, struct cxr_rgb8 *out,
+                                   struct cxr_err *err)
+{
+    if (out == NULL || prediction == NULL)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: missing argument");
+    int finding = cxr_report_finding_pick(prediction);
+    if (finding < 0)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "heatmap: no finding is present (result Normal has no heatmap)");
+    size_t bytes = 0;
+    uint32_t legend = source && source->width ? cxr_report_legend_height(source->width) : 0;
+    enum cxr_status status = check_source(source, legend, &bytes, err);
+    if (status != CXR_OK)
+        return status;
+    status = check_maps(prediction, finding, err);
+    if (status != CXR_OK)
+        return status;
+    struct cxr_report_mask mask = {0};
+    status = cxr_report_mask_compute(source, &mask, err);
+    if (status != CXR_OK)
+        return status;
+    uint8_t *rgb = malloc(bytes);
+    if (rgb == NULL) {
+        cxr_report_mask_release(&mask);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory for %ux%u", source->width,
+                           source->height);
+    }
+    status = blend_into(source, prediction, finding, &mask, rgb, err);
+    cxr_report_mask_release(&mask);
+    if (status == CXR_OK)
+        status = cxr_report_legend_draw(prediction, finding,
+                                        rgb + (size_t)source->width * source->height * 3,
+                                        source->width, legend, NULL, err);
+    if (status != CXR_OK) {
+        free(rgb);
+        return status;
+    }
+    *out = (struct cxr_rgb8){source->width, source->height + legend, rgb};
     return CXR_OK;
 }

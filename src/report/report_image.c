@@ -47,6 +47,33 @@ static void shrink(const uint8_t *pixels, uint32_t channels, uint32_t width, uin
     }
 }
 
+enum cxr_status cxr_report_gray_shrink(const struct cxr_gray8 *source, uint32_t max_side,
+                                       struct cxr_gray8 *out, struct cxr_err *err)
+{
+    if (source == NULL || source->pixels == NULL || source->width == 0 || source->height == 0 ||
+        max_side == 0 || out == NULL)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: empty image");
+    uint32_t longest = source->width > source->height ? source->width : source->height;
+    uint32_t factor = longest / max_side + (longest % max_side != 0); /* ceil, >= 1 */
+    if (factor > 4096) /* sums of factor^2 values of 255 must fit in 32 bits */
+        return cxr_err_set(err, CXR_ERR_LIMIT, "report: image of %ux%u is too large", source->width,
+                           source->height);
+    uint32_t width = source->width / factor + (source->width % factor != 0);
+    uint32_t height = source->height / factor + (source->height % factor != 0);
+    uint32_t *row_sum = malloc((size_t)source->width * sizeof(*row_sum));
+    uint8_t *pixels = malloc((size_t)width * height);
+    if (!row_sum || !pixels) {
+        free(row_sum);
+        free(pixels);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory shrinking the image");
+    }
+    shrink(source->pixels, 1, source->width, source->height, factor, width, height, row_sum,
+           pixels);
+    free(row_sum);
+    *out = (struct cxr_gray8){width, height, pixels};
+    return CXR_OK;
+}
+
 struct jpeg_failure {
     struct jpeg_error_mgr manager;
     jmp_buf jump;

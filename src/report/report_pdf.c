@@ -1,34 +1,28 @@
 /* The clinical PDF report: one A4 page laid out with cairo and pango (DejaVu Sans, with
  * fontconfig's fallback for scripts DejaVu lacks, e.g. CJK names): institution header, patient
- * and study details, overall result, findings table, source and heatmap images, disclaimer. */
+ * and study block, overall result, findings table beside the key to the maps, the source image
+ * and one overlay per present finding (report_pdf_maps.c), model version, report time in the
+ * site's time zone, disclaimer. */
 #include <cairo-pdf.h>
 #include <fontconfig/fontconfig.h>
 #include <glib.h>
 #include <pango/pangocairo.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "report/report_pdf_internal.h"
 
-#define PAGE_WIDTH  595.2756 /* A4 in PostScript points: 210 mm x 297 mm */
-#define PAGE_HEIGHT 841.8898
-#define MARGIN      42.0
-#define CONTENT     (PAGE_WIDTH - 2 * MARGIN)
+#define PAGE_WIDTH  CXR_REPORT_PAGE_WIDTH
+#define PAGE_HEIGHT CXR_REPORT_PAGE_HEIGHT
+#define MARGIN      CXR_REPORT_MARGIN
+#define CONTENT     CXR_REPORT_CONTENT
 #define FONT        "DejaVu Sans"
+/* Space the footer needs at the bottom: model line, rule, disclaimer. */
+#define FOOTER 58.0
 
-struct page {
-    cairo_t *cr;
-    double y;                   /* top of the next block */
-    cairo_surface_t *images[2]; /* destroyed once the PDF is finished */
-};
-
-enum align { ALIGN_LEFT, ALIGN_RIGHT, ALIGN_CENTER };
-
-/* Draws text (UTF-8, made valid first: DICOM strings are decoded upstream but never trusted)
- * in a box of the given width, at most max_lines lines (ellipsised beyond). Returns the height
- * used, in points. */
-static double draw_text(cairo_t *cr, const char *text, double size, bool bold, double x, double y,
-                        double width, enum align align, int max_lines)
+double cxr_report_pdf_text(cairo_t *cr, const char *text, double size, bool bold, double x,
+                           double y, double width, enum cxr_report_align align, int max_lines)
 {
     char *valid = g_utf8_make_valid(text ? text : "", -1);
     PangoLayout *layout = pango_cairo_create_layout(cr);
@@ -40,9 +34,12 @@ static double draw_text(cairo_t *cr, const char *text, double size, bool bold, d
     pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR);
     pango_layout_set_height(layout, -max_lines);
     pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
-    pango_layout_set_alignment(layout, align == ALIGN_RIGHT    ? PANGO_ALIGN_RIGHT
-                                       : align == ALIGN_CENTER ? PANGO_ALIGN_CENTER
-                                                               : PANGO_ALIGN_LEFT);
+    /* With auto direction (pango's default) LEFT means "start": the left edge for Latin text,
+     * the right edge of the same box for Arabic or Hebrew. */
+    pango_layout_set_auto_dir(layout, TRUE);
+    pango_layout_set_alignment(layout, align == CXR_REPORT_ALIGN_END      ? PANGO_ALIGN_RIGHT
+                                       : align == CXR_REPORT_ALIGN_CENTER ? PANGO_ALIGN_CENTER
+                                                                          : PANGO_ALIGN_LEFT);
     pango_layout_set_text(layout, valid, -1);
     cairo_move_to(cr, x, y);
     pango_cairo_show_layout(cr, layout);
@@ -54,7 +51,7 @@ static double draw_text(cairo_t *cr, const char *text, double size, bool bold, d
     return (double)pango_height / PANGO_SCALE;
 }
 
-static const char *or_empty(const char *text)
+static const char *or_dash(const char *text)
 {
     return text && *text ? text : "—";
 }
@@ -67,62 +64,101 @@ static void rule(cairo_t *cr, double y, double width)
     cairo_stroke(cr);
 }
 
-static void draw_header(struct page *page, const struct cxr_report_info *info)
+static void draw_header(struct cxr_report_page *page, const struct cxr_report_info *info)
 {
     cairo_t *cr = page->cr;
-    double left = draw_text(cr, or_empty(info->institution_name), 15, true, MARGIN, page->y,
-                            CONTENT * 0.62, ALIGN_LEFT, 2);
-    draw_text(cr, "Chest X-ray AI analysis report", 11, false, MARGIN + CONTENT * 0.62, page->y + 3,
-              CONTENT * 0.38, ALIGN_RIGHT, 2);
-    page->y += (left > 22 ? left : 22) + 6;
+    double left = cxr_report_pdf_text(cr, or_dash(info->institution_name), 14, true, MARGIN,
+                                      page->y, CONTENT * 0.6, CXR_REPORT_ALIGN_START, 2);
+    cxr_report_pdf_text(cr, "Chest X-ray AI analysis report", 10.5, false, MARGIN + CONTENT * 0.6,
+                        page->y + 3, CONTENT * 0.4, CXR_REPORT_ALIGN_END, 1);
+    page->y += (left > 18 ? left : 18) + 4;
     rule(cr, page->y, 1.2);
-    page->y += 10;
-}
-
-/* Label/value pairs in rows; the value column wraps (UIDs are up to 64 characters). */
-static double draw_pairs(cairo_t *cr, const char *const *pairs, size_t count, double x, double y,
-                         double label_width, double value_width)
-{
-    double top = y;
-    for (size_t i = 0; i < count; i++) {
-        draw_text(cr, pairs[2 * i], 9, true, x, y, label_width, ALIGN_LEFT, 1);
-        double used = draw_text(cr, or_empty(pairs[2 * i + 1]), 9, false, x + label_width, y,
-                                value_width, ALIGN_LEFT, 2);
-        y += (used > 12 ? used : 12) + 2;
-    }
-    return y - top;
-}
-
-static void draw_details(struct page *page, const struct cxr_report_info *info)
-{
-    const char *patient[] = {
-            "Patient name", info->patient_name,       "Patient ID", info->patient_id,
-            "Birth date",   info->patient_birth_date, "Age",        info->patient_age,
-            "Sex",          info->patient_sex,
-    };
-    const char *study[] = {
-            "Study date", info->study_date, "Modality", info->modality, "View", info->view_position,
-    };
-    const char *uids[] = {
-            "Study Instance UID",
-            info->study_instance_uid,
-            "SOP Instance UID",
-            info->sop_instance_uid,
-    };
-    cairo_t *cr = page->cr;
-    double half = CONTENT / 2;
-    draw_text(cr, "Patient", 10.5, true, MARGIN, page->y, half, ALIGN_LEFT, 1);
-    draw_text(cr, "Study", 10.5, true, MARGIN + half, page->y, half, ALIGN_LEFT, 1);
-    page->y += 16;
-    double left = draw_pairs(cr, patient, 5, MARGIN, page->y, 78, half - 84);
-    double right = draw_pairs(cr, study, 3, MARGIN + half, page->y, 70, half - 70);
-    page->y += left > right ? left : right;
-    page->y += 2;
-    page->y += draw_pairs(cr, uids, 2, MARGIN, page->y, 110, CONTENT - 110);
     page->y += 6;
 }
 
-static void draw_result(struct page *page, const struct cxr_prediction *prediction)
+/* One framed cell of the details grid: a small grey label above the value, each in its own
+ * box so a right-to-left value stays inside it. Returns the cell height. */
+static double cell(cairo_t *cr, const char *label, const char *value, double x, double y,
+                   double width, double value_size, int lines)
+{
+    cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
+    cxr_report_pdf_text(cr, label, 6.8, false, x + 4, y + 2.5, width - 8, CXR_REPORT_ALIGN_START,
+                        1);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    double used = cxr_report_pdf_text(cr, or_dash(value), value_size, false, x + 4, y + 11.5,
+                                      width - 8, CXR_REPORT_ALIGN_START, lines);
+    return 11.5 + (used > 11 ? used : 11) + 2.5;
+}
+
+static void frame(cairo_t *cr, double x, double y, double width, double height)
+{
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 0.5);
+    cairo_rectangle(cr, x, y, width, height);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+}
+
+/* A row of cells sharing one height (the tallest); widths are shares of CONTENT. */
+static void cell_row(struct cxr_report_page *page, const char *const *labels,
+                     const char *const *values, const double *shares, int count, double size,
+                     int lines)
+{
+    double x = MARGIN, height = 0;
+    for (int i = 0; i < count; i++) {
+        double used =
+                cell(page->cr, labels[i], values[i], x, page->y, CONTENT * shares[i], size, lines);
+        height = used > height ? used : height;
+        x += CONTENT * shares[i];
+    }
+    x = MARGIN;
+    for (int i = 0; i < count; i++) {
+        frame(page->cr, x, page->y, CONTENT * shares[i], height);
+        x += CONTENT * shares[i];
+    }
+    page->y += height;
+}
+
+static enum cxr_status draw_details(struct cxr_report_page *page,
+                                    const struct cxr_report_info *info, struct cxr_err *err)
+{
+    char *patient = cxr_report_person_name_format(info->patient_name);
+    char *referring = cxr_report_person_name_format(info->referring_physician_name);
+    if (patient == NULL || referring == NULL) {
+        free(patient);
+        free(referring);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory for names");
+    }
+    char birth[64], study_date[64], study_time[64], when[160], age_sex[96], modality_view[96];
+    cxr_report_date_format(info->patient_birth_date, birth, sizeof birth);
+    cxr_report_date_format(info->study_date, study_date, sizeof study_date);
+    cxr_report_time_format(info->study_time, study_time, sizeof study_time);
+    snprintf(when, sizeof when, "%s%s%s", study_date, study_date[0] && study_time[0] ? " " : "",
+             study_time);
+    snprintf(age_sex, sizeof age_sex, "%s / %s", or_dash(info->patient_age),
+             or_dash(info->patient_sex));
+    snprintf(modality_view, sizeof modality_view, "%s / %s", or_dash(info->modality),
+             or_dash(info->view_position));
+
+    const double names[2] = {0.6, 0.4};
+    cell_row(page, (const char *[]){"Patient name", "Patient ID"},
+             (const char *[]){patient, info->patient_id}, names, 2, 10, 2);
+    const double four[4] = {0.2, 0.2, 0.3, 0.3};
+    cell_row(page,
+             (const char *[]){"Birth date", "Age / sex", "Accession number", "Study date and time"},
+             (const char *[]){birth, age_sex, info->accession_number, when}, four, 4, 9, 1);
+    cell_row(page, (const char *[]){"Referring physician", "Modality / view"},
+             (const char *[]){referring, modality_view}, names, 2, 9, 2);
+    const double uids[2] = {0.5, 0.5};
+    cell_row(page, (const char *[]){"Study Instance UID", "SOP Instance UID"},
+             (const char *[]){info->study_instance_uid, info->sop_instance_uid}, uids, 2, 6.8, 2);
+    page->y += 8;
+    free(patient);
+    free(referring);
+    return CXR_OK;
+}
+
+static void draw_result(struct cxr_report_page *page, const struct cxr_prediction *prediction)
 {
     cairo_t *cr = page->cr;
     /* Light fills so the text stays readable in black and white; the words carry the meaning. */
@@ -132,7 +168,7 @@ static void draw_result(struct page *page, const struct cxr_prediction *predicti
     } else if (prediction->result == CXR_RESULT_ABNORMAL) {
         fill[0] = 0.99, fill[1] = 0.92, fill[2] = 0.78;
     }
-    double height = 34;
+    double height = 28;
     cairo_set_source_rgb(cr, fill[0], fill[1], fill[2]);
     cairo_rectangle(cr, MARGIN, page->y, CONTENT, height);
     cairo_fill_preserve(cr);
@@ -141,113 +177,39 @@ static void draw_result(struct page *page, const struct cxr_prediction *predicti
     cairo_stroke(cr);
     char line[96];
     snprintf(line, sizeof(line), "Overall result: %s", cxr_result_name(prediction->result));
-    draw_text(cr, line, 16, true, MARGIN + 10, page->y + 7, CONTENT - 20, ALIGN_LEFT, 1);
-    page->y += height + 12;
+    cxr_report_pdf_text(cr, line, 15, true, MARGIN + 10, page->y + 5, CONTENT * 0.6,
+                        CXR_REPORT_ALIGN_START, 1);
+    int present = 0;
+    for (int k = 0; k < CXR_FINDING_COUNT; k++)
+        present += prediction->findings[k].presence;
+    snprintf(line, sizeof line, "%d of %d findings present", present, CXR_FINDING_COUNT);
+    cxr_report_pdf_text(cr, line, 9.5, false, MARGIN + CONTENT * 0.6, page->y + 9,
+                        CONTENT * 0.4 - 10, CXR_REPORT_ALIGN_END, 1);
+    page->y += height + 8;
 }
 
-static void draw_findings(struct page *page, const struct cxr_prediction *prediction)
+static enum cxr_status draw_footer(struct cxr_report_page *page, const struct cxr_report_info *info,
+                                   struct cxr_err *err)
 {
     cairo_t *cr = page->cr;
-    const double columns[4] = {MARGIN + 6, MARGIN + 220, MARGIN + 330, MARGIN + 430};
-    const char *heads[4] = {"Finding", "Confidence", "Threshold", "Present"};
-    const double row = 14.5;
-    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-    cairo_rectangle(cr, MARGIN, page->y, CONTENT, row + 2);
-    cairo_fill(cr);
-    cairo_set_source_rgb(cr, 0, 0, 0);
-    for (int c = 0; c < 4; c++)
-        draw_text(cr, heads[c], 9.5, true, columns[c], page->y + 2, 100, ALIGN_LEFT, 1);
-    page->y += row + 2;
-    for (int k = 0; k < CXR_FINDING_COUNT; k++) {
-        const struct cxr_finding *finding = &prediction->findings[k];
-        char confidence[32], threshold[32];
-        snprintf(confidence, sizeof(confidence), "%.1f %%", finding->confidence * 100.0);
-        snprintf(threshold, sizeof(threshold), "%.1f %%", finding->threshold * 100.0);
-        const char *cells[4] = {finding->name ? finding->name : cxr_finding_names[k], confidence,
-                                threshold, finding->presence ? "Yes" : "No"};
-        for (int c = 0; c < 4; c++)
-            draw_text(cr, cells[c], 9.5, finding->presence, columns[c], page->y + 1.5, 105,
-                      ALIGN_LEFT, 1);
-        page->y += row;
-        cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
-        rule(cr, page->y, 0.4);
-        cairo_set_source_rgb(cr, 0, 0, 0);
-    }
-    page->y += 12;
-}
-
-/* Draws an image of width x height pixels fitted into the box (keeping the aspect ratio),
- * centred, with a thin frame. surface is the 1 x 1 JPEG carrier of report_image.c, so the
- * scale maps its unit square onto the printed rectangle. */
-static void draw_image(cairo_t *cr, cairo_surface_t *surface, double width, double height, double x,
-                       double y, double box)
-{
-    double scale = box / (width > height ? width : height);
-    double dx = x + (box - width * scale) / 2, dy = y + (box - height * scale) / 2;
-    cairo_save(cr);
-    cairo_translate(cr, dx, dy);
-    cairo_scale(cr, width * scale, height * scale);
-    cairo_set_source_surface(cr, surface, 0, 0);
-    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
-    cairo_paint(cr);
-    cairo_restore(cr);
-    cairo_set_line_width(cr, 0.6);
-    cairo_rectangle(cr, dx, dy, width * scale, height * scale);
-    cairo_stroke(cr);
-}
-
-static enum cxr_status draw_images(struct page *page, const struct cxr_gray8 *source,
-                                   const struct cxr_rgb8 *heatmap, struct cxr_err *err)
-{
-    cairo_t *cr = page->cr;
-    const double gap = 16, box = (CONTENT - gap) / 2;
-    draw_text(cr, "Source image", 9.5, true, MARGIN, page->y, box, ALIGN_CENTER, 1);
-    draw_text(cr, heatmap ? "Heatmap overlay (present findings)" : "Heatmap", 9.5, true,
-              MARGIN + box + gap, page->y, box, ALIGN_CENTER, 1);
-    page->y += 15;
-    cairo_surface_t *surface = NULL;
+    char time[160];
     enum cxr_status status =
-            cxr_report_surface_from_pixels(source->pixels, 1, source->width, source->height,
-                                           CXR_REPORT_PDF_IMAGE_MAX_SIDE, &surface, err);
+            cxr_report_timestamp_format(info->report_time, info->timezone, time, sizeof time, err);
     if (status != CXR_OK)
         return status;
-    page->images[0] = surface;
-    draw_image(cr, surface, source->width, source->height, MARGIN, page->y, box);
-    if (heatmap) {
-        status = cxr_report_surface_from_pixels(heatmap->pixels, 3, heatmap->width, heatmap->height,
-                                                CXR_REPORT_PDF_IMAGE_MAX_SIDE, &surface, err);
-        if (status != CXR_OK)
-            return status;
-        page->images[1] = surface;
-        draw_image(cr, surface, heatmap->width, heatmap->height, MARGIN + box + gap, page->y, box);
-    } else {
-        cairo_set_line_width(cr, 0.6);
-        cairo_set_dash(cr, (const double[]){3, 3}, 2, 0);
-        cairo_rectangle(cr, MARGIN + box + gap, page->y, box, box);
-        cairo_stroke(cr);
-        cairo_set_dash(cr, NULL, 0, 0);
-        draw_text(cr, "No heatmap: result Normal", 10, false, MARGIN + box + gap,
-                  page->y + box / 2 - 7, box, ALIGN_CENTER, 1);
-    }
-    page->y += box + 10;
-    return CXR_OK;
-}
-
-static void draw_footer(struct page *page, const struct cxr_report_info *info)
-{
-    cairo_t *cr = page->cr;
     char line[512];
     snprintf(line, sizeof(line), "Model version: %s      Report time: %s",
-             or_empty(info->model_version), or_empty(info->report_time));
-    draw_text(cr, line, 8.5, false, MARGIN, page->y, CONTENT, ALIGN_LEFT, 2);
-    /* The disclaimer sits at the bottom of the page whatever the content above. */
-    double y = PAGE_HEIGHT - MARGIN - 44;
-    rule(cr, y - 6, 0.8);
-    draw_text(cr,
-              "This result is AI-generated decision support. It must be reviewed by a qualified "
-              "reader before any clinical use and does not replace a diagnosis. This software is "
-              "not a medical device.",
-              8.5, true, MARGIN, y, CONTENT, ALIGN_LEFT, 4);
+             or_dash(info->model_version), time);
+    /* The footer sits at the bottom of the page; the maps above fill the space down to it. */
+    double y = PAGE_HEIGHT - MARGIN - FOOTER;
+    cxr_report_pdf_text(cr, line, 8, false, MARGIN, y, CONTENT, CXR_REPORT_ALIGN_START, 1);
+    rule(cr, y + 14, 0.8);
+    cxr_report_pdf_text(cr,
+                        "This result is AI-generated decision support. It must be reviewed by a "
+                        "qualified reader before any clinical use and does not replace a "
+                        "diagnosis. This software is not a medical device.",
+                        8.5, true, MARGIN, y + 19, CONTENT, CXR_REPORT_ALIGN_START, 3);
+    return CXR_OK;
 }
 
 /* cairo does not reliably report a failed write through the surface status, so the stream
@@ -265,17 +227,40 @@ static cairo_status_t append_to_buf(void *closure, const unsigned char *data, un
     return stream->status == CXR_OK ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
 }
 
+static enum cxr_status draw_page(struct cxr_report_page *page, const struct cxr_report_info *info,
+                                 const struct cxr_prediction *prediction,
+                                 const struct cxr_gray8 *source, struct cxr_err *err)
+{
+    draw_header(page, info);
+    enum cxr_status status = draw_details(page, info, err);
+    if (status != CXR_OK)
+        return status;
+    draw_result(page, prediction);
+    /* Findings on the left, the key to the maps on the right, side by side (Normal: no maps,
+     * no key). */
+    bool normal = prediction->result == CXR_RESULT_NORMAL;
+    double table_width = normal ? CONTENT : CONTENT * 0.62, top = page->y;
+    double table = cxr_report_pdf_findings(page, prediction, MARGIN, table_width);
+    double key = normal ? 0
+                        : cxr_report_pdf_key(page->cr, MARGIN + table_width + 12, top,
+                                             CONTENT - table_width - 12);
+    page->y = top + (table > key ? table : key) + 10;
+    status = draw_footer(page, info, err);
+    if (status == CXR_OK)
+        status = cxr_report_pdf_maps(page, prediction, source, PAGE_HEIGHT - MARGIN - FOOTER - 6,
+                                     err);
+    return status;
+}
+
 enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
                                const struct cxr_prediction *prediction,
-                               const struct cxr_gray8 *source, const struct cxr_rgb8 *heatmap,
-                               struct cxr_buf *out, struct cxr_err *err)
+                               const struct cxr_gray8 *source, struct cxr_buf *out,
+                               struct cxr_err *err)
 {
     if (info == NULL || prediction == NULL || out == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: missing argument");
     if (source == NULL || source->pixels == NULL || source->width == 0 || source->height == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: empty source image");
-    if (heatmap && (heatmap->pixels == NULL || heatmap->width == 0 || heatmap->height == 0))
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: empty heatmap image");
 
     size_t start = out->len;
     struct pdf_stream stream = {out, CXR_OK};
@@ -290,21 +275,15 @@ enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
     cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "cxrd");
     cairo_t *cr = cairo_create(surface);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    struct page page = {cr, MARGIN, {NULL, NULL}};
-    draw_header(&page, info);
-    draw_details(&page, info);
-    draw_result(&page, prediction);
-    draw_findings(&page, prediction);
-    enum cxr_status status = draw_images(&page, source, heatmap, err);
-    if (status == CXR_OK)
-        draw_footer(&page, info);
+    struct cxr_report_page page = {.cr = cr, .y = MARGIN};
+    enum cxr_status status = draw_page(&page, info, prediction, source, err);
     cairo_status_t drawn = cairo_status(cr);
     cairo_destroy(cr);
     cairo_surface_finish(surface);
     cairo_status_t written = cairo_surface_status(surface);
     cairo_surface_destroy(surface);
-    cairo_surface_destroy(page.images[0]); /* NULL is a no-op in cairo */
-    cairo_surface_destroy(page.images[1]);
+    for (int i = 0; i < page.image_count; i++)
+        cairo_surface_destroy(page.images[i]);
     if (status == CXR_OK && drawn != CAIRO_STATUS_SUCCESS)
         status = cxr_err_set(err, CXR_ERR_INTERNAL, "cairo: %s", cairo_status_to_string(drawn));
     if (status == CXR_OK && stream.status == CXR_ERR_LIMIT)

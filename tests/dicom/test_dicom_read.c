@@ -161,6 +161,41 @@ static void check_seed_image(const char *name, const char *syntax, bool big_endi
     cxr_dicom_file_destroy(file);
 }
 
+/* Study details for the report, against pydicom's reading of the same corpus files:
+ * accession number, referring physician (a Person Name, raw), study time, institution, and
+ * the raw patient name with all its component groups. */
+static void test_study_details(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        const char *accession, *referring, *study_time, *institution, *patient_raw;
+    } cases[] = {
+            {"pydicom-test-files/waveform_ecg.dcm", "03028041970546", "2721", "105919",
+             "E. O. Ospedali Galliera", NULL},
+            {"pydicom-charset-files/chrH31.dcm", "", "^^^^", "", "",
+             "Yamada^Tarou=山田^太郎=やまだ^たろう"},
+            {"pydicom-charset-files/chrI2.dcm", "", "^^^^", "", "", "Hong^Gildong=洪^吉洞=홍^길동"},
+            {"pydicom-charset-files/chrArab.dcm", "", "^^^^", "", "", "قباني^لنزار"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/dicom/%s", data_dir(), cases[i].file);
+        struct cxr_dicom_file *file = NULL;
+        struct cxr_err err = CXR_ERR_INIT;
+        if (cxr_dicom_file_read(path, NULL, &file, &err) != CXR_OK)
+            fail_msg("%s: %s", path, err.message);
+        const struct cxr_dicom_meta *meta = cxr_dicom_file_meta(file);
+        assert_string_equal(meta->accession_number, cases[i].accession);
+        assert_string_equal(meta->referring_physician_name_raw, cases[i].referring);
+        assert_string_equal(meta->study_time, cases[i].study_time);
+        assert_string_equal(meta->institution_name, cases[i].institution);
+        if (cases[i].patient_raw)
+            assert_string_equal(meta->patient_name_raw, cases[i].patient_raw);
+        cxr_dicom_file_destroy(file);
+    }
+}
+
 static void test_transfer_syntaxes(void **state)
 {
     (void)state;
@@ -560,6 +595,7 @@ int main(void)
             cmocka_unit_test(test_person_name_render),
             cmocka_unit_test(test_charset_decoding),
             cmocka_unit_test(test_transfer_syntaxes),
+            cmocka_unit_test(test_study_details),
             cmocka_unit_test(test_big_endian_byte_order),
             cmocka_unit_test(test_meta_group_without_preamble),
             cmocka_unit_test(test_known_broken_files),

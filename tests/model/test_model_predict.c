@@ -179,7 +179,7 @@ static void pinned_results_through_report(void **state)
     struct cxr_report_info info = {.patient_name = "Test^Patient",
                                    .model_version = cxr_model_version(tb)};
     struct cxr_buf pdf = CXR_BUF_INIT(0);
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &images[0], &heatmap, &pdf, NULL), CXR_OK);
+    assert_int_equal(cxr_report_pdf(&info, &prediction, &images[0], &pdf, NULL), CXR_OK);
     assert_true(pdf.len > 1000);
     cxr_buf_release(&pdf);
     free(heatmap.pixels);

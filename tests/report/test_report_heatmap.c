@@ -1,11 +1,14 @@
-/* Heatmap overlay: refusal for Normal, the confidence-weighted sum of present class maps,
- * bilinear upsampling at pixel centres (values worked out by hand), the blend, the output
- * size, and the colour map's endpoints and monotone lightness. */
+/* Heatmap overlay: refusal for Normal, the choice of the finding shown, per-map scaling (median
+ * to maximum, weak and flat maps still show), bilinear upsampling at pixel centres (values from
+ * PyTorch), the body mask on a synthetic radiograph (air, a burnt-in label and a collimator band
+ * are outside), and the API heatmap of a finding present by a small margin: changed inside the
+ * body, unchanged outside it, with a legend strip holding the colour bar. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,40 +16,41 @@
 
 #include "report/report_internal.h"
 
-/* 2x2 class maps: Tuberculosis present (0.5) peaks top-left, Pleural Effusion present (1.0)
- * bottom-right, Consolidation absent with a huge peak top-right that must not show. Combined
- * map = 0.5*[4,0,0,0] + 1.0*[0,0,0,1] = [2,0,0,1] -> normalised [1,0,0,0.5]. */
-static float cams[CXR_FINDING_COUNT * 4];
+static float cams[CXR_FINDING_COUNT * 144];
 
-static struct cxr_prediction make_prediction(void)
+/* All findings absent at 0.1 < 0.5; maps of size side x side, all zero. */
+static struct cxr_prediction make_prediction(uint32_t side)
 {
     struct cxr_prediction prediction = {0};
     for (int k = 0; k < CXR_FINDING_COUNT; k++)
         prediction.findings[k] = (struct cxr_finding){cxr_finding_names[k], false, 0.1, 0.5};
     memset(cams, 0, sizeof(cams));
-    cams[0 * 4 + 0] = 4.0f;
-    cams[3 * 4 + 3] = 1.0f;
-    cams[5 * 4 + 1] = 100.0f;
-    cams[1 * 4 + 2] = -50.0f; /* absent too; negative */
-    prediction.findings[0].presence = true;
-    prediction.findings[0].confidence = 0.5;
-    prediction.findings[3].presence = true;
-    prediction.findings[3].confidence = 1.0;
-    prediction.findings[5].confidence = 0.4;
-    prediction.result = CXR_RESULT_TB_PRESUMPTIVE;
-    prediction.cam_width = 2;
-    prediction.cam_height = 2;
+    prediction.result = CXR_RESULT_NORMAL;
+    prediction.cam_width = side;
+    prediction.cam_height = side;
     prediction.cams = cams;
     return prediction;
+}
+
+static void set_present(struct cxr_prediction *prediction, int finding, double confidence)
+{
+    prediction->findings[finding].presence = true;
+    prediction->findings[finding].confidence = confidence;
+    prediction->result = cxr_result_decide(prediction->findings);
+}
+
+/* A mask that is all body, for an image of width x height (factor 1). */
+static uint8_t all_body[64 * 64];
+static struct cxr_report_mask full_mask(uint32_t width, uint32_t height)
+{
+    memset(all_body, 1, sizeof(all_body));
+    return (struct cxr_report_mask){width, height, 1, width, height, all_body};
 }
 
 static void normal_has_no_heatmap(void **state)
 {
     (void)state;
-    struct cxr_prediction prediction = make_prediction();
-    for (int k = 0; k < CXR_FINDING_COUNT; k++)
-        prediction.findings[k].presence = false;
-    prediction.result = CXR_RESULT_NORMAL;
+    struct cxr_prediction prediction = make_prediction(2);
     uint8_t grey[16] = {0};
     struct cxr_gray8 source = {4, 4, grey};
     struct cxr_rgb8 out = {7, 7, NULL};
@@ -57,41 +61,64 @@ static void normal_has_no_heatmap(void **state)
     assert_null(out.pixels);
 }
 
-static void weighted_sum_at_map_size(void **state)
+static void finding_shown(void **state)
 {
     (void)state;
-    struct cxr_prediction prediction = make_prediction();
+    struct cxr_prediction prediction = make_prediction(2);
+    assert_int_equal(cxr_report_finding_pick(&prediction), -1);
+    set_present(&prediction, 3, 0.9);  /* margin 0.4 */
+    set_present(&prediction, 6, 0.95); /* margin 0.45: the largest */
+    assert_int_equal(cxr_report_finding_pick(&prediction), 6);
+    prediction.findings[6].threshold = 0.9; /* margin 0.05 */
+    assert_int_equal(cxr_report_finding_pick(&prediction), 3);
+    set_present(&prediction, 0, 0.51); /* Tuberculosis first, whatever its margin */
+    assert_int_equal(cxr_report_finding_pick(&prediction), 0);
+}
+
+static void each_map_scaled_on_its_own(void **state)
+{
+    (void)state;
+    struct cxr_prediction prediction = make_prediction(2);
+    struct cxr_report_mask mask = full_mask(2, 2);
+    /* Map 1 [4, -1, 0, 8/3]: median 4/3, maximum 4 -> [1, 0, 0, 0.5]. Map 2 is the same map
+     * a thousand times weaker and shifted: it must look the same. */
+    const float values[4] = {4.0f, -1.0f, 0.0f, 8.0f / 3.0f};
+    for (int i = 0; i < 4; i++) {
+        cams[1 * 4 + i] = values[i];
+        cams[2 * 4 + i] = values[i] * 1e-3f - 7.0f;
+    }
+    const float expected[4] = {1.0f, 0.0f, 0.0f, 0.5f};
     float heat[4];
-    assert_int_equal(cxr_report_heat_compute(&prediction, 2, 2, heat, NULL), CXR_OK);
+    for (int finding = 1; finding <= 2; finding++) {
+        assert_int_equal(cxr_report_heat_compute(&prediction, finding, &mask, 2, 2, heat, NULL),
+                         CXR_OK);
+        for (int i = 0; i < 4; i++)
+            assert_float_equal(heat[i], expected[i], 1e-3);
+    }
+    /* A flat map has no maximum to point at: it shows evenly over the body, never blank. */
+    for (int i = 0; i < 4; i++)
+        cams[3 * 4 + i] = -2.5f;
+    assert_int_equal(cxr_report_heat_compute(&prediction, 3, &mask, 2, 2, heat, NULL), CXR_OK);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(heat[i], 1.0f, 1e-6);
+    /* NaN cells show nothing and do not spoil the others. */
+    cams[1 * 4 + 1] = NAN;
+    assert_int_equal(cxr_report_heat_compute(&prediction, 1, &mask, 2, 2, heat, NULL), CXR_OK);
     assert_float_equal(heat[0], 1.0f, 1e-6);
     assert_float_equal(heat[1], 0.0f, 1e-6);
-    assert_float_equal(heat[2], 0.0f, 1e-6);
-    assert_float_equal(heat[3], 0.5f, 1e-6);
-
-    /* Weights follow confidence: raising Effusion's confidence to 4 would make both peaks
-     * equal; with 2.0 the bottom-right is 2/2 = 1 and top-left 2/2 = 1. */
-    prediction.findings[3].confidence = 2.0;
-    assert_int_equal(cxr_report_heat_compute(&prediction, 2, 2, heat, NULL), CXR_OK);
-    assert_float_equal(heat[0], 1.0f, 1e-6);
-    assert_float_equal(heat[3], 1.0f, 1e-6);
-
-    /* Only negative evidence: nothing is highlighted. */
-    prediction = make_prediction();
-    cams[0] = -4.0f;
-    cams[3 * 4 + 3] = -1.0f;
-    assert_int_equal(cxr_report_heat_compute(&prediction, 2, 2, heat, NULL), CXR_OK);
-    for (int i = 0; i < 4; i++)
-        assert_float_equal(heat[i], 0.0f, 1e-6);
 }
 
 static void bilinear_upsampling(void **state)
 {
     (void)state;
-    struct cxr_prediction prediction = make_prediction();
+    struct cxr_prediction prediction = make_prediction(2);
+    const float values[4] = {4.0f, -1.0f, 0.0f, 8.0f / 3.0f}; /* scaled: [[1, 0], [0, 0.5]] */
+    memcpy(cams + 4 * 4, values, sizeof(values));
+    struct cxr_report_mask mask = full_mask(4, 4);
     float heat[16];
-    assert_int_equal(cxr_report_heat_compute(&prediction, 4, 4, heat, NULL), CXR_OK);
+    assert_int_equal(cxr_report_heat_compute(&prediction, 4, &mask, 4, 4, heat, NULL), CXR_OK);
     /* Output pixel i maps to grid coordinate (i + 0.5) / 2 - 0.5, clamped: -0.25 -> 0, 0.25,
-     * 0.75, 1.25 -> 1. Grid [[1, 0], [0, 0.5]]. Expected values from PyTorch:
+     * 0.75, 1.25 -> 1. Expected values from PyTorch:
      * interpolate(grid, size=(4, 4), mode="bilinear", align_corners=False). */
     const float expected[16] = {
             1.0f,  0.75f,   0.25f,   0.0f,   /* */
@@ -137,46 +164,151 @@ static void colormap_endpoints_and_monotone(void **state)
         assert_true(luminance(table[i]) > luminance(table[i - 8]));
 }
 
-static void overlay_blend_and_size(void **state)
+/* A synthetic radiograph, 320 x 256: dark air with noise, a textured elliptic body centred at
+ * (150, 135) with radii 105 x 95, a burnt-in label (bright text-like bars) in the air at the
+ * top left, and a flat bright collimator band on the right 18 columns. */
+enum { IMAGE_WIDTH = 320, IMAGE_HEIGHT = 256, BAND = 18 };
+
+static double body_radius(uint32_t x, uint32_t y)
+{
+    double dx = (x + 0.5 - 150.0) / 105.0, dy = (y + 0.5 - 135.0) / 95.0;
+    return sqrt(dx * dx + dy * dy);
+}
+
+static struct cxr_gray8 make_radiograph(void)
+{
+    struct cxr_gray8 image = {IMAGE_WIDTH, IMAGE_HEIGHT, malloc(IMAGE_WIDTH * IMAGE_HEIGHT)};
+    assert_non_null(image.pixels);
+    uint32_t noise = 12345;
+    for (uint32_t y = 0; y < IMAGE_HEIGHT; y++) {
+        for (uint32_t x = 0; x < IMAGE_WIDTH; x++) {
+            noise = noise * 1103515245u + 12345u;
+            int value = 6 + (int)((noise >> 16) % 5);
+            if (body_radius(x, y) < 1.0) /* ribs and vessels: texture the flood must not cross */
+                value = 110 + (int)(45 * sin(x * 0.31) * cos(y * 0.23)) + (int)((noise >> 16) % 30);
+            if (y >= 12 && y < 26 && x >= 10 && x < 60 && (x / 4) % 2 == 0)
+                value = 250; /* label */
+            if (x >= IMAGE_WIDTH - BAND)
+                value = 245; /* collimator */
+            image.pixels[(size_t)y * IMAGE_WIDTH + x] = (uint8_t)value;
+        }
+    }
+    return image;
+}
+
+static void body_mask_of_synthetic_radiograph(void **state)
 {
     (void)state;
-    struct cxr_prediction prediction = make_prediction();
-    enum { W = 6, H = 4 };
-    uint8_t grey[W * H];
-    for (int i = 0; i < W * H; i++)
-        grey[i] = (uint8_t)(i * 10);
-    struct cxr_gray8 source = {W, H, grey};
+    struct cxr_gray8 image = make_radiograph();
+    struct cxr_report_mask mask = {0};
+    assert_int_equal(cxr_report_mask_compute(&image, &mask, NULL), CXR_OK);
+    assert_int_equal(mask.factor, 3); /* 320 / 128, rounded up */
+    assert_int_equal(mask.width, 107);
+    assert_int_equal(mask.height, 86);
+    size_t both = 0, either = 0, label = 0, band = 0;
+    for (uint32_t y = 0; y < mask.height; y++) {
+        for (uint32_t x = 0; x < mask.width; x++) {
+            bool inside = mask.inside[y * mask.width + x];
+            bool truth = body_radius(x * 3 + 1, y * 3 + 1) < 1.0;
+            both += inside && truth;
+            either += inside || truth;
+            label += inside && y * 3 >= 12 && y * 3 < 26 && x * 3 < 60;
+            band += inside && x * 3 >= IMAGE_WIDTH - BAND;
+        }
+    }
+    double overlap = (double)both / (double)either;
+    printf("body mask: intersection over union with the true body %.3f\n", overlap);
+    assert_true(overlap > 0.93);
+    assert_int_equal(label, 0);
+    assert_int_equal(band, 0);
+    cxr_report_mask_release(&mask);
+    cxr_report_mask_release(NULL);
+    free(image.pixels);
+}
+
+/* The issue's case: one finding present by a small margin, with a weak map whose strongest
+ * cell lies in the air outside the body (where the old overlay drew its only colour). */
+static void heatmap_shows_weak_finding_inside_body_only(void **state)
+{
+    (void)state;
+    struct cxr_prediction prediction = make_prediction(12);
+    set_present(&prediction, 1, 0.5004); /* Cardiomegaly, threshold 0.5 */
+    set_present(&prediction, 3, 0.7);
+    float *map = cams + 1 * 144;
+    for (int r = 0; r < 12; r++)
+        for (int c = 0; c < 12; c++) /* weak bump at cell (6, 5), inside the body */
+            map[r * 12 + c] = 0.002f * expf(-((r - 6) * (r - 6) + (c - 5) * (c - 5)) / 4.0f);
+    map[0] = 0.01f; /* the strongest cell: top-left corner, air */
+    struct cxr_gray8 source = make_radiograph();
     struct cxr_rgb8 out = {0};
     struct cxr_err err = CXR_ERR_INIT;
     assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, &err), CXR_OK);
-    assert_int_equal(out.width, W);
-    assert_int_equal(out.height, H);
-    assert_non_null(out.pixels);
+    uint32_t legend = cxr_report_legend_height(IMAGE_WIDTH);
+    assert_int_equal(out.width, IMAGE_WIDTH);
+    assert_int_equal(out.height, IMAGE_HEIGHT + legend);
 
-    float heat[W * H];
-    assert_int_equal(cxr_report_heat_compute(&prediction, W, H, heat, NULL), CXR_OK);
-    uint8_t table[256][3];
-    cxr_report_colormap_fill(table);
-    for (int i = 0; i < W * H; i++) {
-        int level = (int)lroundf(heat[i] * 255.0f);
-        double alpha = CXR_REPORT_HEAT_ALPHA * level / 255.0;
-        for (int c = 0; c < 3; c++) {
-            double expected = (1.0 - alpha) * grey[i] + alpha * table[level][c];
-            assert_true(fabs(out.pixels[3 * i + c] - expected) <= 1.0);
+    size_t changed_inside = 0, changed_outside = 0, outside = 0, near_peak = 0;
+    for (uint32_t y = 0; y < IMAGE_HEIGHT; y++) {
+        for (uint32_t x = 0; x < IMAGE_WIDTH; x++) {
+            size_t i = (size_t)y * IMAGE_WIDTH + x;
+            const uint8_t *rgb = out.pixels + 3 * i;
+            bool same = rgb[0] == source.pixels[i] && rgb[1] == source.pixels[i] &&
+                        rgb[2] == source.pixels[i];
+            double radius = body_radius(x, y);
+            if (radius < 0.95) {
+                changed_inside += !same;
+            } else if (radius > 1.08) { /* beyond the mask cells on the skin line (3 pixels each) */
+                outside++;
+                changed_outside += !same;
+            }
+            /* Map cell (6, 5) is centred at (5.5 / 12 * 320, 6.5 / 12 * 256) = (147, 139). */
+            if (abs((int)x - 147) < 8 && abs((int)y - 139) < 8)
+                near_peak += !same && abs((int)rgb[0] - (int)source.pixels[i]) > 20;
         }
     }
-    /* Top-left corner is the hottest point; the cold corner keeps the grey exactly. */
-    assert_float_equal(heat[0], 1.0f, 1e-6);
-    assert_float_equal(heat[W - 1], 0.0f, 1e-6);
-    for (int c = 0; c < 3; c++)
-        assert_int_equal(out.pixels[3 * (W - 1) + c], grey[W - 1]);
+    printf("changed pixels: %zu inside the body, %zu of %zu outside, %zu strongly near the peak\n",
+           changed_inside, changed_outside, outside, near_peak);
+    assert_int_equal(changed_outside, 0);
+    assert_true(changed_inside > 2000);
+    assert_true(near_peak > 100);
+
+    /* The legend: a row of the strip holds the colour bar, the colour map's entries left to
+     * right from the first to the last; white text is there too. */
+    uint8_t table[256][3];
+    cxr_report_colormap_fill(table);
+    bool found_bar = false;
+    size_t light = 0;
+    for (uint32_t y = IMAGE_HEIGHT; y < out.height; y++) {
+        const uint8_t *row = out.pixels + (size_t)y * IMAGE_WIDTH * 3;
+        int level = 0, first = -1, last = -1;
+        for (uint32_t x = 0; x < IMAGE_WIDTH; x++) {
+            const uint8_t *rgb = row + 3 * x;
+            light += rgb[0] > 200 && rgb[1] > 200 && rgb[2] > 200;
+            int match = -1;
+            for (int l = level; l < 256 && match < 0; l++)
+                match = memcmp(rgb, table[l], 3) == 0 ? l : -1;
+            if (match >= 0 && (first >= 0 || match == 0)) {
+                first = first < 0 ? (int)x : first;
+                last = (int)x;
+                level = match;
+            } else if (first >= 0) {
+                break;
+            }
+        }
+        if (first >= 0 && level == 255 && last - first > 100)
+            found_bar = true;
+    }
+    assert_true(found_bar);
+    assert_true(light > 100);
     free(out.pixels);
+    free(source.pixels);
 }
 
 static void refuses_bad_arguments(void **state)
 {
     (void)state;
-    struct cxr_prediction prediction = make_prediction();
+    struct cxr_prediction prediction = make_prediction(2);
+    set_present(&prediction, 0, 0.9);
     uint8_t grey[4] = {0};
     struct cxr_gray8 source = {2, 2, grey};
     struct cxr_gray8 empty = {0, 2, grey};
@@ -184,21 +316,33 @@ static void refuses_bad_arguments(void **state)
     assert_int_equal(cxr_report_heatmap(&empty, &prediction, &out, NULL), CXR_ERR_INVALID_ARG);
     prediction.cams = NULL;
     assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, NULL), CXR_ERR_INVALID_ARG);
-    prediction = make_prediction();
+    prediction = make_prediction(2);
+    set_present(&prediction, 0, 0.9);
     prediction.cam_width = 0;
     assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, NULL), CXR_ERR_INVALID_ARG);
     assert_null(out.pixels);
+    struct cxr_report_mask mask = full_mask(2, 2);
+    float heat[4];
+    prediction = make_prediction(2);
+    assert_int_equal(cxr_report_heat_compute(&prediction, 11, &mask, 2, 2, heat, NULL),
+                     CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_report_heat_compute(&prediction, 0, NULL, 2, 2, heat, NULL),
+                     CXR_ERR_INVALID_ARG);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(normal_has_no_heatmap),
-            cmocka_unit_test(weighted_sum_at_map_size),
+            cmocka_unit_test(finding_shown),
+            cmocka_unit_test(each_map_scaled_on_its_own),
             cmocka_unit_test(bilinear_upsampling),
             cmocka_unit_test(colormap_endpoints_and_monotone),
-            cmocka_unit_test(overlay_blend_and_size),
+            cmocka_unit_test(body_mask_of_synthetic_radiograph),
+            cmocka_unit_test(heatmap_shows_weak_finding_inside_body_only),
             cmocka_unit_test(refuses_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    cxr_report_shutdown(); /* the legend draws text with pango */
+    return failed;
 }

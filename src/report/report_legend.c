@@ -1,0 +1,168 @@
+/* The legend strip baked under the API heatmap, so the PNG explains itself wherever it is
+ * viewed: which finding the colour shows (with its confidence and threshold), the colour bar
+ * and what its ends mean, and which other findings are present (shown one per map in the PDF).
+ * Text is drawn with cairo on an image surface; the colour bar is written pixel by pixel from
+ * the same colour map as the overlay. */
+#include <cairo.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "report/report_internal.h"
+
+uint32_t cxr_report_legend_height(uint32_t width)
+{
+    uint32_t height = width / 7;
+    return height < 56 ? 56 : height > 448 ? 448 : height;
+}
+
+/* Width of text in the current font. */
+static double text_width(cairo_t *cr, const char *text)
+{
+    cairo_text_extents_t extents;
+    cairo_text_extents(cr, text, &extents);
+    return extents.x_advance;
+}
+
+/* Shows up to `lines` lines of text from (x, y) (top of the first line), breaking at spaces and
+ * ending with an ellipsis when the text does not fit. cairo's own text API, not pango: the
+ * legend is Latin text that needs no shaping, and pango releases fonts from a worker thread
+ * after a call returns, which made cxr_report_shutdown abort in cairo's reset (an
+ * `live_entries == 0` assertion) in short runs that draw only a legend. */
+static void show_text(cairo_t *cr, const char *text, double size, bool bold, double x, double y,
+                      double width, int lines)
+{
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
+                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, size);
+    char line[512];
+    const char *rest = text;
+    for (int l = 0; l < lines && *rest; l++) {
+        /* The longest run of whole words that fits; a last line takes what it can. */
+        size_t length = strlen(rest), fit = 0;
+        for (size_t end = 0; end <= length; end++) {
+            if (end != length && rest[end] != ' ')
+                continue;
+            if (end >= sizeof line)
+                break;
+            memcpy(line, rest, end);
+            line[end] = '\0';
+            if (text_width(cr, line) > width)
+                break;
+            fit = end;
+        }
+        bool last = l == lines - 1 || fit == length;
+        if (last && fit < length) {
+            /* Cut to fit with an ellipsis: drop bytes (whole UTF-8 characters) from the end. */
+            size_t cut = length < sizeof line - 4 ? length : sizeof line - 4;
+            for (;;) {
+                while (cut > 0 && (rest[cut] & 0xC0) == 0x80)
+                    cut--;
+                memcpy(line, rest, cut);
+                memcpy(line + cut, "\u2026", 4);
+                if (cut == 0 || text_width(cr, line) <= width)
+                    break;
+                cut--;
+            }
+        } else {
+            if (fit == 0) /* one word wider than the line: it takes the line anyway */
+                fit = strcspn(rest, " ");
+            fit = fit < sizeof line ? fit : sizeof line - 1;
+            memcpy(line, rest, fit);
+            line[fit] = '\0';
+        }
+        cairo_move_to(cr, x, y + size * (1.0 + 1.2 * l) - size * 0.2);
+        cairo_show_text(cr, line);
+        if (last)
+            break;
+        rest += fit;
+        while (*rest == ' ')
+            rest++;
+    }
+}
+
+enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, int finding,
+                                       uint8_t *rgb, uint32_t width, uint32_t height,
+                                       struct cxr_report_legend_bar *bar, struct cxr_err *err)
+{
+    if (prediction == NULL || rgb == NULL || finding < 0 || finding >= CXR_FINDING_COUNT ||
+        width == 0 || height == 0 || width > 32767 || height > 32767)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "legend: bad arguments");
+    cairo_surface_t *surface =
+            cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)width, (int)height);
+    cairo_t *cr = cairo_create(surface);
+    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) {
+        cairo_destroy(cr);
+        cairo_surface_destroy(surface);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot create the legend surface");
+    }
+    /* Laid out in units of a 384 x 56 strip, scaled to fit (small images get small text). */
+    double unit = fmin(height / 56.0, width / 384.0);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    cairo_paint(cr);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+
+    const struct cxr_finding *shown = &prediction->findings[finding];
+    const char *name = shown->name ? shown->name : cxr_finding_names[finding];
+    char line[512];
+    snprintf(line, sizeof line, "%s: %.1f %% (threshold %.1f %%)", name, shown->confidence * 100.0,
+             shown->threshold * 100.0);
+    show_text(cr, line, 11 * unit, true, 6 * unit, 3 * unit, width - 12 * unit, 1);
+
+    double bar_x0 = 6 * unit, bar_width = fmin(width * 0.4, 256 * unit);
+    show_text(cr, "median of this map in the body \u2192 its maximum", 7.5 * unit, false,
+              bar_x0 + bar_width + 6 * unit, 20 * unit, width - bar_x0 - bar_width - 12 * unit, 1);
+
+    size_t used = (size_t)snprintf(line, sizeof line, "Also present:");
+    int others = 0;
+    for (int k = 0; k < CXR_FINDING_COUNT; k++) {
+        if (k == finding || !prediction->findings[k].presence)
+            continue;
+        const char *other =
+                prediction->findings[k].name ? prediction->findings[k].name : cxr_finding_names[k];
+        if (used < sizeof line)
+            used += (size_t)snprintf(line + used, sizeof line - used, "%s %s", others ? "," : "",
+                                     other);
+        others++;
+    }
+    if (others == 0)
+        snprintf(line, sizeof line, "No other finding present.");
+    else if (used < sizeof line)
+        snprintf(line + used, sizeof line - used, " (one map each in the PDF report)");
+    show_text(cr, line, 7 * unit, false, 6 * unit, 33 * unit, width - 12 * unit, 2);
+
+    cairo_destroy(cr);
+    cairo_surface_flush(surface);
+    if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(surface);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot draw the legend");
+    }
+    const uint8_t *data = cairo_image_surface_get_data(surface);
+    int stride = cairo_image_surface_get_stride(surface);
+    for (uint32_t y = 0; y < height; y++) {
+        const uint32_t *row = (const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride);
+        uint8_t *out = rgb + (size_t)y * width * 3;
+        for (uint32_t x = 0; x < width; x++) {
+            out[3 * x + 0] = (uint8_t)(row[x] >> 16);
+            out[3 * x + 1] = (uint8_t)(row[x] >> 8);
+            out[3 * x + 2] = (uint8_t)row[x];
+        }
+    }
+    cairo_surface_destroy(surface);
+
+    /* The colour bar: exactly the overlay's colour map, level rising left to right. */
+    uint8_t colormap[256][3];
+    cxr_report_colormap_fill(colormap);
+    uint32_t x0 = (uint32_t)lround(bar_x0), x1 = (uint32_t)lround(bar_x0 + bar_width);
+    uint32_t y0 = (uint32_t)lround(20 * unit), y1 = (uint32_t)lround(30 * unit);
+    x1 = x1 > width ? width : x1;
+    for (uint32_t y = y0; y < y1 && y < height; y++) {
+        for (uint32_t x = x0; x < x1; x++) {
+            uint32_t level = x1 - x0 > 1 ? (x - x0) * 255 / (x1 - x0 - 1) : 255;
+            memcpy(rgb + ((size_t)y * width + x) * 3, colormap[level], 3);
+        }
+    }
+    if (bar)
+        *bar = (struct cxr_report_legend_bar){x0, x1, y0, y1};
+    return CXR_OK;
+}
