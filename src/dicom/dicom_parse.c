@@ -75,8 +75,10 @@ static enum cxr_status count_one(struct parser *parser)
     return CXR_OK;
 }
 
-static enum cxr_status element_append(struct parser *parser, const struct dicom_element *element,
-                                      uint32_t *index)
+/* Appends to the element table. The element's index is the table's count before the call
+ * (callers take it first, so it is always initialised: GCC cannot see that every failure path
+ * returns a non-OK status through cxr_err_set and warned at -O3 about an out-parameter). */
+static enum cxr_status element_append(struct parser *parser, const struct dicom_element *element)
 {
     struct cxr_dicom_file *file = parser->file;
     enum cxr_status status = count_one(parser);
@@ -90,8 +92,6 @@ static enum cxr_status element_append(struct parser *parser, const struct dicom_
         file->elements = grown;
         file->element_capacity = capacity;
     }
-    if (index != NULL)
-        *index = (uint32_t)file->element_count;
     file->elements[file->element_count++] = *element;
     return CXR_OK;
 }
@@ -133,8 +133,8 @@ static enum cxr_status parse_sequence(struct parser *parser, struct encoding enc
                 .parent = sequence,
                 .offset = *pos,
         };
-        uint32_t index;
-        enum cxr_status status = element_append(parser, &item, &index);
+        uint32_t index = (uint32_t)parser->file->element_count;
+        enum cxr_status status = element_append(parser, &item);
         if (status != CXR_OK)
             return status;
         if (length == UNDEFINED_LENGTH) {
@@ -249,7 +249,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
         }
         element.offset = *pos;
 
-        uint32_t index;
+        uint32_t index = (uint32_t)parser->file->element_count;
         enum cxr_status status;
         if (length == UNDEFINED_LENGTH) {
             bool bytes_vr = element.vr == DICOM_VR('O', 'B') || element.vr == DICOM_VR('O', 'W');
@@ -260,7 +260,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
                     return status;
                 element.encapsulated = 1;
                 element.length = content_end - element.offset;
-                status = element_append(parser, &element, NULL);
+                status = element_append(parser, &element);
             } else if (element.vr == DICOM_VR('S', 'Q') || element.vr == 0 ||
                        element.vr == DICOM_VR('U', 'N')) {
                 /* An undefined-length UN is a sequence in implicit VR little endian (PS3.5
@@ -268,7 +268,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
                 struct encoding inner = encoding;
                 if (element.vr == DICOM_VR('U', 'N'))
                     inner = (struct encoding){.explicit_vr = false, .big_endian = false};
-                status = element_append(parser, &element, &index);
+                status = element_append(parser, &element);
                 if (status == CXR_OK)
                     status = parse_sequence(parser, inner, pos, end, index, depth + 1, true);
                 if (status == CXR_OK)
@@ -285,7 +285,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
             return malformed_at(parser, header_at, tag,
                                 "element length exceeds the remaining bytes");
         element.length = length;
-        status = element_append(parser, &element, &index);
+        status = element_append(parser, &element);
         if (status != CXR_OK)
             return status;
         if (element.vr == DICOM_VR('S', 'Q') || (element.vr == 0 && tag_is_known_sequence(tag))) {

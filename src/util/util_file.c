@@ -99,6 +99,9 @@ static char *join(const char *folder, const char *prefix, const char *name, cons
     return path;
 }
 
+/* Sets *entry only on success; every failure returns through cxr_err_set, which returns its
+ * (non-OK) status, but GCC cannot see that across files and warns at -O3 that the caller may
+ * use *entry uninitialised, hence the callers' NULL initialisers. */
 static enum cxr_status add_entry(struct cxr_file_group *group, const char *name,
                                  struct staged_file **entry, struct cxr_err *err)
 {
@@ -133,7 +136,7 @@ static enum cxr_status write_all(int fd, const unsigned char *bytes, size_t size
 enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *name,
                                      const void *bytes, size_t size, struct cxr_err *err)
 {
-    struct staged_file *file;
+    struct staged_file *file = NULL; /* set by add_entry when it succeeds */
     enum cxr_status status = add_entry(group, name, &file, err);
     if (status != CXR_OK)
         return status;
@@ -169,7 +172,7 @@ enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *n
 enum cxr_status cxr_file_group_remove(struct cxr_file_group *group, const char *name,
                                       struct cxr_err *err)
 {
-    struct staged_file *file;
+    struct staged_file *file = NULL; /* set by add_entry when it succeeds */
     enum cxr_status status = add_entry(group, name, &file, err);
     if (status != CXR_OK)
         return status;
