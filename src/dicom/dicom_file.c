@@ -1,11 +1,8 @@
 /* The parsed file object: reading or copying the bytes, then the three parse-time steps in
  * order (element table, metadata, pixel description), and its destruction. After this a file
  * is immutable, so readers on several threads need no locks. */
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dicom/dicom_internal.h"
 
@@ -73,37 +70,15 @@ enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *l
         limits = &default_limits;
     if (path == NULL || file_out == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM: no path or output");
-    FILE *stream = fopen(path, "rb");
-    if (stream == NULL)
-        return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO,
-                           "DICOM: cannot open %s: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(stream), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(stream);
-        return cxr_err_set(err, CXR_ERR_IO, "DICOM: %s is not a regular file", path);
-    }
-    if ((uint64_t)info.st_size > limits->max_file_bytes) {
-        fclose(stream);
-        return cxr_err_set(err, CXR_ERR_LIMIT, "DICOM: %s has %lld bytes, more than %zu (limit)",
-                           path, (long long)info.st_size, limits->max_file_bytes);
-    }
-    size_t size = (size_t)info.st_size;
-    uint8_t *bytes = malloc(size ? size : 1);
-    if (bytes == NULL) {
-        fclose(stream);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for %zu bytes", size);
-    }
-    size_t got = fread(bytes, 1, size, stream);
-    bool failed = ferror(stream) != 0;
-    fclose(stream);
-    if (failed || got != size) {
-        free(bytes);
-        return cxr_err_set(err, CXR_ERR_IO, "DICOM: cannot read %s", path);
-    }
-    if (size == 0) {
-        free(bytes);
+    struct cxr_buf bytes = CXR_BUF_INIT(0);
+    struct cxr_err local = CXR_ERR_INIT;
+    enum cxr_status status = cxr_file_read(path, limits->max_file_bytes, &bytes, &local);
+    if (status != CXR_OK)
+        return cxr_err_set(err, status, "DICOM: %s", local.message);
+    if (bytes.len == 0) {
+        cxr_buf_release(&bytes);
         return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: %s is empty", path);
     }
     /* The buffer read here becomes the file's: large images are not copied again. */
-    return parse_owned(bytes, size, limits, file_out, err);
+    return parse_owned(bytes.data, bytes.len, limits, file_out, err);
 }

@@ -24,6 +24,22 @@ enum cxr_status cxr_buf_reserve(struct cxr_buf *buf, size_t extra)
     return CXR_OK;
 }
 
+enum cxr_status cxr_buf_reserve_exact(struct cxr_buf *buf, size_t extra)
+{
+    size_t max = buf->max ? buf->max : SIZE_MAX;
+    if (extra > max || buf->len > max - extra)
+        return CXR_ERR_LIMIT;
+    size_t needed = buf->len + extra;
+    if (needed <= buf->cap)
+        return CXR_OK;
+    unsigned char *data = realloc(buf->data, needed);
+    if (data == NULL)
+        return CXR_ERR_NOMEM;
+    buf->data = data;
+    buf->cap = needed;
+    return CXR_OK;
+}
+
 enum cxr_status cxr_buf_append(struct cxr_buf *buf, const void *bytes, size_t count)
 {
     enum cxr_status status = cxr_buf_reserve(buf, count);

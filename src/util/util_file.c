@@ -15,7 +15,9 @@
 enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf *out,
                               struct cxr_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (a FIFO swapped in after a path
+     * was validated would block a worker for good); the fstat below then refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO, "open %s: %s",
                            path, strerror(errno));
@@ -30,7 +32,8 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
                            (long long)info.st_size, max_bytes);
     }
     size_t start = out->len;
-    enum cxr_status status = cxr_buf_reserve(out, (size_t)info.st_size + 1);
+    /* One byte more than the file, so the read that finds its end needs no reallocation. */
+    enum cxr_status status = cxr_buf_reserve_exact(out, (size_t)info.st_size + 1);
     while (status == CXR_OK) {
         if (out->len - start > max_bytes) {
             status = cxr_err_set(err, CXR_ERR_LIMIT, "%s: grew past the limit of %zu bytes", path,
