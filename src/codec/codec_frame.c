@@ -11,7 +11,8 @@
 enum syntax_family {
     FAMILY_UNSUPPORTED,
     FAMILY_NATIVE,
-    FAMILY_JPEG, /* routed by the frame header: lossless (SOF3) here, 8-bit DCT to libjpeg */
+    FAMILY_JPEG, /* routed by the frame header: lossless (SOF3) here, DCT to libjpeg (8-bit)
+                  * or GDCM's IJG build (12-bit) */
     FAMILY_JPEGLS,
     FAMILY_J2K,
     FAMILY_RLE,
@@ -304,10 +305,13 @@ static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *de
             status = cxr_codec_jpeg_lossless_decode(data, size, width, height, spp, samples, err);
         } else if ((info.sof_marker == 0xFFC0 || info.sof_marker == 0xFFC1 ||
                     info.sof_marker == 0xFFC2) &&
-                   info.precision == 8) {
+                   (info.precision == 8 || info.precision == 12)) {
             bool ybr = is_photometric(desc, "YBR_FULL_422") || is_photometric(desc, "YBR_FULL") ||
                        is_photometric(desc, "YBR_PARTIAL_420");
-            status = cxr_codec_jpeg_dct_decode(data, size, width, height, spp, ybr, samples, err);
+            status = info.precision == 8 ? cxr_codec_jpeg_dct_decode(data, size, width, height, spp,
+                                                                     ybr, samples, err)
+                                         : cxr_codec_jpeg12_decode(data, size, width, height, spp,
+                                                                   ybr, samples, err);
             *became_rgb = spp == 3;
         } else {
             status = cxr_err_set(err, CXR_ERR_UNSUPPORTED,

@@ -33,8 +33,8 @@ void cxr_gray8_release(struct cxr_gray8 *image);
 void cxr_rgb8_release(struct cxr_rgb8 *image);
 
 /* The whole rendering chain for frame 1 of a parsed file. Errors name the cause, e.g.
- * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.4.51 (JPEG Extended) is not
- * supported". */
+ * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.8.1 (Deflated Image Frame Compression) is
+ * not supported". */
 enum cxr_status cxr_image_render(const struct cxr_dicom_file *file, const struct cxr_limits *limits,
                                  struct cxr_gray8 *out, struct cxr_err *err);
 
