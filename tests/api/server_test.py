@@ -135,6 +135,7 @@ class Server:
         response = connection.getresponse()
         text = response.read().decode("utf-8")
         connection.close()
+        self.last_text = text  # the body as sent (tests of one request at a time read it)
         try:
             return response.status, json.loads(text)
         except ValueError:
@@ -326,6 +327,17 @@ class Validation(ServerTest):
             self.assert_failure(self.server.request("POST", "/bulk_inference", raw=raw), 415,
                                 "Unsupported Media Type: the body must be a JSON object",
                                 prefix=True)
+
+    def test_bodies_end_with_a_newline(self):
+        # A JSON body ends with a newline, as text does (curl's prompt no longer follows it).
+        code, _ = self.server.single(self.body(save_to_disk=False, output_folder_path=...))
+        self.assertEqual(code, 200)
+        self.assertTrue(self.server.last_text.endswith("}\n"), self.server.last_text[-20:])
+        for response in (self.server.single(self.body(save_to_disk="yes")),
+                         self.server.request("GET", "/nope")):
+            self.assertIn(response[0], (400, 404))
+            self.assertTrue(self.server.last_text.endswith("}\n"), self.server.last_text)
+            self.assertEqual(self.server.last_text.count("\n"), 1)
 
     def test_404_and_405(self):
         self.assert_failure(self.server.request("GET", "/nope"), 404, "Not found")
