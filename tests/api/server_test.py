@@ -767,6 +767,19 @@ class Lifecycle(unittest.TestCase):
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
+    def test_start_logs_no_libmicrohttpd_warning(self):
+        # Every start used to log "MHD_OPTION_EXTERNAL_LOGGER is not the first option".
+        base = tempfile.mkdtemp(prefix="cxr-api-test-")
+        try:
+            server = Server(base=base)
+            self.assertEqual(server.request("GET", "/ping", token=None)[0], 200)
+            self.assertEqual(server.stop(), 0)
+            log = "".join(server.log)
+            self.assertNotIn("EXTERNAL_LOGGER", log)
+            self.assertNotIn("libmicrohttpd", log)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
     def test_queue_full_audit_restart_graceful_stop(self):
         base = tempfile.mkdtemp(prefix="cxr-api-test-")
         try:
