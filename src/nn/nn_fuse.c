@@ -30,6 +30,18 @@ static struct nn_node *sole_producer(struct cxr_nn_model *model, int t)
     return &model->nodes[tensor->producer];
 }
 
+/* layer now writes what the fused node wrote, and the fused node is dead. */
+static void absorb(struct cxr_nn_model *model, struct nn_node *layer, struct nn_node *fused)
+{
+    int fused_out = fused->outputs[0];
+    int layer_out = layer->outputs[0];
+    layer->outputs[0] = fused_out;
+    model->tensors[fused_out].producer = (int)(layer - model->nodes);
+    model->tensors[layer_out].producer = -1;
+    model->tensors[layer_out].shaped = false;
+    fused->kind = NN_KIND_DEAD;
+}
+
 /* BatchNormalization after a Conv becomes the Conv's weights and bias. */
 static void fuse_batchnorm(struct cxr_nn_model *model, struct nn_node *bn)
 {
@@ -46,14 +58,7 @@ static void fuse_batchnorm(struct cxr_nn_model *model, struct nn_node *bn)
     }
     conv->output_min = bn->output_min;
     conv->output_max = bn->output_max;
-    /* The Conv now writes the BatchNormalization's output directly. */
-    int bn_out = bn->outputs[0];
-    int conv_out = conv->outputs[0];
-    conv->outputs[0] = bn_out;
-    model->tensors[bn_out].producer = (int)(conv - model->nodes);
-    model->tensors[conv_out].producer = -1;
-    model->tensors[conv_out].shaped = false;
-    bn->kind = NN_KIND_DEAD;
+    absorb(model, conv, bn); /* the Conv now writes the BatchNormalization's output */
 }
 
 static bool takes_bounds(enum nn_kind kind)
@@ -71,13 +76,7 @@ static void fuse_clamp(struct cxr_nn_model *model, struct nn_node *clamp)
         return;
     layer->output_min = fmaxf(layer->output_min, clamp->output_min);
     layer->output_max = fminf(layer->output_max, clamp->output_max);
-    int clamp_out = clamp->outputs[0];
-    int layer_out = layer->outputs[0];
-    layer->outputs[0] = clamp_out;
-    model->tensors[clamp_out].producer = (int)(layer - model->nodes);
-    model->tensors[layer_out].producer = -1;
-    model->tensors[layer_out].shaped = false;
-    clamp->kind = NN_KIND_DEAD;
+    absorb(model, layer, clamp);
 }
 
 /* x * HardSigmoid(x) with alpha 1/6, beta 1/2 is HardSwish (MobileNet-V3 at opset 13). */
