@@ -15,6 +15,14 @@
 #include "model/model.h"
 #include "util/util.h"
 
+/* [gate] mode: what the input gate does with an image that is not an adult frontal chest
+ * radiograph. */
+enum cxr_gate_mode {
+    CXR_GATE_REFUSE = 0, /* 400, no outputs (the default) */
+    CXR_GATE_WARN = 1,   /* the result, with Result "Warning" and the gate's message */
+    CXR_GATE_OFF = 2,
+};
+
 /* ---- Configuration (api_config.c): every key is documented in README "## Configuration". */
 struct cxr_config {
     char *config_dir; /* folder of the config file; relative paths in it are resolved here */
@@ -47,6 +55,8 @@ struct cxr_config {
     char *audit_database;
     /* [report] */
     char *institution_name;
+    /* [gate] */
+    enum cxr_gate_mode gate_mode;
 };
 
 /* Fills config with the defaults, then applies path (may be NULL: defaults only) and the
@@ -68,6 +78,7 @@ struct cxr_audit_record {
     int status;         /* HTTP status (the CLI records 200 or 500 alike) */
     double duration_ms;
     const char *message;
+    const char *predictions; /* the predictions JSON of a result, "" otherwise */
 };
 
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);
@@ -75,6 +86,17 @@ void cxr_audit_close(struct cxr_audit *audit);
 /* Appends one row with the current UTC time. Thread safe. NULL strings are stored as "". */
 enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_record *record,
                                 struct cxr_err *err);
+
+/* A stored result, as cxr_audit_find_sop hands it over (strings valid during the call). */
+struct cxr_audit_result_row {
+    const char *time, *route, *input_path, *patient_id, *result, *predictions;
+};
+typedef void (*cxr_audit_row_visit)(const struct cxr_audit_result_row *row, void *context);
+/* Calls visit for every stored result of sop_instance_uid, oldest first; *count is how many.
+ * Thread safe. */
+enum cxr_status cxr_audit_find_sop(struct cxr_audit *audit, const char *sop_instance_uid,
+                                   cxr_audit_row_visit visit, void *context, size_t *count,
+                                   struct cxr_err *err);
 
 /* ---- The API context ---- */
 struct cxr_api;
@@ -187,12 +209,38 @@ struct cxr_api_result {
     char patient_id[80];                 /* the resolved patient ID ("" before it is known) */
     char sop_instance_uid[80];
     char result[24];
+    bool gate_flagged; /* [gate] mode = warn: not a frontal chest radiograph; message says why */
     double stage_seconds[CXR_STAGE_COUNT];
 };
 
 void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result);
+/* One audit row for a job's outcome (route "single_inference", "bulk_inference/file" or
+ * "infer"), with its predictions JSON when it succeeded. No-op without an audit log; a failed
+ * write goes to the log. Call before cxr_api_result_release (Data is read, not taken). */
+void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *route,
+                          const char *input_path, const struct cxr_api_result *result,
+                          double duration_ms);
 void cxr_api_result_release(struct cxr_api_result *result);
+
+/* ---- The run ledger (api_ledger.c): which files of one bulk or `infer` run wrote which
+ * patient folder, to report studies that share a patient ID. Thread safe. ---- */
+struct cxr_api_ledger;
+enum cxr_status cxr_api_ledger_create(struct cxr_api_ledger **ledger);
+void cxr_api_ledger_destroy(struct cxr_api_ledger *ledger);
+enum cxr_status cxr_api_ledger_add(struct cxr_api_ledger *ledger, const char *patient_id,
+                                   const char *input_path, const char *sop_instance_uid);
+/* Appends to text "PID: a.dcm, b.dcm (the folder holds b.dcm); ..." for the first max_shown
+ * patient IDs written by more than one file (paths shown relative to strip when under it), and
+ * returns how many such patient IDs there are. Reads each folder's predictions JSON under
+ * output_folder to name the file whose result it holds. */
+size_t cxr_api_ledger_collisions(struct cxr_api_ledger *ledger, const char *output_folder,
+                                 const char *strip, size_t max_shown, struct cxr_buf *text);
+
+/* The sentence that introduces the ledger's list in messages. */
+#define CXR_API_SHARED_ID_TEXT                                                                     \
+    "patient IDs written by more than one file (each folder keeps the result written last; "       \
+    "every result stays in the audit log: cxrd results --sop UID)"
 
 /* True when id is a safe folder name: 1 to 64 characters of A-Z a-z 0-9 . _ - and not starting
  * with a dot. */

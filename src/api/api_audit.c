@@ -1,6 +1,8 @@
 /* The audit log: one SQLite row per request (who, what file, which patient, what result, how
- * it ended, how long it took). WAL mode so readers never block the server, synchronous=NORMAL
- * (durable across process crashes; a power loss may lose the last rows, not corrupt the file). */
+ * it ended, how long it took, and the predictions JSON of every result, so a result whose files
+ * a later study of the same patient replaced can still be read back by its SOP Instance UID). WAL
+ * mode so readers never block the server, synchronous=NORMAL (durable across process crashes; a
+ * power loss may lose the last rows, not corrupt the file). */
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -31,6 +33,26 @@ static const char schema[] = "PRAGMA journal_mode=WAL;"
                              " duration_ms REAL NOT NULL,"
                              " message TEXT NOT NULL);";
 
+/* Added after the first release: databases of that release gain the column on open. */
+static const char predictions_column[] = "ALTER TABLE audit ADD COLUMN predictions TEXT NOT NULL"
+                                         " DEFAULT '';";
+static const char sop_index[] = "CREATE INDEX IF NOT EXISTS audit_sop ON audit (sop_instance_uid);";
+
+static bool has_predictions_column(sqlite3 *db)
+{
+    sqlite3_stmt *statement = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(audit)", -1, &statement, NULL) != SQLITE_OK)
+        return false;
+    while (sqlite3_step(statement) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(statement, 1);
+        if (name && strcmp((const char *)name, "predictions") == 0)
+            found = true;
+    }
+    sqlite3_finalize(statement);
+    return found;
+}
+
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct cxr_err *err)
 {
     struct cxr_audit *audit = calloc(1, sizeof *audit);
@@ -44,11 +66,15 @@ enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct 
         rc = sqlite3_busy_timeout(audit->db, 5000);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, schema, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has_predictions_column(audit->db))
+        rc = sqlite3_exec(audit->db, predictions_column, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(audit->db, sop_index, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(audit->db,
                                 "INSERT INTO audit (time, subject, route, input_path,"
                                 " sop_instance_uid, patient_id, result, status, duration_ms,"
-                                " message) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                " message, predictions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &audit->insert, NULL);
     if (rc != SQLITE_OK) {
         enum cxr_status status =
@@ -99,6 +125,7 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     sqlite3_bind_int(insert, 8, record->status);
     sqlite3_bind_double(insert, 9, record->duration_ms);
     bind_text(insert, 10, record->message);
+    bind_text(insert, 11, record->predictions);
     int rc = sqlite3_step(insert);
     sqlite3_reset(insert);
     sqlite3_clear_bindings(insert);
@@ -106,6 +133,47 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     if (rc != SQLITE_DONE)
         status =
                 cxr_err_set(err, CXR_ERR_IO, "SQLite: audit insert: %s", sqlite3_errmsg(audit->db));
+    pthread_mutex_unlock(&audit->lock);
+    return status;
+}
+
+enum cxr_status cxr_audit_find_sop(struct cxr_audit *audit, const char *sop_instance_uid,
+                                   cxr_audit_row_visit visit, void *context, size_t *count,
+                                   struct cxr_err *err)
+{
+    *count = 0;
+    pthread_mutex_lock(&audit->lock);
+    sqlite3_stmt *statement = NULL;
+    int rc = sqlite3_prepare_v2(audit->db,
+                                "SELECT time, route, input_path, patient_id, result, predictions"
+                                " FROM audit WHERE sop_instance_uid = ? AND predictions != ''"
+                                " ORDER BY id",
+                                -1, &statement, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(statement, 1, sop_instance_uid, -1, SQLITE_TRANSIENT);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(statement)) == SQLITE_ROW) {
+        const char *columns[6];
+        for (int i = 0; i < 6; i++) {
+            const unsigned char *text = sqlite3_column_text(statement, i);
+            columns[i] = text ? (const char *)text : "";
+        }
+        struct cxr_audit_result_row row = {
+                .time = columns[0],
+                .route = columns[1],
+                .input_path = columns[2],
+                .patient_id = columns[3],
+                .result = columns[4],
+                .predictions = columns[5],
+        };
+        visit(&row, context);
+        (*count)++;
+        rc = SQLITE_OK;
+    }
+    enum cxr_status status = CXR_OK;
+    if (rc != SQLITE_DONE)
+        status =
+                cxr_err_set(err, CXR_ERR_IO, "SQLite: audit lookup: %s", sqlite3_errmsg(audit->db));
+    sqlite3_finalize(statement);
     pthread_mutex_unlock(&audit->lock);
     return status;
 }

@@ -1,7 +1,8 @@
 /* POST /bulk_inference (spec/companion_endpoints.md): every .dcm under a folder, recursively,
  * through the single-inference pipeline with save_to_disk and no request patient_id. Files are
  * spread over the worker pool, at most one queued task per worker at a time so a bulk run
- * cannot crowd out single requests; files that fail are skipped, logged and counted. */
+ * cannot crowd out single requests; files that fail are skipped, logged and counted; studies
+ * that share a patient ID (and so one folder) are reported by the run ledger. */
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,8 +25,10 @@ struct bulk_run {
     char **files;
     size_t count, cap, max;
     pthread_mutex_t lock;
-    size_t next, finished, skipped, chains;
+    size_t next, finished, skipped, chains, flagged;
     struct cxr_buf skipped_text; /* "a.dcm: reason; ..." for the first SKIPPED_SHOWN */
+    struct cxr_buf flagged_text; /* the same for files the gate flagged in warn mode */
+    struct cxr_api_ledger *ledger;
     double start;
     cxr_api_bulk_done done;
     void *context;
@@ -102,27 +105,48 @@ static void run_destroy(struct bulk_run *run)
     free(run->output_folder);
     free(run->output_shown);
     cxr_buf_release(&run->skipped_text);
+    cxr_buf_release(&run->flagged_text);
+    cxr_api_ledger_destroy(run->ledger);
     pthread_mutex_destroy(&run->lock);
     free(run);
+}
+
+static const char *text_of(const struct cxr_buf *buf)
+{
+    return buf->data ? (const char *)buf->data : "";
 }
 
 static void finish(struct bulk_run *run)
 {
     struct cxr_api_response response = {0};
-    char message[4096];
-    const char *result = "Success";
-    if (run->skipped == 0) {
+    struct cxr_buf shared = {0};
+    size_t shared_count = cxr_api_ledger_collisions(run->ledger, run->output_folder,
+                                                    run->input_shown, SKIPPED_SHOWN, &shared);
+    char message[8192];
+    const char *result = "Warning";
+    size_t used = 0;
+    if (run->skipped == 0 && shared_count == 0 && run->flagged == 0) {
+        result = "Success";
         cxr_api_format(message, sizeof message, "Bulk inference completed successfully.");
+    } else if (run->skipped == 0) {
+        used = (size_t)snprintf(message, sizeof message, "Bulk inference completed with");
     } else {
-        result = "Warning";
-        cxr_api_format(
-                message, sizeof message,
-                "Bulk inference completed with %zu of %zu DICOM files skipped (the server log "
-                "names each one): %.*s%s",
-                run->skipped, run->count, (int)run->skipped_text.len,
-                run->skipped_text.data ? (const char *)run->skipped_text.data : "",
-                run->skipped > SKIPPED_SHOWN ? "; ..." : "");
+        used = (size_t)snprintf(message, sizeof message,
+                                "Bulk inference completed with %zu of %zu DICOM files skipped "
+                                "(the server log names each one): %s%s",
+                                run->skipped, run->count, text_of(&run->skipped_text),
+                                run->skipped > SKIPPED_SHOWN ? "; ..." : "");
     }
+    if (shared_count && used < sizeof message)
+        used += (size_t)snprintf(message + used, sizeof message - used,
+                                 "%s %zu " CXR_API_SHARED_ID_TEXT ": %s",
+                                 run->skipped ? "; and" : "", shared_count, text_of(&shared));
+    if (run->flagged && used < sizeof message)
+        snprintf(message + used, sizeof message - used,
+                 "%s %zu files that the input gate flagged (analysed: [gate] mode = warn): %s%s",
+                 run->skipped || shared_count ? "; and" : "", run->flagged,
+                 text_of(&run->flagged_text), run->flagged > SKIPPED_SHOWN ? "; ..." : "");
+    cxr_buf_release(&shared);
     if (cxr_api_envelope(200, result, NULL, message, &response) != CXR_OK) {
         response.status = 500;
         response.body = NULL;
@@ -161,6 +185,18 @@ static void record_skip(struct bulk_run *run, const char *path, const char *reas
     pthread_mutex_unlock(&run->lock);
 }
 
+static void record_flag(struct bulk_run *run, const char *path, const char *message)
+{
+    pthread_mutex_lock(&run->lock);
+    run->flagged++;
+    if (run->flagged <= SKIPPED_SHOWN) {
+        const char *relative = path + strlen(run->input_shown);
+        cxr_buf_printf(&run->flagged_text, "%s%s: %s", run->flagged > 1 ? "; " : "",
+                       relative[0] == '/' ? relative + 1 : path, message);
+    }
+    pthread_mutex_unlock(&run->lock);
+}
+
 static void process(struct bulk_run *run, const char *path)
 {
     double start = cxr_api_now();
@@ -174,18 +210,13 @@ static void process(struct bulk_run *run, const char *path)
     cxr_api_job_run(run->api, &job, &result);
     if (result.status != 200)
         record_skip(run, path, result.status == 500 ? "inference error" : result.message);
-    struct cxr_audit_record record = {
-            .subject = run->subject,
-            .route = "bulk_inference/file",
-            .input_path = path,
-            .sop_instance_uid = result.sop_instance_uid,
-            .patient_id = result.patient_id,
-            .result = result.status == 200 ? result.result : "",
-            .status = result.status,
-            .duration_ms = (cxr_api_now() - start) * 1000.0,
-            .message = result.status == 200 ? "" : result.message,
-    };
-    cxr_api_audit_record(run->api, &record);
+    else if (cxr_api_ledger_add(run->ledger, result.patient_id, path, result.sop_instance_uid) !=
+             CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "bulk: out of memory recording %s", path);
+    if (result.status == 200 && result.gate_flagged)
+        record_flag(run, path, result.message);
+    cxr_api_audit_result(run->api, run->subject, "bulk_inference/file", path, &result,
+                         (cxr_api_now() - start) * 1000.0);
     cxr_api_result_release(&result);
 }
 
@@ -304,7 +335,10 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
         while (length > 1 && run->output_shown[length - 1] == '/')
             run->output_shown[--length] = '\0';
     }
-    status = run->subject && run->output_shown ? scan(run, input_resolved, 0) : CXR_ERR_NOMEM;
+    status =
+            run->subject && run->output_shown ? cxr_api_ledger_create(&run->ledger) : CXR_ERR_NOMEM;
+    if (status == CXR_OK)
+        status = scan(run, input_resolved, 0);
     if (status == CXR_ERR_LIMIT) {
         cxr_api_format(message, sizeof message,
                        "Invalid path input_folder_path: %s (more than %zu DICOM files)",

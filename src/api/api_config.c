@@ -13,7 +13,16 @@
 #define CXR_DEFAULT_MODEL_PATH "models/cxr-default.onnx"
 #endif
 
-enum key_type { KEY_STRING, KEY_PATH, KEY_U32, KEY_PORT, KEY_SIZE, KEY_DURATION, KEY_DURATION32 };
+enum key_type {
+    KEY_STRING,
+    KEY_PATH,
+    KEY_U32,
+    KEY_PORT,
+    KEY_SIZE,
+    KEY_DURATION,
+    KEY_DURATION32,
+    KEY_GATE_MODE,
+};
 
 struct key_spec {
     const char *section;
@@ -51,7 +60,20 @@ static const struct key_spec keys[] = {
         {"auth", "token_ttl", KEY_DURATION, FIELD(token_ttl_s), 60, (uint64_t)3650 * 86400},
         {"audit", "database", KEY_PATH, FIELD(audit_database), 0, 0},
         {"report", "institution_name", KEY_STRING, FIELD(institution_name), 0, 0},
+        {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
 };
+
+static enum cxr_status parse_gate_mode(const char *value, enum cxr_gate_mode *mode)
+{
+    static const char *const names[] = {"refuse", "warn", "off"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(value, names[i]) == 0) {
+            *mode = (enum cxr_gate_mode)i;
+            return CXR_OK;
+        }
+    }
+    return CXR_ERR_INVALID_ARG;
+}
 
 static enum cxr_status set_string(char **slot, const char *value)
 {
@@ -115,6 +137,9 @@ static enum cxr_status apply(struct cxr_config *config, const struct key_spec *s
             *(uint64_t *)slot = number;
         else if (status == CXR_OK)
             *(uint32_t *)slot = (uint32_t)number;
+        break;
+    case KEY_GATE_MODE:
+        status = parse_gate_mode(value, slot);
         break;
     }
     if (status == CXR_ERR_NOMEM)

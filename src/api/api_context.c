@@ -107,3 +107,48 @@ enum cxr_status cxr_api_path_check(const char *root, const char *root_real, cons
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "outside the allowed root %s", root_real);
     return cxr_path_resolve_under(path, root_real, !must_exist, resolved, err);
 }
+
+/* The predictions JSON as stored in the audit log: Data with inline PNG placeholders blanked
+ * (the images themselves are not kept there). */
+static char *predictions_text(const json_t *data)
+{
+    json_t *copy = json_deep_copy(data);
+    if (copy == NULL)
+        return NULL;
+    const char *fields[] = {"source_image", "heatmap"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *value = json_string_value(json_object_get(copy, fields[i]));
+        if (value && (strcmp(value, CXR_API_INLINE_SOURCE) == 0 ||
+                      strcmp(value, CXR_API_INLINE_HEATMAP) == 0))
+            json_object_set_new(copy, fields[i], json_string(""));
+    }
+    char *text = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(copy);
+    return text;
+}
+
+void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *route,
+                          const char *input_path, const struct cxr_api_result *result,
+                          double duration_ms)
+{
+    if (api->audit == NULL)
+        return;
+    bool ok = result->status == 200;
+    char *predictions = ok && result->data ? predictions_text(result->data) : NULL;
+    if (ok && result->data && predictions == NULL)
+        cxr_log(CXR_LOG_ERROR, "audit: out of memory for the predictions of %s", input_path);
+    struct cxr_audit_record record = {
+            .subject = subject,
+            .route = route,
+            .input_path = input_path,
+            .sop_instance_uid = result->sop_instance_uid,
+            .patient_id = result->patient_id,
+            .result = ok ? result->result : "",
+            .status = result->status,
+            .duration_ms = duration_ms,
+            .message = ok && !result->gate_flagged ? "" : result->message,
+            .predictions = predictions ? predictions : "",
+    };
+    cxr_api_audit_record(api, &record);
+    free(predictions);
+}

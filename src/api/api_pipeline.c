@@ -282,6 +282,63 @@ static bool set_image_fields(const struct cxr_api_job *job, struct run_state *st
     return true;
 }
 
+/* The input gate's verdict: in refuse mode a 400 that stops the job; in warn mode the job
+ * goes on with the message kept for a Warning; false only when the job must stop. */
+static bool gate_verdict(struct cxr_api *api, const char *reason, struct cxr_api_result *result)
+{
+    char message[1024];
+    cxr_api_format(message, sizeof message, "Image is not a frontal chest radiograph: %s", reason);
+    if (api->config->gate_mode == CXR_GATE_REFUSE) {
+        cxr_api_result_fail(result, 400, message, NULL);
+        return false;
+    }
+    if (!result->gate_flagged) {
+        result->gate_flagged = true;
+        snprintf(result->message, sizeof result->message, "%s", message);
+    }
+    return true;
+}
+
+/* The attribute layer, before any pixel is decoded. */
+static bool gate_attributes(struct cxr_api *api, const struct cxr_dicom_file *file,
+                            struct cxr_api_result *result)
+{
+    if (api->config->gate_mode == CXR_GATE_OFF)
+        return true;
+    const struct cxr_dicom_meta *meta = cxr_dicom_file_meta(file);
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_dicom_file_pixels(file, &desc, &pixels, &err) != CXR_OK)
+        return true; /* rendering reports what is wrong with the pixels */
+    struct cxr_gate_attributes attributes = {
+            .modality = meta->modality,
+            .body_part_examined = meta->body_part_examined,
+            .view_position = meta->view_position,
+            .patient_orientation = meta->patient_orientation,
+            .photometric_interpretation = desc.photometric_interpretation,
+            .patient_age = meta->patient_age,
+            .rows = desc.rows,
+            .columns = desc.columns,
+            .samples_per_pixel = desc.samples_per_pixel,
+    };
+    char reason[512];
+    if (cxr_model_gate_attributes_accept(api->model, &attributes, reason, sizeof reason))
+        return true;
+    return gate_verdict(api, reason, result);
+}
+
+/* The image layer, from the score the forward pass computed. */
+static bool gate_image(struct cxr_api *api, const struct cxr_prediction *prediction,
+                       struct cxr_api_result *result)
+{
+    char reason[512];
+    if (api->config->gate_mode == CXR_GATE_OFF ||
+        cxr_model_gate_image_accept(api->model, prediction, reason, sizeof reason))
+        return true;
+    return gate_verdict(api, reason, result);
+}
+
 void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result)
 {
@@ -329,6 +386,9 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     }
     snprintf(result->patient_id, sizeof result->patient_id, "%s", patient_id);
 
+    if (!gate_attributes(api, state.file, result))
+        goto done;
+
     start = cxr_api_now();
     status = cxr_image_render(state.file, &api->config->limits, &state.source, &err);
     result->stage_seconds[CXR_STAGE_RENDER] = cxr_api_now() - start;
@@ -358,6 +418,8 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     }
     state.have_prediction = true;
+    if (!gate_image(api, &state.prediction, result))
+        goto done;
     snprintf(result->result, sizeof result->result, "%s", cxr_result_name(state.prediction.result));
     bool normal = state.prediction.result == CXR_RESULT_NORMAL;
 

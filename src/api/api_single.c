@@ -162,12 +162,16 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
     }
 
     json_t *input = json_object_get(body, "input_image_path");
+    cxr_api_audit_result(api, subject, "single_inference",
+                         json_is_string(input) ? json_string_value(input) : "", &result,
+                         (cxr_api_now() - start) * 1000.0);
     memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);
     enum cxr_status status;
     if (result.status == 200) {
-        status = cxr_api_envelope_inline(200, "Success", result.data,
-                                         "Inference completed successfully.", &result.images,
-                                         response);
+        status = cxr_api_envelope_inline(
+                200, result.gate_flagged ? "Warning" : "Success", result.data,
+                result.gate_flagged ? result.message : "Inference completed successfully.",
+                &result.images, response);
         result.data = NULL; /* stolen */
     } else {
         status = cxr_api_envelope(result.status, "Failure", NULL, result.message, response);
@@ -176,18 +180,6 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
         response->status = 500;
         response->body = NULL;
     }
-    struct cxr_audit_record record = {
-            .subject = subject,
-            .route = "single_inference",
-            .input_path = json_is_string(input) ? json_string_value(input) : "",
-            .sop_instance_uid = result.sop_instance_uid,
-            .patient_id = result.patient_id,
-            .result = result.status == 200 ? result.result : "",
-            .status = result.status,
-            .duration_ms = (cxr_api_now() - start) * 1000.0,
-            .message = result.status == 200 ? "" : result.message,
-    };
-    cxr_api_audit_record(api, &record);
     cxr_api_result_release(&result);
     free(input_resolved);
     free(output_resolved);

@@ -11,6 +11,9 @@
 #include "cli/cli.h"
 #include "report/report.h"
 
+/* The audit log `infer` keeps in the output folder when the config names none. */
+#define CXR_INFER_DATABASE "cxrd_results.sqlite"
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -20,8 +23,10 @@ static void usage(FILE *out)
             "_source_image.png, _heatmap.png (not for Normal) and _report.pdf, as the API does\n"
             "with save_to_disk. The patient ID is --patient-id (one FILE only) or the file's\n"
             "PatientID. --explain also writes <patient_id>_cams.npy: float32 [11,h,w] class\n"
-            "maps in API order. --config supplies [model], [limits], [report] and [audit];\n"
-            "--model overrides the model path.\n");
+            "maps in API order. --config supplies [model], [limits], [report], [gate] and\n"
+            "[audit]; without an audit database, results are also kept in\n"
+            "DIR/" CXR_INFER_DATABASE " (read back with cxrd results). --model overrides the\n"
+            "model path.\n");
 }
 
 struct tally {
@@ -99,6 +104,7 @@ int cxr_cli_infer(int argc, char **argv)
     }
     char *output_real = NULL;
     struct cxr_api *api = NULL;
+    struct cxr_api_ledger *ledger = NULL;
     int exit_code = 1;
     if (!config.input_root || !config.output_root || !config.model_path) {
         fprintf(stderr, "cxrd infer: out of memory\n");
@@ -107,6 +113,22 @@ int cxr_cli_infer(int argc, char **argv)
     if (cxr_path_mkdirs(output, &err) != CXR_OK || (output_real = realpath(output, NULL)) == NULL) {
         fprintf(stderr, "cxrd infer: Unable to create output folder: %s (%s)\n", output,
                 err.message[0] ? err.message : "cannot resolve");
+        goto done;
+    }
+    /* Every result is kept by SOP Instance UID, also when a later study of the same patient
+     * replaces its files: without a configured audit log, one lives in the output folder. */
+    if (config.audit_database == NULL || config.audit_database[0] == '\0') {
+        free(config.audit_database);
+        size_t size = strlen(output_real) + sizeof "/" CXR_INFER_DATABASE;
+        config.audit_database = malloc(size);
+        if (config.audit_database == NULL) {
+            fprintf(stderr, "cxrd infer: out of memory\n");
+            goto done;
+        }
+        snprintf(config.audit_database, size, "%s/%s", output_real, CXR_INFER_DATABASE);
+    }
+    if (cxr_api_ledger_create(&ledger) != CXR_OK) {
+        fprintf(stderr, "cxrd infer: out of memory\n");
         goto done;
     }
     if (cxr_api_create(&config, &api, &err) != CXR_OK) {
@@ -150,19 +172,13 @@ int cxr_cli_infer(int argc, char **argv)
             fprintf(stderr, "%s%s: failed: %s%s%s\n", progress ? "\n" : "", path, result.message,
                     result.cause[0] ? ": " : "", result.cause);
         }
-        struct cxr_audit_record record = {
-                .subject = getenv("USER") ? getenv("USER") : "",
-                .route = "infer",
-                .input_path = path,
-                .sop_instance_uid = result.sop_instance_uid,
-                .patient_id = result.patient_id,
-                .result = result.status == 200 ? result.result : "",
-                .status = result.status,
-                .duration_ms = (cxr_api_now() - file_start) * 1000.0,
-                .message = result.status == 200 ? "" : result.message,
-        };
-        if (cxr_api_audit(api))
-            cxr_audit_write(cxr_api_audit(api), &record, NULL);
+        if (result.status == 200 &&
+            cxr_api_ledger_add(ledger, result.patient_id, path, result.sop_instance_uid) != CXR_OK)
+            fprintf(stderr, "cxrd infer: out of memory recording %s\n", path);
+        if (result.status == 200 && result.gate_flagged)
+            fprintf(stderr, "%s%s: warning: %s\n", progress ? "\n" : "", path, result.message);
+        cxr_api_audit_result(api, getenv("USER") ? getenv("USER") : "", "infer", path, &result,
+                             (cxr_api_now() - file_start) * 1000.0);
         cxr_api_result_release(&result);
         free(resolved);
     }
@@ -174,9 +190,16 @@ int cxr_cli_infer(int argc, char **argv)
             file_count, cxr_api_now() - start, tally.done,
             tally.by_result[CXR_RESULT_TB_PRESUMPTIVE], tally.by_result[CXR_RESULT_ABNORMAL],
             tally.by_result[CXR_RESULT_NORMAL], tally.failed, output_real);
+    struct cxr_buf shared = {0};
+    size_t shared_count = cxr_api_ledger_collisions(ledger, output_real, NULL, 20, &shared);
+    if (shared_count)
+        fprintf(stderr, "infer: warning: %zu " CXR_API_SHARED_ID_TEXT ": %s\n", shared_count,
+                (const char *)shared.data);
+    cxr_buf_release(&shared);
     exit_code = tally.failed ? 1 : 0;
 
 done:
+    cxr_api_ledger_destroy(ledger);
     cxr_api_destroy(api);
     cxr_report_shutdown(); /* single-threaded here: free the font caches */
     free(output_real);

@@ -51,6 +51,7 @@ struct cxr_dicom_meta {
     const char *institution_name;
     const char *specific_character_set;
     const char *transfer_syntax_uid;
+    const char *patient_orientation; /* (0020,0020), e.g. "L\\F" */
 };
 
 const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *file);

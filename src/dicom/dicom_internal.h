@@ -47,7 +47,7 @@ struct cxr_dicom_file {
     bool deflated;
 
     /* Metadata strings, each NUL-terminated UTF-8, owned here. */
-    char *strings[17];
+    char *strings[18];
     struct cxr_dicom_meta meta;
 
     /* The pixel description, prepared at parse time; pixel_status says whether it is usable. */

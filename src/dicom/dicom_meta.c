@@ -23,6 +23,7 @@ enum field {
     FIELD_INSTITUTION_NAME,
     FIELD_SPECIFIC_CHARACTER_SET,
     FIELD_TRANSFER_SYNTAX_UID,
+    FIELD_PATIENT_ORIENTATION,
     FIELD_COUNT,
 };
 
@@ -48,6 +49,7 @@ static const struct field_source sources[] = {
         {FIELD_INSTITUTION_NAME, DICOM_TAG(0x0008, 0x0080)},
         {FIELD_SPECIFIC_CHARACTER_SET, TAG_SPECIFIC_CHARSET},
         {FIELD_TRANSFER_SYNTAX_UID, TAG_TRANSFER_SYNTAX},
+        {FIELD_PATIENT_ORIENTATION, DICOM_TAG(0x0020, 0x0020)},
 };
 
 static char *copy_string(const char *text, size_t length)
@@ -225,6 +227,7 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
             .institution_name = s[FIELD_INSTITUTION_NAME],
             .specific_character_set = s[FIELD_SPECIFIC_CHARACTER_SET],
             .transfer_syntax_uid = s[FIELD_TRANSFER_SYNTAX_UID],
+            .patient_orientation = s[FIELD_PATIENT_ORIENTATION],
     };
     return CXR_OK;
 }

@@ -3,6 +3,7 @@
  * share one model. */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,38 @@ struct cxr_model {
     struct cxr_model_contract contract;
     float *input; /* input_width * input_height, reused by every pass under the mutex */
     pthread_mutex_t lock;
+    struct cxr_model_gate gate;
+    size_t gate_output; /* index of gate_features when gate.enabled */
 };
+
+/* The image gate needs both the cxr.gate weights and the pooled-feature output they apply to;
+ * a model with neither has the attribute layer only. */
+static enum cxr_status gate_load(struct cxr_model *model, const struct cxr_model_source *source,
+                                 const char *metadata, struct cxr_err *err)
+{
+    const struct cxr_nn_tensor_info *features = NULL;
+    for (size_t i = 0; i < source->output_count; i++) {
+        if (source->outputs[i] && source->outputs[i]->name &&
+            strcmp(source->outputs[i]->name, CXR_GATE_FEATURES_OUTPUT) == 0) {
+            features = source->outputs[i];
+            model->gate_output = i;
+        }
+    }
+    if ((features == NULL) != (metadata == NULL))
+        return cxr_err_set(err, CXR_ERR_UNSUPPORTED,
+                           "model contract: cxr.gate and the output \"%s\" come together",
+                           CXR_GATE_FEATURES_OUTPUT);
+    size_t pooled = 0;
+    if (features) {
+        if (features->rank != 2 || features->dims[0] != 1 || features->dims[1] < 1 ||
+            features->dims[1] > 65536)
+            return cxr_err_set(err, CXR_ERR_UNSUPPORTED,
+                               "model contract: output \"%s\" must be [1,N]",
+                               CXR_GATE_FEATURES_OUTPUT);
+        pooled = (size_t)features->dims[1];
+    }
+    return cxr_model_gate_parse(metadata, pooled, &model->gate, err);
+}
 
 enum cxr_status cxr_model_load(struct cxr_nn_runtime *runtime, const char *path,
                                const struct cxr_limits *limits, struct cxr_model **model,
@@ -59,6 +91,8 @@ enum cxr_status cxr_model_load(struct cxr_nn_runtime *runtime, const char *path,
         return cxr_err_set(err, CXR_ERR_NOMEM, "model: out of memory");
     }
     status = cxr_model_contract_check(&source, &loaded->contract, err);
+    if (status == CXR_OK)
+        status = gate_load(loaded, &source, cxr_nn_model_metadata(network, "cxr.gate"), err);
     if (status == CXR_OK) {
         size_t pixels = (size_t)loaded->contract.input_width * loaded->contract.input_height;
         loaded->input = malloc(pixels * sizeof(float));
@@ -68,6 +102,7 @@ enum cxr_status cxr_model_load(struct cxr_nn_runtime *runtime, const char *path,
     if (status == CXR_OK && pthread_mutex_init(&loaded->lock, NULL) != 0)
         status = cxr_err_set(err, CXR_ERR_INTERNAL, "model: cannot create a mutex");
     if (status != CXR_OK) {
+        cxr_model_gate_release(&loaded->gate);
         free(loaded->input);
         free(loaded);
         cxr_nn_model_destroy(network);
@@ -84,6 +119,7 @@ void cxr_model_destroy(struct cxr_model *model)
         return;
     pthread_mutex_destroy(&model->lock);
     cxr_nn_model_destroy(model->network);
+    cxr_model_gate_release(&model->gate);
     free(model->input);
     free(model);
 }
@@ -163,6 +199,12 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
                    cam_pixels * sizeof(*cams));
         }
     }
+    result.gate_score = NAN;
+    if (status == CXR_OK && model->gate.enabled)
+        result.gate_score = cxr_model_gate_score(
+                &model->gate, cxr_nn_model_output_data(model->network, model->gate_output),
+                model->input, contract->input_width, contract->input_height, contract->scale,
+                contract->offset);
     pthread_mutex_unlock(&model->lock);
     if (status != CXR_OK) {
         free(cams);
@@ -182,4 +224,28 @@ void cxr_prediction_release(struct cxr_prediction *prediction)
         return;
     free(prediction->cams);
     memset(prediction, 0, sizeof(*prediction));
+}
+
+bool cxr_model_gate_attributes_accept(const struct cxr_model *model,
+                                      const struct cxr_gate_attributes *image, char *reason,
+                                      size_t size)
+{
+    return cxr_model_gate_check_attributes(&model->gate, image, reason, size);
+}
+
+bool cxr_model_gate_has_image_layer(const struct cxr_model *model)
+{
+    return model->gate.enabled;
+}
+
+bool cxr_model_gate_image_accept(const struct cxr_model *model,
+                                 const struct cxr_prediction *prediction, char *reason, size_t size)
+{
+    if (!model->gate.enabled || !isfinite(prediction->gate_score))
+        return true;
+    if (prediction->gate_score >= model->gate.threshold)
+        return true;
+    snprintf(reason, size, "image score %.3f is below the gate threshold %.3f",
+             prediction->gate_score, model->gate.threshold);
+    return false;
 }

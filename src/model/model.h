@@ -36,6 +36,8 @@ struct cxr_finding {
 
 struct cxr_prediction {
     enum cxr_result result;
+    double gate_score; /* the image layer's score in [0, 1] that this is a frontal chest
+                          radiograph; NAN when the model carries no image gate */
     struct cxr_finding findings[CXR_FINDING_COUNT]; /* API order */
     uint32_t cam_width, cam_height;                 /* class map size */
     float *cams; /* [CXR_FINDING_COUNT][cam_height][cam_width], API order, raw logit units */
@@ -84,5 +86,33 @@ double cxr_model_threshold(const struct cxr_model *model, int finding);
  * the finding off). Not thread safe: call after load, before predictions start. */
 enum cxr_status cxr_model_threshold_set(struct cxr_model *model, const char *name, double threshold,
                                         struct cxr_err *err);
+
+/* ---- The input gate (model_gate.c): is this an adult frontal chest radiograph? ---- */
+
+/* The DICOM attributes the gate reads; "" or 0 when absent. */
+struct cxr_gate_attributes {
+    const char *modality;
+    const char *body_part_examined;
+    const char *view_position;
+    const char *patient_orientation;
+    const char *photometric_interpretation;
+    const char *patient_age;
+    uint32_t rows, columns, samples_per_pixel;
+};
+
+/* The attribute layer: false, with the reason (naming the attribute) in reason, when the tags
+ * say the image is not an adult frontal chest radiograph. Absent tags pass. Thread safe. */
+bool cxr_model_gate_attributes_accept(const struct cxr_model *model,
+                                      const struct cxr_gate_attributes *image, char *reason,
+                                      size_t size);
+
+/* The image layer: false, with the reason (the score and the threshold), when the model's gate
+ * scored the image below its threshold. Always true for a model without an image gate. */
+bool cxr_model_gate_image_accept(const struct cxr_model *model,
+                                 const struct cxr_prediction *prediction, char *reason,
+                                 size_t size);
+
+/* Whether the model carries an image gate (cxr.gate and the gate_features output). */
+bool cxr_model_gate_has_image_layer(const struct cxr_model *model);
 
 #endif

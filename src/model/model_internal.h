@@ -34,6 +34,33 @@ struct cxr_model_contract {
     char model_version[CXR_MODEL_MAX_VERSION + 1];
 };
 
+#define CXR_GATE_DEFAULT_MIN_AGE 18.0 /* years; the default model is for adults */
+#define CXR_GATE_FEATURES_OUTPUT "gate_features"
+
+/* The image layer of the input gate, from the model's cxr.gate metadata: a logistic classifier
+ * over [pooled features (a graph output), 16 x 16 thumbnail / 255, 32-bin histogram share]. */
+struct cxr_model_gate {
+    bool enabled; /* false: no image layer (attributes only) */
+    size_t pooled_count;
+    float *weights; /* pooled_count + 256 + 32 */
+    double bias;
+    double threshold; /* on the score in [0, 1] */
+    double min_age_years;
+};
+
+/* Parses cxr.gate (text may be NULL: no image layer). On failure gate holds nothing. */
+enum cxr_status cxr_model_gate_parse(const char *text, size_t pooled_count,
+                                     struct cxr_model_gate *gate, struct cxr_err *err);
+void cxr_model_gate_release(struct cxr_model_gate *gate);
+/* Score in [0, 1] from the pooled features and the network input tensor (width x height, in
+ * network units: grey = (value - offset) / scale). */
+double cxr_model_gate_score(const struct cxr_model_gate *gate, const float *pooled,
+                            const float *tensor, uint32_t width, uint32_t height, float scale,
+                            float offset);
+bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
+                                     const struct cxr_gate_attributes *image, char *reason,
+                                     size_t size);
+
 /* Checks the contract (DESIGN.md) and fills contract. CXR_ERR_UNSUPPORTED with a message
  * starting "model contract:" and naming the offending input, output or metadata key. */
 enum cxr_status cxr_model_contract_check(const struct cxr_model_source *source,

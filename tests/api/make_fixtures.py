@@ -4,8 +4,9 @@ the model exporter or the source image changes (the stamp is a SHA-256 of them):
 models whose overall result is pinned (TB Presumptive, Abnormal, Normal;
 tools/export/test_model.py thresholds) and DICOM files derived from a chest CR of the shared
 corpus with DCMTK's dcmodify (distinct PatientIDs, names, a UTF-8 Greek name, a PatientID that
-is not a safe folder name, none at all), and one large image in large/ (the chest CR enlarged to
-4096x4096 with pydicom), slow enough to queue requests behind it.
+is not a safe folder name, none at all, two studies of one patient, one relabelled as a CT), and
+one large image in large/ (the chest CR enlarged to 4096x4096 with pydicom), slow enough to
+queue requests behind it.
 
 Usage: make_fixtures.py TOOLS_EXPORT_DIR DATA_DIR OUT_DIR
 """
@@ -84,6 +85,10 @@ derive("noid.dcm")
 for i in range(8):
     derive("conc%d.dcm" % i, "(0010,0020)=PATC%d" % i, "(0010,0010)=Client^Number%d" % i,
            "(0008,0018)=1.2.826.0.1.3680043.10.1002.%d" % i)
+# Two studies of one patient (distinct SOP Instance UIDs), and a chest file relabelled as CT.
+derive("twin1.dcm", "(0010,0020)=TWIN1", "(0008,0018)=1.2.826.0.1.3680043.10.1003.1")
+derive("twin2.dcm", "(0010,0020)=TWIN1", "(0008,0018)=1.2.826.0.1.3680043.10.1003.2")
+derive("ct.dcm", "(0010,0020)=PATCT", "(0008,0060)=CT", "(0008,0018)=1.2.826.0.1.3680043.10.1004.1")
 with open(os.path.join(dicom, "junk.dcm"), "wb") as junk:
     junk.write(b"this is not a DICOM file\n" * 10)
 shutil.copyfile(os.path.join(dicom, "pat001.dcm"), os.path.join(dicom, "pat001.png"))

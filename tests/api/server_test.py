@@ -319,6 +319,21 @@ class Validation(ServerTest):
         time.sleep(0.2)
         self.assertTrue(any("PAT001_report.pdf" in line for line in self.server.log))
 
+    def test_gate_refuses_other_modality(self):
+        body = self.body(input_image_path=self.path("ct.dcm"), save_to_disk=True,
+                         output_folder_path=os.path.join(self.server.output_root, "gate"))
+        self.assert_failure(self.server.single(body), 400,
+                            "Image is not a frontal chest radiograph: Modality CT is not a "
+                            "radiograph (CR or DX)")
+        self.assertFalse(os.path.exists(os.path.join(self.server.output_root, "gate")))
+        time.sleep(0.2)
+        db = sqlite3.connect(self.server.audit)
+        rows = db.execute("SELECT status, message FROM audit WHERE sop_instance_uid = ?",
+                          ("1.2.826.0.1.3680043.10.1004.1",)).fetchall()
+        db.close()
+        self.assertEqual(rows, [(400, "Image is not a frontal chest radiograph: Modality CT is "
+                                      "not a radiograph (CR or DX)")])
+
     def test_415_not_a_json_object(self):
         for raw in ["not json", "[1, 2]", "", "\"text\"", "{\"a\": 1,}"]:
             self.assert_failure(self.server.request("POST", "/single_inference", raw=raw), 415,
@@ -692,6 +707,39 @@ class Bulk(ServerTest):
             self.assertTrue(any("skipped" in line and name in line for line in self.server.log))
 
 
+    def test_shared_patient_id_reported_and_kept(self):
+        folder = self.make_folder("bulk-twins", ["twin1.dcm", "sub/twin2.dcm", "pat001.dcm"])
+        out = os.path.join(self.server.output_root, "bulk-twins")
+        code, body = self.bulk({"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["Result"], "Warning")
+        self.assertIn("Bulk inference completed with 1 patient IDs written by more than one "
+                      "file", body["Message"])
+        self.assertIn("TWIN1: sub/twin2.dcm, twin1.dcm (the folder holds ", body["Message"])
+        with open(os.path.join(out, "TWIN1", "TWIN1_predictions.json")) as saved:
+            held = json.load(saved)["metadata"]["sop_instance_uid"]
+        holder = {"1.2.826.0.1.3680043.10.1003.1": "twin1.dcm",
+                  "1.2.826.0.1.3680043.10.1003.2": "sub/twin2.dcm"}[held]
+        self.assertIn("(the folder holds %s)" % holder, body["Message"])
+        # Both results stay retrievable from the audit log by SOP Instance UID.
+        for uid, name in [("1.2.826.0.1.3680043.10.1003.1", "twin1.dcm"),
+                          ("1.2.826.0.1.3680043.10.1003.2", "twin2.dcm")]:
+            run = subprocess.run([CXRD, "results", "--sop", uid, "--config", self.server.config],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            rows = json.loads(run.stdout)
+            self.assertEqual(len(rows), 1)
+            self.assertEqual(rows[0]["route"], "bulk_inference/file")
+            self.assertTrue(rows[0]["input_path"].endswith(name))
+            self.assertEqual(rows[0]["predictions"]["metadata"]["sop_instance_uid"], uid)
+            self.assertEqual(rows[0]["predictions"]["result"], "TB Presumptive")
+            self.assertEqual(len(rows[0]["predictions"]["findings"]), 11)
+        run = subprocess.run([CXRD, "results", "--sop", "1.2.3.4.5", "--config",
+                              self.server.config], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("no result stored", run.stderr)
+
+
 class Concurrency(ServerTest):
     """8 clients x 25 requests in parallel, each its own patient: all answered correctly and no
     output file mixed between patients."""
@@ -818,7 +866,10 @@ class Lifecycle(unittest.TestCase):
             server.process.send_signal(signal.SIGTERM)
             bulk.join(timeout=300)
             self.assertEqual(bulk_result["response"][0], 200, bulk_result)
-            self.assertEqual(bulk_result["response"][1]["Result"], "Success")
+            # 16 files of 8 patients: each patient's two studies are reported, none skipped.
+            self.assertEqual(bulk_result["response"][1]["Result"], "Warning")
+            self.assertTrue(bulk_result["response"][1]["Message"].startswith(
+                "Bulk inference completed with 8 patient IDs written by more than one file"))
             self.assertEqual(server.stop(), 0, "".join(server.log))
             self.assertTrue(any("SIGTERM" in line for line in server.log))
             with self.assertRaises(OSError):
@@ -887,6 +938,36 @@ class Lifecycle(unittest.TestCase):
             shutil.rmtree(base, ignore_errors=True)
 
 
+class GateWarn(unittest.TestCase):
+    """[gate] mode = warn: the result comes back with Result Warning and the gate's message."""
+
+    def test_warn_mode_returns_result_with_warning(self):
+        server = Server(config_extra={"gate": {"mode": "warn"}})
+        try:
+            out = os.path.join(server.output_root, "warn")
+            code, body = server.single({"input_image_path": os.path.join(server.input_root,
+                                                                         "ct.dcm"),
+                                        "save_to_disk": True, "output_folder_path": out})
+            self.assertEqual(code, 200, body)
+            self.assertEqual(body["Result"], "Warning")
+            self.assertEqual(body["Message"], "Image is not a frontal chest radiograph: Modality "
+                                              "CT is not a radiograph (CR or DX)")
+            self.assertEqual(body["Data"]["result"], "TB Presumptive")
+            self.assertTrue(os.path.exists(os.path.join(out, "PATCT", "PATCT_report.pdf")))
+        finally:
+            server.stop()
+            server.remove()
+        server = Server(config_extra={"gate": {"mode": "off"}})
+        try:
+            code, body = server.single({"input_image_path": os.path.join(server.input_root,
+                                                                         "ct.dcm"),
+                                        "save_to_disk": False})
+            self.assertEqual((code, body["Result"]), (200, "Success"))
+        finally:
+            server.stop()
+            server.remove()
+
+
 class Infer(unittest.TestCase):
     """`cxrd infer`: the same outputs without HTTP, summary, exit status, --explain."""
 
@@ -941,6 +1022,25 @@ class Infer(unittest.TestCase):
             self.assertIn("2 failed", run.stderr)
             self.assertIn("Invalid DICOM image, unable to fetch patient ID", run.stderr)
             self.assertIn("Patient ID is empty or None", run.stderr)
+            # Two studies of one patient in one run: said, and both kept in the results
+            # database that infer keeps in the output folder when no audit log is configured.
+            twins = os.path.join(base, "twins")
+            run = subprocess.run([CXRD, "infer", os.path.join(dicom, "twin1.dcm"),
+                                  os.path.join(dicom, "twin2.dcm"), "--output", twins, "--model",
+                                  os.path.join(FIXTURES, "model-tb.onnx")],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn("infer: warning: 1 patient IDs written by more than one file", run.stderr)
+            self.assertIn("TWIN1: %s, %s (the folder holds %s)" % (
+                os.path.join(dicom, "twin1.dcm"), os.path.join(dicom, "twin2.dcm"),
+                os.path.join(dicom, "twin2.dcm")), run.stderr)
+            for uid in ["1.2.826.0.1.3680043.10.1003.1", "1.2.826.0.1.3680043.10.1003.2"]:
+                run = subprocess.run([CXRD, "results", "--sop", uid, "--database",
+                                      os.path.join(twins, "cxrd_results.sqlite")],
+                                     capture_output=True, text=True)
+                self.assertEqual(run.returncode, 0, run.stderr)
+                self.assertEqual(json.loads(run.stdout)[0]["predictions"]["metadata"]
+                                 ["sop_instance_uid"], uid)
             # Usage errors are exit status 2.
             self.assertEqual(subprocess.run([CXRD, "infer", "--output", out],
                                             capture_output=True).returncode, 2)

@@ -1,0 +1,205 @@
+"""Operating points that mean something (the safe-answers rule), recomputed for a shipped
+contract model without retraining.
+
+- Each NIH finding: the lowest threshold whose specificity against NIH `No Finding` validation
+  images is at least 0.90. Its sensitivity is measured on the validation positives: NIH images
+  of validation patients, plus `nih_radsim` images (added after 1.3 was trained) of patients not
+  in the training split. The specificity is also cross-fitted (threshold chosen on one half of
+  the No Finding images, measured on the other), since the threshold is chosen on them.
+- A finding with fewer than 20 validation positives, and Calcification (no labels), is switched
+  off: threshold 1.01, never present; the PDF prints it "not assessed".
+- Tuberculosis keeps the model's own threshold (>= 90% validation sensitivity, WHO triage).
+
+    /usr/bin/python3 tools/train/thresholds.py --data ../shared/data/cxr --model IN.onnx \\
+        --work /tmp/work [--out OUT.onnx] [--version NAME] [--report OUT.json]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import data as D  # noqa: E402
+import labels as L  # noqa: E402
+import onnx_torch  # noqa: E402
+
+TARGET_SPECIFICITY = 0.90
+MIN_POSITIVES = 20
+OFF = 1.01  # above 1: never present (model contract)
+BOOT = 2000
+SEED = 6
+
+
+def patient(path):
+    return os.path.basename(path).split("_")[0]
+
+
+def validation_sets(folder):
+    """Indices of No Finding validation images and of finding-evaluable validation images."""
+    nih = np.isin(folder.dataset, D.NIH_SETS)
+    train_patients = {patient(f) for f, k, v in zip(folder.files, nih, folder.is_val)
+                      if k and not v}
+    radsim = folder.dataset == "nih_radsim"
+    unseen_radsim = radsim & np.array([patient(f) not in train_patients for f in folder.files])
+    evaluable = (nih & folder.is_val) | unseen_radsim
+    no_finding = evaluable & np.array([r == "No Finding" for r in folder.nih_raw])
+    return np.flatnonzero(evaluable), np.flatnonzero(no_finding), int(unseen_radsim.sum())
+
+
+def specificity_threshold(negative_scores, target=TARGET_SPECIFICITY):
+    """Lowest threshold of 6 decimals (as the model file stores it) with
+    mean(negatives < t) >= target: just above the k-th lowest negative, k = ceil(target * n)."""
+    s = np.sort(negative_scores)
+    k = int(np.ceil(target * len(s)))
+    return (np.floor(float(s[k - 1]) * 1e6) + 1) / 1e6
+
+
+def proportion_ci(hits, rng, n=BOOT):
+    hits = np.asarray(hits, float)
+    if len(hits) == 0:
+        return [float("nan")] * 2
+    boot = hits[rng.randint(0, len(hits), (n, len(hits)))].mean(1)
+    return np.percentile(boot, [2.5, 97.5]).tolist()
+
+
+def choose(folder, probabilities, old_thresholds):
+    rng = np.random.RandomState(SEED)
+    evaluable, no_finding, radsim_count = validation_sets(folder)
+    pos_of = {i: k for k, i in enumerate(evaluable)}
+    negatives = np.array([pos_of[i] for i in no_finding])
+    out = {}
+    for f in L.FINDINGS:
+        k = L.INDEX[f]
+        if f == "Tuberculosis":
+            out[f] = {"threshold": old_thresholds[f], "rule": "model's own (>= 90% sensitivity)"}
+            continue
+        positive = np.array([pos_of[i] for i in evaluable if folder.targets[i, k] == 1 and
+                             folder.mask[i, k] == 1 and f in L.NIH_FINDINGS])
+        row = {"positives": int(len(positive)), "negatives": int(len(negatives)),
+               "old_threshold": old_thresholds[f]}
+        if f == "Calcification" or len(positive) < MIN_POSITIVES:
+            row.update(threshold=OFF, rule="not assessed (%d validation positives)"
+                       % len(positive))
+            out[f] = row
+            continue
+        neg_scores = probabilities[negatives, k]
+        pos_scores = probabilities[positive, k]
+        t = specificity_threshold(neg_scores)
+        hits = pos_scores >= t
+        half = np.zeros(len(neg_scores), bool)
+        half[rng.permutation(len(neg_scores))[::2]] = True
+        cross = np.concatenate([neg_scores[~part] < specificity_threshold(neg_scores[part])
+                                for part in (half, ~half)])
+        row.update(threshold=t, rule="specificity >= 0.90 against NIH No Finding",
+                   specificity=float((neg_scores < t).mean()),
+                   specificity_crossfit=float(cross.mean()),
+                   specificity_crossfit_ci=proportion_ci(cross, rng),
+                   sensitivity=float(hits.mean()), sensitivity_ci=proportion_ci(hits, rng),
+                   old_sensitivity=float((pos_scores >= old_thresholds[f]).mean()),
+                   old_specificity=float((neg_scores < old_thresholds[f]).mean()))
+        out[f] = row
+    return out, evaluable, negatives, radsim_count
+
+
+def any_present(probabilities, thresholds, rows):
+    t = np.array([thresholds[f] for f in L.FINDINGS])
+    present = probabilities[rows][:, 1:] >= t[1:]  # the ten findings beside Tuberculosis
+    return float(present.any(1).mean())
+
+
+def summary(folder, probabilities, chosen, evaluable, negatives, old):
+    new = {f: r["threshold"] for f, r in chosen.items()}
+    pos_of = {i: k for k, i in enumerate(evaluable)}
+    finding_positive = np.array([pos_of[i] for i in evaluable
+                                 if folder.targets[i, [L.INDEX[f] for f in L.NIH_FINDINGS]].max()
+                                 == 1])
+    return {"no_finding_images": int(len(negatives)),
+            "no_finding_any_present": {"old": any_present(probabilities, old, negatives),
+                                       "new": any_present(probabilities, new, negatives)},
+            "finding_positive_images": int(len(finding_positive)),
+            "finding_positive_abnormal": {
+                "old": any_present(probabilities, old, finding_positive),
+                "new": any_present(probabilities, new, finding_positive)}}
+
+
+def markdown(chosen, summ, radsim_count):
+    lines = ["## Operating points (safe-answers rule)", "",
+             "Each NIH finding's threshold is the lowest that keeps specificity >= 0.90 against "
+             "NIH `No Finding` validation images; sensitivity is measured on the validation "
+             "positives (NIH validation patients, plus %d `nih_radsim` images of patients outside "
+             "the training split, unseen by this network). Findings with fewer than %d "
+             "validation positives, and Calcification, are **not assessed**: threshold %.2f, "
+             "never present. Tuberculosis keeps its threshold (>= 90%% validation sensitivity). "
+             "95%% CIs: bootstrap. Written by `tools/train/thresholds.py`." % (
+                 radsim_count, MIN_POSITIVES, OFF), "",
+             "| finding | threshold | validation positives | sensitivity (95% CI) | specificity "
+             "| specificity, cross-fitted (95% CI) | before: threshold, sensitivity, "
+             "specificity |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for f, r in chosen.items():
+        if f == "Tuberculosis":
+            lines.append("| Tuberculosis | %.4f | (see TB above) | | | | unchanged |"
+                         % r["threshold"])
+        elif r["threshold"] > 1:
+            lines.append("| %s | not assessed | %d | | | | %.4f |" % (
+                f, r.get("positives", 0), r.get("old_threshold", float("nan"))))
+        else:
+            lines.append("| %s | %.4f | %d | %.3f (%.3f-%.3f) | %.3f | %.3f (%.3f-%.3f) | "
+                         "%.4f, %.3f, %.3f |" % (
+                             f, r["threshold"], r["positives"], r["sensitivity"],
+                             *r["sensitivity_ci"], r["specificity"], r["specificity_crossfit"],
+                             *r["specificity_crossfit_ci"], r["old_threshold"],
+                             r["old_sensitivity"], r["old_specificity"]))
+    s = summ
+    lines += ["", "On the %d NIH `No Finding` validation images, the share with any finding "
+              "present went from %.3f to %.3f; on the %d NIH finding-positive validation "
+              "images, the share reported Abnormal (any of the ten non-TB findings present) "
+              "went from %.3f to %.3f." % (
+                  s["no_finding_images"], s["no_finding_any_present"]["old"],
+                  s["no_finding_any_present"]["new"], s["finding_positive_images"],
+                  s["finding_positive_abnormal"]["old"], s["finding_positive_abnormal"]["new"]),
+              ""]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--out")
+    p.add_argument("--version", help="new cxr.model_version for --out")
+    p.add_argument("--report")
+    args = p.parse_args()
+    model = onnx_torch.OnnxTorch(args.model)
+    size = json.loads(model.metadata["cxr.preprocess"])["width"]
+    old = json.loads(model.metadata["cxr.thresholds"])
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"))
+    evaluable, _, _ = validation_sets(folder)
+    x = folder.eval_inputs(evaluable, size)
+    probabilities = model(x, ["probabilities"])["probabilities"]
+    chosen, evaluable, negatives, radsim_count = choose(folder, probabilities, old)
+    summ = summary(folder, probabilities, chosen, evaluable, negatives, old)
+    text = markdown(chosen, summ, radsim_count)
+    print(text)
+    if args.report:
+        with open(args.report, "w") as fh:
+            json.dump({"thresholds": chosen, "summary": summ}, fh, indent=1)
+    if args.out:
+        m = onnx.load(args.model)
+        props = {p.key: p for p in m.metadata_props}
+        props["cxr.thresholds"].value = json.dumps(
+            {f: r["threshold"] for f, r in chosen.items()})
+        if args.version:
+            props["cxr.model_version"].value = args.version
+        onnx.save(m, args.out + ".tmp")
+        os.replace(args.out + ".tmp", args.out)
+        with open(args.out + ".operating_points.md", "w") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
