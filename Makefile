@@ -10,7 +10,7 @@ all: build
 
 build:
 	scripts/install-deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXR_WERROR=ON
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 serve: build

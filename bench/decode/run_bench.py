@@ -7,8 +7,9 @@ mostly measures the other jobs; wall medians are printed too.
 
 The files are derived once into FILES_DIR from two real chest images of the shared corpus:
 966_fixed.dcm (DX, 2128x2000, 12-bit, JPEG 2000 lossless) made native by gdcmconv --raw and
-re-encoded by DCMTK (dcmconv, dcmcrle, dcmcjpeg, dcmcjpls) and GDCM (gdcmconv --j2k); and
-the SIIM chest CR for JPEG baseline (DCMTK's baseline encoder needs 8-bit input).
+re-encoded by DCMTK (dcmconv, dcmcrle, dcmcjpeg: lossless and 12-bit extended lossy,
+dcmcjpls) and GDCM (gdcmconv --j2k); and the SIIM chest CR for JPEG baseline (DCMTK's
+baseline encoder needs 8-bit input).
 Usage: run_bench.py BENCH_DECODE DATA_DIR FILES_DIR [RUNS]"""
 import os
 import statistics
@@ -31,6 +32,7 @@ DERIVED = [
     ("RLE Lossless", ["dcmcrle"], ""),
     ("JPEG Lossless SV1", ["dcmcjpeg", "+e1"], "dcmdjpeg"),
     ("JPEG Lossless P14 sv6", ["dcmcjpeg", "+el"], "dcmdjpeg"),
+    ("JPEG Extended 12-bit", ["dcmcjpeg", "+ee"], "dcmdjpeg"),
     ("JPEG-LS Lossless", ["dcmcjpls"], "dcmdjpls"),
     ("JPEG-LS Near-Lossless", ["dcmcjpls", "+en", "+md", "2"], "dcmdjpls"),
     ("JPEG 2000 Lossless", ["gdcmconv", "--j2k"], None),

@@ -85,6 +85,15 @@ enum cxr_status cxr_api_envelope_inline(int status, const char *result, json_t *
         free(body);
         return CXR_ERR_NOMEM;
     }
+    /* Like any text response, the body ends with a newline (terminals and scripts expect it). */
+    size_t length = strlen(body);
+    char *ended = realloc(body, length + 2);
+    if (ended == NULL) {
+        free(body);
+        return CXR_ERR_NOMEM;
+    }
+    memcpy(ended + length, "\n", 2);
+    body = ended;
     free(response->body);
     response->body = body;
     response->status = status;

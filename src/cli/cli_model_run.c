@@ -15,7 +15,8 @@ static void usage(FILE *out)
     fprintf(out, "Usage: cxrd model-run MODEL.onnx INPUT.npy [INPUT2.npy ...] OUTDIR [options]\n\n"
                  "Runs one forward pass of MODEL on float32 .npy inputs (one per graph input, in\n"
                  "order, shapes as `cxrd model-info` lists them) and writes OUTDIR/<output>.npy\n"
-                 "(float32, NCHW as ONNX defines) for every graph output.\n\n"
+                 "(float32, NCHW as ONNX defines) for every graph output; OUTDIR is created\n"
+                 "when missing.\n\n"
                  "Options:\n"
                  "  --threads N   worker threads (default 0: one per CPU)\n"
                  "  --repeat N    run N passes and print the median milliseconds per pass\n");
@@ -130,6 +131,9 @@ int cxr_cli_model_run(int argc, char **argv)
                cxr_nn_runtime_threads(runtime), repeat);
         free(times);
     }
+    /* OUTDIR and its parents are made now, so a run that fails earlier leaves nothing. */
+    if (cxr_path_mkdirs(outdir, &err) != CXR_OK)
+        goto fail;
     for (size_t i = 0; i < cxr_nn_model_output_count(model); i++) {
         const struct cxr_nn_tensor_info *info = cxr_nn_model_output(model, i);
         if (!safe_file_name(info->name)) {

@@ -44,6 +44,52 @@ enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
 /* Frees the samples and zeroes the struct; NULL is a no-op. */
 void cxr_codec_frame_release(struct cxr_codec_frame *frame);
 
+/* ---- Native sample layout: the one place that reads native containers and stored values,
+ * used by cxr_codec_frame_decode and by image/'s native fast path (cxr_image_render_native) */
+
+/* Raw container value of sample `index` (counted from the start of the pixel data) of native
+ * data with 1, 2 or 4 bytes per sample, in the data's byte order. 8-bit samples of big endian
+ * data sit in OW words whose bytes are swapped in pairs (dicom.h): a byte past native_size
+ * (the odd last one) reads as 0. The caller has checked that the sample lies in the data. */
+static inline uint32_t cxr_codec_native_raw(const struct cxr_dicom_pixel_data *pixels,
+                                            unsigned bytes_per_sample, size_t index)
+{
+    const uint8_t *p = pixels->native + index * bytes_per_sample;
+    bool big = pixels->big_endian;
+    if (bytes_per_sample == 1 && big) {
+        size_t at = index ^ 1u;
+        return at < pixels->native_size ? pixels->native[at] : 0;
+    }
+    if (bytes_per_sample == 1)
+        return p[0];
+    if (bytes_per_sample == 2)
+        return big ? (uint32_t)p[0] << 8 | p[1] : (uint32_t)p[1] << 8 | p[0];
+    return big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+               : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* Bits below the stored bits in a native container: High Bit + 1 - Bits Stored. A nonsensical
+ * High Bit is taken as Bits Stored - 1 (the usual value), as DCMTK does. */
+static inline unsigned cxr_codec_native_shift(const struct cxr_dicom_pixel_desc *desc)
+{
+    if (desc->high_bit < desc->bits_allocated && desc->high_bit + 1u >= desc->bits_stored)
+        return (unsigned)(desc->high_bit + 1 - desc->bits_stored);
+    return 0;
+}
+
+/* Stored value of a raw value: bits_stored (1 to 32) bits above shift, sign-extended when
+ * is_signed (Pixel Representation 1). */
+static inline int32_t cxr_codec_stored_value(uint32_t raw, unsigned shift, unsigned bits_stored,
+                                             bool is_signed)
+{
+    uint32_t mask = bits_stored >= 32 ? UINT32_MAX : (1u << bits_stored) - 1;
+    uint32_t value = (raw >> shift) & mask;
+    if (!is_signed)
+        return (int32_t)value;
+    uint32_t sign = 1u << (bits_stored - 1);
+    return (int32_t)((value ^ sign) - sign); /* two's complement sign extension */
+}
+
 /* A transfer syntax's conventional name ("JPEG Lossless SV1"), or "unknown transfer syntax".
  * Never NULL. */
 const char *cxr_codec_syntax_name(const char *transfer_syntax_uid);

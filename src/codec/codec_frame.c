@@ -11,7 +11,8 @@
 enum syntax_family {
     FAMILY_UNSUPPORTED,
     FAMILY_NATIVE,
-    FAMILY_JPEG, /* routed by the frame header: lossless (SOF3) here, 8-bit DCT to libjpeg */
+    FAMILY_JPEG, /* routed by the frame header: lossless (SOF3) here, DCT to libjpeg (8-bit)
+                  * or GDCM's IJG build (12-bit) */
     FAMILY_JPEGLS,
     FAMILY_J2K,
     FAMILY_RLE,
@@ -164,24 +165,12 @@ static enum cxr_status decode_native(const struct cxr_dicom_pixel_desc *desc,
         return CXR_OK;
     }
     bool planar = spp > 1 && desc->planar_configuration == 1;
-    bool big = pixels->big_endian;
+    size_t first = sample_count * frame_index;
     for (size_t i = 0; i < sample_count; i++) {
         /* i walks the file's order; target is the interleaved position. */
         size_t target = planar ? (i % pixel_count) * spp + i / pixel_count : i;
-        const uint8_t *p = data + i * bytes_per_sample;
-        uint32_t value;
-        if (bytes_per_sample == 1 && big) {
-            /* 8-bit samples in big endian OW words: bytes are swapped in pairs (dicom.h). */
-            size_t at = (size_t)(p - pixels->native) ^ 1u;
-            value = at < pixels->native_size ? pixels->native[at] : 0;
-        } else if (bytes_per_sample == 1)
-            value = p[0];
-        else if (bytes_per_sample == 2)
-            value = big ? (uint32_t)p[0] << 8 | p[1] : (uint32_t)p[1] << 8 | p[0];
-        else
-            value = big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
-                        : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-        samples[target] = (int32_t)value;
+        samples[target] =
+                (int32_t)cxr_codec_native_raw(pixels, (unsigned)bytes_per_sample, first + i);
     }
     return CXR_OK;
 }
@@ -316,10 +305,13 @@ static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *de
             status = cxr_codec_jpeg_lossless_decode(data, size, width, height, spp, samples, err);
         } else if ((info.sof_marker == 0xFFC0 || info.sof_marker == 0xFFC1 ||
                     info.sof_marker == 0xFFC2) &&
-                   info.precision == 8) {
+                   (info.precision == 8 || info.precision == 12)) {
             bool ybr = is_photometric(desc, "YBR_FULL_422") || is_photometric(desc, "YBR_FULL") ||
                        is_photometric(desc, "YBR_PARTIAL_420");
-            status = cxr_codec_jpeg_dct_decode(data, size, width, height, spp, ybr, samples, err);
+            status = info.precision == 8 ? cxr_codec_jpeg_dct_decode(data, size, width, height, spp,
+                                                                     ybr, samples, err)
+                                         : cxr_codec_jpeg12_decode(data, size, width, height, spp,
+                                                                   ybr, samples, err);
             *became_rgb = spp == 3;
         } else {
             status = cxr_err_set(err, CXR_ERR_UNSUPPORTED,
@@ -344,17 +336,8 @@ static void normalise(int32_t *samples, size_t count, unsigned shift, unsigned b
 {
     if (bits_stored >= 32 && shift == 0)
         return;
-    uint32_t mask = bits_stored >= 32 ? UINT32_MAX : (1u << bits_stored) - 1;
-    if (!is_signed) {
-        for (size_t i = 0; i < count; i++)
-            samples[i] = (int32_t)(((uint32_t)samples[i] >> shift) & mask);
-        return;
-    }
-    uint32_t sign = 1u << (bits_stored - 1);
-    for (size_t i = 0; i < count; i++) {
-        uint32_t value = ((uint32_t)samples[i] >> shift) & mask;
-        samples[i] = (int32_t)((value ^ sign) - sign); /* two's complement sign extension */
-    }
+    for (size_t i = 0; i < count; i++)
+        samples[i] = cxr_codec_stored_value((uint32_t)samples[i], shift, bits_stored, is_signed);
 }
 
 enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
@@ -409,10 +392,7 @@ enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
     unsigned shift = 0;
     if (syntax->family == FAMILY_NATIVE) {
         status = decode_native(desc, pixels, frame_index, samples, &was_ybr422, err);
-        /* High Bit places the stored bits in the container; a nonsensical High Bit is taken
-         * as Bits Stored - 1 (the usual value), as DCMTK does. */
-        if (desc->high_bit < bits && desc->high_bit + 1 >= desc->bits_stored)
-            shift = (unsigned)(desc->high_bit + 1 - desc->bits_stored);
+        shift = cxr_codec_native_shift(desc); /* High Bit places the stored bits */
     } else {
         status = decode_encapsulated(desc, pixels, syntax, frame_index, samples, &became_rgb, err);
     }

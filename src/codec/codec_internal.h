@@ -17,6 +17,12 @@ enum cxr_status cxr_codec_jpeg_dct_decode(const uint8_t *data, size_t size, uint
                                           uint32_t height, uint32_t components, bool convert_ybr,
                                           int32_t *samples, struct cxr_err *err);
 
+/* GDCM's 12-bit IJG build (libgdcmjpeg12): DCT JPEG with 12-bit samples (JPEG Extended,
+ * SOF1), values 0..4095; convert_ybr as above. */
+enum cxr_status cxr_codec_jpeg12_decode(const uint8_t *data, size_t size, uint32_t width,
+                                        uint32_t height, uint32_t components, bool convert_ybr,
+                                        int32_t *samples, struct cxr_err *err);
+
 /* CharLS: JPEG-LS lossless and near-lossless. */
 enum cxr_status cxr_codec_jpegls_decode(const uint8_t *data, size_t size, uint32_t width,
                                         uint32_t height, uint32_t components, int32_t *samples,

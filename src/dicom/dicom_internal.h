@@ -82,7 +82,12 @@ static inline uint32_t dicom_read_u32(const uint8_t *bytes, bool big_endian)
            bytes[0];
 }
 
-/* dicom_parse.c: element lookup and value access. */
+/* dicom_parse.c: fills file->elements from file->data (and sets the encoding flags; a
+ * deflated data set is inflated first, replacing file->data). */
+enum cxr_status dicom_parse_elements(struct cxr_dicom_file *file, const struct cxr_limits *limits,
+                                     struct cxr_err *err);
+
+/* dicom_element.c: element lookup and value access. */
 const struct dicom_element *dicom_element_find(const struct cxr_dicom_file *file, uint32_t parent,
                                                uint32_t tag);
 /* Index of the first item of a sequence element, or DICOM_NO_PARENT. */

@@ -1,11 +1,9 @@
 /* DICOM Part 10 parsing: preamble and file meta group, transfer syntax detection, deflated data
  * sets, and the element walk (sequences, items, encapsulated pixel data) into a flat element
  * table. Every length is checked against the bytes that remain before it is used. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <zlib.h>
 
 #include "dicom/dicom_internal.h"
@@ -75,8 +73,10 @@ static enum cxr_status count_one(struct parser *parser)
     return CXR_OK;
 }
 
-static enum cxr_status element_append(struct parser *parser, const struct dicom_element *element,
-                                      uint32_t *index)
+/* Appends to the element table. The element's index is the table's count before the call
+ * (callers take it first, so it is always initialised: GCC cannot see that every failure path
+ * returns a non-OK status through cxr_err_set and warned at -O3 about an out-parameter). */
+static enum cxr_status element_append(struct parser *parser, const struct dicom_element *element)
 {
     struct cxr_dicom_file *file = parser->file;
     enum cxr_status status = count_one(parser);
@@ -90,8 +90,6 @@ static enum cxr_status element_append(struct parser *parser, const struct dicom_
         file->elements = grown;
         file->element_capacity = capacity;
     }
-    if (index != NULL)
-        *index = (uint32_t)file->element_count;
     file->elements[file->element_count++] = *element;
     return CXR_OK;
 }
@@ -133,8 +131,8 @@ static enum cxr_status parse_sequence(struct parser *parser, struct encoding enc
                 .parent = sequence,
                 .offset = *pos,
         };
-        uint32_t index;
-        enum cxr_status status = element_append(parser, &item, &index);
+        uint32_t index = (uint32_t)parser->file->element_count;
+        enum cxr_status status = element_append(parser, &item);
         if (status != CXR_OK)
             return status;
         if (length == UNDEFINED_LENGTH) {
@@ -249,7 +247,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
         }
         element.offset = *pos;
 
-        uint32_t index;
+        uint32_t index = (uint32_t)parser->file->element_count;
         enum cxr_status status;
         if (length == UNDEFINED_LENGTH) {
             bool bytes_vr = element.vr == DICOM_VR('O', 'B') || element.vr == DICOM_VR('O', 'W');
@@ -260,7 +258,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
                     return status;
                 element.encapsulated = 1;
                 element.length = content_end - element.offset;
-                status = element_append(parser, &element, NULL);
+                status = element_append(parser, &element);
             } else if (element.vr == DICOM_VR('S', 'Q') || element.vr == 0 ||
                        element.vr == DICOM_VR('U', 'N')) {
                 /* An undefined-length UN is a sequence in implicit VR little endian (PS3.5
@@ -268,7 +266,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
                 struct encoding inner = encoding;
                 if (element.vr == DICOM_VR('U', 'N'))
                     inner = (struct encoding){.explicit_vr = false, .big_endian = false};
-                status = element_append(parser, &element, &index);
+                status = element_append(parser, &element);
                 if (status == CXR_OK)
                     status = parse_sequence(parser, inner, pos, end, index, depth + 1, true);
                 if (status == CXR_OK)
@@ -285,7 +283,7 @@ static enum cxr_status parse_dataset(struct parser *parser, struct encoding enco
             return malformed_at(parser, header_at, tag,
                                 "element length exceeds the remaining bytes");
         element.length = length;
-        status = element_append(parser, &element, &index);
+        status = element_append(parser, &element);
         if (status != CXR_OK)
             return status;
         if (element.vr == DICOM_VR('S', 'Q') || (element.vr == 0 && tag_is_known_sequence(tag))) {
@@ -422,6 +420,7 @@ static bool encoding_of_syntax(const char *uid, struct encoding *encoding, bool 
     return strncmp(uid, "1.2.840.10008.1.2.", 18) == 0;
 }
 
+/* The element walk proper, on a parser over one file. */
 static enum cxr_status parse_file(struct parser *parser)
 {
     struct cxr_dicom_file *file = parser->file;
@@ -491,152 +490,9 @@ static enum cxr_status parse_file(struct parser *parser)
     return CXR_OK;
 }
 
-void cxr_dicom_file_destroy(struct cxr_dicom_file *file)
+enum cxr_status dicom_parse_elements(struct cxr_dicom_file *file, const struct cxr_limits *limits,
+                                     struct cxr_err *err)
 {
-    if (file == NULL)
-        return;
-    dicom_meta_free(file);
-    dicom_pixels_free(file);
-    free(file->elements);
-    free(file->data);
-    free(file);
-}
-
-/* Parses bytes the file object takes over (freed on failure too). */
-static enum cxr_status parse_owned(uint8_t *data, size_t size, const struct cxr_limits *limits,
-                                   struct cxr_dicom_file **file_out, struct cxr_err *err)
-{
-    struct cxr_dicom_file *file = calloc(1, sizeof(*file));
-    if (file == NULL) {
-        free(data);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory");
-    }
-    file->data = data;
-    file->size = size;
     struct parser parser = {.file = file, .limits = limits, .err = err};
-    enum cxr_status status = parse_file(&parser);
-    if (status == CXR_OK)
-        status = dicom_meta_build(file, err);
-    if (status == CXR_OK && dicom_pixels_build(file, limits) != CXR_OK)
-        status = cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for the pixel description");
-    if (status != CXR_OK) {
-        cxr_dicom_file_destroy(file);
-        return status;
-    }
-    *file_out = file;
-    return CXR_OK;
-}
-
-enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,
-                                     const struct cxr_limits *limits,
-                                     struct cxr_dicom_file **file_out, struct cxr_err *err)
-{
-    struct cxr_limits default_limits = cxr_limits_default();
-    if (limits == NULL)
-        limits = &default_limits;
-    if (file_out == NULL || (bytes == NULL && size > 0))
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM: no input or output");
-    if (size == 0)
-        return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: empty file");
-    if (size > limits->max_file_bytes)
-        return cxr_err_set(err, CXR_ERR_LIMIT, "DICOM: file of %zu bytes exceeds %zu (limit)", size,
-                           limits->max_file_bytes);
-    uint8_t *data = malloc(size);
-    if (data == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for %zu bytes", size);
-    memcpy(data, bytes, size);
-    return parse_owned(data, size, limits, file_out, err);
-}
-
-enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
-                                    struct cxr_dicom_file **file_out, struct cxr_err *err)
-{
-    struct cxr_limits default_limits = cxr_limits_default();
-    if (limits == NULL)
-        limits = &default_limits;
-    if (path == NULL || file_out == NULL)
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM: no path or output");
-    FILE *stream = fopen(path, "rb");
-    if (stream == NULL)
-        return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO,
-                           "DICOM: cannot open %s: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(stream), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(stream);
-        return cxr_err_set(err, CXR_ERR_IO, "DICOM: %s is not a regular file", path);
-    }
-    if ((uint64_t)info.st_size > limits->max_file_bytes) {
-        fclose(stream);
-        return cxr_err_set(err, CXR_ERR_LIMIT, "DICOM: %s has %lld bytes, more than %zu (limit)",
-                           path, (long long)info.st_size, limits->max_file_bytes);
-    }
-    size_t size = (size_t)info.st_size;
-    uint8_t *bytes = malloc(size ? size : 1);
-    if (bytes == NULL) {
-        fclose(stream);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for %zu bytes", size);
-    }
-    size_t got = fread(bytes, 1, size, stream);
-    bool failed = ferror(stream) != 0;
-    fclose(stream);
-    if (failed || got != size) {
-        free(bytes);
-        return cxr_err_set(err, CXR_ERR_IO, "DICOM: cannot read %s", path);
-    }
-    if (size == 0) {
-        free(bytes);
-        return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: %s is empty", path);
-    }
-    /* The buffer read here becomes the file's: large images are not copied again. */
-    return parse_owned(bytes, size, limits, file_out, err);
-}
-
-const struct dicom_element *dicom_element_find(const struct cxr_dicom_file *file, uint32_t parent,
-                                               uint32_t tag)
-{
-    for (size_t i = 0; i < file->element_count; i++) {
-        if (file->elements[i].parent == parent && file->elements[i].tag == tag)
-            return &file->elements[i];
-    }
-    return NULL;
-}
-
-uint32_t dicom_element_index(const struct cxr_dicom_file *file, const struct dicom_element *element)
-{
-    return (uint32_t)(element - file->elements);
-}
-
-uint32_t dicom_sequence_first_item(const struct cxr_dicom_file *file,
-                                   const struct dicom_element *seq)
-{
-    uint32_t index = dicom_element_index(file, seq);
-    for (size_t i = index + 1; i < file->element_count; i++) {
-        if (file->elements[i].parent == index && file->elements[i].tag == TAG_ITEM)
-            return (uint32_t)i;
-    }
-    return DICOM_NO_PARENT;
-}
-
-const uint8_t *dicom_element_value(const struct cxr_dicom_file *file,
-                                   const struct dicom_element *element)
-{
-    return file->data + element->offset;
-}
-
-bool dicom_element_u16(const struct cxr_dicom_file *file, const struct dicom_element *element,
-                       size_t index, uint16_t *value)
-{
-    if (element == NULL || element->encapsulated || index >= element->length / 2)
-        return false;
-    *value = dicom_read_u16(file->data + element->offset + 2 * index, element->big_endian);
-    return true;
-}
-
-bool dicom_element_u32(const struct cxr_dicom_file *file, const struct dicom_element *element,
-                       size_t index, uint32_t *value)
-{
-    if (element == NULL || element->encapsulated || index >= element->length / 4)
-        return false;
-    *value = dicom_read_u32(file->data + element->offset + 4 * index, element->big_endian);
-    return true;
+    return parse_file(&parser);
 }

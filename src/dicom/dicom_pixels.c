@@ -28,12 +28,51 @@
 #define TAG_LUT_DESCRIPTOR        DICOM_TAG(0x0028, 0x3002)
 #define TAG_LUT_DATA              DICOM_TAG(0x0028, 0x3006)
 #define TAG_VOI_LUT_SEQUENCE      DICOM_TAG(0x0028, 0x3010)
+#define TAG_FRAME_VOI_LUT         DICOM_TAG(0x0028, 0x9132)
+#define TAG_PIXEL_VALUE_TRANSFORM DICOM_TAG(0x0028, 0x9145)
+#define TAG_SHARED_GROUPS         DICOM_TAG(0x5200, 0x9229)
+#define TAG_PER_FRAME_GROUPS      DICOM_TAG(0x5200, 0x9230)
 
 #define MAX_WINDOWS 64
 
 static const struct dicom_element *find_top(const struct cxr_dicom_file *file, uint32_t tag)
 {
     return dicom_element_find(file, DICOM_NO_PARENT, tag);
+}
+
+/* Enhanced objects (Enhanced DX/CR/CT/MR, multi-frame) keep what applies to a frame in
+ * functional group macros (PS3.3 C.7.6.16): frame N's item of the Per-frame Functional Groups
+ * Sequence, or the one item of the Shared Functional Groups Sequence. Finds the first item of
+ * the macro sequence macro_tag for frame 1, per-frame first; false when neither group has it. */
+static bool frame_macro_item(const struct cxr_dicom_file *file, uint32_t macro_tag, uint32_t *item)
+{
+    static const uint32_t groups[] = {TAG_PER_FRAME_GROUPS, TAG_SHARED_GROUPS};
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        const struct dicom_element *group = find_top(file, groups[i]);
+        uint32_t frame = group ? dicom_sequence_first_item(file, group) : DICOM_NO_PARENT;
+        const struct dicom_element *macro =
+                frame != DICOM_NO_PARENT ? dicom_element_find(file, frame, macro_tag) : NULL;
+        uint32_t first = macro ? dicom_sequence_first_item(file, macro) : DICOM_NO_PARENT;
+        if (first != DICOM_NO_PARENT) {
+            *item = first;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where an attribute of a frame macro is read: the top level when the file has it there (older
+ * objects, and what the reader has always done), else frame 1's macro item; DICOM_NO_PARENT
+ * (the top level, where it is absent) when neither has it. */
+static uint32_t attribute_parent(const struct cxr_dicom_file *file, uint32_t tag,
+                                 uint32_t macro_tag)
+{
+    const struct dicom_element *top = find_top(file, tag);
+    uint32_t item;
+    if ((top == NULL || top->length == 0) && frame_macro_item(file, macro_tag, &item) &&
+        dicom_element_find(file, item, tag) != NULL)
+        return item;
+    return DICOM_NO_PARENT;
 }
 
 /* A US value; absent (false) when the element is missing or empty. */
@@ -166,11 +205,13 @@ static enum cxr_status read_lut(struct cxr_dicom_file *file, uint32_t sequence_t
     return CXR_OK;
 }
 
-static enum cxr_status read_windows(struct cxr_dicom_file *file, struct cxr_dicom_pixel_desc *desc,
-                                    struct cxr_err *err)
+/* Window Center/Width pairs from the top level or, in an enhanced object, frame 1's Frame VOI
+ * LUT macro; parent says which (attribute_parent). */
+static enum cxr_status read_windows(struct cxr_dicom_file *file, uint32_t parent,
+                                    struct cxr_dicom_pixel_desc *desc, struct cxr_err *err)
 {
-    const struct dicom_element *centers = find_top(file, TAG_WINDOW_CENTER);
-    const struct dicom_element *widths = find_top(file, TAG_WINDOW_WIDTH);
+    const struct dicom_element *centers = dicom_element_find(file, parent, TAG_WINDOW_CENTER);
+    const struct dicom_element *widths = dicom_element_find(file, parent, TAG_WINDOW_WIDTH);
     size_t count = value_count(file, centers);
     size_t width_count = value_count(file, widths);
     if (width_count < count)
@@ -365,8 +406,11 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
 
     desc->rescale_slope = 1;
     desc->rescale_intercept = 0;
-    const struct dicom_element *slope = find_top(file, TAG_RESCALE_SLOPE);
-    const struct dicom_element *intercept = find_top(file, TAG_RESCALE_INTERCEPT);
+    uint32_t rescale_parent =
+            attribute_parent(file, TAG_RESCALE_INTERCEPT, TAG_PIXEL_VALUE_TRANSFORM);
+    const struct dicom_element *slope = dicom_element_find(file, rescale_parent, TAG_RESCALE_SLOPE);
+    const struct dicom_element *intercept =
+            dicom_element_find(file, rescale_parent, TAG_RESCALE_INTERCEPT);
     if ((slope != NULL && slope->length > 0) || (intercept != NULL && intercept->length > 0)) {
         desc->has_rescale = true;
         if (slope != NULL && slope->length > 0 &&
@@ -379,11 +423,14 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
             return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: invalid Rescale Intercept");
     }
 
-    enum cxr_status status = read_windows(file, desc, err);
+    /* The window and its function come from one place: the top level or frame 1's macro. */
+    uint32_t voi_parent = attribute_parent(file, TAG_WINDOW_CENTER, TAG_FRAME_VOI_LUT);
+    enum cxr_status status = read_windows(file, voi_parent, desc, err);
     if (status != CXR_OK)
         return status;
     desc->voi_lut_function = CXR_VOI_LINEAR;
-    if (text_value(file, find_top(file, TAG_VOI_LUT_FUNCTION), 0, text, sizeof(text))) {
+    if (text_value(file, dicom_element_find(file, voi_parent, TAG_VOI_LUT_FUNCTION), 0, text,
+                   sizeof(text))) {
         if (strcmp(text, "LINEAR_EXACT") == 0)
             desc->voi_lut_function = CXR_VOI_LINEAR_EXACT;
         else if (strcmp(text, "SIGMOID") == 0)

@@ -417,13 +417,14 @@ enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api
     server->daemon = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                     MHD_USE_ERROR_LOG,
-            config->port, NULL, NULL, handle, server, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&address, MHD_OPTION_THREAD_POOL_SIZE,
+            /* The logger first: libmicrohttpd warns about (and loses messages of) options
+             * parsed before it. */
+            config->port, NULL, NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address, MHD_OPTION_THREAD_POOL_SIZE,
             (unsigned)config->http_threads, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)config->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)config->request_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-            MHD_OPTION_NOTIFY_COMPLETED, completed, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-            NULL, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_COMPLETED, completed, server, MHD_OPTION_END);
     if (server->daemon == NULL) {
         cxr_server_stop(server, 0);
         return cxr_err_set(err, CXR_ERR_IO,

@@ -33,8 +33,8 @@ void cxr_gray8_release(struct cxr_gray8 *image);
 void cxr_rgb8_release(struct cxr_rgb8 *image);
 
 /* The whole rendering chain for frame 1 of a parsed file. Errors name the cause, e.g.
- * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.4.51 (JPEG Extended) is not
- * supported". */
+ * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.8.1 (Deflated Image Frame Compression) is
+ * not supported". */
 enum cxr_status cxr_image_render(const struct cxr_dicom_file *file, const struct cxr_limits *limits,
                                  struct cxr_gray8 *out, struct cxr_err *err);
 
@@ -53,8 +53,30 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
                                         const struct cxr_dicom_pixel_data *pixels,
                                         struct cxr_gray8 *out, struct cxr_err *err);
 
-/* Resizes the whole image to out_width x out_height (area-averaging when shrinking, bilinear
- * when enlarging; the aspect ratio is not kept) and writes tensor[y * out_width + x] =
+/* ---- Resampling (image_resample.c): the one resampler of the pipeline ----
+ * Separable, with per-axis weights computed once at create: area averaging when an axis
+ * shrinks (every source pixel counts equally), bilinear at pixel centres with clamped edges
+ * when it grows or keeps its size. The source is row-major, packed (stride == width *
+ * channels), channels interleaved. Output rows go to a callback in order, each as out_width *
+ * channels floats (valid during the call), so no full-size intermediate is held; memory is
+ * O(out_width * taps). A resampler is reusable for sources of its size but not thread safe;
+ * destroying NULL is a no-op. */
+struct cxr_image_resampler;
+typedef void (*cxr_image_row_fn)(void *context, uint32_t y, const float *row);
+/* channels 1 to 4; sides up to 65536 (CXR_ERR_LIMIT above). *resampler only on success. */
+enum cxr_status cxr_image_resampler_create(uint32_t in_width, uint32_t in_height, uint32_t channels,
+                                           uint32_t out_width, uint32_t out_height,
+                                           struct cxr_image_resampler **resampler,
+                                           struct cxr_err *err);
+void cxr_image_resampler_destroy(struct cxr_image_resampler *resampler);
+/* Resamples in_width x in_height samples of 8 bits or float, calling sink for each row. */
+void cxr_image_resampler_run_u8(struct cxr_image_resampler *resampler, const uint8_t *pixels,
+                                cxr_image_row_fn sink, void *context);
+void cxr_image_resampler_run_f32(struct cxr_image_resampler *resampler, const float *pixels,
+                                 cxr_image_row_fn sink, void *context);
+
+/* Resizes the whole image to out_width x out_height with the resampler above (the aspect
+ * ratio is not kept) and writes tensor[y * out_width + x] =
  * pixel * scale + offset. tensor has out_width * out_height floats, owned by the caller. */
 enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
                                     uint32_t out_height, float scale, float offset, float *tensor,

@@ -246,23 +246,6 @@ static enum cxr_status render_monochrome(const struct cxr_dicom_pixel_desc *desc
     return CXR_OK;
 }
 
-/* Stored value of a raw native container value: Bits Stored bits at High Bit, signed. */
-/* Byte i of 8-bit samples held in big endian OW words, whose bytes are swapped in pairs. */
-static uint8_t swapped_byte(const struct cxr_dicom_pixel_data *pixels, size_t i)
-{
-    size_t at = i ^ 1u;
-    return at < pixels->native_size ? pixels->native[at] : 0;
-}
-
-static int32_t stored_from_raw(uint32_t raw, unsigned shift, unsigned bits_stored, bool is_signed)
-{
-    uint32_t value = (raw >> shift) & ((1u << bits_stored) - 1);
-    if (!is_signed)
-        return (int32_t)value;
-    uint32_t sign = 1u << (bits_stored - 1);
-    return (int32_t)((value ^ sign) - sign);
-}
-
 /* Native 8/16-bit monochrome without the int32 intermediate: a histogram of the raw container
  * values (for the default window), one lookup table indexed by the raw value, one pass. */
 enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
@@ -279,9 +262,8 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
         return cxr_err_set(err, CXR_ERR_MALFORMED,
                            "pixel data holds %zu bytes, too few for one %ux%u frame",
                            pixels->native_size, desc->columns, desc->rows);
-    unsigned shift = 0;
-    if (desc->high_bit < desc->bits_allocated && desc->high_bit + 1u >= bits_stored)
-        shift = (unsigned)(desc->high_bit + 1 - bits_stored);
+    /* Byte order, High Bit and sign exactly as codec/ reads native frames (codec.h). */
+    unsigned shift = cxr_codec_native_shift(desc);
     bool is_signed = desc->pixel_representation == 1;
     bool invert = desc->photometric_interpretation &&
                   strcmp(desc->photometric_interpretation, "MONOCHROME1") == 0;
@@ -295,20 +277,8 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
         status = cxr_err_set(err, CXR_ERR_NOMEM, "image: out of memory for %zu pixels", count);
         goto done;
     }
-    const uint8_t *data = pixels->native;
-    if (bytes == 1 && pixels->big_endian) {
-        for (size_t i = 0; i < count; i++)
-            histogram[swapped_byte(pixels, i)]++;
-    } else if (bytes == 1) {
-        for (size_t i = 0; i < count; i++)
-            histogram[data[i]]++;
-    } else if (pixels->big_endian) {
-        for (size_t i = 0; i < count; i++)
-            histogram[(uint32_t)data[2 * i] << 8 | data[2 * i + 1]]++;
-    } else {
-        for (size_t i = 0; i < count; i++)
-            histogram[(uint32_t)data[2 * i + 1] << 8 | data[2 * i]]++;
-    }
+    for (size_t i = 0; i < count; i++)
+        histogram[cxr_codec_native_raw(pixels, bytes, i)]++;
     struct voi voi;
     if (!voi_from_file(desc, &voi)) {
         pairs = malloc(entries * sizeof(*pairs));
@@ -320,7 +290,7 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
         for (size_t raw = 0; raw < entries; raw++) {
             if (histogram[raw] == 0)
                 continue;
-            int32_t stored = stored_from_raw((uint32_t)raw, shift, bits_stored, is_signed);
+            int32_t stored = cxr_codec_stored_value((uint32_t)raw, shift, bits_stored, is_signed);
             pairs[pair_count].value = modality_value(desc, stored);
             pairs[pair_count].count = histogram[raw];
             pair_count++;
@@ -330,22 +300,11 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
     for (size_t raw = 0; raw < entries; raw++) {
         if (histogram[raw] == 0)
             continue; /* never looked up */
-        int32_t stored = stored_from_raw((uint32_t)raw, shift, bits_stored, is_signed);
+        int32_t stored = cxr_codec_stored_value((uint32_t)raw, shift, bits_stored, is_signed);
         lut[raw] = to_byte(voi_apply(&voi, modality_value(desc, stored)), invert);
     }
-    if (bytes == 1 && pixels->big_endian) {
-        for (size_t i = 0; i < count; i++)
-            image[i] = lut[swapped_byte(pixels, i)];
-    } else if (bytes == 1) {
-        for (size_t i = 0; i < count; i++)
-            image[i] = lut[data[i]];
-    } else if (pixels->big_endian) {
-        for (size_t i = 0; i < count; i++)
-            image[i] = lut[(uint32_t)data[2 * i] << 8 | data[2 * i + 1]];
-    } else {
-        for (size_t i = 0; i < count; i++)
-            image[i] = lut[(uint32_t)data[2 * i + 1] << 8 | data[2 * i]];
-    }
+    for (size_t i = 0; i < count; i++)
+        image[i] = lut[cxr_codec_native_raw(pixels, bytes, i)];
     out->width = desc->columns;
     out->height = desc->rows;
     out->pixels = image;

@@ -15,13 +15,11 @@ static size_t element_size(enum nn_dtype dtype)
 enum cxr_status nn_fold_set(struct nn_tensor *out, enum nn_dtype dtype, uint32_t rank,
                             const int64_t *dims, struct cxr_err *err)
 {
-    out->dtype = dtype;
-    out->rank = rank;
-    for (uint32_t i = 0; i < rank; i++)
-        out->dims[i] = dims[i];
-    enum cxr_status status = nn_count_elements(rank, dims, &out->count, err);
+    enum cxr_status status = nn_shape_set(out, rank, dims, err);
     if (status != CXR_OK)
         return status;
+    out->dtype = dtype;
+    out->shaped = false; /* until it has its values */
     if (out->count > NN_MAX_FOLD_ELEMENTS)
         return cxr_err_set(err, CXR_ERR_LIMIT,
                            "ONNX: folding '%s' at load would make %zu values (at most %zu)",

@@ -27,9 +27,9 @@ enum cxr_status nn_fold_cast(struct nn_tensor *out, const struct nn_tensor *in, 
 enum cxr_status nn_fold_transpose(struct nn_tensor *out, const struct nn_tensor *in,
                                   const int64_t *perm, struct cxr_err *err);
 
-/* ---- Shared by the graph compiler's files (nn_graph.c, nn_ops.c) ---- */
+/* ---- Shared by the graph compiler's files (nn_graph.c, nn_ops.c, nn_fuse.c) ---- */
 
-/* Error naming the node and its operator: "ONNX: node 'conv1' (Conv): <message>". */
+/* nn_node.c: error naming the node and its operator: "ONNX: node 'conv1' (Conv): <message>". */
 enum cxr_status nn_node_error(const struct nn_node *node, enum cxr_status status,
                               struct cxr_err *err, const char *fmt, ...) CXR_PRINTF(4, 5);
 /* Input/output k of a node, NULL when absent or empty. */
@@ -41,5 +41,7 @@ enum cxr_status nn_shape_set(struct nn_tensor *tensor, uint32_t rank, const int6
 /* Compute operators (nn_ops.c). CXR_ERR_NOT_FOUND when op_type is not one of them. */
 enum cxr_status nn_ops_compile(struct cxr_nn_model *model, struct nn_node *node,
                                struct cxr_err *err);
+/* Fusion of a compiled graph (nn_fuse.c): rewires fused nodes and marks them dead. */
+void nn_fuse_graph(struct cxr_nn_model *model);
 
 #endif

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nn/nn.h"
 
@@ -152,35 +151,13 @@ enum cxr_status cxr_nn_npy_read(const char *path, const struct cxr_limits *limit
     struct cxr_limits defaults = cxr_limits_default();
     if (limits == NULL)
         limits = &defaults;
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
-        return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO,
-                           "npy: cannot open %s: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_IO, "npy: %s is not a regular file", path);
-    }
-    if ((uint64_t)info.st_size > limits->max_file_bytes) {
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_LIMIT, "npy: %s is larger than %zu bytes", path,
-                           limits->max_file_bytes);
-    }
-    size_t size = (size_t)info.st_size;
-    unsigned char *bytes = malloc(size ? size : 1);
-    if (bytes == NULL) {
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "npy: out of memory");
-    }
-    if (fread(bytes, 1, size, file) != size) {
-        free(bytes);
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_IO, "npy: cannot read %s", path);
-    }
-    fclose(file);
+    struct cxr_buf bytes = CXR_BUF_INIT(0);
     struct cxr_err local = CXR_ERR_INIT;
-    enum cxr_status status = cxr_nn_npy_parse(bytes, size, limits, array, &local);
-    free(bytes);
+    enum cxr_status status = cxr_file_read(path, limits->max_file_bytes, &bytes, &local);
+    if (status != CXR_OK)
+        return cxr_err_set(err, status, "npy: %s", local.message);
+    status = cxr_nn_npy_parse(bytes.data, bytes.len, limits, array, &local);
+    cxr_buf_release(&bytes);
     if (status != CXR_OK)
         return cxr_err_set(err, status, "%s: %s", path, local.message);
     return CXR_OK;

@@ -1,10 +1,8 @@
 /* The public face of the runtime (nn.h): the thread pool, loading a model (read, parse,
  * compile, plan, prepare), running it, and what `cxrd model-info` reports. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nn/nn_internal.h"
 
@@ -153,38 +151,6 @@ static enum cxr_status describe_io(struct cxr_nn_model *model, struct cxr_err *e
     return CXR_OK;
 }
 
-static enum cxr_status read_file(const char *path, const struct cxr_limits *limits,
-                                 unsigned char **bytes, size_t *size, struct cxr_err *err)
-{
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
-        return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO,
-                           "nn: cannot open %s: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_IO, "nn: %s is not a regular file", path);
-    }
-    if ((uint64_t)info.st_size > limits->max_file_bytes) {
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_LIMIT, "nn: %s is larger than %zu bytes", path,
-                           limits->max_file_bytes);
-    }
-    *size = (size_t)info.st_size;
-    *bytes = malloc(*size ? *size : 1);
-    if (*bytes == NULL) {
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "nn: out of memory reading %s", path);
-    }
-    if (fread(*bytes, 1, *size, file) != *size) {
-        free(*bytes);
-        fclose(file);
-        return cxr_err_set(err, CXR_ERR_IO, "nn: cannot read %s", path);
-    }
-    fclose(file);
-    return CXR_OK;
-}
-
 /* Constants the forward pass does not read (all but constant graph outputs): their values
  * now live in XNNPACK's packed weights or in the nodes' own copies. */
 static void release_constants(struct cxr_nn_model *model)
@@ -270,13 +236,13 @@ enum cxr_status cxr_nn_model_load(struct cxr_nn_runtime *runtime, const char *pa
         limits = &defaults;
     if (path == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "nn: no model path");
-    unsigned char *bytes = NULL;
-    size_t size = 0;
-    enum cxr_status status = read_file(path, limits, &bytes, &size, err);
-    if (status != CXR_OK)
-        return status;
+    struct cxr_buf bytes = CXR_BUF_INIT(0);
     struct cxr_err local = CXR_ERR_INIT;
-    status = load(runtime, bytes, size, bytes, limits, model, &local);
+    enum cxr_status status = cxr_file_read(path, limits->max_file_bytes, &bytes, &local);
+    if (status != CXR_OK)
+        return cxr_err_set(err, status, "nn: %s", local.message);
+    /* load takes the bytes over and frees them as soon as they are unpacked. */
+    status = load(runtime, bytes.data, bytes.len, bytes.data, limits, model, &local);
     if (status != CXR_OK)
         return cxr_err_set(err, status, "%s: %s", path, local.message);
     return CXR_OK;

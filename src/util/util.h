@@ -79,6 +79,9 @@ struct cxr_buf {
 /* Makes room for `extra` more bytes. CXR_ERR_LIMIT past max, CXR_ERR_NOMEM if out of memory;
  * on failure the buffer is unchanged. */
 enum cxr_status cxr_buf_reserve(struct cxr_buf *buf, size_t extra);
+/* As cxr_buf_reserve, but grows to exactly len + extra bytes (no doubling): for a buffer whose
+ * final size is known, such as a whole file that then becomes a long-lived object's bytes. */
+enum cxr_status cxr_buf_reserve_exact(struct cxr_buf *buf, size_t extra);
 enum cxr_status cxr_buf_append(struct cxr_buf *buf, const void *bytes, size_t count);
 enum cxr_status cxr_buf_printf(struct cxr_buf *buf, const char *fmt, ...) CXR_PRINTF(2, 3);
 /* Frees the storage and resets len and cap; keeps max. NULL is a no-op. */
@@ -163,7 +166,12 @@ enum cxr_status cxr_base64_decode(const char *text, size_t length, struct cxr_bu
 enum cxr_status cxr_base64url_decode(const char *text, size_t length, struct cxr_buf *out);
 
 /* ---- Files (util_file.c) ------------------------------------------------------------------ */
-/* Reads a whole file, refusing more than max_bytes (CXR_ERR_LIMIT). Appends to out. */
+/* Reads a whole regular file, refusing more than max_bytes (CXR_ERR_LIMIT); appends to out,
+ * whose room grows to exactly the file's size (+1) when the file does not change meanwhile.
+ * The one way cxr reads an input or model file: opened with O_NONBLOCK and O_NOCTTY, so a FIFO
+ * or device swapped in for the path never blocks the caller, and refused unless the opened
+ * descriptor is a regular file (fstat). CXR_ERR_NOT_FOUND when the path does not exist,
+ * CXR_ERR_IO when it cannot be opened or read or is not a regular file. Thread safe. */
 enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf *out,
                               struct cxr_err *err);
 

@@ -1,11 +1,14 @@
 /* Growable byte buffers with a hard maximum, so no input can make one grow without bound. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-enum cxr_status cxr_buf_reserve(struct cxr_buf *buf, size_t extra)
+/* Room for extra more bytes: capacity doubled until it fits (amortised appends), or exactly
+ * len + extra. */
+static enum cxr_status grow(struct cxr_buf *buf, size_t extra, bool exact)
 {
     size_t max = buf->max ? buf->max : SIZE_MAX;
     if (extra > max || buf->len > max - extra)
@@ -13,7 +16,7 @@ enum cxr_status cxr_buf_reserve(struct cxr_buf *buf, size_t extra)
     size_t needed = buf->len + extra;
     if (needed <= buf->cap)
         return CXR_OK;
-    size_t cap = buf->cap ? buf->cap : 256;
+    size_t cap = exact ? needed : buf->cap ? buf->cap : 256;
     while (cap < needed)
         cap = cap > max / 2 ? max : cap * 2;
     unsigned char *data = realloc(buf->data, cap);
@@ -22,6 +25,16 @@ enum cxr_status cxr_buf_reserve(struct cxr_buf *buf, size_t extra)
     buf->data = data;
     buf->cap = cap;
     return CXR_OK;
+}
+
+enum cxr_status cxr_buf_reserve(struct cxr_buf *buf, size_t extra)
+{
+    return grow(buf, extra, false);
+}
+
+enum cxr_status cxr_buf_reserve_exact(struct cxr_buf *buf, size_t extra)
+{
+    return grow(buf, extra, true);
 }
 
 enum cxr_status cxr_buf_append(struct cxr_buf *buf, const void *bytes, size_t count)

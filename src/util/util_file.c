@@ -15,7 +15,9 @@
 enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf *out,
                               struct cxr_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (a FIFO swapped in after a path
+     * was validated would block a worker for good); the fstat below then refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO, "open %s: %s",
                            path, strerror(errno));
@@ -30,7 +32,8 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
                            (long long)info.st_size, max_bytes);
     }
     size_t start = out->len;
-    enum cxr_status status = cxr_buf_reserve(out, (size_t)info.st_size + 1);
+    /* One byte more than the file, so the read that finds its end needs no reallocation. */
+    enum cxr_status status = cxr_buf_reserve_exact(out, (size_t)info.st_size + 1);
     while (status == CXR_OK) {
         if (out->len - start > max_bytes) {
             status = cxr_err_set(err, CXR_ERR_LIMIT, "%s: grew past the limit of %zu bytes", path,
@@ -99,6 +102,9 @@ static char *join(const char *folder, const char *prefix, const char *name, cons
     return path;
 }
 
+/* Sets *entry only on success; every failure returns through cxr_err_set, which returns its
+ * (non-OK) status, but GCC cannot see that across files and warns at -O3 that the caller may
+ * use *entry uninitialised, hence the callers' NULL initialisers. */
 static enum cxr_status add_entry(struct cxr_file_group *group, const char *name,
                                  struct staged_file **entry, struct cxr_err *err)
 {
@@ -133,7 +139,7 @@ static enum cxr_status write_all(int fd, const unsigned char *bytes, size_t size
 enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *name,
                                      const void *bytes, size_t size, struct cxr_err *err)
 {
-    struct staged_file *file;
+    struct staged_file *file = NULL; /* set by add_entry when it succeeds */
     enum cxr_status status = add_entry(group, name, &file, err);
     if (status != CXR_OK)
         return status;
@@ -169,7 +175,7 @@ enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *n
 enum cxr_status cxr_file_group_remove(struct cxr_file_group *group, const char *name,
                                       struct cxr_err *err)
 {
-    struct staged_file *file;
+    struct staged_file *file = NULL; /* set by add_entry when it succeeds */
     enum cxr_status status = add_entry(group, name, &file, err);
     if (status != CXR_OK)
         return status;

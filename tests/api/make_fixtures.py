@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Fixtures for the server tests, made once in the build tree: three test models whose overall
-result is pinned (TB Presumptive, Abnormal, Normal; tools/export/test_model.py thresholds) and
-DICOM files derived from a chest CR of the shared corpus with DCMTK's dcmodify (distinct
-PatientIDs, names, a UTF-8 Greek name, a PatientID that is not a safe folder name, none at all,
-two studies of one patient, one relabelled as a CT),
-and one large image in large/ (the chest CR enlarged to 4096x4096 with pydicom), slow enough
-to queue requests behind it.
+"""Fixtures for the server tests, made in the build tree, and made again whenever this generator,
+the model exporter or the source image changes (the stamp is a SHA-256 of them): three test
+models whose overall result is pinned (TB Presumptive, Abnormal, Normal;
+tools/export/test_model.py thresholds) and DICOM files derived from a chest CR of the shared
+corpus with DCMTK's dcmodify (distinct PatientIDs, names, a UTF-8 Greek name, a PatientID that
+is not a safe folder name, none at all, two studies of one patient, one relabelled as a CT), and
+one large image in large/ (the chest CR enlarged to 4096x4096 with pydicom), slow enough to
+queue requests behind it.
 
 Usage: make_fixtures.py TOOLS_EXPORT_DIR DATA_DIR OUT_DIR
 """
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,10 +19,36 @@ import sys
 sys.dont_write_bytecode = True
 
 tools, data, out = sys.argv[1:4]
+chest = os.path.join(data, "dicom", "dcmbench", "gdcm-CR-MONO1-10-chest.dcm")
+
+
+def inputs_digest():
+    """SHA-256 over everything the fixtures are made from: this generator, the model exporter
+    and its helper, and the source image. A change to any of them remakes the fixtures."""
+    digest = hashlib.sha256()
+    for path in (os.path.abspath(__file__), os.path.join(tools, "test_model.py"),
+                 os.path.join(tools, "contract.py"), chest):
+        digest.update(path.encode() + b"\0")
+        with open(path, "rb") as source:
+            digest.update(hashlib.sha256(source.read()).digest())
+    return digest.hexdigest()
+
+
 os.makedirs(out, exist_ok=True)
-stamp = os.path.join(out, "fixtures-3.done")  # bump when the fixture set changes
+stamp = os.path.join(out, "fixtures.sha256")
+expected = inputs_digest()
 if os.path.exists(stamp):
-    sys.exit(0)
+    with open(stamp) as made:
+        if made.read().strip() == expected:
+            sys.exit(0)
+    os.remove(stamp)
+# Made from other inputs (or half made): start from an empty folder.
+for entry in os.listdir(out):
+    path = os.path.join(out, entry)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
 
 models = {
     "model-tb.onnx": ["--all-thresholds", "1.01", "--threshold", "Tuberculosis=0"],
@@ -32,7 +60,6 @@ for name, args in models.items():
                     os.path.join(out, name), "--model-version", "test-" + name[6:-5]] + args,
                    check=True)
 
-chest = os.path.join(data, "dicom", "dcmbench", "gdcm-CR-MONO1-10-chest.dcm")
 dicom = os.path.join(out, "dicom")
 os.makedirs(dicom, exist_ok=True)
 
@@ -82,4 +109,5 @@ big.PatientID = "PATBIG"
 big.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 os.makedirs(os.path.join(out, "large"), exist_ok=True)
 big.save_as(os.path.join(out, "large", "big.dcm"), write_like_original=False)
-open(stamp, "w").close()
+with open(stamp, "w") as made:
+    made.write(expected + "\n")

@@ -135,6 +135,7 @@ class Server:
         response = connection.getresponse()
         text = response.read().decode("utf-8")
         connection.close()
+        self.last_text = text  # the body as sent (tests of one request at a time read it)
         try:
             return response.status, json.loads(text)
         except ValueError:
@@ -341,6 +342,17 @@ class Validation(ServerTest):
             self.assert_failure(self.server.request("POST", "/bulk_inference", raw=raw), 415,
                                 "Unsupported Media Type: the body must be a JSON object",
                                 prefix=True)
+
+    def test_bodies_end_with_a_newline(self):
+        # A JSON body ends with a newline, as text does (curl's prompt no longer follows it).
+        code, _ = self.server.single(self.body(save_to_disk=False, output_folder_path=...))
+        self.assertEqual(code, 200)
+        self.assertTrue(self.server.last_text.endswith("}\n"), self.server.last_text[-20:])
+        for response in (self.server.single(self.body(save_to_disk="yes")),
+                         self.server.request("GET", "/nope")):
+            self.assertIn(response[0], (400, 404))
+            self.assertTrue(self.server.last_text.endswith("}\n"), self.server.last_text)
+            self.assertEqual(self.server.last_text.count("\n"), 1)
 
     def test_404_and_405(self):
         self.assert_failure(self.server.request("GET", "/nope"), 404, "Not found")
@@ -801,6 +813,19 @@ class Lifecycle(unittest.TestCase):
             with self.assertRaises(RuntimeError) as failure:
                 Server("no-such-model.onnx", base=base)
             self.assertIn("not starting", str(failure.exception))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+    def test_start_logs_no_libmicrohttpd_warning(self):
+        # Every start used to log "MHD_OPTION_EXTERNAL_LOGGER is not the first option".
+        base = tempfile.mkdtemp(prefix="cxr-api-test-")
+        try:
+            server = Server(base=base)
+            self.assertEqual(server.request("GET", "/ping", token=None)[0], 200)
+            self.assertEqual(server.stop(), 0)
+            log = "".join(server.log)
+            self.assertNotIn("EXTERNAL_LOGGER", log)
+            self.assertNotIn("libmicrohttpd", log)
         finally:
             shutil.rmtree(base, ignore_errors=True)
 

@@ -160,6 +160,25 @@ def pydicom_lut(path, keyword):
     return (count, descriptor[1], descriptor[2], sum(entries), min(entries), max(entries))
 
 
+def pydicom_frame_window(path):
+    """(centers, widths) text of frame 1's Frame VOI LUT macro (Per-frame Functional Groups
+    item 1, else the Shared Functional Groups item) as pydicom reads it, or None."""
+    dataset = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    for keyword in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        groups = dataset.get(keyword)
+        if not groups:
+            continue
+        macro = groups[0].get("FrameVOILUTSequence")
+        if macro and "WindowCenter" in macro[0] and "WindowWidth" in macro[0]:
+            element = macro[0]
+
+            def text(value):
+                values = value if isinstance(value, pydicom.multival.MultiValue) else [value]
+                return "\\".join(str(v) for v in values)
+            return text(element.WindowCenter), text(element.WindowWidth)
+    return None
+
+
 def decimal_values(text):
     values = []
     for part in text.split("\\"):
@@ -237,8 +256,18 @@ def compare(path, reference, dump, problems):
             if ours_lut != expected_lut:
                 problems.append(f"{key}: cxrd {ours_lut}, pydicom {expected_lut}")
 
-    centers = decimal_values(reference.get("0028,1050", "")) if reference.get("0028,1050") else []
-    widths = decimal_values(reference.get("0028,1051", "")) if reference.get("0028,1051") else []
+    center_text, width_text = reference.get("0028,1050", ""), reference.get("0028,1051", "")
+    window_reference = "dcmdump"
+    if not center_text:
+        # An enhanced object's window is in frame 1's functional groups (dcmdump's nested
+        # lines are not parsed here): pydicom reads it.
+        frame_window = pydicom_frame_window(path)
+        if frame_window is not None:
+            center_text, width_text = frame_window
+            window_reference = "pydicom (functional groups)"
+            PYDICOM_FIELDS[0] += 1
+    centers = decimal_values(center_text) if center_text else []
+    widths = decimal_values(width_text) if width_text else []
     expected = [(c, w) for c, w in zip(centers, widths)
                 if c is not None and w is not None and w > 0]
     ours = [(w["center"], w["width"]) for w in pixels["windows"]]
@@ -246,7 +275,7 @@ def compare(path, reference, dump, problems):
     if len(ours) != len(expected) or any(
             abs(a - c) > 1e-6 * max(1, abs(c)) or abs(b - d) > 1e-6 * max(1, abs(d))
             for (a, b), (c, d) in zip(ours, expected)):
-        problems.append(f"windows: cxrd {ours}, dcmdump {expected}")
+        problems.append(f"windows: cxrd {ours}, {window_reference} {expected}")
     return compared
 
 

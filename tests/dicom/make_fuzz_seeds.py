@@ -68,6 +68,35 @@ def write(ds, syntax, path, preamble=True, meta=True):
         out.write(data)
 
 
+def functional_groups():
+    """An enhanced (functional group) image: no top-level window or rescale; the Shared group
+    has a Frame VOI LUT and a Pixel Value Transformation, and frame 1's Per-frame item has its
+    own Frame VOI LUT (two windows, SIGMOID), which wins."""
+    ds = image()
+    del ds.WindowCenter, ds.WindowWidth, ds.RescaleSlope, ds.RescaleIntercept
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.NumberOfFrames = 1
+    shared_voi = Dataset()
+    shared_voi.WindowCenter = 500
+    shared_voi.WindowWidth = 1000
+    transform = Dataset()
+    transform.RescaleSlope = "2"
+    transform.RescaleIntercept = "-5"
+    transform.RescaleType = "US"
+    shared = Dataset()
+    shared.FrameVOILUTSequence = Sequence([shared_voi])
+    shared.PixelValueTransformationSequence = Sequence([transform])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frame_voi = Dataset()
+    frame_voi.WindowCenter = [1200, 300]
+    frame_voi.WindowWidth = [800, 100]
+    frame_voi.VOILUTFunction = "SIGMOID"
+    frame = Dataset()
+    frame.FrameVOILUTSequence = Sequence([frame_voi])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([frame])
+    return ds
+
+
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     p = lambda name: os.path.join(out_dir, name)
@@ -108,6 +137,9 @@ def main(out_dir):
     ds.ReferencedImageSequence = Sequence([outer, Dataset()])
     write(ds, ExplicitVRLittleEndian, p("lut_sequences.dcm"))
     write(ds, ImplicitVRLittleEndian, p("lut_sequences_implicit.dcm"))
+
+    write(functional_groups(), ExplicitVRLittleEndian, p("functional_groups.dcm"))
+    write(functional_groups(), ImplicitVRLittleEndian, p("functional_groups_implicit.dcm"))
 
     # ISO 2022 Japanese person name (the example of PS3.5 H.3.2).
     ds = image(rows=2, cols=2, bits=8)

@@ -394,6 +394,54 @@ static void test_lut_sequences(void **state)
     check_luts("lut_sequences_implicit.dcm");
 }
 
+/* Enhanced objects: frame 1's window and rescale come from the functional groups, the
+ * Per-frame item before the Shared one; explicit VR and implicit VR (defined-length sequences
+ * the dictionary does not know). */
+static void check_functional_groups(const char *name)
+{
+    struct cxr_dicom_file *file = read_seed(name);
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+    assert_int_equal(desc.window_count, 2);
+    assert_float_equal(desc.window_centers[0], 1200.0, 0);
+    assert_float_equal(desc.window_widths[0], 800.0, 0);
+    assert_float_equal(desc.window_centers[1], 300.0, 0);
+    assert_float_equal(desc.window_widths[1], 100.0, 0);
+    assert_int_equal(desc.voi_lut_function, CXR_VOI_SIGMOID);
+    assert_true(desc.has_rescale);
+    assert_float_equal(desc.rescale_slope, 2.0, 0);
+    assert_float_equal(desc.rescale_intercept, -5.0, 0);
+    cxr_dicom_file_destroy(file);
+}
+
+static void test_functional_group_windows(void **state)
+{
+    (void)state;
+    check_functional_groups("functional_groups.dcm");
+    check_functional_groups("functional_groups_implicit.dcm");
+    /* A real enhanced CT (DICOM's eCT example): window and rescale in the Shared group only. */
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/dicom/pydicom-data/eCT_Supplemental.dcm", data_dir());
+    struct cxr_dicom_file *file = NULL;
+    assert_int_equal(cxr_dicom_file_read(path, NULL, &file, NULL), CXR_OK);
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+    assert_int_equal(desc.window_count, 1);
+    assert_float_equal(desc.window_centers[0], 49.0, 0);
+    assert_float_equal(desc.window_widths[0], 102.0, 0);
+    assert_int_equal(desc.voi_lut_function, CXR_VOI_LINEAR);
+    assert_float_equal(desc.rescale_intercept, -1024.0, 0);
+    cxr_dicom_file_destroy(file);
+    /* A top-level window still wins (every older object). */
+    file = read_seed("explicit_le.dcm");
+    assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+    assert_int_equal(desc.window_count, 2);
+    assert_float_equal(desc.window_centers[0], 2048.0, 0);
+    cxr_dicom_file_destroy(file);
+}
+
 /* A parse error, or a parsed file whose pixel data cannot be described. */
 static bool rejected(const uint8_t *bytes, size_t size)
 {
@@ -602,6 +650,7 @@ int main(void)
             cmocka_unit_test(test_deflate_limit),
             cmocka_unit_test(test_encapsulated),
             cmocka_unit_test(test_lut_sequences),
+            cmocka_unit_test(test_functional_group_windows),
             cmocka_unit_test(test_truncated_files),
             cmocka_unit_test(test_wrong_lengths),
             cmocka_unit_test(test_not_dicom),

@@ -37,6 +37,21 @@ static void grows_across_many_appends(void **state)
     cxr_buf_release(&buf);
 }
 
+static void exact_reserve_grows_to_the_size_asked(void **state)
+{
+    (void)state;
+    struct cxr_buf buf = CXR_BUF_INIT(1000);
+    assert_int_equal(cxr_buf_reserve_exact(&buf, 300), CXR_OK);
+    assert_int_equal(buf.cap, 300); /* cxr_buf_reserve would have doubled to 512 */
+    assert_int_equal(cxr_buf_append(&buf, "abc", 3), CXR_OK);
+    assert_int_equal(cxr_buf_reserve_exact(&buf, 997), CXR_OK);
+    assert_int_equal(buf.cap, 1000);
+    assert_int_equal(cxr_buf_reserve_exact(&buf, 998), CXR_ERR_LIMIT);
+    assert_int_equal(buf.cap, 1000);
+    assert_memory_equal(buf.data, "abc", 3);
+    cxr_buf_release(&buf);
+}
+
 static void maximum_is_enforced_and_buffer_unchanged(void **state)
 {
     (void)state;
@@ -60,6 +75,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(append_and_printf_accumulate),
             cmocka_unit_test(grows_across_many_appends),
+            cmocka_unit_test(exact_reserve_grows_to_the_size_asked),
             cmocka_unit_test(maximum_is_enforced_and_buffer_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

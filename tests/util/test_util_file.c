@@ -1,6 +1,7 @@
 /* Atomic output groups: staged files are invisible until commit, an aborted group leaves the
  * folder exactly as it was, commit replaces whole files and removes the ones marked, and two
- * groups committed to one folder at the same moment never leave a mix of both. */
+ * groups committed to one folder at the same moment never leave a mix of both. The one file
+ * reader: limits, and a FIFO refused at once by it and by every reader built on it. */
 #include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -11,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "dicom/dicom.h"
+#include "nn/nn.h"
 #include "util/util.h"
 
 static int folder_setup(void **state)
@@ -205,6 +209,53 @@ static void concurrent_groups_never_mix(void **state)
     assert_int_equal(entry_count(folder), 3); /* no temp file left */
 }
 
+static double seconds_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + now.tv_nsec / 1e9;
+}
+
+/* Issue 19 item 1: a FIFO swapped in for a validated path blocked a worker in open() for good.
+ * Every reader must refuse it at once, with no writer ever appearing. SIGALRM ends the test
+ * (a failure) should a read block. */
+static void fifo_is_refused_promptly(void **state)
+{
+    const char *folder = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/input.dcm", folder);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(20);
+    double start = seconds_now();
+
+    struct cxr_buf buf = CXR_BUF_INIT(0);
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_file_read(path, 1 << 20, &buf, &err), CXR_ERR_IO);
+    assert_non_null(strstr(err.message, "not a regular file"));
+    assert_int_equal(buf.len, 0);
+    cxr_buf_release(&buf);
+
+    struct cxr_dicom_file *file = NULL;
+    struct cxr_err dicom_err = CXR_ERR_INIT;
+    assert_int_equal(cxr_dicom_file_read(path, NULL, &file, &dicom_err), CXR_ERR_IO);
+    assert_null(file);
+
+    struct cxr_nn_array array;
+    struct cxr_err npy_err = CXR_ERR_INIT;
+    assert_int_equal(cxr_nn_npy_read(path, NULL, &array, &npy_err), CXR_ERR_IO);
+
+    struct cxr_nn_runtime *runtime = NULL;
+    struct cxr_err model_err = CXR_ERR_INIT;
+    assert_int_equal(cxr_nn_runtime_create(1, &runtime, &model_err), CXR_OK);
+    struct cxr_nn_model *model = NULL;
+    assert_int_equal(cxr_nn_model_load(runtime, path, NULL, &model, &model_err), CXR_ERR_IO);
+    assert_null(model);
+    cxr_nn_runtime_destroy(runtime);
+
+    alarm(0);
+    assert_true(seconds_now() - start < 5.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +267,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(single_file_and_read_limit, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(concurrent_groups_never_mix, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(fifo_is_refused_promptly, folder_setup,
                                             folder_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
