@@ -12,6 +12,7 @@ contract model without retraining.
 
     /usr/bin/python3 tools/train/thresholds.py --data ../shared/data/cxr --model IN.onnx \\
         --work /tmp/work [--out OUT.onnx] [--version NAME] [--report OUT.json]
+        [--card-section OUT.md]
 """
 import argparse
 import json
@@ -173,6 +174,7 @@ def main():
     p.add_argument("--out")
     p.add_argument("--version", help="new cxr.model_version for --out")
     p.add_argument("--report")
+    p.add_argument("--card-section", help="write the model card's section here")
     args = p.parse_args()
     model = onnx_torch.OnnxTorch(args.model)
     size = json.loads(model.metadata["cxr.preprocess"])["width"]
@@ -197,7 +199,8 @@ def main():
             props["cxr.model_version"].value = args.version
         onnx.save(m, args.out + ".tmp")
         os.replace(args.out + ".tmp", args.out)
-        with open(args.out + ".operating_points.md", "w") as fh:
+    if args.card_section:
+        with open(args.card_section, "w") as fh:
             fh.write(text)
 
 
