@@ -224,6 +224,18 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
                           double duration_ms);
 void cxr_api_result_release(struct cxr_api_result *result);
 
+/* ---- Folders of DICOM files (api_scan.c) ---- */
+struct cxr_api_file_list {
+    char **paths; /* count malloc'ed paths, sorted */
+    size_t count, cap;
+};
+/* Appends the regular .dcm files (any case) under folder, recursively, without following
+ * symlinks, and sorts the list. CXR_ERR_LIMIT when there would be more than max in the list;
+ * the list keeps what it holds either way (release it). */
+enum cxr_status cxr_api_file_list_scan(struct cxr_api_file_list *list, const char *folder,
+                                       size_t max);
+void cxr_api_file_list_release(struct cxr_api_file_list *list);
+
 /* ---- The run ledger (api_ledger.c): which files of one bulk or `infer` run wrote which
  * patient folder, to report studies that share a patient ID. Thread safe. ---- */
 struct cxr_api_ledger;

@@ -3,7 +3,6 @@
  * spread over the worker pool, at most one queued task per worker at a time so a bulk run
  * cannot crowd out single requests; files that fail are skipped, logged and counted; studies
  * that share a patient ID (and so one folder) are reported by the run ledger. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +11,7 @@
 
 #include "api/api_internal.h"
 
-#define SCAN_MAX_DEPTH 32
-#define SKIPPED_SHOWN  10
+#define SKIPPED_SHOWN 10
 
 struct bulk_run {
     struct cxr_api *api;
@@ -22,8 +20,8 @@ struct bulk_run {
     char *input_shown;
     char *output_folder;
     char *output_shown;
-    char **files;
-    size_t count, cap, max;
+    struct cxr_api_file_list files;
+    size_t count, max;
     pthread_mutex_t lock;
     size_t next, finished, skipped, chains, flagged;
     struct cxr_buf skipped_text; /* "a.dcm: reason; ..." for the first SKIPPED_SHOWN */
@@ -34,72 +32,9 @@ struct bulk_run {
     void *context;
 };
 
-static int compare_paths(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Collects regular .dcm files; symlinks are not followed (they could lead out of the root). */
-static enum cxr_status scan(struct bulk_run *run, const char *folder, int depth)
-{
-    if (depth > SCAN_MAX_DEPTH)
-        return CXR_OK;
-    DIR *dir = opendir(folder);
-    if (dir == NULL) {
-        cxr_log(CXR_LOG_WARN, "bulk: cannot open folder %s", folder);
-        return CXR_OK;
-    }
-    enum cxr_status status = CXR_OK;
-    for (struct dirent *entry; status == CXR_OK && (entry = readdir(dir));) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-            continue;
-        size_t size = strlen(folder) + strlen(entry->d_name) + 2;
-        char *path = malloc(size);
-        if (path == NULL) {
-            status = CXR_ERR_NOMEM;
-            break;
-        }
-        snprintf(path, size, "%s/%s", folder, entry->d_name);
-        struct stat info;
-        if (lstat(path, &info) != 0) {
-            free(path);
-            continue;
-        }
-        if (S_ISDIR(info.st_mode)) {
-            status = scan(run, path, depth + 1);
-            free(path);
-        } else if (S_ISREG(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
-            if (run->count == run->max) {
-                free(path);
-                status = CXR_ERR_LIMIT;
-            } else if (run->count == run->cap) {
-                size_t cap = run->cap ? run->cap * 2 : 64;
-                char **files = realloc(run->files, cap * sizeof *files);
-                if (files == NULL) {
-                    free(path);
-                    status = CXR_ERR_NOMEM;
-                } else {
-                    run->files = files;
-                    run->cap = cap;
-                }
-            }
-            if (status == CXR_OK)
-                run->files[run->count++] = path;
-        } else {
-            if (S_ISLNK(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name))
-                cxr_log(CXR_LOG_WARN, "bulk: not following symlink %s", path);
-            free(path);
-        }
-    }
-    closedir(dir);
-    return status;
-}
-
 static void run_destroy(struct bulk_run *run)
 {
-    for (size_t i = 0; i < run->count; i++)
-        free(run->files[i]);
-    free(run->files);
+    cxr_api_file_list_release(&run->files);
     free(run->subject);
     free(run->input_shown);
     free(run->output_folder);
@@ -169,7 +104,7 @@ static void finish(struct bulk_run *run)
 /* Called with the lock held: hands out the next file, or NULL when none is left. */
 static char *take_next(struct bulk_run *run)
 {
-    return run->next < run->count ? run->files[run->next++] : NULL;
+    return run->next < run->count ? run->files.paths[run->next++] : NULL;
 }
 
 static void record_skip(struct bulk_run *run, const char *path, const char *reason)
@@ -338,7 +273,8 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     status =
             run->subject && run->output_shown ? cxr_api_ledger_create(&run->ledger) : CXR_ERR_NOMEM;
     if (status == CXR_OK)
-        status = scan(run, input_resolved, 0);
+        status = cxr_api_file_list_scan(&run->files, input_resolved, run->max);
+    run->count = run->files.count;
     if (status == CXR_ERR_LIMIT) {
         cxr_api_format(message, sizeof message,
                        "Invalid path input_folder_path: %s (more than %zu DICOM files)",
@@ -355,7 +291,6 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
         run_destroy(run);
         return fail(response, 400, "No Dicom images found in the provided path");
     }
-    qsort(run->files, run->count, sizeof *run->files, compare_paths);
     cxr_log(CXR_LOG_INFO, "bulk: %zu DICOM files under %s", run->count, input_resolved);
 
     /* One chain of tasks per worker; each chain resubmits itself until the files run out.

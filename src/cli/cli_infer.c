@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -17,21 +18,68 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: cxrd infer FILE... --output DIR [--patient-id ID] [--explain]\n"
+            "Usage: cxrd infer FILE|DIR... --output OUT [--patient-id ID] [--explain]\n"
             "                  [--config FILE] [--model PATH]\n\n"
-            "Analyses each DICOM FILE and writes DIR/<patient_id>/<patient_id>_predictions.json,\n"
+            "Analyses each DICOM FILE, and every .dcm file under each DIR (recursively, as\n"
+            "bulk inference does), and writes OUT/<patient_id>/<patient_id>_predictions.json,\n"
             "_source_image.png, _heatmap.png (not for Normal) and _report.pdf, as the API does\n"
             "with save_to_disk. The patient ID is --patient-id (one FILE only) or the file's\n"
             "PatientID. --explain also writes <patient_id>_cams.npy: float32 [11,h,w] class\n"
             "maps in API order. --config supplies [model], [limits], [report], [gate] and\n"
             "[audit]; without an audit database, results are also kept in\n"
-            "DIR/" CXR_INFER_DATABASE " (read back with cxrd results). --model overrides the\n"
+            "OUT/" CXR_INFER_DATABASE " (read back with cxrd results). --model overrides the\n"
             "model path.\n");
 }
 
 struct tally {
     size_t done, failed, by_result[3];
 };
+
+/* The files to analyse: each argument as given, or a folder's .dcm files (recursively, as
+ * bulk inference takes them). False, with the reason on stderr, when a folder cannot be read. */
+static bool list_inputs(char **arguments, int count, size_t max, struct cxr_api_file_list *list)
+{
+    for (int i = 0; i < count; i++) {
+        struct stat info;
+        enum cxr_status status;
+        if (stat(arguments[i], &info) == 0 && S_ISDIR(info.st_mode)) {
+            size_t before = list->count;
+            status = cxr_api_file_list_scan(list, arguments[i], max);
+            if (status == CXR_OK && list->count == before)
+                fprintf(stderr, "cxrd infer: no .dcm files under %s\n", arguments[i]);
+        } else {
+            char *copy = strdup(arguments[i]);
+            status = copy ? CXR_OK : CXR_ERR_NOMEM;
+            if (copy && list->count == list->cap) {
+                size_t cap = list->cap ? list->cap * 2 : 16;
+                char **paths = realloc(list->paths, cap * sizeof *paths);
+                status = paths ? CXR_OK : CXR_ERR_NOMEM;
+                if (paths) {
+                    list->paths = paths;
+                    list->cap = cap;
+                }
+            }
+            if (status == CXR_OK)
+                list->paths[list->count++] = copy;
+            else
+                free(copy);
+        }
+        if (status == CXR_ERR_LIMIT) {
+            fprintf(stderr, "cxrd infer: more than %zu DICOM files ([limits] max_bulk_files)\n",
+                    max);
+            return false;
+        }
+        if (status != CXR_OK) {
+            fprintf(stderr, "cxrd infer: out of memory listing the files\n");
+            return false;
+        }
+    }
+    if (list->count == 0) {
+        fprintf(stderr, "cxrd infer: no DICOM files to analyse\n");
+        return false;
+    }
+    return true;
+}
 
 int cxr_cli_infer(int argc, char **argv)
 {
@@ -72,13 +120,12 @@ int cxr_cli_infer(int argc, char **argv)
             return 2;
         }
     }
-    int file_count = argc - optind;
-    if (output == NULL || file_count < 1) {
-        usage(stderr);
+    if (output == NULL && optind < argc) {
+        fprintf(stderr, "cxrd infer: --output OUT is required: the folder the results go to\n");
         return 2;
     }
-    if (patient_id && file_count > 1) {
-        fprintf(stderr, "cxrd infer: --patient-id names one patient; give one FILE with it\n");
+    if (output == NULL || optind == argc) {
+        usage(stderr);
         return 2;
     }
     if (patient_id && !cxr_api_patient_id_valid(patient_id, strlen(patient_id))) {
@@ -92,6 +139,19 @@ int cxr_cli_infer(int argc, char **argv)
         fprintf(stderr, "cxrd infer: %s\n", err.message);
         return 1;
     }
+    struct cxr_api_file_list inputs = {0};
+    if (!list_inputs(argv + optind, argc - optind, config.max_bulk_files, &inputs)) {
+        cxr_api_file_list_release(&inputs);
+        cxr_config_release(&config);
+        return 1;
+    }
+    if (patient_id && inputs.count > 1) {
+        fprintf(stderr, "cxrd infer: --patient-id names one patient; give one FILE with it\n");
+        cxr_api_file_list_release(&inputs);
+        cxr_config_release(&config);
+        return 2;
+    }
+    int file_count = (int)inputs.count;
     cxr_log_set_level(CXR_LOG_WARN);
     /* The operator names files and folders directly: the request roots do not apply. */
     free(config.input_root);
@@ -140,7 +200,7 @@ int cxr_cli_infer(int argc, char **argv)
     struct tally tally = {0};
     double start = cxr_api_now();
     for (int i = 0; i < file_count; i++) {
-        const char *path = argv[optind + i];
+        const char *path = inputs.paths[i];
         char *resolved = realpath(path, NULL);
         struct cxr_api_result result;
         double file_start = cxr_api_now();
@@ -199,6 +259,7 @@ int cxr_cli_infer(int argc, char **argv)
     exit_code = tally.failed ? 1 : 0;
 
 done:
+    cxr_api_file_list_release(&inputs);
     cxr_api_ledger_destroy(ledger);
     cxr_api_destroy(api);
     cxr_report_shutdown(); /* single-threaded here: free the font caches */

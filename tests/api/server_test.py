@@ -1042,6 +1042,26 @@ class Infer(unittest.TestCase):
                 self.assertEqual(run.returncode, 0, run.stderr)
                 self.assertEqual(json.loads(run.stdout)[0]["predictions"]["metadata"]
                                  ["sop_instance_uid"], uid)
+            # A folder is taken as its .dcm files, recursively.
+            folder = os.path.join(base, "in", "sub")
+            os.makedirs(folder)
+            shutil.copyfile(os.path.join(dicom, "conc3.dcm"), os.path.join(folder, "a.DCM"))
+            shutil.copyfile(os.path.join(dicom, "conc4.dcm"), os.path.join(base, "in", "b.dcm"))
+            with open(os.path.join(folder, "notes.txt"), "w") as notes:
+                notes.write("not DICOM")
+            run = subprocess.run([CXRD, "infer", os.path.join(base, "in"), "--output",
+                                  os.path.join(base, "from-folder"), "--model",
+                                  os.path.join(FIXTURES, "model-tb.onnx")],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn("2 analysed", run.stderr)
+            self.assertEqual(sorted(os.listdir(os.path.join(base, "from-folder"))),
+                             ["PATC3", "PATC4", "cxrd_results.sqlite"])
+            # A file without --output says what is missing.
+            run = subprocess.run([CXRD, "infer", os.path.join(dicom, "pat001.dcm")],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 2)
+            self.assertIn("--output OUT is required", run.stderr)
             # Usage errors are exit status 2.
             self.assertEqual(subprocess.run([CXRD, "infer", "--output", out],
                                             capture_output=True).returncode, 2)

@@ -1,0 +1,90 @@
+/* The .dcm files under a folder, recursively, as bulk inference and `cxrd infer DIR` take them:
+ * regular files whose name ends in .dcm (any case), sorted by path; symlinks are not followed
+ * (they could lead out of the root). */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api_internal.h"
+
+#define SCAN_MAX_DEPTH 32
+
+static enum cxr_status add(struct cxr_api_file_list *list, char *path, size_t max)
+{
+    if (list->count == max)
+        return CXR_ERR_LIMIT;
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 64;
+        char **paths = realloc(list->paths, cap * sizeof *paths);
+        if (paths == NULL)
+            return CXR_ERR_NOMEM;
+        list->paths = paths;
+        list->cap = cap;
+    }
+    list->paths[list->count++] = path;
+    return CXR_OK;
+}
+
+static enum cxr_status scan(struct cxr_api_file_list *list, const char *folder, size_t max,
+                            int depth)
+{
+    if (depth > SCAN_MAX_DEPTH)
+        return CXR_OK;
+    DIR *dir = opendir(folder);
+    if (dir == NULL) {
+        cxr_log(CXR_LOG_WARN, "cannot open folder %s", folder);
+        return CXR_OK;
+    }
+    enum cxr_status status = CXR_OK;
+    for (struct dirent *entry; status == CXR_OK && (entry = readdir(dir));) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+            continue;
+        size_t size = strlen(folder) + strlen(entry->d_name) + 2;
+        char *path = malloc(size);
+        if (path == NULL) {
+            status = CXR_ERR_NOMEM;
+            break;
+        }
+        snprintf(path, size, "%s/%s", folder, entry->d_name);
+        struct stat info;
+        bool keep = false;
+        if (lstat(path, &info) != 0) {
+            /* vanished since readdir */
+        } else if (S_ISDIR(info.st_mode)) {
+            status = scan(list, path, max, depth + 1);
+        } else if (S_ISREG(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
+            status = add(list, path, max);
+            keep = status == CXR_OK;
+        } else if (S_ISLNK(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
+            cxr_log(CXR_LOG_WARN, "not following symlink %s", path);
+        }
+        if (!keep)
+            free(path);
+    }
+    closedir(dir);
+    return status;
+}
+
+static int compare_paths(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum cxr_status cxr_api_file_list_scan(struct cxr_api_file_list *list, const char *folder,
+                                       size_t max)
+{
+    enum cxr_status status = scan(list, folder, max, 0);
+    if (status == CXR_OK)
+        qsort(list->paths, list->count, sizeof *list->paths, compare_paths);
+    return status;
+}
+
+void cxr_api_file_list_release(struct cxr_api_file_list *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free(list->paths[i]);
+    free(list->paths);
+    memset(list, 0, sizeof *list);
+}
