@@ -142,6 +142,46 @@ struct json_t;
 enum cxr_status cxr_api_envelope(int status, const char *result, struct json_t *data,
                                  const char *message, struct cxr_api_response *response);
 
+/* ---- The v1 errors (api_errors.c): the one table of HTTP statuses and Message wordings ---- */
+enum cxr_api_error {
+    CXR_API_FIELD_REQUIRED,            /* detail: the field name */
+    CXR_API_SAVE_TO_DISK_NOT_BOOLEAN,  /* detail: the value */
+    CXR_API_OUTPUT_FOLDER_REQUIRED,    /* no detail */
+    CXR_API_INVALID_PATH,              /* detail: "<field>: <path> (<reason>)" */
+    CXR_API_INPUT_IMAGE_MISSING,       /* detail: the path */
+    CXR_API_INPUT_FOLDER_MISSING,      /* detail: the path */
+    CXR_API_NOT_DICOM_FILE,            /* detail: the path */
+    CXR_API_DICOM_UNREADABLE,          /* detail: "<path> (<reason>)" */
+    CXR_API_DICOM_UNRENDERABLE,        /* detail: "<path> (<reason>)" */
+    CXR_API_NOT_CHEST_RADIOGRAPH,      /* detail: the gate's reason */
+    CXR_API_PATIENT_ID_INVALID,        /* detail: "'<id>' in request body" or "... of <file>" */
+    CXR_API_PATIENT_ID_EMPTY,          /* detail: why */
+    CXR_API_NO_DICOM_FILES,            /* no detail */
+    CXR_API_TOKEN_MISSING,             /* 401 */
+    CXR_API_TOKEN_EXPIRED,             /* 401 */
+    CXR_API_TOKEN_INVALID,             /* 401 */
+    CXR_API_NOT_FOUND,                 /* 404 */
+    CXR_API_METHOD_NOT_ALLOWED,        /* 405; detail: what to use */
+    CXR_API_BODY_TOO_LARGE,            /* 413; detail: the limit */
+    CXR_API_HEADERS_TOO_LARGE,         /* 431; detail: the limit */
+    CXR_API_NOT_JSON_OBJECT,           /* 415; detail: the parser's reason */
+    CXR_API_OUTPUT_FOLDER_UNCREATABLE, /* 500; detail: "<path> (<reason>)" */
+    CXR_API_SINGLE_INTERNAL,           /* 500; the cause goes to the log only */
+    CXR_API_BULK_INTERNAL,             /* 500 */
+    CXR_API_METRICS_UNAVAILABLE,       /* 500 */
+    CXR_API_BUSY,                      /* 503; detail: why */
+    CXR_API_SHUTTING_DOWN,             /* 503; detail: what was not done */
+    CXR_API_ERROR_COUNT
+};
+
+/* The HTTP status of an error. */
+int cxr_api_error_status(enum cxr_api_error error);
+/* The v1 Message of an error with its variable part (detail may be NULL), truncated to size. */
+void cxr_api_error_message(enum cxr_api_error error, const char *detail, char *out, size_t size);
+/* A Failure envelope for an error. Returns CXR_ERR_NOMEM only. */
+enum cxr_status cxr_api_response_error(enum cxr_api_error error, const char *detail,
+                                       struct cxr_api_response *response);
+
 /* PNGs sent inline (save_to_disk false). Data carries a placeholder string for each image
  * present (CXR_API_INLINE_SOURCE, CXR_API_INLINE_HEATMAP); the envelope writes the base64 text
  * straight into the body in its place, because a JSON library would copy and escape-scan
@@ -223,6 +263,9 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
                           const char *input_path, const struct cxr_api_result *result,
                           double duration_ms);
 void cxr_api_result_release(struct cxr_api_result *result);
+/* Sets result to an error of the table; cause (optional) goes to the log only. */
+void cxr_api_result_error(struct cxr_api_result *result, enum cxr_api_error error,
+                          const char *detail, const char *cause);
 
 /* ---- Folders of DICOM files (api_scan.c) ---- */
 struct cxr_api_file_list {

@@ -186,9 +186,9 @@ static void file_task(void *arg)
     }
 }
 
-static bool fail(struct cxr_api_response *response, int status, const char *message)
+static bool fail(struct cxr_api_response *response, enum cxr_api_error error, const char *detail)
 {
-    if (cxr_api_envelope(status, "Failure", NULL, message, response) != CXR_OK) {
+    if (cxr_api_response_error(error, detail, response) != CXR_OK) {
         response->status = 500;
         response->body = NULL;
     }
@@ -203,9 +203,9 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     json_t *input = json_object_get(body, "input_folder_path");
     json_t *output = json_object_get(body, "output_folder_path");
     if (cxr_api_field_missing(input))
-        return fail(response, 400, "input_folder_path is required in the request");
+        return fail(response, CXR_API_FIELD_REQUIRED, "input_folder_path");
     if (cxr_api_field_missing(output))
-        return fail(response, 400, "output_folder_path is required in the request");
+        return fail(response, CXR_API_FIELD_REQUIRED, "output_folder_path");
 
     char shown[700];
     struct cxr_err err = CXR_ERR_INIT;
@@ -219,8 +219,7 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
                                     json_string_value(input), json_string_length(input), true,
                                     &input_resolved, &err);
     if (status == CXR_ERR_NOT_FOUND) {
-        cxr_api_format(message, sizeof message, "Input folder path does not exist: %s", shown);
-        return fail(response, 400, message);
+        return fail(response, CXR_API_INPUT_FOLDER_MISSING, shown);
     }
     struct stat info;
     if (status == CXR_OK && (stat(input_resolved, &info) != 0 || !S_ISDIR(info.st_mode))) {
@@ -228,31 +227,27 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     }
     if (status != CXR_OK) {
         free(input_resolved);
-        cxr_api_format(message, sizeof message, "Invalid path input_folder_path: %s (%s)", shown,
-                       err.message);
-        return fail(response, 400, message);
+        cxr_api_format(message, sizeof message, "input_folder_path: %s (%s)", shown, err.message);
+        return fail(response, CXR_API_INVALID_PATH, message);
     }
-    struct cxr_err out_err = CXR_ERR_INIT;
-    cxr_api_value_text(output, shown, sizeof shown);
-    status = CXR_ERR_INVALID_ARG;
-    if (!json_is_string(output))
-        cxr_err_set(&out_err, CXR_ERR_INVALID_ARG, "not a string");
-    else
-        status = cxr_api_path_check(api->config->output_root, api->output_root_real,
-                                    json_string_value(output), json_string_length(output), false,
-                                    &output_resolved, &out_err);
-    if (status != CXR_OK) {
+    char output_shown[4096];
+    struct cxr_api_result checked = {0};
+    if (!cxr_api_output_folder_check(api, output, &output_resolved, output_shown,
+                                     sizeof output_shown, &checked)) {
         free(input_resolved);
-        cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)", shown,
-                       out_err.message);
-        return fail(response, 400, message);
+        if (cxr_api_envelope(checked.status, "Failure", NULL, checked.message, response) !=
+            CXR_OK) {
+            response->status = 500;
+            response->body = NULL;
+        }
+        return false;
     }
 
     struct bulk_run *run = calloc(1, sizeof *run);
     if (run == NULL) {
         free(input_resolved);
         free(output_resolved);
-        return fail(response, 500, "Bulk inference failed due to an internal error");
+        return fail(response, CXR_API_BULK_INTERNAL, NULL);
     }
     pthread_mutex_init(&run->lock, NULL);
     run->api = api;
@@ -264,32 +259,26 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     run->output_folder = output_resolved;
     run->subject = strdup(subject ? subject : "");
     run->input_shown = input_resolved; /* files are reported relative to the resolved folder */
-    run->output_shown = strdup(json_string_value(output));
-    if (run->output_shown) {
-        size_t length = strlen(run->output_shown);
-        while (length > 1 && run->output_shown[length - 1] == '/')
-            run->output_shown[--length] = '\0';
-    }
+    run->output_shown = strdup(output_shown);
     status =
             run->subject && run->output_shown ? cxr_api_ledger_create(&run->ledger) : CXR_ERR_NOMEM;
     if (status == CXR_OK)
         status = cxr_api_file_list_scan(&run->files, input_resolved, run->max);
     run->count = run->files.count;
     if (status == CXR_ERR_LIMIT) {
-        cxr_api_format(message, sizeof message,
-                       "Invalid path input_folder_path: %s (more than %zu DICOM files)",
+        cxr_api_format(message, sizeof message, "input_folder_path: %s (more than %zu DICOM files)",
                        json_string_value(input), run->max);
         run_destroy(run);
-        return fail(response, 400, message);
+        return fail(response, CXR_API_INVALID_PATH, message);
     }
     if (status != CXR_OK) {
         cxr_log(CXR_LOG_ERROR, "bulk: scanning %s: %s", input_resolved, cxr_status_name(status));
         run_destroy(run);
-        return fail(response, 500, "Bulk inference failed due to an internal error");
+        return fail(response, CXR_API_BULK_INTERNAL, NULL);
     }
     if (run->count == 0) {
         run_destroy(run);
-        return fail(response, 400, "No Dicom images found in the provided path");
+        return fail(response, CXR_API_NO_DICOM_FILES, NULL);
     }
     cxr_log(CXR_LOG_INFO, "bulk: %zu DICOM files under %s", run->count, input_resolved);
 
@@ -307,7 +296,7 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     pthread_mutex_unlock(&run->lock);
     if (!started) {
         run_destroy(run);
-        return fail(response, 503, "Server is shutting down; bulk inference not started");
+        return fail(response, CXR_API_SHUTTING_DOWN, "bulk inference not started");
     }
     return true;
 }

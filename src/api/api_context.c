@@ -152,3 +152,35 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
     cxr_api_audit_record(api, &record);
     free(predictions);
 }
+
+bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char **resolved,
+                                 char *shown, size_t shown_size, struct cxr_api_result *result)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    char text[700], detail[1024];
+    cxr_api_value_text(output, text, sizeof text);
+    enum cxr_status status = CXR_ERR_INVALID_ARG;
+    if (!json_is_string(output))
+        cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a string");
+    else
+        status = cxr_api_path_check(api->config->output_root, api->output_root_real,
+                                    json_string_value(output), json_string_length(output), false,
+                                    resolved, &err);
+    if (status == CXR_ERR_NOT_FOUND) {
+        /* A component of the folder exists but is not a folder: it cannot be created. */
+        cxr_api_format(detail, sizeof detail, "%s (%s)", text, err.message);
+        cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, detail, err.message);
+        return false;
+    }
+    if (status != CXR_OK) {
+        cxr_api_format(detail, sizeof detail, "output_folder_path: %s (%s)", text, err.message);
+        cxr_api_result_error(result, CXR_API_INVALID_PATH, detail, NULL);
+        return false;
+    }
+    /* Response paths use the folder as the client wrote it, without a trailing slash. */
+    snprintf(shown, shown_size, "%s", json_string_value(output));
+    size_t length = strlen(shown);
+    while (length > 1 && shown[length - 1] == '/')
+        shown[--length] = '\0';
+    return true;
+}

@@ -31,6 +31,12 @@ void cxr_api_result_fail(struct cxr_api_result *result, int status, const char *
  * values as compact JSON. Always NUL-terminated, truncated to size. */
 void cxr_api_value_text(const json_t *value, char *out, size_t size);
 
+/* Checks a request's output_folder_path (syntax, root, a component that is not a folder). On
+ * success *resolved is malloc'ed and shown holds the folder as the client wrote it, without
+ * trailing slashes; on failure result holds the v1 error. */
+bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char **resolved,
+                                 char *shown, size_t shown_size, struct cxr_api_result *result);
+
 /* A request field counts as missing when absent, null or the empty string. */
 bool cxr_api_field_missing(const json_t *value);
 

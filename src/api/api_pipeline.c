@@ -16,8 +16,6 @@
 #include "nn/nn.h"
 #include "report/report.h"
 
-static const char internal_error[] = "Single Inference failed due to an internal error";
-
 struct run_state {
     struct cxr_dicom_file *file;
     struct cxr_gray8 source;
@@ -100,7 +98,7 @@ static void fail_internal(struct cxr_api_result *result, const char *what,
 {
     char cause[512];
     cxr_api_format(cause, sizeof cause, "%s: %s", what, err->message);
-    cxr_api_result_fail(result, 500, internal_error, cause);
+    cxr_api_result_error(result, CXR_API_SINGLE_INTERNAL, NULL, cause);
 }
 
 static char *output_path(const char *folder, const char *patient_id, const char *suffix)
@@ -158,7 +156,7 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     size_t size = strlen(job->output_folder) + strlen(patient_id) + 2;
     state->folder = malloc(size);
     if (state->folder == NULL) {
-        cxr_api_result_fail(result, 500, internal_error, "out of memory");
+        cxr_api_result_error(result, CXR_API_SINGLE_INTERNAL, NULL, "out of memory");
         return false;
     }
     snprintf(state->folder, size, "%s/%s", job->output_folder, patient_id);
@@ -169,9 +167,9 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     const char *root = api->output_root_real;
     if (cxr_path_resolve_under(state->folder, root, 1, &resolved, &err) != CXR_OK) {
         char message[1024];
-        cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
-                       state->folder, err.message);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message, "output_folder_path: %s (%s)", state->folder,
+                       err.message);
+        cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
         return false;
     }
     free(resolved);
@@ -180,18 +178,17 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     bool created = stat(state->folder, &info) != 0;
     if (cxr_path_mkdirs(state->folder, &err) != CXR_OK) {
         char message[1024];
-        cxr_api_format(message, sizeof message, "Unable to create output folder: %s (%s)",
-                       state->folder, err.message);
-        cxr_api_result_fail(result, 500, message, err.message);
+        cxr_api_format(message, sizeof message, "%s (%s)", state->folder, err.message);
+        cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, message, err.message);
         return false;
     }
     if (cxr_path_resolve_under(state->folder, root, 0, &resolved, &err) != CXR_OK) {
         if (created)
             rmdir(state->folder);
         char message[1024];
-        cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
-                       state->folder, err.message);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message, "output_folder_path: %s (%s)", state->folder,
+                       err.message);
+        cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
         return false;
     }
     free(resolved);
@@ -277,9 +274,9 @@ static bool set_image_fields(const struct cxr_api_job *job, struct run_state *st
 static bool gate_verdict(struct cxr_api *api, const char *reason, struct cxr_api_result *result)
 {
     char message[1024];
-    cxr_api_format(message, sizeof message, "Image is not a frontal chest radiograph: %s", reason);
+    cxr_api_error_message(CXR_API_NOT_CHEST_RADIOGRAPH, reason, message, sizeof message);
     if (api->config->gate_mode == CXR_GATE_REFUSE) {
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_result_error(result, CXR_API_NOT_CHEST_RADIOGRAPH, reason, NULL);
         return false;
     }
     if (!result->gate_flagged) {
@@ -349,10 +346,8 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     }
     if (status != CXR_OK) {
-        cxr_api_format(message, sizeof message,
-                       "Invalid DICOM image, unable to fetch patient ID: %s (%s)", job->input_path,
-                       err.message);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message, "%s (%s)", job->input_path, err.message);
+        cxr_api_result_error(result, CXR_API_DICOM_UNREADABLE, message, NULL);
         goto done;
     }
     const struct cxr_dicom_meta *meta = cxr_dicom_file_meta(state.file);
@@ -361,17 +356,15 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     const char *patient_id = job->patient_id ? job->patient_id : meta->patient_id;
     if (patient_id[0] == '\0') {
-        cxr_api_format(
-                message, sizeof message,
-                "Patient ID is empty or None: no patient_id in the request and no PatientID in %s",
-                job->input_path);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message,
+                       "no patient_id in the request and no PatientID in %s", job->input_path);
+        cxr_api_result_error(result, CXR_API_PATIENT_ID_EMPTY, message, NULL);
         goto done;
     }
     if (!cxr_api_patient_id_valid(patient_id, strlen(patient_id))) {
-        cxr_api_format(message, sizeof message, "Invalid patient_id: '%s' in DICOM PatientID of %s",
-                       patient_id, job->input_path);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message, "'%s' in DICOM PatientID of %s", patient_id,
+                       job->input_path);
+        cxr_api_result_error(result, CXR_API_PATIENT_ID_INVALID, message, NULL);
         goto done;
     }
     snprintf(result->patient_id, sizeof result->patient_id, "%s", patient_id);
@@ -389,10 +382,8 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     if (status != CXR_OK) {
         /* A file that parses but whose pixels cannot be shown is the client's data, not an
          * internal failure: 400 in the wording of the spec's DICOM row. */
-        cxr_api_format(message, sizeof message,
-                       "Invalid DICOM image, unable to render the pixel data: %s (%s)",
-                       job->input_path, err.message);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message, "%s (%s)", job->input_path, err.message);
+        cxr_api_result_error(result, CXR_API_DICOM_UNRENDERABLE, message, NULL);
         goto done;
     }
 
@@ -474,7 +465,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
     if (data == NULL || !set_image_fields(job, &state, patient_id, data, &result->images)) {
         json_decref(data);
-        cxr_api_result_fail(result, 500, internal_error, "out of memory building JSON");
+        cxr_api_result_error(result, CXR_API_SINGLE_INTERNAL, NULL, "out of memory building JSON");
         goto done;
     }
     if (job->output_folder && !write_outputs(api, job, &state, patient_id, data, result)) {

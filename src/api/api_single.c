@@ -41,26 +41,21 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
     json_t *patient = json_object_get(body, "patient_id");
     json_t *output = json_object_get(body, "output_folder_path");
     if (cxr_api_field_missing(input)) {
-        cxr_api_result_fail(result, 400, "input_image_path is required in the request", NULL);
+        cxr_api_result_error(result, CXR_API_FIELD_REQUIRED, "input_image_path", NULL);
         return false;
     }
     if (save == NULL || json_is_null(save)) {
-        cxr_api_result_fail(result, 400, "save_to_disk is required in the request", NULL);
+        cxr_api_result_error(result, CXR_API_FIELD_REQUIRED, "save_to_disk", NULL);
         return false;
     }
     if (!json_is_boolean(save)) {
         cxr_api_value_text(save, shown, sizeof shown);
-        cxr_api_format(message, sizeof message,
-                       "Invalid value for save_to_disk, should be a boolean: %s", shown);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_result_error(result, CXR_API_SAVE_TO_DISK_NOT_BOOLEAN, shown, NULL);
         return false;
     }
     bool save_to_disk = json_is_true(save);
     if (save_to_disk && cxr_api_field_missing(output)) {
-        cxr_api_result_fail(result, 400,
-                            "output_folder_path is required in the request when save_to_disk "
-                            "is True",
-                            NULL);
+        cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_REQUIRED, NULL, NULL);
         return false;
     }
 
@@ -74,22 +69,19 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
                                     json_string_value(input), json_string_length(input), true,
                                     input_resolved, &err);
     if (status == CXR_ERR_NOT_FOUND) {
-        cxr_api_format(message, sizeof message, "Input image path does not exist: %s", shown);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_result_error(result, CXR_API_INPUT_IMAGE_MISSING, shown, NULL);
         return false;
     }
     if (status != CXR_OK) {
-        cxr_api_format(message, sizeof message, "Invalid path input_image_path: %s (%s)", shown,
-                       err.message);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_format(message, sizeof message, "input_image_path: %s (%s)", shown, err.message);
+        cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
         return false;
     }
     struct stat info;
     if (stat(*input_resolved, &info) != 0 || !S_ISREG(info.st_mode) ||
         !cxr_api_has_dcm_extension(json_string_value(input)) ||
         !cxr_api_has_dcm_extension(*input_resolved)) {
-        cxr_api_format(message, sizeof message, "Requested image is not a DICOM file: %s", shown);
-        cxr_api_result_fail(result, 400, message, NULL);
+        cxr_api_result_error(result, CXR_API_NOT_DICOM_FILE, shown, NULL);
         return false;
     }
 
@@ -98,9 +90,8 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
         if (!json_is_string(patient) ||
             !cxr_api_patient_id_valid(json_string_value(patient), json_string_length(patient))) {
             shown_path(patient, shown, sizeof shown);
-            cxr_api_format(message, sizeof message, "Invalid patient_id: '%s' in request body",
-                           shown);
-            cxr_api_result_fail(result, 400, message, NULL);
+            cxr_api_format(message, sizeof message, "'%s' in request body", shown);
+            cxr_api_result_error(result, CXR_API_PATIENT_ID_INVALID, message, NULL);
             return false;
         }
         job->patient_id = json_string_value(patient);
@@ -108,33 +99,9 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
 
     job->output_folder = NULL;
     if (save_to_disk) {
-        struct cxr_err out_err = CXR_ERR_INIT;
-        shown_path(output, shown, sizeof shown);
-        status = CXR_ERR_INVALID_ARG;
-        if (!json_is_string(output))
-            cxr_err_set(&out_err, CXR_ERR_INVALID_ARG, "not a string");
-        else
-            status = cxr_api_path_check(api->config->output_root, api->output_root_real,
-                                        json_string_value(output), json_string_length(output),
-                                        false, output_resolved, &out_err);
-        if (status == CXR_ERR_NOT_FOUND) {
-            /* A component of the folder exists but is not a folder: it cannot be created. */
-            cxr_api_format(message, sizeof message, "Unable to create output folder: %s (%s)",
-                           shown, out_err.message);
-            cxr_api_result_fail(result, 500, message, out_err.message);
+        if (!cxr_api_output_folder_check(api, output, output_resolved, output_shown,
+                                         output_shown_size, result))
             return false;
-        }
-        if (status != CXR_OK) {
-            cxr_api_format(message, sizeof message, "Invalid path output_folder_path: %s (%s)",
-                           shown, out_err.message);
-            cxr_api_result_fail(result, 400, message, NULL);
-            return false;
-        }
-        /* Response paths use the folder as the client wrote it, without a trailing slash. */
-        snprintf(output_shown, output_shown_size, "%s", json_string_value(output));
-        size_t length = strlen(output_shown);
-        while (length > 1 && output_shown[length - 1] == '/')
-            output_shown[--length] = '\0';
         job->output_folder = *output_resolved;
         job->output_folder_shown = output_shown;
     }

@@ -82,10 +82,11 @@ static enum MHD_Result send_api_response(struct request *request, struct cxr_api
                      strlen(response->body));
 }
 
-static enum MHD_Result send_envelope(struct request *request, int status, const char *message)
+static enum MHD_Result send_error(struct request *request, enum cxr_api_error error,
+                                  const char *detail)
 {
     struct cxr_api_response response = {0};
-    if (cxr_api_envelope(status, "Failure", NULL, message, &response) != CXR_OK)
+    if (cxr_api_response_error(error, detail, &response) != CXR_OK)
         return send_api_response(request, &response);
     enum MHD_Result result = send_api_response(request, &response);
     cxr_api_response_release(&response);
@@ -108,10 +109,10 @@ static void single_task(void *context)
     struct cxr_server *server = request->server;
     uint32_t timeout = server->config->request_timeout_s;
     if (cxr_api_now() - request->queued_at > timeout) {
-        cxr_api_envelope(503, "Failure", NULL,
-                         "Server busy: the request waited longer than the request timeout for "
-                         "an inference worker; retry later",
-                         &request->response);
+        cxr_api_response_error(CXR_API_BUSY,
+                               "the request waited longer than the request timeout for an "
+                               "inference worker; retry later",
+                               &request->response);
     } else {
         cxr_api_single_inference(server->api, request->json, request->subject, &request->response);
         cxr_metrics_stages(server->metrics, request->response.stage_seconds);
@@ -147,9 +148,9 @@ static enum MHD_Result dispatch(struct request *request)
         cxr_api_pool_depth(server->pool, &queued, &running);
         char message[256];
         snprintf(message, sizeof message,
-                 "Server busy: the inference queue is full (%u waiting, %u running); retry later",
-                 queued, running);
-        cxr_api_envelope(503, "Failure", NULL, message, &request->response);
+                 "the inference queue is full (%u waiting, %u running); retry later", queued,
+                 running);
+        cxr_api_response_error(CXR_API_BUSY, message, &request->response);
         request->state = STATE_READY;
         MHD_resume_connection(request->connection);
     }
@@ -193,7 +194,7 @@ static enum MHD_Result answer_metrics(struct request *request)
     if (cxr_metrics_render(server->metrics, queued, running, atomic_load(&server->in_flight),
                            &text) != CXR_OK) {
         cxr_buf_release(&text);
-        return send_envelope(request, 500, "Metrics unavailable");
+        return send_error(request, CXR_API_METRICS_UNAVAILABLE, NULL);
     }
     enum MHD_Result result =
             send_text(request, 200, "text/plain; version=0.0.4", (const char *)text.data, text.len);
@@ -211,9 +212,8 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     MHD_get_connection_values(request->connection, MHD_HEADER_KIND, add_header_size, &sum);
     if (sum.total > limits->max_header_bytes) {
         char message[128];
-        snprintf(message, sizeof message, "Request headers too large: more than %zu bytes",
-                 limits->max_header_bytes);
-        *result = send_envelope(request, 431, message);
+        snprintf(message, sizeof message, "more than %zu bytes", limits->max_header_bytes);
+        *result = send_error(request, CXR_API_HEADERS_TOO_LARGE, message);
         return true;
     }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
@@ -221,11 +221,11 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     if (request->route == ROUTE_PING) {
         static const char ok[] = "{\"status\": \"ok\"}";
         *result = get ? send_text(request, 200, "application/json", ok, sizeof ok - 1)
-                      : send_envelope(request, 405, "Method not allowed: use GET /ping");
+                      : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /ping");
         return true;
     }
     if (request->route == ROUTE_OTHER) {
-        *result = send_envelope(request, 404, "Not found");
+        *result = send_error(request, CXR_API_NOT_FOUND, NULL);
         return true;
     }
     const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
@@ -235,31 +235,30 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     case CXR_AUTH_OK:
         break;
     case CXR_AUTH_MISSING:
-        *result = send_envelope(request, 401, "Token missing");
+        *result = send_error(request, CXR_API_TOKEN_MISSING, NULL);
         return true;
     case CXR_AUTH_EXPIRED:
-        *result = send_envelope(request, 401, "Token expired");
+        *result = send_error(request, CXR_API_TOKEN_EXPIRED, NULL);
         return true;
     case CXR_AUTH_INVALID:
-        *result = send_envelope(request, 401, "Invalid token");
+        *result = send_error(request, CXR_API_TOKEN_INVALID, NULL);
         return true;
     }
     if (request->route == ROUTE_METRICS) {
         *result = get ? answer_metrics(request)
-                      : send_envelope(request, 405, "Method not allowed: use GET /metrics");
+                      : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /metrics");
         return true;
     }
     if (!post) {
-        *result = send_envelope(request, 405, "Method not allowed: use POST");
+        *result = send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use POST");
         return true;
     }
     const char *length = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && strtoull(length, NULL, 10) > limits->max_body_bytes) {
         char message[128];
-        snprintf(message, sizeof message, "Request body too large: more than %zu bytes",
-                 limits->max_body_bytes);
-        *result = send_envelope(request, 413, message);
+        snprintf(message, sizeof message, "more than %zu bytes", limits->max_body_bytes);
+        *result = send_error(request, CXR_API_BODY_TOO_LARGE, message);
         return true;
     }
     return false;
@@ -306,9 +305,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
     if (request->state == STATE_RECEIVING) {
         if (request->body_too_large) {
             char message[128];
-            snprintf(message, sizeof message, "Request body too large: more than %zu bytes",
+            snprintf(message, sizeof message, "more than %zu bytes",
                      server->config->limits.max_body_bytes);
-            return send_envelope(request, 413, message);
+            return send_error(request, CXR_API_BODY_TOO_LARGE, message);
         }
         json_error_t error;
         request->json =
@@ -316,11 +315,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
                            request->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &error);
         cxr_buf_release(&request->body);
         if (!json_is_object(request->json)) {
-            char message[300];
-            snprintf(message, sizeof message,
-                     "Unsupported Media Type: the body must be a JSON object (%s)",
-                     request->json ? "valid JSON, but not an object" : error.text);
-            return send_envelope(request, 415, message);
+            return send_error(request, CXR_API_NOT_JSON_OBJECT,
+                              request->json ? "valid JSON, but not an object" : error.text);
         }
         return dispatch(request);
     }
