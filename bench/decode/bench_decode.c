@@ -39,7 +39,7 @@ static int render_once(const char *path, const char *out_path)
         if (out && fclose(out) != 0)
             status = 1;
     }
-    cxr_gray8_release(&image);
+    cxr_image_gray8_release(&image);
     cxr_dicom_file_destroy(file);
     return status;
 }

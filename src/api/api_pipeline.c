@@ -52,10 +52,10 @@ static void *side_main(void *arg)
     double start = cxr_api_now();
     struct run_state *state = job->state;
     if (job->kind == SIDE_SOURCE_PNG) {
-        job->status = cxr_png_encode_gray8(&state->source, &state->source_png, &job->err);
+        job->status = cxr_image_png_encode_gray8(&state->source, &state->source_png, &job->err);
     } else {
-        job->status = cxr_report_pdf(&job->info, &state->prediction, &state->source, &state->pdf,
-                                     &job->err);
+        job->status = cxr_report_pdf_render(&job->info, &state->prediction, &state->source,
+                                            &state->pdf, &job->err);
     }
     job->seconds = cxr_api_now() - start;
     return NULL;
@@ -82,10 +82,10 @@ static enum cxr_status side_join(struct side_job *job)
 static void state_release(struct run_state *state)
 {
     cxr_dicom_file_destroy(state->file);
-    cxr_gray8_release(&state->source);
-    cxr_rgb8_release(&state->heatmap);
+    cxr_image_gray8_release(&state->source);
+    cxr_image_rgb8_release(&state->heatmap);
     if (state->have_prediction)
-        cxr_prediction_release(&state->prediction);
+        cxr_model_prediction_release(&state->prediction);
     cxr_buf_release(&state->source_png);
     cxr_buf_release(&state->heatmap_png);
     cxr_buf_release(&state->pdf);
@@ -138,7 +138,7 @@ static json_t *build_data(const struct cxr_prediction *prediction, const char *p
     json_object_set_new(metadata, "sop_instance_uid", json_string(meta->sop_instance_uid));
     json_object_set_new(metadata, "age", json_string(meta->patient_age));
     json_object_set_new(metadata, "sex", json_string(meta->patient_sex));
-    json_object_set_new(data, "result", json_string(cxr_result_name(prediction->result)));
+    json_object_set_new(data, "result", json_string(cxr_model_result_name(prediction->result)));
     json_object_set_new(data, "findings", findings);
     json_object_set_new(data, "source_image", json_string(""));
     json_object_set_new(data, "heatmap", json_string(""));
@@ -401,12 +401,13 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     state.have_prediction = true;
     if (!gate_image(api, &state.prediction, result))
         goto done;
-    snprintf(result->result, sizeof result->result, "%s", cxr_result_name(state.prediction.result));
+    snprintf(result->result, sizeof result->result, "%s",
+             cxr_model_result_name(state.prediction.result));
     bool normal = state.prediction.result == CXR_RESULT_NORMAL;
 
     if (!normal) {
         start = cxr_api_now();
-        status = cxr_report_heatmap(&state.source, &state.prediction, &state.heatmap, &err);
+        status = cxr_report_heatmap_render(&state.source, &state.prediction, &state.heatmap, &err);
         result->stage_seconds[CXR_STAGE_HEATMAP] = cxr_api_now() - start;
         if (status != CXR_OK) {
             fail_internal(result, "heatmap", &err);
@@ -444,7 +445,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     start = cxr_api_now();
     if (!normal)
-        status = cxr_png_encode_rgb8(&state.heatmap, &state.heatmap_png, &err);
+        status = cxr_image_png_encode_rgb8(&state.heatmap, &state.heatmap_png, &err);
     double heatmap_png_seconds = cxr_api_now() - start;
     enum cxr_status source_status = side_join(&source_png);
     result->stage_seconds[CXR_STAGE_PNG] = heatmap_png_seconds + source_png.seconds;

@@ -223,7 +223,7 @@ int cxr_cli_infer(int argc, char **argv)
         if (result.status == 200) {
             tally.done++;
             for (int r = 0; r < 3; r++)
-                tally.by_result[r] += strcmp(result.result, cxr_result_name(r)) == 0;
+                tally.by_result[r] += strcmp(result.result, cxr_model_result_name(r)) == 0;
             if (!progress)
                 fprintf(stderr, "[%d/%d] %s: %s (%s)\n", i + 1, file_count, path, result.result,
                         result.patient_id);

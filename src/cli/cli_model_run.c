@@ -40,10 +40,10 @@ static int compare_double(const void *a, const void *b)
 }
 
 /* Output names become file names: refuse anything that could leave OUTDIR. */
-static int safe_file_name(const char *name)
+static bool safe_file_name(const char *name)
 {
     if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return 0;
+        return false;
     return strchr(name, '/') == NULL && strlen(name) < 200;
 }
 

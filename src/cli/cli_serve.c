@@ -68,7 +68,7 @@ int cxr_cli_serve(int argc, char **argv)
     struct cxr_api *api = NULL;
     struct cxr_server *server = NULL;
     if (cxr_api_create(&config, &api, &err) != CXR_OK ||
-        cxr_server_start(&config, api, &server, &err) != CXR_OK) {
+        cxr_http_server_start(&config, api, &server, &err) != CXR_OK) {
         fprintf(stderr, "cxrd serve: not starting: %s\n", err.message);
         cxr_api_destroy(api);
         cxr_config_release(&config);
@@ -76,14 +76,14 @@ int cxr_cli_serve(int argc, char **argv)
     }
     cxr_log(CXR_LOG_INFO,
             "cxrd serve: listening on %s port %u; model %s (version %s); %u workers, queue %u",
-            config.address, (unsigned)cxr_server_port(server), config.model_path,
+            config.address, (unsigned)cxr_http_server_port(server), config.model_path,
             cxr_api_model_version(api), config.workers, config.queue_size);
 
     int received = 0;
     sigwait(&stop_signals, &received);
     cxr_log(CXR_LOG_INFO, "cxrd serve: %s received, finishing requests in flight",
             received == SIGTERM ? "SIGTERM" : "SIGINT");
-    cxr_server_stop(server, config.shutdown_grace_s);
+    cxr_http_server_stop(server, config.shutdown_grace_s);
     cxr_api_destroy(api);
     cxr_report_shutdown(); /* every worker has joined: free the font caches */
     cxr_config_release(&config);

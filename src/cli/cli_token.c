@@ -67,7 +67,8 @@ int cxr_cli_token(int argc, char **argv)
         return 2;
     }
     char *token = NULL;
-    enum cxr_status status = cxr_auth_token_mint(&config, subject, ttl, time(NULL), &token, &err);
+    enum cxr_status status =
+            cxr_http_auth_token_mint(&config, subject, ttl, time(NULL), &token, &err);
     cxr_config_release(&config);
     if (status != CXR_OK) {
         fprintf(stderr, "cxrd token: %s\n", err.message);

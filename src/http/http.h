@@ -16,7 +16,7 @@
 /* ---- JWT (http_auth.c) ---- */
 struct cxr_auth;
 
-enum cxr_auth_outcome {
+enum cxr_http_auth_outcome {
     CXR_AUTH_OK = 0,
     CXR_AUTH_MISSING = 1, /* no Authorization header (or an empty one): "Token missing" */
     CXR_AUTH_EXPIRED = 2, /* valid signature, past exp: "Token expired" */
@@ -25,46 +25,48 @@ enum cxr_auth_outcome {
 
 /* Reads the verification key: the HS256 secret (config or CXRD_JWT_SECRET) or the RS256/ES256
  * public key file. Refuses an empty key. */
-enum cxr_status cxr_auth_create(const struct cxr_config *config, struct cxr_auth **auth,
-                                struct cxr_err *err);
-void cxr_auth_destroy(struct cxr_auth *auth);
+enum cxr_status cxr_http_auth_create(const struct cxr_config *config, struct cxr_auth **auth,
+                                     struct cxr_err *err);
+void cxr_http_auth_destroy(struct cxr_auth *auth);
 
 /* Checks an Authorization header value (raw token or "Bearer <token>") at time now: the
  * header's alg must be the configured one (so "none" and algorithm confusion are refused), the
  * signature must verify, exp must be present and in the future, nbf (when present) must have
  * passed. On CXR_AUTH_OK the token's "sub" is copied to subject (may be ""). */
-enum cxr_auth_outcome cxr_auth_check(const struct cxr_auth *auth, const char *header, time_t now,
-                                     char *subject, size_t subject_size);
+enum cxr_http_auth_outcome cxr_http_auth_check(const struct cxr_auth *auth, const char *header,
+                                               time_t now, char *subject, size_t subject_size);
 
 /* Mints a token for subject valid from now for ttl_s seconds (claims sub, iat, nbf, exp), signed
  * with the HS256 secret or the RS256/ES256 private key of the config. *token is malloc'ed. */
-enum cxr_status cxr_auth_token_mint(const struct cxr_config *config, const char *subject,
-                                    uint64_t ttl_s, time_t now, char **token, struct cxr_err *err);
+enum cxr_status cxr_http_auth_token_mint(const struct cxr_config *config, const char *subject,
+                                         uint64_t ttl_s, time_t now, char **token,
+                                         struct cxr_err *err);
 
 /* ---- Metrics (http_metrics.c) ---- */
 struct cxr_metrics;
 
-enum cxr_status cxr_metrics_create(struct cxr_metrics **metrics, struct cxr_err *err);
-void cxr_metrics_destroy(struct cxr_metrics *metrics);
+enum cxr_status cxr_http_metrics_create(struct cxr_metrics **metrics, struct cxr_err *err);
+void cxr_http_metrics_destroy(struct cxr_metrics *metrics);
 /* Counts one answered request of route ("ping", "single_inference", ...) and its duration. */
-void cxr_metrics_request(struct cxr_metrics *metrics, const char *route, int status,
-                         double seconds);
+void cxr_http_metrics_request(struct cxr_metrics *metrics, const char *route, int status,
+                              double seconds);
 /* Adds the pipeline stage durations of one request (0 means the stage did not run). */
-void cxr_metrics_stages(struct cxr_metrics *metrics, const double seconds[CXR_STAGE_COUNT]);
+void cxr_http_metrics_stages(struct cxr_metrics *metrics, const double seconds[CXR_STAGE_COUNT]);
 /* Prometheus text exposition format 0.0.4, appended to out. */
-enum cxr_status cxr_metrics_render(struct cxr_metrics *metrics, uint32_t queued, uint32_t running,
-                                   uint32_t connections, struct cxr_buf *out);
+enum cxr_status cxr_http_metrics_render(struct cxr_metrics *metrics, uint32_t queued,
+                                        uint32_t running, uint32_t connections,
+                                        struct cxr_buf *out);
 
 /* ---- Server (http_server.c) ---- */
 struct cxr_server;
 
 /* Starts listening (config address and port; port 0 picks a free port) with the inference
  * worker pool. The api must outlive the server. */
-enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api *api,
-                                 struct cxr_server **server, struct cxr_err *err);
-uint16_t cxr_server_port(const struct cxr_server *server);
+enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cxr_api *api,
+                                      struct cxr_server **server, struct cxr_err *err);
+uint16_t cxr_http_server_port(const struct cxr_server *server);
 /* Graceful stop: stops accepting, lets every request in flight (queued ones included) finish and
  * be answered, waiting up to grace_s for slow clients, then frees the server. NULL: no-op. */
-void cxr_server_stop(struct cxr_server *server, uint32_t grace_s);
+void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s);
 
 #endif

@@ -52,8 +52,8 @@ static enum cxr_status read_key(const char *path, const char *what, unsigned cha
     return CXR_OK;
 }
 
-enum cxr_status cxr_auth_create(const struct cxr_config *config, struct cxr_auth **out,
-                                struct cxr_err *err)
+enum cxr_status cxr_http_auth_create(const struct cxr_config *config, struct cxr_auth **out,
+                                     struct cxr_err *err)
 {
     struct cxr_auth *auth = calloc(1, sizeof *auth);
     if (auth == NULL)
@@ -78,14 +78,14 @@ enum cxr_status cxr_auth_create(const struct cxr_config *config, struct cxr_auth
         status = read_key(config->jwt_public_key, "public_key", &auth->key, &auth->key_size, err);
     }
     if (status != CXR_OK) {
-        cxr_auth_destroy(auth);
+        cxr_http_auth_destroy(auth);
         return status;
     }
     *out = auth;
     return CXR_OK;
 }
 
-void cxr_auth_destroy(struct cxr_auth *auth)
+void cxr_http_auth_destroy(struct cxr_auth *auth)
 {
     if (auth == NULL)
         return;
@@ -111,8 +111,8 @@ static bool header_algorithm_matches(const char *token, size_t header_length, co
     return matches;
 }
 
-enum cxr_auth_outcome cxr_auth_check(const struct cxr_auth *auth, const char *header, time_t now,
-                                     char *subject, size_t subject_size)
+enum cxr_http_auth_outcome cxr_http_auth_check(const struct cxr_auth *auth, const char *header,
+                                               time_t now, char *subject, size_t subject_size)
 {
     if (header == NULL)
         return CXR_AUTH_MISSING;
@@ -155,7 +155,7 @@ enum cxr_auth_outcome cxr_auth_check(const struct cxr_auth *auth, const char *he
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, auth->key, (int)auth->key_size) != 0 || jwt == NULL)
         return CXR_AUTH_INVALID;
-    enum cxr_auth_outcome outcome = CXR_AUTH_OK;
+    enum cxr_http_auth_outcome outcome = CXR_AUTH_OK;
     if (jwt_get_alg(jwt) != auth->algorithm)
         outcome = CXR_AUTH_INVALID;
 
@@ -186,8 +186,9 @@ enum cxr_auth_outcome cxr_auth_check(const struct cxr_auth *auth, const char *he
     return outcome;
 }
 
-enum cxr_status cxr_auth_token_mint(const struct cxr_config *config, const char *subject,
-                                    uint64_t ttl_s, time_t now, char **out, struct cxr_err *err)
+enum cxr_status cxr_http_auth_token_mint(const struct cxr_config *config, const char *subject,
+                                         uint64_t ttl_s, time_t now, char **out,
+                                         struct cxr_err *err)
 {
     jwt_alg_t algorithm = algorithm_of(config->jwt_algorithm);
     unsigned char *key = NULL;

@@ -34,7 +34,7 @@ struct cxr_metrics {
     struct histogram stages[CXR_STAGE_COUNT];
 };
 
-enum cxr_status cxr_metrics_create(struct cxr_metrics **out, struct cxr_err *err)
+enum cxr_status cxr_http_metrics_create(struct cxr_metrics **out, struct cxr_err *err)
 {
     struct cxr_metrics *metrics = calloc(1, sizeof *metrics);
     if (metrics == NULL)
@@ -44,7 +44,7 @@ enum cxr_status cxr_metrics_create(struct cxr_metrics **out, struct cxr_err *err
     return CXR_OK;
 }
 
-void cxr_metrics_destroy(struct cxr_metrics *metrics)
+void cxr_http_metrics_destroy(struct cxr_metrics *metrics)
 {
     if (metrics == NULL)
         return;
@@ -72,7 +72,8 @@ static size_t route_index(const char *route)
     return ROUTES - 1;
 }
 
-void cxr_metrics_request(struct cxr_metrics *metrics, const char *route, int status, double seconds)
+void cxr_http_metrics_request(struct cxr_metrics *metrics, const char *route, int status,
+                              double seconds)
 {
     size_t r = route_index(route);
     pthread_mutex_lock(&metrics->lock);
@@ -88,7 +89,7 @@ void cxr_metrics_request(struct cxr_metrics *metrics, const char *route, int sta
     pthread_mutex_unlock(&metrics->lock);
 }
 
-void cxr_metrics_stages(struct cxr_metrics *metrics, const double seconds[CXR_STAGE_COUNT])
+void cxr_http_metrics_stages(struct cxr_metrics *metrics, const double seconds[CXR_STAGE_COUNT])
 {
     pthread_mutex_lock(&metrics->lock);
     for (size_t i = 0; i < CXR_STAGE_COUNT; i++) {
@@ -114,8 +115,8 @@ static void render_histogram(struct cxr_buf *out, const char *name, const char *
                    (unsigned long long)histogram->count);
 }
 
-enum cxr_status cxr_metrics_render(struct cxr_metrics *metrics, uint32_t queued, uint32_t running,
-                                   uint32_t connections, struct cxr_buf *out)
+enum cxr_status cxr_http_metrics_render(struct cxr_metrics *metrics, uint32_t queued,
+                                        uint32_t running, uint32_t connections, struct cxr_buf *out)
 {
     size_t start = out->len;
     pthread_mutex_lock(&metrics->lock);

@@ -62,8 +62,8 @@ static enum MHD_Result send_text(struct request *request, int status, const char
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     /* Counted before the response is queued: a client that reads /metrics right after its
      * answer must already see it (the completion callback runs after the bytes are sent). */
-    cxr_metrics_request(request->server->metrics, route_names[request->route], status,
-                        cxr_api_now() - request->start);
+    cxr_http_metrics_request(request->server->metrics, route_names[request->route], status,
+                             cxr_api_now() - request->start);
     enum MHD_Result result = MHD_queue_response(request->connection, (unsigned)status, response);
     MHD_destroy_response(response);
     request->status = status;
@@ -115,7 +115,7 @@ static void single_task(void *context)
                                &request->response);
     } else {
         cxr_api_single_inference(server->api, request->json, request->subject, &request->response);
-        cxr_metrics_stages(server->metrics, request->response.stage_seconds);
+        cxr_http_metrics_stages(server->metrics, request->response.stage_seconds);
     }
     finish_task(request);
 }
@@ -191,8 +191,8 @@ static enum MHD_Result answer_metrics(struct request *request)
     uint32_t queued, running;
     cxr_api_pool_depth(server->pool, &queued, &running);
     struct cxr_buf text = CXR_BUF_INIT(1 << 20);
-    if (cxr_metrics_render(server->metrics, queued, running, atomic_load(&server->in_flight),
-                           &text) != CXR_OK) {
+    if (cxr_http_metrics_render(server->metrics, queued, running, atomic_load(&server->in_flight),
+                                &text) != CXR_OK) {
         cxr_buf_release(&text);
         return send_error(request, CXR_API_METRICS_UNAVAILABLE, NULL);
     }
@@ -230,8 +230,8 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     }
     const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
                                                             MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (cxr_auth_check(server->auth, authorization, time(NULL), request->subject,
-                           sizeof request->subject)) {
+    switch (cxr_http_auth_check(server->auth, authorization, time(NULL), request->subject,
+                                sizeof request->subject)) {
     case CXR_AUTH_OK:
         break;
     case CXR_AUTH_MISSING:
@@ -382,8 +382,8 @@ CXR_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list args)
     cxr_log(CXR_LOG_WARN, "libmicrohttpd: %s", line);
 }
 
-enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api *api,
-                                 struct cxr_server **out, struct cxr_err *err)
+enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cxr_api *api,
+                                      struct cxr_server **out, struct cxr_err *err)
 {
     struct cxr_server *server = calloc(1, sizeof *server);
     if (server == NULL)
@@ -391,9 +391,9 @@ enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api
     server->config = config;
     server->api = api;
     atomic_init(&server->in_flight, 0);
-    enum cxr_status status = cxr_auth_create(config, &server->auth, err);
+    enum cxr_status status = cxr_http_auth_create(config, &server->auth, err);
     if (status == CXR_OK)
-        status = cxr_metrics_create(&server->metrics, err);
+        status = cxr_http_metrics_create(&server->metrics, err);
     if (status == CXR_OK)
         status = cxr_api_pool_create(config->workers, config->queue_size, &server->pool, err);
     struct sockaddr_in address = {0};
@@ -404,7 +404,7 @@ enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api
                              "config [server] address: '%s' is not an IPv4 address",
                              config->address);
     if (status != CXR_OK) {
-        cxr_server_stop(server, 0);
+        cxr_http_server_stop(server, 0);
         return status;
     }
     /* Room for the headers we accept plus libmicrohttpd's own read buffer, so that an
@@ -422,7 +422,7 @@ enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api
             (unsigned)config->request_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
             MHD_OPTION_NOTIFY_COMPLETED, completed, server, MHD_OPTION_END);
     if (server->daemon == NULL) {
-        cxr_server_stop(server, 0);
+        cxr_http_server_stop(server, 0);
         return cxr_err_set(err, CXR_ERR_IO,
                            "libmicrohttpd: cannot listen on %s:%u (in use, or not allowed)",
                            config->address, (unsigned)config->port);
@@ -434,7 +434,7 @@ enum cxr_status cxr_server_start(const struct cxr_config *config, struct cxr_api
     return CXR_OK;
 }
 
-uint16_t cxr_server_port(const struct cxr_server *server)
+uint16_t cxr_http_server_port(const struct cxr_server *server)
 {
     return server->port;
 }
@@ -448,7 +448,7 @@ static void wait_idle(struct cxr_server *server, double seconds)
     }
 }
 
-void cxr_server_stop(struct cxr_server *server, uint32_t grace_s)
+void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
 {
     if (server == NULL)
         return;
@@ -468,7 +468,7 @@ void cxr_server_stop(struct cxr_server *server, uint32_t grace_s)
         wait_idle(server, 5);
         MHD_stop_daemon(server->daemon);
     }
-    cxr_metrics_destroy(server->metrics);
-    cxr_auth_destroy(server->auth);
+    cxr_http_metrics_destroy(server->metrics);
+    cxr_http_auth_destroy(server->auth);
     free(server);
 }

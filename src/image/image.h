@@ -29,8 +29,8 @@ struct cxr_rgb8 {
 };
 
 /* Frees the pixels and zeroes the struct; NULL is a no-op. */
-void cxr_gray8_release(struct cxr_gray8 *image);
-void cxr_rgb8_release(struct cxr_rgb8 *image);
+void cxr_image_gray8_release(struct cxr_gray8 *image);
+void cxr_image_rgb8_release(struct cxr_rgb8 *image);
 
 /* The whole rendering chain for frame 1 of a parsed file. Errors name the cause, e.g.
  * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.8.1 (Deflated Image Frame Compression) is
@@ -83,9 +83,9 @@ enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_
                                     struct cxr_err *err);
 
 /* PNG encoders; the PNG bytes are appended to out (which the caller owns and releases). */
-enum cxr_status cxr_png_encode_gray8(const struct cxr_gray8 *image, struct cxr_buf *out,
-                                     struct cxr_err *err);
-enum cxr_status cxr_png_encode_rgb8(const struct cxr_rgb8 *image, struct cxr_buf *out,
-                                    struct cxr_err *err);
+enum cxr_status cxr_image_png_encode_gray8(const struct cxr_gray8 *image, struct cxr_buf *out,
+                                           struct cxr_err *err);
+enum cxr_status cxr_image_png_encode_rgb8(const struct cxr_rgb8 *image, struct cxr_buf *out,
+                                          struct cxr_err *err);
 
 #endif

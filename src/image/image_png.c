@@ -11,7 +11,7 @@
 
 #include "image/image.h"
 
-void cxr_gray8_release(struct cxr_gray8 *image)
+void cxr_image_gray8_release(struct cxr_gray8 *image)
 {
     if (image == NULL)
         return;
@@ -19,7 +19,7 @@ void cxr_gray8_release(struct cxr_gray8 *image)
     memset(image, 0, sizeof(*image));
 }
 
-void cxr_rgb8_release(struct cxr_rgb8 *image)
+void cxr_image_rgb8_release(struct cxr_rgb8 *image)
 {
     if (image == NULL)
         return;
@@ -88,8 +88,8 @@ static enum cxr_status encode(const uint8_t *pixels, uint32_t width, uint32_t he
     return CXR_OK;
 }
 
-enum cxr_status cxr_png_encode_gray8(const struct cxr_gray8 *image, struct cxr_buf *out,
-                                     struct cxr_err *err)
+enum cxr_status cxr_image_png_encode_gray8(const struct cxr_gray8 *image, struct cxr_buf *out,
+                                           struct cxr_err *err)
 {
     if (image == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "libspng: no image");
@@ -97,8 +97,8 @@ enum cxr_status cxr_png_encode_gray8(const struct cxr_gray8 *image, struct cxr_b
                   err);
 }
 
-enum cxr_status cxr_png_encode_rgb8(const struct cxr_rgb8 *image, struct cxr_buf *out,
-                                    struct cxr_err *err)
+enum cxr_status cxr_image_png_encode_rgb8(const struct cxr_rgb8 *image, struct cxr_buf *out,
+                                          struct cxr_err *err)
 {
     if (image == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "libspng: no image");

@@ -143,7 +143,7 @@ double cxr_model_threshold(const struct cxr_model *model, int finding)
 enum cxr_status cxr_model_threshold_set(struct cxr_model *model, const char *name, double threshold,
                                         struct cxr_err *err)
 {
-    int finding = cxr_finding_index(name);
+    int finding = cxr_model_finding_index(name);
     if (finding < 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "model: \"%s\" is not one of the findings",
                            name ? name : "");
@@ -186,11 +186,11 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
             if (!(confidence >= 0.0 && confidence <= 1.0)) {
                 status = cxr_err_set(err, CXR_ERR_INTERNAL,
                                      "model: probability %g for %s is not in [0, 1]", confidence,
-                                     cxr_finding_names[k]);
+                                     cxr_model_finding_names[k]);
                 break;
             }
             result.findings[k] = (struct cxr_finding){
-                    .name = cxr_finding_names[k],
+                    .name = cxr_model_finding_names[k],
                     .presence = confidence >= contract->thresholds[k],
                     .confidence = confidence,
                     .threshold = contract->thresholds[k],
@@ -210,7 +210,7 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
         free(cams);
         return status;
     }
-    result.result = cxr_result_decide(result.findings);
+    result.result = cxr_model_result_decide(result.findings);
     result.cam_width = contract->cam_width;
     result.cam_height = contract->cam_height;
     result.cams = cams;
@@ -218,7 +218,7 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
     return CXR_OK;
 }
 
-void cxr_prediction_release(struct cxr_prediction *prediction)
+void cxr_model_prediction_release(struct cxr_prediction *prediction)
 {
     if (prediction == NULL)
         return;

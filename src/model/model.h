@@ -18,14 +18,14 @@
 #define CXR_FINDING_COUNT 11
 
 /* "Tuberculosis", "Cardiomegaly", ..., "Calcification": API order and spelling. */
-extern const char *const cxr_finding_names[CXR_FINDING_COUNT];
+extern const char *const cxr_model_finding_names[CXR_FINDING_COUNT];
 
 enum cxr_result { CXR_RESULT_NORMAL = 0, CXR_RESULT_ABNORMAL = 1, CXR_RESULT_TB_PRESUMPTIVE = 2 };
 
 /* "Normal", "Abnormal", "TB Presumptive"; "Unknown" for a value outside the enum (never NULL). */
-const char *cxr_result_name(enum cxr_result result);
+const char *cxr_model_result_name(enum cxr_result result);
 
-/* One reported finding. name points at cxr_finding_names (static storage); presence is
+/* One reported finding. name points at cxr_model_finding_names (static storage); presence is
  * confidence >= threshold; confidence is the model's probability in [0, 1]. */
 struct cxr_finding {
     const char *name;
@@ -60,20 +60,21 @@ const char *cxr_model_version(const struct cxr_model *model);
 
 /* Preprocesses (cxr.preprocess → cxr_image_to_tensor), runs the network (serialised by an
  * internal mutex: thread safe), fills findings/result/cams. On success prediction->cams is
- * allocated and must be freed with cxr_prediction_release; on failure prediction is untouched. */
+ * allocated and must be freed with cxr_model_prediction_release; on failure prediction is
+ * untouched. */
 enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray8 *image,
                                   struct cxr_prediction *prediction, struct cxr_err *err);
 /* Frees cams and zeroes the struct; NULL is a no-op. */
-void cxr_prediction_release(struct cxr_prediction *prediction);
+void cxr_model_prediction_release(struct cxr_prediction *prediction);
 
 /* Additions beyond the contract interface. */
 
 /* Index of a finding in API order, or -1 when name is not one of the 11 (exact spelling). */
-int cxr_finding_index(const char *name);
+int cxr_model_finding_index(const char *name);
 
 /* The overall-result rule: TB Presumptive when Tuberculosis is present; Abnormal when any other
  * finding is present; Normal otherwise. findings in API order. */
-enum cxr_result cxr_result_decide(const struct cxr_finding findings[CXR_FINDING_COUNT]);
+enum cxr_result cxr_model_result_decide(const struct cxr_finding findings[CXR_FINDING_COUNT]);
 
 /* Network input size from cxr.preprocess. */
 void cxr_model_input_size(const struct cxr_model *model, uint32_t *width, uint32_t *height);

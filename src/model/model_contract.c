@@ -124,7 +124,7 @@ static enum cxr_status check_labels(const char *text, struct cxr_model_contract 
                 goto done;
             }
         }
-        int finding = cxr_finding_index(name);
+        int finding = cxr_model_finding_index(name);
         if (finding >= 0) {
             seen[finding] = true;
             contract->label_of_finding[finding] = (uint32_t)i;
@@ -135,7 +135,7 @@ static enum cxr_status check_labels(const char *text, struct cxr_model_contract 
             status = REFUSE(err,
                             "metadata cxr.labels lacks \"%s\" (the 11 findings must all "
                             "be present, spelled as in the API)",
-                            cxr_finding_names[k]);
+                            cxr_model_finding_names[k]);
             goto done;
         }
     }
@@ -183,7 +183,7 @@ static enum cxr_status check_thresholds(const char *text, json_t *labels,
             status = REFUSE(err, "metadata cxr.thresholds[\"%.64s\"] must be a number >= 0", name);
             goto done;
         }
-        int finding = cxr_finding_index(name);
+        int finding = cxr_model_finding_index(name);
         if (finding >= 0)
             contract->thresholds[finding] = threshold;
     }

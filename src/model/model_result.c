@@ -4,13 +4,13 @@
 
 #include "model/model.h"
 
-const char *const cxr_finding_names[CXR_FINDING_COUNT] = {
+const char *const cxr_model_finding_names[CXR_FINDING_COUNT] = {
         "Tuberculosis", "Cardiomegaly",  "Pleural Thickening", "Pleural Effusion",
         "Pneumothorax", "Consolidation", "Atelectasis",        "Nodule Mass",
         "Fibrosis",     "Infiltration",  "Calcification",
 };
 
-const char *cxr_result_name(enum cxr_result result)
+const char *cxr_model_result_name(enum cxr_result result)
 {
     switch (result) {
     case CXR_RESULT_NORMAL:
@@ -23,18 +23,18 @@ const char *cxr_result_name(enum cxr_result result)
     return "Unknown";
 }
 
-int cxr_finding_index(const char *name)
+int cxr_model_finding_index(const char *name)
 {
     if (name == NULL)
         return -1;
     for (int i = 0; i < CXR_FINDING_COUNT; i++) {
-        if (strcmp(cxr_finding_names[i], name) == 0)
+        if (strcmp(cxr_model_finding_names[i], name) == 0)
             return i;
     }
     return -1;
 }
 
-enum cxr_result cxr_result_decide(const struct cxr_finding findings[CXR_FINDING_COUNT])
+enum cxr_result cxr_model_result_decide(const struct cxr_finding findings[CXR_FINDING_COUNT])
 {
     /* Tuberculosis is index 0 in API order; it outranks every other finding. */
     if (findings[0].presence)

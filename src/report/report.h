@@ -22,11 +22,11 @@
  * cxr_report_legend_height(width) rows (report_internal.h): the finding's name, confidence and
  * threshold, the colour bar, and the other present findings. out receives a newly allocated
  * image of width source->width and height source->height + the strip (release with
- * cxr_rgb8_release); its first source->height rows align with the source.
+ * cxr_image_rgb8_release); its first source->height rows align with the source.
  * CXR_ERR_INVALID_ARG when no finding is present (Normal has no heatmap). */
-enum cxr_status cxr_report_heatmap(const struct cxr_gray8 *source,
-                                   const struct cxr_prediction *prediction, struct cxr_rgb8 *out,
-                                   struct cxr_err *err);
+enum cxr_status cxr_report_heatmap_render(const struct cxr_gray8 *source,
+                                          const struct cxr_prediction *prediction,
+                                          struct cxr_rgb8 *out, struct cxr_err *err);
 
 /* What the PDF prints about the patient and study. Strings are UTF-8; NULL or "" print "—". */
 struct cxr_report_info {
@@ -51,10 +51,10 @@ struct cxr_report_info {
  * image and one small overlay per present finding (each scaled on its own, body only), model
  * version, report time, disclaimer. Normal: the source image only. Images are downscaled for
  * the page. Thread safe (pango keeps one font map per thread). */
-enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
-                               const struct cxr_prediction *prediction,
-                               const struct cxr_gray8 *source, struct cxr_buf *out,
-                               struct cxr_err *err);
+enum cxr_status cxr_report_pdf_render(const struct cxr_report_info *info,
+                                      const struct cxr_prediction *prediction,
+                                      const struct cxr_gray8 *source, struct cxr_buf *out,
+                                      struct cxr_err *err);
 
 /* "Family^Given^Middle^Prefix^Suffix" groups (alphabetic=ideographic=phonetic) as "Prefix Family
  * Given Middle Suffix", the first group with content leading and the others in parentheses:

@@ -371,9 +371,9 @@ enum cxr_status cxr_report_overlay(const struct cxr_gray8 *source,
     return CXR_OK;
 }
 
-enum cxr_status cxr_report_heatmap(const struct cxr_gray8 *source,
-                                   const struct cxr_prediction *prediction, struct cxr_rgb8 *out,
-                                   struct cxr_err *err)
+enum cxr_status cxr_report_heatmap_render(const struct cxr_gray8 *source,
+                                          const struct cxr_prediction *prediction,
+                                          struct cxr_rgb8 *out, struct cxr_err *err)
 {
     if (out == NULL || prediction == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "heatmap: missing argument");

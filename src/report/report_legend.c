@@ -103,7 +103,7 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     cairo_set_source_rgb(cr, 1, 1, 1);
 
     const struct cxr_finding *shown = &prediction->findings[finding];
-    const char *name = shown->name ? shown->name : cxr_finding_names[finding];
+    const char *name = shown->name ? shown->name : cxr_model_finding_names[finding];
     char line[512];
     snprintf(line, sizeof line, "%s: %.1f %% (threshold %.1f %%)", name, shown->confidence * 100.0,
              shown->threshold * 100.0);
@@ -118,8 +118,8 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     for (int k = 0; k < CXR_FINDING_COUNT; k++) {
         if (k == finding || !prediction->findings[k].presence)
             continue;
-        const char *other =
-                prediction->findings[k].name ? prediction->findings[k].name : cxr_finding_names[k];
+        const char *other = prediction->findings[k].name ? prediction->findings[k].name
+                                                         : cxr_model_finding_names[k];
         if (used < sizeof line)
             used += (size_t)snprintf(line + used, sizeof line - used, "%s %s", others ? "," : "",
                                      other);

@@ -176,7 +176,7 @@ static void draw_result(struct cxr_report_page *page, const struct cxr_predictio
     cairo_set_line_width(cr, 0.8);
     cairo_stroke(cr);
     char line[96];
-    snprintf(line, sizeof(line), "Overall result: %s", cxr_result_name(prediction->result));
+    snprintf(line, sizeof(line), "Overall result: %s", cxr_model_result_name(prediction->result));
     cxr_report_pdf_text(cr, line, 15, true, MARGIN + 10, page->y + 5, CONTENT * 0.6,
                         CXR_REPORT_ALIGN_START, 1);
     int present = 0;
@@ -252,10 +252,10 @@ static enum cxr_status draw_page(struct cxr_report_page *page, const struct cxr_
     return status;
 }
 
-enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
-                               const struct cxr_prediction *prediction,
-                               const struct cxr_gray8 *source, struct cxr_buf *out,
-                               struct cxr_err *err)
+enum cxr_status cxr_report_pdf_render(const struct cxr_report_info *info,
+                                      const struct cxr_prediction *prediction,
+                                      const struct cxr_gray8 *source, struct cxr_buf *out,
+                                      struct cxr_err *err)
 {
     if (info == NULL || prediction == NULL || out == NULL)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: missing argument");

@@ -43,7 +43,7 @@ double cxr_report_pdf_findings(struct cxr_report_page *page,
         snprintf(confidence, sizeof(confidence), "%.1f %%", finding->confidence * 100.0);
         snprintf(threshold, sizeof(threshold), "%.1f %%", finding->threshold * 100.0);
         bool off = not_assessed(finding);
-        const char *cells[4] = {finding->name ? finding->name : cxr_finding_names[k],
+        const char *cells[4] = {finding->name ? finding->name : cxr_model_finding_names[k],
                                 off ? "—" : confidence, off ? "—" : threshold,
                                 off                 ? "not assessed"
                                 : finding->presence ? "Yes"
@@ -208,7 +208,7 @@ enum cxr_status cxr_report_pdf_maps(struct cxr_report_page *page,
         page->images[page->image_count++] = surface;
         char text[96];
         const char *name = prediction->findings[k].name;
-        snprintf(text, sizeof text, "%s%s%.1f %%", name ? name : cxr_finding_names[k],
+        snprintf(text, sizeof text, "%s%s%.1f %%", name ? name : cxr_model_finding_names[k],
                  label_lines == 2 ? "\n" : " ", prediction->findings[k].confidence * 100.0);
         /* Narrow tiles: the name on one line, its confidence under it, on every tile alike. */
         cxr_report_pdf_text(cr, text, 8.5, true, x, y, side, CXR_REPORT_ALIGN_CENTER, label_lines);

@@ -7,6 +7,7 @@
 #define CXR_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,7 +138,7 @@ enum cxr_status cxr_path_check_syntax(const char *path, size_t length, struct cx
 
 /* True when path equals root or lies below it (component-wise: "/data2" is not under "/data").
  * Both are plain strings; root may end with a slash. */
-int cxr_path_is_under(const char *path, const char *root);
+bool cxr_path_is_under(const char *path, const char *root);
 
 /* Resolves path with realpath(3) and checks the result lies under root_real (itself a
  * resolved path). When allow_missing is set, trailing components that do not exist yet are

@@ -40,7 +40,7 @@ void cxr_base64_encode(const uint8_t *bytes, size_t size, char *out)
     *out = '\0';
 }
 
-static int value_of(char c, int url_safe)
+static int value_of(char c, bool url_safe)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -57,7 +57,7 @@ static int value_of(char c, int url_safe)
 
 /* Decodes `length` characters without padding; a trailing group of 2 or 3 characters gives 1
  * or 2 bytes, and its unused low bits must be zero (canonical encoding). */
-static enum cxr_status decode_unpadded(const char *text, size_t length, int url_safe,
+static enum cxr_status decode_unpadded(const char *text, size_t length, bool url_safe,
                                        struct cxr_buf *out)
 {
     if (length % 4 == 1)
@@ -98,10 +98,10 @@ enum cxr_status cxr_base64_decode(const char *text, size_t length, struct cxr_bu
         padding++;
     if (padding && (length - padding) % 4 == 0)
         return CXR_ERR_MALFORMED;
-    return decode_unpadded(text, length - padding, 0, out);
+    return decode_unpadded(text, length - padding, false, out);
 }
 
 enum cxr_status cxr_base64url_decode(const char *text, size_t length, struct cxr_buf *out)
 {
-    return decode_unpadded(text, length, 1, out);
+    return decode_unpadded(text, length, true, out);
 }

@@ -36,7 +36,7 @@ enum cxr_status cxr_path_check_syntax(const char *path, size_t length, struct cx
     return CXR_OK;
 }
 
-int cxr_path_is_under(const char *path, const char *root)
+bool cxr_path_is_under(const char *path, const char *root)
 {
     size_t root_length = strlen(root);
     while (root_length > 1 && root[root_length - 1] == '/')
@@ -44,7 +44,7 @@ int cxr_path_is_under(const char *path, const char *root)
     if (root_length == 1 && root[0] == '/')
         return path[0] == '/';
     if (strncmp(path, root, root_length) != 0)
-        return 0;
+        return false;
     return path[root_length] == '\0' || path[root_length] == '/';
 }
 

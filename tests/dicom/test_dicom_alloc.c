@@ -51,7 +51,7 @@ static enum cxr_status read_and_render(const struct cxr_buf *bytes, bool *render
         if (status == CXR_ERR_NOT_FOUND)
             status = CXR_OK; /* no Pixel Data: nothing to render */
     }
-    cxr_gray8_release(&image);
+    cxr_image_gray8_release(&image);
     cxr_dicom_file_destroy(file);
     return status;
 }

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         free(config.jwt_secret);
         config.jwt_secret = strdup("fuzz-secret-that-no-input-contains-0123");
-        if (cxr_auth_create(&config, &auth, &err) != CXR_OK)
+        if (cxr_http_auth_create(&config, &auth, &err) != CXR_OK)
             abort();
     }
     char *header = malloc(size + 1);
@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(header, data, size);
     header[size] = '\0';
     char subject[64];
-    enum cxr_auth_outcome outcome =
-            cxr_auth_check(auth, header, 1900000000, subject, sizeof subject);
+    enum cxr_http_auth_outcome outcome =
+            cxr_http_auth_check(auth, header, 1900000000, subject, sizeof subject);
     if (outcome == CXR_AUTH_OK)
         abort(); /* a token signed with the secret cannot come from the fuzzer */
     free(header);

@@ -38,7 +38,7 @@ static char *mint(const struct cxr_config *config, const char *subject, uint64_t
 {
     char *token = NULL;
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_auth_token_mint(config, subject, ttl, at, &token, &err), CXR_OK);
+    assert_int_equal(cxr_http_auth_token_mint(config, subject, ttl, at, &token, &err), CXR_OK);
     return token;
 }
 
@@ -55,10 +55,10 @@ static void base64url(const char *text, char *out)
     }
 }
 
-static enum cxr_auth_outcome check(const struct cxr_auth *auth, const char *header)
+static enum cxr_http_auth_outcome check(const struct cxr_auth *auth, const char *header)
 {
     char subject[64];
-    return cxr_auth_check(auth, header, now, subject, sizeof subject);
+    return cxr_http_auth_check(auth, header, now, subject, sizeof subject);
 }
 
 static void hs256_round_trip_and_refusals(void **state)
@@ -68,11 +68,11 @@ static void hs256_round_trip_and_refusals(void **state)
     config_for(&config, "HS256", "0123456789abcdef0123456789abcdef", "", "");
     struct cxr_auth *auth = NULL;
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_auth_create(&config, &auth, &err), CXR_OK);
+    assert_int_equal(cxr_http_auth_create(&config, &auth, &err), CXR_OK);
 
     char *token = mint(&config, "pacs-gateway", 3600, now - 10);
     char subject[64] = "";
-    assert_int_equal(cxr_auth_check(auth, token, now, subject, sizeof subject), CXR_AUTH_OK);
+    assert_int_equal(cxr_http_auth_check(auth, token, now, subject, sizeof subject), CXR_AUTH_OK);
     assert_string_equal(subject, "pacs-gateway");
     char bearer[1024];
     snprintf(bearer, sizeof bearer, "Bearer %s", token);
@@ -146,7 +146,7 @@ static void hs256_round_trip_and_refusals(void **state)
     free(foreign);
     free(expired);
     free(early);
-    cxr_auth_destroy(auth);
+    cxr_http_auth_destroy(auth);
     cxr_config_release(&config);
     cxr_config_release(&other);
 }
@@ -198,8 +198,8 @@ static void public_key_algorithms(void **state)
     config_for(&ec, "ES256", "", keys->ec_public, keys->ec_private);
     struct cxr_auth *rsa_auth = NULL, *ec_auth = NULL;
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_auth_create(&rsa, &rsa_auth, &err), CXR_OK);
-    assert_int_equal(cxr_auth_create(&ec, &ec_auth, &err), CXR_OK);
+    assert_int_equal(cxr_http_auth_create(&rsa, &rsa_auth, &err), CXR_OK);
+    assert_int_equal(cxr_http_auth_create(&ec, &ec_auth, &err), CXR_OK);
 
     char *rsa_token = mint(&rsa, "ris", 3600, now);
     char *ec_token = mint(&ec, "ris", 3600, now);
@@ -223,20 +223,20 @@ static void public_key_algorithms(void **state)
     config_for(&broken, "RS256", "", "/nonexistent/key.pem", "");
     struct cxr_auth *none = NULL;
     struct cxr_err err2 = CXR_ERR_INIT;
-    assert_int_not_equal(cxr_auth_create(&broken, &none, &err2), CXR_OK);
+    assert_int_not_equal(cxr_http_auth_create(&broken, &none, &err2), CXR_OK);
     assert_null(none);
     /* HS256 without a secret too. */
     struct cxr_config empty;
     config_for(&empty, "HS256", "", "", "");
     struct cxr_err err3 = CXR_ERR_INIT;
-    assert_int_equal(cxr_auth_create(&empty, &none, &err3), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_http_auth_create(&empty, &none, &err3), CXR_ERR_INVALID_ARG);
 
     free(rsa_token);
     free(ec_token);
     free(confused_token);
     cxr_buf_release(&pem);
-    cxr_auth_destroy(rsa_auth);
-    cxr_auth_destroy(ec_auth);
+    cxr_http_auth_destroy(rsa_auth);
+    cxr_http_auth_destroy(ec_auth);
     cxr_config_release(&rsa);
     cxr_config_release(&ec);
     cxr_config_release(&confused);

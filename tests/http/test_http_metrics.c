@@ -14,17 +14,17 @@ static void exposition_format(void **state)
     (void)state;
     struct cxr_metrics *metrics = NULL;
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_metrics_create(&metrics, &err), CXR_OK);
-    cxr_metrics_request(metrics, "single_inference", 200, 0.2);
-    cxr_metrics_request(metrics, "single_inference", 200, 0.03);
-    cxr_metrics_request(metrics, "single_inference", 400, 0.001);
-    cxr_metrics_request(metrics, "ping", 200, 0.0001);
+    assert_int_equal(cxr_http_metrics_create(&metrics, &err), CXR_OK);
+    cxr_http_metrics_request(metrics, "single_inference", 200, 0.2);
+    cxr_http_metrics_request(metrics, "single_inference", 200, 0.03);
+    cxr_http_metrics_request(metrics, "single_inference", 400, 0.001);
+    cxr_http_metrics_request(metrics, "ping", 200, 0.0001);
     double stages[CXR_STAGE_COUNT] = {0};
     stages[CXR_STAGE_INFER] = 0.07;
     stages[CXR_STAGE_PDF] = 0.02;
-    cxr_metrics_stages(metrics, stages);
+    cxr_http_metrics_stages(metrics, stages);
     struct cxr_buf out = CXR_BUF_INIT(0);
-    assert_int_equal(cxr_metrics_render(metrics, 3, 2, 5, &out), CXR_OK);
+    assert_int_equal(cxr_http_metrics_render(metrics, 3, 2, 5, &out), CXR_OK);
     assert_int_equal(cxr_buf_append(&out, "", 1), CXR_OK);
     const char *text = (const char *)out.data;
     const char *expected[] = {
@@ -53,7 +53,7 @@ static void exposition_format(void **state)
             fail_msg("missing line: %s\nin:\n%s", expected[i], text);
     }
     cxr_buf_release(&out);
-    cxr_metrics_destroy(metrics);
+    cxr_http_metrics_destroy(metrics);
 }
 
 int main(void)

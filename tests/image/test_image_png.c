@@ -50,7 +50,7 @@ static void grey_round_trips_through_libpng(void **state)
         image.pixels = malloc(count);
         fill_radiograph(image.pixels, image.width, image.height, 1);
         struct cxr_buf buf = CXR_BUF_INIT(0);
-        assert_int_equal(cxr_png_encode_gray8(&image, &buf, NULL), CXR_OK);
+        assert_int_equal(cxr_image_png_encode_gray8(&image, &buf, NULL), CXR_OK);
         png_image info;
         uint8_t *decoded = libpng_decode(&buf, PNG_FORMAT_GRAY, &info);
         assert_int_equal(info.width, image.width);
@@ -69,7 +69,7 @@ static void rgb_round_trips_through_libpng(void **state)
     fill_radiograph(image.pixels, image.width, image.height, 3);
     struct cxr_buf buf = CXR_BUF_INIT(0);
     assert_int_equal(cxr_buf_append(&buf, "prefix", 6), CXR_OK);
-    assert_int_equal(cxr_png_encode_rgb8(&image, &buf, NULL), CXR_OK);
+    assert_int_equal(cxr_image_png_encode_rgb8(&image, &buf, NULL), CXR_OK);
     assert_memory_equal(buf.data, "prefix", 6); /* appended after existing bytes */
     struct cxr_buf png = {buf.data + 6, buf.len - 6, 0, 0};
     png_image info;
@@ -88,7 +88,7 @@ static void buffer_limit_leaves_nothing_appended(void **state)
     struct cxr_buf buf = CXR_BUF_INIT(100);
     assert_int_equal(cxr_buf_append(&buf, "ab", 2), CXR_OK);
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_png_encode_gray8(&image, &buf, &err), CXR_ERR_LIMIT);
+    assert_int_equal(cxr_image_png_encode_gray8(&image, &buf, &err), CXR_ERR_LIMIT);
     assert_int_equal(buf.len, 2);
     assert_non_null(strstr(err.message, "libspng"));
     cxr_buf_release(&buf);
@@ -112,7 +112,7 @@ static void encode_time_of_a_large_image(void **state)
     for (int run = 0; run < 3; run++) {
         struct cxr_buf buf = CXR_BUF_INIT(0);
         double start = seconds_now();
-        assert_int_equal(cxr_png_encode_gray8(&image, &buf, NULL), CXR_OK);
+        assert_int_equal(cxr_image_png_encode_gray8(&image, &buf, NULL), CXR_OK);
         double elapsed = seconds_now() - start;
         if (elapsed < best)
             best = elapsed;

@@ -47,7 +47,7 @@ static void render(const struct cxr_dicom_pixel_desc *desc, const struct cxr_cod
     assert_int_equal(cxr_image_render_frame(desc, frame, &image, &err), CXR_OK);
     assert_int_equal(image.width, frame->width);
     memcpy(out, image.pixels, image.width);
-    cxr_gray8_release(&image);
+    cxr_image_gray8_release(&image);
     assert_null(image.pixels);
 }
 

@@ -108,7 +108,7 @@ static void check_against_reference(const struct cxr_prediction *prediction, int
     assert_int_equal(prediction->cam_height, 16);
     for (int k = 0; k < CXR_FINDING_COUNT; k++) {
         const struct cxr_finding *finding = &prediction->findings[k];
-        assert_string_equal(finding->name, cxr_finding_names[k]);
+        assert_string_equal(finding->name, cxr_model_finding_names[k]);
         double expected = ref_value(image, model, "probabilities", (size_t)k, 0);
         worst = fmax(worst, fabs(finding->confidence - expected));
         if (check_thresholds)
@@ -124,7 +124,7 @@ static void check_against_reference(const struct cxr_prediction *prediction, int
            model, worst, worst_cam);
     assert_true(worst <= 1e-4);
     assert_true(worst_cam <= 1e-3);
-    assert_int_equal(prediction->result, cxr_result_decide(prediction->findings));
+    assert_int_equal(prediction->result, cxr_model_result_decide(prediction->findings));
 }
 
 static void probabilities_match_pytorch(void **state)
@@ -142,7 +142,7 @@ static void probabilities_match_pytorch(void **state)
         if (cxr_model_predict(model, &images[i], &prediction, &err) != CXR_OK)
             fail_msg("predict: %s", err.message);
         check_against_reference(&prediction, i, "api", true);
-        cxr_prediction_release(&prediction);
+        cxr_model_prediction_release(&prediction);
         assert_null(prediction.cams);
     }
     cxr_model_destroy(model);
@@ -158,7 +158,7 @@ static void shuffled_labels_map_to_api_order(void **state)
         check_against_reference(&prediction, i, "shuffled", false);
         for (int k = 0; k < CXR_FINDING_COUNT; k++)
             assert_float_equal(prediction.findings[k].threshold, 0.5, 0);
-        cxr_prediction_release(&prediction);
+        cxr_model_prediction_release(&prediction);
     }
     cxr_model_destroy(model);
 }
@@ -174,22 +174,22 @@ static void pinned_results_through_report(void **state)
     for (int k = 0; k < CXR_FINDING_COUNT; k++)
         assert_true(prediction.findings[k].presence == (k == 0 || k == 8));
     struct cxr_rgb8 heatmap = {0};
-    assert_int_equal(cxr_report_heatmap(&images[0], &prediction, &heatmap, NULL), CXR_OK);
+    assert_int_equal(cxr_report_heatmap_render(&images[0], &prediction, &heatmap, NULL), CXR_OK);
     assert_int_equal(heatmap.width, images[0].width);
     struct cxr_report_info info = {.patient_name = "Test^Patient",
                                    .model_version = cxr_model_version(tb)};
     struct cxr_buf pdf = CXR_BUF_INIT(0);
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &images[0], &pdf, NULL), CXR_OK);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &images[0], &pdf, NULL), CXR_OK);
     assert_true(pdf.len > 1000);
     cxr_buf_release(&pdf);
     free(heatmap.pixels);
-    cxr_prediction_release(&prediction);
+    cxr_model_prediction_release(&prediction);
 
     assert_int_equal(cxr_model_predict(normal, &images[1], &prediction, NULL), CXR_OK);
     assert_int_equal(prediction.result, CXR_RESULT_NORMAL);
-    assert_int_equal(cxr_report_heatmap(&images[1], &prediction, &heatmap, NULL),
+    assert_int_equal(cxr_report_heatmap_render(&images[1], &prediction, &heatmap, NULL),
                      CXR_ERR_INVALID_ARG);
-    cxr_prediction_release(&prediction);
+    cxr_model_prediction_release(&prediction);
 
     /* A site override switches Cardiomegaly on. */
     struct cxr_err err = CXR_ERR_INIT;
@@ -201,7 +201,7 @@ static void pinned_results_through_report(void **state)
     assert_int_equal(cxr_model_predict(normal, &images[1], &prediction, NULL), CXR_OK);
     assert_int_equal(prediction.result, CXR_RESULT_ABNORMAL);
     assert_true(prediction.findings[1].presence);
-    cxr_prediction_release(&prediction);
+    cxr_model_prediction_release(&prediction);
 
     /* Any image size: resized to the network input. */
     struct cxr_gray8 odd = {600, 451, malloc(600 * 451)};
@@ -212,7 +212,7 @@ static void pinned_results_through_report(void **state)
     for (int k = 0; k < CXR_FINDING_COUNT; k++)
         assert_true(prediction.findings[k].confidence >= 0 &&
                     prediction.findings[k].confidence <= 1);
-    cxr_prediction_release(&prediction);
+    cxr_model_prediction_release(&prediction);
     free(odd.pixels);
     cxr_model_destroy(tb);
     cxr_model_destroy(normal);
@@ -273,7 +273,7 @@ static void *predict_many(void *argument)
         }
         if (memcmp(prediction.cams, worker->expected[i].cams, sizeof(float) * 11 * 256) != 0)
             worker->failures++;
-        cxr_prediction_release(&prediction);
+        cxr_model_prediction_release(&prediction);
     }
     return NULL;
 }
@@ -298,7 +298,7 @@ static void concurrent_predictions_agree(void **state)
         assert_int_equal(workers[t].failures, 0);
     }
     for (int i = 0; i < IMAGES; i++)
-        cxr_prediction_release(&expected[i]);
+        cxr_model_prediction_release(&expected[i]);
     cxr_model_destroy(model);
 }
 

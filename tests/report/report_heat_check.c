@@ -147,7 +147,7 @@ int main(int argc, char **argv)
         int64_t changed = -1, changed_outside = 0;
         if (prediction.result != CXR_RESULT_NORMAL) {
             struct cxr_rgb8 overlay = {0};
-            if (cxr_report_heatmap(&source, &prediction, &overlay, &err) != CXR_OK) {
+            if (cxr_report_heatmap_render(&source, &prediction, &overlay, &err) != CXR_OK) {
                 fprintf(stderr, "image %zu: %s\n", i, err.message);
                 return 1;
             }
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
                 struct cxr_buf png = CXR_BUF_INIT(0);
                 char name[64];
                 snprintf(name, sizeof name, "heatmap_%zu.png", i);
-                if (cxr_png_encode_rgb8(&overlay, &png, &err) == CXR_OK) {
+                if (cxr_image_png_encode_rgb8(&overlay, &png, &err) == CXR_OK) {
                     FILE *file = open_out(outdir, name);
                     fwrite(png.data, 1, png.len, file);
                     fclose(file);
@@ -171,12 +171,12 @@ int main(int argc, char **argv)
                 cxr_buf_release(&png);
                 pngs++;
             }
-            cxr_rgb8_release(&overlay);
+            cxr_image_rgb8_release(&overlay);
         }
         fwrite(&changed, sizeof changed, 1, changed_file);
         fwrite(&changed_outside, sizeof changed_outside, 1, outside_file);
         cxr_report_mask_release(&mask);
-        cxr_prediction_release(&prediction);
+        cxr_model_prediction_release(&prediction);
     }
     FILE *shape = open_out(outdir, "cam_shape.txt");
     fprintf(shape, "%u %u\n", cam_height, cam_width);

@@ -20,7 +20,7 @@ static struct cxr_prediction make_prediction(void)
 {
     struct cxr_prediction prediction = {0};
     for (int k = 0; k < CXR_FINDING_COUNT; k++)
-        prediction.findings[k] = (struct cxr_finding){cxr_finding_names[k], k == 2, 0.7, 0.5};
+        prediction.findings[k] = (struct cxr_finding){cxr_model_finding_names[k], k == 2, 0.7, 0.5};
     for (int i = 0; i < CXR_FINDING_COUNT * 16; i++)
         cams[i] = (float)(i % 7);
     prediction.result = CXR_RESULT_ABNORMAL;
@@ -41,7 +41,7 @@ static void heatmap_survives_every_failure(void **state)
     for (long n = 0;; n++) {
         struct cxr_rgb8 out = {1, 2, NULL};
         alloc_fail_after(n);
-        enum cxr_status status = cxr_report_heatmap(&source, &prediction, &out, NULL);
+        enum cxr_status status = cxr_report_heatmap_render(&source, &prediction, &out, NULL);
         alloc_fail_after(-1);
         if (alloc_fail_count() == 0) {
             assert_int_equal(status, CXR_OK);
@@ -73,7 +73,7 @@ static void pdf_survives_every_failure(void **state)
         struct cxr_buf pdf = CXR_BUF_INIT(0);
         assert_int_equal(cxr_buf_append(&pdf, "head", 4), CXR_OK);
         alloc_fail_after(n);
-        enum cxr_status status = cxr_report_pdf(&info, &prediction, &source, &pdf, NULL);
+        enum cxr_status status = cxr_report_pdf_render(&info, &prediction, &source, &pdf, NULL);
         alloc_fail_after(-1);
         if (alloc_fail_count() == 0) {
             assert_int_equal(status, CXR_OK);

@@ -23,7 +23,7 @@ static struct cxr_prediction make_prediction(uint32_t side)
 {
     struct cxr_prediction prediction = {0};
     for (int k = 0; k < CXR_FINDING_COUNT; k++)
-        prediction.findings[k] = (struct cxr_finding){cxr_finding_names[k], false, 0.1, 0.5};
+        prediction.findings[k] = (struct cxr_finding){cxr_model_finding_names[k], false, 0.1, 0.5};
     memset(cams, 0, sizeof(cams));
     prediction.result = CXR_RESULT_NORMAL;
     prediction.cam_width = side;
@@ -36,7 +36,7 @@ static void set_present(struct cxr_prediction *prediction, int finding, double c
 {
     prediction->findings[finding].presence = true;
     prediction->findings[finding].confidence = confidence;
-    prediction->result = cxr_result_decide(prediction->findings);
+    prediction->result = cxr_model_result_decide(prediction->findings);
 }
 
 /* A mask that is all body, for an image of width x height (factor 1). */
@@ -55,7 +55,8 @@ static void normal_has_no_heatmap(void **state)
     struct cxr_gray8 source = {4, 4, grey};
     struct cxr_rgb8 out = {7, 7, NULL};
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, &err), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_report_heatmap_render(&source, &prediction, &out, &err),
+                     CXR_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "no finding is present"));
     assert_int_equal(out.width, 7); /* untouched on failure */
     assert_null(out.pixels);
@@ -242,7 +243,7 @@ static void heatmap_shows_weak_finding_inside_body_only(void **state)
     struct cxr_gray8 source = make_radiograph();
     struct cxr_rgb8 out = {0};
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, &err), CXR_OK);
+    assert_int_equal(cxr_report_heatmap_render(&source, &prediction, &out, &err), CXR_OK);
     uint32_t legend = cxr_report_legend_height(IMAGE_WIDTH);
     assert_int_equal(out.width, IMAGE_WIDTH);
     assert_int_equal(out.height, IMAGE_HEIGHT + legend);
@@ -313,13 +314,16 @@ static void refuses_bad_arguments(void **state)
     struct cxr_gray8 source = {2, 2, grey};
     struct cxr_gray8 empty = {0, 2, grey};
     struct cxr_rgb8 out = {0};
-    assert_int_equal(cxr_report_heatmap(&empty, &prediction, &out, NULL), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_report_heatmap_render(&empty, &prediction, &out, NULL),
+                     CXR_ERR_INVALID_ARG);
     prediction.cams = NULL;
-    assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, NULL), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_report_heatmap_render(&source, &prediction, &out, NULL),
+                     CXR_ERR_INVALID_ARG);
     prediction = make_prediction(2);
     set_present(&prediction, 0, 0.9);
     prediction.cam_width = 0;
-    assert_int_equal(cxr_report_heatmap(&source, &prediction, &out, NULL), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_report_heatmap_render(&source, &prediction, &out, NULL),
+                     CXR_ERR_INVALID_ARG);
     assert_null(out.pixels);
     struct cxr_report_mask mask = full_mask(2, 2);
     float heat[4];

@@ -33,7 +33,7 @@ static struct cxr_prediction make_prediction(enum cxr_result result)
     struct cxr_prediction prediction = {0};
     for (int k = 0; k < CXR_FINDING_COUNT; k++) {
         prediction.findings[k] =
-                (struct cxr_finding){cxr_finding_names[k], false, 0.05 + 0.03 * k, 0.5};
+                (struct cxr_finding){cxr_model_finding_names[k], false, 0.05 + 0.03 * k, 0.5};
     }
     if (result == CXR_RESULT_TB_PRESUMPTIVE) {
         prediction.findings[0].presence = true;
@@ -229,7 +229,7 @@ static void pdf_text_size_and_render(void **state)
     struct cxr_gray8 source = make_source(600, 500);
     struct cxr_buf pdf = CXR_BUF_INIT(0);
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &pdf, &err), CXR_OK);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, &err), CXR_OK);
     assert_memory_equal(pdf.data, "%PDF-", 5);
     /* Files go to the working directory: the test's build directory under ctest. */
     write_file("report_tb.pdf", &pdf);
@@ -245,7 +245,7 @@ static void pdf_text_size_and_render(void **state)
     assert_contains(text, "Dr Martin Claire");
     assert_contains(text, "TB Presumptive");
     for (int k = 0; k < CXR_FINDING_COUNT; k++)
-        assert_contains(text, cxr_finding_names[k]);
+        assert_contains(text, cxr_model_finding_names[k]);
     assert_contains(text, "87.0 %"); /* Tuberculosis confidence */
     assert_contains(text, "72.0 %"); /* Consolidation */
     assert_contains(text, "Yes");
@@ -318,7 +318,7 @@ static void pdf_names_from_dicom(void **state)
         info.timezone = i == 2 ? "Asia/Riyadh" : "Asia/Seoul";
         struct cxr_prediction prediction = make_prediction(CXR_RESULT_ABNORMAL);
         struct cxr_buf pdf = CXR_BUF_INIT(0);
-        assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &pdf, &err), CXR_OK);
+        assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, &err), CXR_OK);
         char name[64], command[256];
         snprintf(name, sizeof name, "%s.pdf", cases[i].stem);
         write_file(name, &pdf);
@@ -354,7 +354,7 @@ static void pdf_normal_has_no_maps(void **state)
     info.timezone = "UTC";
     struct cxr_gray8 source = make_source(300, 400);
     struct cxr_buf pdf = CXR_BUF_INIT(0);
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &pdf, NULL), CXR_OK);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, NULL), CXR_OK);
     write_file("report_normal.pdf", &pdf);
     char *text = run("pdftotext -enc UTF-8 report_normal.pdf -");
     assert_contains(text, "Overall result: Normal");
@@ -370,7 +370,8 @@ static void pdf_normal_has_no_maps(void **state)
     info.timezone = "Mars/Olympus_Mons";
     struct cxr_err err = CXR_ERR_INIT;
     size_t len = pdf.len;
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &pdf, &err), CXR_ERR_INVALID_ARG);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, &err),
+                     CXR_ERR_INVALID_ARG);
     assert_int_equal(pdf.len, len);
     assert_non_null(strstr(err.message, "Mars/Olympus_Mons"));
     cxr_buf_release(&pdf);
@@ -387,16 +388,16 @@ static void pdf_failure_appends_nothing(void **state)
     struct cxr_buf pdf = CXR_BUF_INIT(4096);
     assert_int_equal(cxr_buf_append(&pdf, "keep", 4), CXR_OK);
     struct cxr_err err = CXR_ERR_INIT;
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &pdf, &err), CXR_ERR_LIMIT);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, &err), CXR_ERR_LIMIT);
     assert_int_equal(pdf.len, 4);
     assert_memory_equal(pdf.data, "keep", 4);
     cxr_buf_release(&pdf);
 
     struct cxr_buf unlimited = CXR_BUF_INIT(0);
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &unlimited, NULL), CXR_OK);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &unlimited, NULL), CXR_OK);
     struct cxr_gray8 empty = {0, 0, NULL};
     size_t len = unlimited.len;
-    assert_int_equal(cxr_report_pdf(&info, &prediction, &empty, &unlimited, NULL),
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &empty, &unlimited, NULL),
                      CXR_ERR_INVALID_ARG);
     assert_int_equal(unlimited.len, len);
     cxr_buf_release(&unlimited);
@@ -422,14 +423,14 @@ static void pdf_large_image_time(void **state)
     struct cxr_gray8 source = make_source(2048, 2048);
     struct cxr_rgb8 heatmap = {0};
     double start = seconds();
-    assert_int_equal(cxr_report_heatmap(&source, &prediction, &heatmap, NULL), CXR_OK);
+    assert_int_equal(cxr_report_heatmap_render(&source, &prediction, &heatmap, NULL), CXR_OK);
     double heatmap_time = seconds() - start;
     double best = 1e9;
     size_t size = 0;
     for (int round = 0; round < 3; round++) {
         struct cxr_buf pdf = CXR_BUF_INIT(0);
         start = seconds();
-        assert_int_equal(cxr_report_pdf(&info, &prediction, &source, &pdf, NULL), CXR_OK);
+        assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, NULL), CXR_OK);
         double elapsed = seconds() - start;
         best = elapsed < best ? elapsed : best;
         size = pdf.len;
@@ -495,7 +496,7 @@ static void *write_reports(void *argument)
         struct cxr_report_info info = make_info();
         info.patient_name = name;
         struct cxr_buf pdf = CXR_BUF_INIT(0);
-        if (cxr_report_pdf(&info, &prediction, worker->source, &pdf, NULL) != CXR_OK ||
+        if (cxr_report_pdf_render(&info, &prediction, worker->source, &pdf, NULL) != CXR_OK ||
             pdf.len < 1000 || memcmp(pdf.data, "%PDF-", 5) != 0 || !ends_with_eof(&pdf))
             worker->failures++;
         cxr_buf_release(&pdf);
