@@ -1,0 +1,43 @@
+/* The audit log (api_audit.c): SQLite in WAL mode, one row per request, and every result's
+ * predictions JSON by SOP Instance UID. */
+#ifndef CXR_API_AUDIT_H
+#define CXR_API_AUDIT_H
+
+#include <stddef.h>
+
+#include "util/util.h"
+
+/* ---- Audit log (api_audit.c): SQLite in WAL mode, one row per request. ---- */
+struct cxr_audit;
+
+struct cxr_audit_record {
+    const char *subject; /* token subject, "" when unauthenticated */
+    const char *route;   /* "single_inference", "bulk_inference", "bulk_inference/file", "infer" */
+    const char *input_path;
+    const char *sop_instance_uid;
+    const char *patient_id;
+    const char *result; /* "Normal", ... or "" */
+    int status;         /* HTTP status (the CLI records 200 or 500 alike) */
+    double duration_ms;
+    const char *message;
+    const char *predictions; /* the predictions JSON of a result, "" otherwise */
+};
+
+enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);
+void cxr_audit_close(struct cxr_audit *audit);
+/* Appends one row with the current UTC time. Thread safe. NULL strings are stored as "". */
+enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_record *record,
+                                struct cxr_err *err);
+
+/* A stored result, as cxr_audit_find_sop hands it over (strings valid during the call). */
+struct cxr_audit_result_row {
+    const char *time, *route, *input_path, *patient_id, *result, *predictions;
+};
+typedef void (*cxr_audit_row_visit)(const struct cxr_audit_result_row *row, void *context);
+/* Calls visit for every stored result of sop_instance_uid, oldest first; *count is how many.
+ * Thread safe. */
+enum cxr_status cxr_audit_find_sop(struct cxr_audit *audit, const char *sop_instance_uid,
+                                   cxr_audit_row_visit visit, void *context, size_t *count,
+                                   struct cxr_err *err);
+
+#endif

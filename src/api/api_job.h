@@ -1,0 +1,49 @@
+/* One DICOM file through the pipeline (api_pipeline.c), shared by HTTP and `cxrd infer`, and
+ * the audit row of its outcome. */
+#ifndef CXR_API_JOB_H
+#define CXR_API_JOB_H
+
+#include <stdbool.h>
+
+#include "api/api_response.h"
+
+struct cxr_api;
+
+/* ---- One file through the pipeline (api_pipeline.c), shared by HTTP and `cxrd infer` ---- */
+struct cxr_api_job {
+    const char *input_path;          /* resolved, checked path of the .dcm file */
+    const char *patient_id;          /* from the request, already validated; NULL: use DICOM */
+    const char *output_folder;       /* NULL: return base64 strings instead of writing files */
+    const char *output_folder_shown; /* the folder as the client named it, for response paths */
+    bool explain;                    /* also write <patient_id>_cams.npy (cxrd infer --explain) */
+};
+
+/* The outcome of a job: Data (the predictions object) or an error with its HTTP status and the
+ * v1 Message. */
+struct cxr_api_result {
+    int status;                          /* 200, 400 or 500 */
+    char message[1024];                  /* v1 Message for errors */
+    char cause[512];                     /* internal cause for the log (never sent to clients) */
+    struct json_t *data;                 /* the Data object on success (owned; freed by release) */
+    struct cxr_api_inline_images images; /* inline PNGs for data's placeholders (owned) */
+    char patient_id[80];                 /* the resolved patient ID ("" before it is known) */
+    char sop_instance_uid[80];
+    char result[24];
+    bool gate_flagged; /* [gate] mode = warn: not a frontal chest radiograph; message says why */
+    double stage_seconds[CXR_STAGE_COUNT];
+};
+
+void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
+                     struct cxr_api_result *result);
+/* One audit row for a job's outcome (route "single_inference", "bulk_inference/file" or
+ * "infer"), with its predictions JSON when it succeeded. No-op without an audit log; a failed
+ * write goes to the log. Call before cxr_api_result_release (Data is read, not taken). */
+void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *route,
+                          const char *input_path, const struct cxr_api_result *result,
+                          double duration_ms);
+void cxr_api_result_release(struct cxr_api_result *result);
+/* Sets result to an error of the table; cause (optional) goes to the log only. */
+void cxr_api_result_error(struct cxr_api_result *result, enum cxr_api_error error,
+                          const char *detail, const char *cause);
+
+#endif

@@ -1,0 +1,41 @@
+/* A run over many files, bulk or `cxrd infer`: the .dcm files under a folder (api_scan.c) and
+ * the ledger of which file wrote which patient folder (api_ledger.c). */
+#ifndef CXR_API_RUN_H
+#define CXR_API_RUN_H
+
+#include <stddef.h>
+
+#include "util/util.h"
+
+/* ---- Folders of DICOM files (api_scan.c) ---- */
+struct cxr_api_file_list {
+    char **paths; /* count malloc'ed paths, sorted */
+    size_t count, cap;
+};
+/* Appends the regular .dcm files (any case) under folder, recursively, without following
+ * symlinks, and sorts the list. CXR_ERR_LIMIT when there would be more than max in the list;
+ * the list keeps what it holds either way (release it). */
+enum cxr_status cxr_api_file_list_scan(struct cxr_api_file_list *list, const char *folder,
+                                       size_t max);
+void cxr_api_file_list_release(struct cxr_api_file_list *list);
+
+/* ---- The run ledger (api_ledger.c): which files of one bulk or `infer` run wrote which
+ * patient folder, to report studies that share a patient ID. Thread safe. ---- */
+struct cxr_api_ledger;
+enum cxr_status cxr_api_ledger_create(struct cxr_api_ledger **ledger);
+void cxr_api_ledger_destroy(struct cxr_api_ledger *ledger);
+enum cxr_status cxr_api_ledger_add(struct cxr_api_ledger *ledger, const char *patient_id,
+                                   const char *input_path, const char *sop_instance_uid);
+/* Appends to text "PID: a.dcm, b.dcm (the folder holds b.dcm); ..." for the first max_shown
+ * patient IDs written by more than one file (paths shown relative to strip when under it), and
+ * returns how many such patient IDs there are. Reads each folder's predictions JSON under
+ * output_folder to name the file whose result it holds. */
+size_t cxr_api_ledger_collisions(struct cxr_api_ledger *ledger, const char *output_folder,
+                                 const char *strip, size_t max_shown, struct cxr_buf *text);
+
+/* The sentence that introduces the ledger's list in messages. */
+#define CXR_API_SHARED_ID_TEXT                                                                     \
+    "patient IDs written by more than one file (each folder keeps the result written last; "       \
+    "every result stays in the audit log: cxrd results --sop UID)"
+
+#endif
