@@ -58,6 +58,8 @@ struct cxr_config {
     char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */
     /* [gate] */
     enum cxr_gate_mode gate_mode;
+    /* [thresholds]: site thresholds and the model version they were calibrated for */
+    struct cxr_site_thresholds thresholds;
 };
 
 /* Fills config with the defaults, then applies path (may be NULL: defaults only) and the
@@ -80,6 +82,8 @@ struct cxr_audit_record {
     double duration_ms;
     const char *message;
     const char *predictions; /* the predictions JSON of a result, "" otherwise */
+    const char *thresholds;  /* which thresholds a result used ("model's own", "site
+                                calibration of 2026-12-03"), "" otherwise */
 };
 
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);
@@ -108,6 +112,11 @@ enum cxr_status cxr_api_create(const struct cxr_config *config, struct cxr_api *
                                struct cxr_err *err);
 void cxr_api_destroy(struct cxr_api *api);
 const char *cxr_api_model_version(const struct cxr_api *api);
+/* Which thresholds results use: "model's own" or "site calibration of <date>" (and, under
+ * [thresholds] allow_model_change, the model version they were made for). */
+const char *cxr_api_thresholds_used(const struct cxr_api *api);
+/* The threshold in use for a finding (API index); NAN outside 0..10. */
+double cxr_api_model_threshold(const struct cxr_api *api, int finding);
 struct cxr_audit *cxr_api_audit(struct cxr_api *api);
 
 /* Seconds since an arbitrary start (CLOCK_MONOTONIC), for durations. */
@@ -197,6 +206,8 @@ struct cxr_api_job {
     const char *output_folder;       /* NULL: return base64 strings instead of writing files */
     const char *output_folder_shown; /* the folder as the client named it, for response paths */
     bool explain;                    /* also write <patient_id>_cams.npy (cxrd infer --explain) */
+    bool predict_only; /* stop after the prediction and the gate: Data without images, no
+                          heatmap, PNG, PDF or files (cxrd calibrate) */
 };
 
 /* The outcome of a job: Data (the predictions object) or an error with its HTTP status and the

@@ -41,13 +41,16 @@ struct cxr_report_info {
     const char *accession_number;
     const char *sop_instance_uid, *study_instance_uid, *modality, *view_position;
     const char *model_version;
-    int64_t report_time;  /* seconds since the Unix epoch (UTC) */
-    const char *timezone; /* IANA name for the report time; NULL or "" = the machine's */
+    const char *thresholds; /* which thresholds decided presence: "model's own", "site
+                               calibration of 2026-12-03"; NULL or "" print nothing */
+    int64_t report_time;    /* seconds since the Unix epoch (UTC) */
+    const char *timezone;   /* IANA name for the report time; NULL or "" = the machine's */
 };
 
 /* One-page A4 PDF (cairo + pango, DejaVu fonts with fontconfig fallback) appended to out:
  * header, patient and study block, overall result, findings table (a finding whose threshold
- * is above 1 is switched off by the model or site and prints as "not assessed"), the source
+ * is above 1 is switched off by the model or site and prints as "not assessed"; under it
+ * "Thresholds: <info->thresholds>", which says whose thresholds decided), the source
  * image and one small overlay per present finding (each scaled on its own, body only), model
  * version, report time, disclaimer. Normal: the source image only. Images are downscaled for
  * the page. Thread safe (pango keeps one font map per thread). */
