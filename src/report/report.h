@@ -59,6 +59,24 @@ enum cxr_status cxr_report_pdf(const struct cxr_report_info *info,
                                const struct cxr_gray8 *source, struct cxr_buf *out,
                                struct cxr_err *err);
 
+/* What the calibration PDF states besides the numbers. Strings UTF-8. */
+struct cxr_report_calibration_info {
+    const char *finding, *model_version;
+    const char *labels_path; /* the site's CSV */
+    const char *date;        /* "YYYY-MM-DD" of the calibration */
+    const char *section;     /* the [thresholds] section text to paste */
+    size_t left_out;         /* rows that could not be analysed */
+};
+
+/* The one-page A4 calibration report of `cxrd calibrate` (cairo + pango), appended to out: the
+ * ROC curve, sensitivity and specificity against the threshold with their bootstrap 95 %
+ * bands, the score distributions of positives and negatives, the chosen point and the model's
+ * own point marked on each, a table of operating points, and the [thresholds] section. Thread
+ * safe as cxr_report_pdf. */
+enum cxr_status cxr_report_calibration_pdf(const struct cxr_report_calibration_info *info,
+                                           const struct cxr_calibration *calibration,
+                                           struct cxr_buf *out, struct cxr_err *err);
+
 /* "Family^Given^Middle^Prefix^Suffix" groups (alphabetic=ideographic=phonetic) as "Prefix Family
  * Given Middle Suffix", the first group with content leading and the others in parentheses:
  * "Yamada^Tarou=山田^太郎=やまだ^たろう" -> "Yamada Tarou (山田 太郎, やまだ たろう)". Only the
