@@ -237,6 +237,49 @@ static void audit_rows_survive_reopen(void **state)
     assert_int_equal(cxr_audit_open("/nonexistent/dir/audit.sqlite", &audit, &bad), CXR_ERR_IO);
 }
 
+/* A database of an earlier release (no predictions or thresholds column) gains both on open;
+ * its rows keep '' and new rows record which thresholds a result used. */
+static void audit_migrates_older_schema(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/old.sqlite", folder);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE audit (id INTEGER PRIMARY KEY, time TEXT NOT "
+                                  "NULL, subject TEXT NOT NULL, route TEXT NOT NULL, input_path "
+                                  "TEXT NOT NULL, sop_instance_uid TEXT NOT NULL, patient_id "
+                                  "TEXT NOT NULL, result TEXT NOT NULL, status INTEGER NOT NULL, "
+                                  "duration_ms REAL NOT NULL, message TEXT NOT NULL);"
+                                  "INSERT INTO audit VALUES (1, 't', 's', 'infer', 'p', '1.2', "
+                                  "'P', 'Normal', 200, 1.0, '');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    struct cxr_audit *audit = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_audit_open(path, &audit, &err), CXR_OK);
+    struct cxr_audit_record record = {.route = "infer",
+                                      .result = "TB Presumptive",
+                                      .status = 200,
+                                      .thresholds = "site calibration of 2026-12-03"};
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    cxr_audit_close(audit);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *statement = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT thresholds, predictions FROM audit ORDER BY id",
+                                        -1, &statement, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(statement, 0), "");
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(statement, 0),
+                        "site calibration of 2026-12-03");
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+}
+
 struct gate {
     pthread_mutex_t lock;
     pthread_cond_t changed;
@@ -345,6 +388,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(config_keys_and_defaults, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(config_thresholds_section, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(audit_migrates_older_schema, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(audit_rows_survive_reopen, folder_setup,
                                             folder_teardown),

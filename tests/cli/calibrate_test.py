@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -298,6 +299,23 @@ def main():
               "serve started with a section for another model version: " + done.stderr)
     except subprocess.TimeoutExpired:
         check(False, "serve did not refuse to start")
+    # With the model it was made for, serve starts and logs which thresholds it uses.
+    write(serve_config, "[server]\naddress = 127.0.0.1\nport = 0\n[paths]\ninput_root = %s\n"
+          "output_root = %s\n[auth]\nsecret = calibrate-test-secret-0123456789abcdef\n"
+          "[model]\npath = %s\n\n%s" % (roots, roots, model_a, section))
+    server = subprocess.Popen([CXRD, "serve", "--config", serve_config], stderr=subprocess.PIPE,
+                              text=True)
+    logged = ""
+    try:
+        for line in server.stderr:
+            logged += line
+            if "thresholds:" in line or "not starting" in line:
+                break
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    check("thresholds: site calibration of " + values["calibrated"] in logged,
+          "serve did not log the site calibration: " + logged)
     write(guarded, "[model]\npath = %s\n\n%s\nallow_model_change = true\n" % (model_b, section))
     done = run("infer", files[0], "--output", os.path.join(OUT, "infer-guard"), "--config",
                guarded)
