@@ -416,8 +416,11 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         /* Scores for cxrd calibrate: same parse, render, gate and network, nothing drawn. */
         result->data =
                 build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
-        if (result->data == NULL)
-            cxr_api_result_fail(result, 500, internal_error, "out of memory building JSON");
+        if (result->data == NULL) {
+            struct cxr_err oom = CXR_ERR_INIT;
+            cxr_err_set(&oom, CXR_ERR_NOMEM, "out of memory");
+            fail_internal(result, "building JSON", &oom);
+        }
         goto done;
     }
     bool normal = state.prediction.result == CXR_RESULT_NORMAL;
