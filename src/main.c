@@ -20,6 +20,8 @@ static const struct command commands[] = {
         {"model-run", "run an ONNX model on .npy inputs, write .npy outputs", cxr_cli_model_run},
         {"serve", "serve the v1 HTTP API (--config FILE)", cxr_cli_serve},
         {"infer", "analyse DICOM files without HTTP (FILE... --output DIR)", cxr_cli_infer},
+        {"calibrate", "choose a site's operating point on its labelled studies (--labels CSV)",
+         cxr_cli_calibrate},
         {"results", "print the stored results of a SOP Instance UID (--sop UID)", cxr_cli_results},
         {"token", "mint a JWT for an integrator (--subject NAME)", cxr_cli_token},
         {NULL, NULL, NULL},

@@ -34,6 +34,12 @@ void cxr_api_destroy(struct cxr_api *api);
 const char *cxr_api_model_version(const struct cxr_api *api);
 struct cxr_audit *cxr_api_audit(struct cxr_api *api);
 
+/* Which thresholds results use: "model's own" or "site calibration of <date>" (and, under
+ * [thresholds] allow_model_change, the model version they were made for). */
+const char *cxr_api_thresholds_used(const struct cxr_api *api);
+/* The threshold in use for a finding (API index); NAN outside 0..10. */
+double cxr_api_model_threshold(const struct cxr_api *api, int finding);
+
 /* Seconds since an arbitrary start (CLOCK_MONOTONIC), for durations. */
 double cxr_api_now(void);
 

@@ -1,6 +1,7 @@
 /* The audit log: one SQLite row per request (who, what file, which patient, what result, how
- * it ended, how long it took, and the predictions JSON of every result, so a result whose files
- * a later study of the same patient replaced can still be read back by its SOP Instance UID). WAL
+ * it ended, how long it took, the predictions JSON of every result, so a result whose files
+ * a later study of the same patient replaced can still be read back by its SOP Instance UID,
+ * and which thresholds it used: the model's own or a site calibration of a given date). WAL
  * mode so readers never block the server, synchronous=NORMAL (durable across process crashes; a
  * power loss may lose the last rows, not corrupt the file). */
 #include <pthread.h>
@@ -36,9 +37,11 @@ static const char schema[] = "PRAGMA journal_mode=WAL;"
 /* Added after the first release: databases of that release gain the column on open. */
 static const char predictions_column[] = "ALTER TABLE audit ADD COLUMN predictions TEXT NOT NULL"
                                          " DEFAULT '';";
+static const char thresholds_column[] = "ALTER TABLE audit ADD COLUMN thresholds TEXT NOT NULL"
+                                        " DEFAULT '';";
 static const char sop_index[] = "CREATE INDEX IF NOT EXISTS audit_sop ON audit (sop_instance_uid);";
 
-static bool has_predictions_column(sqlite3 *db)
+static bool has_column(sqlite3 *db, const char *column)
 {
     sqlite3_stmt *statement = NULL;
     bool found = false;
@@ -46,7 +49,7 @@ static bool has_predictions_column(sqlite3 *db)
         return false;
     while (sqlite3_step(statement) == SQLITE_ROW) {
         const unsigned char *name = sqlite3_column_text(statement, 1);
-        if (name && strcmp((const char *)name, "predictions") == 0)
+        if (name && strcmp((const char *)name, column) == 0)
             found = true;
     }
     sqlite3_finalize(statement);
@@ -66,15 +69,18 @@ enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct 
         rc = sqlite3_busy_timeout(audit->db, 5000);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, schema, NULL, NULL, NULL);
-    if (rc == SQLITE_OK && !has_predictions_column(audit->db))
+    if (rc == SQLITE_OK && !has_column(audit->db, "predictions"))
         rc = sqlite3_exec(audit->db, predictions_column, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has_column(audit->db, "thresholds"))
+        rc = sqlite3_exec(audit->db, thresholds_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, sop_index, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(audit->db,
                                 "INSERT INTO audit (time, subject, route, input_path,"
                                 " sop_instance_uid, patient_id, result, status, duration_ms,"
-                                " message, predictions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                " message, predictions, thresholds)"
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &audit->insert, NULL);
     if (rc != SQLITE_OK) {
         enum cxr_status status =
@@ -126,6 +132,7 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     sqlite3_bind_double(insert, 9, record->duration_ms);
     bind_text(insert, 10, record->message);
     bind_text(insert, 11, record->predictions);
+    bind_text(insert, 12, record->thresholds);
     int rc = sqlite3_step(insert);
     sqlite3_reset(insert);
     sqlite3_clear_bindings(insert);

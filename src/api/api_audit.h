@@ -21,6 +21,8 @@ struct cxr_audit_record {
     double duration_ms;
     const char *message;
     const char *predictions; /* the predictions JSON of a result, "" otherwise */
+    const char *thresholds;  /* which thresholds a result used ("model's own", "site
+                                calibration of 2026-12-03"), "" otherwise */
 };
 
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);

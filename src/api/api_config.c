@@ -194,7 +194,7 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
                            "config [report] timezone: '%s' is not a time zone (an IANA name such "
                            "as Europe/Paris; empty for the machine's)",
                            config->report_timezone);
-    return CXR_OK;
+    return cxr_model_thresholds_check(&config->thresholds, err);
 }
 
 enum cxr_status cxr_config_load(const char *path, struct cxr_config *config, struct cxr_err *err)
@@ -219,6 +219,11 @@ enum cxr_status cxr_config_load(const char *path, struct cxr_config *config, str
     for (size_t i = 0; ini && status == CXR_OK && i < cxr_ini_count(ini); i++) {
         const char *section, *key, *value;
         cxr_ini_entry(ini, i, &section, &key, &value);
+        /* [thresholds] keys are finding names (with spaces): model/ knows them. */
+        if (strcmp(section, "thresholds") == 0) {
+            status = cxr_model_thresholds_parse_key(&config->thresholds, key, value, err);
+            continue;
+        }
         const struct key_spec *spec = NULL;
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
             if (strcmp(keys[k].section, section) == 0 && strcmp(keys[k].key, key) == 0)

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "model/model.h"
 #include "util/util.h"
 
 /* [gate] mode: what the input gate does with an image that is not an adult frontal chest
@@ -50,6 +51,8 @@ struct cxr_config {
     char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */
     /* [gate] */
     enum cxr_gate_mode gate_mode;
+    /* [thresholds]: site thresholds and the model version they were calibrated for */
+    struct cxr_site_thresholds thresholds;
 };
 
 /* Fills config with the defaults, then applies path (may be NULL: defaults only) and the

@@ -43,6 +43,10 @@ enum cxr_status cxr_api_create(const struct cxr_config *config, struct cxr_api *
         if (status != CXR_OK)
             cxr_err_set(err, status, "model %s", config->model_path);
     }
+    /* The threshold guard: a [thresholds] section made for another model version stops here. */
+    if (status == CXR_OK)
+        status = cxr_model_thresholds_apply(api->model, &config->thresholds, api->thresholds_used,
+                                            sizeof api->thresholds_used, err);
     if (status == CXR_OK && config->audit_database && config->audit_database[0])
         status = cxr_audit_open(config->audit_database, &api->audit, err);
     if (status != CXR_OK) {
@@ -68,6 +72,16 @@ void cxr_api_destroy(struct cxr_api *api)
 const char *cxr_api_model_version(const struct cxr_api *api)
 {
     return cxr_model_version(api->model);
+}
+
+const char *cxr_api_thresholds_used(const struct cxr_api *api)
+{
+    return api->thresholds_used;
+}
+
+double cxr_api_model_threshold(const struct cxr_api *api, int finding)
+{
+    return cxr_model_threshold(api->model, finding);
 }
 
 struct cxr_audit *cxr_api_audit(struct cxr_api *api)
@@ -148,6 +162,7 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
             .duration_ms = duration_ms,
             .message = ok && !result->gate_flagged ? "" : result->message,
             .predictions = predictions ? predictions : "",
+            .thresholds = ok ? api->thresholds_used : "",
     };
     cxr_api_audit_record(api, &record);
     free(predictions);

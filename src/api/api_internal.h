@@ -15,6 +15,7 @@ struct cxr_api {
     struct cxr_audit *audit;
     char *input_root_real;
     char *output_root_real;
+    char thresholds_used[256]; /* cxr_api_thresholds_used */
 };
 
 /* snprintf for messages that may be cut at the buffer's end on purpose. */

@@ -389,7 +389,8 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     source_png.kind = SIDE_SOURCE_PNG;
     source_png.state = &state;
-    side_start(&source_png);
+    if (!job->predict_only)
+        side_start(&source_png);
 
     start = cxr_api_now();
     status = cxr_model_predict(api->model, &state.source, &state.prediction, &err);
@@ -403,6 +404,17 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     snprintf(result->result, sizeof result->result, "%s",
              cxr_model_result_name(state.prediction.result));
+    if (job->predict_only) {
+        /* Scores for cxrd calibrate: same parse, render, gate and network, nothing drawn. */
+        result->data =
+                build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
+        if (result->data == NULL) {
+            struct cxr_err oom = CXR_ERR_INIT;
+            cxr_err_set(&oom, CXR_ERR_NOMEM, "out of memory");
+            fail_internal(result, "building JSON", &oom);
+        }
+        goto done;
+    }
     bool normal = state.prediction.result == CXR_RESULT_NORMAL;
 
     if (!normal) {
@@ -437,6 +449,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                 .modality = meta->modality,
                 .view_position = meta->view_position,
                 .model_version = cxr_model_version(api->model),
+                .thresholds = api->thresholds_used,
                 .report_time = (int64_t)time(NULL),
                 .timezone = api->config->report_timezone,
         };

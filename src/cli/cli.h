@@ -11,5 +11,6 @@ int cxr_cli_serve(int argc, char **argv);
 int cxr_cli_token(int argc, char **argv);
 int cxr_cli_infer(int argc, char **argv);
 int cxr_cli_results(int argc, char **argv);
+int cxr_cli_calibrate(int argc, char **argv);
 
 #endif

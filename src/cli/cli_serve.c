@@ -78,6 +78,7 @@ int cxr_cli_serve(int argc, char **argv)
             "cxrd serve: listening on %s port %u; model %s (version %s); %u workers, queue %u",
             config.address, (unsigned)cxr_http_server_port(server), config.model_path,
             cxr_api_model_version(api), config.workers, config.queue_size);
+    cxr_log(CXR_LOG_INFO, "thresholds: %s", cxr_api_thresholds_used(api));
 
     int received = 0;
     sigwait(&stop_signals, &received);

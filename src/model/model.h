@@ -116,4 +116,113 @@ bool cxr_model_gate_image_accept(const struct cxr_model *model,
 /* Whether the model carries an image gate (cxr.gate and the gate_features output). */
 bool cxr_model_gate_has_image_layer(const struct cxr_model *model);
 
+/* ---- Site thresholds (model_thresholds.c): a site's [thresholds] config section ----
+ * `model_version = <cxr.model_version it was calibrated for>`, `calibrated = YYYY-MM-DD`,
+ * `allow_model_change = true|false` and `<Finding> = <threshold>` lines (API spelling). */
+
+#define CXR_SITE_VERSION_SIZE 160
+struct cxr_site_thresholds {
+    bool present;                              /* the config has a [thresholds] key */
+    char model_version[CXR_SITE_VERSION_SIZE]; /* "" when not given */
+    char calibrated[16];                       /* "YYYY-MM-DD", "" when not given */
+    bool allow_model_change;                   /* the explicit, logged override of the guard */
+    bool set[CXR_FINDING_COUNT];               /* API order */
+    double value[CXR_FINDING_COUNT];           /* >= 0; above 1 switches a finding off */
+};
+
+/* Applies one `key = value` line of [thresholds]. CXR_ERR_INVALID_ARG naming the key for an
+ * unknown key (neither a setting nor one of the 11 findings) or a bad value. */
+enum cxr_status cxr_model_thresholds_parse_key(struct cxr_site_thresholds *site, const char *key,
+                                               const char *value, struct cxr_err *err);
+
+/* The section as a whole: finding lines need model_version (site thresholds belong to one
+ * model). */
+enum cxr_status cxr_model_thresholds_check(const struct cxr_site_thresholds *site,
+                                           struct cxr_err *err);
+
+/* The threshold guard, then the overrides. When the section names another model_version than
+ * the model's cxr.model_version: CXR_ERR_INVALID_ARG naming both and what to do, unless
+ * allow_model_change (then one warning in the log says so). Writes to description (size bytes,
+ * at least 64 useful) which thresholds are in use, for the PDF, the audit log and the start-up
+ * log: "model's own", "site calibration of 2026-12-03", ... site may be NULL (model's own).
+ * Not thread safe: call after load, before predictions start. */
+enum cxr_status cxr_model_thresholds_apply(struct cxr_model *model,
+                                           const struct cxr_site_thresholds *site,
+                                           char *description, size_t size, struct cxr_err *err);
+
+/* ---- Site calibration maths (model_calibrate.c): ROC table, bootstrap CIs, the chosen point */
+
+#define CXR_CALIBRATION_MIN_CLASS  20   /* fewer positives or negatives: refused */
+#define CXR_CALIBRATION_REPLICATES 2000 /* default bootstrap replicates */
+
+/* One labelled study: the model's confidence for the finding and the site's label. */
+struct cxr_calibration_study {
+    double score;
+    int label; /* 1 positive, 0 negative */
+};
+
+/* A point estimate with its bootstrap 95 % interval; all three NAN when undefined (e.g. PPV
+ * where nothing is called positive). */
+struct cxr_calibration_interval {
+    double value, low, high;
+};
+
+/* The operating point `presence = score >= threshold` on the site's studies. */
+struct cxr_calibration_point {
+    double threshold;
+    size_t true_positives, false_positives, true_negatives, false_negatives;
+    struct cxr_calibration_interval sensitivity, specificity;
+    struct cxr_calibration_interval ppv, npv;
+    struct cxr_calibration_interval tested_share;   /* share of studies called positive */
+    struct cxr_calibration_interval tests_per_case; /* called positive per true positive */
+};
+
+struct cxr_calibration_options {
+    double target_sensitivity; /* in (0, 1] */
+    double model_threshold;    /* the model's own threshold, evaluated for comparison */
+    uint64_t seed;             /* bootstrap seed */
+    uint32_t replicates;       /* bootstrap replicates, >= 100 */
+};
+
+/* Round thresholds of the summary table: 0.01, 0.02, 0.05, 0.10, ..., 0.95, 0.98, 0.99. */
+#define CXR_CALIBRATION_ROUND_COUNT 23
+extern const double cxr_calibration_round_thresholds[CXR_CALIBRATION_ROUND_COUNT];
+
+struct cxr_calibration {
+    size_t positives, negatives;
+    struct cxr_calibration_options options;
+    struct cxr_calibration_interval auc; /* Mann-Whitney, ties count one half */
+    size_t point_count;
+    struct cxr_calibration_point *points; /* every distinct score, ascending */
+    struct cxr_calibration_point round_points[CXR_CALIBRATION_ROUND_COUNT];
+    struct cxr_calibration_point model_point; /* at options.model_threshold */
+    size_t chosen; /* index in points: the highest threshold (so the highest specificity)
+                      whose sensitivity meets the target */
+    /* The threshold to configure: the shortest decimal in (the next lower distinct score,
+     * points[chosen].threshold], so exactly the same studies are called positive. */
+    double chosen_threshold;
+    char chosen_text[40];
+    size_t study_count;
+    struct cxr_calibration_study *studies; /* sorted by score, ascending */
+    size_t undefined_replicates;           /* AUC replicates without both classes (skipped) */
+};
+
+/* Every point, the AUC and their bootstrap CIs: `replicates` resamples of the studies with
+ * replacement (not stratified, so PPV, NPV and the tested share also carry the uncertainty of
+ * the prevalence), drawn with splitmix64 from seed (index = draw mod n, rejection-sampled so it
+ * is unbiased, into the studies sorted by score, then label); 95 % percentile intervals (the 2.5
+ * and 97.5 percentiles, interpolated between order statistics as R's type 7), over the replicates
+ * where the measure is defined. Deterministic for a given input and options. CXR_ERR_INVALID_ARG,
+ * saying how many more are needed, with fewer than CXR_CALIBRATION_MIN_CLASS positives or
+ * negatives, or a label other than 0/1, or a score that is not a number in [0, 1]. */
+enum cxr_status cxr_model_calibrate(const struct cxr_calibration_study *studies, size_t count,
+                                    const struct cxr_calibration_options *options,
+                                    struct cxr_calibration **calibration, struct cxr_err *err);
+/* NULL is a no-op. */
+void cxr_calibration_destroy(struct cxr_calibration *calibration);
+
+/* Writes into text the shortest decimal number d with low < d <= high (high >= 0), and returns
+ * it (strtod(text) == the value returned). */
+double cxr_calibration_decimal_between(double low, double high, char *text, size_t size);
+
 #endif

@@ -41,13 +41,16 @@ struct cxr_report_info {
     const char *accession_number;
     const char *sop_instance_uid, *study_instance_uid, *modality, *view_position;
     const char *model_version;
-    int64_t report_time;  /* seconds since the Unix epoch (UTC) */
-    const char *timezone; /* IANA name for the report time; NULL or "" = the machine's */
+    const char *thresholds; /* which thresholds decided presence: "model's own", "site
+                               calibration of 2026-12-03"; NULL or "" print nothing */
+    int64_t report_time;    /* seconds since the Unix epoch (UTC) */
+    const char *timezone;   /* IANA name for the report time; NULL or "" = the machine's */
 };
 
 /* One-page A4 PDF (cairo + pango, DejaVu fonts with fontconfig fallback) appended to out:
  * header, patient and study block, overall result, findings table (a finding whose threshold
- * is above 1 is switched off by the model or site and prints as "not assessed"), the source
+ * is above 1 is switched off by the model or site and prints as "not assessed"; under it
+ * "Thresholds: <info->thresholds>", which says whose thresholds decided), the source
  * image and one small overlay per present finding (each scaled on its own, body only), model
  * version, report time, disclaimer. Normal: the source image only. Images are downscaled for
  * the page. Thread safe (pango keeps one font map per thread). */
@@ -55,6 +58,24 @@ enum cxr_status cxr_report_pdf_render(const struct cxr_report_info *info,
                                       const struct cxr_prediction *prediction,
                                       const struct cxr_gray8 *source, struct cxr_buf *out,
                                       struct cxr_err *err);
+
+/* What the calibration PDF states besides the numbers. Strings UTF-8. */
+struct cxr_report_calibration_info {
+    const char *finding, *model_version;
+    const char *labels_path; /* the site's CSV */
+    const char *date;        /* "YYYY-MM-DD" of the calibration */
+    const char *section;     /* the [thresholds] section text to paste */
+    size_t left_out;         /* rows that could not be analysed */
+};
+
+/* The one-page A4 calibration report of `cxrd calibrate` (cairo + pango), appended to out: the
+ * ROC curve, sensitivity and specificity against the threshold with their bootstrap 95 %
+ * bands, the score distributions of positives and negatives, the chosen point and the model's
+ * own point marked on each, a table of operating points, and the [thresholds] section. Thread
+ * safe as cxr_report_pdf_render. */
+enum cxr_status cxr_report_calibration_pdf(const struct cxr_report_calibration_info *info,
+                                           const struct cxr_calibration *calibration,
+                                           struct cxr_buf *out, struct cxr_err *err);
 
 /* "Family^Given^Middle^Prefix^Suffix" groups (alphabetic=ideographic=phonetic) as "Prefix Family
  * Given Middle Suffix", the first group with content leading and the others in parentheses:

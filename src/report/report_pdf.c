@@ -241,6 +241,13 @@ static enum cxr_status draw_page(struct cxr_report_page *page, const struct cxr_
     bool normal = prediction->result == CXR_RESULT_NORMAL;
     double table_width = normal ? CONTENT : CONTENT * 0.62, top = page->y;
     double table = cxr_report_pdf_findings(page, prediction, MARGIN, table_width);
+    if (info->thresholds && info->thresholds[0]) {
+        /* Which operating points decided "Present": the model's or the site's own. */
+        char caption[320];
+        snprintf(caption, sizeof caption, "Thresholds: %s", info->thresholds);
+        table += 3 + cxr_report_pdf_text(page->cr, caption, 7.5, false, MARGIN + 5, top + table + 3,
+                                         table_width - 10, CXR_REPORT_ALIGN_START, 2);
+    }
     double key = normal ? 0
                         : cxr_report_pdf_key(page->cr, MARGIN + table_width + 12, top,
                                              CONTENT - table_width - 12);

@@ -204,4 +204,24 @@ void cxr_file_group_destroy(struct cxr_file_group *group);
 enum cxr_status cxr_file_write_atomic(const char *path, const void *bytes, size_t size,
                                       struct cxr_err *err);
 
+/* ---- CSV (util_csv.c) ----------------------------------------------------------------------
+ * RFC 4180 text: fields separated by commas, records by LF or CRLF; a field in double quotes
+ * may hold commas, line breaks and "" for a quote. Blanks around unquoted fields are trimmed,
+ * blank lines skipped, a leading UTF-8 byte order mark ignored. */
+struct cxr_csv;
+/* Parses size bytes of text. CXR_ERR_MALFORMED naming the line for an unclosed quote, text
+ * after a closing quote or a NUL byte; CXR_ERR_LIMIT beyond max_records records or max_fields
+ * fields in one record. */
+enum cxr_status cxr_csv_parse(const char *text, size_t size, size_t max_records, size_t max_fields,
+                              struct cxr_csv **csv, struct cxr_err *err);
+/* NULL is a no-op. */
+void cxr_csv_destroy(struct cxr_csv *csv);
+size_t cxr_csv_record_count(const struct cxr_csv *csv);
+/* Fields of a record (0 past the last record). */
+size_t cxr_csv_field_count(const struct cxr_csv *csv, size_t record);
+/* A field, unescaped and NUL-terminated, owned by csv; NULL past the record's last field. */
+const char *cxr_csv_field(const struct cxr_csv *csv, size_t record, size_t field);
+/* The 1-based line on which a record starts, for messages. */
+size_t cxr_csv_line(const struct cxr_csv *csv, size_t record);
+
 #endif

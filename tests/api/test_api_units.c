@@ -106,6 +106,62 @@ static void config_keys_and_defaults(void **state)
     }
 }
 
+/* [thresholds]: finding names with spaces as keys (libinih keeps them whole), the settings, and
+ * refusals naming the key. */
+static void config_thresholds_section(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/cxrd.ini", folder);
+    write_text(path, "[thresholds]\nmodel_version = cxr-test-7 (beta)\ncalibrated = 2026-12-03\n"
+                     "Tuberculosis = 0.125\nPleural Effusion = 0.12   ; inline comment\n"
+                     "Calcification = 1.01\nallow_model_change = false\n");
+    struct cxr_config config;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
+    assert_true(config.thresholds.present);
+    assert_string_equal(config.thresholds.model_version, "cxr-test-7 (beta)");
+    assert_string_equal(config.thresholds.calibrated, "2026-12-03");
+    assert_false(config.thresholds.allow_model_change);
+    int effusion = cxr_model_finding_index("Pleural Effusion");
+    assert_true(config.thresholds.set[0]);
+    assert_true(config.thresholds.value[0] == 0.125);
+    assert_true(config.thresholds.set[effusion]);
+    assert_true(config.thresholds.value[effusion] == 0.12);
+    assert_true(config.thresholds.value[CXR_FINDING_COUNT - 1] == 1.01);
+    assert_false(config.thresholds.set[1]);
+    cxr_config_release(&config);
+
+    /* No section: nothing set. */
+    write_text(path, "[server]\nport = 9000\n");
+    assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
+    assert_false(config.thresholds.present);
+    cxr_config_release(&config);
+
+    static const struct {
+        const char *text;
+        const char *needle;
+    } bad[] = {
+            {"[thresholds]\nTuberculosis = 0.3\n", "model_version is missing"},
+            {"[thresholds]\nmodel_version = a\nTuberculoses = 0.3\n", "[thresholds] Tuberculoses"},
+            {"[thresholds]\nmodel_version = a\npleural effusion = 0.3\n", "unknown key"},
+            {"[thresholds]\nmodel_version = a\nTuberculosis = -0.1\n", "not a threshold"},
+            {"[thresholds]\nmodel_version = a\nTuberculosis = 0.3x\n", "not a threshold"},
+            {"[thresholds]\nmodel_version = a\nTuberculosis = nan\n", "not a threshold"},
+            {"[thresholds]\nmodel_version = a\nTuberculosis =\n", "not a threshold"},
+            {"[thresholds]\nmodel_version = a\ncalibrated = 3 Dec 2026\n", "YYYY-MM-DD"},
+            {"[thresholds]\nmodel_version = a\nallow_model_change = perhaps\n", "true or false"},
+            {"[thresholds]\nmodel_version =\n", "model_version"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(path, bad[i].text);
+        struct cxr_err bad_err = CXR_ERR_INIT;
+        assert_int_not_equal(cxr_config_load(path, &config, &bad_err), CXR_OK);
+        if (strstr(bad_err.message, bad[i].needle) == NULL)
+            fail_msg("'%s' gave '%s'", bad[i].text, bad_err.message);
+    }
+}
+
 static int count_rows(const char *path)
 {
     sqlite3 *db = NULL;
@@ -179,6 +235,49 @@ static void audit_rows_survive_reopen(void **state)
 
     struct cxr_err bad = CXR_ERR_INIT;
     assert_int_equal(cxr_audit_open("/nonexistent/dir/audit.sqlite", &audit, &bad), CXR_ERR_IO);
+}
+
+/* A database of an earlier release (no predictions or thresholds column) gains both on open;
+ * its rows keep '' and new rows record which thresholds a result used. */
+static void audit_migrates_older_schema(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/old.sqlite", folder);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE audit (id INTEGER PRIMARY KEY, time TEXT NOT "
+                                  "NULL, subject TEXT NOT NULL, route TEXT NOT NULL, input_path "
+                                  "TEXT NOT NULL, sop_instance_uid TEXT NOT NULL, patient_id "
+                                  "TEXT NOT NULL, result TEXT NOT NULL, status INTEGER NOT NULL, "
+                                  "duration_ms REAL NOT NULL, message TEXT NOT NULL);"
+                                  "INSERT INTO audit VALUES (1, 't', 's', 'infer', 'p', '1.2', "
+                                  "'P', 'Normal', 200, 1.0, '');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    struct cxr_audit *audit = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_audit_open(path, &audit, &err), CXR_OK);
+    struct cxr_audit_record record = {.route = "infer",
+                                      .result = "TB Presumptive",
+                                      .status = 200,
+                                      .thresholds = "site calibration of 2026-12-03"};
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    cxr_audit_close(audit);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *statement = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT thresholds, predictions FROM audit ORDER BY id",
+                                        -1, &statement, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(statement, 0), "");
+    assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(statement, 0),
+                        "site calibration of 2026-12-03");
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
 }
 
 struct gate {
@@ -287,6 +386,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(config_keys_and_defaults, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(config_thresholds_section, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(audit_migrates_older_schema, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(audit_rows_survive_reopen, folder_setup,
                                             folder_teardown),
