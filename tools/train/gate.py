@@ -39,6 +39,7 @@ THUMB, BINS = 16, 32
 ACCEPT_PERCENTILE = 0.03  # of the training chest scores: the gate's threshold
 DICOM_WEIGHT = 20.0  # corpus images are few; each counts as this many transformed images
 C_REGULARISATION = 1.0
+CROP_WEIGHT = 1.0  # crops are the hardest negatives: how much each counts
 EXTRA_TRANSFORMS = 2  # per training image, beside the one every image gets
 
 
@@ -123,9 +124,11 @@ def fit(x, y, weight):
 def training_rows(folder, sets, corpus_mask, corpus_chest):
     tr = ~folder.is_val
     neg = np.concatenate([sets["transformed"][tr], sets["extra"]])
+    kinds = np.concatenate([sets["kinds"][tr], sets["extra_kinds"]])
     x = np.concatenate([sets["chest"][tr], neg, sets["corpus"][corpus_mask]])
     y = np.concatenate([np.ones(tr.sum()), np.zeros(len(neg)), corpus_chest[corpus_mask]])
-    weight = np.concatenate([np.ones(tr.sum() + len(neg)),
+    crop = G.TRANSFORMS.index("crop")
+    weight = np.concatenate([np.ones(tr.sum()), np.where(kinds == crop, CROP_WEIGHT, 1.0),
                              np.full(corpus_mask.sum(), DICOM_WEIGHT)])
     return x, y, weight
 
