@@ -156,11 +156,7 @@ struct mask_sink {
 static void mask_row(void *context, uint32_t y, const float *row)
 {
     struct mask_sink *sink = context;
-    uint8_t *out = sink->body + (size_t)y * sink->width;
-    for (uint32_t x = 0; x < sink->width; x++) {
-        float value = row[x] * 255.0f + 0.5f;
-        out[x] = value >= 255.0f ? 255 : value <= 0.0f ? 0 : (uint8_t)value;
-    }
+    cxr_report_bytes_from_floats(row, sink->width, 255.0f, sink->body + (size_t)y * sink->width);
 }
 
 struct heat_sink {
@@ -217,10 +213,10 @@ static enum cxr_status heat_rows(const struct cxr_prediction *prediction, int fi
      * cell may overhang the image and only source_width / factor cells map onto it. */
     status = cxr_image_resampler_create(cam_width, cam_height, 1, width, height, &map, err);
     if (status == CXR_OK)
-        status = cxr_image_resampler_create_extent(
-                mask->width, mask->height, 1, width, height,
-                (double)mask->source_width / mask->factor,
-                (double)mask->source_height / mask->factor, &body_map, err);
+        status = cxr_image_resampler_create_extent(mask->width, mask->height, 1, width, height,
+                                                   (double)mask->source_width / mask->factor,
+                                                   (double)mask->source_height / mask->factor,
+                                                   &body_map, err);
     if (status != CXR_OK)
         goto done;
     struct mask_sink masks = {body, width};

@@ -18,11 +18,8 @@ struct byte_sink {
 static void byte_row(void *context, uint32_t y, const float *row)
 {
     struct byte_sink *sink = context;
-    uint8_t *dest = sink->out + (size_t)y * sink->row_values;
-    for (size_t i = 0; i < sink->row_values; i++) {
-        float mean = row[i] + 0.5f;
-        dest[i] = mean >= 255.0f ? 255 : mean <= 0.0f ? 0 : (uint8_t)mean;
-    }
+    cxr_report_bytes_from_floats(row, sink->row_values, 1.0f,
+                                 sink->out + (size_t)y * sink->row_values);
 }
 
 /* Box-filter shrink by an integer factor with image/'s resampler: each output pixel is the
@@ -57,8 +54,8 @@ enum cxr_status cxr_report_gray_shrink(const struct cxr_gray8 *source, uint32_t 
     uint8_t *pixels = malloc((size_t)width * height);
     if (pixels == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory shrinking the image");
-    enum cxr_status status = shrink(source->pixels, 1, source->width, source->height, factor,
-                                    width, height, pixels, err);
+    enum cxr_status status = shrink(source->pixels, 1, source->width, source->height, factor, width,
+                                    height, pixels, err);
     if (status != CXR_OK) {
         free(pixels);
         return status;
