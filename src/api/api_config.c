@@ -44,6 +44,10 @@ static const struct key_spec keys[] = {
         {"server", "request_timeout", KEY_DURATION32, FIELD(request_timeout_s), 1, 86400},
         {"server", "shutdown_grace", KEY_DURATION32, FIELD(shutdown_grace_s), 0, 86400},
         {"server", "log_level", KEY_STRING, FIELD(log_level), 0, 0},
+        {"server", "log_format", KEY_STRING, FIELD(log_format), 0, 0},
+        {"server", "tls_certificate", KEY_PATH, FIELD(tls_certificate), 0, 0},
+        {"server", "tls_key", KEY_PATH, FIELD(tls_key), 0, 0},
+        {"server", "tls_client_ca", KEY_PATH, FIELD(tls_client_ca), 0, 0},
         {"limits", "max_body", KEY_SIZE, FIELD(limits.max_body_bytes), 64, (uint64_t)1 << 30},
         {"limits", "max_header", KEY_SIZE, FIELD(limits.max_header_bytes), 1024, 1 << 20},
         {"limits", "max_file", KEY_SIZE, FIELD(limits.max_file_bytes), 1024, (uint64_t)1 << 40},
@@ -59,6 +63,9 @@ static const struct key_spec keys[] = {
         {"auth", "public_key", KEY_PATH, FIELD(jwt_public_key), 0, 0},
         {"auth", "private_key", KEY_PATH, FIELD(jwt_private_key), 0, 0},
         {"auth", "token_ttl", KEY_DURATION, FIELD(token_ttl_s), 60, (uint64_t)3650 * 86400},
+        {"auth", "key_id", KEY_STRING, FIELD(jwt_key_id), 0, 0},
+        {"auth", "keys_dir", KEY_PATH, FIELD(jwt_keys_dir), 0, 0},
+        {"auth", "revoked", KEY_PATH, FIELD(jwt_revoked), 0, 0},
         {"audit", "database", KEY_PATH, FIELD(audit_database), 0, 0},
         {"report", "institution_name", KEY_STRING, FIELD(institution_name), 0, 0},
         {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
@@ -172,7 +179,10 @@ static enum cxr_status set_defaults(struct cxr_config *config)
         set_string(&config->jwt_algorithm, "HS256") || set_string(&config->jwt_secret, "") ||
         set_string(&config->jwt_public_key, "") || set_string(&config->jwt_private_key, "") ||
         set_string(&config->audit_database, "") || set_string(&config->institution_name, "") ||
-        set_string(&config->report_timezone, ""))
+        set_string(&config->report_timezone, "") || set_string(&config->log_format, "text") ||
+        set_string(&config->tls_certificate, "") || set_string(&config->tls_key, "") ||
+        set_string(&config->tls_client_ca, "") || set_string(&config->jwt_key_id, "") ||
+        set_string(&config->jwt_keys_dir, "") || set_string(&config->jwt_revoked, ""))
         return CXR_ERR_NOMEM;
     return CXR_OK;
 }
@@ -184,6 +194,17 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
                            "config [server] log_level: '%s' is not debug, info, warn or error",
                            config->log_level);
+    enum cxr_log_format format;
+    if (cxr_log_format_parse(config->log_format, &format) != CXR_OK)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [server] log_format: '%s' is not text or json",
+                           config->log_format);
+    if ((config->tls_certificate[0] == '\0') != (config->tls_key[0] == '\0'))
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [server] tls_certificate and tls_key: set both or neither");
+    if (config->tls_client_ca[0] && config->tls_certificate[0] == '\0')
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [server] tls_client_ca needs tls_certificate and tls_key");
     const char *alg = config->jwt_algorithm;
     if (strcmp(alg, "HS256") != 0 && strcmp(alg, "RS256") != 0 && strcmp(alg, "ES256") != 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
@@ -255,7 +276,9 @@ void cxr_config_release(struct cxr_config *config)
             &config->input_root,      &config->output_root,    &config->model_path,
             &config->jwt_algorithm,   &config->jwt_secret,     &config->jwt_public_key,
             &config->jwt_private_key, &config->audit_database, &config->institution_name,
-            &config->report_timezone};
+            &config->report_timezone, &config->log_format,     &config->tls_certificate,
+            &config->tls_key,         &config->tls_client_ca,  &config->jwt_key_id,
+            &config->jwt_keys_dir,    &config->jwt_revoked};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         free(*strings[i]);
         *strings[i] = NULL;

@@ -141,9 +141,9 @@ static char *predictions_text(const json_t *data)
     return text;
 }
 
-void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *route,
-                          const char *input_path, const struct cxr_api_result *result,
-                          double duration_ms)
+void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
+                          const char *route, const char *input_path,
+                          const struct cxr_api_result *result, double duration_ms)
 {
     if (api->audit == NULL)
         return;
@@ -163,6 +163,7 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
             .message = ok && !result->gate_flagged ? "" : result->message,
             .predictions = predictions ? predictions : "",
             .thresholds = ok ? api->thresholds_used : "",
+            .request_id = request_id,
     };
     cxr_api_audit_record(api, &record);
     free(predictions);

@@ -64,6 +64,9 @@ int cxr_cli_serve(int argc, char **argv)
     enum cxr_log_level level = CXR_LOG_INFO;
     cxr_log_level_parse(config.log_level, &level);
     cxr_log_set_level(level);
+    enum cxr_log_format format = CXR_LOG_TEXT;
+    cxr_log_format_parse(config.log_format, &format);
+    cxr_log_set_format(format);
 
     struct cxr_api *api = NULL;
     struct cxr_server *server = NULL;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,9 @@ struct request {
     struct cxr_buf body;
     bool body_too_large;
     char subject[128];
+    char request_id[65]; /* the client's X-Request-Id when safe, else one made here */
+    char method[16];
+    char message[512]; /* the Message of an error answer, for the log line */
     json_t *json;
     pthread_mutex_t lock;
     enum request_state state; /* WAITING -> READY is set by the worker under lock */
@@ -60,6 +64,14 @@ static enum MHD_Result send_text(struct request *request, int status, const char
     if (response == NULL)
         return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(response, "X-Request-Id", request->request_id);
+    if (status >= 400) {
+        /* Error bodies are small envelopes: keep their Message for the request's log line. */
+        json_t *body = json_loadb(text, size, 0, NULL);
+        const char *message = json_string_value(json_object_get(body, "Message"));
+        snprintf(request->message, sizeof request->message, "%s", message ? message : "");
+        json_decref(body);
+    }
     /* Counted before the response is queued: a client that reads /metrics right after its
      * answer must already see it (the completion callback runs after the bytes are sent). */
     cxr_http_metrics_request(request->server->metrics, route_names[request->route], status,
@@ -114,7 +126,8 @@ static void single_task(void *context)
                                "inference worker; retry later",
                                &request->response);
     } else {
-        cxr_api_single_inference(server->api, request->json, request->subject, &request->response);
+        cxr_api_single_inference(server->api, request->json, request->subject, request->request_id,
+                                 &request->response);
         cxr_http_metrics_stages(server->metrics, request->response.stage_seconds);
     }
     finish_task(request);
@@ -137,7 +150,7 @@ static enum MHD_Result dispatch(struct request *request)
     MHD_suspend_connection(request->connection);
     if (request->route == ROUTE_BULK) {
         if (!cxr_api_bulk_inference(server->api, server->pool, request->json, request->subject,
-                                    bulk_done, request, &request->response)) {
+                                    request->request_id, bulk_done, request, &request->response)) {
             request->state = STATE_READY;
             MHD_resume_connection(request->connection);
         }
@@ -200,6 +213,36 @@ static enum MHD_Result answer_metrics(struct request *request)
             send_text(request, 200, "text/plain; version=0.0.4", (const char *)text.data, text.len);
     cxr_buf_release(&text);
     return result;
+}
+
+/* A proxy's or client's X-Request-Id is kept when it is 1 to 64 characters of A-Z a-z 0-9 and
+ * . _ : - (safe in logs, headers and file names); otherwise the server makes one: 16 random hex
+ * digits. */
+static void request_id_set(struct request *request)
+{
+    const char *given =
+            MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND, "X-Request-Id");
+    size_t length = given ? strlen(given) : 0;
+    bool safe = length > 0 && length < sizeof request->request_id;
+    for (size_t i = 0; safe && i < length; i++) {
+        char c = given[i];
+        safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == ':' || c == '-';
+    }
+    if (safe) {
+        memcpy(request->request_id, given, length + 1);
+        return;
+    }
+    unsigned char random[8] = {0};
+    if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random) {
+        /* No entropy (very early boot): a clock-based ID is still unique enough for logs. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t mixed = (uint64_t)now.tv_sec * 1000000007u ^ (uint64_t)now.tv_nsec;
+        memcpy(random, &mixed, sizeof random);
+    }
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf(request->request_id + 2 * i, 3, "%02x", random[i]);
 }
 
 /* First call of a request: everything decided from the request line and headers alone. Returns
@@ -279,6 +322,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         request->connection = connection;
         request->route = route_of(url);
         request->start = cxr_api_now();
+        snprintf(request->method, sizeof request->method, "%s", method);
+        request_id_set(request);
         request->body.max = server->config->limits.max_body_bytes;
         pthread_mutex_init(&request->lock, NULL);
         *con_cls = request;
@@ -354,14 +399,27 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
                     .duration_ms = seconds * 1000.0,
                     .message = request->status == 503 ? "queue full or timed out"
                                                       : "refused before inference",
+                    .request_id = request->request_id,
             };
             struct cxr_err err = CXR_ERR_INIT;
             if (audit && cxr_audit_write(audit, &record, &err) != CXR_OK)
                 cxr_log(CXR_LOG_ERROR, "%s", err.message);
         }
-        cxr_log(CXR_LOG_INFO, "%s %d %.1f ms%s%s", route_names[request->route], request->status,
-                seconds * 1000.0, request->subject[0] ? " sub=" : "", request->subject);
     }
+    /* One line per request; /ping (probes every few seconds) only at debug level. */
+    struct cxr_log_field fields[] = {
+            {.key = "request_id", .text = request->request_id},
+            {.key = "method", .text = request->method},
+            {.key = "route", .text = route_names[request->route]},
+            {.key = "status", .number = request->status, .is_number = true},
+            {.key = "duration_ms",
+             .number = (double)(int64_t)(seconds * 10000.0) / 10.0,
+             .is_number = true},
+            {.key = "sub", .text = request->subject[0] ? request->subject : NULL},
+            {.key = "message", .text = request->message[0] ? request->message : NULL},
+    };
+    cxr_log_fields(request->route == ROUTE_PING ? CXR_LOG_DEBUG : CXR_LOG_INFO, "request", fields,
+                   sizeof fields / sizeof fields[0]);
     json_decref(request->json);
     cxr_buf_release(&request->body);
     cxr_api_response_release(&request->response);
