@@ -1,6 +1,7 @@
 /* `cxrd serve --config FILE`: loads the configuration and the model (refusing to start without
  * one), serves the v1 API until SIGTERM or SIGINT, then shuts down gracefully: no new
- * connections, requests in flight finished and answered. */
+ * connections, requests in flight finished and answered. SIGHUP re-reads FILE for the auth
+ * keys, the revocation list, the log level and format, without stopping. */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +19,32 @@ static void usage(FILE *out)
             "Usage: cxrd serve --config FILE\n\n"
             "Serves the v1 HTTP API (POST /single_inference, POST /bulk_inference, GET /ping,\n"
             "GET /metrics) as configured in FILE (see README, \"Configuration\"). Stops\n"
-            "gracefully on SIGTERM or SIGINT.\n");
+            "gracefully on SIGTERM or SIGINT. SIGHUP reloads the auth keys ([auth] secret,\n"
+            "public_key, key_id, keys_dir), the revocation list ([auth] revoked), log_level\n"
+            "and log_format; other changes need a restart.\n");
+}
+
+static void reload(const char *config_path, struct cxr_server *server)
+{
+    struct cxr_config fresh;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_config_load(config_path, &fresh, &err) != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running configuration: %s", err.message);
+        return;
+    }
+    if (cxr_http_server_reload_auth(server, &fresh, &err) != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running keys: %s", err.message);
+    } else {
+        enum cxr_log_level level = CXR_LOG_INFO;
+        enum cxr_log_format format = CXR_LOG_TEXT;
+        cxr_log_level_parse(fresh.log_level, &level);
+        cxr_log_format_parse(fresh.log_format, &format);
+        cxr_log_set_level(level);
+        cxr_log_set_format(format);
+        cxr_log(CXR_LOG_INFO, "SIGHUP: reloaded %s (log_level %s, log_format %s)", config_path,
+                fresh.log_level, fresh.log_format);
+    }
+    cxr_config_release(&fresh);
 }
 
 int cxr_cli_serve(int argc, char **argv)
@@ -52,6 +78,7 @@ int cxr_cli_serve(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -84,7 +111,8 @@ int cxr_cli_serve(int argc, char **argv)
     cxr_log(CXR_LOG_INFO, "thresholds: %s", cxr_api_thresholds_used(api));
 
     int received = 0;
-    sigwait(&stop_signals, &received);
+    while (sigwait(&stop_signals, &received) == 0 && received == SIGHUP)
+        reload(config_path, server);
     cxr_log(CXR_LOG_INFO, "cxrd serve: %s received, finishing requests in flight",
             received == SIGTERM ? "SIGTERM" : "SIGINT");
     cxr_http_server_stop(server, config.shutdown_grace_s);

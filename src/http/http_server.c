@@ -25,7 +25,8 @@ static const char *const route_names[] = {"ping", "metrics", "single_inference",
 struct cxr_server {
     const struct cxr_config *config;
     struct cxr_api *api;
-    struct cxr_auth *auth;
+    struct cxr_auth *auth; /* replaced by cxr_http_server_reload_auth under auth_lock */
+    pthread_rwlock_t auth_lock;
     struct cxr_metrics *metrics;
     struct cxr_api_pool *pool;
     struct MHD_Daemon *daemon;
@@ -273,8 +274,11 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     }
     const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
                                                             MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (cxr_http_auth_check(server->auth, authorization, time(NULL), request->subject,
-                                sizeof request->subject)) {
+    pthread_rwlock_rdlock(&server->auth_lock);
+    enum cxr_http_auth_outcome outcome = cxr_http_auth_check(
+            server->auth, authorization, time(NULL), request->subject, sizeof request->subject);
+    pthread_rwlock_unlock(&server->auth_lock);
+    switch (outcome) {
     case CXR_AUTH_OK:
         break;
     case CXR_AUTH_MISSING:
@@ -449,6 +453,7 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     server->config = config;
     server->api = api;
     atomic_init(&server->in_flight, 0);
+    pthread_rwlock_init(&server->auth_lock, NULL);
     enum cxr_status status = cxr_http_auth_create(config, &server->auth, err);
     if (status == CXR_OK)
         status = cxr_http_metrics_create(&server->metrics, err);
@@ -528,5 +533,25 @@ void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
     }
     cxr_http_metrics_destroy(server->metrics);
     cxr_http_auth_destroy(server->auth);
+    pthread_rwlock_destroy(&server->auth_lock);
     free(server);
+}
+
+enum cxr_status cxr_http_server_reload_auth(struct cxr_server *server,
+                                            const struct cxr_config *config, struct cxr_err *err)
+{
+    struct cxr_auth *fresh = NULL;
+    enum cxr_status status = cxr_http_auth_create(config, &fresh, err);
+    if (status != CXR_OK)
+        return status;
+    /* Requests check their token under the read lock and copy what they need: once the swap
+     * is done nobody holds the old keys. */
+    pthread_rwlock_wrlock(&server->auth_lock);
+    struct cxr_auth *old = server->auth;
+    server->auth = fresh;
+    pthread_rwlock_unlock(&server->auth_lock);
+    cxr_log(CXR_LOG_INFO, "auth reloaded: %zu keys, %zu revoked token IDs",
+            cxr_http_auth_key_count(fresh), cxr_http_auth_revoked_count(fresh));
+    cxr_http_auth_destroy(old);
+    return CXR_OK;
 }

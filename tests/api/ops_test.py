@@ -159,6 +159,135 @@ class LogJson(unittest.TestCase):
         self.assertEqual(run.returncode, 1)
         self.assertIn("config [server] log_format: 'xml' is not text or json", run.stderr)
 
+    def test_sighup_changes_log_level(self):
+        server = Server()
+        try:
+            with open(server.config) as config:
+                text = config.read()
+            with open(server.config, "w") as config:
+                config.write(text.replace("log_level = info", "log_level = debug"))
+            server.process.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: any("log_level debug" in line
+                                                 for line in server.log)))
+            server.request("GET", "/ping", token=None, headers={"X-Request-Id": "probe-1"})
+            self.assertTrue(wait_for(lambda: any("request_id=probe-1" in line
+                                                 for line in server.log)))
+        finally:
+            server.stop()
+            server.remove()
+
+
+SECRET_OLD = "rotation-old-secret-0123456789abcdef"
+SECRET_NEW = "rotation-new-secret-fedcba9876543210"
+
+
+class Keys(unittest.TestCase):
+    """Rotation with kid, jti revocation and reloads on SIGHUP with a request in flight."""
+
+    def rewrite_config(self, server, auth):
+        with open(server.config) as config:
+            text = config.read()
+        head, _, tail = text.partition("[auth]\n")
+        tail = tail[tail.index("[audit]"):]
+        with open(server.config, "w") as config:
+            config.write(head + "[auth]\n" +
+                         "".join("%s = %s\n" % item for item in auth.items()) + tail)
+
+    def sighup(self, server):
+        count = sum("auth reloaded" in line for line in server.log)
+        server.process.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: sum("auth reloaded" in line for line in server.log)
+                                 > count), "".join(server.log))
+
+    def test_short_secret_refused(self):
+        with self.assertRaises(RuntimeError) as refused:
+            Server(config_extra={"auth": {"secret": "x" * 31}})
+        self.assertIn("the HS256 secret of [auth] secret or CXRD_JWT_SECRET has 31 bytes; at "
+                      "least 32 are needed", str(refused.exception))
+        import subprocess
+        run = subprocess.run([os.environ.get("CXRD", "cxrd"), "token", "--subject", "a"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, CXRD_JWT_SECRET="x" * 31))
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("has 31 bytes; at least 32 are needed", run.stderr)
+
+    def test_rotation_revocation_and_in_flight(self):
+        server = Server(workers=1, config_extra={"auth": {"secret": SECRET_OLD,
+                                                          "key_id": "k1"}})
+        try:
+            revoked = os.path.join(server.base, "revoked.txt")
+            keys = os.path.join(server.base, "keys")
+            os.makedirs(keys)
+            old_token = server.mint("old-key")
+            victim = server.mint("victim")
+            self.assertEqual(header_of(old_token)["kid"], "k1")
+            self.assertRegex(claims_of(old_token)["jti"], r"^[0-9a-f]{32}$")
+            self.assertNotEqual(claims_of(old_token)["jti"], claims_of(victim)["jti"])
+            self.assertEqual(server.single({}, token=victim)[0], 400)
+
+            # A bulk run in flight with the victim's token while the keys change.
+            folder = os.path.join(server.input_root, "many")
+            os.makedirs(folder)
+            for i in range(24):
+                source = os.path.join(server.input_root, "conc%d.dcm" % (i % 8))
+                with open(source, "rb") as src, \
+                        open(os.path.join(folder, "f%02d.dcm" % i), "wb") as dst:
+                    dst.write(src.read())
+            bulk = {}
+
+            def run_bulk():
+                bulk["response"] = server.request(
+                    "POST", "/bulk_inference",
+                    {"input_folder_path": folder,
+                     "output_folder_path": os.path.join(server.output_root, "many")},
+                    token=victim)
+            thread = threading.Thread(target=run_bulk)
+            thread.start()
+            time.sleep(0.05)
+
+            # Rotate: the new key signs, the old one still verifies; revoke the victim.
+            with open(os.path.join(keys, "k1.secret"), "w") as key:
+                key.write(SECRET_OLD + "\n")
+            with open(revoked, "w") as out:
+                out.write("# revoked tokens\n%s\n" % claims_of(victim)["jti"])
+            self.rewrite_config(server, {"secret": SECRET_NEW, "key_id": "k2",
+                                         "keys_dir": keys, "revoked": revoked})
+            self.assertNotIn("response", bulk)  # still running when the keys change
+            self.sighup(server)
+            self.assertTrue(any("1 revoked token IDs" in line and "2 keys" in line
+                                for line in server.log), "".join(server.log))
+            thread.join(timeout=300)
+            self.assertEqual(bulk["response"][0], 200, bulk)  # in flight: finished
+
+            new_token = server.mint("new-key")
+            self.assertEqual(header_of(new_token)["kid"], "k2")
+            for name, token in (("old kid", old_token), ("new kid", new_token)):
+                with self.subTest(name):
+                    self.assertEqual(server.single({}, token=token)[0], 400)
+            code, body = server.single({}, token=victim)
+            self.assertEqual((code, body["Message"]), (401, "Invalid token"))
+            now = int(time.time())
+            claims = {"sub": "x", "iat": now, "exp": now + 600}
+            unknown = make_jwt(claims, secret=SECRET_OLD)  # no kid: only the k2 key
+            self.assertEqual(server.single({}, token=unknown)[0], 401)
+
+            # End of rotation: the old key file removed, its tokens refused.
+            os.remove(os.path.join(keys, "k1.secret"))
+            self.sighup(server)
+            self.assertEqual(server.single({}, token=old_token)[0], 401)
+            self.assertEqual(server.single({}, token=new_token)[0], 400)
+
+            # A bad reload keeps the running keys.
+            with open(os.path.join(keys, "short.secret"), "w") as key:
+                key.write("short")
+            server.process.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: any("keeping the running keys" in line
+                                                 for line in server.log)))
+            self.assertEqual(server.single({}, token=new_token)[0], 400)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            server.remove()
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[1:])
