@@ -3,6 +3,7 @@
  * on the bounded queue (503 when full) and is resumed by the worker with its response, so slow
  * inference never blocks /ping or other connections. */
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -31,6 +32,9 @@ struct cxr_server {
     struct cxr_api_pool *pool;
     struct MHD_Daemon *daemon;
     uint16_t port;
+    /* PEM texts of [server] tls_certificate, tls_key, tls_client_ca (NUL-terminated), kept for
+     * the daemon's lifetime. */
+    struct cxr_buf tls_certificate, tls_key, tls_client_ca;
     atomic_uint in_flight; /* requests between the first handler call and completion */
 };
 
@@ -246,6 +250,22 @@ static void request_id_set(struct request *request)
         snprintf(request->request_id + 2 * i, 3, "%02x", random[i]);
 }
 
+/* Mutual TLS: libmicrohttpd asks for a client certificate when given a CA but does not require
+ * one; a connection without a certificate that the CA signed is refused here. */
+static bool client_certificate_valid(struct request *request)
+{
+    const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(request->connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == NULL || info->tls_session == NULL)
+        return false;
+    gnutls_session_t session = (gnutls_session_t)info->tls_session;
+    unsigned verdict = 0;
+    unsigned listed = 0;
+    if (gnutls_certificate_get_peers(session, &listed) == NULL || listed == 0)
+        return false;
+    return gnutls_certificate_verify_peers2(session, &verdict) == GNUTLS_E_SUCCESS && verdict == 0;
+}
+
 /* First call of a request: everything decided from the request line and headers alone. Returns
  * true when an answer was queued. */
 static bool first_call(struct request *request, const char *method, enum MHD_Result *result)
@@ -328,6 +348,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         request->start = cxr_api_now();
         snprintf(request->method, sizeof request->method, "%s", method);
         request_id_set(request);
+        if (server->tls_client_ca.len && !client_certificate_valid(request)) {
+            cxr_log(CXR_LOG_WARN,
+                    "request %s: refused: no client certificate signed by [server] "
+                    "tls_client_ca",
+                    request->request_id);
+            free(request);
+            *con_cls = NULL;
+            return MHD_NO; /* closes the connection: there is nobody to answer */
+        }
         request->body.max = server->config->limits.max_body_bytes;
         pthread_mutex_init(&request->lock, NULL);
         *con_cls = request;
@@ -444,6 +473,20 @@ CXR_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list args)
     cxr_log(CXR_LOG_WARN, "libmicrohttpd: %s", line);
 }
 
+static enum cxr_status read_pem(const char *path, const char *key, struct cxr_buf *pem,
+                                struct cxr_err *err)
+{
+    enum cxr_status status = cxr_file_read(path, 1 << 20, pem, err);
+    if (status == CXR_OK && (pem->len == 0 || memchr(pem->data, '\0', pem->len)))
+        status = cxr_err_set(err, CXR_ERR_INVALID_ARG, "TLS: [server] %s %s is not PEM text", key,
+                             path);
+    if (status == CXR_OK)
+        status = cxr_buf_append(pem, "", 1); /* libmicrohttpd takes a C string */
+    if (status != CXR_OK)
+        return cxr_err_set(err, status, "TLS: cannot read [server] %s %s", key, path);
+    return CXR_OK;
+}
+
 enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cxr_api *api,
                                       struct cxr_server **out, struct cxr_err *err)
 {
@@ -453,6 +496,9 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     server->config = config;
     server->api = api;
     atomic_init(&server->in_flight, 0);
+    server->tls_certificate = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
+    server->tls_key = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
+    server->tls_client_ca = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
     pthread_rwlock_init(&server->auth_lock, NULL);
     enum cxr_status status = cxr_http_auth_create(config, &server->auth, err);
     if (status == CXR_OK)
@@ -466,6 +512,20 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
         status = cxr_err_set(err, CXR_ERR_INVALID_ARG,
                              "config [server] address: '%s' is not an IPv4 address",
                              config->address);
+    bool tls = config->tls_certificate && config->tls_certificate[0];
+    if (status == CXR_OK && tls) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+            status = cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                                 "libmicrohttpd: built without HTTPS; [server] tls_certificate "
+                                 "cannot be used");
+        if (status == CXR_OK)
+            status = read_pem(config->tls_certificate, "tls_certificate", &server->tls_certificate,
+                              err);
+        if (status == CXR_OK)
+            status = read_pem(config->tls_key, "tls_key", &server->tls_key, err);
+        if (status == CXR_OK && config->tls_client_ca && config->tls_client_ca[0])
+            status = read_pem(config->tls_client_ca, "tls_client_ca", &server->tls_client_ca, err);
+    }
     if (status != CXR_OK) {
         cxr_http_server_stop(server, 0);
         return status;
@@ -475,7 +535,7 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     size_t memory = config->limits.max_header_bytes * 2 + 64 * 1024;
     server->daemon = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                    MHD_USE_ERROR_LOG,
+                    MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
             /* The logger first: libmicrohttpd warns about (and loses messages of) options
              * parsed before it. */
             config->port, NULL, NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -483,7 +543,13 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
             (unsigned)config->http_threads, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)config->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)config->request_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-            MHD_OPTION_NOTIFY_COMPLETED, completed, server, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_COMPLETED, completed, server,
+            /* The TLS options last: MHD_OPTION_END ends the list where TLS is off. */
+            tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+            (const char *)server->tls_certificate.data, MHD_OPTION_HTTPS_MEM_KEY,
+            (const char *)server->tls_key.data,
+            server->tls_client_ca.len ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+            (const char *)server->tls_client_ca.data, MHD_OPTION_END);
     if (server->daemon == NULL) {
         cxr_http_server_stop(server, 0);
         return cxr_err_set(err, CXR_ERR_IO,
@@ -534,6 +600,11 @@ void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
     cxr_http_metrics_destroy(server->metrics);
     cxr_http_auth_destroy(server->auth);
     pthread_rwlock_destroy(&server->auth_lock);
+    cxr_buf_release(&server->tls_certificate);
+    if (server->tls_key.data)
+        memset(server->tls_key.data, 0, server->tls_key.len);
+    cxr_buf_release(&server->tls_key);
+    cxr_buf_release(&server->tls_client_ca);
     free(server);
 }
 

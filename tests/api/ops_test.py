@@ -289,5 +289,95 @@ class Keys(unittest.TestCase):
             server.remove()
 
 
+def openssl(*args):
+    import subprocess
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_certificates(folder):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
+    ca_key, ca = os.path.join(folder, "ca.key"), os.path.join(folder, "ca.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=cxrd test CA")
+    made = {"ca": ca}
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage="
+                                       "serverAuth"),
+                            ("client", "extendedKeyUsage=clientAuth")):
+        key, request = os.path.join(folder, name + ".key"), os.path.join(folder, name + ".csr")
+        certificate, extfile = (os.path.join(folder, name + ".pem"),
+                                os.path.join(folder, name + ".ext"))
+        with open(extfile, "w") as out:
+            out.write(extension + "\n")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key, "-out", request, "-subj", "/CN=cxrd test " + name)
+        openssl("x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key,
+                "-CAcreateserial", "-out", certificate, "-days", "2", "-extfile", extfile)
+        made[name] = (certificate, key)
+    return made
+
+
+class Tls(unittest.TestCase):
+    def https(self, server, ca, path="/ping", client=None, token=None):
+        import http.client
+        import ssl
+        context = ssl.create_default_context(cafile=ca)
+        if client:
+            context.load_cert_chain(*client)
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context,
+                                                 timeout=30)
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = token
+        connection.request("POST" if token else "GET", path, body="{}" if token else None,
+                           headers=headers)
+        response = connection.getresponse()
+        body = json.loads(response.read().decode())
+        connection.close()
+        return response.status, body
+
+    def test_https_and_plain_http_refused(self):
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="cxr-tls-")
+        made = make_certificates(folder)
+        server = Server(config_extra={"server": {"tls_certificate": made["server"][0],
+                                                 "tls_key": made["server"][1]}})
+        try:
+            self.assertEqual(self.https(server, made["ca"]), (200, {"status": "ok"}))
+            code, body = self.https(server, made["ca"], "/single_inference", token=server.token)
+            self.assertEqual((code, body["Message"]),
+                             (400, "input_image_path is required in the request"))
+            with self.assertRaises(Exception):
+                code, _ = server.request("GET", "/ping", token=None, timeout=10)
+                raise AssertionError("plain HTTP answered %s" % code)
+        finally:
+            server.stop()
+            server.remove()
+
+    def test_mutual_tls(self):
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="cxr-tls-")
+        made = make_certificates(folder)
+        server = Server(config_extra={"server": {"tls_certificate": made["server"][0],
+                                                 "tls_key": made["server"][1],
+                                                 "tls_client_ca": made["ca"]}})
+        try:
+            self.assertEqual(self.https(server, made["ca"], client=made["client"]),
+                             (200, {"status": "ok"}))
+            with self.assertRaises(Exception):
+                self.https(server, made["ca"])  # no client certificate
+            # A client certificate from another CA is refused too.
+            other = make_certificates(tempfile.mkdtemp(prefix="cxr-tls-other-"))
+            with self.assertRaises(Exception):
+                self.https(server, made["ca"], client=other["client"])
+        finally:
+            server.stop()
+            server.remove()
+
+    def test_half_configured_refused(self):
+        with self.assertRaises(RuntimeError) as refused:
+            Server(config_extra={"server": {"tls_certificate": "/nonexistent.pem"}})
+        self.assertIn("tls_certificate and tls_key: set both or neither", str(refused.exception))
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[1:])
