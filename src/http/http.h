@@ -64,6 +64,10 @@ enum cxr_status cxr_http_metrics_render(struct cxr_metrics *metrics, uint32_t qu
                                         uint32_t running, uint32_t connections,
                                         struct cxr_buf *out);
 
+/* ---- The OpenAPI document (docs/openapi.yaml as JSON, generated at build time) ---- */
+extern const char cxr_http_openapi_json[];
+extern const size_t cxr_http_openapi_json_size;
+
 /* ---- Server (http_server.c) ---- */
 struct cxr_server;
 

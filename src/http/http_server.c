@@ -19,9 +19,9 @@
 
 #include "http/http.h"
 
-enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OTHER };
-static const char *const route_names[] = {"ping", "metrics", "single_inference", "bulk_inference",
-                                          "other"};
+enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OPENAPI, ROUTE_OTHER };
+static const char *const route_names[] = {"ping",           "metrics", "single_inference",
+                                          "bulk_inference", "openapi", "other"};
 
 struct cxr_server {
     const struct cxr_config *config;
@@ -200,6 +200,8 @@ static enum route route_of(const char *url)
         return ROUTE_SINGLE;
     if (strcmp(url, "/bulk_inference") == 0)
         return ROUTE_BULK;
+    if (strcmp(url, "/openapi.json") == 0)
+        return ROUTE_OPENAPI;
     return ROUTE_OTHER;
 }
 
@@ -286,6 +288,12 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
         static const char ok[] = "{\"status\": \"ok\"}";
         *result = get ? send_text(request, 200, "application/json", ok, sizeof ok - 1)
                       : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /ping");
+        return true;
+    }
+    if (request->route == ROUTE_OPENAPI) {
+        *result = get ? send_text(request, 200, "application/json", cxr_http_openapi_json,
+                                  cxr_http_openapi_json_size)
+                      : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /openapi.json");
         return true;
     }
     if (request->route == ROUTE_OTHER) {
