@@ -48,9 +48,10 @@ struct cxr_config {
     char *jwt_public_key;
     char *jwt_private_key; /* only for `cxrd token` with RS256/ES256 */
     uint64_t token_ttl_s;
-    char *jwt_key_id;   /* kid of the key above: set in minted tokens; "" = none */
-    char *jwt_keys_dir; /* more verification keys, one file per kid: <kid>.secret or <kid>.pem */
-    char *jwt_revoked;  /* file of revoked token IDs (jti), one a line; "" = none */
+    char *jwt_secret_file; /* HS256 secret in a file (when neither secret nor the env is set) */
+    char *jwt_key_id;      /* kid of the key above: set in minted tokens; "" = none */
+    char *jwt_keys_dir;    /* more verification keys, one file per kid: <kid>.secret or <kid>.pem */
+    char *jwt_revoked;     /* file of revoked token IDs (jti), one a line; "" = none */
     /* [audit] */
     char *audit_database;
     /* [report] */

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -28,8 +29,10 @@ static void reload(const char *config_path, struct cxr_server *server)
 {
     struct cxr_config fresh;
     struct cxr_err err = CXR_ERR_INIT;
+    sd_notify(0, "RELOADING=1");
     if (cxr_config_load(config_path, &fresh, &err) != CXR_OK) {
         cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running configuration: %s", err.message);
+        sd_notify(0, "READY=1");
         return;
     }
     if (cxr_http_server_reload_auth(server, &fresh, &err) != CXR_OK) {
@@ -45,6 +48,7 @@ static void reload(const char *config_path, struct cxr_server *server)
                 fresh.log_level, fresh.log_format);
     }
     cxr_config_release(&fresh);
+    sd_notify(0, "READY=1");
 }
 
 int cxr_cli_serve(int argc, char **argv)
@@ -109,12 +113,17 @@ int cxr_cli_serve(int argc, char **argv)
             config.address, (unsigned)cxr_http_server_port(server), config.model_path,
             cxr_api_model_version(api), config.workers, config.queue_size);
     cxr_log(CXR_LOG_INFO, "thresholds: %s", cxr_api_thresholds_used(api));
+    /* Under systemd (Type=notify): ready only now that the model is loaded and the port open.
+     * Without NOTIFY_SOCKET this does nothing. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving on port %u, model %s",
+               (unsigned)cxr_http_server_port(server), cxr_api_model_version(api));
 
     int received = 0;
     while (sigwait(&stop_signals, &received) == 0 && received == SIGHUP)
         reload(config_path, server);
     cxr_log(CXR_LOG_INFO, "cxrd serve: %s received, finishing requests in flight",
             received == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify(0, "STOPPING=1\nSTATUS=finishing requests in flight");
     cxr_http_server_stop(server, config.shutdown_grace_s);
     cxr_api_destroy(api);
     cxr_report_shutdown(); /* every worker has joined: free the font caches */
