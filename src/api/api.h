@@ -37,6 +37,12 @@ struct cxr_audit *cxr_api_audit(struct cxr_api *api);
 /* Which thresholds results use: "model's own" or "site calibration of <date>" (and, under
  * [thresholds] allow_model_change, the model version they were made for). */
 const char *cxr_api_thresholds_used(const struct cxr_api *api);
+/* Replaces the site thresholds ([thresholds] of a reloaded config, SIGHUP) after the jobs
+ * running now finish: findings the section does not name go back to the model's own. The
+ * threshold guard applies as at start; on failure the running thresholds stay. Thread safe. */
+enum cxr_status cxr_api_thresholds_reload(struct cxr_api *api,
+                                          const struct cxr_site_thresholds *site,
+                                          struct cxr_err *err);
 /* The threshold in use for a finding (API index); NAN outside 0..10. */
 double cxr_api_model_threshold(const struct cxr_api *api, int finding);
 

@@ -1,7 +1,7 @@
 /* `cxrd serve --config FILE`: loads the configuration and the model (refusing to start without
  * one), serves the v1 API until SIGTERM or SIGINT, then shuts down gracefully: no new
  * connections, requests in flight finished and answered. SIGHUP re-reads FILE for the auth
- * keys, the revocation list, the log level and format, without stopping. */
+ * keys, the revocation list, the site thresholds, the log level and format, without stopping. */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,13 +19,14 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: cxrd serve --config FILE\n\n"
             "Serves the v1 HTTP API (POST /single_inference, POST /bulk_inference, GET /ping,\n"
-            "GET /metrics) as configured in FILE (see README, \"Configuration\"). Stops\n"
+            "GET /metrics, GET /openapi.json) as configured in FILE (see README, "
+            "\"Configuration\"). Stops\n"
             "gracefully on SIGTERM or SIGINT. SIGHUP reloads the auth keys ([auth] secret,\n"
-            "public_key, key_id, keys_dir), the revocation list ([auth] revoked), log_level\n"
-            "and log_format; other changes need a restart.\n");
+            "public_key, key_id, keys_dir), the revocation list ([auth] revoked), the\n"
+            "[thresholds] section, log_level and log_format; other changes need a restart.\n");
 }
 
-static void reload(const char *config_path, struct cxr_server *server)
+static void reload(const char *config_path, struct cxr_api *api, struct cxr_server *server)
 {
     struct cxr_config fresh;
     struct cxr_err err = CXR_ERR_INIT;
@@ -47,6 +48,12 @@ static void reload(const char *config_path, struct cxr_server *server)
         cxr_log(CXR_LOG_INFO, "SIGHUP: reloaded %s (log_level %s, log_format %s)", config_path,
                 fresh.log_level, fresh.log_format);
     }
+    struct cxr_err thresholds_err = CXR_ERR_INIT;
+    if (cxr_api_thresholds_reload(api, &fresh.thresholds, &thresholds_err) != CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running thresholds (%s): %s",
+                cxr_api_thresholds_used(api), thresholds_err.message);
+    else
+        cxr_log(CXR_LOG_INFO, "SIGHUP: thresholds: %s", cxr_api_thresholds_used(api));
     cxr_config_release(&fresh);
     sd_notify(0, "READY=1");
 }
@@ -120,7 +127,7 @@ int cxr_cli_serve(int argc, char **argv)
 
     int received = 0;
     while (sigwait(&stop_signals, &received) == 0 && received == SIGHUP)
-        reload(config_path, server);
+        reload(config_path, api, server);
     cxr_log(CXR_LOG_INFO, "cxrd serve: %s received, finishing requests in flight",
             received == SIGTERM ? "SIGTERM" : "SIGINT");
     sd_notify(0, "STOPPING=1\nSTATUS=finishing requests in flight");

@@ -289,6 +289,51 @@ class Keys(unittest.TestCase):
             server.remove()
 
 
+class Thresholds(unittest.TestCase):
+    """SIGHUP applies a changed [thresholds] section; the guard still refuses another version."""
+
+    def test_reload_thresholds(self):
+        server = Server()
+        try:
+            body = {"input_image_path": os.path.join(server.input_root, "pat001.dcm"),
+                    "save_to_disk": False}
+            code, first = server.single(body)
+            self.assertEqual(code, 200, first)
+            version = first["Data"]["metadata"]["model_version"]
+            self.assertNotEqual(first["Data"]["result"], "Normal")  # something to switch off
+            with open(server.config) as config:
+                base = config.read()
+
+            def reload(section, expect):
+                count = sum(expect in line for line in server.log)
+                with open(server.config, "w") as config:
+                    config.write(base + section)
+                server.process.send_signal(signal.SIGHUP)
+                self.assertTrue(wait_for(lambda: sum(expect in line for line in server.log)
+                                         > count), "".join(server.log))
+
+            names = [finding["name"] for finding in first["Data"]["findings"]]
+            off = "".join("%s = 1.5\n" % name for name in names)
+            reload("[thresholds]\nmodel_version = %s\ncalibrated = 2026-12-03\n%s" %
+                   (version, off), "SIGHUP: thresholds: site calibration of 2026-12-03")
+            code, changed = server.single(body)
+            self.assertEqual(changed["Data"]["result"], "Normal")
+            self.assertFalse(any(f["presence"] for f in changed["Data"]["findings"]))
+            self.assertEqual([f["confidence"] for f in changed["Data"]["findings"]],
+                             [f["confidence"] for f in first["Data"]["findings"]])
+
+            reload("[thresholds]\nmodel_version = other-model-9\n%s" % off,
+                   "SIGHUP: keeping the running thresholds")
+            self.assertEqual(server.single(body)[1]["Data"]["result"], "Normal")
+
+            reload("", "SIGHUP: thresholds: model's own")
+            code, back = server.single(body)
+            self.assertEqual(back["Data"], first["Data"])
+        finally:
+            self.assertEqual(server.stop(), 0)
+            server.remove()
+
+
 def openssl(*args):
     import subprocess
     subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
