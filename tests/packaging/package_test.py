@@ -76,6 +76,8 @@ class Package(unittest.TestCase):
             run("sh", "-n", path)
 
     def test_no_build_tree_path_in_binary(self):
+        if os.environ.get("CXR_SANITIZED") == "1":
+            self.skipTest("a sanitizer build names its source files for its diagnostics")
         with open(os.path.join(self.root, "usr/bin/cxrd"), "rb") as binary:
             data = binary.read()
         for tree in {os.path.realpath(SOURCE), os.path.realpath(BUILD)}:
