@@ -3,6 +3,7 @@
 #define CXR_API_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "api/api.h"
 #include "model/model.h"
@@ -16,6 +17,10 @@ struct cxr_api {
     char *input_root_real;
     char *output_root_real;
     char thresholds_used[256]; /* cxr_api_thresholds_used */
+    /* Held for reading by every job from prediction to audit row, for writing by
+     * cxr_api_thresholds_reload: a result never mixes two sets of thresholds. */
+    pthread_rwlock_t thresholds_lock;
+    double model_thresholds[CXR_FINDING_COUNT]; /* the model's own, before [thresholds] */
 };
 
 /* snprintf for messages that may be cut at the buffer's end on purpose. */
