@@ -85,6 +85,13 @@ void cxr_image_resampler_run_u8(struct cxr_image_resampler *resampler, const uin
 void cxr_image_resampler_run_f32(struct cxr_image_resampler *resampler, const float *pixels,
                                  cxr_image_row_fn sink, void *context);
 
+/* Area averaging by an integer factor, the resampler's fast case for 8-bit samples: out
+ * (ceil(width / factor) x ceil(height / factor) x channels bytes, the caller's) gets the rounded
+ * mean of each factor x factor cell; cells on the right and bottom edges may be smaller. */
+enum cxr_status cxr_image_box_shrink(const uint8_t *pixels, uint32_t channels, uint32_t width,
+                                     uint32_t height, uint32_t factor, uint8_t *out,
+                                     struct cxr_err *err);
+
 /* Resizes the whole image to out_width x out_height with the resampler above (the aspect
  * ratio is not kept) and writes tensor[y * out_width + x] =
  * pixel * scale + offset. tensor has out_width * out_height floats, owned by the caller. */

@@ -10,37 +10,6 @@
 
 #include "report/report_pdf_internal.h"
 
-struct byte_sink {
-    uint8_t *out;
-    size_t row_values;
-};
-
-static void byte_row(void *context, uint32_t y, const float *row)
-{
-    struct byte_sink *sink = context;
-    cxr_report_bytes_from_floats(row, sink->row_values, 1.0f,
-                                 sink->out + (size_t)y * sink->row_values);
-}
-
-/* Box-filter shrink by an integer factor with image/'s resampler: each output pixel is the
- * rounded mean of a factor x factor cell (cells on the right and bottom edges may be smaller).
- * An integer factor keeps every cell the same size; the printed size is set by the page. */
-static enum cxr_status shrink(const uint8_t *pixels, uint32_t channels, uint32_t width,
-                              uint32_t height, uint32_t factor, uint32_t out_width,
-                              uint32_t out_height, uint8_t *out, struct cxr_err *err)
-{
-    struct cxr_image_resampler *resampler = NULL;
-    enum cxr_status status = cxr_image_resampler_create_extent(
-            width, height, channels, out_width, out_height, (double)out_width * factor,
-            (double)out_height * factor, &resampler, err);
-    if (status != CXR_OK)
-        return status;
-    struct byte_sink sink = {out, (size_t)out_width * channels};
-    cxr_image_resampler_run_u8(resampler, pixels, byte_row, &sink);
-    cxr_image_resampler_destroy(resampler);
-    return CXR_OK;
-}
-
 enum cxr_status cxr_report_gray_shrink(const struct cxr_gray8 *source, uint32_t max_side,
                                        struct cxr_gray8 *out, struct cxr_err *err)
 {
@@ -54,8 +23,8 @@ enum cxr_status cxr_report_gray_shrink(const struct cxr_gray8 *source, uint32_t 
     uint8_t *pixels = malloc((size_t)width * height);
     if (pixels == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory shrinking the image");
-    enum cxr_status status = shrink(source->pixels, 1, source->width, source->height, factor, width,
-                                    height, pixels, err);
+    enum cxr_status status = cxr_image_box_shrink(source->pixels, 1, source->width, source->height,
+                                                  factor, pixels, err);
     if (status != CXR_OK) {
         free(pixels);
         return status;
@@ -140,7 +109,7 @@ enum cxr_status cxr_report_surface_from_pixels(const uint8_t *pixels, uint32_t c
     if (small == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory shrinking the image");
     enum cxr_status status =
-            shrink(pixels, channels, width, height, factor, out_width, out_height, small, err);
+            cxr_image_box_shrink(pixels, channels, width, height, factor, small, err);
     if (status != CXR_OK) {
         free(small);
         return status;
