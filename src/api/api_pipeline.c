@@ -36,6 +36,7 @@ enum side_kind { SIDE_SOURCE_PNG, SIDE_PDF };
 
 struct side_job {
     enum side_kind kind;
+    enum cxr_image_png_compression png_compression;
     struct run_state *state;
     struct cxr_report_info info;
     pthread_t thread;
@@ -52,7 +53,8 @@ static void *side_main(void *arg)
     double start = cxr_api_now();
     struct run_state *state = job->state;
     if (job->kind == SIDE_SOURCE_PNG) {
-        job->status = cxr_image_png_encode_gray8(&state->source, &state->source_png, &job->err);
+        job->status = cxr_image_png_encode_gray8(&state->source, job->png_compression,
+                                                 &state->source_png, &job->err);
     } else {
         job->status = cxr_report_pdf_render(&job->info, &state->prediction, &state->source,
                                             &state->pdf, &job->err);
@@ -389,6 +391,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     source_png.kind = SIDE_SOURCE_PNG;
     source_png.state = &state;
+    source_png.png_compression = api->config->png_compression;
     if (!job->predict_only)
         side_start(&source_png);
 
@@ -458,7 +461,8 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     start = cxr_api_now();
     if (!normal)
-        status = cxr_image_png_encode_rgb8(&state.heatmap, &state.heatmap_png, &err);
+        status = cxr_image_png_encode_rgb8(&state.heatmap, api->config->png_compression,
+                                           &state.heatmap_png, &err);
     double heatmap_png_seconds = cxr_api_now() - start;
     enum cxr_status source_status = side_join(&source_png);
     result->stage_seconds[CXR_STAGE_PNG] = heatmap_png_seconds + source_png.seconds;
