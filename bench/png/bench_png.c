@@ -4,7 +4,9 @@
  * of N runs, bytes, and both as ratios to the previous default (zlib level 1, Z_RLE, SUB).
  * Every output is decoded again with libspng and compared with the pixels.
  *
- * Usage: bench_png IMAGE.dcm MODEL.onnx [RUNS] */
+ * Usage: bench_png IMAGE.dcm MODEL.onnx [RUNS] [presets]
+ * (presets: only the reference and the two presets of [report] png_compression) */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,11 +106,12 @@ static int measure(const uint8_t *pixels, uint32_t width, uint32_t height, uint3
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: bench_png IMAGE.dcm MODEL.onnx [RUNS]\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: bench_png IMAGE.dcm MODEL.onnx [RUNS] [presets]\n");
         return 2;
     }
-    int runs = argc == 4 ? atoi(argv[3]) : 5;
+    int runs = argc >= 4 ? atoi(argv[3]) : 5;
+    bool presets_only = argc == 5 && strcmp(argv[4], "presets") == 0;
     if (runs < 1 || runs > 64)
         return 2;
     struct cxr_limits limits = cxr_limits_default();
@@ -145,22 +148,29 @@ int main(int argc, char **argv)
     /* The reference first: the previous default. */
     settings[count++] =
             (struct setting){"zlib", {CXR_IMAGE_PNG_ZLIB, CXR_IMAGE_PNG_FILTER_SUB, 1, Z_RLE}};
-    for (size_t f = 0; f < 5; f++)
+    for (size_t f = 0; f < 5 && !presets_only; f++)
         if (filters[f] != CXR_IMAGE_PNG_FILTER_SUB)
             settings[count++] =
                     (struct setting){"zlib", {CXR_IMAGE_PNG_ZLIB, filters[f], 1, Z_RLE}};
+    if (presets_only) {
+        count = 1;
+        settings[count++] =
+                (struct setting){"fast", cxr_image_png_options_preset(CXR_IMAGE_PNG_FAST)};
+        settings[count++] =
+                (struct setting){"small", cxr_image_png_options_preset(CXR_IMAGE_PNG_SMALL)};
+    }
     static const int strategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_RLE};
-    for (int level = 1; level <= 6; level++)
+    for (int level = 1; level <= 6 && !presets_only; level++)
         for (size_t s = 0; s < 3; s++)
             if (!(level == 1 && strategies[s] == Z_RLE))
                 settings[count++] = (struct setting){
                         "zlib",
                         {CXR_IMAGE_PNG_ZLIB, CXR_IMAGE_PNG_FILTER_SUB, level, strategies[s]}};
-    for (size_t f = 0; f < 5; f++)
+    for (size_t f = 0; f < 5 && !presets_only; f++)
         settings[count++] = (struct setting){
                 "libdeflate", {CXR_IMAGE_PNG_LIBDEFLATE, filters[f], 1, Z_DEFAULT_STRATEGY}};
     static const int libdeflate_levels[] = {2, 3, 4, 6, 9};
-    for (size_t l = 0; l < 5; l++)
+    for (size_t l = 0; l < 5 && !presets_only; l++)
         for (size_t f = 1; f <= 3; f += 1)
             settings[count++] = (struct setting){"libdeflate",
                                                  {CXR_IMAGE_PNG_LIBDEFLATE, filters[f],
