@@ -403,6 +403,23 @@ static double now_ms(void)
     return (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
 }
 
+static void yield_task(void *context, size_t index)
+{
+    (void)context;
+    (void)index;
+}
+
+/* pthreadpool's workers spin for a while (up to about a million pause instructions) waiting
+ * for the next operator, which inside a pass saves a wake-up per operator but after the last
+ * one only burns a core that other requests' PNG and PDF work could use. One empty task with
+ * PTHREADPOOL_FLAG_YIELD_WORKERS sends them straight to sleep. */
+static void yield_workers(pthreadpool_t pool)
+{
+    size_t threads = pool ? pthreadpool_get_threads_count(pool) : 1;
+    if (threads > 1)
+        pthreadpool_parallelize_1d(pool, yield_task, NULL, threads, PTHREADPOOL_FLAG_YIELD_WORKERS);
+}
+
 enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err)
 {
     double start = model->profile_ms ? now_ms() : 0.0;
@@ -435,10 +452,13 @@ enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err)
             }
         } else {
             enum cxr_status status = run_node(model, &model->nodes[step->index], err);
-            if (status != CXR_OK)
+            if (status != CXR_OK) {
+                yield_workers(model->runtime->pool);
                 return status;
+            }
         }
     }
+    yield_workers(model->runtime->pool);
     if (model->profile_ms && model->step_count > 0) {
         model->profile_ms[model->step_count - 1] += now_ms() - start;
         model->profile_runs++;
