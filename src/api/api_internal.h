@@ -2,6 +2,8 @@
 #ifndef CXR_API_INTERNAL_H
 #define CXR_API_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include <jansson.h>
 
 #include "api/api.h"
@@ -16,6 +18,7 @@ struct cxr_api {
     char *input_root_real;
     char *output_root_real;
     char thresholds_used[256]; /* cxr_api_thresholds_used */
+    atomic_uint jobs_running;  /* cxr_api_job_run calls in progress (api_pipeline.c) */
 };
 
 /* snprintf for messages that may be cut at the buffer's end on purpose. */

@@ -338,6 +338,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     struct cxr_err err = CXR_ERR_INIT;
     char message[1024];
     struct side_job source_png = {0}, pdf = {0};
+    atomic_fetch_add(&api->jobs_running, 1);
 
     double start = cxr_api_now();
     enum cxr_status status =
@@ -395,6 +396,9 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
     if (!job->predict_only)
         side_start(&source_png);
 
+    /* Alone, a forward pass uses every core; with other requests in flight it runs on this
+     * thread only, so the cores go to their work rather than to the pool's spinning. */
+    cxr_nn_runtime_set_parallel(api->runtime, atomic_load(&api->jobs_running) <= 1);
     start = cxr_api_now();
     status = cxr_model_predict(api->model, &state.source, &state.prediction, &err);
     result->stage_seconds[CXR_STAGE_INFER] = cxr_api_now() - start;
@@ -512,4 +516,5 @@ done:
     if (result->status == 500)
         cxr_log(CXR_LOG_ERROR, "%s: %s", job->input_path, result->cause);
     state_release(&state);
+    atomic_fetch_sub(&api->jobs_running, 1);
 }
