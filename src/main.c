@@ -1,6 +1,5 @@
 /* The cxrd command: a thin dispatcher over the subcommands, each implemented in the library
  * (src/cli/) so tests link the same code. Exit status: 0 success, 1 failure, 2 usage error. */
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,12 +50,6 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return 2;
     }
-    /* A request allocates tens of MB in blocks of MBs (the DICOM file, the images, the PNG
-     * filter and deflate buffers). glibc's dynamic mmap threshold would soon serve such blocks
-     * from per-thread arenas that keep them after free, so the peak RSS of `serve` grew with
-     * the number of workers (314 MiB at 4 workers in bench/api); a fixed threshold maps them
-     * and gives them back at free (193 MiB in the same run). */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         print_usage(stdout);
