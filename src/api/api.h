@@ -37,6 +37,12 @@ struct cxr_audit *cxr_api_audit(struct cxr_api *api);
 /* Which thresholds results use: "model's own" or "site calibration of <date>" (and, under
  * [thresholds] allow_model_change, the model version they were made for). */
 const char *cxr_api_thresholds_used(const struct cxr_api *api);
+/* Replaces the site thresholds ([thresholds] of a reloaded config, SIGHUP) after the jobs
+ * running now finish: findings the section does not name go back to the model's own. The
+ * threshold guard applies as at start; on failure the running thresholds stay. Thread safe. */
+enum cxr_status cxr_api_thresholds_reload(struct cxr_api *api,
+                                          const struct cxr_site_thresholds *site,
+                                          struct cxr_err *err);
 /* The threshold in use for a finding (API index); NAN outside 0..10. */
 double cxr_api_model_threshold(const struct cxr_api *api, int finding);
 
@@ -44,10 +50,10 @@ double cxr_api_model_threshold(const struct cxr_api *api, int finding);
 double cxr_api_now(void);
 
 /* POST /single_inference with the body already parsed as a JSON object. subject is the token
- * subject for the audit log. Always fills response (every failure is a response too), writes
- * one audit row. */
+ * subject and request_id the request's X-Request-Id (may be NULL), both for the audit log.
+ * Always fills response (every failure is a response too), writes one audit row. */
 void cxr_api_single_inference(struct cxr_api *api, struct json_t *body, const char *subject,
-                              struct cxr_api_response *response);
+                              const char *request_id, struct cxr_api_response *response);
 
 /* ---- POST /bulk_inference (api_bulk.c) ----
  * Validation happens at once; the files are then processed by tasks submitted to a pool, and
@@ -56,8 +62,8 @@ typedef void (*cxr_api_bulk_done)(struct cxr_api_response *response, void *conte
 /* Returns true when the request was accepted and done() will be called later; false when the
  * request failed validation and response is filled now. */
 bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, struct json_t *body,
-                            const char *subject, cxr_api_bulk_done done, void *context,
-                            struct cxr_api_response *response);
+                            const char *subject, const char *request_id, cxr_api_bulk_done done,
+                            void *context, struct cxr_api_response *response);
 
 /* True when id is a safe folder name: 1 to 64 characters of A-Z a-z 0-9 . _ - and not starting
  * with a dot. */

@@ -39,6 +39,8 @@ static const char predictions_column[] = "ALTER TABLE audit ADD COLUMN predictio
                                          " DEFAULT '';";
 static const char thresholds_column[] = "ALTER TABLE audit ADD COLUMN thresholds TEXT NOT NULL"
                                         " DEFAULT '';";
+static const char request_id_column[] = "ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL"
+                                        " DEFAULT '';";
 static const char sop_index[] = "CREATE INDEX IF NOT EXISTS audit_sop ON audit (sop_instance_uid);";
 
 static bool has_column(sqlite3 *db, const char *column)
@@ -73,14 +75,16 @@ enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct 
         rc = sqlite3_exec(audit->db, predictions_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !has_column(audit->db, "thresholds"))
         rc = sqlite3_exec(audit->db, thresholds_column, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has_column(audit->db, "request_id"))
+        rc = sqlite3_exec(audit->db, request_id_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, sop_index, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(audit->db,
                                 "INSERT INTO audit (time, subject, route, input_path,"
                                 " sop_instance_uid, patient_id, result, status, duration_ms,"
-                                " message, predictions, thresholds)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                " message, predictions, thresholds, request_id)"
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &audit->insert, NULL);
     if (rc != SQLITE_OK) {
         enum cxr_status status =
@@ -133,6 +137,7 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     bind_text(insert, 10, record->message);
     bind_text(insert, 11, record->predictions);
     bind_text(insert, 12, record->thresholds);
+    bind_text(insert, 13, record->request_id);
     int rc = sqlite3_step(insert);
     sqlite3_reset(insert);
     sqlite3_clear_bindings(insert);

@@ -23,6 +23,7 @@ struct cxr_audit_record {
     const char *predictions; /* the predictions JSON of a result, "" otherwise */
     const char *thresholds;  /* which thresholds a result used ("model's own", "site
                                 calibration of 2026-12-03"), "" otherwise */
+    const char *request_id;  /* the HTTP request's X-Request-Id, "" for the CLI */
 };
 
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);

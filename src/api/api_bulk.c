@@ -17,6 +17,7 @@ struct bulk_run {
     struct cxr_api *api;
     struct cxr_api_pool *pool;
     char *subject;
+    char *request_id;
     char *input_shown;
     char *output_folder;
     char *output_shown;
@@ -36,6 +37,7 @@ static void run_destroy(struct bulk_run *run)
 {
     cxr_api_file_list_release(&run->files);
     free(run->subject);
+    free(run->request_id);
     free(run->input_shown);
     free(run->output_folder);
     free(run->output_shown);
@@ -88,6 +90,7 @@ static void finish(struct bulk_run *run)
     }
     struct cxr_audit_record record = {
             .subject = run->subject,
+            .request_id = run->request_id,
             .route = "bulk_inference",
             .input_path = run->input_shown,
             .status = 200,
@@ -150,8 +153,8 @@ static void process(struct bulk_run *run, const char *path)
         cxr_log(CXR_LOG_ERROR, "bulk: out of memory recording %s", path);
     if (result.status == 200 && result.gate_flagged)
         record_flag(run, path, result.message);
-    cxr_api_audit_result(run->api, run->subject, "bulk_inference/file", path, &result,
-                         (cxr_api_now() - start) * 1000.0);
+    cxr_api_audit_result(run->api, run->subject, run->request_id, "bulk_inference/file", path,
+                         &result, (cxr_api_now() - start) * 1000.0);
     cxr_api_result_release(&result);
 }
 
@@ -196,8 +199,8 @@ static bool fail(struct cxr_api_response *response, enum cxr_api_error error, co
 }
 
 bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json_t *body,
-                            const char *subject, cxr_api_bulk_done done, void *context,
-                            struct cxr_api_response *response)
+                            const char *subject, const char *request_id, cxr_api_bulk_done done,
+                            void *context, struct cxr_api_response *response)
 {
     char message[1024];
     json_t *input = json_object_get(body, "input_folder_path");
@@ -258,10 +261,12 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     run->context = context;
     run->output_folder = output_resolved;
     run->subject = strdup(subject ? subject : "");
+    run->request_id = strdup(request_id ? request_id : "");
     run->input_shown = input_resolved; /* files are reported relative to the resolved folder */
     run->output_shown = strdup(output_shown);
-    status =
-            run->subject && run->output_shown ? cxr_api_ledger_create(&run->ledger) : CXR_ERR_NOMEM;
+    status = run->subject && run->request_id && run->output_shown
+                     ? cxr_api_ledger_create(&run->ledger)
+                     : CXR_ERR_NOMEM;
     if (status == CXR_OK)
         status = cxr_api_file_list_scan(&run->files, input_resolved, run->max);
     run->count = run->files.count;

@@ -6,14 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "image/image.h"
 #include "report/report.h"
 
-#ifndef CXR_DEFAULT_MODEL_PATH
-#define CXR_DEFAULT_MODEL_PATH "models/cxr-default.onnx"
-#endif
+/* Where the default model lives relative to the executable's folder (installed: /usr/bin ->
+ * /usr/share/cxrd; the build tree has the same layout), and the fallback. */
+#define DEFAULT_MODEL_RELATIVE "../share/cxrd/cxr-default.onnx"
+#define DEFAULT_MODEL_FALLBACK "/usr/share/cxrd/cxr-default.onnx"
 
 enum key_type {
     KEY_STRING,
@@ -46,6 +48,10 @@ static const struct key_spec keys[] = {
         {"server", "request_timeout", KEY_DURATION32, FIELD(request_timeout_s), 1, 86400},
         {"server", "shutdown_grace", KEY_DURATION32, FIELD(shutdown_grace_s), 0, 86400},
         {"server", "log_level", KEY_STRING, FIELD(log_level), 0, 0},
+        {"server", "log_format", KEY_STRING, FIELD(log_format), 0, 0},
+        {"server", "tls_certificate", KEY_PATH, FIELD(tls_certificate), 0, 0},
+        {"server", "tls_key", KEY_PATH, FIELD(tls_key), 0, 0},
+        {"server", "tls_client_ca", KEY_PATH, FIELD(tls_client_ca), 0, 0},
         {"limits", "max_body", KEY_SIZE, FIELD(limits.max_body_bytes), 64, (uint64_t)1 << 30},
         {"limits", "max_header", KEY_SIZE, FIELD(limits.max_header_bytes), 1024, 1 << 20},
         {"limits", "max_file", KEY_SIZE, FIELD(limits.max_file_bytes), 1024, (uint64_t)1 << 40},
@@ -61,6 +67,10 @@ static const struct key_spec keys[] = {
         {"auth", "public_key", KEY_PATH, FIELD(jwt_public_key), 0, 0},
         {"auth", "private_key", KEY_PATH, FIELD(jwt_private_key), 0, 0},
         {"auth", "token_ttl", KEY_DURATION, FIELD(token_ttl_s), 60, (uint64_t)3650 * 86400},
+        {"auth", "secret_file", KEY_PATH, FIELD(jwt_secret_file), 0, 0},
+        {"auth", "key_id", KEY_STRING, FIELD(jwt_key_id), 0, 0},
+        {"auth", "keys_dir", KEY_PATH, FIELD(jwt_keys_dir), 0, 0},
+        {"auth", "revoked", KEY_PATH, FIELD(jwt_revoked), 0, 0},
         {"audit", "database", KEY_PATH, FIELD(audit_database), 0, 0},
         {"report", "institution_name", KEY_STRING, FIELD(institution_name), 0, 0},
         {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
@@ -170,6 +180,29 @@ static enum cxr_status apply(struct cxr_config *config, const struct key_spec *s
     return CXR_OK;
 }
 
+/* The default [model] path, resolved at run time: beside the executable when it is there. */
+static enum cxr_status set_default_model(char **slot)
+{
+    char exe[4096];
+    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (length > 0) {
+        exe[length] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char candidate[4096 + sizeof DEFAULT_MODEL_RELATIVE + 1];
+            snprintf(candidate, sizeof candidate, "%s/%s", exe, DEFAULT_MODEL_RELATIVE);
+            char *resolved = realpath(candidate, NULL);
+            if (resolved) {
+                free(*slot);
+                *slot = resolved;
+                return CXR_OK;
+            }
+        }
+    }
+    return set_string(slot, DEFAULT_MODEL_FALLBACK);
+}
+
 static enum cxr_status set_defaults(struct cxr_config *config)
 {
     memset(config, 0, sizeof *config);
@@ -186,11 +219,14 @@ static enum cxr_status set_defaults(struct cxr_config *config)
     config->token_ttl_s = 30 * 86400;
     if (set_string(&config->address, "0.0.0.0") || set_string(&config->log_level, "info") ||
         set_string(&config->input_root, "") || set_string(&config->output_root, "") ||
-        set_string(&config->model_path, CXR_DEFAULT_MODEL_PATH) ||
-        set_string(&config->jwt_algorithm, "HS256") || set_string(&config->jwt_secret, "") ||
-        set_string(&config->jwt_public_key, "") || set_string(&config->jwt_private_key, "") ||
-        set_string(&config->audit_database, "") || set_string(&config->institution_name, "") ||
-        set_string(&config->report_timezone, ""))
+        set_default_model(&config->model_path) || set_string(&config->jwt_algorithm, "HS256") ||
+        set_string(&config->jwt_secret, "") || set_string(&config->jwt_public_key, "") ||
+        set_string(&config->jwt_private_key, "") || set_string(&config->audit_database, "") ||
+        set_string(&config->institution_name, "") || set_string(&config->report_timezone, "") ||
+        set_string(&config->log_format, "text") || set_string(&config->tls_certificate, "") ||
+        set_string(&config->tls_key, "") || set_string(&config->tls_client_ca, "") ||
+        set_string(&config->jwt_key_id, "") || set_string(&config->jwt_secret_file, "") ||
+        set_string(&config->jwt_keys_dir, "") || set_string(&config->jwt_revoked, ""))
         return CXR_ERR_NOMEM;
     return CXR_OK;
 }
@@ -202,6 +238,17 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
                            "config [server] log_level: '%s' is not debug, info, warn or error",
                            config->log_level);
+    enum cxr_log_format format;
+    if (cxr_log_format_parse(config->log_format, &format) != CXR_OK)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [server] log_format: '%s' is not text or json",
+                           config->log_format);
+    if ((config->tls_certificate[0] == '\0') != (config->tls_key[0] == '\0'))
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [server] tls_certificate and tls_key: set both or neither");
+    if (config->tls_client_ca[0] && config->tls_certificate[0] == '\0')
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [server] tls_client_ca needs tls_certificate and tls_key");
     const char *alg = config->jwt_algorithm;
     if (strcmp(alg, "HS256") != 0 && strcmp(alg, "RS256") != 0 && strcmp(alg, "ES256") != 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
@@ -213,6 +260,29 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
                            "as Europe/Paris; empty for the machine's)",
                            config->report_timezone);
     return cxr_model_thresholds_check(&config->thresholds, err);
+}
+
+/* [auth] secret_file: the secret is the file's content without its trailing newline (the
+ * packaged service generates one at installation, readable by root and the cxrd group). */
+static enum cxr_status read_secret_file(struct cxr_config *config, struct cxr_err *err)
+{
+    struct cxr_buf buf = CXR_BUF_INIT(64 * 1024);
+    enum cxr_status status = cxr_file_read(config->jwt_secret_file, 64 * 1024, &buf, err);
+    while (status == CXR_OK && buf.len &&
+           (buf.data[buf.len - 1] == '\n' || buf.data[buf.len - 1] == '\r'))
+        buf.len--;
+    if (status == CXR_OK && (buf.len == 0 || memchr(buf.data, '\0', buf.len)))
+        status = CXR_ERR_INVALID_ARG;
+    if (status == CXR_OK && (status = cxr_buf_append(&buf, "", 1)) == CXR_OK) {
+        free(config->jwt_secret);
+        config->jwt_secret = (char *)buf.data;
+        return CXR_OK;
+    }
+    cxr_buf_release(&buf);
+    return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                       "config [auth] secret_file %s: cannot read a secret from it (empty, "
+                       "unreadable or binary)",
+                       config->jwt_secret_file);
 }
 
 enum cxr_status cxr_config_load(const char *path, struct cxr_config *config, struct cxr_err *err)
@@ -257,6 +327,8 @@ enum cxr_status cxr_config_load(const char *path, struct cxr_config *config, str
     const char *secret = getenv("CXRD_JWT_SECRET");
     if (status == CXR_OK && secret && secret[0] && set_string(&config->jwt_secret, secret))
         status = cxr_err_set(err, CXR_ERR_NOMEM, "config: out of memory");
+    if (status == CXR_OK && config->jwt_secret[0] == '\0' && config->jwt_secret_file[0])
+        status = read_secret_file(config, err);
     if (status == CXR_OK)
         status = check(config, err);
     if (status != CXR_OK)
@@ -273,7 +345,9 @@ void cxr_config_release(struct cxr_config *config)
             &config->input_root,      &config->output_root,    &config->model_path,
             &config->jwt_algorithm,   &config->jwt_secret,     &config->jwt_public_key,
             &config->jwt_private_key, &config->audit_database, &config->institution_name,
-            &config->report_timezone};
+            &config->report_timezone, &config->log_format,     &config->tls_certificate,
+            &config->tls_key,         &config->tls_client_ca,  &config->jwt_key_id,
+            &config->jwt_keys_dir,    &config->jwt_revoked,    &config->jwt_secret_file};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         free(*strings[i]);
         *strings[i] = NULL;

@@ -30,6 +30,10 @@ struct cxr_config {
     uint32_t request_timeout_s; /* idle connection timeout and the longest wait in the queue */
     uint32_t shutdown_grace_s;  /* how long SIGTERM waits for requests in flight */
     char *log_level;
+    char *log_format;      /* "text" or "json" */
+    char *tls_certificate; /* PEM; "" = plain HTTP */
+    char *tls_key;
+    char *tls_client_ca; /* PEM CAs; when set, clients must present a certificate they signed */
     /* [limits] (also max_body_bytes and max_header_bytes) */
     struct cxr_limits limits;
     uint32_t max_bulk_files;
@@ -45,6 +49,10 @@ struct cxr_config {
     char *jwt_public_key;
     char *jwt_private_key; /* only for `cxrd token` with RS256/ES256 */
     uint64_t token_ttl_s;
+    char *jwt_secret_file; /* HS256 secret in a file (when neither secret nor the env is set) */
+    char *jwt_key_id;      /* kid of the key above: set in minted tokens; "" = none */
+    char *jwt_keys_dir;    /* more verification keys, one file per kid: <kid>.secret or <kid>.pem */
+    char *jwt_revoked;     /* file of revoked token IDs (jti), one a line; "" = none */
     /* [audit] */
     char *audit_database;
     /* [report] */

@@ -31,6 +31,7 @@ enum cxr_status cxr_api_create(const struct cxr_config *config, struct cxr_api *
     if (api == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
     api->config = config;
+    pthread_rwlock_init(&api->thresholds_lock, NULL);
     enum cxr_status status =
             resolve_root("input_root", config->input_root, &api->input_root_real, err);
     if (status == CXR_OK)
@@ -43,6 +44,8 @@ enum cxr_status cxr_api_create(const struct cxr_config *config, struct cxr_api *
         if (status != CXR_OK)
             cxr_err_set(err, status, "model %s", config->model_path);
     }
+    for (int i = 0; status == CXR_OK && i < CXR_FINDING_COUNT; i++)
+        api->model_thresholds[i] = cxr_model_threshold(api->model, i);
     /* The threshold guard: a [thresholds] section made for another model version stops here. */
     if (status == CXR_OK)
         status = cxr_model_thresholds_apply(api->model, &config->thresholds, api->thresholds_used,
@@ -66,7 +69,31 @@ void cxr_api_destroy(struct cxr_api *api)
     cxr_nn_runtime_destroy(api->runtime);
     free(api->input_root_real);
     free(api->output_root_real);
+    pthread_rwlock_destroy(&api->thresholds_lock);
     free(api);
+}
+
+enum cxr_status cxr_api_thresholds_reload(struct cxr_api *api,
+                                          const struct cxr_site_thresholds *site,
+                                          struct cxr_err *err)
+{
+    /* Waits for the jobs running now; jobs that start later see only the new thresholds. */
+    pthread_rwlock_wrlock(&api->thresholds_lock);
+    double running[CXR_FINDING_COUNT];
+    char description[sizeof api->thresholds_used];
+    for (int i = 0; i < CXR_FINDING_COUNT; i++) {
+        running[i] = cxr_model_threshold(api->model, i);
+        cxr_model_threshold_set(api->model, cxr_model_finding_names[i], api->model_thresholds[i],
+                                NULL);
+    }
+    enum cxr_status status =
+            cxr_model_thresholds_apply(api->model, site, description, sizeof description, err);
+    for (int i = 0; i < CXR_FINDING_COUNT && status != CXR_OK; i++)
+        cxr_model_threshold_set(api->model, cxr_model_finding_names[i], running[i], NULL);
+    if (status == CXR_OK)
+        memcpy(api->thresholds_used, description, sizeof description);
+    pthread_rwlock_unlock(&api->thresholds_lock);
+    return status;
 }
 
 const char *cxr_api_model_version(const struct cxr_api *api)
@@ -141,13 +168,17 @@ static char *predictions_text(const json_t *data)
     return text;
 }
 
-void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *route,
-                          const char *input_path, const struct cxr_api_result *result,
-                          double duration_ms)
+void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
+                          const char *route, const char *input_path,
+                          const struct cxr_api_result *result, double duration_ms)
 {
     if (api->audit == NULL)
         return;
     bool ok = result->status == 200;
+    char thresholds[sizeof api->thresholds_used];
+    pthread_rwlock_rdlock(&api->thresholds_lock);
+    memcpy(thresholds, api->thresholds_used, sizeof thresholds);
+    pthread_rwlock_unlock(&api->thresholds_lock);
     char *predictions = ok && result->data ? predictions_text(result->data) : NULL;
     if (ok && result->data && predictions == NULL)
         cxr_log(CXR_LOG_ERROR, "audit: out of memory for the predictions of %s", input_path);
@@ -162,7 +193,8 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
             .duration_ms = duration_ms,
             .message = ok && !result->gate_flagged ? "" : result->message,
             .predictions = predictions ? predictions : "",
-            .thresholds = ok ? api->thresholds_used : "",
+            .thresholds = ok ? thresholds : "",
+            .request_id = request_id,
     };
     cxr_api_audit_record(api, &record);
     free(predictions);

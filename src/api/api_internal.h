@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "api/api.h"
 #include "model/model.h"
@@ -18,7 +19,11 @@ struct cxr_api {
     char *input_root_real;
     char *output_root_real;
     char thresholds_used[256]; /* cxr_api_thresholds_used */
-    atomic_uint jobs_running;  /* cxr_api_job_run calls in progress (api_pipeline.c) */
+    /* Held for reading by every job from prediction to audit row, for writing by
+     * cxr_api_thresholds_reload: a result never mixes two sets of thresholds. */
+    pthread_rwlock_t thresholds_lock;
+    double model_thresholds[CXR_FINDING_COUNT]; /* the model's own, before [thresholds] */
+    atomic_uint jobs_running; /* cxr_api_job_run calls in progress (api_pipeline.c) */
 };
 
 /* snprintf for messages that may be cut at the buffer's end on purpose. */

@@ -108,7 +108,8 @@ size_t cxr_api_ledger_collisions(struct cxr_api_ledger *ledger, const char *outp
                                  const char *strip, size_t max_shown, struct cxr_buf *text)
 {
     pthread_mutex_lock(&ledger->lock);
-    qsort(ledger->entries, ledger->count, sizeof *ledger->entries, by_patient_then_path);
+    if (ledger->count > 1) /* an empty ledger has no array to sort */
+        qsort(ledger->entries, ledger->count, sizeof *ledger->entries, by_patient_then_path);
     size_t groups = 0;
     for (size_t first = 0, end; first < ledger->count; first = end) {
         for (end = first + 1; end < ledger->count && strcmp(ledger->entries[end].patient_id,

@@ -328,8 +328,19 @@ static bool gate_image(struct cxr_api *api, const struct cxr_prediction *predict
     return gate_verdict(api, reason, result);
 }
 
+static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
+                    struct cxr_api_result *result);
+
 void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result)
+{
+    pthread_rwlock_rdlock(&api->thresholds_lock);
+    job_run(api, job, result);
+    pthread_rwlock_unlock(&api->thresholds_lock);
+}
+
+static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
+                    struct cxr_api_result *result)
 {
     memset(result, 0, sizeof *result);
     result->status = 200;

@@ -76,7 +76,7 @@ enum cxr_status cxr_api_file_list_scan(struct cxr_api_file_list *list, const cha
                                        size_t max)
 {
     enum cxr_status status = scan(list, folder, max, 0);
-    if (status == CXR_OK)
+    if (status == CXR_OK && list->count > 1) /* an empty list has no array to sort */
         qsort(list->paths, list->count, sizeof *list->paths, compare_paths);
     return status;
 }

@@ -110,7 +110,7 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
 }
 
 void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *subject,
-                              struct cxr_api_response *response)
+                              const char *request_id, struct cxr_api_response *response)
 {
     double start = cxr_api_now();
     struct cxr_api_result result;
@@ -129,7 +129,7 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
     }
 
     json_t *input = json_object_get(body, "input_image_path");
-    cxr_api_audit_result(api, subject, "single_inference",
+    cxr_api_audit_result(api, subject, request_id, "single_inference",
                          json_is_string(input) ? json_string_value(input) : "", &result,
                          (cxr_api_now() - start) * 1000.0);
     memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);

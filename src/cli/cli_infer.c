@@ -237,8 +237,8 @@ int cxr_cli_infer(int argc, char **argv)
             fprintf(stderr, "cxrd infer: out of memory recording %s\n", path);
         if (result.status == 200 && result.gate_flagged)
             fprintf(stderr, "%s%s: warning: %s\n", progress ? "\n" : "", path, result.message);
-        cxr_api_audit_result(api, getenv("USER") ? getenv("USER") : "", "infer", path, &result,
-                             (cxr_api_now() - file_start) * 1000.0);
+        cxr_api_audit_result(api, getenv("USER") ? getenv("USER") : "", NULL, "infer", path,
+                             &result, (cxr_api_now() - file_start) * 1000.0);
         cxr_api_result_release(&result);
         free(resolved);
     }

@@ -1,11 +1,13 @@
 /* `cxrd serve --config FILE`: loads the configuration and the model (refusing to start without
  * one), serves the v1 API until SIGTERM or SIGINT, then shuts down gracefully: no new
- * connections, requests in flight finished and answered. */
+ * connections, requests in flight finished and answered. SIGHUP re-reads FILE for the auth
+ * keys, the revocation list, the site thresholds, the log level and format, without stopping. */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -17,8 +19,43 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: cxrd serve --config FILE\n\n"
             "Serves the v1 HTTP API (POST /single_inference, POST /bulk_inference, GET /ping,\n"
-            "GET /metrics) as configured in FILE (see README, \"Configuration\"). Stops\n"
-            "gracefully on SIGTERM or SIGINT.\n");
+            "GET /metrics, GET /openapi.json) as configured in FILE (see README, "
+            "\"Configuration\"). Stops\n"
+            "gracefully on SIGTERM or SIGINT. SIGHUP reloads the auth keys ([auth] secret,\n"
+            "public_key, key_id, keys_dir), the revocation list ([auth] revoked), the\n"
+            "[thresholds] section, log_level and log_format; other changes need a restart.\n");
+}
+
+static void reload(const char *config_path, struct cxr_api *api, struct cxr_server *server)
+{
+    struct cxr_config fresh;
+    struct cxr_err err = CXR_ERR_INIT;
+    sd_notify(0, "RELOADING=1");
+    if (cxr_config_load(config_path, &fresh, &err) != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running configuration: %s", err.message);
+        sd_notify(0, "READY=1");
+        return;
+    }
+    if (cxr_http_server_reload_auth(server, &fresh, &err) != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running keys: %s", err.message);
+    } else {
+        enum cxr_log_level level = CXR_LOG_INFO;
+        enum cxr_log_format format = CXR_LOG_TEXT;
+        cxr_log_level_parse(fresh.log_level, &level);
+        cxr_log_format_parse(fresh.log_format, &format);
+        cxr_log_set_level(level);
+        cxr_log_set_format(format);
+        cxr_log(CXR_LOG_INFO, "SIGHUP: reloaded %s (log_level %s, log_format %s)", config_path,
+                fresh.log_level, fresh.log_format);
+    }
+    struct cxr_err thresholds_err = CXR_ERR_INIT;
+    if (cxr_api_thresholds_reload(api, &fresh.thresholds, &thresholds_err) != CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "SIGHUP: keeping the running thresholds (%s): %s",
+                cxr_api_thresholds_used(api), thresholds_err.message);
+    else
+        cxr_log(CXR_LOG_INFO, "SIGHUP: thresholds: %s", cxr_api_thresholds_used(api));
+    cxr_config_release(&fresh);
+    sd_notify(0, "READY=1");
 }
 
 int cxr_cli_serve(int argc, char **argv)
@@ -52,6 +89,7 @@ int cxr_cli_serve(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -64,6 +102,9 @@ int cxr_cli_serve(int argc, char **argv)
     enum cxr_log_level level = CXR_LOG_INFO;
     cxr_log_level_parse(config.log_level, &level);
     cxr_log_set_level(level);
+    enum cxr_log_format format = CXR_LOG_TEXT;
+    cxr_log_format_parse(config.log_format, &format);
+    cxr_log_set_format(format);
 
     struct cxr_api *api = NULL;
     struct cxr_server *server = NULL;
@@ -79,11 +120,17 @@ int cxr_cli_serve(int argc, char **argv)
             config.address, (unsigned)cxr_http_server_port(server), config.model_path,
             cxr_api_model_version(api), config.workers, config.queue_size);
     cxr_log(CXR_LOG_INFO, "thresholds: %s", cxr_api_thresholds_used(api));
+    /* Under systemd (Type=notify): ready only now that the model is loaded and the port open.
+     * Without NOTIFY_SOCKET this does nothing. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving on port %u, model %s",
+               (unsigned)cxr_http_server_port(server), cxr_api_model_version(api));
 
     int received = 0;
-    sigwait(&stop_signals, &received);
+    while (sigwait(&stop_signals, &received) == 0 && received == SIGHUP)
+        reload(config_path, api, server);
     cxr_log(CXR_LOG_INFO, "cxrd serve: %s received, finishing requests in flight",
             received == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify(0, "STOPPING=1\nSTATUS=finishing requests in flight");
     cxr_http_server_stop(server, config.shutdown_grace_s);
     cxr_api_destroy(api);
     cxr_report_shutdown(); /* every worker has joined: free the font caches */

@@ -17,8 +17,8 @@ struct histogram {
     double sum;
 };
 
-static const char *const routes[] = {"ping", "metrics", "single_inference", "bulk_inference",
-                                     "other"};
+static const char *const routes[] = {"ping",           "metrics", "single_inference",
+                                     "bulk_inference", "openapi", "other"};
 #define ROUTES       (sizeof routes / sizeof routes[0])
 #define STATUS_SLOTS 24
 

@@ -3,6 +3,7 @@
  * on the bounded queue (503 when full) and is resumed by the worker with its response, so slow
  * inference never blocks /ping or other connections. */
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -11,24 +12,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "http/http.h"
 
-enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OTHER };
-static const char *const route_names[] = {"ping", "metrics", "single_inference", "bulk_inference",
-                                          "other"};
+enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OPENAPI, ROUTE_OTHER };
+static const char *const route_names[] = {"ping",           "metrics", "single_inference",
+                                          "bulk_inference", "openapi", "other"};
 
 struct cxr_server {
     const struct cxr_config *config;
     struct cxr_api *api;
-    struct cxr_auth *auth;
+    struct cxr_auth *auth; /* replaced by cxr_http_server_reload_auth under auth_lock */
+    pthread_rwlock_t auth_lock;
     struct cxr_metrics *metrics;
     struct cxr_api_pool *pool;
     struct MHD_Daemon *daemon;
     uint16_t port;
+    /* PEM texts of [server] tls_certificate, tls_key, tls_client_ca (NUL-terminated), kept for
+     * the daemon's lifetime. */
+    struct cxr_buf tls_certificate, tls_key, tls_client_ca;
     atomic_uint in_flight; /* requests between the first handler call and completion */
 };
 
@@ -43,6 +49,9 @@ struct request {
     struct cxr_buf body;
     bool body_too_large;
     char subject[128];
+    char request_id[65]; /* the client's X-Request-Id when safe, else one made here */
+    char method[16];
+    char message[512]; /* the Message of an error answer, for the log line */
     json_t *json;
     pthread_mutex_t lock;
     enum request_state state; /* WAITING -> READY is set by the worker under lock */
@@ -60,6 +69,14 @@ static enum MHD_Result send_text(struct request *request, int status, const char
     if (response == NULL)
         return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(response, "X-Request-Id", request->request_id);
+    if (status >= 400) {
+        /* Error bodies are small envelopes: keep their Message for the request's log line. */
+        json_t *body = json_loadb(text, size, 0, NULL);
+        const char *message = json_string_value(json_object_get(body, "Message"));
+        snprintf(request->message, sizeof request->message, "%s", message ? message : "");
+        json_decref(body);
+    }
     /* Counted before the response is queued: a client that reads /metrics right after its
      * answer must already see it (the completion callback runs after the bytes are sent). */
     cxr_http_metrics_request(request->server->metrics, route_names[request->route], status,
@@ -114,7 +131,8 @@ static void single_task(void *context)
                                "inference worker; retry later",
                                &request->response);
     } else {
-        cxr_api_single_inference(server->api, request->json, request->subject, &request->response);
+        cxr_api_single_inference(server->api, request->json, request->subject, request->request_id,
+                                 &request->response);
         cxr_http_metrics_stages(server->metrics, request->response.stage_seconds);
     }
     finish_task(request);
@@ -137,7 +155,7 @@ static enum MHD_Result dispatch(struct request *request)
     MHD_suspend_connection(request->connection);
     if (request->route == ROUTE_BULK) {
         if (!cxr_api_bulk_inference(server->api, server->pool, request->json, request->subject,
-                                    bulk_done, request, &request->response)) {
+                                    request->request_id, bulk_done, request, &request->response)) {
             request->state = STATE_READY;
             MHD_resume_connection(request->connection);
         }
@@ -182,6 +200,8 @@ static enum route route_of(const char *url)
         return ROUTE_SINGLE;
     if (strcmp(url, "/bulk_inference") == 0)
         return ROUTE_BULK;
+    if (strcmp(url, "/openapi.json") == 0)
+        return ROUTE_OPENAPI;
     return ROUTE_OTHER;
 }
 
@@ -200,6 +220,52 @@ static enum MHD_Result answer_metrics(struct request *request)
             send_text(request, 200, "text/plain; version=0.0.4", (const char *)text.data, text.len);
     cxr_buf_release(&text);
     return result;
+}
+
+/* A proxy's or client's X-Request-Id is kept when it is 1 to 64 characters of A-Z a-z 0-9 and
+ * . _ : - (safe in logs, headers and file names); otherwise the server makes one: 16 random hex
+ * digits. */
+static void request_id_set(struct request *request)
+{
+    const char *given =
+            MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND, "X-Request-Id");
+    size_t length = given ? strlen(given) : 0;
+    bool safe = length > 0 && length < sizeof request->request_id;
+    for (size_t i = 0; safe && i < length; i++) {
+        char c = given[i];
+        safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == ':' || c == '-';
+    }
+    if (safe) {
+        memcpy(request->request_id, given, length + 1);
+        return;
+    }
+    unsigned char random[8] = {0};
+    if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random) {
+        /* No entropy (very early boot): a clock-based ID is still unique enough for logs. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t mixed = (uint64_t)now.tv_sec * 1000000007u ^ (uint64_t)now.tv_nsec;
+        memcpy(random, &mixed, sizeof random);
+    }
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf(request->request_id + 2 * i, 3, "%02x", random[i]);
+}
+
+/* Mutual TLS: libmicrohttpd asks for a client certificate when given a CA but does not require
+ * one; a connection without a certificate that the CA signed is refused here. */
+static bool client_certificate_valid(struct request *request)
+{
+    const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(request->connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == NULL || info->tls_session == NULL)
+        return false;
+    gnutls_session_t session = (gnutls_session_t)info->tls_session;
+    unsigned verdict = 0;
+    unsigned listed = 0;
+    if (gnutls_certificate_get_peers(session, &listed) == NULL || listed == 0)
+        return false;
+    return gnutls_certificate_verify_peers2(session, &verdict) == GNUTLS_E_SUCCESS && verdict == 0;
 }
 
 /* First call of a request: everything decided from the request line and headers alone. Returns
@@ -224,14 +290,23 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
                       : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /ping");
         return true;
     }
+    if (request->route == ROUTE_OPENAPI) {
+        *result = get ? send_text(request, 200, "application/json", cxr_http_openapi_json,
+                                  cxr_http_openapi_json_size)
+                      : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /openapi.json");
+        return true;
+    }
     if (request->route == ROUTE_OTHER) {
         *result = send_error(request, CXR_API_NOT_FOUND, NULL);
         return true;
     }
     const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
                                                             MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (cxr_http_auth_check(server->auth, authorization, time(NULL), request->subject,
-                                sizeof request->subject)) {
+    pthread_rwlock_rdlock(&server->auth_lock);
+    enum cxr_http_auth_outcome outcome = cxr_http_auth_check(
+            server->auth, authorization, time(NULL), request->subject, sizeof request->subject);
+    pthread_rwlock_unlock(&server->auth_lock);
+    switch (outcome) {
     case CXR_AUTH_OK:
         break;
     case CXR_AUTH_MISSING:
@@ -279,6 +354,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         request->connection = connection;
         request->route = route_of(url);
         request->start = cxr_api_now();
+        snprintf(request->method, sizeof request->method, "%s", method);
+        request_id_set(request);
+        if (server->tls_client_ca.len && !client_certificate_valid(request)) {
+            cxr_log(CXR_LOG_WARN,
+                    "request %s: refused: no client certificate signed by [server] "
+                    "tls_client_ca",
+                    request->request_id);
+            free(request);
+            *con_cls = NULL;
+            return MHD_NO; /* closes the connection: there is nobody to answer */
+        }
         request->body.max = server->config->limits.max_body_bytes;
         pthread_mutex_init(&request->lock, NULL);
         *con_cls = request;
@@ -354,14 +440,27 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
                     .duration_ms = seconds * 1000.0,
                     .message = request->status == 503 ? "queue full or timed out"
                                                       : "refused before inference",
+                    .request_id = request->request_id,
             };
             struct cxr_err err = CXR_ERR_INIT;
             if (audit && cxr_audit_write(audit, &record, &err) != CXR_OK)
                 cxr_log(CXR_LOG_ERROR, "%s", err.message);
         }
-        cxr_log(CXR_LOG_INFO, "%s %d %.1f ms%s%s", route_names[request->route], request->status,
-                seconds * 1000.0, request->subject[0] ? " sub=" : "", request->subject);
     }
+    /* One line per request; /ping (probes every few seconds) only at debug level. */
+    struct cxr_log_field fields[] = {
+            {.key = "request_id", .text = request->request_id},
+            {.key = "method", .text = request->method},
+            {.key = "route", .text = route_names[request->route]},
+            {.key = "status", .number = request->status, .is_number = true},
+            {.key = "duration_ms",
+             .number = (double)(int64_t)(seconds * 10000.0) / 10.0,
+             .is_number = true},
+            {.key = "sub", .text = request->subject[0] ? request->subject : NULL},
+            {.key = "message", .text = request->message[0] ? request->message : NULL},
+    };
+    cxr_log_fields(request->route == ROUTE_PING ? CXR_LOG_DEBUG : CXR_LOG_INFO, "request", fields,
+                   sizeof fields / sizeof fields[0]);
     json_decref(request->json);
     cxr_buf_release(&request->body);
     cxr_api_response_release(&request->response);
@@ -382,6 +481,20 @@ CXR_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list args)
     cxr_log(CXR_LOG_WARN, "libmicrohttpd: %s", line);
 }
 
+static enum cxr_status read_pem(const char *path, const char *key, struct cxr_buf *pem,
+                                struct cxr_err *err)
+{
+    enum cxr_status status = cxr_file_read(path, 1 << 20, pem, err);
+    if (status == CXR_OK && (pem->len == 0 || memchr(pem->data, '\0', pem->len)))
+        status = cxr_err_set(err, CXR_ERR_INVALID_ARG, "TLS: [server] %s %s is not PEM text", key,
+                             path);
+    if (status == CXR_OK)
+        status = cxr_buf_append(pem, "", 1); /* libmicrohttpd takes a C string */
+    if (status != CXR_OK)
+        return cxr_err_set(err, status, "TLS: cannot read [server] %s %s", key, path);
+    return CXR_OK;
+}
+
 enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cxr_api *api,
                                       struct cxr_server **out, struct cxr_err *err)
 {
@@ -391,6 +504,10 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     server->config = config;
     server->api = api;
     atomic_init(&server->in_flight, 0);
+    server->tls_certificate = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
+    server->tls_key = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
+    server->tls_client_ca = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
+    pthread_rwlock_init(&server->auth_lock, NULL);
     enum cxr_status status = cxr_http_auth_create(config, &server->auth, err);
     if (status == CXR_OK)
         status = cxr_http_metrics_create(&server->metrics, err);
@@ -403,6 +520,20 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
         status = cxr_err_set(err, CXR_ERR_INVALID_ARG,
                              "config [server] address: '%s' is not an IPv4 address",
                              config->address);
+    bool tls = config->tls_certificate && config->tls_certificate[0];
+    if (status == CXR_OK && tls) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+            status = cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                                 "libmicrohttpd: built without HTTPS; [server] tls_certificate "
+                                 "cannot be used");
+        if (status == CXR_OK)
+            status = read_pem(config->tls_certificate, "tls_certificate", &server->tls_certificate,
+                              err);
+        if (status == CXR_OK)
+            status = read_pem(config->tls_key, "tls_key", &server->tls_key, err);
+        if (status == CXR_OK && config->tls_client_ca && config->tls_client_ca[0])
+            status = read_pem(config->tls_client_ca, "tls_client_ca", &server->tls_client_ca, err);
+    }
     if (status != CXR_OK) {
         cxr_http_server_stop(server, 0);
         return status;
@@ -412,7 +543,7 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     size_t memory = config->limits.max_header_bytes * 2 + 64 * 1024;
     server->daemon = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                    MHD_USE_ERROR_LOG,
+                    MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
             /* The logger first: libmicrohttpd warns about (and loses messages of) options
              * parsed before it. */
             config->port, NULL, NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -420,7 +551,13 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
             (unsigned)config->http_threads, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)config->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)config->request_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-            MHD_OPTION_NOTIFY_COMPLETED, completed, server, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_COMPLETED, completed, server,
+            /* The TLS options last: MHD_OPTION_END ends the list where TLS is off. */
+            tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+            (const char *)server->tls_certificate.data, MHD_OPTION_HTTPS_MEM_KEY,
+            (const char *)server->tls_key.data,
+            server->tls_client_ca.len ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+            (const char *)server->tls_client_ca.data, MHD_OPTION_END);
     if (server->daemon == NULL) {
         cxr_http_server_stop(server, 0);
         return cxr_err_set(err, CXR_ERR_IO,
@@ -470,5 +607,30 @@ void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
     }
     cxr_http_metrics_destroy(server->metrics);
     cxr_http_auth_destroy(server->auth);
+    pthread_rwlock_destroy(&server->auth_lock);
+    cxr_buf_release(&server->tls_certificate);
+    if (server->tls_key.data)
+        memset(server->tls_key.data, 0, server->tls_key.len);
+    cxr_buf_release(&server->tls_key);
+    cxr_buf_release(&server->tls_client_ca);
     free(server);
+}
+
+enum cxr_status cxr_http_server_reload_auth(struct cxr_server *server,
+                                            const struct cxr_config *config, struct cxr_err *err)
+{
+    struct cxr_auth *fresh = NULL;
+    enum cxr_status status = cxr_http_auth_create(config, &fresh, err);
+    if (status != CXR_OK)
+        return status;
+    /* Requests check their token under the read lock and copy what they need: once the swap
+     * is done nobody holds the old keys. */
+    pthread_rwlock_wrlock(&server->auth_lock);
+    struct cxr_auth *old = server->auth;
+    server->auth = fresh;
+    pthread_rwlock_unlock(&server->auth_lock);
+    cxr_log(CXR_LOG_INFO, "auth reloaded: %zu keys, %zu revoked token IDs",
+            cxr_http_auth_key_count(fresh), cxr_http_auth_revoked_count(fresh));
+    cxr_http_auth_destroy(old);
+    return CXR_OK;
 }

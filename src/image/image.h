@@ -68,6 +68,16 @@ enum cxr_status cxr_image_resampler_create(uint32_t in_width, uint32_t in_height
                                            uint32_t out_width, uint32_t out_height,
                                            struct cxr_image_resampler **resampler,
                                            struct cxr_err *err);
+/* The same, with the output spanning x_extent x y_extent source samples (fractions allowed,
+ * 0 < extent <= twice the side): less than the image when the source is a grid whose last
+ * cell overhangs the image it maps to; more when the output is such a grid (an overhanging
+ * output cell is the mean of the samples it covers). */
+enum cxr_status cxr_image_resampler_create_extent(uint32_t in_width, uint32_t in_height,
+                                                  uint32_t channels, uint32_t out_width,
+                                                  uint32_t out_height, double x_extent,
+                                                  double y_extent,
+                                                  struct cxr_image_resampler **resampler,
+                                                  struct cxr_err *err);
 void cxr_image_resampler_destroy(struct cxr_image_resampler *resampler);
 /* Resamples in_width x in_height samples of 8 bits or float, calling sink for each row. */
 void cxr_image_resampler_run_u8(struct cxr_image_resampler *resampler, const uint8_t *pixels,

@@ -32,10 +32,14 @@ static void axis_free(struct axis_weights *axis)
     free(axis->weights);
 }
 
-static bool axis_build(uint32_t in, uint32_t out, struct axis_weights *axis)
+/* Output index o covers source coordinates [o, o + 1) * extent / out. extent is in, or less
+ * when the output spans only the first extent source samples, or more when the output grid
+ * overhangs the image: a shrunk sample is then the mean of the source samples it covers. */
+static bool axis_build(uint32_t in, double extent, uint32_t out, struct axis_weights *axis)
 {
-    double scale = (double)in / out;
-    axis->max_taps = out < in ? (uint32_t)ceil(scale) + 1 : 2;
+    double scale = extent / out;
+    bool shrinking = out < extent;
+    axis->max_taps = shrinking ? (uint32_t)ceil(scale) + 1 : 2;
     axis->first = calloc(out, sizeof(*axis->first));
     axis->count = calloc(out, sizeof(*axis->count));
     axis->weights = calloc((size_t)out * axis->max_taps, sizeof(*axis->weights));
@@ -45,16 +49,21 @@ static bool axis_build(uint32_t in, uint32_t out, struct axis_weights *axis)
     }
     for (uint32_t o = 0; o < out; o++) {
         float *w = axis->weights + (size_t)o * axis->max_taps;
-        if (out < in) {
+        if (shrinking) {
             /* Output pixel o covers source interval [o * scale, (o + 1) * scale). */
             double begin = o * scale;
             double end = begin + scale;
             uint32_t first = (uint32_t)floor(begin);
             uint32_t n = 0;
+            double covered = 0;
             for (uint32_t i = first; i < in && i < end && n < axis->max_taps; i++) {
                 double overlap = fmin(end, i + 1.0) - fmax(begin, (double)i);
                 w[n++] = (float)(overlap / scale);
+                covered += overlap;
             }
+            /* Only an overhanging cell covers less than scale: average what it covers. */
+            for (uint32_t t = 0; covered > 0 && covered < scale - 1e-9 && t < n; t++)
+                w[t] = (float)(w[t] * scale / covered);
             axis->first[o] = first;
             axis->count[o] = n;
         } else {
@@ -83,8 +92,20 @@ enum cxr_status cxr_image_resampler_create(uint32_t in_width, uint32_t in_height
                                            struct cxr_image_resampler **resampler,
                                            struct cxr_err *err)
 {
+    return cxr_image_resampler_create_extent(in_width, in_height, channels, out_width, out_height,
+                                             in_width, in_height, resampler, err);
+}
+
+enum cxr_status cxr_image_resampler_create_extent(uint32_t in_width, uint32_t in_height,
+                                                  uint32_t channels, uint32_t out_width,
+                                                  uint32_t out_height, double x_extent,
+                                                  double y_extent,
+                                                  struct cxr_image_resampler **resampler,
+                                                  struct cxr_err *err)
+{
     if (resampler == NULL || in_width == 0 || in_height == 0 || channels == 0 || channels > 4 ||
-        out_width == 0 || out_height == 0)
+        out_width == 0 || out_height == 0 || !(x_extent > 0 && x_extent <= 2.0 * in_width) ||
+        !(y_extent > 0 && y_extent <= 2.0 * in_height))
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "image: bad resampling request");
     if (in_width > RESAMPLE_MAX_SIDE || in_height > RESAMPLE_MAX_SIDE ||
         out_width > RESAMPLE_MAX_SIDE || out_height > RESAMPLE_MAX_SIDE)
@@ -99,8 +120,8 @@ enum cxr_status cxr_image_resampler_create(uint32_t in_width, uint32_t in_height
                                          .out_width = out_width,
                                          .out_height = out_height};
     size_t row_values = (size_t)out_width * channels;
-    bool built = axis_build(in_width, out_width, &made->horizontal);
-    if (built && !axis_build(in_height, out_height, &made->vertical)) {
+    bool built = axis_build(in_width, x_extent, out_width, &made->horizontal);
+    if (built && !axis_build(in_height, y_extent, out_height, &made->vertical)) {
         axis_free(&made->horizontal);
         built = false;
     }

@@ -69,30 +69,6 @@ int cxr_report_finding_pick(const struct cxr_prediction *prediction)
     return best;
 }
 
-/* Source coordinate and weight for bilinear sampling at pixel centres, clamped at the edges:
- * output pixel i sits at input coordinate (i + 0.5) * ratio - 0.5. */
-struct axis_sample {
-    uint32_t lo, hi;
-    float weight_hi;
-};
-
-static void axis_samples(uint32_t out_size, uint32_t in_size, double ratio,
-                         struct axis_sample *samples)
-{
-    for (uint32_t i = 0; i < out_size; i++) {
-        double position = (i + 0.5) * ratio - 0.5;
-        if (position < 0.0)
-            position = 0.0;
-        uint32_t lo = (uint32_t)position;
-        if (lo > in_size - 1)
-            lo = in_size - 1;
-        uint32_t hi = lo + 1 < in_size ? lo + 1 : lo;
-        samples[i].lo = lo;
-        samples[i].hi = hi;
-        samples[i].weight_hi = hi == lo ? 0.0f : (float)(position - lo);
-    }
-}
-
 static int compare_floats(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -171,35 +147,37 @@ static enum cxr_status check_maps(const struct cxr_prediction *prediction, int f
 /* Receives each row of the heat map (width values in [0, 1]) in order. */
 typedef void (*heat_row_fn)(void *context, uint32_t y, const float *row);
 
-/* Interpolates one output row of a grid from its two cached, horizontally interpolated rows. */
-struct upsampler {
-    const float *grid;
-    uint32_t grid_width;
-    struct axis_sample *columns, *rows;
-    float *row_lo, *row_hi;
-    uint32_t cached_lo, cached_hi;
+/* The body mask upsampled to the image, as bytes (255 inside), then each heat row times it. */
+struct mask_sink {
+    uint8_t *body;
+    uint32_t width;
 };
 
-static void upsample_row(struct upsampler *u, uint32_t width, uint32_t y, float *out)
+static void mask_row(void *context, uint32_t y, const float *row)
 {
-    /* Interpolate the two grid rows horizontally once per grid row, not per output row. */
-    if (u->rows[y].lo != u->cached_lo || u->rows[y].hi != u->cached_hi) {
-        const float *grid_lo = u->grid + (size_t)u->rows[y].lo * u->grid_width;
-        const float *grid_hi = u->grid + (size_t)u->rows[y].hi * u->grid_width;
-        for (uint32_t x = 0; x < width; x++) {
-            float w = u->columns[x].weight_hi;
-            u->row_lo[x] = grid_lo[u->columns[x].lo] * (1.0f - w) + grid_lo[u->columns[x].hi] * w;
-            u->row_hi[x] = grid_hi[u->columns[x].lo] * (1.0f - w) + grid_hi[u->columns[x].hi] * w;
-        }
-        u->cached_lo = u->rows[y].lo;
-        u->cached_hi = u->rows[y].hi;
-    }
-    float w = u->rows[y].weight_hi;
-    for (uint32_t x = 0; x < width; x++)
-        out[x] = u->row_lo[x] * (1.0f - w) + u->row_hi[x] * w;
+    struct mask_sink *sink = context;
+    cxr_report_bytes_from_floats(row, sink->width, 255.0f, sink->body + (size_t)y * sink->width);
 }
 
-/* Computes the heat map row by row, so a full-size float image is never held in memory. */
+struct heat_sink {
+    const uint8_t *body;
+    uint32_t width;
+    float *row;
+    heat_row_fn sink;
+    void *context;
+};
+
+static void masked_heat_row(void *context, uint32_t y, const float *row)
+{
+    struct heat_sink *heat = context;
+    const uint8_t *body = heat->body + (size_t)y * heat->width;
+    for (uint32_t x = 0; x < heat->width; x++)
+        heat->row[x] = row[x] * (body[x] * (1.0f / 255.0f));
+    heat->sink(heat->context, y, heat->row);
+}
+
+/* Computes the heat map row by row: no full-size float image is held (the body mask, upsampled
+ * once, is one byte per pixel). */
 static enum cxr_status heat_rows(const struct cxr_prediction *prediction, int finding,
                                  const struct cxr_report_mask *mask, uint32_t width,
                                  uint32_t height, heat_row_fn sink, void *context,
@@ -218,9 +196,10 @@ static enum cxr_status heat_rows(const struct cxr_prediction *prediction, int fi
     size_t mask_cells = (size_t)mask->width * mask->height;
     float *grid = malloc(sizeof(float) * cam_pixels * 2);
     float *mask_grid = malloc(sizeof(float) * mask_cells);
-    struct axis_sample *samples = malloc(sizeof(struct axis_sample) * 2 * ((size_t)width + height));
-    float *rows = malloc(sizeof(float) * 6 * (size_t)width);
-    if (!grid || !mask_grid || !samples || !rows) {
+    uint8_t *body = malloc((size_t)width * height);
+    float *row = malloc(sizeof(float) * (size_t)width);
+    struct cxr_image_resampler *map = NULL, *body_map = NULL;
+    if (!grid || !mask_grid || !body || !row) {
         status = cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory");
         goto done;
     }
@@ -229,35 +208,29 @@ static enum cxr_status heat_rows(const struct cxr_prediction *prediction, int fi
     for (size_t i = 0; i < mask_cells; i++)
         mask_grid[i] = mask->inside[i] ? 1.0f : 0.0f;
 
-    /* The map grid spans the whole image; the mask grid spans factor-pixel cells of the
-     * source, so its last cell may overhang the image. */
-    struct axis_sample *samples_end = samples;
-    struct upsampler map = {grid, cam_width,    samples_end, samples_end + width,
-                            rows, rows + width, UINT32_MAX,  UINT32_MAX};
-    samples_end += (size_t)width + height;
-    struct upsampler body = {mask_grid,           mask->width,      samples_end,
-                             samples_end + width, rows + 2 * width, rows + 3 * (size_t)width,
-                             UINT32_MAX,          UINT32_MAX};
-    axis_samples(width, cam_width, (double)cam_width / width, map.columns);
-    axis_samples(height, cam_height, (double)cam_height / height, map.rows);
-    axis_samples(width, mask->width, (double)mask->source_width / mask->factor / width,
-                 body.columns);
-    axis_samples(height, mask->height, (double)mask->source_height / mask->factor / height,
-                 body.rows);
-    float *heat_row = rows + 4 * (size_t)width, *mask_row = rows + 5 * (size_t)width;
-    for (uint32_t y = 0; y < height; y++) {
-        upsample_row(&map, width, y, heat_row);
-        upsample_row(&body, width, y, mask_row);
-        for (uint32_t x = 0; x < width; x++)
-            heat_row[x] *= mask_row[x];
-        sink(context, y, heat_row);
-    }
+    /* Both grids are upsampled bilinearly at pixel centres by image/'s resampler. The map grid
+     * spans the whole image; the mask grid spans factor-pixel cells of the source, so its last
+     * cell may overhang the image and only source_width / factor cells map onto it. */
+    status = cxr_image_resampler_create(cam_width, cam_height, 1, width, height, &map, err);
+    if (status == CXR_OK)
+        status = cxr_image_resampler_create_extent(mask->width, mask->height, 1, width, height,
+                                                   (double)mask->source_width / mask->factor,
+                                                   (double)mask->source_height / mask->factor,
+                                                   &body_map, err);
+    if (status != CXR_OK)
+        goto done;
+    struct mask_sink masks = {body, width};
+    cxr_image_resampler_run_f32(body_map, mask_grid, mask_row, &masks);
+    struct heat_sink heat = {body, width, row, sink, context};
+    cxr_image_resampler_run_f32(map, grid, masked_heat_row, &heat);
     status = CXR_OK;
 done:
+    cxr_image_resampler_destroy(map);
+    cxr_image_resampler_destroy(body_map);
     free(grid);
     free(mask_grid);
-    free(samples);
-    free(rows);
+    free(body);
+    free(row);
     return status;
 }
 

@@ -10,41 +10,35 @@
 
 #include "report/report_pdf_internal.h"
 
-/* Box-filter shrink by an integer factor: each output pixel is the rounded mean of a factor x
- * factor cell (cells on the right and bottom edges may be smaller). An integer factor keeps the
- * inner loops simple and fast; the printed size is set by the page, not by the pixel count.
- * Rows of a cell are summed first (one pass over the source), then cells within the sum. */
-static void shrink(const uint8_t *pixels, uint32_t channels, uint32_t width, uint32_t height,
-                   uint32_t factor, uint32_t out_width, uint32_t out_height, uint32_t *row_sum,
-                   uint8_t *out)
+struct byte_sink {
+    uint8_t *out;
+    size_t row_values;
+};
+
+static void byte_row(void *context, uint32_t y, const float *row)
 {
-    size_t row_values = (size_t)width * channels;
-    for (uint32_t y = 0; y < out_height; y++) {
-        uint32_t y0 = y * factor;
-        uint32_t y1 = y0 + factor < height ? y0 + factor : height;
-        memset(row_sum, 0, row_values * sizeof(*row_sum));
-        for (uint32_t sy = y0; sy < y1; sy++) {
-            const uint8_t *row = pixels + sy * row_values;
-            for (size_t i = 0; i < row_values; i++)
-                row_sum[i] += row[i];
-        }
-        uint8_t *dest = out + (size_t)y * out_width * channels;
-        float full_scale = 1.0f / (float)((y1 - y0) * factor);
-        for (uint32_t x = 0; x < out_width; x++) {
-            uint32_t x0 = x * factor;
-            uint32_t x1 = x0 + factor < width ? x0 + factor : width;
-            float scale = x1 - x0 == factor ? full_scale : 1.0f / (float)((y1 - y0) * (x1 - x0));
-            const uint32_t *cell = row_sum + (size_t)x0 * channels;
-            for (uint32_t c = 0; c < channels; c++) {
-                uint32_t sum = 0;
-                for (uint32_t j = 0; j < x1 - x0; j++)
-                    sum += cell[j * channels + c];
-                float mean = (float)sum * scale + 0.5f;
-                dest[c] = mean >= 255.0f ? 255 : (uint8_t)mean;
-            }
-            dest += channels;
-        }
-    }
+    struct byte_sink *sink = context;
+    cxr_report_bytes_from_floats(row, sink->row_values, 1.0f,
+                                 sink->out + (size_t)y * sink->row_values);
+}
+
+/* Box-filter shrink by an integer factor with image/'s resampler: each output pixel is the
+ * rounded mean of a factor x factor cell (cells on the right and bottom edges may be smaller).
+ * An integer factor keeps every cell the same size; the printed size is set by the page. */
+static enum cxr_status shrink(const uint8_t *pixels, uint32_t channels, uint32_t width,
+                              uint32_t height, uint32_t factor, uint32_t out_width,
+                              uint32_t out_height, uint8_t *out, struct cxr_err *err)
+{
+    struct cxr_image_resampler *resampler = NULL;
+    enum cxr_status status = cxr_image_resampler_create_extent(
+            width, height, channels, out_width, out_height, (double)out_width * factor,
+            (double)out_height * factor, &resampler, err);
+    if (status != CXR_OK)
+        return status;
+    struct byte_sink sink = {out, (size_t)out_width * channels};
+    cxr_image_resampler_run_u8(resampler, pixels, byte_row, &sink);
+    cxr_image_resampler_destroy(resampler);
+    return CXR_OK;
 }
 
 enum cxr_status cxr_report_gray_shrink(const struct cxr_gray8 *source, uint32_t max_side,
@@ -55,21 +49,17 @@ enum cxr_status cxr_report_gray_shrink(const struct cxr_gray8 *source, uint32_t 
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: empty image");
     uint32_t longest = source->width > source->height ? source->width : source->height;
     uint32_t factor = longest / max_side + (longest % max_side != 0); /* ceil, >= 1 */
-    if (factor > 4096) /* sums of factor^2 values of 255 must fit in 32 bits */
-        return cxr_err_set(err, CXR_ERR_LIMIT, "report: image of %ux%u is too large", source->width,
-                           source->height);
     uint32_t width = source->width / factor + (source->width % factor != 0);
     uint32_t height = source->height / factor + (source->height % factor != 0);
-    uint32_t *row_sum = malloc((size_t)source->width * sizeof(*row_sum));
     uint8_t *pixels = malloc((size_t)width * height);
-    if (!row_sum || !pixels) {
-        free(row_sum);
-        free(pixels);
+    if (pixels == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory shrinking the image");
+    enum cxr_status status = shrink(source->pixels, 1, source->width, source->height, factor, width,
+                                    height, pixels, err);
+    if (status != CXR_OK) {
+        free(pixels);
+        return status;
     }
-    shrink(source->pixels, 1, source->width, source->height, factor, width, height, row_sum,
-           pixels);
-    free(row_sum);
     *out = (struct cxr_gray8){width, height, pixels};
     return CXR_OK;
 }
@@ -144,26 +134,21 @@ enum cxr_status cxr_report_surface_from_pixels(const uint8_t *pixels, uint32_t c
     if (out_width > 32767 || out_height > 32767 || (size_t)width * channels > SIZE_MAX / 4)
         return cxr_err_set(err, CXR_ERR_LIMIT, "report: image of %ux%u is too large", width,
                            height);
-    /* Sums of factor^2 values of 255 must fit in 32 bits. */
-    if (factor > 4096)
-        return cxr_err_set(err, CXR_ERR_LIMIT, "report: image of %ux%u is too large", width,
-                           height);
 
     size_t out_values = (size_t)out_width * out_height * channels;
-    uint32_t *row_sum = malloc((size_t)width * channels * sizeof(*row_sum));
     uint8_t *small = malloc(out_values);
-    if (!row_sum || !small) {
-        free(row_sum);
-        free(small);
+    if (small == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "report: out of memory shrinking the image");
+    enum cxr_status status =
+            shrink(pixels, channels, width, height, factor, out_width, out_height, small, err);
+    if (status != CXR_OK) {
+        free(small);
+        return status;
     }
-    shrink(pixels, channels, width, height, factor, out_width, out_height, row_sum, small);
-    free(row_sum);
 
     unsigned char *jpeg = NULL;
     unsigned long jpeg_size = 0;
-    enum cxr_status status =
-            encode_jpeg(small, channels, out_width, out_height, &jpeg, &jpeg_size, err);
+    status = encode_jpeg(small, channels, out_width, out_height, &jpeg, &jpeg_size, err);
     free(small);
     if (status != CXR_OK)
         return status;

@@ -74,4 +74,14 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
                                        uint8_t *rgb, uint32_t width, uint32_t height,
                                        struct cxr_report_legend_bar *bar, struct cxr_err *err);
 
+/* out[i] = row[i] * gain rounded and clamped to 0..255 (resampled rows back to 8 bits). */
+static inline void cxr_report_bytes_from_floats(const float *row, size_t count, float gain,
+                                                uint8_t *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        float value = row[i] * gain + 0.5f;
+        out[i] = value >= 255.0f ? 255 : value <= 0.0f ? 0 : (uint8_t)value;
+    }
+}
+
 #endif

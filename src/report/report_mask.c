@@ -8,24 +8,32 @@
 
 #include "report/report_internal.h"
 
-/* Box-average shrink by the integer factor (edge cells may be smaller), into floats. */
-static void shrink(const struct cxr_gray8 *source, uint32_t factor, uint32_t width, uint32_t height,
-                   float *grid)
+struct grid_sink {
+    float *grid;
+    uint32_t width;
+};
+
+static void grid_row(void *context, uint32_t y, const float *row)
 {
-    for (uint32_t y = 0; y < height; y++) {
-        uint32_t y0 = y * factor, y1 = y0 + factor < source->height ? y0 + factor : source->height;
-        for (uint32_t x = 0; x < width; x++) {
-            uint32_t x0 = x * factor,
-                     x1 = x0 + factor < source->width ? x0 + factor : source->width;
-            uint64_t sum = 0;
-            for (uint32_t sy = y0; sy < y1; sy++) {
-                const uint8_t *row = source->pixels + (size_t)sy * source->width;
-                for (uint32_t sx = x0; sx < x1; sx++)
-                    sum += row[sx];
-            }
-            grid[(size_t)y * width + x] = (float)sum / (float)((y1 - y0) * (x1 - x0));
-        }
-    }
+    struct grid_sink *sink = context;
+    memcpy(sink->grid + (size_t)y * sink->width, row, sizeof(float) * sink->width);
+}
+
+/* Box-average shrink by the integer factor (edge cells average the pixels they cover), into
+ * floats, with image/'s resampler: the grid spans width * factor source pixels. */
+static enum cxr_status shrink(const struct cxr_gray8 *source, uint32_t factor, uint32_t width,
+                              uint32_t height, float *grid, struct cxr_err *err)
+{
+    struct cxr_image_resampler *resampler = NULL;
+    enum cxr_status status = cxr_image_resampler_create_extent(
+            source->width, source->height, 1, width, height, (double)width * factor,
+            (double)height * factor, &resampler, err);
+    if (status != CXR_OK)
+        return status;
+    struct grid_sink sink = {grid, width};
+    cxr_image_resampler_run_u8(resampler, source->pixels, grid_row, &sink);
+    cxr_image_resampler_destroy(resampler);
+    return CXR_OK;
 }
 
 /* Mean and standard deviation over the (2r+1)^2 window, clipped at the edges. */
@@ -209,7 +217,17 @@ enum cxr_status cxr_report_mask_compute(const struct cxr_gray8 *source,
         free(labels);
         return cxr_err_set(err, CXR_ERR_NOMEM, "body mask: out of memory");
     }
-    shrink(source, factor, width, height, grid);
+    enum cxr_status shrunk = shrink(source, factor, width, height, grid, err);
+    if (shrunk != CXR_OK) {
+        free(grid);
+        free(mean);
+        free(deviation);
+        free(passes);
+        free(outside);
+        free(queue);
+        free(labels);
+        return shrunk;
+    }
     local_statistics(grid, width, height, 2, mean, deviation);
 
     /* The air around the patient is the darkest part of the image and flat (only noise).

@@ -95,12 +95,33 @@ enum cxr_log_level {
     CXR_LOG_ERROR = 3,
 };
 
-/* Messages below the level are dropped. Thread safe; set the level before starting threads. */
+enum cxr_log_format {
+    CXR_LOG_TEXT = 0, /* "<time> <level> <message>" */
+    CXR_LOG_JSON = 1, /* {"time":..,"level":..,"message":..} or, for cxr_log_fields, the fields */
+};
+
+/* Messages below the level are dropped. Thread safe, also while other threads log (SIGHUP). */
 void cxr_log_set_level(enum cxr_log_level level);
+void cxr_log_set_format(enum cxr_log_format format);
+/* Parses "text" or "json"; returns CXR_ERR_INVALID_ARG otherwise. */
+enum cxr_status cxr_log_format_parse(const char *name, enum cxr_log_format *format);
 /* Parses "debug", "info", "warn" or "error"; returns CXR_ERR_INVALID_ARG otherwise. */
 enum cxr_status cxr_log_level_parse(const char *name, enum cxr_log_level *level);
 /* One line to stderr: UTC time, level, message. Thread safe (one write per line). */
 void cxr_log(enum cxr_log_level level, const char *fmt, ...) CXR_PRINTF(2, 3);
+
+/* One structured field of a log line: a string (text, NULL to leave the field out) or a
+ * number (is_number). */
+struct cxr_log_field {
+    const char *key;
+    const char *text;
+    double number;
+    bool is_number;
+};
+/* One line of key=value pairs after event (text), or one JSON object with "event" and each field
+ * as a member (json). Thread safe. */
+void cxr_log_fields(enum cxr_log_level level, const char *event, const struct cxr_log_field *fields,
+                    size_t count);
 
 /* ---- INI files (util_config.c, libinih) ---------------------------------------------------
  * A parsed INI file: every `key = value` of every [section], in file order. Lookups are exact

@@ -1,6 +1,7 @@
 /* JWT checks: tokens minted by `cxrd token` pass; missing, malformed, tampered, wrong key, wrong
  * algorithm (including HS256 signed with the RS256 public key), alg none, unsigned, expired and
- * not-yet-valid tokens are refused with the right outcome. RS256/ES256 keys come from openssl. */
+ * not-yet-valid tokens are refused with the right outcome; short HS256 secrets are refused; kid
+ * picks one of several keys and a revoked jti is refused. RS256/ES256 keys come from openssl. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <jwt.h>
 
 #include "http/http.h"
@@ -244,10 +247,153 @@ static void public_key_algorithms(void **state)
     cxr_config_release(&empty);
 }
 
+/* HS256 secret length: the boundary of the 32-byte minimum, at start and when minting. */
+static void hs256_secret_length(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t length;
+        enum cxr_status status;
+    } cases[] = {{1, CXR_ERR_INVALID_ARG}, {31, CXR_ERR_INVALID_ARG}, {32, CXR_OK}, {64, CXR_OK}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char secret[65];
+        memset(secret, 's', cases[i].length);
+        secret[cases[i].length] = '\0';
+        struct cxr_config config;
+        config_for(&config, "HS256", secret, "", "");
+        struct cxr_auth *auth = NULL;
+        struct cxr_err err = CXR_ERR_INIT;
+        assert_int_equal(cxr_http_auth_create(&config, &auth, &err), cases[i].status);
+        if (cases[i].status != CXR_OK) {
+            assert_null(auth);
+            assert_non_null(strstr(err.message, "at least 32 are needed"));
+            char *token = NULL;
+            struct cxr_err mint_err = CXR_ERR_INIT;
+            assert_int_equal(cxr_http_auth_token_mint(&config, "x", 60, now, &token, &mint_err),
+                             CXR_ERR_INVALID_ARG);
+            assert_null(token);
+        }
+        cxr_http_auth_destroy(auth);
+        cxr_config_release(&config);
+    }
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+}
+
+/* kid picks the key; jti in the revocation list is refused; minted tokens carry both. */
+static void kid_rotation_and_revocation(void **state)
+{
+    (void)state;
+    char folder[] = "/tmp/cxr-auth-XXXXXX";
+    assert_non_null(mkdtemp(folder));
+    char keys[64], old_key[96], revoked[64];
+    snprintf(keys, sizeof keys, "%s/keys", folder);
+    snprintf(old_key, sizeof old_key, "%s/old.secret", keys);
+    snprintf(revoked, sizeof revoked, "%s/revoked", folder);
+    assert_int_equal(mkdir(keys, 0700), 0);
+    static const char old_secret[] = "old-secret-old-secret-old-secret-0";
+    static const char new_secret[] = "new-secret-new-secret-new-secret-1";
+    write_text(old_key, "old-secret-old-secret-old-secret-0\n");
+
+    struct cxr_config old_config, new_config;
+    config_for(&old_config, "HS256", old_secret, "", "");
+    free(old_config.jwt_key_id);
+    old_config.jwt_key_id = strdup("old");
+    config_for(&new_config, "HS256", new_secret, "", "");
+    free(new_config.jwt_key_id);
+    new_config.jwt_key_id = strdup("new");
+    free(new_config.jwt_keys_dir);
+    new_config.jwt_keys_dir = strdup(keys);
+
+    char *old_token = mint(&old_config, "a", 3600, now);
+    char *new_token = mint(&new_config, "b", 3600, now);
+    char *revoked_token = mint(&new_config, "c", 3600, now);
+    /* jti of the token to revoke, from its payload. */
+    const char *payload = strchr(revoked_token, '.') + 1;
+    struct cxr_buf decoded = CXR_BUF_INIT(4096);
+    assert_int_equal(
+            cxr_base64url_decode(payload, (size_t)(strchr(payload, '.') - payload), &decoded),
+            CXR_OK);
+    json_t *claims = json_loadb((const char *)decoded.data, decoded.len, 0, NULL);
+    const char *jti = json_string_value(json_object_get(claims, "jti"));
+    assert_non_null(jti);
+    assert_int_equal(strlen(jti), 32);
+    char list[128];
+    snprintf(list, sizeof list, "# revoked\n\n  %s  \nsomething-else\n", jti);
+    write_text(revoked, list);
+    free(new_config.jwt_revoked);
+    new_config.jwt_revoked = strdup(revoked);
+
+    struct cxr_auth *auth = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_http_auth_create(&new_config, &auth, &err), CXR_OK);
+    assert_int_equal(cxr_http_auth_key_count(auth), 2);
+    assert_int_equal(cxr_http_auth_revoked_count(auth), 2);
+    static const struct {
+        const char *name;
+        int which; /* 0 old, 1 new, 2 revoked */
+        enum cxr_http_auth_outcome outcome;
+    } cases[] = {
+            {"old kid, old key", 0, CXR_AUTH_OK},
+            {"new kid, new key", 1, CXR_AUTH_OK},
+            {"revoked jti", 2, CXR_AUTH_INVALID},
+    };
+    char *tokens[] = {old_token, new_token, revoked_token};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("%s\n", cases[i].name);
+        assert_int_equal(check(auth, tokens[cases[i].which]), cases[i].outcome);
+    }
+    /* An unknown kid, and a kid that names the wrong key, are refused. */
+    struct cxr_config stranger;
+    config_for(&stranger, "HS256", old_secret, "", "");
+    free(stranger.jwt_key_id);
+    stranger.jwt_key_id = strdup("unknown");
+    char *unknown_token = mint(&stranger, "d", 3600, now);
+    assert_int_equal(check(auth, unknown_token), CXR_AUTH_INVALID);
+    free(stranger.jwt_key_id);
+    stranger.jwt_key_id = strdup("new"); /* signed with the old secret, claims the new kid */
+    char *wrong_key_token = mint(&stranger, "e", 3600, now);
+    assert_int_equal(check(auth, wrong_key_token), CXR_AUTH_INVALID);
+
+    /* A short secret in keys_dir stops the (re)load. */
+    char short_key[96];
+    snprintf(short_key, sizeof short_key, "%s/short.secret", keys);
+    write_text(short_key, "too-short\n");
+    struct cxr_auth *refused = NULL;
+    struct cxr_err err2 = CXR_ERR_INIT;
+    assert_int_equal(cxr_http_auth_create(&new_config, &refused, &err2), CXR_ERR_INVALID_ARG);
+    assert_null(refused);
+
+    unlink(short_key);
+    unlink(old_key);
+    unlink(revoked);
+    rmdir(keys);
+    rmdir(folder);
+    json_decref(claims);
+    cxr_buf_release(&decoded);
+    free(old_token);
+    free(new_token);
+    free(revoked_token);
+    free(unknown_token);
+    free(wrong_key_token);
+    cxr_http_auth_destroy(auth);
+    cxr_config_release(&old_config);
+    cxr_config_release(&new_config);
+    cxr_config_release(&stranger);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(hs256_round_trip_and_refusals),
+            cmocka_unit_test(hs256_secret_length),
+            cmocka_unit_test(kid_rotation_and_revocation),
             cmocka_unit_test_setup_teardown(public_key_algorithms, keys_setup, keys_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,7 @@ THUMB, BINS = 16, 32
 ACCEPT_PERCENTILE = 0.03  # of the training chest scores: the gate's threshold
 DICOM_WEIGHT = 20.0  # corpus images are few; each counts as this many transformed images
 C_REGULARISATION = 1.0
+CROP_WEIGHT = 6.0  # crops are the hardest negatives: each counts as six (docs/gate.md)
 EXTRA_TRANSFORMS = 2  # per training image, beside the one every image gets
 
 
@@ -123,9 +124,11 @@ def fit(x, y, weight):
 def training_rows(folder, sets, corpus_mask, corpus_chest):
     tr = ~folder.is_val
     neg = np.concatenate([sets["transformed"][tr], sets["extra"]])
+    kinds = np.concatenate([sets["kinds"][tr], sets["extra_kinds"]])
     x = np.concatenate([sets["chest"][tr], neg, sets["corpus"][corpus_mask]])
     y = np.concatenate([np.ones(tr.sum()), np.zeros(len(neg)), corpus_chest[corpus_mask]])
-    weight = np.concatenate([np.ones(tr.sum() + len(neg)),
+    crop = G.TRANSFORMS.index("crop")
+    weight = np.concatenate([np.ones(tr.sum()), np.where(kinds == crop, CROP_WEIGHT, 1.0),
                              np.full(corpus_mask.sum(), DICOM_WEIGHT)])
     return x, y, weight
 
@@ -229,11 +232,12 @@ def markdown(report):
              "over the network's pooled features (the graph output `gate_features`), a 16 x 16 "
              "thumbnail and a 32-bin grey histogram of the network input, fitted by "
              "`tools/train/gate.py` on the training split's chest radiographs against the same "
-             "images rotated by 90/180/270 degrees, inverted or cropped to a 30-50%% window, and "
+             "images rotated by 90/180/270 degrees, inverted or cropped to a 30-50%% window (each crop "
+             "counting %g times: crops are the hardest negatives), and "
              "the non-chest images of the DICOM corpus (rendered by cxrd). Its threshold "
              "(%.4f) is the %.2fth percentile of the training radiographs' scores. The figures "
              "below are the image layer alone, on images it was not fitted on." % (
-                 report["threshold"], ACCEPT_PERCENTILE), "",
+                 CROP_WEIGHT, report["threshold"], ACCEPT_PERCENTILE), "",
              "| chest radiographs, validation split | accepted |", "| --- | --- |"]
     for d, r in acc.items():
         lines.append("| %s | %d / %d (%.4f) |" % (d, r["accepted"], r["n"],
