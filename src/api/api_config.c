@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "image/image.h"
 #include "report/report.h"
 
 /* Where the default model lives relative to the executable's folder (installed: /usr/bin ->
@@ -25,6 +26,7 @@ enum key_type {
     KEY_DURATION,
     KEY_DURATION32,
     KEY_GATE_MODE,
+    KEY_PNG_COMPRESSION,
 };
 
 struct key_spec {
@@ -73,6 +75,7 @@ static const struct key_spec keys[] = {
         {"report", "institution_name", KEY_STRING, FIELD(institution_name), 0, 0},
         {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
         {"report", "timezone", KEY_STRING, FIELD(report_timezone), 0, 0},
+        {"report", "png_compression", KEY_PNG_COMPRESSION, FIELD(png_compression), 0, 0},
 };
 
 static enum cxr_status parse_gate_mode(const char *value, enum cxr_gate_mode *mode)
@@ -85,6 +88,18 @@ static enum cxr_status parse_gate_mode(const char *value, enum cxr_gate_mode *mo
         }
     }
     return CXR_ERR_INVALID_ARG;
+}
+
+static enum cxr_status parse_png_compression(const char *value,
+                                             enum cxr_image_png_compression *mode)
+{
+    if (strcmp(value, "fast") == 0)
+        *mode = CXR_IMAGE_PNG_FAST;
+    else if (strcmp(value, "small") == 0)
+        *mode = CXR_IMAGE_PNG_SMALL;
+    else
+        return CXR_ERR_INVALID_ARG;
+    return CXR_OK;
 }
 
 static enum cxr_status set_string(char **slot, const char *value)
@@ -152,6 +167,9 @@ static enum cxr_status apply(struct cxr_config *config, const struct key_spec *s
         break;
     case KEY_GATE_MODE:
         status = parse_gate_mode(value, slot);
+        break;
+    case KEY_PNG_COMPRESSION:
+        status = parse_png_compression(value, slot);
         break;
     }
     if (status == CXR_ERR_NOMEM)

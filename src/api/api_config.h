@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "image/image.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -57,6 +58,7 @@ struct cxr_config {
     /* [report] */
     char *institution_name; /* "" = the DICOM file's Institution Name */
     char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */
+    enum cxr_image_png_compression png_compression; /* fast (default) or small */
     /* [gate] */
     enum cxr_gate_mode gate_mode;
     /* [thresholds]: site thresholds and the model version they were calibrated for */

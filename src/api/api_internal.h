@@ -2,6 +2,8 @@
 #ifndef CXR_API_INTERNAL_H
 #define CXR_API_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include <jansson.h>
 #include <pthread.h>
 
@@ -21,6 +23,7 @@ struct cxr_api {
      * cxr_api_thresholds_reload: a result never mixes two sets of thresholds. */
     pthread_rwlock_t thresholds_lock;
     double model_thresholds[CXR_FINDING_COUNT]; /* the model's own, before [thresholds] */
+    atomic_uint jobs_running; /* cxr_api_job_run calls in progress (api_pipeline.c) */
 };
 
 /* snprintf for messages that may be cut at the buffer's end on purpose. */

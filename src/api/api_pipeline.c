@@ -36,6 +36,7 @@ enum side_kind { SIDE_SOURCE_PNG, SIDE_PDF };
 
 struct side_job {
     enum side_kind kind;
+    enum cxr_image_png_compression png_compression;
     struct run_state *state;
     struct cxr_report_info info;
     pthread_t thread;
@@ -52,7 +53,8 @@ static void *side_main(void *arg)
     double start = cxr_api_now();
     struct run_state *state = job->state;
     if (job->kind == SIDE_SOURCE_PNG) {
-        job->status = cxr_image_png_encode_gray8(&state->source, &state->source_png, &job->err);
+        job->status = cxr_image_png_encode_gray8(&state->source, job->png_compression,
+                                                 &state->source_png, &job->err);
     } else {
         job->status = cxr_report_pdf_render(&job->info, &state->prediction, &state->source,
                                             &state->pdf, &job->err);
@@ -347,6 +349,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     struct cxr_err err = CXR_ERR_INIT;
     char message[1024];
     struct side_job source_png = {0}, pdf = {0};
+    atomic_fetch_add(&api->jobs_running, 1);
 
     double start = cxr_api_now();
     enum cxr_status status =
@@ -400,9 +403,13 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     source_png.kind = SIDE_SOURCE_PNG;
     source_png.state = &state;
+    source_png.png_compression = api->config->png_compression;
     if (!job->predict_only)
         side_start(&source_png);
 
+    /* Alone, a forward pass uses every core; with other requests in flight it runs on this
+     * thread only, so the cores go to their work rather than to the pool's spinning. */
+    cxr_nn_runtime_set_parallel(api->runtime, atomic_load(&api->jobs_running) <= 1);
     start = cxr_api_now();
     status = cxr_model_predict(api->model, &state.source, &state.prediction, &err);
     result->stage_seconds[CXR_STAGE_INFER] = cxr_api_now() - start;
@@ -469,7 +476,8 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
 
     start = cxr_api_now();
     if (!normal)
-        status = cxr_image_png_encode_rgb8(&state.heatmap, &state.heatmap_png, &err);
+        status = cxr_image_png_encode_rgb8(&state.heatmap, api->config->png_compression,
+                                           &state.heatmap_png, &err);
     double heatmap_png_seconds = cxr_api_now() - start;
     enum cxr_status source_status = side_join(&source_png);
     result->stage_seconds[CXR_STAGE_PNG] = heatmap_png_seconds + source_png.seconds;
@@ -519,4 +527,5 @@ done:
     if (result->status == 500)
         cxr_log(CXR_LOG_ERROR, "%s: %s", job->input_path, result->cause);
     state_release(&state);
+    atomic_fetch_sub(&api->jobs_running, 1);
 }

@@ -38,7 +38,7 @@ int cxr_cli_render(int argc, char **argv)
     int status = 1;
     if (cxr_dicom_file_read(argv[1], &limits, &file, &err) != CXR_OK ||
         cxr_image_render(file, &limits, &image, &err) != CXR_OK ||
-        cxr_image_png_encode_gray8(&image, &png, &err) != CXR_OK) {
+        cxr_image_png_encode_gray8(&image, CXR_IMAGE_PNG_FAST, &png, &err) != CXR_OK) {
         fprintf(stderr, "cxrd render: %s: %s\n", argv[1], err.message);
         goto done;
     }

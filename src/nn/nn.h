@@ -22,6 +22,12 @@ enum cxr_status cxr_nn_runtime_create(uint32_t threads, struct cxr_nn_runtime **
                                       struct cxr_err *err);
 void cxr_nn_runtime_destroy(struct cxr_nn_runtime *runtime);
 uint32_t cxr_nn_runtime_threads(const struct cxr_nn_runtime *runtime);
+/* Whether forward passes spread over the pool (true, the default) or run on the calling thread
+ * alone. A hint read at the start of each pass, settable from any thread at any time: a server
+ * with other requests in flight runs passes serially, so their PNG and PDF work uses the other
+ * cores instead of the pool spinning while it waits for a core. Results are the same either way
+ * (every output element is computed by one thread with the same kernel). */
+void cxr_nn_runtime_set_parallel(struct cxr_nn_runtime *runtime, bool parallel);
 /* Most bytes of activations plus outputs one model may plan (default 4 GiB); models needing
  * more fail to load with CXR_ERR_LIMIT. Set before loading; not thread safe. */
 void cxr_nn_runtime_set_memory_limit(struct cxr_nn_runtime *runtime, size_t bytes);

@@ -340,10 +340,9 @@ static bool is_dense_row_major(const struct nn_tensor *tensor)
     return same_order && tensor->stride == nn_tensor_channels(tensor);
 }
 
-static enum cxr_status run_node(struct cxr_nn_model *model, struct nn_node *node,
-                                struct cxr_err *err)
+static enum cxr_status run_node(struct cxr_nn_model *model, pthreadpool_t pool,
+                                struct nn_node *node, struct cxr_err *err)
 {
-    pthreadpool_t pool = model->runtime->pool;
     struct nn_tensor *in = &model->tensors[node->inputs[0]];
     struct nn_tensor *out = &model->tensors[node->outputs[0]];
     switch (node->kind) {
@@ -403,8 +402,29 @@ static double now_ms(void)
     return (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
 }
 
+static void yield_task(void *context, size_t index)
+{
+    (void)context;
+    (void)index;
+}
+
+/* pthreadpool's workers spin for a while (up to about a million pause instructions) waiting
+ * for the next operator, which inside a pass saves a wake-up per operator but after the last
+ * one only burns a core that other requests' PNG and PDF work could use. One empty task with
+ * PTHREADPOOL_FLAG_YIELD_WORKERS sends them straight to sleep. */
+static void yield_workers(pthreadpool_t pool)
+{
+    size_t threads = pool ? pthreadpool_get_threads_count(pool) : 1;
+    if (threads > 1)
+        pthreadpool_parallelize_1d(pool, yield_task, NULL, threads, PTHREADPOOL_FLAG_YIELD_WORKERS);
+}
+
 enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err)
 {
+    /* NULL: XNNPACK and the kernels here run on the calling thread (pthreadpool's rule). */
+    pthreadpool_t pool = atomic_load_explicit(&model->runtime->serial, memory_order_relaxed)
+                                 ? NULL
+                                 : model->runtime->pool;
     double start = model->profile_ms ? now_ms() : 0.0;
     for (size_t s = 0; s < model->step_count; s++) {
         const struct nn_step *step = &model->steps[s];
@@ -434,11 +454,14 @@ enum cxr_status nn_exec_run(struct cxr_nn_model *model, struct cxr_err *err)
                 nn_kernel_reshape(tensor, &target);
             }
         } else {
-            enum cxr_status status = run_node(model, &model->nodes[step->index], err);
-            if (status != CXR_OK)
+            enum cxr_status status = run_node(model, pool, &model->nodes[step->index], err);
+            if (status != CXR_OK) {
+                yield_workers(pool);
                 return status;
+            }
         }
     }
+    yield_workers(pool);
     if (model->profile_ms && model->step_count > 0) {
         model->profile_ms[model->step_count - 1] += now_ms() - start;
         model->profile_runs++;

@@ -4,6 +4,7 @@
 #ifndef CXR_NN_INTERNAL_H
 #define CXR_NN_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,6 +152,7 @@ struct nn_metadata {
 struct cxr_nn_runtime {
     pthreadpool_t pool;
     uint32_t threads;
+    atomic_bool serial;  /* cxr_nn_runtime_set_parallel(false): passes run on the caller only */
     size_t memory_limit; /* activation arena + output buffers of one model */
 };
 

@@ -37,6 +37,11 @@ void cxr_nn_runtime_destroy(struct cxr_nn_runtime *runtime)
     free(runtime);
 }
 
+void cxr_nn_runtime_set_parallel(struct cxr_nn_runtime *runtime, bool parallel)
+{
+    atomic_store_explicit(&runtime->serial, !parallel, memory_order_relaxed);
+}
+
 void cxr_nn_runtime_set_memory_limit(struct cxr_nn_runtime *runtime, size_t bytes)
 {
     runtime->memory_limit = bytes < NN_MAX_ARENA_BYTES ? bytes : NN_MAX_ARENA_BYTES;

@@ -53,7 +53,7 @@ static void config_keys_and_defaults(void **state)
                      "[paths]\ninput_root = /data/in\noutput_root = out\n"
                      "[model]\npath = models/m.onnx\n"
                      "[auth]\nsecret = from-file\ntoken_ttl = 7d\n"
-                     "[report]\ninstitution_name = Clinic \xc3\x9c\n");
+                     "[report]\ninstitution_name = Clinic \xc3\x9c\npng_compression = small\n");
     struct cxr_config config;
     struct cxr_err err = CXR_ERR_INIT;
     assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
@@ -75,6 +75,10 @@ static void config_keys_and_defaults(void **state)
     assert_string_equal(config.institution_name, "Clinic \xc3\x9c");
     assert_string_equal(config.jwt_algorithm, "HS256"); /* defaults for keys not given */
     assert_int_equal(config.http_threads, 2);
+    assert_int_equal(config.png_compression, CXR_IMAGE_PNG_SMALL);
+    cxr_config_release(&config);
+    assert_int_equal(cxr_config_load(NULL, &config, &err), CXR_OK);
+    assert_int_equal(config.png_compression, CXR_IMAGE_PNG_FAST); /* the default */
     cxr_config_release(&config);
 
     /* The environment wins for the secret. */
@@ -96,6 +100,7 @@ static void config_keys_and_defaults(void **state)
             {"[auth]\nalgorithm = none\n", "algorithm"},
             {"[server]\nlog_level = loud\n", "log_level"},
             {"[nope]\nx = 1\n", "unknown key [nope] x"},
+            {"[report]\npng_compression = tiny\n", "[report] png_compression"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_text(path, bad[i].text);

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
         /* The API's path (cxr_image_render), which takes the native fast path where it
          * applies; the stored values above come from codec/ for every file. */
         if (cxr_image_render(file, &limits, &image, &render_err) == CXR_OK) {
-            if (cxr_image_png_encode_gray8(&image, &png, &render_err) == CXR_OK)
+            if (cxr_image_png_encode_gray8(&image, CXR_IMAGE_PNG_FAST, &png, &render_err) == CXR_OK)
                 failed |= write_file(argv[3], png.data, png.len);
             cxr_image_gray8_release(&image);
         }

@@ -148,6 +148,29 @@ static void probabilities_match_pytorch(void **state)
     cxr_model_destroy(model);
 }
 
+/* A pass on the calling thread alone (cxr_nn_runtime_set_parallel(false), what a busy server
+ * does) gives exactly the values of a pass spread over the pool. */
+static void serial_passes_equal_parallel_ones(void **state)
+{
+    (void)state;
+    struct cxr_model *model = load("test_model.onnx");
+    for (int i = 0; i < IMAGES; i++) {
+        struct cxr_prediction parallel, serial;
+        cxr_nn_runtime_set_parallel(runtime, true);
+        assert_int_equal(cxr_model_predict(model, &images[i], &parallel, NULL), CXR_OK);
+        cxr_nn_runtime_set_parallel(runtime, false);
+        assert_int_equal(cxr_model_predict(model, &images[i], &serial, NULL), CXR_OK);
+        cxr_nn_runtime_set_parallel(runtime, true);
+        for (int k = 0; k < CXR_FINDING_COUNT; k++)
+            assert_true(serial.findings[k].confidence == parallel.findings[k].confidence);
+        assert_memory_equal(serial.cams, parallel.cams,
+                            (size_t)CXR_FINDING_COUNT * 256 * sizeof(float));
+        cxr_model_prediction_release(&parallel);
+        cxr_model_prediction_release(&serial);
+    }
+    cxr_model_destroy(model);
+}
+
 static void shuffled_labels_map_to_api_order(void **state)
 {
     (void)state;
@@ -306,6 +329,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(probabilities_match_pytorch),
+            cmocka_unit_test(serial_passes_equal_parallel_ones),
             cmocka_unit_test(shuffled_labels_map_to_api_order),
             cmocka_unit_test(pinned_results_through_report),
             cmocka_unit_test(broken_models_are_refused),

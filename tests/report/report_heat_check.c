@@ -163,7 +163,7 @@ int main(int argc, char **argv)
                 struct cxr_buf png = CXR_BUF_INIT(0);
                 char name[64];
                 snprintf(name, sizeof name, "heatmap_%zu.png", i);
-                if (cxr_image_png_encode_rgb8(&overlay, &png, &err) == CXR_OK) {
+                if (cxr_image_png_encode_rgb8(&overlay, CXR_IMAGE_PNG_FAST, &png, &err) == CXR_OK) {
                     FILE *file = open_out(outdir, name);
                     fwrite(png.data, 1, png.len, file);
                     fclose(file);
