@@ -92,7 +92,7 @@ static enum MHD_Result send_api_response(struct request *request, struct cxr_api
 {
     if (response->body == NULL) {
         static const char fallback[] = "{\"Result\":\"Failure\",\"Data\":null,\"Message\":"
-                                       "\"Single Inference failed due to an internal error\"}";
+                                       "\"Single Inference failed due to an internal error\"}\n";
         return send_text(request, 500, "application/json", fallback, sizeof fallback - 1);
     }
     return send_text(request, response->status, "application/json", response->body,
@@ -285,7 +285,7 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     if (request->route == ROUTE_PING) {
-        static const char ok[] = "{\"status\": \"ok\"}";
+        static const char ok[] = "{\"status\": \"ok\"}\n";
         *result = get ? send_text(request, 200, "application/json", ok, sizeof ok - 1)
                       : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /ping");
         return true;
