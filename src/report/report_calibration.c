@@ -465,19 +465,6 @@ static void draw_page(cairo_t *cr, const struct cxr_report_calibration_info *inf
                         7, false, MARGIN, y + 4, CONTENT, CXR_REPORT_ALIGN_START, 2);
 }
 
-struct pdf_stream {
-    struct cxr_buf *out;
-    enum cxr_status status;
-};
-
-static cairo_status_t append_to_buf(void *closure, const unsigned char *data, unsigned int length)
-{
-    struct pdf_stream *stream = closure;
-    if (stream->status == CXR_OK)
-        stream->status = cxr_buf_append(stream->out, data, length);
-    return stream->status == CXR_OK ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
-}
-
 enum cxr_status cxr_report_calibration_pdf(const struct cxr_report_calibration_info *info,
                                            const struct cxr_calibration *calibration,
                                            struct cxr_buf *out, struct cxr_err *err)
@@ -485,9 +472,9 @@ enum cxr_status cxr_report_calibration_pdf(const struct cxr_report_calibration_i
     if (info == NULL || calibration == NULL || out == NULL || calibration->point_count == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: missing argument");
     size_t start = out->len;
-    struct pdf_stream stream = {out, CXR_OK};
-    cairo_surface_t *surface =
-            cairo_pdf_surface_create_for_stream(append_to_buf, &stream, PAGE_WIDTH, PAGE_HEIGHT);
+    struct cxr_report_pdf_stream stream = {out, CXR_OK};
+    cairo_surface_t *surface = cairo_pdf_surface_create_for_stream(
+            cxr_report_pdf_stream_write, &stream, PAGE_WIDTH, PAGE_HEIGHT);
     if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(surface);
         return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot create the PDF surface");

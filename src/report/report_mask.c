@@ -36,6 +36,22 @@ static enum cxr_status shrink(const struct cxr_gray8 *source, uint32_t factor, u
     return CXR_OK;
 }
 
+/* The 4-connected neighbours of grid cell i, into next; returns how many. */
+static int neighbours(uint32_t i, uint32_t width, uint32_t height, uint32_t next[4])
+{
+    uint32_t x = i % width, y = i / width;
+    int n = 0;
+    if (x > 0)
+        next[n++] = i - 1;
+    if (x + 1 < width)
+        next[n++] = i + 1;
+    if (y > 0)
+        next[n++] = i - width;
+    if (y + 1 < height)
+        next[n++] = i + width;
+    return n;
+}
+
 /* Mean and standard deviation over the (2r+1)^2 window, clipped at the edges. */
 static void local_statistics(const float *grid, uint32_t width, uint32_t height, int radius,
                              float *mean, float *deviation)
@@ -103,17 +119,8 @@ static void flood_from_border(const uint8_t *passes, const uint8_t *seeds, uint3
     }
     while (head < tail) {
         uint32_t i = queue[head++];
-        uint32_t x = i % width, y = i / width;
         uint32_t next[4];
-        int n = 0;
-        if (x > 0)
-            next[n++] = i - 1;
-        if (x + 1 < width)
-            next[n++] = i + 1;
-        if (y > 0)
-            next[n++] = i - width;
-        if (y + 1 < height)
-            next[n++] = i + width;
+        int n = neighbours(i, width, height, next);
         for (int k = 0; k < n; k++) {
             if (passes[next[k]] && !marked[next[k]]) {
                 marked[next[k]] = 1;
@@ -161,17 +168,8 @@ static void keep_largest(uint8_t *inside, uint32_t width, uint32_t height, uint3
         queue[tail++] = (uint32_t)start;
         while (head < tail) {
             uint32_t i = queue[head++];
-            uint32_t x = i % width, y = i / width;
             uint32_t next[4];
-            int n = 0;
-            if (x > 0)
-                next[n++] = i - 1;
-            if (x + 1 < width)
-                next[n++] = i + 1;
-            if (y > 0)
-                next[n++] = i - width;
-            if (y + 1 < height)
-                next[n++] = i + width;
+            int n = neighbours(i, width, height, next);
             for (int k = 0; k < n; k++) {
                 if (inside[next[k]] && !labels[next[k]]) {
                     labels[next[k]] = label;

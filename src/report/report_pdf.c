@@ -212,16 +212,10 @@ static enum cxr_status draw_footer(struct cxr_report_page *page, const struct cx
     return CXR_OK;
 }
 
-/* cairo does not reliably report a failed write through the surface status, so the stream
- * remembers it. */
-struct pdf_stream {
-    struct cxr_buf *out;
-    enum cxr_status status;
-};
-
-static cairo_status_t append_to_buf(void *closure, const unsigned char *data, unsigned int length)
+cairo_status_t cxr_report_pdf_stream_write(void *closure, const unsigned char *data,
+                                           unsigned int length)
 {
-    struct pdf_stream *stream = closure;
+    struct cxr_report_pdf_stream *stream = closure;
     if (stream->status == CXR_OK)
         stream->status = cxr_buf_append(stream->out, data, length);
     return stream->status == CXR_OK ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
@@ -270,9 +264,9 @@ enum cxr_status cxr_report_pdf_render(const struct cxr_report_info *info,
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "report: empty source image");
 
     size_t start = out->len;
-    struct pdf_stream stream = {out, CXR_OK};
-    cairo_surface_t *surface =
-            cairo_pdf_surface_create_for_stream(append_to_buf, &stream, PAGE_WIDTH, PAGE_HEIGHT);
+    struct cxr_report_pdf_stream stream = {out, CXR_OK};
+    cairo_surface_t *surface = cairo_pdf_surface_create_for_stream(
+            cxr_report_pdf_stream_write, &stream, PAGE_WIDTH, PAGE_HEIGHT);
     if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(surface);
         return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot create the PDF surface");

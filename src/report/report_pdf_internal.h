@@ -29,6 +29,15 @@ struct cxr_report_page {
     int image_count;
 };
 
+/* A PDF written into a buffer: cairo's write callback. cairo does not reliably report a failed
+ * write through the surface status, so the stream remembers it. */
+struct cxr_report_pdf_stream {
+    struct cxr_buf *out;
+    enum cxr_status status;
+};
+cairo_status_t cxr_report_pdf_stream_write(void *closure, const unsigned char *data,
+                                           unsigned int length);
+
 enum cxr_report_align { CXR_REPORT_ALIGN_START, CXR_REPORT_ALIGN_END, CXR_REPORT_ALIGN_CENTER };
 
 /* Draws text (UTF-8, made valid first: DICOM strings are decoded upstream but never trusted)
