@@ -2,7 +2,9 @@
 """The Debian package end to end without installing it on this machine: cpack -G DEB into a temp
 folder, dpkg-deb -x into a fresh root, then the files, the conffile, modes, maintainer scripts,
 dependencies, the systemd unit (systemd-analyze verify; security score printed) and the unpacked
-/usr/bin/cxrd serving with /usr/share/cxrd's model and /etc/cxrd/cxrd.ini's settings.
+/usr/bin/cxrd serving with /usr/share/cxrd's model and /etc/cxrd/cxrd.ini's settings. Then the
+real installation: dpkg --root into a throwaway root with the real maintainer scripts
+(install_root.sh).
 
 Arguments: BUILD_DIR SOURCE_DIR."""
 import os
@@ -173,6 +175,40 @@ class Package(unittest.TestCase):
         self.assertTrue(notify.recv(4096).decode().startswith("STOPPING=1"))
         notify.close()
         self.assertTrue(os.path.exists(os.path.join(state, "lib", "audit.sqlite")))
+
+
+    def test_dpkg_installs_into_fresh_root_with_real_maintainer_scripts(self):
+        if os.geteuid() != 0 or shutil.which("unshare") is None or not os.path.islink("/bin"):
+            self.skipTest("needs root, unshare and a merged-/usr Debian for the throwaway root")
+        dicom = os.path.join(os.environ["CXR_API_FIXTURES"], "dicom", "pat001.dcm")
+        work = os.path.join(self.work, "install")
+        answer = subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork",
+                                 os.path.join(SOURCE, "tests/packaging/install_root.sh"),
+                                 self.deb, work, dicom], capture_output=True, text=True,
+                                timeout=300)
+        self.assertEqual(answer.returncode, 0, answer.stdout + answer.stderr)
+        facts = dict(line.split(": ", 1) for line in answer.stdout.splitlines() if ": " in line)
+        print(answer.stdout, file=sys.stderr)
+        self.assertEqual(facts["user-before"], "none")
+        self.assertEqual(facts["status"], "install ok installed")
+        self.assertEqual(facts["conffiles"], "/etc/cxrd/cxrd.ini")
+        user = facts["user"].split(":")
+        self.assertEqual((user[0], user[5], user[6]), ("cxrd", "/var/lib/cxrd", "/usr/sbin/nologin"))
+        self.assertLess(int(user[2]), 1000)  # a system user
+        self.assertEqual(facts["user-again"], facts["user"])
+        self.assertEqual(facts["mode /etc/cxrd/cxrd.ini"], "640 root:cxrd")
+        self.assertEqual(facts["mode /etc/cxrd/jwt-secret"], "640 root:cxrd")
+        self.assertEqual(facts["mode /etc/cxrd"], "750 root:cxrd")
+        self.assertEqual(facts["mode /srv/cxrd/out"], "750 cxrd:cxrd")
+        self.assertEqual(facts["mode /var/lib/cxrd"], "750 cxrd:cxrd")
+        self.assertGreaterEqual(int(facts["secret-bytes"]), 32)
+        self.assertEqual((facts["conffile-kept"], facts["secret-kept"]), ("1", "yes"))
+        self.assertEqual(facts["infer"], "ok")
+        self.assertRegex(facts["infer-model"], r"^cxr-default-\d")
+        self.assertTrue(facts["infer-owner"].endswith("cxrd:cxrd"))
+        self.assertEqual(facts["token"], "eyJ")
+        self.assertEqual((facts["purged-binary"], facts["purged-secret"], facts["results-kept"]),
+                         ("gone", "gone", "yes"))
 
 
 if __name__ == "__main__":
