@@ -272,6 +272,10 @@ enum cxr_status cxr_image_box_shrink(const uint8_t *pixels, uint32_t channels, u
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "image: bad shrink request");
     if (factor > 4096) /* sums of factor^2 values of 255 must fit in 32 bits */
         return cxr_err_set(err, CXR_ERR_LIMIT, "image: shrink factor %u is too large", factor);
+    if (factor == 1) { /* the PDF's small maps are already at their printed size */
+        memcpy(out, pixels, (size_t)width * height * channels);
+        return CXR_OK;
+    }
     uint32_t out_width = width / factor + (width % factor != 0);
     uint32_t out_height = height / factor + (height % factor != 0);
     uint32_t *row_sum = malloc((size_t)width * channels * sizeof(*row_sum));
