@@ -140,7 +140,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct setting settings[96];
+    struct setting settings[128];
     size_t count = 0;
     static const enum cxr_image_png_filter filters[] = {
             CXR_IMAGE_PNG_FILTER_NONE, CXR_IMAGE_PNG_FILTER_SUB, CXR_IMAGE_PNG_FILTER_UP,
@@ -175,6 +175,12 @@ int main(int argc, char **argv)
             settings[count++] = (struct setting){"libdeflate",
                                                  {CXR_IMAGE_PNG_LIBDEFLATE, filters[f],
                                                   libdeflate_levels[l], Z_DEFAULT_STRATEGY}};
+#if CXR_HAVE_ISAL
+    for (int level = 0; level <= 3 && !presets_only; level++)
+        for (size_t f = 0; f <= 3; f++)
+            settings[count++] = (struct setting){
+                    "isa-l", {CXR_IMAGE_PNG_ISAL, filters[f], level, Z_DEFAULT_STRATEGY}};
+#endif
 
     printf("source %ux%u grey, heatmap %ux%u RGB; median thread CPU ms of %d runs; ratios to "
            "the first row\n\n",

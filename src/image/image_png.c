@@ -1,7 +1,7 @@
-/* PNG encoding for large radiographs. The default (fast) path filters the rows here, deflates
- * the whole filtered image in one call to libdeflate (several times faster than zlib at the
- * same ratio) and writes the PNG chunks itself (signature, IHDR, one IDAT, IEND); the zlib
- * path streams through libspng. Measurements behind the presets: docs/png.md. Also the image
+/* PNG encoding for large radiographs. The presets filter the rows here, deflate the whole
+ * filtered image in one call (fast: ISA-L's igzip, or libdeflate where ISA-L is not built;
+ * small: libdeflate) and write the PNG chunks themselves (signature, IHDR, one IDAT, IEND); the
+ * zlib path streams through libspng. Measurements behind the presets: docs/png.md. Also the image
  * release functions. */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,9 @@
 #include <libdeflate.h>
 #include <spng.h>
 #include <zlib.h>
+#if CXR_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include "image/image.h"
 
@@ -33,8 +36,13 @@ struct cxr_image_png_options cxr_image_png_options_preset(enum cxr_image_png_com
     if (mode == CXR_IMAGE_PNG_SMALL)
         return (struct cxr_image_png_options){CXR_IMAGE_PNG_LIBDEFLATE, CXR_IMAGE_PNG_FILTER_SUB, 4,
                                               Z_DEFAULT_STRATEGY};
+#if CXR_HAVE_ISAL
+    return (struct cxr_image_png_options){CXR_IMAGE_PNG_ISAL, CXR_IMAGE_PNG_FILTER_SUB, 1,
+                                          Z_DEFAULT_STRATEGY};
+#else
     return (struct cxr_image_png_options){CXR_IMAGE_PNG_LIBDEFLATE, CXR_IMAGE_PNG_FILTER_SUB, 1,
                                           Z_DEFAULT_STRATEGY};
+#endif
 }
 
 /* ---- zlib through libspng ---- */
@@ -224,36 +232,99 @@ static enum cxr_status append_chunk(struct cxr_buf *out, const char type[4], con
     return status;
 }
 
-static enum cxr_status encode_libdeflate(const uint8_t *pixels, uint32_t width, uint32_t height,
-                                         uint32_t channels,
-                                         const struct cxr_image_png_options *options,
-                                         struct cxr_buf *out, struct cxr_err *err)
+/* zlib stream of in by libdeflate at level (1-12) into a new buffer. */
+static enum cxr_status compress_libdeflate(const uint8_t *in, size_t size, int level, uint8_t **out,
+                                           size_t *out_size, struct cxr_err *err)
+{
+    struct libdeflate_compressor *compressor = libdeflate_alloc_compressor(level < 1    ? 1
+                                                                           : level > 12 ? 12
+                                                                                        : level);
+    if (compressor == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "libdeflate: cannot create a compressor");
+    size_t bound = libdeflate_zlib_compress_bound(compressor, size);
+    enum cxr_status status = CXR_OK;
+    *out = malloc(bound);
+    if (*out == NULL)
+        status = cxr_err_set(err, CXR_ERR_NOMEM, "PNG: out of memory for the compressed image");
+    else if ((*out_size = libdeflate_zlib_compress(compressor, in, size, *out, bound)) == 0)
+        status = cxr_err_set(err, CXR_ERR_INTERNAL, "libdeflate: compression failed");
+    libdeflate_free_compressor(compressor);
+    return status;
+}
+
+#if CXR_HAVE_ISAL
+/* zlib stream of in by ISA-L's igzip at level (0-3) in one stateless call into a new buffer. */
+static enum cxr_status compress_isal(const uint8_t *in, size_t size, int level, uint8_t **out,
+                                     size_t *out_size, struct cxr_err *err)
+{
+    static const uint32_t level_buf_sizes[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT,
+                                               ISAL_DEF_LVL2_DEFAULT, ISAL_DEF_LVL3_DEFAULT};
+    level = level < 0 ? 0 : level > 3 ? 3 : level;
+    /* Stored blocks are the worst case: 5 bytes per 64 KiB block, plus header and trailer. */
+    size_t bound = size + size / 16 + 1024;
+    if (bound > UINT32_MAX)
+        return cxr_err_set(err, CXR_ERR_LIMIT, "PNG: %zu bytes are too many for igzip", size);
+    struct isal_zstream stream;
+    isal_deflate_stateless_init(&stream);
+    uint8_t *level_buf = level_buf_sizes[level] ? malloc(level_buf_sizes[level]) : NULL;
+    *out = malloc(bound);
+    if (*out == NULL || (level_buf_sizes[level] && level_buf == NULL)) {
+        free(level_buf);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "PNG: out of memory for the compressed image");
+    }
+    stream.level = (uint32_t)level;
+    stream.level_buf = level_buf;
+    stream.level_buf_size = level_buf_sizes[level];
+    stream.gzip_flag = IGZIP_ZLIB;
+    stream.end_of_stream = 1;
+    stream.next_in = (uint8_t *)(uintptr_t)in; /* igzip does not write its input */
+    stream.avail_in = (uint32_t)size;
+    stream.next_out = *out;
+    stream.avail_out = (uint32_t)bound;
+    int code = isal_deflate_stateless(&stream);
+    free(level_buf);
+    if (code != COMP_OK)
+        return cxr_err_set(err, CXR_ERR_INTERNAL, "igzip: compression failed (%d)", code);
+    *out_size = stream.total_out;
+    return CXR_OK;
+}
+#else
+static enum cxr_status compress_isal(const uint8_t *in, size_t size, int level, uint8_t **out,
+                                     size_t *out_size, struct cxr_err *err)
+{
+    (void)in, (void)size, (void)level, (void)out, (void)out_size;
+    return cxr_err_set(err, CXR_ERR_UNSUPPORTED, "PNG: built without ISA-L");
+}
+#endif
+
+/* Filters the rows here, deflates the whole filtered image in one call and writes the chunks. */
+static enum cxr_status encode_whole(const uint8_t *pixels, uint32_t width, uint32_t height,
+                                    uint32_t channels, const struct cxr_image_png_options *options,
+                                    struct cxr_buf *out, struct cxr_err *err)
 {
     size_t row_bytes = (size_t)width * channels;
     if (row_bytes + 1 > SIZE_MAX / height)
         return cxr_err_set(err, CXR_ERR_LIMIT, "PNG: image of %ux%u is too large", width, height);
     size_t filtered_size = (row_bytes + 1) * height;
-    int level = options->level < 1 ? 1 : options->level > 12 ? 12 : options->level;
-    struct libdeflate_compressor *compressor = libdeflate_alloc_compressor(level);
-    if (compressor == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "libdeflate: cannot create a compressor");
-    size_t bound = libdeflate_zlib_compress_bound(compressor, filtered_size);
     uint8_t *filtered = malloc(filtered_size);
     uint8_t *scratch = malloc(row_bytes + 1);
-    uint8_t *compressed = malloc(bound);
+    uint8_t *compressed = NULL;
+    size_t compressed_size = 0;
     enum cxr_status status = CXR_OK;
     size_t original_length = out->len;
-    if (filtered == NULL || scratch == NULL || compressed == NULL) {
+    if (filtered == NULL || scratch == NULL) {
         status = cxr_err_set(err, CXR_ERR_NOMEM, "PNG: out of memory for %ux%u", width, height);
         goto done;
     }
     filter_image(pixels, height, row_bytes, channels, options->filter, filtered, scratch);
-    size_t compressed_size =
-            libdeflate_zlib_compress(compressor, filtered, filtered_size, compressed, bound);
-    if (compressed_size == 0) {
-        status = cxr_err_set(err, CXR_ERR_INTERNAL, "libdeflate: compression failed");
+    if (options->deflater == CXR_IMAGE_PNG_ISAL)
+        status = compress_isal(filtered, filtered_size, options->level, &compressed,
+                               &compressed_size, err);
+    else
+        status = compress_libdeflate(filtered, filtered_size, options->level, &compressed,
+                                     &compressed_size, err);
+    if (status != CXR_OK)
         goto done;
-    }
     if (compressed_size > INT32_MAX) { /* a chunk's length is at most 2^31 - 1 */
         status = cxr_err_set(err, CXR_ERR_LIMIT, "PNG: %zu compressed bytes do not fit a chunk",
                              compressed_size);
@@ -284,7 +355,6 @@ done:
     free(compressed);
     free(scratch);
     free(filtered);
-    libdeflate_free_compressor(compressor);
     return status;
 }
 
@@ -301,7 +371,7 @@ enum cxr_status cxr_image_png_encode(const uint8_t *pixels, uint32_t width, uint
         return cxr_err_set(err, CXR_ERR_LIMIT, "PNG: image of %ux%u is too large", width, height);
     if (options->deflater == CXR_IMAGE_PNG_ZLIB)
         return encode_spng(pixels, width, height, channels, options, out, err);
-    return encode_libdeflate(pixels, width, height, channels, options, out, err);
+    return encode_whole(pixels, width, height, channels, options, out, err);
 }
 
 enum cxr_status cxr_image_png_encode_gray8(const struct cxr_gray8 *image,

@@ -87,7 +87,7 @@ static void rgb_round_trips_through_libpng(void **state)
 }
 
 /* Every filter (PAETH and ADAPTIVE exercise the first row's and first pixel's edge rules) with
- * both deflaters, grey and RGB, at sizes down to one pixel. */
+ * every deflater built (ISA-L at each of its levels), grey and RGB, at sizes down to one pixel. */
 static void every_filter_and_deflater_round_trips(void **state)
 {
     (void)state;
@@ -95,17 +95,28 @@ static void every_filter_and_deflater_round_trips(void **state)
             CXR_IMAGE_PNG_FILTER_NONE, CXR_IMAGE_PNG_FILTER_SUB, CXR_IMAGE_PNG_FILTER_UP,
             CXR_IMAGE_PNG_FILTER_PAETH, CXR_IMAGE_PNG_FILTER_ADAPTIVE};
     static const uint32_t sizes[][2] = {{1, 1}, {2, 5}, {97, 61}};
+    static const struct {
+        enum cxr_image_png_deflater deflater;
+        int level;
+    } deflaters[] = {
+        {CXR_IMAGE_PNG_ZLIB, 1},
+        {CXR_IMAGE_PNG_LIBDEFLATE, 4},
+#if CXR_HAVE_ISAL
+        {CXR_IMAGE_PNG_ISAL, 0},
+        {CXR_IMAGE_PNG_ISAL, 1},
+        {CXR_IMAGE_PNG_ISAL, 3},
+#endif
+    };
     for (size_t f = 0; f < 5; f++)
-        for (int deflater = 0; deflater < 2; deflater++)
+        for (size_t d = 0; d < sizeof deflaters / sizeof deflaters[0]; d++)
             for (uint32_t channels = 1; channels <= 3; channels += 2)
                 for (size_t s = 0; s < 3; s++) {
                     uint32_t width = sizes[s][0], height = sizes[s][1];
                     size_t count = (size_t)width * height * channels;
                     uint8_t *pixels = malloc(count);
                     fill_radiograph(pixels, width, height, channels);
-                    struct cxr_image_png_options options = {deflater ? CXR_IMAGE_PNG_LIBDEFLATE
-                                                                     : CXR_IMAGE_PNG_ZLIB,
-                                                            filters[f], deflater ? 4 : 1, 0};
+                    struct cxr_image_png_options options = {deflaters[d].deflater, filters[f],
+                                                            deflaters[d].level, 0};
                     struct cxr_buf buf = CXR_BUF_INIT(0);
                     assert_int_equal(cxr_image_png_encode(pixels, width, height, channels, &options,
                                                           &buf, NULL),
