@@ -11,7 +11,10 @@ struct cxr_api;
 
 /* ---- One file through the pipeline (api_pipeline.c), shared by HTTP and `cxrd infer` ---- */
 struct cxr_api_job {
-    const char *input_path;          /* resolved, checked path of the .dcm file */
+    const char *input_path; /* resolved, checked path of the .dcm file */
+    bool input_open;        /* input_fd is the file, opened when it was checked */
+    int input_fd; /* with input_open: read this, the caller's; otherwise input_path is opened
+                     beneath the input root */
     const char *patient_id;          /* from the request, already validated; NULL: use DICOM */
     const char *output_folder;       /* NULL: return base64 strings instead of writing files */
     const char *output_folder_shown; /* the folder as the client named it, for response paths */
