@@ -310,9 +310,7 @@ static enum cxr_status walk_follow(struct walk *walk, const struct cxr_path_root
             return cxr_err_set(err, CXR_ERR_INVALID_ARG, "outside the allowed root %s", root->real);
         walk_pop_to(walk, 0);
     }
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", next); /* next may point into pending's old storage */
-    return walk_splice(walk, copy, rest, err);
+    return walk_splice(walk, next, rest, err);
 }
 
 static enum cxr_status walk_error(int saved, const char *what, struct cxr_err *err)
@@ -343,7 +341,8 @@ static enum cxr_status walk_run(struct walk *walk, const struct cxr_path_root *r
         memcpy(name, cursor, size);
         name[size] = '\0';
         char rest[PATH_MAX];
-        snprintf(rest, sizeof rest, "%s", end ? end + 1 : "");
+        if ((size_t)snprintf(rest, sizeof rest, "%s", end ? end + 1 : "") >= sizeof rest)
+            return cxr_err_set(err, CXR_ERR_IO, "the path grew past %d bytes", PATH_MAX - 1);
         const char *after = rest;
         while (*after == '/')
             after++;
@@ -353,6 +352,8 @@ static enum cxr_status walk_run(struct walk *walk, const struct cxr_path_root *r
         if (strcmp(name, ".") == 0)
             continue;
         if (strcmp(name, "..") == 0) {
+            if (walk->depth == 0 && strcmp(root->real, "/") == 0)
+                continue; /* "/.." is "/" (cxrd infer's root) */
             if (walk->depth == 0)
                 return cxr_err_set(err, CXR_ERR_INVALID_ARG, "outside the allowed root %s",
                                    root->real);

@@ -400,8 +400,8 @@ class ReaderLock(SafetyTest):
         for thread in readers + writers:
             thread.join(timeout=120)
         self.assertGreater(samples[0], 50)
-        self.assertEqual(mixed, [], "%d of %d samples mixed two sets" % (len(mixed),
-                                                                         samples[0]))
+        self.assertEqual(len(mixed), 0, "%d of %d samples mixed two sets" % (len(mixed),
+                                                                             samples[0]))
 
 
 class OutputIsFile(SafetyTest):

@@ -4,9 +4,12 @@
  * without naming the target, FIFOs open without blocking, missing folders are created only
  * beneath the root. And the sweep of stale temp files: only our names, only old, only unlocked. */
 #define _GNU_SOURCE /* O_PATH */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,6 +222,34 @@ static void create_stays_beneath(void **state)
     }
 }
 
+/* ".." above "/" stays at "/" when the root is "/" (cxrd infer), as in any lookup; under any
+ * other root the same symlink leads out of it. */
+static void climbing_past_the_top(void **state)
+{
+    struct tree *tree = *state;
+    char target[512], path[512];
+    snprintf(target, sizeof target, "../../../../../../../../../../../..%s/a/x.dcm", tree->root);
+    make_link(target, tree->root, "climb.dcm");
+    snprintf(path, sizeof path, "%s/climb.dcm", tree->root);
+    struct cxr_path_root top;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_path_root_open("/", &top, &err), CXR_OK);
+    for (int walk = 0; walk < 2; walk++) {
+        cxr_path_openat2_disable(walk == 1);
+        int fd = -1;
+        assert_int_equal(cxr_path_open_beneath(&top, path, CXR_PATH_OPEN_FILE, &fd, &err), CXR_OK);
+        struct stat opened, wanted;
+        snprintf(target, sizeof target, "%s/a/x.dcm", tree->root);
+        assert_int_equal(fstat(fd, &opened), 0);
+        assert_int_equal(stat(target, &wanted), 0);
+        assert_true(opened.st_ino == wanted.st_ino);
+        close(fd);
+        assert_int_equal(cxr_path_open_beneath(&tree->handle, path, CXR_PATH_OPEN_FILE, &fd, &err),
+                         CXR_ERR_INVALID_ARG);
+    }
+    cxr_path_root_close(&top);
+}
+
 /* ---- The sweep of stale temp files ---- */
 
 static void age(const char *folder, const char *name, time_t seconds)
@@ -332,15 +364,55 @@ static void staged_temps_are_locked(void **state)
     assert_true(exists(folder, "P_out.json"));
 }
 
+/* What a SIGKILL inside a stage leaves: a temp file, unlocked by the kernel at the writer's
+ * death, that the sweep removes once it is old enough (and not before). */
+static void killed_writer_leaves_a_stale_temp(void **state)
+{
+    struct tree *tree = *state;
+    char folder[512];
+    snprintf(folder, sizeof folder, "%s/a/b", tree->root);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct cxr_file_group *group = NULL;
+        if (cxr_file_group_create(folder, &group, NULL) == CXR_OK &&
+            cxr_file_group_stage(group, "P_k_report.pdf", "%PDF", 4, NULL) == CXR_OK)
+            kill(getpid(), SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    char left[NAME_MAX + 1] = "";
+    DIR *dir = opendir(folder);
+    for (struct dirent *entry; (entry = readdir(dir));) {
+        if (strncmp(entry->d_name, ".P_k_report.pdf.tmp-", 20) == 0)
+            snprintf(left, sizeof left, "%s", entry->d_name);
+    }
+    closedir(dir);
+    assert_true(left[0] != '\0');
+    int fd = open(folder, O_PATH | O_DIRECTORY);
+    size_t budget = 1000;
+    assert_int_equal(cxr_file_temps_sweep(fd, 0, &budget), 0); /* too new */
+    assert_true(exists(folder, left));
+    age(folder, left, 2 * CXR_FILE_TEMP_STALE_SECONDS);
+    assert_int_equal(cxr_file_temps_sweep(fd, 0, &budget), 1);
+    assert_false(exists(folder, left));
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(open_with_openat2, tree_setup, tree_teardown),
             cmocka_unit_test_setup_teardown(open_by_walking, tree_setup, tree_teardown),
             cmocka_unit_test_setup_teardown(create_stays_beneath, tree_setup, tree_teardown),
+            cmocka_unit_test_setup_teardown(climbing_past_the_top, tree_setup, tree_teardown),
             cmocka_unit_test_setup_teardown(sweep_removes_only_stale_temps, tree_setup,
                                             tree_teardown),
             cmocka_unit_test_setup_teardown(staged_temps_are_locked, tree_setup, tree_teardown),
+            cmocka_unit_test_setup_teardown(killed_writer_leaves_a_stale_temp, tree_setup,
+                                            tree_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
