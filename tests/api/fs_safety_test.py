@@ -221,6 +221,10 @@ class InputSwap(SafetyTest):
             {"input_image_path": os.path.join(swap, "x.dcm"), "save_to_disk": False}))
         swapper.stop()
         self.assertGreater(len(answers), 20)
+        read_outside = sum(1 for status, body in answers if status == 200 and
+                           body["Data"]["metadata"]["sop_instance_uid"] == OUTSIDE_UID)
+        print("%d requests during %d swaps: %d answered with the outside file" % (
+            len(answers), swapper.count, read_outside), file=sys.stderr)
         inside = 0
         for status, body in answers:
             self.assertIn(status, (200, 400), body)
@@ -277,6 +281,8 @@ class OutputSwap(SafetyTest):
              "save_to_disk": True, "output_folder_path": out, "patient_id": "PAT"}))
         swapper.stop()
         self.assertGreater(len(answers), 8)
+        print("%d requests during %d swaps: %d files written outside" % (
+            len(answers), swapper.count, len(self.files_under(outside))), file=sys.stderr)
         self.assertEqual(self.files_under(outside), [], "written outside the output root")
         written = 0
         for status, body in answers:
