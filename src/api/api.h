@@ -81,4 +81,14 @@ enum cxr_status cxr_api_path_check(const char *root, const char *root_real, cons
 const char *cxr_api_input_root(const struct cxr_api *api);
 const char *cxr_api_output_root(const struct cxr_api *api);
 
+/* At start-up (`cxrd serve`): removes the stale temp files (util.h, cxr_file_temps_sweep) that
+ * writers killed inside a commit left under the output root, in its folders down to
+ * CXR_API_SWEEP_DEPTH levels (output_folder_path/patient folder, with two more levels of
+ * output_folder_path), looking at no more than CXR_API_SWEEP_ENTRIES directory entries, so a
+ * large archive under the root cannot delay the start. Patient folders beyond that are cleaned
+ * when they are next written. Returns how many files it removed. */
+#define CXR_API_SWEEP_DEPTH   4
+#define CXR_API_SWEEP_ENTRIES 20000
+size_t cxr_api_output_sweep(struct cxr_api *api);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 
@@ -218,7 +219,7 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     if (!json_is_string(input))
         cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a string");
     else
-        status = cxr_api_path_check(api->config->input_root, api->input_root_real,
+        status = cxr_api_path_check(api->config->input_root, api->input_root.real,
                                     json_string_value(input), json_string_length(input), true,
                                     &input_resolved, &err);
     if (status == CXR_ERR_NOT_FOUND) {
@@ -267,8 +268,20 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     status = run->subject && run->request_id && run->output_shown
                      ? cxr_api_ledger_create(&run->ledger)
                      : CXR_ERR_NOMEM;
-    if (status == CXR_OK)
-        status = cxr_api_file_list_scan(&run->files, input_resolved, run->max);
+    /* The folder is listed through a descriptor opened beneath the input root, its sub-folders
+     * with O_NOFOLLOW: a swap cannot make the scan list files outside the root. */
+    int folder_fd = -1;
+    if (status == CXR_OK &&
+        cxr_path_open_beneath(&api->input_root, input_resolved, CXR_PATH_OPEN_FOLDER, &folder_fd,
+                              &err) != CXR_OK) {
+        cxr_api_format(message, sizeof message, "input_folder_path: %s (%s)", shown, err.message);
+        run_destroy(run);
+        return fail(response, CXR_API_INVALID_PATH, message);
+    }
+    if (status == CXR_OK) {
+        status = cxr_api_file_list_scan_at(&run->files, folder_fd, input_resolved, run->max);
+        close(folder_fd);
+    }
     run->count = run->files.count;
     if (status == CXR_ERR_LIMIT) {
         cxr_api_format(message, sizeof message, "input_folder_path: %s (more than %zu DICOM files)",

@@ -4,23 +4,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "api/api_internal.h"
 
-static enum cxr_status resolve_root(const char *name, const char *root, char **out,
-                                    struct cxr_err *err)
+static enum cxr_status open_root(const char *name, const char *path, struct cxr_path_root *root,
+                                 struct cxr_err *err)
 {
-    if (root == NULL || root[0] == '\0')
+    if (path == NULL || path[0] == '\0')
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "config [paths] %s is not set", name);
-    if (root[0] != '/')
+    if (path[0] != '/')
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "config [paths] %s: '%s' is not absolute",
-                           name, root);
-    char *real = realpath(root, NULL);
-    if (real == NULL)
-        return cxr_err_set(err, CXR_ERR_IO, "config [paths] %s: %s: %s", name, root,
-                           strerror(errno));
-    *out = real;
+                           name, path);
+    struct cxr_err local = CXR_ERR_INIT;
+    enum cxr_status status = cxr_path_root_open(path, root, &local);
+    if (status != CXR_OK)
+        return cxr_err_set(err, status, "config [paths] %s: %s", name, local.message);
     return CXR_OK;
 }
 
@@ -31,11 +31,11 @@ enum cxr_status cxr_api_create(const struct cxr_config *config, struct cxr_api *
     if (api == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
     api->config = config;
+    api->input_root.fd = api->output_root.fd = -1;
     pthread_rwlock_init(&api->thresholds_lock, NULL);
-    enum cxr_status status =
-            resolve_root("input_root", config->input_root, &api->input_root_real, err);
+    enum cxr_status status = open_root("input_root", config->input_root, &api->input_root, err);
     if (status == CXR_OK)
-        status = resolve_root("output_root", config->output_root, &api->output_root_real, err);
+        status = open_root("output_root", config->output_root, &api->output_root, err);
     if (status == CXR_OK)
         status = cxr_nn_runtime_create(config->model_threads, &api->runtime, err);
     if (status == CXR_OK) {
@@ -67,8 +67,8 @@ void cxr_api_destroy(struct cxr_api *api)
     cxr_audit_close(api->audit);
     cxr_model_destroy(api->model);
     cxr_nn_runtime_destroy(api->runtime);
-    free(api->input_root_real);
-    free(api->output_root_real);
+    cxr_path_root_close(&api->input_root);
+    cxr_path_root_close(&api->output_root);
     pthread_rwlock_destroy(&api->thresholds_lock);
     free(api);
 }
@@ -118,12 +118,18 @@ struct cxr_audit *cxr_api_audit(struct cxr_api *api)
 
 const char *cxr_api_input_root(const struct cxr_api *api)
 {
-    return api->input_root_real;
+    return api->input_root.real;
 }
 
 const char *cxr_api_output_root(const struct cxr_api *api)
 {
-    return api->output_root_real;
+    return api->output_root.real;
+}
+
+size_t cxr_api_output_sweep(struct cxr_api *api)
+{
+    size_t budget = CXR_API_SWEEP_ENTRIES;
+    return cxr_file_temps_sweep(api->output_root.fd, CXR_API_SWEEP_DEPTH, &budget);
 }
 
 void cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record)
@@ -207,12 +213,26 @@ bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char
     char text[700], detail[1024];
     cxr_api_value_text(output, text, sizeof text);
     enum cxr_status status = CXR_ERR_INVALID_ARG;
-    if (!json_is_string(output))
+    if (!json_is_string(output)) {
         cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a string");
-    else
-        status = cxr_api_path_check(api->config->output_root, api->output_root_real,
-                                    json_string_value(output), json_string_length(output), false,
-                                    resolved, &err);
+    } else {
+        /* A folder: "x/" names the same as "x", also when x turns out to be a file. */
+        size_t length = json_string_length(output);
+        const char *path = json_string_value(output);
+        while (length > 1 && path[length - 1] == '/' && path[length - 2] != '/')
+            length--;
+        char *trimmed = malloc(length + 1); /* not strndup: a NUL inside must reach the check */
+        if (trimmed) {
+            memcpy(trimmed, path, length);
+            trimmed[length] = '\0';
+        }
+        if (trimmed == NULL)
+            cxr_err_set(&err, CXR_ERR_NOMEM, "out of memory");
+        else
+            status = cxr_api_path_check(api->config->output_root, api->output_root.real, trimmed,
+                                        length, false, resolved, &err);
+        free(trimmed);
+    }
     if (status == CXR_ERR_NOT_FOUND) {
         /* A component of the folder exists but is not a folder: it cannot be created. */
         cxr_api_format(detail, sizeof detail, "%s (%s)", text, err.message);
@@ -222,6 +242,15 @@ bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char
     if (status != CXR_OK) {
         cxr_api_format(detail, sizeof detail, "output_folder_path: %s (%s)", text, err.message);
         cxr_api_result_error(result, CXR_API_INVALID_PATH, detail, NULL);
+        return false;
+    }
+    /* A file where the folder should be: refused now, before any inference is spent on it. */
+    struct stat info;
+    if (stat(*resolved, &info) == 0 && !S_ISDIR(info.st_mode)) {
+        free(*resolved);
+        *resolved = NULL;
+        cxr_api_format(detail, sizeof detail, "%s (exists and is not a folder)", text);
+        cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, detail, NULL);
         return false;
     }
     /* Response paths use the folder as the client wrote it, without a trailing slash. */

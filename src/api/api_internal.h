@@ -16,8 +16,9 @@ struct cxr_api {
     struct cxr_nn_runtime *runtime;
     struct cxr_model *model;
     struct cxr_audit *audit;
-    char *input_root_real;
-    char *output_root_real;
+    /* Held open from start: every request file is opened beneath these (util.h). */
+    struct cxr_path_root input_root;
+    struct cxr_path_root output_root;
     char thresholds_used[256]; /* cxr_api_thresholds_used */
     /* Held for reading by every job from prediction to audit row, for writing by
      * cxr_api_thresholds_reload: a result never mixes two sets of thresholds. */

@@ -11,8 +11,11 @@ struct cxr_api;
 
 /* ---- One file through the pipeline (api_pipeline.c), shared by HTTP and `cxrd infer` ---- */
 struct cxr_api_job {
-    const char *input_path;          /* resolved, checked path of the .dcm file */
-    const char *patient_id;          /* from the request, already validated; NULL: use DICOM */
+    const char *input_path; /* resolved, checked path of the .dcm file */
+    bool input_open;        /* input_fd is that file, opened when it was checked; else input_path is
+                               opened beneath the input root when the job reads it */
+    int input_fd;           /* with input_open: the caller's descriptor, which the job reads */
+    const char *patient_id; /* from the request, already validated; NULL: use DICOM */
     const char *output_folder;       /* NULL: return base64 strings instead of writing files */
     const char *output_folder_shown; /* the folder as the client named it, for response paths */
     bool explain;                    /* also write <patient_id>_cams.npy (cxrd infer --explain) */

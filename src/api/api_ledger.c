@@ -88,7 +88,13 @@ static char *folder_sop(const char *output_folder, const char *patient_id)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s_predictions.json", output_folder, patient_id, patient_id);
-    json_t *root = json_load_file(path, 0, NULL);
+    /* cxr_file_read, not json_load_file's fopen: a FIFO put in the file's place must not block
+     * the worker that answers the run (it opens O_NONBLOCK and reads regular files only). */
+    struct cxr_buf text = CXR_BUF_INIT(0);
+    json_t *root = NULL;
+    if (cxr_file_read(path, 1 << 20, &text, NULL) == CXR_OK)
+        root = json_loadb((const char *)text.data, text.len, 0, NULL);
+    cxr_buf_release(&text);
     const char *uid = json_string_value(
             json_object_get(json_object_get(root, "metadata"), "sop_instance_uid"));
     char *copy = uid ? strdup(uid) : NULL;

@@ -2,6 +2,8 @@
  * heatmap, PNGs, PDF, predictions JSON, and either the four output files (written as one atomic
  * group: all or nothing) or base64 strings. Errors carry the v1 status and Message; internal
  * causes stay in the log. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ struct run_state {
     struct cxr_buf heatmap_png;
     struct cxr_buf pdf;
     char *folder;
+    int parent_fd; /* output_folder_path, opened beneath the output root; -1 when not open */
+    int folder_fd; /* its patient folder; -1 when not open */
     struct cxr_file_group *group;
 };
 
@@ -93,6 +97,10 @@ static void state_release(struct run_state *state)
     cxr_buf_release(&state->pdf);
     free(state->folder);
     cxr_file_group_destroy(state->group);
+    if (state->parent_fd >= 0)
+        close(state->parent_fd);
+    if (state->folder_fd >= 0)
+        close(state->folder_fd);
 }
 
 static void fail_internal(struct cxr_api_result *result, const char *what,
@@ -148,6 +156,35 @@ static json_t *build_data(const struct cxr_prediction *prediction, const char *p
     return data;
 }
 
+/* Opens (creating what is missing) output_folder and its patient_id folder beneath the output
+ * root. *created says whether this call made the patient folder (so a failure can remove it). */
+static enum cxr_status open_patient_folder(struct cxr_api *api, const char *output_folder,
+                                           const char *patient_id, int *parent_fd, int *folder_fd,
+                                           bool *created, struct cxr_err *err)
+{
+    enum cxr_status status = cxr_path_open_beneath(&api->output_root, output_folder,
+                                                   CXR_PATH_OPEN_FOLDER_CREATE, parent_fd, err);
+    if (status != CXR_OK)
+        return status;
+    *created = mkdirat(*parent_fd, patient_id, 0755) == 0;
+    int fd = openat(*parent_fd, patient_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        *folder_fd = fd;
+        return CXR_OK;
+    }
+    if (errno != ELOOP && errno != ENOTDIR)
+        return cxr_err_set(err, CXR_ERR_IO, "open: %s", strerror(errno));
+    /* A symlink (or not a folder): the full walk follows it only while it stays in the root. */
+    size_t size = strlen(output_folder) + strlen(patient_id) + 2;
+    char *path = malloc(size);
+    if (path == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
+    snprintf(path, size, "%s/%s", output_folder, patient_id);
+    status = cxr_path_open_beneath(&api->output_root, path, CXR_PATH_OPEN_FOLDER, folder_fd, err);
+    free(path);
+    return status;
+}
+
 /* Writes the four files (three for Normal, whose stale heatmap from an earlier run is removed)
  * as one group into <output_folder>/<patient_id>/. */
 static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
@@ -155,6 +192,7 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
                           struct cxr_api_result *result)
 {
     struct cxr_err err = CXR_ERR_INIT;
+    bool created = false;
     size_t size = strlen(job->output_folder) + strlen(patient_id) + 2;
     state->folder = malloc(size);
     if (state->folder == NULL) {
@@ -163,37 +201,30 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     }
     snprintf(state->folder, size, "%s/%s", job->output_folder, patient_id);
 
-    /* The patient folder may already exist as a symlink planted out of the root: check before
-     * creating anything, and again after, when every component exists. */
-    char *resolved = NULL;
-    const char *root = api->output_root_real;
-    if (cxr_path_resolve_under(state->folder, root, 1, &resolved, &err) != CXR_OK) {
+    /* Every folder is opened beneath the output root's descriptor, one component at a time:
+     * a folder swapped for a symlink out of the root, before or during this, is refused, and
+     * the files are then created and renamed relative to the patient folder's descriptor. */
+    enum cxr_status status =
+            open_patient_folder(api, job->output_folder, patient_id, &state->parent_fd,
+                                &state->folder_fd, &created, &err);
+    if (status == CXR_ERR_INVALID_ARG) {
         char message[1024];
         cxr_api_format(message, sizeof message, "output_folder_path: %s (%s)", state->folder,
                        err.message);
         cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
         return false;
     }
-    free(resolved);
-    resolved = NULL;
-    struct stat info;
-    bool created = stat(state->folder, &info) != 0;
-    if (cxr_path_mkdirs(state->folder, &err) != CXR_OK) {
+    if (status != CXR_OK) {
         char message[1024];
         cxr_api_format(message, sizeof message, "%s (%s)", state->folder, err.message);
         cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, message, err.message);
         return false;
     }
-    if (cxr_path_resolve_under(state->folder, root, 0, &resolved, &err) != CXR_OK) {
-        if (created)
-            rmdir(state->folder);
-        char message[1024];
-        cxr_api_format(message, sizeof message, "output_folder_path: %s (%s)", state->folder,
-                       err.message);
-        cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
-        return false;
-    }
-    free(resolved);
+    /* Leftovers of a writer killed inside a commit go when the folder is next written. */
+    size_t budget = 4096;
+    size_t swept = cxr_file_temps_sweep(state->folder_fd, 0, &budget);
+    if (swept)
+        cxr_log(CXR_LOG_INFO, "removed %zu stale temp files in %s", swept, state->folder);
 
     double start = cxr_api_now();
     bool normal = state->prediction.result == CXR_RESULT_NORMAL;
@@ -203,9 +234,9 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     snprintf(names[1], sizeof names[1], "%s_source_image.png", patient_id);
     snprintf(names[2], sizeof names[2], "%s_heatmap.png", patient_id);
     snprintf(names[3], sizeof names[3], "%s_report.pdf", patient_id);
-    enum cxr_status status = json_text ? CXR_OK : CXR_ERR_NOMEM;
+    status = json_text ? CXR_OK : CXR_ERR_NOMEM;
     if (status == CXR_OK)
-        status = cxr_file_group_create(state->folder, &state->group, &err);
+        status = cxr_file_group_create_at(state->folder_fd, state->folder, &state->group, &err);
     if (status == CXR_OK)
         status = cxr_file_group_stage(state->group, names[0], json_text, strlen(json_text), &err);
     if (status == CXR_OK)
@@ -225,8 +256,8 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     if (status != CXR_OK) {
         cxr_file_group_destroy(state->group); /* removes the temp files first */
         state->group = NULL;
-        if (created)
-            rmdir(state->folder); /* only if empty: a failed request leaves nothing behind */
+        if (created) /* only if empty: a failed request leaves nothing behind */
+            unlinkat(state->parent_fd, patient_id, AT_REMOVEDIR);
         fail_internal(result, "writing outputs", &err);
         return false;
     }
@@ -331,6 +362,26 @@ static bool gate_image(struct cxr_api *api, const struct cxr_prediction *predict
 static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
                     struct cxr_api_result *result);
 
+/* The descriptor validation opened, or (bulk, infer, calibrate) the path opened now beneath the
+ * input root: never a second lookup of a path that was checked earlier. */
+static enum cxr_status read_input(struct cxr_api *api, const struct cxr_api_job *job,
+                                  struct cxr_dicom_file **file, struct cxr_err *err)
+{
+    const struct cxr_limits *limits = &api->config->limits;
+    if (job->input_open)
+        return cxr_dicom_file_read_fd(job->input_fd, job->input_path, limits, file, err);
+    int fd = -1;
+    struct cxr_err local = CXR_ERR_INIT;
+    enum cxr_status status = cxr_path_open_beneath(&api->input_root, job->input_path,
+                                                   CXR_PATH_OPEN_FILE, &fd, &local);
+    if (status != CXR_OK)
+        return cxr_err_set(err, status == CXR_ERR_NOMEM ? status : CXR_ERR_IO, "DICOM: %s",
+                           local.message);
+    status = cxr_dicom_file_read_fd(fd, job->input_path, limits, file, err);
+    close(fd);
+    return status;
+}
+
 void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result)
 {
@@ -346,14 +397,14 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     result->status = 200;
     struct run_state state = {0};
     state.source_png.max = 0;
+    state.parent_fd = state.folder_fd = -1;
     struct cxr_err err = CXR_ERR_INIT;
     char message[1024];
     struct side_job source_png = {0}, pdf = {0};
     atomic_fetch_add(&api->jobs_running, 1);
 
     double start = cxr_api_now();
-    enum cxr_status status =
-            cxr_dicom_file_read(job->input_path, &api->config->limits, &state.file, &err);
+    enum cxr_status status = read_input(api, job, &state.file, &err);
     result->stage_seconds[CXR_STAGE_READ] = cxr_api_now() - start;
     if (status == CXR_ERR_NOMEM || status == CXR_ERR_INTERNAL) {
         fail_internal(result, "DICOM read", &err);

@@ -17,6 +17,10 @@ struct cxr_api_file_list {
  * the list keeps what it holds either way (release it). */
 enum cxr_status cxr_api_file_list_scan(struct cxr_api_file_list *list, const char *folder,
                                        size_t max);
+/* The same for the folder open as folder_fd (the caller's), whose path folder prefixes the
+ * listed paths; sub-folders are opened relative to it with O_NOFOLLOW. */
+enum cxr_status cxr_api_file_list_scan_at(struct cxr_api_file_list *list, int folder_fd,
+                                          const char *folder, size_t max);
 void cxr_api_file_list_release(struct cxr_api_file_list *list);
 
 /* ---- The run ledger (api_ledger.c): which files of one bulk or `infer` run wrote which

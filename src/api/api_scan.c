@@ -2,10 +2,12 @@
  * regular files whose name ends in .dcm (any case), sorted by path; symlinks are not followed
  * (they could lead out of the root). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 
@@ -27,13 +29,13 @@ static enum cxr_status add(struct cxr_api_file_list *list, char *path, size_t ma
     return CXR_OK;
 }
 
-static enum cxr_status scan(struct cxr_api_file_list *list, const char *folder, size_t max,
-                            int depth)
+/* Lists the folder open as folder_fd (consumed), whose path is folder. */
+static enum cxr_status scan(struct cxr_api_file_list *list, int folder_fd, const char *folder,
+                            size_t max, int depth)
 {
-    if (depth > SCAN_MAX_DEPTH)
-        return CXR_OK;
-    DIR *dir = opendir(folder);
+    DIR *dir = fdopendir(folder_fd);
     if (dir == NULL) {
+        close(folder_fd);
         cxr_log(CXR_LOG_WARN, "cannot open folder %s", folder);
         return CXR_OK;
     }
@@ -50,10 +52,14 @@ static enum cxr_status scan(struct cxr_api_file_list *list, const char *folder, 
         snprintf(path, size, "%s/%s", folder, entry->d_name);
         struct stat info;
         bool keep = false;
-        if (lstat(path, &info) != 0) {
+        if (fstatat(dirfd(dir), entry->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0) {
             /* vanished since readdir */
-        } else if (S_ISDIR(info.st_mode)) {
-            status = scan(list, path, max, depth + 1);
+        } else if (S_ISDIR(info.st_mode) && depth < SCAN_MAX_DEPTH) {
+            /* O_NOFOLLOW: a folder swapped for a symlink since fstatat is not entered. */
+            int child = openat(dirfd(dir), entry->d_name,
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child >= 0)
+                status = scan(list, child, path, max, depth + 1);
         } else if (S_ISREG(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
             status = add(list, path, max);
             keep = status == CXR_OK;
@@ -72,12 +78,30 @@ static int compare_paths(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+enum cxr_status cxr_api_file_list_scan_at(struct cxr_api_file_list *list, int folder_fd,
+                                          const char *folder, size_t max)
+{
+    int fd = openat(folder_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        cxr_log(CXR_LOG_WARN, "cannot open folder %s", folder);
+        return CXR_OK;
+    }
+    enum cxr_status status = scan(list, fd, folder, max, 0);
+    if (status == CXR_OK && list->count > 1) /* an empty list has no array to sort */
+        qsort(list->paths, list->count, sizeof *list->paths, compare_paths);
+    return status;
+}
+
 enum cxr_status cxr_api_file_list_scan(struct cxr_api_file_list *list, const char *folder,
                                        size_t max)
 {
-    enum cxr_status status = scan(list, folder, max, 0);
-    if (status == CXR_OK && list->count > 1) /* an empty list has no array to sort */
-        qsort(list->paths, list->count, sizeof *list->paths, compare_paths);
+    int fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        cxr_log(CXR_LOG_WARN, "cannot open folder %s", folder);
+        return CXR_OK;
+    }
+    enum cxr_status status = cxr_api_file_list_scan_at(list, fd, folder, max);
+    close(fd);
     return status;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 
@@ -29,7 +30,39 @@ static void shown_path(const json_t *value, char *out, size_t size)
     out[used] = '\0';
 }
 
-/* Validates the request; fills job on success (paths owned by the caller's pointers). */
+/* Opens the checked path beneath the input root: the descriptor is what the job reads, so what
+ * was checked is what is read (a swap after this changes nothing). */
+static bool open_input(struct cxr_api *api, const char *path, const char *resolved,
+                       const char *shown, struct cxr_api_job *job, struct cxr_api_result *result)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    int fd = -1;
+    enum cxr_status status =
+            cxr_path_open_beneath(&api->input_root, path, CXR_PATH_OPEN_FILE, &fd, &err);
+    if (status == CXR_ERR_NOT_FOUND) {
+        cxr_api_result_error(result, CXR_API_INPUT_IMAGE_MISSING, shown, NULL);
+        return false;
+    }
+    if (status != CXR_OK) {
+        char message[1024];
+        cxr_api_format(message, sizeof message, "input_image_path: %s (%s)", shown, err.message);
+        cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
+        return false;
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || !cxr_api_has_dcm_extension(path) ||
+        !cxr_api_has_dcm_extension(resolved)) {
+        close(fd);
+        cxr_api_result_error(result, CXR_API_NOT_DICOM_FILE, shown, NULL);
+        return false;
+    }
+    job->input_open = true;
+    job->input_fd = fd;
+    return true;
+}
+
+/* Validates the request; fills job on success (paths owned by the caller's pointers, and
+ * job->input_fd, open when job->input_open). */
 static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
                      char **input_resolved, char **output_resolved, char *output_shown,
                      size_t output_shown_size, struct cxr_api_result *result)
@@ -65,7 +98,7 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
     if (!json_is_string(input))
         cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a string");
     else
-        status = cxr_api_path_check(api->config->input_root, api->input_root_real,
+        status = cxr_api_path_check(api->config->input_root, api->input_root.real,
                                     json_string_value(input), json_string_length(input), true,
                                     input_resolved, &err);
     if (status == CXR_ERR_NOT_FOUND) {
@@ -77,13 +110,8 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
         cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
         return false;
     }
-    struct stat info;
-    if (stat(*input_resolved, &info) != 0 || !S_ISREG(info.st_mode) ||
-        !cxr_api_has_dcm_extension(json_string_value(input)) ||
-        !cxr_api_has_dcm_extension(*input_resolved)) {
-        cxr_api_result_error(result, CXR_API_NOT_DICOM_FILE, shown, NULL);
+    if (!open_input(api, json_string_value(input), *input_resolved, shown, job, result))
         return false;
-    }
 
     job->patient_id = NULL;
     if (patient != NULL && !json_is_null(patient)) {
@@ -148,6 +176,8 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
         response->body = NULL;
     }
     cxr_api_result_release(&result);
+    if (job.input_open)
+        close(job.input_fd);
     free(input_resolved);
     free(output_resolved);
 }

@@ -108,8 +108,14 @@ int cxr_cli_serve(int argc, char **argv)
 
     struct cxr_api *api = NULL;
     struct cxr_server *server = NULL;
-    if (cxr_api_create(&config, &api, &err) != CXR_OK ||
-        cxr_http_server_start(&config, api, &server, &err) != CXR_OK) {
+    bool created = cxr_api_create(&config, &api, &err) == CXR_OK;
+    if (created) {
+        /* Temp files of a server killed inside a commit, before any request can write. */
+        size_t swept = cxr_api_output_sweep(api);
+        if (swept)
+            cxr_log(CXR_LOG_INFO, "removed %zu stale temp files under the output root", swept);
+    }
+    if (!created || cxr_http_server_start(&config, api, &server, &err) != CXR_OK) {
         fprintf(stderr, "cxrd serve: not starting: %s\n", err.message);
         cxr_api_destroy(api);
         cxr_config_release(&config);

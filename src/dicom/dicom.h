@@ -22,6 +22,10 @@ struct cxr_dicom_file;
  * read with the encoding detected from its first element (docs/dicom.md). */
 enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
                                     struct cxr_dicom_file **file, struct cxr_err *err);
+/* The same from a descriptor the caller opened (and keeps): a request's file is opened once,
+ * beneath the input root, and that descriptor is what is read. name is for messages only. */
+enum cxr_status cxr_dicom_file_read_fd(int fd, const char *name, const struct cxr_limits *limits,
+                                       struct cxr_dicom_file **file, struct cxr_err *err);
 
 /* Parses bytes already in memory (copies what it keeps; bytes stay the caller's). */
 enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,

@@ -62,8 +62,9 @@ enum cxr_status cxr_dicom_file_parse(const uint8_t *bytes, size_t size,
     return parse_owned(data, size, limits, file_out, err);
 }
 
-enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
-                                    struct cxr_dicom_file **file_out, struct cxr_err *err)
+/* Reads through the file (path) or the descriptor (fd >= 0). */
+static enum cxr_status read_any(int fd, const char *path, const struct cxr_limits *limits,
+                                struct cxr_dicom_file **file_out, struct cxr_err *err)
 {
     struct cxr_limits default_limits = cxr_limits_default();
     if (limits == NULL)
@@ -72,7 +73,9 @@ enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *l
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM: no path or output");
     struct cxr_buf bytes = CXR_BUF_INIT(0);
     struct cxr_err local = CXR_ERR_INIT;
-    enum cxr_status status = cxr_file_read(path, limits->max_file_bytes, &bytes, &local);
+    enum cxr_status status =
+            fd >= 0 ? cxr_file_read_fd(fd, path, limits->max_file_bytes, &bytes, &local)
+                    : cxr_file_read(path, limits->max_file_bytes, &bytes, &local);
     if (status != CXR_OK)
         return cxr_err_set(err, status, "DICOM: %s", local.message);
     if (bytes.len == 0) {
@@ -81,4 +84,18 @@ enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *l
     }
     /* The buffer read here becomes the file's: large images are not copied again. */
     return parse_owned(bytes.data, bytes.len, limits, file_out, err);
+}
+
+enum cxr_status cxr_dicom_file_read(const char *path, const struct cxr_limits *limits,
+                                    struct cxr_dicom_file **file_out, struct cxr_err *err)
+{
+    return read_any(-1, path, limits, file_out, err);
+}
+
+enum cxr_status cxr_dicom_file_read_fd(int fd, const char *name, const struct cxr_limits *limits,
+                                       struct cxr_dicom_file **file_out, struct cxr_err *err)
+{
+    if (fd < 0)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM: no descriptor");
+    return read_any(fd, name, limits, file_out, err);
 }

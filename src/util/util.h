@@ -173,6 +173,38 @@ enum cxr_status cxr_path_resolve_under(const char *path, const char *root_real, 
 /* Creates a directory and its missing parents with mode 0755 (like mkdir -p). */
 enum cxr_status cxr_path_mkdirs(const char *path, struct cxr_err *err);
 
+/* A root that request paths must stay beneath, held open from start-up: every file of a request
+ * is opened relative to fd, so no swap of a folder or file for a symlink between a check and
+ * the open can lead out of it (docs/file-safety.md). */
+struct cxr_path_root {
+    int fd;     /* O_PATH descriptor of the folder; -1 once closed */
+    char *path; /* as configured, without trailing slashes */
+    char *real; /* realpath(path) when opened */
+};
+/* Resolves and opens path (a folder). CXR_ERR_IO when it cannot be resolved or opened. */
+enum cxr_status cxr_path_root_open(const char *path, struct cxr_path_root *root,
+                                   struct cxr_err *err);
+/* Closes and frees; a zeroed root with fd -1, or NULL, is a no-op. */
+void cxr_path_root_close(struct cxr_path_root *root);
+
+enum cxr_path_open_mode {
+    CXR_PATH_OPEN_FILE,          /* O_RDONLY|O_NONBLOCK|O_NOCTTY: the caller fstat()s the result */
+    CXR_PATH_OPEN_FOLDER,        /* O_RDONLY|O_DIRECTORY */
+    CXR_PATH_OPEN_FOLDER_CREATE, /* the same, creating missing folders (mode 0755) on the way */
+};
+/* Opens path, an absolute path lexically under root->path or root->real, beneath root->fd:
+ * openat2(RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS) when the kernel has it and it succeeds, else
+ * one component at a time with O_NOFOLLOW, following symlinks by hand: a relative target
+ * continues from its folder ("..": never above the root), an absolute one must lie under the
+ * root and continues from root->fd. *fd is O_CLOEXEC. CXR_ERR_INVALID_ARG ("outside the
+ * allowed root <root>", never the target) when the path or a symlink leads out of the root,
+ * CXR_ERR_NOT_FOUND when something does not exist, CXR_ERR_IO otherwise (a component that is
+ * not a folder, a symlink loop, permissions). Thread safe. */
+enum cxr_status cxr_path_open_beneath(const struct cxr_path_root *root, const char *path,
+                                      enum cxr_path_open_mode mode, int *fd, struct cxr_err *err);
+/* Tests only: true makes cxr_path_open_beneath skip openat2 and always walk by hand. */
+void cxr_path_openat2_disable(bool disabled);
+
 /* ---- Base64 (util_base64.c) ---------------------------------------------------------------
  * Standard alphabet with padding (RFC 4648 section 4). */
 /* Length of the encoding of size bytes, without the NUL; 0 on overflow of size_t. */
@@ -196,9 +228,14 @@ enum cxr_status cxr_base64url_decode(const char *text, size_t length, struct cxr
  * CXR_ERR_IO when it cannot be opened or read or is not a regular file. Thread safe. */
 enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf *out,
                               struct cxr_err *err);
+/* The same from an open descriptor (e.g. from cxr_path_open_beneath), which stays the
+ * caller's; name is for messages only. */
+enum cxr_status cxr_file_read_fd(int fd, const char *name, size_t max_bytes, struct cxr_buf *out,
+                                 struct cxr_err *err);
 
 /* Atomic replacement of a group of files in one folder: each file is first written in full to a
- * hidden temp file in the target folder and fsync'd (stage); commit then renames every staged
+ * hidden temp file `.<name>.tmp-XXXXXX` in the target folder, held under flock(LOCK_EX) by its
+ * writer until it is renamed or removed, and fsync'd (stage); commit then renames every staged
  * file over its target and fsyncs the folder; abort (or destroy before commit) removes the temp
  * files and leaves the targets untouched. A reader sees each file either old or new, never
  * partial. Commits to one folder hold an exclusive flock(2) on it, so concurrent groups (threads
@@ -206,8 +243,14 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
  * (one writer per group). */
 struct cxr_file_group;
 
+/* Opens folder (by path: for the operator's own folders; requests use _create_at). */
 enum cxr_status cxr_file_group_create(const char *folder, struct cxr_file_group **group,
                                       struct cxr_err *err);
+/* A group in the folder open as folder_fd (the group opens its own descriptor of it, so its
+ * flock is its own); every create, rename and remove is relative to it, never by path. folder
+ * names it in messages. */
+enum cxr_status cxr_file_group_create_at(int folder_fd, const char *folder,
+                                         struct cxr_file_group **group, struct cxr_err *err);
 /* Stages name (a plain file name, no slash) with the given bytes, mode 0644. */
 enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *name,
                                      const void *bytes, size_t size, struct cxr_err *err);
@@ -220,6 +263,17 @@ enum cxr_status cxr_file_group_remove(struct cxr_file_group *group, const char *
 enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_err *err);
 /* Removes temp files not committed, frees the group. NULL is a no-op. */
 void cxr_file_group_destroy(struct cxr_file_group *group);
+
+/* Temp files left by a writer that died (SIGKILL, power loss) inside a stage or commit are
+ * stale when all of these hold: the name is a hidden temp name of a group (`.<name>.tmp-` and 6
+ * letters or digits), it is a regular file, it was last modified CXR_FILE_TEMP_STALE_SECONDS
+ * or more ago (a writer creates its temp and locks it in the same moment; the age covers that
+ * moment), and no process holds a flock on it (a live writer holds LOCK_EX on each of its temps).
+ * Removes those in folder_fd and, to max_depth levels below it (no symlinks followed), its
+ * sub-folders, looking at no more than *budget directory entries (decremented). Returns how
+ * many were removed. Thread safe. */
+#define CXR_FILE_TEMP_STALE_SECONDS 60
+size_t cxr_file_temps_sweep(int folder_fd, int max_depth, size_t *budget);
 
 /* One-file convenience: stage + commit of path (its folder must exist). */
 enum cxr_status cxr_file_write_atomic(const char *path, const void *bytes, size_t size,

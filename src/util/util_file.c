@@ -1,13 +1,20 @@
 /* Whole-file reads with a size cap, and atomic replacement of groups of output files: temp file
  * in the target folder, fsync, rename, fsync of the folder, so a crash or a failed request
- * never leaves a partial file behind. */
+ * never leaves a partial file behind; all of it relative to a descriptor of the folder, and
+ * the temp files a killed writer left are swept. */
+#define _GNU_SOURCE /* O_PATH */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -16,21 +23,25 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
                               struct cxr_err *err)
 {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer (a FIFO swapped in after a path
-     * was validated would block a worker for good); the fstat below then refuses it. */
+     * was validated would block a worker for good); cxr_file_read_fd then refuses it. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return cxr_err_set(err, errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO, "open %s: %s",
                            path, strerror(errno));
+    enum cxr_status status = cxr_file_read_fd(fd, path, max_bytes, out, err);
+    close(fd);
+    return status;
+}
+
+enum cxr_status cxr_file_read_fd(int fd, const char *path, size_t max_bytes, struct cxr_buf *out,
+                                 struct cxr_err *err)
+{
     struct stat info;
-    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-        close(fd);
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))
         return cxr_err_set(err, CXR_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)info.st_size > max_bytes) {
-        close(fd);
+    if ((uint64_t)info.st_size > max_bytes)
         return cxr_err_set(err, CXR_ERR_LIMIT, "%s: %lld bytes, more than the limit of %zu", path,
                            (long long)info.st_size, max_bytes);
-    }
     size_t start = out->len;
     /* One byte more than the file, so the read that finds its end needs no reallocation. */
     enum cxr_status status = cxr_buf_reserve_exact(out, (size_t)info.st_size + 1);
@@ -55,7 +66,6 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
             break;
         out->len += (size_t)got;
     }
-    close(fd);
     if (status == CXR_ERR_NOMEM || status == CXR_ERR_LIMIT)
         cxr_err_set(err, status, "%s: %s", path, cxr_status_name(status));
     if (status != CXR_OK)
@@ -64,27 +74,112 @@ enum cxr_status cxr_file_read(const char *path, size_t max_bytes, struct cxr_buf
 }
 
 struct staged_file {
-    char *temp_path; /* NULL once renamed */
-    char *final_path;
-    int remove_only; /* unlink final_path at commit instead of renaming */
+    char *name;              /* the target's name in the folder */
+    char temp[NAME_MAX + 1]; /* "" once renamed or removed */
+    int temp_fd;             /* open (and locked) until renamed or removed; -1 otherwise */
+    int remove_only;         /* unlink name at commit instead of renaming */
 };
 
 /* A run writes at most a handful of files; a fixed cap keeps the bookkeeping trivial. */
 #define GROUP_MAX_FILES 16
 
 struct cxr_file_group {
-    char *folder;
+    int folder_fd;
+    char *folder; /* for messages */
     size_t count;
     struct staged_file files[GROUP_MAX_FILES];
 };
 
-enum cxr_status cxr_file_group_create(const char *folder, struct cxr_file_group **out,
-                                      struct cxr_err *err)
+static bool is_temp_name(const char *name)
+{
+    size_t length = strlen(name);
+    static const char marker[] = ".tmp-";
+    size_t marker_length = sizeof marker - 1;
+    if (name[0] != '.' || length < 1 + 1 + marker_length + 6)
+        return false;
+    if (memcmp(name + length - 6 - marker_length, marker, marker_length) != 0)
+        return false;
+    for (size_t i = length - 6; i < length; i++) {
+        if (!isalnum((unsigned char)name[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Removes name in folder_fd when it is a stale temp file (see util.h). */
+static bool remove_if_stale(int folder_fd, const char *name, time_t now)
+{
+    struct stat info;
+    if (fstatat(folder_fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(info.st_mode) ||
+        info.st_mtime > now - CXR_FILE_TEMP_STALE_SECONDS)
+        return false;
+    int fd = openat(folder_fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool removed = false;
+    struct stat opened, now_there;
+    /* A lock we can take means no live writer holds this file; the same inode still under the
+     * name means it was not renamed into place meanwhile. */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &opened) == 0 &&
+        fstatat(folder_fd, name, &now_there, AT_SYMLINK_NOFOLLOW) == 0 &&
+        opened.st_ino == now_there.st_ino && opened.st_dev == now_there.st_dev)
+        removed = unlinkat(folder_fd, name, 0) == 0;
+    close(fd);
+    return removed;
+}
+
+static size_t sweep(int folder_fd, int depth, size_t *budget, time_t now)
+{
+    int fd = openat(folder_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    size_t removed = 0;
+    for (struct dirent *entry; *budget > 0 && (entry = readdir(dir));) {
+        --*budget;
+        const char *name = entry->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        if (is_temp_name(name)) {
+            removed += remove_if_stale(dirfd(dir), name, now);
+            continue;
+        }
+        if (depth == 0 || (entry->d_type != DT_DIR && entry->d_type != DT_UNKNOWN))
+            continue;
+        int child = openat(dirfd(dir), name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) {
+            removed += sweep(child, depth - 1, budget, now);
+            close(child);
+        }
+    }
+    closedir(dir);
+    return removed;
+}
+
+size_t cxr_file_temps_sweep(int folder_fd, int max_depth, size_t *budget)
+{
+    return sweep(folder_fd, max_depth, budget, time(NULL));
+}
+
+enum cxr_status cxr_file_group_create_at(int folder_fd, const char *folder,
+                                         struct cxr_file_group **out, struct cxr_err *err)
 {
     struct cxr_file_group *group = calloc(1, sizeof *group);
     if (group == NULL || (group->folder = strdup(folder)) == NULL) {
         free(group);
         return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
+    }
+    /* A description of its own, not a dup: flock belongs to the open file description, and
+     * two groups of one folder must exclude each other. */
+    group->folder_fd = openat(folder_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (group->folder_fd < 0) {
+        enum cxr_status status = cxr_err_set(err, CXR_ERR_IO, "%s: %s", folder, strerror(errno));
+        free(group->folder);
+        free(group);
+        return status;
     }
     size_t length = strlen(group->folder);
     while (length > 1 && group->folder[length - 1] == '/')
@@ -93,13 +188,15 @@ enum cxr_status cxr_file_group_create(const char *folder, struct cxr_file_group 
     return CXR_OK;
 }
 
-static char *join(const char *folder, const char *prefix, const char *name, const char *suffix)
+enum cxr_status cxr_file_group_create(const char *folder, struct cxr_file_group **out,
+                                      struct cxr_err *err)
 {
-    size_t size = strlen(folder) + strlen(prefix) + strlen(name) + strlen(suffix) + 2;
-    char *path = malloc(size);
-    if (path)
-        snprintf(path, size, "%s/%s%s%s", folder, prefix, name, suffix);
-    return path;
+    int fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cxr_err_set(err, CXR_ERR_IO, "open %s: %s", folder, strerror(errno));
+    enum cxr_status status = cxr_file_group_create_at(fd, folder, out, err);
+    close(fd);
+    return status;
 }
 
 /* Sets *entry only on success; every failure returns through cxr_err_set, which returns its
@@ -110,13 +207,17 @@ static enum cxr_status add_entry(struct cxr_file_group *group, const char *name,
 {
     if (strchr(name, '/') || name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "bad output file name '%s'", name);
+    /* Room for ".<name>.tmp-XXXXXX" in one file name. */
+    if (strlen(name) + 12 > NAME_MAX)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "output file name '%s' is too long", name);
     if (group->count == GROUP_MAX_FILES)
         return cxr_err_set(err, CXR_ERR_LIMIT, "too many files in one output group");
     struct staged_file *file = &group->files[group->count];
-    file->final_path = join(group->folder, "", name, "");
-    if (file->final_path == NULL)
+    file->name = strdup(name);
+    if (file->name == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
-    file->temp_path = NULL;
+    file->temp[0] = '\0';
+    file->temp_fd = -1;
     file->remove_only = 0;
     *entry = file;
     return CXR_OK;
@@ -136,6 +237,47 @@ static enum cxr_status write_all(int fd, const unsigned char *bytes, size_t size
     return CXR_OK;
 }
 
+/* Creates ".<name>.tmp-XXXXXX" (mkstemp's pattern, which has no *at form) in the folder and
+ * locks it before anything else happens to it. */
+static int create_temp(int folder_fd, const char *name, char *temp, size_t size)
+{
+    static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned char random[6];
+        if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            uint64_t mix = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15u + (uint64_t)attempt;
+            memcpy(random, &mix, sizeof random);
+        }
+        char suffix[7];
+        for (int i = 0; i < 6; i++)
+            suffix[i] = letters[random[i] % (sizeof letters - 1)];
+        suffix[6] = '\0';
+        snprintf(temp, size, ".%s.tmp-%s", name, suffix);
+        int fd =
+                openat(folder_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+                ;
+            return fd;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
+static void drop_entry(struct cxr_file_group *group, struct staged_file *file)
+{
+    if (file->temp[0])
+        unlinkat(group->folder_fd, file->temp, 0);
+    if (file->temp_fd >= 0)
+        close(file->temp_fd);
+    file->temp[0] = '\0';
+    file->temp_fd = -1;
+}
+
 enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *name,
                                      const void *bytes, size_t size, struct cxr_err *err)
 {
@@ -143,31 +285,25 @@ enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *n
     enum cxr_status status = add_entry(group, name, &file, err);
     if (status != CXR_OK)
         return status;
-    char *temp = join(group->folder, ".", name, ".tmp-XXXXXX");
-    if (temp == NULL) {
-        free(file->final_path);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
-    }
-    int fd = mkstemp(temp);
-    if (fd < 0) {
-        status = cxr_err_set(err, CXR_ERR_IO, "create %s: %s", temp, strerror(errno));
-        free(temp);
-        free(file->final_path);
+    file->temp_fd = create_temp(group->folder_fd, name, file->temp, sizeof file->temp);
+    if (file->temp_fd < 0) {
+        status = cxr_err_set(err, CXR_ERR_IO, "create a temp file for %s/%s: %s", group->folder,
+                             name, strerror(errno));
+        file->temp[0] = '\0';
+        free(file->name);
         return status;
     }
     int saved = 0;
-    if (write_all(fd, bytes, size) != CXR_OK || fchmod(fd, 0644) != 0 || fsync(fd) != 0)
-        saved = errno;
-    if (close(fd) != 0 && saved == 0)
+    if (write_all(file->temp_fd, bytes, size) != CXR_OK || fchmod(file->temp_fd, 0644) != 0 ||
+        fsync(file->temp_fd) != 0)
         saved = errno;
     if (saved) {
-        unlink(temp);
-        status = cxr_err_set(err, CXR_ERR_IO, "write %s: %s", temp, strerror(saved));
-        free(temp);
-        free(file->final_path);
+        status = cxr_err_set(err, CXR_ERR_IO, "write %s/%s: %s", group->folder, file->temp,
+                             strerror(saved));
+        drop_entry(group, file);
+        free(file->name);
         return status;
     }
-    file->temp_path = temp;
     group->count++;
     return CXR_OK;
 }
@@ -186,13 +322,8 @@ enum cxr_status cxr_file_group_remove(struct cxr_file_group *group, const char *
 
 static void drop_temps(struct cxr_file_group *group)
 {
-    for (size_t i = 0; i < group->count; i++) {
-        if (group->files[i].temp_path) {
-            unlink(group->files[i].temp_path);
-            free(group->files[i].temp_path);
-            group->files[i].temp_path = NULL;
-        }
-    }
+    for (size_t i = 0; i < group->count; i++)
+        drop_entry(group, &group->files[i]);
 }
 
 static enum cxr_status rename_all(struct cxr_file_group *group, struct cxr_err *err)
@@ -201,44 +332,42 @@ static enum cxr_status rename_all(struct cxr_file_group *group, struct cxr_err *
      * leaves every target as it was. */
     for (size_t i = 0; i < group->count; i++) {
         struct stat info;
-        if (lstat(group->files[i].final_path, &info) == 0 && S_ISDIR(info.st_mode))
-            return cxr_err_set(err, CXR_ERR_IO, "%s is a folder, not a file",
-                               group->files[i].final_path);
+        if (fstatat(group->folder_fd, group->files[i].name, &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(info.st_mode))
+            return cxr_err_set(err, CXR_ERR_IO, "%s/%s is a folder, not a file", group->folder,
+                               group->files[i].name);
     }
     for (size_t i = 0; i < group->count; i++) {
         struct staged_file *file = &group->files[i];
         if (file->remove_only) {
-            if (unlink(file->final_path) != 0 && errno != ENOENT)
-                return cxr_err_set(err, CXR_ERR_IO, "remove %s: %s", file->final_path,
+            if (unlinkat(group->folder_fd, file->name, 0) != 0 && errno != ENOENT)
+                return cxr_err_set(err, CXR_ERR_IO, "remove %s/%s: %s", group->folder, file->name,
                                    strerror(errno));
             continue;
         }
-        if (rename(file->temp_path, file->final_path) != 0)
-            return cxr_err_set(err, CXR_ERR_IO, "rename to %s: %s", file->final_path,
+        if (renameat(group->folder_fd, file->temp, group->folder_fd, file->name) != 0)
+            return cxr_err_set(err, CXR_ERR_IO, "rename to %s/%s: %s", group->folder, file->name,
                                strerror(errno));
-        free(file->temp_path);
-        file->temp_path = NULL;
+        file->temp[0] = '\0';
+        close(file->temp_fd); /* releases its lock: it is the target now */
+        file->temp_fd = -1;
     }
     return CXR_OK;
 }
 
 enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_err *err)
 {
-    int dir = open(group->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) {
-        drop_temps(group);
-        return cxr_err_set(err, CXR_ERR_IO, "open %s: %s", group->folder, strerror(errno));
-    }
     /* Groups committed to the same folder at the same moment (two requests for one patient,
-     * in this process or another) take turns, so the folder always holds one group's set. */
-    while (flock(dir, LOCK_EX) != 0 && errno == EINTR)
+     * in this process or another) take turns, and readers that take LOCK_SH on the folder
+     * (docs/file-safety.md) never see the set part-way through. */
+    while (flock(group->folder_fd, LOCK_EX) != 0 && errno == EINTR)
         ;
     enum cxr_status status = rename_all(group, err);
     drop_temps(group);
     /* The renames are durable only once the folder itself is on disk. */
-    if (status == CXR_OK && fsync(dir) != 0 && errno != EINVAL)
+    if (status == CXR_OK && fsync(group->folder_fd) != 0 && errno != EINVAL)
         status = cxr_err_set(err, CXR_ERR_IO, "fsync %s: %s", group->folder, strerror(errno));
-    close(dir); /* releases the lock */
+    flock(group->folder_fd, LOCK_UN);
     return status;
 }
 
@@ -248,7 +377,8 @@ void cxr_file_group_destroy(struct cxr_file_group *group)
         return;
     drop_temps(group);
     for (size_t i = 0; i < group->count; i++)
-        free(group->files[i].final_path);
+        free(group->files[i].name);
+    close(group->folder_fd);
     free(group->folder);
     free(group);
 }

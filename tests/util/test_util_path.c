@@ -128,6 +128,9 @@ static void resolve_under_root(void **state)
     assert_int_equal(cxr_path_resolve_under(path, root_real, 0, &resolved, &err),
                      CXR_ERR_INVALID_ARG);
     assert_null(resolved);
+    /* The message says so without telling where the symlink points (issue 19, item 12). */
+    assert_non_null(strstr(err.message, "outside the allowed root"));
+    assert_null(strstr(err.message, tree->outside));
 
     /* Missing file. */
     snprintf(path, sizeof path, "%s/missing.dcm", tree->root);
