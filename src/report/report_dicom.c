@@ -79,6 +79,63 @@ enum cxr_status report_dicom_object_finish(struct report_dicom_object *object, s
     return status;
 }
 
+/* Characters (UTF-8 code points) in text. */
+static size_t characters(const char *text)
+{
+    size_t count = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        count += (*c & 0xC0) != 0x80;
+    return count;
+}
+
+static bool all_of(const char *text, const char *allowed)
+{
+    return strspn(text, allowed) == strlen(text);
+}
+
+/* Whether a value copied from the source is valid for its VR (PS3.5 6.2): the source may be
+ * anything, the outputs must stay valid, so an invalid value is written empty (all the copied
+ * attributes are type 2) rather than carried into the PACS. */
+static bool copied_value_valid(const char *vr, const char *value)
+{
+    size_t length = characters(value);
+    if (length == 0)
+        return true;
+    if (strcmp(vr, "DA") == 0)
+        return strlen(value) == 8 && all_of(value, "0123456789");
+    if (strcmp(vr, "TM") == 0)
+        return strlen(value) >= 2 && strlen(value) <= 14 && all_of(value, "0123456789.") &&
+               strspn(value, "0123456789") >= 2;
+    if (strcmp(vr, "CS") == 0)
+        return length <= 16 && all_of(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ \\");
+    if (strcmp(vr, "SH") == 0)
+        return length <= 16 && strpbrk(value, "\\") == NULL;
+    if (strcmp(vr, "LO") == 0)
+        return length <= 64 && strpbrk(value, "\\") == NULL;
+    if (strcmp(vr, "PN") == 0) {
+        /* At most 64 characters per component group, at most three groups, one value. */
+        if (strpbrk(value, "\\") != NULL)
+            return false;
+        size_t groups = 1, group_length = 0;
+        for (const char *c = value; *c; c++) {
+            if (*c == '=') {
+                groups++;
+                group_length = 0;
+            } else if ((*c & 0xC0) != 0x80 && ++group_length > 64) {
+                return false;
+            }
+        }
+        return groups <= 3;
+    }
+    return true;
+}
+
+static void write_copied(struct cxr_dicom_writer *w, uint32_t tag, const char *vr,
+                         const char *value)
+{
+    cxr_dicom_writer_string(w, tag, vr, copied_value_valid(vr, value) ? value : "");
+}
+
 void report_dicom_write_head(struct report_dicom_object *object,
                              const struct cxr_report_dicom_info *info)
 {
@@ -92,22 +149,22 @@ void report_dicom_write_head(struct report_dicom_object *object,
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0013), "TM", object->time);
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0016), "UI", object->sop_class_uid);
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0018), "UI", object->sop_instance_uid);
-    cxr_dicom_writer_string(w, TAG(0x0008, 0x0020), "DA", source->study_date);
+    write_copied(w, TAG(0x0008, 0x0020), "DA", source->study_date);
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0023), "DA", object->date);
     if (object->kind == REPORT_DICOM_PDF) {
         char datetime[32];
         snprintf(datetime, sizeof datetime, "%s%s", object->date, object->time);
         cxr_dicom_writer_string(w, TAG(0x0008, 0x002A), "DT", datetime);
     }
-    cxr_dicom_writer_string(w, TAG(0x0008, 0x0030), "TM", source->study_time);
+    write_copied(w, TAG(0x0008, 0x0030), "TM", source->study_time);
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0033), "TM", object->time);
-    cxr_dicom_writer_string(w, TAG(0x0008, 0x0050), "SH", source->accession_number);
+    write_copied(w, TAG(0x0008, 0x0050), "SH", source->accession_number);
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0060), "CS", modalities[object->kind]);
     /* SC Equipment: a workstation made the object from the source (WSD). */
     if (object->kind != REPORT_DICOM_SR)
         cxr_dicom_writer_string(w, TAG(0x0008, 0x0064), "CS", "WSD");
     cxr_dicom_writer_string(w, TAG(0x0008, 0x0070), "LO", "cxrd");
-    cxr_dicom_writer_string(w, TAG(0x0008, 0x0090), "PN", source->referring_physician_name_raw);
+    write_copied(w, TAG(0x0008, 0x0090), "PN", source->referring_physician_name_raw);
 }
 
 void report_dicom_write_series_description(struct report_dicom_object *object)
@@ -127,10 +184,10 @@ void report_dicom_write_patient(struct report_dicom_object *object,
 {
     struct cxr_dicom_writer *w = object->writer;
     const struct cxr_dicom_meta *source = info->source;
-    cxr_dicom_writer_string(w, TAG(0x0010, 0x0010), "PN", source->patient_name_raw);
-    cxr_dicom_writer_string(w, TAG(0x0010, 0x0020), "LO", source->patient_id);
-    cxr_dicom_writer_string(w, TAG(0x0010, 0x0030), "DA", source->patient_birth_date);
-    cxr_dicom_writer_string(w, TAG(0x0010, 0x0040), "CS", source->patient_sex);
+    write_copied(w, TAG(0x0010, 0x0010), "PN", source->patient_name_raw);
+    write_copied(w, TAG(0x0010, 0x0020), "LO", source->patient_id);
+    write_copied(w, TAG(0x0010, 0x0030), "DA", source->patient_birth_date);
+    write_copied(w, TAG(0x0010, 0x0040), "CS", source->patient_sex);
     /* Patient's Age is optional here: copied only when the source's is a valid AS ("045Y"). */
     if (age_valid(source->patient_age))
         cxr_dicom_writer_string(w, TAG(0x0010, 0x1010), "AS", source->patient_age);
@@ -151,7 +208,7 @@ void report_dicom_write_series(struct report_dicom_object *object,
     char number[16];
     cxr_dicom_writer_string(w, TAG(0x0020, 0x000D), "UI", info->source->study_instance_uid);
     cxr_dicom_writer_string(w, TAG(0x0020, 0x000E), "UI", object->series_instance_uid);
-    cxr_dicom_writer_string(w, TAG(0x0020, 0x0010), "SH", info->source->study_id);
+    write_copied(w, TAG(0x0020, 0x0010), "SH", info->source->study_id);
     snprintf(number, sizeof number, "%d", object->series_number);
     cxr_dicom_writer_string(w, TAG(0x0020, 0x0011), "IS", number);
     cxr_dicom_writer_string(w, TAG(0x0020, 0x0013), "IS", "1");
@@ -214,7 +271,7 @@ enum cxr_status cxr_report_dicom_sc(const struct cxr_report_dicom_info *info,
     report_dicom_write_source_reference(w, TAG(0x0008, 0x2112), info->source);
     report_dicom_write_patient(&object, info);
     report_dicom_write_series(&object, info);
-    cxr_dicom_writer_string(w, TAG(0x0020, 0x0020), "CS", info->source->patient_orientation);
+    write_copied(w, TAG(0x0020, 0x0020), "CS", info->source->patient_orientation);
     cxr_dicom_writer_us(w, TAG(0x0028, 0x0002), 3);
     cxr_dicom_writer_string(w, TAG(0x0028, 0x0004), "CS", "RGB");
     cxr_dicom_writer_us(w, TAG(0x0028, 0x0006), 0);
