@@ -62,6 +62,7 @@ struct cxrd_plugin {
     uint64_t received, dropped, in_progress;
     uint64_t outcomes[CXRD_OUTCOME_COUNT];
     uint64_t forwarded, forward_failed;
+    uint64_t scans;      /* ResumeOnStart scans completed */
     double busy_seconds; /* time workers spent on analysed instances */
     struct cxrd_recent recent[CXRD_RECENT_COUNT];
     size_t recent_next;

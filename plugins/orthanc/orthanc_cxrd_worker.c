@@ -331,6 +331,9 @@ static void scan(struct cxrd_plugin *plugin)
         free(record);
     }
     json_decref(ids);
+    pthread_mutex_lock(&plugin->lock);
+    plugin->scans++;
+    pthread_mutex_unlock(&plugin->lock);
     if (queued)
         log_warning(plugin, "cxrd: resuming %zu stored instances without a cxrd record", queued);
 }
