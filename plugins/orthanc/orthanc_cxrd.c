@@ -103,6 +103,7 @@ static OrthancPluginErrorCode rest_status(OrthancPluginRestOutput *output, const
     json_object_set_new(status, "in_progress", json_integer((json_int_t)plugin.in_progress));
     json_object_set_new(status, "dropped", json_integer((json_int_t)plugin.dropped));
     json_object_set_new(status, "resume_scans", json_integer((json_int_t)plugin.scans));
+    json_object_set_new(status, "busy_seconds", json_real(plugin.busy_seconds));
     json_object_set_new(status, "outcomes", outcomes);
     json_object_set_new(status, "forward_to",
                         plugin.forward_to ? json_string(plugin.forward_to) : json_null());
