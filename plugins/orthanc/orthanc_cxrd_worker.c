@@ -75,7 +75,7 @@ static void count(struct cxrd_plugin *plugin, const char *instance_id, enum cxrd
                   const char *message, double seconds)
 {
     pthread_mutex_lock(&plugin->lock);
-    plugin->outcomes[outcome]++;
+    uint64_t total = ++plugin->outcomes[outcome];
     plugin->busy_seconds += seconds;
     if (outcome != CXRD_OWN_OUTPUT && outcome != CXRD_ALREADY) {
         struct cxrd_recent *recent = &plugin->recent[plugin->recent_next];
@@ -88,8 +88,7 @@ static void count(struct cxrd_plugin *plugin, const char *instance_id, enum cxrd
     static const char *const metric_names[CXRD_OUTCOME_COUNT] = {
             "cxrd_instances_done", "cxrd_instances_refused", "cxrd_instances_failed",
             "cxrd_instances_own_output", "cxrd_instances_already_processed"};
-    OrthancPluginSetMetricsValue(plugin->context, metric_names[outcome],
-                                 (float)plugin->outcomes[outcome],
+    OrthancPluginSetMetricsValue(plugin->context, metric_names[outcome], (float)total,
                                  OrthancPluginMetricsType_Default);
 }
 

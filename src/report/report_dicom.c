@@ -46,9 +46,11 @@ enum cxr_status report_dicom_object_begin(struct report_dicom_object *object,
     object->sop_class_uid = sop_classes[kind];
     object->series_description = series_description;
     object->series_number = series_numbers[kind];
-    if (cxr_dicom_uid_generate(info->uid_root, object->sop_instance_uid, err) != CXR_OK ||
-        cxr_dicom_uid_generate(info->uid_root, object->series_instance_uid, err) != CXR_OK)
-        return err ? err->status : CXR_ERR_INTERNAL;
+    enum cxr_status status = cxr_dicom_uid_generate(info->uid_root, object->sop_instance_uid, err);
+    if (status == CXR_OK)
+        status = cxr_dicom_uid_generate(info->uid_root, object->series_instance_uid, err);
+    if (status != CXR_OK)
+        return status;
     time_t seconds = (time_t)info->content_time;
     struct tm local;
     if (localtime_r(&seconds, &local) == NULL)
@@ -260,9 +262,10 @@ enum cxr_status cxr_report_dicom_sc(const struct cxr_report_dicom_info *info,
                            "DICOM output: a %ux%u image does not fit Rows and Columns",
                            image->width, image->height);
     struct report_dicom_object object;
-    if (report_dicom_object_begin(&object, info, REPORT_DICOM_SC, series_description, NULL, err) !=
-        CXR_OK)
-        return err ? err->status : CXR_ERR_NOMEM;
+    enum cxr_status status = report_dicom_object_begin(&object, info, REPORT_DICOM_SC,
+                                                       series_description, NULL, err);
+    if (status != CXR_OK)
+        return status;
     struct cxr_dicom_writer *w = object.writer;
     report_dicom_write_head(&object, info);
     report_dicom_write_series_description(&object);
@@ -296,9 +299,10 @@ enum cxr_status cxr_report_dicom_pdf(const struct cxr_report_dicom_info *info, c
     if (pdf_size == 0 || pdf_size > 0xFFFFFFFEu)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM output: PDF of %zu bytes", pdf_size);
     struct report_dicom_object object;
-    if (report_dicom_object_begin(&object, info, REPORT_DICOM_PDF, "AI report (cxrd)", NULL, err) !=
-        CXR_OK)
-        return err ? err->status : CXR_ERR_NOMEM;
+    enum cxr_status status = report_dicom_object_begin(&object, info, REPORT_DICOM_PDF,
+                                                       "AI report (cxrd)", NULL, err);
+    if (status != CXR_OK)
+        return status;
     struct cxr_dicom_writer *w = object.writer;
     report_dicom_write_head(&object, info);
     report_dicom_write_series_description(&object);

@@ -177,9 +177,10 @@ enum cxr_status cxr_report_dicom_sr(const struct cxr_report_dicom_info *info,
                            "DICOM output: the source has no Study Instance UID, SOP Instance "
                            "UID or SOP Class UID to refer to");
     struct report_dicom_object object;
-    if (report_dicom_object_begin(&object, info, REPORT_DICOM_SR, "AI findings (cxrd)", NULL,
-                                  err) != CXR_OK)
-        return err ? err->status : CXR_ERR_NOMEM;
+    enum cxr_status status = report_dicom_object_begin(&object, info, REPORT_DICOM_SR,
+                                                       "AI findings (cxrd)", NULL, err);
+    if (status != CXR_OK)
+        return status;
     struct cxr_dicom_writer *w = object.writer;
     report_dicom_write_head(&object, info);
     /* The local codes' scheme, so a reader can tell whose codes they are. */
