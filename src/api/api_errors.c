@@ -52,6 +52,7 @@ static const struct error_text errors[CXR_API_ERROR_COUNT] = {
                                            "Invalid value for dicom_outputs, should be a boolean "
                                            "(true needs save_to_disk true): ",
                                            ""},
+        [CXR_API_DICOM_OUTPUTS_SOURCE] = {400, "Cannot make DICOM outputs from this image: ", ""},
 };
 
 int cxr_api_error_status(enum cxr_api_error error)

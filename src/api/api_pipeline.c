@@ -521,12 +521,20 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     }
     result->stage_seconds[CXR_STAGE_PDF] = pdf.seconds;
-    if (job->dicom_outputs && job->output_folder &&
-        cxr_api_dicom_outputs_build(api, meta, &state.prediction, normal ? NULL : &state.heatmap,
-                                    &state.source, &state.pdf, report_time, &state.dicom,
-                                    &err) != CXR_OK) {
-        fail_internal(result, "DICOM outputs", &err);
-        goto done;
+    if (job->dicom_outputs && job->output_folder) {
+        status = cxr_api_dicom_outputs_build(api, meta, &state.prediction,
+                                             normal ? NULL : &state.heatmap, &state.source,
+                                             &state.pdf, report_time, &state.dicom, &err);
+        if (status == CXR_ERR_INVALID_ARG) {
+            /* The source lacks what the outputs must refer to: the client's data, a 400. */
+            cxr_api_format(message, sizeof message, "%s (%s)", job->input_path, err.message);
+            cxr_api_result_error(result, CXR_API_DICOM_OUTPUTS_SOURCE, message, NULL);
+            goto done;
+        }
+        if (status != CXR_OK) {
+            fail_internal(result, "DICOM outputs", &err);
+            goto done;
+        }
     }
 
     json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));

@@ -248,6 +248,18 @@ def main():
     check(run.returncode == 0 and not any(n.endswith(".dcm") for n in os.listdir(folder)),
           "rerun without --dicom kept DICOM files: %s" % os.listdir(folder))
 
+    # A source without a Study Instance UID cannot anchor the outputs: refused, nothing written.
+    nostudy = os.path.join(OUT, "nostudy.dcm")
+    ds = pydicom.dcmread(siim)
+    del ds.StudyInstanceUID
+    ds.PatientID = "NOSTUDY"
+    ds.save_as(nostudy)
+    run = infer([nostudy], os.path.join(OUT, "nostudy"), ["--dicom"])
+    check(run.returncode != 0 and "Cannot make DICOM outputs from this image" in run.stderr and
+          "Study Instance UID" in run.stderr and
+          not os.path.exists(os.path.join(OUT, "nostudy", "NOSTUDY")),
+          "source without a study: rc %d %s" % (run.returncode, run.stderr))
+
     # [dicom] uid_root.
     config = os.path.join(OUT, "root.ini")
     with open(config, "w") as ini:
