@@ -111,7 +111,8 @@ void cxr_report_shutdown(void);
  * General Study modules, Accession Number and Referring Physician are copied from the source
  * (as UTF-8, Specific Character Set ISO_IR 192 when any copied text is not ASCII), the source
  * SOP Instance is referenced, and every UID is new (cxr_dicom_uid_generate under uid_root).
- * Each function appends one file to out. Thread safe. */
+ * Each function appends one file to out; on failure out keeps its length (CXR_ERR_NOMEM, or
+ * CXR_ERR_INVALID_ARG when the source lacks the UIDs to refer to). Thread safe. */
 struct cxr_report_dicom_info {
     const struct cxr_dicom_meta *source; /* the source image's metadata */
     const char *uid_root;                /* NULL or "": 2.25.<UUID> */
