@@ -4,7 +4,7 @@ and requests/s at concurrency 1, 2, 4 and 8 for a 2048x2048 chest radiograph (ma
 both save modes, and the server's peak RSS (VmHWM). Prints a table; not a test.
 
 Usage: bench_api.py --cxrd BUILD/src/cxrd --image IMAGE.dcm --model MODEL.onnx
-           [--requests N] [--levels 1,2,4,8] [--workers W] [--mode save|base64|both]
+           [--requests N] [--levels 1,2,4,8] [--workers W] [--mode save|base64|both] [--dicom]
 """
 import argparse
 import http.client
@@ -51,6 +51,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="[model] threads")
     parser.add_argument("--mode", default="both")
+    parser.add_argument("--dicom", action="store_true",
+                        help='save mode with "dicom_outputs": true (as the Orthanc plugin runs)')
     args = parser.parse_args()
 
     base = tempfile.mkdtemp(prefix="cxr-bench-api-")
@@ -88,6 +90,8 @@ def main():
         body = {"input_image_path": image, "save_to_disk": save}
         if save:
             body["output_folder_path"] = output_root
+            if args.dicom:
+                body["dicom_outputs"] = True
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         start = time.perf_counter()
         connection.request("POST", "/single_inference", json.dumps(body),

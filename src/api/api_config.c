@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "dicom/dicom.h"
 #include "image/image.h"
 #include "report/report.h"
 
@@ -76,6 +77,7 @@ static const struct key_spec keys[] = {
         {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
         {"report", "timezone", KEY_STRING, FIELD(report_timezone), 0, 0},
         {"report", "png_compression", KEY_PNG_COMPRESSION, FIELD(png_compression), 0, 0},
+        {"dicom", "uid_root", KEY_STRING, FIELD(dicom_uid_root), 0, 0},
 };
 
 static enum cxr_status parse_gate_mode(const char *value, enum cxr_gate_mode *mode)
@@ -226,7 +228,8 @@ static enum cxr_status set_defaults(struct cxr_config *config)
         set_string(&config->log_format, "text") || set_string(&config->tls_certificate, "") ||
         set_string(&config->tls_key, "") || set_string(&config->tls_client_ca, "") ||
         set_string(&config->jwt_key_id, "") || set_string(&config->jwt_secret_file, "") ||
-        set_string(&config->jwt_keys_dir, "") || set_string(&config->jwt_revoked, ""))
+        set_string(&config->jwt_keys_dir, "") || set_string(&config->jwt_revoked, "") ||
+        set_string(&config->dicom_uid_root, ""))
         return CXR_ERR_NOMEM;
     return CXR_OK;
 }
@@ -259,6 +262,10 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
                            "config [report] timezone: '%s' is not a time zone (an IANA name such "
                            "as Europe/Paris; empty for the machine's)",
                            config->report_timezone);
+    struct cxr_err uid_err = CXR_ERR_INIT;
+    if (cxr_dicom_uid_root_check(config->dicom_uid_root, &uid_err) != CXR_OK)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "config [dicom] uid_root: %s",
+                           uid_err.message);
     return cxr_model_thresholds_check(&config->thresholds, err);
 }
 
@@ -347,7 +354,8 @@ void cxr_config_release(struct cxr_config *config)
             &config->jwt_private_key, &config->audit_database, &config->institution_name,
             &config->report_timezone, &config->log_format,     &config->tls_certificate,
             &config->tls_key,         &config->tls_client_ca,  &config->jwt_key_id,
-            &config->jwt_keys_dir,    &config->jwt_revoked,    &config->jwt_secret_file};
+            &config->jwt_keys_dir,    &config->jwt_revoked,    &config->jwt_secret_file,
+            &config->dicom_uid_root};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         free(*strings[i]);
         *strings[i] = NULL;

@@ -59,6 +59,8 @@ struct cxr_config {
     char *institution_name; /* "" = the DICOM file's Institution Name */
     char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */
     enum cxr_image_png_compression png_compression; /* fast (default) or small */
+    /* [dicom] */
+    char *dicom_uid_root; /* root of the DICOM outputs' UIDs; "" = 2.25.<UUID> */
     /* [gate] */
     enum cxr_gate_mode gate_mode;
     /* [thresholds]: site thresholds and the model version they were calibrated for */

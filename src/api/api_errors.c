@@ -48,6 +48,11 @@ static const struct error_text errors[CXR_API_ERROR_COUNT] = {
         [CXR_API_METRICS_UNAVAILABLE] = {500, "Metrics unavailable", ""},
         [CXR_API_BUSY] = {503, "Server busy: ", ""},
         [CXR_API_SHUTTING_DOWN] = {503, "Server is shutting down; ", ""},
+        [CXR_API_DICOM_OUTPUTS_INVALID] = {400,
+                                           "Invalid value for dicom_outputs, should be a boolean "
+                                           "(true needs save_to_disk true): ",
+                                           ""},
+        [CXR_API_DICOM_OUTPUTS_SOURCE] = {400, "Cannot make DICOM outputs from this image: ", ""},
 };
 
 int cxr_api_error_status(enum cxr_api_error error)

@@ -8,6 +8,8 @@
 #include <pthread.h>
 
 #include "api/api.h"
+#include "dicom/dicom.h"
+#include "image/image.h"
 #include "model/model.h"
 #include "nn/nn.h"
 
@@ -46,6 +48,20 @@ void cxr_api_value_text(const json_t *value, char *out, size_t size);
  * trailing slashes; on failure result holds the v1 error. */
 bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char **resolved,
                                  char *shown, size_t shown_size, struct cxr_api_result *result);
+
+/* The three DICOM outputs of a job (api_dicom.c). */
+struct cxr_api_dicom_outputs {
+    struct cxr_buf sr, heatmap, report;
+};
+/* Builds them from the job's prediction, heatmap (NULL for Normal: the Secondary Capture then
+ * holds the grey source image), source image and PDF. On failure nothing stays allocated. */
+enum cxr_status
+cxr_api_dicom_outputs_build(struct cxr_api *api, const struct cxr_dicom_meta *source,
+                            const struct cxr_prediction *prediction, const struct cxr_rgb8 *heatmap,
+                            const struct cxr_gray8 *image, const struct cxr_buf *pdf,
+                            int64_t report_time, struct cxr_api_dicom_outputs *outputs,
+                            struct cxr_err *err);
+void cxr_api_dicom_outputs_release(struct cxr_api_dicom_outputs *outputs);
 
 /* A request field counts as missing when absent, null or the empty string. */
 bool cxr_api_field_missing(const json_t *value);

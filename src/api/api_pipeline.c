@@ -27,6 +27,7 @@ struct run_state {
     struct cxr_buf source_png;
     struct cxr_buf heatmap_png;
     struct cxr_buf pdf;
+    struct cxr_api_dicom_outputs dicom;
     char *folder;
     int parent_fd; /* output_folder_path, opened beneath the output root; -1 when not open */
     int folder_fd; /* its patient folder; -1 when not open */
@@ -95,6 +96,7 @@ static void state_release(struct run_state *state)
     cxr_buf_release(&state->source_png);
     cxr_buf_release(&state->heatmap_png);
     cxr_buf_release(&state->pdf);
+    cxr_api_dicom_outputs_release(&state->dicom);
     free(state->folder);
     cxr_file_group_destroy(state->group);
     if (state->parent_fd >= 0)
@@ -119,6 +121,10 @@ static char *output_path(const char *folder, const char *patient_id, const char 
         snprintf(path, size, "%s/%s/%s%s", folder, patient_id, patient_id, suffix);
     return path;
 }
+
+/* The DICOM outputs' file name suffixes, and their Data fields (with dicom_outputs only). */
+static const char *const dicom_suffixes[3] = {"_sr.dcm", "_heatmap.dcm", "_report.dcm"};
+static const char *const dicom_fields[3] = {"dicom_sr", "dicom_heatmap", "dicom_report"};
 
 /* The Data object of the spec: result, findings (all 11, API order), source_image, heatmap,
  * metadata. Image fields are filled by the caller. */
@@ -229,11 +235,15 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     double start = cxr_api_now();
     bool normal = state->prediction.result == CXR_RESULT_NORMAL;
     char *json_text = json_dumps(data, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-    char names[4][128];
+    char names[7][128];
     snprintf(names[0], sizeof names[0], "%s_predictions.json", patient_id);
     snprintf(names[1], sizeof names[1], "%s_source_image.png", patient_id);
     snprintf(names[2], sizeof names[2], "%s_heatmap.png", patient_id);
     snprintf(names[3], sizeof names[3], "%s_report.pdf", patient_id);
+    const struct cxr_buf *dicom[3] = {&state->dicom.sr, &state->dicom.heatmap,
+                                      &state->dicom.report};
+    for (size_t i = 0; i < 3; i++)
+        snprintf(names[4 + i], sizeof names[4 + i], "%s%s", patient_id, dicom_suffixes[i]);
     status = json_text ? CXR_OK : CXR_ERR_NOMEM;
     if (status == CXR_OK)
         status = cxr_file_group_create_at(state->folder_fd, state->folder, &state->group, &err);
@@ -250,6 +260,11 @@ static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
     if (status == CXR_OK)
         status =
                 cxr_file_group_stage(state->group, names[3], state->pdf.data, state->pdf.len, &err);
+    /* Without dicom_outputs, DICOM files of an earlier run would describe another result. */
+    for (size_t i = 0; i < 3 && status == CXR_OK; i++)
+        status = job->dicom_outputs ? cxr_file_group_stage(state->group, names[4 + i],
+                                                           dicom[i]->data, dicom[i]->len, &err)
+                                    : cxr_file_group_remove(state->group, names[4 + i], &err);
     if (status == CXR_OK)
         status = cxr_file_group_commit(state->group, &err);
     free(json_text);
@@ -299,6 +314,17 @@ static bool set_image_fields(const struct cxr_api_job *job, struct run_state *st
     }
     json_object_set_new(data, "source_image", source);
     json_object_set_new(data, "heatmap", heatmap);
+    if (job->dicom_outputs && job->output_folder) {
+        const char *shown =
+                job->output_folder_shown ? job->output_folder_shown : job->output_folder;
+        for (size_t i = 0; i < 3; i++) {
+            char *path = output_path(shown, patient_id, dicom_suffixes[i]);
+            json_t *value = path ? json_string(path) : NULL;
+            free(path);
+            if (value == NULL || json_object_set_new(data, dicom_fields[i], value) != 0)
+                return false;
+        }
+    }
     return true;
 }
 
@@ -496,6 +522,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         }
     }
 
+    int64_t report_time = (int64_t)time(NULL);
     if (job->output_folder) {
         pdf.kind = SIDE_PDF;
         pdf.state = &state;
@@ -519,7 +546,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
                 .view_position = meta->view_position,
                 .model_version = cxr_model_version(api->model),
                 .thresholds = api->thresholds_used,
-                .report_time = (int64_t)time(NULL),
+                .report_time = report_time,
                 .timezone = api->config->report_timezone,
         };
         side_start(&pdf);
@@ -545,6 +572,21 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     }
     result->stage_seconds[CXR_STAGE_PDF] = pdf.seconds;
+    if (job->dicom_outputs && job->output_folder) {
+        status = cxr_api_dicom_outputs_build(api, meta, &state.prediction,
+                                             normal ? NULL : &state.heatmap, &state.source,
+                                             &state.pdf, report_time, &state.dicom, &err);
+        if (status == CXR_ERR_INVALID_ARG) {
+            /* The source lacks what the outputs must refer to: the client's data, a 400. */
+            cxr_api_format(message, sizeof message, "%s (%s)", job->input_path, err.message);
+            cxr_api_result_error(result, CXR_API_DICOM_OUTPUTS_SOURCE, message, NULL);
+            goto done;
+        }
+        if (status != CXR_OK) {
+            fail_internal(result, "DICOM outputs", &err);
+            goto done;
+        }
+    }
 
     json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
     if (data == NULL || !set_image_fields(job, &state, patient_id, data, &result->images)) {

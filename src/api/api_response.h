@@ -63,6 +63,8 @@ enum cxr_api_error {
     CXR_API_METRICS_UNAVAILABLE,       /* 500 */
     CXR_API_BUSY,                      /* 503; detail: why */
     CXR_API_SHUTTING_DOWN,             /* 503; detail: what was not done */
+    CXR_API_DICOM_OUTPUTS_INVALID,     /* 400; detail: the value */
+    CXR_API_DICOM_OUTPUTS_SOURCE,      /* 400; detail: "<path> (<reason>)" */
     CXR_API_ERROR_COUNT
 };
 

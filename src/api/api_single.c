@@ -73,6 +73,7 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
     json_t *save = json_object_get(body, "save_to_disk");
     json_t *patient = json_object_get(body, "patient_id");
     json_t *output = json_object_get(body, "output_folder_path");
+    json_t *dicom_outputs = json_object_get(body, "dicom_outputs");
     if (cxr_api_field_missing(input)) {
         cxr_api_result_error(result, CXR_API_FIELD_REQUIRED, "input_image_path", NULL);
         return false;
@@ -87,6 +88,14 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
         return false;
     }
     bool save_to_disk = json_is_true(save);
+    /* Optional, off by default (the v1 contract): DICOM objects are files for a PACS. */
+    if (dicom_outputs != NULL && !json_is_null(dicom_outputs) &&
+        (!json_is_boolean(dicom_outputs) || (json_is_true(dicom_outputs) && !save_to_disk))) {
+        cxr_api_value_text(dicom_outputs, shown, sizeof shown);
+        cxr_api_result_error(result, CXR_API_DICOM_OUTPUTS_INVALID, shown, NULL);
+        return false;
+    }
+    job->dicom_outputs = json_is_true(dicom_outputs);
     if (save_to_disk && cxr_api_field_missing(output)) {
         cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_REQUIRED, NULL, NULL);
         return false;

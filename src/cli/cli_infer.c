@@ -19,13 +19,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: cxrd infer FILE|DIR... --output OUT [--patient-id ID] [--explain]\n"
-            "                  [--config FILE] [--model PATH]\n\n"
+            "                  [--dicom] [--config FILE] [--model PATH]\n\n"
             "Analyses each DICOM FILE, and every .dcm file under each DIR (recursively, as\n"
             "bulk inference does), and writes OUT/<patient_id>/<patient_id>_predictions.json,\n"
             "_source_image.png, _heatmap.png (not for Normal) and _report.pdf, as the API does\n"
             "with save_to_disk. The patient ID is --patient-id (one FILE only) or the file's\n"
             "PatientID. --explain also writes <patient_id>_cams.npy: float32 [11,h,w] class\n"
-            "maps in API order. --config supplies [model], [limits], [report], [gate] and\n"
+            "maps in API order. --dicom also writes the DICOM outputs for a PACS: _sr.dcm\n"
+            "(Chest CAD SR), _heatmap.dcm (Secondary Capture) and _report.dcm (Encapsulated\n"
+            "PDF). --config supplies [model], [limits], [report], [gate], [dicom] and\n"
             "[audit]; without an audit database, results are also kept in\n"
             "OUT/" CXR_INFER_DATABASE " (read back with cxrd results). --model overrides the\n"
             "model path.\n");
@@ -84,18 +86,15 @@ static bool list_inputs(char **arguments, int count, size_t max, struct cxr_api_
 int cxr_cli_infer(int argc, char **argv)
 {
     static const struct option options[] = {
-            {"output", required_argument, NULL, 'o'},
-            {"patient-id", required_argument, NULL, 'p'},
-            {"explain", no_argument, NULL, 'e'},
-            {"config", required_argument, NULL, 'c'},
-            {"model", required_argument, NULL, 'm'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+            {"output", required_argument, NULL, 'o'}, {"patient-id", required_argument, NULL, 'p'},
+            {"explain", no_argument, NULL, 'e'},      {"dicom", no_argument, NULL, 'd'},
+            {"config", required_argument, NULL, 'c'}, {"model", required_argument, NULL, 'm'},
+            {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *patient_id = NULL, *config_path = NULL, *model = NULL;
-    bool explain = false;
+    bool explain = false, dicom_outputs = false;
     optind = 1;
-    for (int option; (option = getopt_long(argc, argv, "o:p:ec:m:h", options, NULL)) != -1;) {
+    for (int option; (option = getopt_long(argc, argv, "o:p:edc:m:h", options, NULL)) != -1;) {
         switch (option) {
         case 'o':
             output = optarg;
@@ -105,6 +104,9 @@ int cxr_cli_infer(int argc, char **argv)
             break;
         case 'e':
             explain = true;
+            break;
+        case 'd':
+            dicom_outputs = true;
             break;
         case 'c':
             config_path = optarg;
@@ -215,6 +217,7 @@ int cxr_cli_infer(int argc, char **argv)
                     .output_folder = output_real,
                     .output_folder_shown = output_real,
                     .explain = explain,
+                    .dicom_outputs = dicom_outputs,
             };
             cxr_api_job_run(api, &job, &result);
         }

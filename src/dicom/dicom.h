@@ -61,6 +61,8 @@ struct cxr_dicom_meta {
      * out; decoded with the person-name rules of the Specific Character Set. */
     const char *referring_physician_name_raw;
     const char *study_time; /* TM as stored, e.g. "081500.123" */
+    const char *series_instance_uid;
+    const char *study_id; /* (0020,0010) */
 };
 
 const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *file);
@@ -131,5 +133,53 @@ struct cxr_dicom_pixel_data {
 enum cxr_status cxr_dicom_file_pixels(const struct cxr_dicom_file *file,
                                       struct cxr_dicom_pixel_desc *desc,
                                       struct cxr_dicom_pixel_data *pixels, struct cxr_err *err);
+
+/* ---- Writer (dicom_write.c): Part 10 files in explicit VR little endian ----------------------
+ * Elements are appended in the order given; each data set (the top level and every item) must
+ * receive its tags in ascending order, which the writer checks. Sequences and items get defined
+ * lengths, patched when they end. Errors are sticky (libspng's invalid state): after the first
+ * failed call every later call does nothing and returns that status, so a builder may check
+ * only cxr_dicom_writer_finish. Not thread safe; one writer per object. */
+struct cxr_dicom_writer;
+
+/* max_bytes bounds the data set (0: 1 GiB). */
+enum cxr_status cxr_dicom_writer_create(size_t max_bytes, struct cxr_dicom_writer **writer,
+                                        struct cxr_err *err);
+/* NULL is a no-op. */
+void cxr_dicom_writer_destroy(struct cxr_dicom_writer *writer);
+
+/* A text value (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT), padded to even length with
+ * a NUL for UI and a space for the others. NULL is written as an empty (type 2) element. */
+enum cxr_status cxr_dicom_writer_string(struct cxr_dicom_writer *writer, uint32_t tag,
+                                        const char *vr, const char *value);
+/* Binary values: OB/UN bytes (padded with one zero byte when odd), US and UL numbers. */
+enum cxr_status cxr_dicom_writer_bytes(struct cxr_dicom_writer *writer, uint32_t tag,
+                                       const char *vr, const void *bytes, size_t size);
+enum cxr_status cxr_dicom_writer_us(struct cxr_dicom_writer *writer, uint32_t tag, uint16_t value);
+enum cxr_status cxr_dicom_writer_ul(struct cxr_dicom_writer *writer, uint32_t tag, uint32_t value);
+/* Sequence and item nesting (at most 24 levels). An empty sequence is begin then end. */
+enum cxr_status cxr_dicom_writer_sequence_begin(struct cxr_dicom_writer *writer, uint32_t tag);
+enum cxr_status cxr_dicom_writer_sequence_end(struct cxr_dicom_writer *writer);
+enum cxr_status cxr_dicom_writer_item_begin(struct cxr_dicom_writer *writer);
+enum cxr_status cxr_dicom_writer_item_end(struct cxr_dicom_writer *writer);
+
+/* Appends to out the 128-byte preamble, "DICM", the file meta group (Media Storage SOP Class
+ * and Instance, transfer syntax 1.2.840.10008.1.2.1, cxrd's implementation UID and version)
+ * and the data set. CXR_ERR_INVALID_ARG when a sequence or item is still open; the sticky
+ * error otherwise. The writer may be destroyed afterwards. */
+enum cxr_status cxr_dicom_writer_finish(struct cxr_dicom_writer *writer, const char *sop_class_uid,
+                                        const char *sop_instance_uid, struct cxr_buf *out,
+                                        struct cxr_err *err);
+
+/* A new UID: "2.25." and a random (version 4) UUID as a decimal integer when root is NULL or
+ * "", else root "." random decimal digits up to 64 characters. out holds 65 bytes.
+ * CXR_ERR_INVALID_ARG for a root that cxr_dicom_uid_root_check refuses; CXR_ERR_INTERNAL when
+ * the system has no randomness to give. */
+#define CXR_DICOM_UID_SIZE 65
+enum cxr_status cxr_dicom_uid_generate(const char *root, char out[CXR_DICOM_UID_SIZE],
+                                       struct cxr_err *err);
+/* CXR_OK for "" and for a UID root: digits and dots, no empty component, no leading zero in a
+ * component, at most 40 characters (leaving 23 digits, about 76 random bits, to the UID). */
+enum cxr_status cxr_dicom_uid_root_check(const char *root, struct cxr_err *err);
 
 #endif

@@ -27,6 +27,8 @@ enum field {
     FIELD_ACCESSION_NUMBER,
     FIELD_REFERRING_PHYSICIAN_NAME_RAW,
     FIELD_STUDY_TIME,
+    FIELD_SERIES_INSTANCE_UID,
+    FIELD_STUDY_ID,
     FIELD_COUNT,
 };
 
@@ -58,6 +60,8 @@ static const struct field_source sources[] = {
         {FIELD_ACCESSION_NUMBER, DICOM_TAG(0x0008, 0x0050)},
         {FIELD_REFERRING_PHYSICIAN_NAME_RAW, DICOM_TAG(0x0008, 0x0090)},
         {FIELD_STUDY_TIME, DICOM_TAG(0x0008, 0x0030)},
+        {FIELD_SERIES_INSTANCE_UID, DICOM_TAG(0x0020, 0x000E)},
+        {FIELD_STUDY_ID, DICOM_TAG(0x0020, 0x0010)},
 };
 
 static char *copy_string(const char *text, size_t length)
@@ -241,6 +245,8 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
             .accession_number = s[FIELD_ACCESSION_NUMBER],
             .referring_physician_name_raw = s[FIELD_REFERRING_PHYSICIAN_NAME_RAW],
             .study_time = s[FIELD_STUDY_TIME],
+            .series_instance_uid = s[FIELD_SERIES_INSTANCE_UID],
+            .study_id = s[FIELD_STUDY_ID],
     };
     return CXR_OK;
 }

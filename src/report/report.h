@@ -6,9 +6,11 @@
 #ifndef CXR_REPORT_H
 #define CXR_REPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dicom/dicom.h"
 #include "image/image.h"
 #include "model/model.h"
 #include "util/util.h"
@@ -103,5 +105,42 @@ enum cxr_status cxr_report_timezone_check(const char *timezone, struct cxr_err *
  * thread that rendered a PDF has exited (pango keeps one font map per thread, freed at thread
  * exit); no report function may be called afterwards. */
 void cxr_report_shutdown(void);
+
+/* ---- DICOM outputs (report_dicom.c, report_sr.c; docs/dicom-outputs.md) ---------------------
+ * Part 10 objects for a PACS, each in a new series of the source's study: the Patient and
+ * General Study modules, Accession Number and Referring Physician are copied from the source
+ * (as UTF-8, Specific Character Set ISO_IR 192 when any copied text is not ASCII), the source
+ * SOP Instance is referenced, and every UID is new (cxr_dicom_uid_generate under uid_root).
+ * Each function appends one file to out; on failure out keeps its length (CXR_ERR_NOMEM, or
+ * CXR_ERR_INVALID_ARG when the source lacks the UIDs to refer to). Thread safe. */
+struct cxr_report_dicom_info {
+    const struct cxr_dicom_meta *source; /* the source image's metadata */
+    const char *uid_root;                /* NULL or "": 2.25.<UUID> */
+    const char *model_version;           /* cxr.model_version: the algorithm's version */
+    const char *thresholds;              /* whose thresholds decided presence (as in the PDF) */
+    int64_t content_time;                /* seconds since the Unix epoch; written in local time */
+};
+
+/* Series numbers of the three outputs, so that a viewer sorts them after the source. */
+#define CXR_REPORT_DICOM_SERIES_SR      9901
+#define CXR_REPORT_DICOM_SERIES_HEATMAP 9902
+#define CXR_REPORT_DICOM_SERIES_PDF     9903
+
+/* Chest CAD SR (1.2.840.10008.5.1.4.1.1.88.65, template TID 4100): the overall result, each of
+ * the 11 findings with its score, presence (rendering intent) and threshold (operating point),
+ * the model as the algorithm. */
+enum cxr_status cxr_report_dicom_sr(const struct cxr_report_dicom_info *info,
+                                    const struct cxr_prediction *prediction, struct cxr_buf *out,
+                                    struct cxr_err *err);
+/* Secondary Capture (1.2.840.10008.5.1.4.1.1.7), RGB, of image (the heatmap with its legend
+ * burnt in: legend true sets Burned In Annotation YES); series_description names it ("AI
+ * heatmap: ..."). Rows and columns at most 65535. */
+enum cxr_status cxr_report_dicom_sc(const struct cxr_report_dicom_info *info,
+                                    const struct cxr_rgb8 *image, const char *series_description,
+                                    bool legend, struct cxr_buf *out, struct cxr_err *err);
+/* Encapsulated PDF (1.2.840.10008.5.1.4.1.1.104.1) of the report's bytes, unchanged
+ * (Encapsulated Document Length gives their count when a pad byte makes the value even). */
+enum cxr_status cxr_report_dicom_pdf(const struct cxr_report_dicom_info *info, const uint8_t *pdf,
+                                     size_t pdf_size, struct cxr_buf *out, struct cxr_err *err);
 
 #endif

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_test  # noqa: E402
 
 DOCUMENT_PATH = sys.argv.pop(1) if len(sys.argv) > 1 else "docs/openapi.yaml"
-GROUPS = ["Validation", "Limits", "Auth", "SaveModes", "Bulk"]
+GROUPS = ["Validation", "Limits", "Auth", "SaveModes", "Bulk", "DicomOutputs"]
 recorded = []
 
 original_request = server_test.Server.request

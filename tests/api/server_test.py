@@ -525,6 +525,55 @@ class SaveModes(ServerTest):
         self.assertIn("Παπαδόπουλος", text)
 
 
+class DicomOutputs(ServerTest):
+    """"dicom_outputs": true writes the three DICOM objects in the file group and lists them in
+    Data; bad values are refused. The objects themselves are checked against dciodvfy, dsrdump
+    and pydicom by tests/report/dicom_outputs_test.py."""
+
+    def test_files_and_data_fields(self):
+        out = os.path.join(self.server.output_root, "dicom")
+        code, body = self.server.single({"input_image_path": self.path("pat001.dcm"),
+                                         "save_to_disk": True, "output_folder_path": out,
+                                         "dicom_outputs": True})
+        self.assertEqual(code, 200, body)
+        data = body["Data"]
+        self.assertEqual(list(data.keys()),
+                         DATA_KEYS + ["dicom_sr", "dicom_heatmap", "dicom_report"])
+        folder = os.path.join(out, "PAT001")
+        for key, suffix in [("dicom_sr", "_sr.dcm"), ("dicom_heatmap", "_heatmap.dcm"),
+                            ("dicom_report", "_report.dcm")]:
+            self.assertEqual(data[key], os.path.join(folder, "PAT001" + suffix))
+            with open(data[key], "rb") as dicom:
+                head = dicom.read(132)
+            self.assertEqual(head[128:], b"DICM")
+        self.assertEqual(len(os.listdir(folder)), 7)
+        # The saved predictions JSON is the Data object, DICOM fields included.
+        with open(os.path.join(folder, "PAT001_predictions.json")) as saved:
+            self.assertEqual(json.load(saved), data)
+        # false and null are the default: no DICOM fields, files of the earlier run removed.
+        for value in (False, None):
+            code, body = self.server.single({"input_image_path": self.path("pat001.dcm"),
+                                             "save_to_disk": True, "output_folder_path": out,
+                                             "dicom_outputs": value})
+            self.assertEqual(code, 200, body)
+            self.assertEqual(list(body["Data"].keys()), DATA_KEYS)
+            self.assertFalse(any(n.endswith(".dcm") for n in os.listdir(folder)))
+
+    def test_refused_values(self):
+        message = ("Invalid value for dicom_outputs, should be a boolean (true needs "
+                   "save_to_disk true): ")
+        for value, shown in [("yes", "yes"), (1, "1"), ([True], "[true]")]:
+            self.assert_failure(self.server.single({
+                "input_image_path": self.path("pat001.dcm"), "save_to_disk": True,
+                "output_folder_path": self.server.output_root, "dicom_outputs": value}),
+                400, message + shown)
+        before = self.server.tree()
+        self.assert_failure(self.server.single({
+            "input_image_path": self.path("pat001.dcm"), "save_to_disk": False,
+            "dicom_outputs": True}), 400, message + "true")
+        self.assertEqual(self.server.tree(), before)
+
+
 class Replacement(unittest.TestCase):
     """A Normal result has heatmap "" and no heatmap file; a repeat replaces the files whole."""
 

@@ -89,11 +89,70 @@ static void pdf_survives_every_failure(void **state)
     assert_true(runs >= 3);
 }
 
+/* The three DICOM outputs: each failing run returns CXR_ERR_NOMEM and leaves out as it was. */
+static void dicom_outputs_survive_every_failure(void **state)
+{
+    (void)state;
+    const struct cxr_dicom_meta source = {.patient_id = "P1",
+                                          .patient_name = "Doe John",
+                                          .patient_name_raw = "Doe^John",
+                                          .patient_age = "045Y",
+                                          .patient_sex = "M",
+                                          .patient_birth_date = "19800101",
+                                          .sop_instance_uid = "1.2.3.4",
+                                          .sop_class_uid = "1.2.840.10008.5.1.4.1.1.1",
+                                          .study_instance_uid = "1.2.3",
+                                          .study_date = "20261203",
+                                          .modality = "CR",
+                                          .body_part_examined = "CHEST",
+                                          .view_position = "PA",
+                                          .manufacturer = "",
+                                          .institution_name = "",
+                                          .specific_character_set = "",
+                                          .transfer_syntax_uid = "",
+                                          .patient_orientation = "",
+                                          .accession_number = "A1",
+                                          .referring_physician_name_raw = "",
+                                          .study_time = "101010",
+                                          .series_instance_uid = "1.2.3.5",
+                                          .study_id = "S1"};
+    const struct cxr_report_dicom_info info = {&source, NULL, "test-1", "model's own", 0};
+    struct cxr_prediction prediction = make_prediction();
+    uint8_t pixels[4 * 3 * 3];
+    memset(pixels, 7, sizeof pixels);
+    const struct cxr_rgb8 image = {4, 3, pixels};
+    static const uint8_t pdf[] = "%PDF-1.4 odd";
+    for (int kind = 0; kind < 3; kind++) {
+        long runs = 0;
+        for (long n = 0;; n++) {
+            struct cxr_buf out = {0};
+            alloc_fail_after(n);
+            enum cxr_status status =
+                    kind == 0   ? cxr_report_dicom_sr(&info, &prediction, &out, NULL)
+                    : kind == 1 ? cxr_report_dicom_sc(&info, &image, "AI", true, &out, NULL)
+                                : cxr_report_dicom_pdf(&info, pdf, sizeof pdf - 1, &out, NULL);
+            alloc_fail_after(-1);
+            if (alloc_fail_count() == 0) {
+                assert_int_equal(status, CXR_OK);
+                assert_true(out.len > 132);
+                cxr_buf_release(&out);
+                break;
+            }
+            assert_int_equal(status, CXR_ERR_NOMEM);
+            assert_int_equal(out.len, 0);
+            cxr_buf_release(&out);
+            runs++;
+        }
+        assert_true(runs >= 2); /* the writer and its growing buffer at least */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(heatmap_survives_every_failure),
             cmocka_unit_test(pdf_survives_every_failure),
+            cmocka_unit_test(dicom_outputs_survive_every_failure),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     cxr_report_shutdown(); /* so LeakSanitizer sees no font caches */
