@@ -48,6 +48,9 @@ static const struct error_text errors[CXR_API_ERROR_COUNT] = {
         [CXR_API_METRICS_UNAVAILABLE] = {500, "Metrics unavailable", ""},
         [CXR_API_BUSY] = {503, "Server busy: ", ""},
         [CXR_API_SHUTTING_DOWN] = {503, "Server is shutting down; ", ""},
+        [CXR_API_BAD_REQUEST] = {400, "Bad request: ", ""},
+        [CXR_API_REQUEST_TIMEOUT] = {408, "Request timeout: ", ""},
+        [CXR_API_AUDIT_UNAVAILABLE] = {503, "Audit log unavailable: ", ""},
 };
 
 int cxr_api_error_status(enum cxr_api_error error)

@@ -63,6 +63,9 @@ enum cxr_api_error {
     CXR_API_METRICS_UNAVAILABLE,       /* 500 */
     CXR_API_BUSY,                      /* 503; detail: why */
     CXR_API_SHUTTING_DOWN,             /* 503; detail: what was not done */
+    CXR_API_BAD_REQUEST,               /* 400; detail: what is wrong with the HTTP request */
+    CXR_API_REQUEST_TIMEOUT,           /* 408; detail: the deadline */
+    CXR_API_AUDIT_UNAVAILABLE,         /* 503; detail: what was withheld */
     CXR_API_ERROR_COUNT
 };
 
