@@ -61,7 +61,8 @@ struct request {
     pthread_mutex_t lock;
     enum request_state state; /* WAITING -> READY is set by the worker under lock */
     struct cxr_api_response response;
-    int status; /* status sent, for metrics */
+    int status;   /* status sent, for metrics */
+    bool audited; /* the api wrote (or tried to write) this request's audit row */
 };
 
 /* ---- responses ---- */
@@ -141,6 +142,7 @@ static void single_task(void *context)
     } else {
         cxr_api_single_inference(server->api, request->json, request->subject, request->request_id,
                                  &request->response);
+        request->audited = true;
         cxr_http_metrics_stages(server->metrics, request->response.stage_seconds);
     }
     finish_task(request);
@@ -219,8 +221,14 @@ static enum MHD_Result answer_metrics(struct request *request)
     uint32_t queued, running;
     cxr_api_pool_depth(server->pool, &queued, &running);
     struct cxr_buf text = CXR_BUF_INIT(1 << 20);
+    unsigned long long audit_failures = cxr_audit_failures(cxr_api_audit(server->api));
     if (cxr_http_metrics_render(server->metrics, queued, running, atomic_load(&server->in_flight),
-                                &text) != CXR_OK) {
+                                &text) != CXR_OK ||
+        cxr_buf_printf(&text,
+                       "# HELP cxrd_audit_failures_total Audit rows that could not be written.\n"
+                       "# TYPE cxrd_audit_failures_total counter\n"
+                       "cxrd_audit_failures_total %llu\n",
+                       audit_failures) != CXR_OK) {
         cxr_buf_release(&text);
         return send_error(request, CXR_API_METRICS_UNAVAILABLE, NULL);
     }
@@ -469,7 +477,7 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
         /* Requests refused before the api saw them still get their audit row. */
         if (request->status == 401 || request->status == 413 || request->status == 415 ||
             request->status == 431 || request->status == 405 ||
-            (request->status == 503 && request->route == ROUTE_SINGLE))
+            (request->status == 503 && request->route == ROUTE_SINGLE && !request->audited))
             audit_refusal(server, request->route, request->subject, request->status, seconds,
                           request->request_id);
     }
