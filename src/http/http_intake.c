@@ -358,6 +358,16 @@ static void examine(struct cxr_http_intake *intake, struct slot *slot, uint32_t 
     case CXR_CONTENT_LENGTH_OK:
         break;
     }
+    /* libmicrohttpd would close a connection past its limit without a word. */
+    pthread_mutex_lock(&intake->counts_lock);
+    bool full = intake->active >= config->max_active;
+    pthread_mutex_unlock(&intake->counts_lock);
+    if (full) {
+        snprintf(detail, sizeof detail, "too many connections (at most %u); retry later",
+                 config->max_active);
+        answer(intake, slot, CXR_API_BUSY, detail, end);
+        return;
+    }
     hand_over(intake, slot);
 }
 
