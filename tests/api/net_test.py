@@ -227,7 +227,7 @@ class Shutdown(unittest.TestCase):
             server = Server(base=base, workers=1)
             folder = os.path.join(server.input_root, "many")
             os.makedirs(folder)
-            for i in range(16):
+            for i in range(96):
                 shutil.copyfile(os.path.join(server.input_root, "conc%d.dcm" % (i % 8)),
                                 os.path.join(folder, "f%02d.dcm" % i))
             bulk_result = {}
@@ -237,6 +237,7 @@ class Shutdown(unittest.TestCase):
                     "POST", "/bulk_inference",
                     {"input_folder_path": folder,
                      "output_folder_path": os.path.join(server.output_root, "many")})
+                bulk_result["time"] = time.time()
 
             bulk = threading.Thread(target=run_bulk)
             bulk.start()
@@ -245,6 +246,7 @@ class Shutdown(unittest.TestCase):
             arriving.sendall(b"GET /ping HTTP/1.1\r\n")
             time.sleep(0.2)
             server.process.send_signal(signal.SIGTERM)
+            signalled = time.time()
             time.sleep(0.2)
             outcomes = []
             for _ in range(5):
@@ -273,6 +275,11 @@ class Shutdown(unittest.TestCase):
                      "Server is shutting down; request not started")
             bulk.join(timeout=300)
             self.assertEqual(bulk_result["response"][0], 200, bulk_result)
+            self.assertGreater(bulk_result["time"], signalled + 0.5, "the bulk run was not in "
+                               "flight during the checks")
+            self.assertTrue(bulk_result["response"][1]["Message"].startswith(
+                "Bulk inference completed with 8 patient IDs written by more than one file"),
+                bulk_result)
             self.assertEqual(server.stop(), 0, "".join(server.log))
         finally:
             shutil.rmtree(base, ignore_errors=True)
