@@ -52,6 +52,8 @@ void cxr_http_intake_stop(struct cxr_http_intake *intake);
 /* Stops (if needed) and frees. NULL: no-op. */
 void cxr_http_intake_destroy(struct cxr_http_intake *intake);
 
+/* ---- head parsing (http_head.c) ---- */
+
 /* Where a request head ends in buf[0..length): the offset just past its blank line (CRLF CRLF,
  * or bare LF LF as libmicrohttpd also accepts), or 0 when it has not arrived. from: bytes
  * already searched. */
@@ -66,5 +68,10 @@ enum cxr_http_content_length {
 /* The Content-Length of a complete head (header names are case-insensitive). */
 enum cxr_http_content_length cxr_http_intake_content_length(const char *head, size_t length,
                                                             uint64_t limit, uint64_t *value);
+
+/* The method and URL of the request line in head[0..length) (for the log line and metrics);
+ * both "" when the line has not arrived whole. */
+void cxr_http_intake_request_line(const char *head, size_t length, char *method, size_t method_size,
+                                  char *url, size_t url_size);
 
 #endif

@@ -1,5 +1,6 @@
-/* The intake's head parsing: where a head ends (CRLF or bare LF, searched incrementally as
- * bytes trickle in) and its Content-Length (case, spaces, overflow past 2^64, duplicates). */
+/* The intake's head parsing (http_head.c): where a head ends (CRLF or bare LF, searched
+ * incrementally as bytes trickle in), its Content-Length (case, spaces, overflow past 2^64,
+ * duplicates) and its request line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,11 +78,29 @@ static void content_length(void **state)
     }
 }
 
+static void request_line(void **state)
+{
+    (void)state;
+    char method[8], url[16];
+    const char *head = "POST /single_inference HTTP/1.1\r\nHost: x\r\n\r\n";
+    cxr_http_intake_request_line(head, strlen(head), method, sizeof method, url, sizeof url);
+    assert_string_equal(method, "POST");
+    assert_string_equal(url, "/single_inferen"); /* cut to the buffer */
+    cxr_http_intake_request_line("GET /ping HTTP/1.1", 18, method, sizeof method, url, sizeof url);
+    assert_string_equal(method, ""); /* the line has not ended */
+    assert_string_equal(url, "");
+    cxr_http_intake_request_line("GARBAGE\r\n", 9, method, sizeof method, url, sizeof url);
+    assert_string_equal(method, "");
+    cxr_http_intake_request_line("", 0, method, sizeof method, url, sizeof url);
+    assert_string_equal(url, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(head_end),
             cmocka_unit_test(content_length),
+            cmocka_unit_test(request_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
