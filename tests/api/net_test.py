@@ -57,6 +57,16 @@ def raw_request(port, data, timeout=10, source="127.0.0.1"):
     return status, head.decode("latin-1"), body
 
 
+def stop_clean(test, server):
+    """Stops the server; it must exit 0 (SIGTERM) with no sanitizer report in its log."""
+    code = server.stop()
+    server.remove()
+    log = "".join(server.log)
+    test.assertEqual(code, 0, log)
+    test.assertNotIn("Sanitizer", log)
+    test.assertNotIn("runtime error", log)
+
+
 def envelope(test, body, message):
     parsed = json.loads(body)
     test.assertEqual(list(parsed.keys()), ["Result", "Data", "Message"])
@@ -135,8 +145,7 @@ class Slowloris(unittest.TestCase):
             stop.set()
             for attacker in attackers:
                 attacker.close()
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
     def test_head_deadline_not_extended_by_trickling(self):
         """The default head deadline (10 s) holds although a line arrives every 0.3 s."""
@@ -171,8 +180,7 @@ class Slowloris(unittest.TestCase):
             self.assertLess(elapsed, 12)
             self.assertEqual(ping(server.port)[0], 200)
         finally:
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
 
 class Oversize(unittest.TestCase):
@@ -184,8 +192,7 @@ class Oversize(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.stop()
-        cls.server.remove()
+        stop_clean(unittest.TestCase(), cls.server)
 
     def test_header_too_large(self):
         for size in (20000, 100000, 1000000):
@@ -281,6 +288,8 @@ class Shutdown(unittest.TestCase):
                 "Bulk inference completed with 8 patient IDs written by more than one file"),
                 bulk_result)
             self.assertEqual(server.stop(), 0, "".join(server.log))
+            self.assertNotIn("Sanitizer", "".join(server.log))
+            self.assertNotIn("runtime error", "".join(server.log))
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
@@ -331,8 +340,7 @@ class Audit(unittest.TestCase):
             self.assertEqual(self.rows(server.audit, "after-2"), [(400,)])
             self.assertEqual(self.metric(server), 0)
         finally:
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
     def test_unwritable_counted_not_required(self):
         server = Server()
@@ -352,8 +360,7 @@ class Audit(unittest.TestCase):
             self.assertEqual(self.rows(server.audit, "back-1"), [(400,)])
             self.assertEqual(self.metric(server), 1)
         finally:
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
     def test_required_refuses_with_503(self):
         server = Server(config_extra={"audit": {"required": "true"}})
@@ -375,8 +382,7 @@ class Audit(unittest.TestCase):
             code, body = server.single({"input_image_path": pat, "save_to_disk": False})
             self.assertEqual(code, 200)
         finally:
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
 
 def rle_bomb(path, index, rows=16384, columns=16384):
@@ -493,8 +499,7 @@ class Memory(unittest.TestCase):
             self.assertEqual(server.single({"input_image_path": os.path.join(
                 server.input_root, "pat001.dcm"), "save_to_disk": False})[0], 200)
         finally:
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
     def test_larger_than_the_limit_alone(self):
         server = Server(config_extra={"limits": {"max_inflight_memory": "256M"}})
@@ -507,8 +512,7 @@ class Memory(unittest.TestCase):
             self.assertTrue(body["Message"].startswith(
                 "Invalid DICOM image, unable to render the pixel data: "), body)
         finally:
-            server.stop()
-            server.remove()
+            stop_clean(self, server)
 
 
 if __name__ == "__main__":
