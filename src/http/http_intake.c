@@ -205,6 +205,11 @@ static void answer(struct cxr_http_intake *intake, struct slot *slot, enum cxr_a
     shutdown(slot->fd, SHUT_WR);
     slot->state = SLOT_LINGER;
     slot->deadline = now_seconds() + LINGER_SECONDS;
+    /* Drain what is buffered now: with edge-triggered events, a full receive buffer would
+     * otherwise stall the client's send (and its read of the answer) until the deadline. */
+    char sink[4096];
+    while (recv(slot->fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+        ;
 }
 
 static void hand_over(struct cxr_http_intake *intake, struct slot *slot)
