@@ -121,6 +121,11 @@ class Slowloris(unittest.TestCase):
                             pass
                     stop.wait(0.5)
 
+            # Beyond [server] max_connections_per_ip (32) the attacker is answered and closed.
+            refused = attackers[-1].recv(4096)
+            self.assertTrue(refused.startswith(b"HTTP/1.1 503 "), refused)
+            envelope(self, refused.partition(b"\r\n\r\n")[2], "Server busy: too many "
+                     "connections from 127.0.0.2 (at most 32); retry later")
             trickler = threading.Thread(target=trickle, daemon=True)
             trickler.start()
             time.sleep(1)
