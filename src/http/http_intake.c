@@ -43,6 +43,12 @@ struct address_count {
     uint32_t count;
 };
 
+/* A TLS connection libmicrohttpd holds whose head has not been complete yet. */
+struct watched {
+    int fd; /* -1: free */
+    double deadline;
+};
+
 struct cxr_http_intake {
     struct cxr_http_intake_config config;
     int listen_fd;
@@ -61,6 +67,7 @@ struct cxr_http_intake {
     struct address_count *counts;
     uint32_t count_capacity;
     uint32_t active;
+    struct watched *watched; /* under counts_lock; count_capacity entries */
 };
 
 static double now_seconds(void)
@@ -373,9 +380,55 @@ static void accept_all(struct cxr_http_intake *intake)
     }
 }
 
+int cxr_http_intake_watch(struct cxr_http_intake *intake, int fd)
+{
+    int index = -1;
+    pthread_mutex_lock(&intake->counts_lock);
+    for (uint32_t i = 0; i < intake->count_capacity && index < 0; i++) {
+        if (intake->watched[i].fd < 0) {
+            intake->watched[i] = (struct watched){
+                    .fd = fd, .deadline = now_seconds() + intake->config.head_timeout_s};
+            index = (int)i;
+        }
+    }
+    pthread_mutex_unlock(&intake->counts_lock);
+    return index;
+}
+
+void cxr_http_intake_unwatch(struct cxr_http_intake *intake, int index)
+{
+    if (index < 0 || (uint32_t)index >= intake->count_capacity)
+        return;
+    pthread_mutex_lock(&intake->counts_lock);
+    intake->watched[index].fd = -1;
+    pthread_mutex_unlock(&intake->counts_lock);
+}
+
+/* TLS heads past their deadline: the connection is shut down (not closed: the descriptor
+ * stays libmicrohttpd's, which then sees the end and closes it; it cannot have been reused,
+ * since libmicrohttpd unwatches before it closes). No answer: it would have to be encrypted. */
+static void expire_watched(struct cxr_http_intake *intake, double now)
+{
+    pthread_mutex_lock(&intake->counts_lock);
+    for (uint32_t i = 0; i < intake->count_capacity; i++) {
+        struct watched *watched = &intake->watched[i];
+        if (watched->fd >= 0 && now >= watched->deadline) {
+            shutdown(watched->fd, SHUT_RDWR);
+            cxr_log(CXR_LOG_INFO,
+                    "intake: a TLS connection sent no complete request head within %u s; "
+                    "closed",
+                    intake->config.head_timeout_s);
+            watched->fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&intake->counts_lock);
+}
+
 static void expire(struct cxr_http_intake *intake, double now, bool stopping)
 {
     char detail[160];
+    if (intake->config.tls)
+        expire_watched(intake, now);
     for (uint32_t i = 0; i < intake->slot_count; i++) {
         struct slot *slot = &intake->slots[i];
         if (slot->state == SLOT_LINGER && now >= slot->deadline) {
@@ -485,9 +538,13 @@ enum cxr_status cxr_http_intake_create(const struct cxr_http_intake_config *conf
     intake->peek_size = config->max_header_bytes + REQUEST_LINE_ALLOWANCE;
     intake->slots = calloc(intake->slot_count, sizeof *intake->slots);
     intake->counts = calloc(intake->count_capacity, sizeof *intake->counts);
+    intake->watched = calloc(intake->count_capacity, sizeof *intake->watched);
+    for (uint32_t i = 0; intake->watched && i < intake->count_capacity; i++)
+        intake->watched[i].fd = -1;
     intake->peek = malloc(intake->peek_size);
     enum cxr_status status = CXR_OK;
-    if (intake->slots == NULL || intake->counts == NULL || intake->peek == NULL)
+    if (intake->slots == NULL || intake->counts == NULL || intake->peek == NULL ||
+        intake->watched == NULL)
         status = cxr_err_set(err, CXR_ERR_NOMEM, "server: out of memory");
     if (status == CXR_OK)
         status = listen_on(intake, err);
@@ -549,6 +606,7 @@ void cxr_http_intake_destroy(struct cxr_http_intake *intake)
     pthread_mutex_destroy(&intake->counts_lock);
     free(intake->slots);
     free(intake->counts);
+    free(intake->watched);
     free(intake->peek);
     free(intake);
 }

@@ -45,6 +45,13 @@ uint16_t cxr_http_intake_port(const struct cxr_http_intake *intake);
 /* libmicrohttpd opened or closed a connection that was handed over (per-address counts). */
 void cxr_http_intake_connection_started(struct cxr_http_intake *intake, uint32_t ip);
 void cxr_http_intake_connection_closed(struct cxr_http_intake *intake, uint32_t ip);
+/* TLS (the intake cannot read the head): libmicrohttpd's thread registers a connection it
+ * opened, and unregisters it once the head is complete or the connection closes (before the
+ * descriptor is closed); the intake thread shuts a registered connection down when it is still
+ * there at the head deadline. Returns the registration (-1: none, the table is full). */
+int cxr_http_intake_watch(struct cxr_http_intake *intake, int fd);
+/* index -1: no-op. */
+void cxr_http_intake_unwatch(struct cxr_http_intake *intake, int index);
 /* Stops accepting at once (the listening socket is closed: new connections are refused), gives
  * heads already arriving up to a second, answers them 503 "Server is shutting down" and joins
  * the thread. Idempotent. */

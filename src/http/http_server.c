@@ -360,6 +360,8 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     return false;
 }
 
+static void head_arrived(struct cxr_server *server, struct MHD_Connection *connection);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -373,6 +375,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
             return MHD_NO;
         request->server = server;
         request->connection = connection;
+        if (server->tls_certificate.len)
+            head_arrived(server, connection);
         request->route = route_of(url);
         request->start = cxr_api_now();
         snprintf(request->method, sizeof request->method, "%s", method);
@@ -534,7 +538,14 @@ static bool intake_hand_over(void *context, int fd, const struct sockaddr_in *pe
            MHD_YES; /* libmicrohttpd closes fd when it refuses it */
 }
 
-/* Per-address counts of the connections libmicrohttpd holds (the intake's limits). */
+/* What the intake tracks of a connection libmicrohttpd holds. */
+struct connection_context {
+    uint32_t ip;
+    int watch; /* the intake's TLS head-deadline registration; -1: none */
+};
+
+/* Per-address counts of the connections libmicrohttpd holds (the intake's limits), and with
+ * TLS the head deadline, which the intake cannot see to otherwise. */
 static void connection_notify(void *cls, struct MHD_Connection *connection, void **socket_context,
                               enum MHD_ConnectionNotificationCode code)
 {
@@ -543,16 +554,41 @@ static void connection_notify(void *cls, struct MHD_Connection *connection, void
     if (intake == NULL)
         return;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct connection_context *context = malloc(sizeof *context);
+        if (context == NULL)
+            return;
         const union MHD_ConnectionInfo *info =
                 MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        uint32_t ip = 0;
+        context->ip = 0;
         if (info && info->client_addr && info->client_addr->sa_family == AF_INET)
-            ip = ((const struct sockaddr_in *)(const void *)info->client_addr)->sin_addr.s_addr;
-        *socket_context = (void *)(((uintptr_t)ip << 1) | 1);
-        cxr_http_intake_connection_started(intake, ip);
+            context->ip =
+                    ((const struct sockaddr_in *)(const void *)info->client_addr)->sin_addr.s_addr;
+        context->watch = -1;
+        const union MHD_ConnectionInfo *fd =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (server->tls_certificate.len && fd)
+            context->watch = cxr_http_intake_watch(intake, fd->connect_fd);
+        *socket_context = context;
+        cxr_http_intake_connection_started(intake, context->ip);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
-        cxr_http_intake_connection_closed(intake, (uint32_t)((uintptr_t)*socket_context >> 1));
+        struct connection_context *context = *socket_context;
+        cxr_http_intake_unwatch(intake, context->watch);
+        cxr_http_intake_connection_closed(intake, context->ip);
+        free(context);
         *socket_context = NULL;
+    }
+}
+
+/* The head is complete: the TLS head deadline no longer applies. */
+static void head_arrived(struct cxr_server *server, struct MHD_Connection *connection)
+{
+    struct cxr_http_intake *intake = atomic_load(&server->intake);
+    const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct connection_context *context = info ? info->socket_context : NULL;
+    if (intake && context && context->watch >= 0) {
+        cxr_http_intake_unwatch(intake, context->watch);
+        context->watch = -1;
     }
 }
 

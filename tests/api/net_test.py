@@ -188,6 +188,49 @@ class Slowloris(unittest.TestCase):
             stop_clean(self, server)
 
 
+class SlowlorisTls(unittest.TestCase):
+    """With TLS the intake cannot read the head; the connection is still shut down at the head
+    deadline however slowly the (encrypted) head trickles, and /ping keeps answering."""
+
+    def test_tls_head_deadline(self):
+        import ssl
+        from ops_test import make_certificates
+        folder = tempfile.mkdtemp(prefix="cxr-tls-")
+        made = make_certificates(folder)
+        server = Server(config_extra={"server": {"tls_certificate": made["server"][0],
+                                                 "tls_key": made["server"][1]}})
+        context = ssl.create_default_context(cafile=made["ca"])
+        try:
+            raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            connection = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            connection.settimeout(0.3)
+            started = time.time()
+            connection.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+            closed = False
+            while time.time() - started < 16 and not closed:
+                try:
+                    connection.sendall(b"X-Slow: 1\r\n")
+                    closed = connection.recv(4096) == b""
+                except socket.timeout:
+                    pass
+                except (OSError, ssl.SSLError):
+                    closed = True
+            elapsed = time.time() - started
+            connection.close()
+            self.assertTrue(closed, "the trickling TLS connection was not closed")
+            self.assertGreater(elapsed, 9.5)
+            self.assertLess(elapsed, 12)
+            probe = context.wrap_socket(socket.create_connection(("127.0.0.1", server.port),
+                                                                 timeout=5),
+                                        server_hostname="127.0.0.1")
+            probe.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(probe.recv(4096).startswith(b"HTTP/1.1 200 "))
+            probe.close()
+        finally:
+            stop_clean(self, server)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class Oversize(unittest.TestCase):
     """Oversized or malformed sizes get the v1 envelope, never libmicrohttpd's HTML."""
 
