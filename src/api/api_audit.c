@@ -3,20 +3,29 @@
  * a later study of the same patient replaced can still be read back by its SOP Instance UID,
  * and which thresholds it used: the model's own or a site calibration of a given date). WAL
  * mode so readers never block the server, synchronous=NORMAL (durable across process crashes; a
- * power loss may lose the last rows, not corrupt the file). */
+ * power loss may lose the last rows, not corrupt the file). Before each row the file at the
+ * path is compared with the one open (st_dev, st_ino): a database deleted or replaced under the
+ * server is reopened, so rows never go to an unlinked file; failures are counted. */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "api/api.h"
 
 struct cxr_audit {
-    sqlite3 *db;
+    sqlite3 *db; /* NULL after a failed reopen: the next write tries again */
     sqlite3_stmt *insert;
     pthread_mutex_t lock;
+    char *path;
+    dev_t device; /* identity of the file open, to notice a replaced or deleted one */
+    ino_t inode;
+    atomic_ullong failures;
 };
 
 static const char schema[] = "PRAGMA journal_mode=WAL;"
@@ -58,12 +67,24 @@ static bool has_column(sqlite3 *db, const char *column)
     return found;
 }
 
-enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct cxr_err *err)
+/* Closes the handle without a checkpoint: the WAL file at the path may belong to another
+ * database by now, and closing must not delete it. */
+static void close_handle(struct cxr_audit *audit)
 {
-    struct cxr_audit *audit = calloc(1, sizeof *audit);
-    if (audit == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "audit: out of memory");
-    pthread_mutex_init(&audit->lock, NULL);
+    sqlite3_finalize(audit->insert);
+    audit->insert = NULL;
+    if (audit->db) {
+        sqlite3_db_config(audit->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        int persist = 1;
+        sqlite3_file_control(audit->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    }
+    sqlite3_close(audit->db);
+    audit->db = NULL;
+}
+
+static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
+{
+    const char *path = audit->path;
     int rc = sqlite3_open_v2(path, &audit->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                              NULL);
@@ -86,15 +107,62 @@ enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct 
                                 " message, predictions, thresholds, request_id)"
                                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &audit->insert, NULL);
+    struct stat info;
+    if (rc == SQLITE_OK && stat(path, &info) != 0)
+        rc = SQLITE_CANTOPEN;
     if (rc != SQLITE_OK) {
         enum cxr_status status =
                 cxr_err_set(err, CXR_ERR_IO, "SQLite: audit database %s: %s", path,
                             audit->db ? sqlite3_errmsg(audit->db) : sqlite3_errstr(rc));
+        sqlite3_finalize(audit->insert);
+        audit->insert = NULL;
+        sqlite3_close(audit->db);
+        audit->db = NULL;
+        return status;
+    }
+    audit->device = info.st_dev;
+    audit->inode = info.st_ino;
+    return CXR_OK;
+}
+
+enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct cxr_err *err)
+{
+    struct cxr_audit *audit = calloc(1, sizeof *audit);
+    if (audit == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "audit: out of memory");
+    pthread_mutex_init(&audit->lock, NULL);
+    atomic_init(&audit->failures, 0);
+    audit->path = strdup(path);
+    enum cxr_status status = audit->path ? open_handle(audit, err)
+                                         : cxr_err_set(err, CXR_ERR_NOMEM, "audit: out of memory");
+    if (status != CXR_OK) {
         cxr_audit_close(audit);
         return status;
     }
     *out = audit;
     return CXR_OK;
+}
+
+/* The file at the path must still be the one open; otherwise (deleted, renamed over, moved
+ * away) the handle is reopened at the path, creating a fresh database when needed. Called
+ * under the lock. */
+static enum cxr_status ensure_current(struct cxr_audit *audit, struct cxr_err *err)
+{
+    struct stat info;
+    bool same = audit->db != NULL && stat(audit->path, &info) == 0 &&
+                info.st_dev == audit->device && info.st_ino == audit->inode;
+    if (same)
+        return CXR_OK;
+    if (audit->db)
+        cxr_log(CXR_LOG_WARN, "audit: database %s was deleted or replaced; reopening it",
+                audit->path);
+    close_handle(audit);
+    return open_handle(audit, err);
+}
+
+unsigned long long cxr_audit_failures(const struct cxr_audit *audit)
+{
+    return audit ? atomic_load(&((struct cxr_audit *)audit)->failures) : 0;
 }
 
 void cxr_audit_close(struct cxr_audit *audit)
@@ -104,6 +172,7 @@ void cxr_audit_close(struct cxr_audit *audit)
     sqlite3_finalize(audit->insert);
     sqlite3_close(audit->db);
     pthread_mutex_destroy(&audit->lock);
+    free(audit->path);
     free(audit);
 }
 
@@ -124,6 +193,12 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     snprintf(time_text + used, sizeof time_text - used, ".%03ldZ", now.tv_nsec / 1000000);
 
     pthread_mutex_lock(&audit->lock);
+    enum cxr_status status = ensure_current(audit, err);
+    if (status != CXR_OK) {
+        atomic_fetch_add(&audit->failures, 1);
+        pthread_mutex_unlock(&audit->lock);
+        return status;
+    }
     sqlite3_stmt *insert = audit->insert;
     bind_text(insert, 1, time_text);
     bind_text(insert, 2, record->subject);
@@ -141,10 +216,11 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     int rc = sqlite3_step(insert);
     sqlite3_reset(insert);
     sqlite3_clear_bindings(insert);
-    enum cxr_status status = CXR_OK;
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
         status =
                 cxr_err_set(err, CXR_ERR_IO, "SQLite: audit insert: %s", sqlite3_errmsg(audit->db));
+        atomic_fetch_add(&audit->failures, 1);
+    }
     pthread_mutex_unlock(&audit->lock);
     return status;
 }
@@ -155,6 +231,10 @@ enum cxr_status cxr_audit_find_sop(struct cxr_audit *audit, const char *sop_inst
 {
     *count = 0;
     pthread_mutex_lock(&audit->lock);
+    if (ensure_current(audit, err) != CXR_OK) {
+        pthread_mutex_unlock(&audit->lock);
+        return CXR_ERR_IO;
+    }
     sqlite3_stmt *statement = NULL;
     int rc = sqlite3_prepare_v2(audit->db,
                                 "SELECT time, route, input_path, patient_id, result, predictions"

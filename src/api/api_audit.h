@@ -28,9 +28,14 @@ struct cxr_audit_record {
 
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);
 void cxr_audit_close(struct cxr_audit *audit);
-/* Appends one row with the current UTC time. Thread safe. NULL strings are stored as "". */
+/* Appends one row with the current UTC time. When the file at the path is no longer the one
+ * open (deleted or replaced), reopens the path first. Thread safe. NULL strings are stored as
+ * "". A failure is counted (cxr_audit_failures). */
 enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_record *record,
                                 struct cxr_err *err);
+
+/* Rows that could not be written since open. Thread safe; NULL: 0. */
+unsigned long long cxr_audit_failures(const struct cxr_audit *audit);
 
 /* A stored result, as cxr_audit_find_sop hands it over (strings valid during the call). */
 struct cxr_audit_result_row {

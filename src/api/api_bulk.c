@@ -98,7 +98,7 @@ static void finish(struct bulk_run *run)
             .duration_ms = (cxr_api_now() - run->start) * 1000.0,
             .message = message,
     };
-    cxr_api_audit_record(run->api, &record);
+    cxr_api_audit_enforce(run->api, cxr_api_audit_record(run->api, &record), &response);
     cxr_api_bulk_done done = run->done;
     void *context = run->context;
     run_destroy(run);

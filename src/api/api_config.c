@@ -28,6 +28,7 @@ enum key_type {
     KEY_DURATION32,
     KEY_GATE_MODE,
     KEY_PNG_COMPRESSION,
+    KEY_BOOL,
 };
 
 struct key_spec {
@@ -48,6 +49,8 @@ static const struct key_spec keys[] = {
         {"server", "max_connections", KEY_U32, FIELD(max_connections), 1, 100000},
         {"server", "request_timeout", KEY_DURATION32, FIELD(request_timeout_s), 1, 86400},
         {"server", "shutdown_grace", KEY_DURATION32, FIELD(shutdown_grace_s), 0, 86400},
+        {"server", "head_timeout", KEY_DURATION32, FIELD(head_timeout_s), 1, 3600},
+        {"server", "max_connections_per_ip", KEY_U32, FIELD(max_connections_per_ip), 0, 100000},
         {"server", "log_level", KEY_STRING, FIELD(log_level), 0, 0},
         {"server", "log_format", KEY_STRING, FIELD(log_format), 0, 0},
         {"server", "tls_certificate", KEY_PATH, FIELD(tls_certificate), 0, 0},
@@ -59,6 +62,8 @@ static const struct key_spec keys[] = {
         {"limits", "max_image_pixels", KEY_SIZE, FIELD(limits.max_image_pixels), 1,
          (uint64_t)1 << 34},
         {"limits", "max_bulk_files", KEY_U32, FIELD(max_bulk_files), 1, 10000000},
+        {"limits", "max_inflight_memory", KEY_SIZE, FIELD(max_inflight_memory), 0,
+         (uint64_t)1 << 44},
         {"paths", "input_root", KEY_PATH, FIELD(input_root), 0, 0},
         {"paths", "output_root", KEY_PATH, FIELD(output_root), 0, 0},
         {"model", "path", KEY_PATH, FIELD(model_path), 0, 0},
@@ -73,6 +78,7 @@ static const struct key_spec keys[] = {
         {"auth", "keys_dir", KEY_PATH, FIELD(jwt_keys_dir), 0, 0},
         {"auth", "revoked", KEY_PATH, FIELD(jwt_revoked), 0, 0},
         {"audit", "database", KEY_PATH, FIELD(audit_database), 0, 0},
+        {"audit", "required", KEY_BOOL, FIELD(audit_required), 0, 0},
         {"report", "institution_name", KEY_STRING, FIELD(institution_name), 0, 0},
         {"gate", "mode", KEY_GATE_MODE, FIELD(gate_mode), 0, 0},
         {"report", "timezone", KEY_STRING, FIELD(report_timezone), 0, 0},
@@ -173,6 +179,12 @@ static enum cxr_status apply(struct cxr_config *config, const struct key_spec *s
     case KEY_PNG_COMPRESSION:
         status = parse_png_compression(value, slot);
         break;
+    case KEY_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0)
+            *(bool *)slot = strcmp(value, "true") == 0;
+        else
+            status = CXR_ERR_INVALID_ARG;
+        break;
     }
     if (status == CXR_ERR_NOMEM)
         return cxr_err_set(err, status, "config: out of memory");
@@ -215,6 +227,8 @@ static enum cxr_status set_defaults(struct cxr_config *config)
     config->max_connections = 64;
     config->request_timeout_s = 120;
     config->shutdown_grace_s = 30;
+    config->head_timeout_s = 10;
+    config->max_connections_per_ip = 32;
     config->limits = cxr_limits_default();
     config->max_bulk_files = 100000;
     config->model_threads = 0;
@@ -249,6 +263,9 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
     if ((config->tls_certificate[0] == '\0') != (config->tls_key[0] == '\0'))
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
                            "config [server] tls_certificate and tls_key: set both or neither");
+    if (config->audit_required && config->audit_database[0] == '\0')
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                           "config [audit] required = true needs [audit] database");
     if (config->tls_client_ca[0] && config->tls_certificate[0] == '\0')
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
                            "config [server] tls_client_ca needs tls_certificate and tls_key");
@@ -267,6 +284,20 @@ static enum cxr_status check(const struct cxr_config *config, struct cxr_err *er
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "config [dicom] uid_root: %s",
                            uid_err.message);
     return cxr_model_thresholds_check(&config->thresholds, err);
+}
+
+/* [limits] max_inflight_memory's default: a quarter of the machine's memory (at least
+ * 256 MiB), so that a burst of requests declaring huge images cannot push the server into
+ * swap or the OOM killer, while a normal load (a few 2-4k images at a time) never meets it. */
+static size_t default_inflight_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page_size = sysconf(_SC_PAGESIZE);
+    size_t floor = (size_t)256 << 20;
+    if (pages <= 0 || page_size <= 0)
+        return (size_t)1 << 30;
+    size_t quarter = (size_t)pages / 4 * (size_t)page_size;
+    return quarter > floor ? quarter : floor;
 }
 
 /* [auth] secret_file: the secret is the file's content without its trailing newline (the
@@ -338,6 +369,8 @@ enum cxr_status cxr_config_load(const char *path, struct cxr_config *config, str
         status = read_secret_file(config, err);
     if (status == CXR_OK)
         status = check(config, err);
+    if (status == CXR_OK && config->max_inflight_memory == 0)
+        config->max_inflight_memory = default_inflight_memory();
     if (status != CXR_OK)
         cxr_config_release(config);
     return status;

@@ -23,12 +23,14 @@ struct cxr_config {
     /* [server] */
     char *address;
     uint16_t port;
-    uint32_t http_threads;      /* libmicrohttpd's connection thread pool */
-    uint32_t workers;           /* inference workers */
-    uint32_t queue_size;        /* requests that may wait for a worker; more get 503 */
-    uint32_t max_connections;   /* open connections at once */
-    uint32_t request_timeout_s; /* idle connection timeout and the longest wait in the queue */
-    uint32_t shutdown_grace_s;  /* how long SIGTERM waits for requests in flight */
+    uint32_t http_threads;           /* libmicrohttpd's connection thread pool */
+    uint32_t workers;                /* inference workers */
+    uint32_t queue_size;             /* requests that may wait for a worker; more get 503 */
+    uint32_t max_connections;        /* open connections at once */
+    uint32_t request_timeout_s;      /* idle connection timeout and the longest wait in the queue */
+    uint32_t shutdown_grace_s;       /* how long SIGTERM waits for requests in flight */
+    uint32_t head_timeout_s;         /* a request head (and then its body) must arrive within it */
+    uint32_t max_connections_per_ip; /* open or arriving connections of one address; 0: any */
     char *log_level;
     char *log_format;      /* "text" or "json" */
     char *tls_certificate; /* PEM; "" = plain HTTP */
@@ -37,6 +39,9 @@ struct cxr_config {
     /* [limits] (also max_body_bytes and max_header_bytes) */
     struct cxr_limits limits;
     uint32_t max_bulk_files;
+    /* Declared decode memory of all requests in flight together; 0 in the file: sized to the
+     * machine at load (cxr_config_load fills it). */
+    size_t max_inflight_memory;
     /* [paths] */
     char *input_root;
     char *output_root;
@@ -55,6 +60,7 @@ struct cxr_config {
     char *jwt_revoked;     /* file of revoked token IDs (jti), one a line; "" = none */
     /* [audit] */
     char *audit_database;
+    bool audit_required; /* a request whose row cannot be written gets 503 */
     /* [report] */
     char *institution_name; /* "" = the DICOM file's Institution Name */
     char *report_timezone;  /* IANA name for the PDF's report time; "" = the machine's zone */

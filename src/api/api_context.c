@@ -132,13 +132,31 @@ size_t cxr_api_output_sweep(struct cxr_api *api)
     return cxr_file_temps_sweep(api->output_root.fd, CXR_API_SWEEP_DEPTH, &budget);
 }
 
-void cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record)
+bool cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record)
 {
     if (api->audit == NULL)
-        return;
+        return true;
     struct cxr_err err = CXR_ERR_INIT;
-    if (cxr_audit_write(api->audit, record, &err) != CXR_OK)
-        cxr_log(CXR_LOG_ERROR, "%s", err.message);
+    if (cxr_audit_write(api->audit, record, &err) == CXR_OK)
+        return true;
+    cxr_log(CXR_LOG_ERROR, "audit row of request %s not written: %s",
+            record->request_id && record->request_id[0] ? record->request_id : "-", err.message);
+    return false;
+}
+
+void cxr_api_audit_enforce(struct cxr_api *api, bool recorded, struct cxr_api_response *response)
+{
+    if (recorded || !api->config->audit_required)
+        return;
+    struct cxr_api_response refused = {0};
+    if (cxr_api_response_error(CXR_API_AUDIT_UNAVAILABLE,
+                               "the request could not be recorded ([audit] required = true); "
+                               "retry later",
+                               &refused) != CXR_OK)
+        return;
+    memcpy(refused.stage_seconds, response->stage_seconds, sizeof refused.stage_seconds);
+    cxr_api_response_release(response);
+    *response = refused;
 }
 
 enum cxr_status cxr_api_path_check(const char *root, const char *root_real, const char *path,
@@ -174,12 +192,12 @@ static char *predictions_text(const json_t *data)
     return text;
 }
 
-void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
+bool cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
                           const char *route, const char *input_path,
                           const struct cxr_api_result *result, double duration_ms)
 {
     if (api->audit == NULL)
-        return;
+        return true;
     bool ok = result->status == 200;
     char thresholds[sizeof api->thresholds_used];
     pthread_rwlock_rdlock(&api->thresholds_lock);
@@ -202,8 +220,9 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
             .thresholds = ok ? thresholds : "",
             .request_id = request_id,
     };
-    cxr_api_audit_record(api, &record);
+    bool recorded = cxr_api_audit_record(api, &record);
     free(predictions);
+    return recorded;
 }
 
 bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char **resolved,

@@ -53,6 +53,9 @@ static const struct error_text errors[CXR_API_ERROR_COUNT] = {
                                            "(true needs save_to_disk true): ",
                                            ""},
         [CXR_API_DICOM_OUTPUTS_SOURCE] = {400, "Cannot make DICOM outputs from this image: ", ""},
+        [CXR_API_BAD_REQUEST] = {400, "Bad request: ", ""},
+        [CXR_API_REQUEST_TIMEOUT] = {408, "Request timeout: ", ""},
+        [CXR_API_AUDIT_UNAVAILABLE] = {503, "Audit log unavailable: ", ""},
 };
 
 int cxr_api_error_status(enum cxr_api_error error)

@@ -26,14 +26,31 @@ struct cxr_api {
      * cxr_api_thresholds_reload: a result never mixes two sets of thresholds. */
     pthread_rwlock_t thresholds_lock;
     double model_thresholds[CXR_FINDING_COUNT]; /* the model's own, before [thresholds] */
-    atomic_uint jobs_running; /* cxr_api_job_run calls in progress (api_pipeline.c) */
+    atomic_uint jobs_running;      /* cxr_api_job_run calls in progress (api_pipeline.c) */
+    atomic_size_t memory_reserved; /* declared decode memory of jobs in flight (api_memory.c) */
 };
+
+/* ---- The memory budget of requests in flight (api_memory.c) ---- */
+struct cxr_dicom_pixel_desc;
+/* What decoding and rendering the first frame of desc needs, with the fixed cost of a request
+ * (saturates at SIZE_MAX). */
+size_t cxr_api_memory_declared(const struct cxr_dicom_pixel_desc *desc);
+/* Reserves bytes unless the total in flight would pass [limits] max_inflight_memory. Thread
+ * safe. */
+bool cxr_api_memory_reserve(struct cxr_api *api, size_t bytes);
+void cxr_api_memory_release(struct cxr_api *api, size_t bytes);
+size_t cxr_api_memory_reserved(struct cxr_api *api);
 
 /* snprintf for messages that may be cut at the buffer's end on purpose. */
 void cxr_api_format(char *out, size_t size, const char *fmt, ...) CXR_PRINTF(3, 4);
 
-/* Writes an audit row if the audit log is open; failures go to the server log only. */
-void cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record);
+/* Writes an audit row if the audit log is open; failures go to the server log (and the
+ * failure count). Returns false when a row should have been written and was not. */
+bool cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record);
+
+/* With [audit] required = true, replaces response with the 503 of a request whose row could
+ * not be written (the result is withheld). recorded: what the audit call returned. */
+void cxr_api_audit_enforce(struct cxr_api *api, bool recorded, struct cxr_api_response *response);
 
 /* Sets result to an error; cause (optional) goes to the log only. */
 void cxr_api_result_fail(struct cxr_api_result *result, int status, const char *message,

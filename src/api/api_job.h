@@ -44,8 +44,9 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result);
 /* One audit row for a job's outcome (route "single_inference", "bulk_inference/file" or
  * "infer"), with its predictions JSON when it succeeded. No-op without an audit log; a failed
- * write goes to the log. Call before cxr_api_result_release (Data is read, not taken). */
-void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
+ * write goes to the log. Call before cxr_api_result_release (Data is read, not taken). Returns
+ * false when the row could not be written. */
+bool cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
                           const char *route, const char *input_path,
                           const struct cxr_api_result *result, double duration_ms);
 void cxr_api_result_release(struct cxr_api_result *result);

@@ -408,6 +408,43 @@ static enum cxr_status read_input(struct cxr_api *api, const struct cxr_api_job 
     return status;
 }
 
+/* Reserves the decode memory the file declares before any pixel is decoded: 400 when the
+ * image alone is over the budget, 503 when the requests in flight leave too little now. */
+static bool memory_reserve(struct cxr_api *api, const struct cxr_dicom_file *file,
+                           const struct cxr_api_job *job, size_t *reserved,
+                           struct cxr_api_result *result)
+{
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_dicom_file_pixels(file, &desc, &pixels, &err) != CXR_OK)
+        return true; /* rendering reports what is wrong with the pixels */
+    size_t need = cxr_api_memory_declared(&desc);
+    size_t limit = api->config->max_inflight_memory;
+    char message[1024];
+    if (limit == 0)
+        return true; /* a config not made by cxr_config_load: no budget */
+    if (need > limit) {
+        cxr_api_format(message, sizeof message,
+                       "%s (%ux%u pixels need about %zu MiB to decode, more than [limits] "
+                       "max_inflight_memory, %zu MiB)",
+                       job->input_path, desc.columns, desc.rows, need >> 20, limit >> 20);
+        cxr_api_result_error(result, CXR_API_DICOM_UNRENDERABLE, message, NULL);
+        return false;
+    }
+    if (!cxr_api_memory_reserve(api, need)) {
+        cxr_api_format(message, sizeof message,
+                       "not enough memory for the requests in flight (this image needs about "
+                       "%zu MiB of [limits] max_inflight_memory, %zu MiB, of which %zu MiB are "
+                       "taken); retry later",
+                       need >> 20, limit >> 20, cxr_api_memory_reserved(api) >> 20);
+        cxr_api_result_error(result, CXR_API_BUSY, message, NULL);
+        return false;
+    }
+    *reserved = need;
+    return true;
+}
+
 void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
                      struct cxr_api_result *result)
 {
@@ -427,6 +464,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     struct cxr_err err = CXR_ERR_INIT;
     char message[1024];
     struct side_job source_png = {0}, pdf = {0};
+    size_t reserved = 0; /* of the in-flight memory budget, released at the end */
     atomic_fetch_add(&api->jobs_running, 1);
 
     double start = cxr_api_now();
@@ -461,6 +499,8 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     snprintf(result->patient_id, sizeof result->patient_id, "%s", patient_id);
 
     if (!gate_attributes(api, state.file, result))
+        goto done;
+    if (!memory_reserve(api, state.file, job, &reserved, result))
         goto done;
 
     start = cxr_api_now();
@@ -620,5 +660,6 @@ done:
     if (result->status == 500)
         cxr_log(CXR_LOG_ERROR, "%s: %s", job->input_path, result->cause);
     state_release(&state);
+    cxr_api_memory_release(api, reserved);
     atomic_fetch_sub(&api->jobs_running, 1);
 }

@@ -65,6 +65,9 @@ enum cxr_api_error {
     CXR_API_SHUTTING_DOWN,             /* 503; detail: what was not done */
     CXR_API_DICOM_OUTPUTS_INVALID,     /* 400; detail: the value */
     CXR_API_DICOM_OUTPUTS_SOURCE,      /* 400; detail: "<path> (<reason>)" */
+    CXR_API_BAD_REQUEST,               /* 400; detail: what is wrong with the HTTP request */
+    CXR_API_REQUEST_TIMEOUT,           /* 408; detail: the deadline */
+    CXR_API_AUDIT_UNAVAILABLE,         /* 503; detail: what was withheld */
     CXR_API_ERROR_COUNT
 };
 

@@ -166,9 +166,9 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
     }
 
     json_t *input = json_object_get(body, "input_image_path");
-    cxr_api_audit_result(api, subject, request_id, "single_inference",
-                         json_is_string(input) ? json_string_value(input) : "", &result,
-                         (cxr_api_now() - start) * 1000.0);
+    bool recorded = cxr_api_audit_result(api, subject, request_id, "single_inference",
+                                         json_is_string(input) ? json_string_value(input) : "",
+                                         &result, (cxr_api_now() - start) * 1000.0);
     memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);
     enum cxr_status status;
     if (result.status == 200) {
@@ -189,4 +189,5 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
         close(job.input_fd);
     free(input_resolved);
     free(output_resolved);
+    cxr_api_audit_enforce(api, recorded, response);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http/http_intake.h"
 
 enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OPENAPI, ROUTE_OTHER };
 static const char *const route_names[] = {"ping",           "metrics", "single_inference",
@@ -31,6 +32,10 @@ struct cxr_server {
     struct cxr_metrics *metrics;
     struct cxr_api_pool *pool;
     struct MHD_Daemon *daemon;
+    /* The listening socket, in front of the daemon; atomic because libmicrohttpd's threads
+     * may see connections before cxr_http_intake_create has returned. */
+    struct cxr_http_intake *_Atomic intake;
+    atomic_bool stopping; /* shutdown began: requests not yet started get 503 */
     uint16_t port;
     /* PEM texts of [server] tls_certificate, tls_key, tls_client_ca (NUL-terminated), kept for
      * the daemon's lifetime. */
@@ -56,7 +61,8 @@ struct request {
     pthread_mutex_t lock;
     enum request_state state; /* WAITING -> READY is set by the worker under lock */
     struct cxr_api_response response;
-    int status; /* status sent, for metrics */
+    int status;   /* status sent, for metrics */
+    bool audited; /* the api wrote (or tried to write) this request's audit row */
 };
 
 /* ---- responses ---- */
@@ -70,6 +76,9 @@ static enum MHD_Result send_text(struct request *request, int status, const char
         return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(response, "X-Request-Id", request->request_id);
+    /* One request per connection: every request head then passes the intake's deadline,
+     * which a kept-alive connection would bypass. */
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status >= 400) {
         /* Error bodies are small envelopes: keep their Message for the request's log line. */
         json_t *body = json_loadb(text, size, 0, NULL);
@@ -133,6 +142,7 @@ static void single_task(void *context)
     } else {
         cxr_api_single_inference(server->api, request->json, request->subject, request->request_id,
                                  &request->response);
+        request->audited = true;
         cxr_http_metrics_stages(server->metrics, request->response.stage_seconds);
     }
     finish_task(request);
@@ -211,8 +221,14 @@ static enum MHD_Result answer_metrics(struct request *request)
     uint32_t queued, running;
     cxr_api_pool_depth(server->pool, &queued, &running);
     struct cxr_buf text = CXR_BUF_INIT(1 << 20);
+    unsigned long long audit_failures = cxr_audit_failures(cxr_api_audit(server->api));
     if (cxr_http_metrics_render(server->metrics, queued, running, atomic_load(&server->in_flight),
-                                &text) != CXR_OK) {
+                                &text) != CXR_OK ||
+        cxr_buf_printf(&text,
+                       "# HELP cxrd_audit_failures_total Audit rows that could not be written.\n"
+                       "# TYPE cxrd_audit_failures_total counter\n"
+                       "cxrd_audit_failures_total %llu\n",
+                       audit_failures) != CXR_OK) {
         cxr_buf_release(&text);
         return send_error(request, CXR_API_METRICS_UNAVAILABLE, NULL);
     }
@@ -300,6 +316,11 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
         *result = send_error(request, CXR_API_NOT_FOUND, NULL);
         return true;
     }
+    if (atomic_load(&server->stopping) &&
+        (request->route == ROUTE_SINGLE || request->route == ROUTE_BULK)) {
+        *result = send_error(request, CXR_API_SHUTTING_DOWN, "request not started");
+        return true;
+    }
     const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
                                                             MHD_HTTP_HEADER_AUTHORIZATION);
     pthread_rwlock_rdlock(&server->auth_lock);
@@ -339,6 +360,8 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     return false;
 }
 
+static void head_arrived(struct cxr_server *server, struct MHD_Connection *connection);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -352,6 +375,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
             return MHD_NO;
         request->server = server;
         request->connection = connection;
+        if (server->tls_certificate.len)
+            head_arrived(server, connection);
         request->route = route_of(url);
         request->start = cxr_api_now();
         snprintf(request->method, sizeof request->method, "%s", method);
@@ -380,6 +405,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         return MHD_YES;
     }
     if (request->state == STATE_RECEIVING && *upload_data_size) {
+        /* The body shares the head's deadline from the moment the head was complete: a
+         * trickled body cannot hold the connection either. */
+        if (cxr_api_now() - request->start > server->config->head_timeout_s) {
+            cxr_log(CXR_LOG_WARN, "request %s: body not received within %u s; connection closed",
+                    request->request_id, server->config->head_timeout_s);
+            return MHD_NO;
+        }
         if (!request->body_too_large &&
             cxr_buf_append(&request->body, upload_data, *upload_data_size) != CXR_OK) {
             request->body_too_large = true;
@@ -417,6 +449,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
     return MHD_YES; /* resumed spuriously: keep waiting */
 }
 
+/* The audit row of a request refused before the api saw it. */
+static void audit_refusal(struct cxr_server *server, enum route route, const char *subject,
+                          int status, double seconds, const char *request_id)
+{
+    struct cxr_audit *audit = cxr_api_audit(server->api);
+    struct cxr_audit_record record = {
+            .subject = subject,
+            .route = route_names[route],
+            .status = status,
+            .duration_ms = seconds * 1000.0,
+            .message = status == 503 ? "queue full or timed out" : "refused before inference",
+            .request_id = request_id,
+    };
+    struct cxr_err err = CXR_ERR_INIT;
+    if (audit && cxr_audit_write(audit, &record, &err) != CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "%s", err.message);
+}
+
 static void completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                       enum MHD_RequestTerminationCode code)
 {
@@ -431,21 +481,9 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
         /* Requests refused before the api saw them still get their audit row. */
         if (request->status == 401 || request->status == 413 || request->status == 415 ||
             request->status == 431 || request->status == 405 ||
-            (request->status == 503 && request->route == ROUTE_SINGLE)) {
-            struct cxr_audit *audit = cxr_api_audit(server->api);
-            struct cxr_audit_record record = {
-                    .subject = request->subject,
-                    .route = route_names[request->route],
-                    .status = request->status,
-                    .duration_ms = seconds * 1000.0,
-                    .message = request->status == 503 ? "queue full or timed out"
-                                                      : "refused before inference",
-                    .request_id = request->request_id,
-            };
-            struct cxr_err err = CXR_ERR_INIT;
-            if (audit && cxr_audit_write(audit, &record, &err) != CXR_OK)
-                cxr_log(CXR_LOG_ERROR, "%s", err.message);
-        }
+            (request->status == 503 && request->route == ROUTE_SINGLE && !request->audited))
+            audit_refusal(server, request->route, request->subject, request->status, seconds,
+                          request->request_id);
     }
     /* One line per request; /ping (probes every few seconds) only at debug level. */
     struct cxr_log_field fields[] = {
@@ -468,6 +506,90 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
     free(request);
     *con_cls = NULL;
     atomic_fetch_sub(&server->in_flight, 1);
+}
+
+/* A request the intake answered itself (oversized, malformed, too slow, too many connections,
+ * shutting down): counted, logged and audited like the others. */
+static void intake_answered(void *context, const char *method, const char *url, int status,
+                            const char *message, const char *request_id, double seconds)
+{
+    struct cxr_server *server = context;
+    enum route route = url[0] ? route_of(url) : ROUTE_OTHER;
+    cxr_http_metrics_request(server->metrics, route_names[route], status, seconds);
+    if (route == ROUTE_SINGLE || route == ROUTE_BULK)
+        audit_refusal(server, route, "", status, seconds, request_id);
+    struct cxr_log_field fields[] = {
+            {.key = "request_id", .text = request_id},
+            {.key = "method", .text = method[0] ? method : NULL},
+            {.key = "route", .text = route_names[route]},
+            {.key = "status", .number = status, .is_number = true},
+            {.key = "duration_ms",
+             .number = (double)(int64_t)(seconds * 10000.0) / 10.0,
+             .is_number = true},
+            {.key = "message", .text = message},
+    };
+    cxr_log_fields(CXR_LOG_INFO, "request", fields, sizeof fields / sizeof fields[0]);
+}
+
+static bool intake_hand_over(void *context, int fd, const struct sockaddr_in *peer)
+{
+    struct cxr_server *server = context;
+    return MHD_add_connection(server->daemon, fd, (const struct sockaddr *)peer, sizeof *peer) ==
+           MHD_YES; /* libmicrohttpd closes fd when it refuses it */
+}
+
+/* What the intake tracks of a connection libmicrohttpd holds. */
+struct connection_context {
+    uint32_t ip;
+    int watch; /* the intake's TLS head-deadline registration; -1: none */
+};
+
+/* Per-address counts of the connections libmicrohttpd holds (the intake's limits), and with
+ * TLS the head deadline, which the intake cannot see to otherwise. */
+static void connection_notify(void *cls, struct MHD_Connection *connection, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct cxr_server *server = cls;
+    struct cxr_http_intake *intake = atomic_load(&server->intake);
+    if (intake == NULL)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct connection_context *context = malloc(sizeof *context);
+        if (context == NULL)
+            return;
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        context->ip = 0;
+        if (info && info->client_addr && info->client_addr->sa_family == AF_INET)
+            context->ip =
+                    ((const struct sockaddr_in *)(const void *)info->client_addr)->sin_addr.s_addr;
+        context->watch = -1;
+        const union MHD_ConnectionInfo *fd =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (server->tls_certificate.len && fd)
+            context->watch = cxr_http_intake_watch(intake, fd->connect_fd);
+        *socket_context = context;
+        cxr_http_intake_connection_started(intake, context->ip);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct connection_context *context = *socket_context;
+        cxr_http_intake_unwatch(intake, context->watch);
+        cxr_http_intake_connection_closed(intake, context->ip);
+        free(context);
+        *socket_context = NULL;
+    }
+}
+
+/* The head is complete: the TLS head deadline no longer applies. */
+static void head_arrived(struct cxr_server *server, struct MHD_Connection *connection)
+{
+    struct cxr_http_intake *intake = atomic_load(&server->intake);
+    const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct connection_context *context = info ? info->socket_context : NULL;
+    if (intake && context && context->watch >= 0) {
+        cxr_http_intake_unwatch(intake, context->watch);
+        context->watch = -1;
+    }
 }
 
 CXR_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list args)
@@ -504,6 +626,8 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     server->config = config;
     server->api = api;
     atomic_init(&server->in_flight, 0);
+    atomic_init(&server->stopping, false);
+    atomic_init(&server->intake, NULL);
     server->tls_certificate = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
     server->tls_key = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
     server->tls_client_ca = (struct cxr_buf)CXR_BUF_INIT(1 << 20);
@@ -513,13 +637,6 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
         status = cxr_http_metrics_create(&server->metrics, err);
     if (status == CXR_OK)
         status = cxr_api_pool_create(config->workers, config->queue_size, &server->pool, err);
-    struct sockaddr_in address = {0};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(config->port);
-    if (status == CXR_OK && inet_pton(AF_INET, config->address, &address.sin_addr) != 1)
-        status = cxr_err_set(err, CXR_ERR_INVALID_ARG,
-                             "config [server] address: '%s' is not an IPv4 address",
-                             config->address);
     bool tls = config->tls_certificate && config->tls_certificate[0];
     if (status == CXR_OK && tls) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
@@ -541,17 +658,19 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
     /* Room for the headers we accept plus libmicrohttpd's own read buffer, so that an
      * oversized header block reaches our 431 (with the envelope) rather than MHD's. */
     size_t memory = config->limits.max_header_bytes * 2 + 64 * 1024;
+    /* No listening socket of its own: the intake accepts and hands over complete heads. */
     server->daemon = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                    MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
+                    MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+                    (tls ? MHD_USE_TLS : 0),
             /* The logger first: libmicrohttpd warns about (and loses messages of) options
              * parsed before it. */
-            config->port, NULL, NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address, MHD_OPTION_THREAD_POOL_SIZE,
-            (unsigned)config->http_threads, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)config->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)config->request_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-            MHD_OPTION_NOTIFY_COMPLETED, completed, server,
+            0, NULL, NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)config->http_threads,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->max_connections,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->request_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, completed,
+            server, MHD_OPTION_NOTIFY_CONNECTION, connection_notify, server,
             /* The TLS options last: MHD_OPTION_END ends the list where TLS is off. */
             tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
             (const char *)server->tls_certificate.data, MHD_OPTION_HTTPS_MEM_KEY,
@@ -560,13 +679,30 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
             (const char *)server->tls_client_ca.data, MHD_OPTION_END);
     if (server->daemon == NULL) {
         cxr_http_server_stop(server, 0);
-        return cxr_err_set(err, CXR_ERR_IO,
-                           "libmicrohttpd: cannot listen on %s:%u (in use, or not allowed)",
-                           config->address, (unsigned)config->port);
+        return cxr_err_set(err, CXR_ERR_IO, "libmicrohttpd: cannot start the daemon");
     }
-    const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    server->port = info ? info->port : config->port;
+    struct cxr_http_intake_config intake = {
+            .address = config->address,
+            .port = config->port,
+            .max_pending = config->max_connections,
+            .max_active = config->max_connections,
+            .max_per_ip = config->max_connections_per_ip,
+            .head_timeout_s = config->head_timeout_s,
+            .max_header_bytes = config->limits.max_header_bytes,
+            .max_body_bytes = config->limits.max_body_bytes,
+            .tls = tls,
+            .hand_over = intake_hand_over,
+            .answered = intake_answered,
+            .context = server,
+    };
+    struct cxr_http_intake *created = NULL;
+    status = cxr_http_intake_create(&intake, &created, err);
+    if (status != CXR_OK) {
+        cxr_http_server_stop(server, 0);
+        return status;
+    }
+    atomic_store(&server->intake, created);
+    server->port = cxr_http_intake_port(created);
     *out = server;
     return CXR_OK;
 }
@@ -589,9 +725,11 @@ void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
 {
     if (server == NULL)
         return;
+    atomic_store(&server->stopping, true);
+    /* Stop accepting at once (new connections are refused; heads still arriving get 503);
+     * connections already handed over carry on. */
+    cxr_http_intake_stop(atomic_load(&server->intake));
     if (server->daemon) {
-        /* Stop accepting; connections already open carry on. */
-        MHD_quiesce_daemon(server->daemon);
         wait_idle(server, grace_s);
         unsigned left = atomic_load(&server->in_flight);
         if (left)
@@ -605,6 +743,7 @@ void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
         wait_idle(server, 5);
         MHD_stop_daemon(server->daemon);
     }
+    cxr_http_intake_destroy(atomic_load(&server->intake));
     cxr_http_metrics_destroy(server->metrics);
     cxr_http_auth_destroy(server->auth);
     pthread_rwlock_destroy(&server->auth_lock);

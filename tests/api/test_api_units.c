@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,10 +50,12 @@ static void config_keys_and_defaults(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/cxrd.ini", folder);
     write_text(path, "[server]\nport = 9000\nworkers = 3\nqueue_size = 0\nrequest_timeout = 2m\n"
-                     "[limits]\nmax_body = 32k\nmax_header = 8k\n"
+                     "head_timeout = 3s\nmax_connections_per_ip = 0\n"
+                     "[limits]\nmax_body = 32k\nmax_header = 8k\nmax_inflight_memory = 2G\n"
                      "[paths]\ninput_root = /data/in\noutput_root = out\n"
                      "[model]\npath = models/m.onnx\n"
                      "[auth]\nsecret = from-file\ntoken_ttl = 7d\n"
+                     "[audit]\ndatabase = a.sqlite\nrequired = true\n"
                      "[report]\ninstitution_name = Clinic \xc3\x9c\npng_compression = small\n");
     struct cxr_config config;
     struct cxr_err err = CXR_ERR_INIT;
@@ -76,9 +79,19 @@ static void config_keys_and_defaults(void **state)
     assert_string_equal(config.jwt_algorithm, "HS256"); /* defaults for keys not given */
     assert_int_equal(config.http_threads, 2);
     assert_int_equal(config.png_compression, CXR_IMAGE_PNG_SMALL);
+    assert_int_equal(config.head_timeout_s, 3);
+    assert_int_equal(config.max_connections_per_ip, 0);
+    assert_int_equal(config.max_inflight_memory, (size_t)2 << 30);
+    assert_true(config.audit_required);
     cxr_config_release(&config);
     assert_int_equal(cxr_config_load(NULL, &config, &err), CXR_OK);
     assert_int_equal(config.png_compression, CXR_IMAGE_PNG_FAST); /* the default */
+    assert_int_equal(config.head_timeout_s, 10);
+    assert_int_equal(config.max_connections_per_ip, 32);
+    assert_false(config.audit_required);
+    /* Sized to the machine: a quarter of physical memory, at least 256 MiB. */
+    size_t quarter = (size_t)sysconf(_SC_PHYS_PAGES) / 4 * (size_t)sysconf(_SC_PAGESIZE);
+    assert_int_equal(config.max_inflight_memory, quarter > (256u << 20) ? quarter : 256u << 20);
     cxr_config_release(&config);
 
     /* The environment wins for the secret. */
@@ -101,6 +114,9 @@ static void config_keys_and_defaults(void **state)
             {"[server]\nlog_level = loud\n", "log_level"},
             {"[nope]\nx = 1\n", "unknown key [nope] x"},
             {"[report]\npng_compression = tiny\n", "[report] png_compression"},
+            {"[audit]\nrequired = yes\n", "[audit] required"},
+            {"[audit]\nrequired = true\n", "[audit] required = true needs [audit] database"},
+            {"[server]\nhead_timeout = 0s\n", "[server] head_timeout"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_text(path, bad[i].text);
@@ -244,6 +260,49 @@ static void audit_rows_survive_reopen(void **state)
 
 /* A database of an earlier release (no predictions or thresholds column) gains both on open;
  * its rows keep '' and new rows record which thresholds a result used. */
+/* A database deleted or renamed over under an open log is noticed (st_dev/st_ino) and the path
+ * reopened; a path that cannot hold a database counts failures until it can again. */
+static void audit_follows_replaced_file(void **state)
+{
+    (void)state;
+    char path[128], moved[160], wal[160], shm[160];
+    snprintf(path, sizeof path, "%s/audit.sqlite", folder);
+    snprintf(moved, sizeof moved, "%s/moved.sqlite", folder);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    struct cxr_audit *audit = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_audit_open(path, &audit, &err), CXR_OK);
+    struct cxr_audit_record record = {.route = "single_inference", .status = 400};
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    assert_int_equal(count_rows(path), 1);
+
+    /* Moved away (log rotation by rename): new rows go to a fresh file at the path. */
+    assert_int_equal(rename(path, moved), 0);
+    unlink(wal);
+    unlink(shm);
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    assert_int_equal(count_rows(path), 1);
+
+    /* Deleted, and a folder put in its place: the row is lost and counted. */
+    unlink(path);
+    unlink(wal);
+    unlink(shm);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(cxr_audit_failures(audit), 0);
+    struct cxr_err failed = CXR_ERR_INIT;
+    assert_int_not_equal(cxr_audit_write(audit, &record, &failed), CXR_OK);
+    assert_non_null(strstr(failed.message, "audit database"));
+    assert_int_equal(cxr_audit_failures(audit), 1);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(cxr_audit_write(audit, &record, &err), CXR_OK);
+    assert_int_equal(cxr_audit_failures(audit), 1);
+    assert_int_equal(count_rows(path), 1);
+    cxr_audit_close(audit);
+    assert_int_equal(cxr_audit_failures(NULL), 0);
+    unlink(moved);
+}
+
 static void audit_migrates_older_schema(void **state)
 {
     (void)state;
@@ -395,6 +454,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(config_thresholds_section, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(audit_migrates_older_schema, folder_setup,
+                                            folder_teardown),
+            cmocka_unit_test_setup_teardown(audit_follows_replaced_file, folder_setup,
                                             folder_teardown),
             cmocka_unit_test_setup_teardown(audit_rows_survive_reopen, folder_setup,
                                             folder_teardown),

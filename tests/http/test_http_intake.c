@@ -1,0 +1,106 @@
+/* The intake's head parsing (http_head.c): where a head ends (CRLF or bare LF, searched
+ * incrementally as bytes trickle in), its Content-Length (case, spaces, overflow past 2^64,
+ * duplicates) and its request line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http/http_intake.h"
+
+static void head_end(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t end; /* 0: incomplete */
+    } cases[] = {
+            {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27},
+            {"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody", 27},
+            {"GET / HTTP/1.1\nHost: x\n\n", 24},
+            {"GET / HTTP/1.1\r\nHost: x\r\n", 0},
+            {"GET / HTTP/1.1\r\nHost: x\r\n\r", 0},
+            {"", 0},
+            {"\r\n\r\n", 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t length = strlen(cases[i].text);
+        assert_int_equal(cxr_http_intake_head_end(cases[i].text, length, 0), cases[i].end);
+        /* Byte by byte, each search starting where the last one stopped. */
+        size_t found = 0;
+        for (size_t n = 1; n <= length && found == 0; n++)
+            found = cxr_http_intake_head_end(cases[i].text, n, n - 1);
+        if (cases[i].end)
+            assert_int_equal(found, cases[i].end);
+        else
+            assert_int_equal(found, 0);
+    }
+}
+
+static void content_length(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *head;
+        enum cxr_http_content_length outcome;
+        uint64_t value;
+    } cases[] = {
+            {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", CXR_CONTENT_LENGTH_ABSENT, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", CXR_CONTENT_LENGTH_OK, 12},
+            {"POST / HTTP/1.1\r\ncontent-LENGTH:\t 0 \r\n\r\n", CXR_CONTENT_LENGTH_OK, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n", CXR_CONTENT_LENGTH_OK, 1000},
+            {"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", CXR_CONTENT_LENGTH_TOO_LARGE, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 100000000000000000000\r\n\r\n",
+             CXR_CONTENT_LENGTH_TOO_LARGE, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+             CXR_CONTENT_LENGTH_TOO_LARGE, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 1e20\r\n\r\n", CXR_CONTENT_LENGTH_MALFORMED, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", CXR_CONTENT_LENGTH_MALFORMED, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n", CXR_CONTENT_LENGTH_MALFORMED, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+             CXR_CONTENT_LENGTH_MALFORMED, 0},
+            {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+             CXR_CONTENT_LENGTH_OK, 5},
+            /* Only header lines count: not the request line, not a longer header name. */
+            {"POST /Content-Length:9 HTTP/1.1\r\nX-Content-Length: 9999\r\n\r\n",
+             CXR_CONTENT_LENGTH_ABSENT, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t value = 777;
+        enum cxr_http_content_length outcome =
+                cxr_http_intake_content_length(cases[i].head, strlen(cases[i].head), 1000, &value);
+        if (outcome != cases[i].outcome)
+            fail_msg("case %zu: outcome %d, expected %d", i, outcome, cases[i].outcome);
+        assert_int_equal(value, cases[i].outcome == CXR_CONTENT_LENGTH_OK ? cases[i].value : 777);
+    }
+}
+
+static void request_line(void **state)
+{
+    (void)state;
+    char method[8], url[16];
+    const char *head = "POST /single_inference HTTP/1.1\r\nHost: x\r\n\r\n";
+    cxr_http_intake_request_line(head, strlen(head), method, sizeof method, url, sizeof url);
+    assert_string_equal(method, "POST");
+    assert_string_equal(url, "/single_inferen"); /* cut to the buffer */
+    cxr_http_intake_request_line("GET /ping HTTP/1.1", 18, method, sizeof method, url, sizeof url);
+    assert_string_equal(method, ""); /* the line has not ended */
+    assert_string_equal(url, "");
+    cxr_http_intake_request_line("GARBAGE\r\n", 9, method, sizeof method, url, sizeof url);
+    assert_string_equal(method, "");
+    cxr_http_intake_request_line("", 0, method, sizeof method, url, sizeof url);
+    assert_string_equal(url, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(head_end),
+            cmocka_unit_test(content_length),
+            cmocka_unit_test(request_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
