@@ -172,8 +172,17 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
                           const char *route, const char *input_path,
                           const struct cxr_api_result *result, double duration_ms)
 {
+    cxr_api_audit_result_extra(api, subject, request_id, route, input_path, result, duration_ms,
+                               NULL);
+}
+
+bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const char *request_id,
+                                const char *route, const char *input_path,
+                                const struct cxr_api_result *result, double duration_ms,
+                                const struct cxr_api_audit_extra *extra)
+{
     if (api->audit == NULL)
-        return;
+        return false;
     bool ok = result->status == 200;
     char thresholds[sizeof api->thresholds_used];
     pthread_rwlock_rdlock(&api->thresholds_lock);
@@ -196,8 +205,19 @@ void cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
             .thresholds = ok ? thresholds : "",
             .request_id = request_id,
     };
-    cxr_api_audit_record(api, &record);
+    if (extra) {
+        record.output_folder = ok ? extra->output_folder : "";
+        record.job_id = extra->job_id;
+        record.job_file_seq = extra->job_file_seq;
+        record.job_file_state = extra->job_file_state;
+        record.job_file_csv_row = extra->csv_row;
+    }
+    struct cxr_err err = CXR_ERR_INIT;
+    bool written = cxr_audit_write(api->audit, &record, &err) == CXR_OK;
+    if (!written)
+        cxr_log(CXR_LOG_ERROR, "%s", err.message);
     free(predictions);
+    return written;
 }
 
 bool cxr_api_output_folder_check(struct cxr_api *api, const json_t *output, char **resolved,
