@@ -9,7 +9,8 @@ const FINDINGS = ["Tuberculosis", "Cardiomegaly", "Pleural Thickening", "Pleural
   "Calcification"];
 const RESULT_RANK = { "TB Presumptive": 0, "Abnormal": 1, "Normal": 2 };
 
-const state = { rows: [], sortKey: null, sortDir: 1, urls: {}, showing: "source", selected: null };
+const state = { rows: [], sortKey: null, sortDir: 1, urls: {}, blobs: {}, showing: "source",
+  selected: null };
 
 function $(id) { return document.getElementById(id); }
 function token() { return sessionStorage.getItem("cxrd-token"); }
@@ -30,6 +31,7 @@ async function messageOf(response) {
 function forgetImages() {
   for (const key of Object.keys(state.urls)) URL.revokeObjectURL(state.urls[key]);
   state.urls = {};
+  state.blobs = {};
 }
 
 function signOut(message) {
@@ -120,7 +122,8 @@ async function load() {
 async function fetchBlob(row, name) {
   const response = await api("/results/" + row.id + "/" + name);
   if (response.status !== 200) throw new Error(await messageOf(response));
-  return URL.createObjectURL(await response.blob());
+  state.blobs[name] = await response.blob();
+  return URL.createObjectURL(state.blobs[name]);
 }
 
 function show(which) {
