@@ -367,6 +367,21 @@ void cxr_api_jobs_submit(struct cxr_api_jobs *jobs, json_t *body, const char *su
         cxr_log(CXR_LOG_ERROR, "job: %s", err.message);
     }
     pthread_mutex_unlock(&jobs->lock);
+    if (object) {
+        char message[128];
+        cxr_api_format(message, sizeof message, "job %s created: %zu DICOM files", row.id,
+                       request.files.count);
+        struct cxr_audit_record record = {
+                .subject = row.subject,
+                .route = "bulk_inference",
+                .input_path = request.input_folder,
+                .status = 202,
+                .message = message,
+                .request_id = row.request_id,
+                .job_id = row.id,
+        };
+        cxr_api_audit_record(jobs->api, &record);
+    }
     cxr_api_bulk_request_release(&request);
     reply(response, 202, object, "Bulk inference job accepted.");
 }

@@ -270,7 +270,9 @@ bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
     if (rc != SQLITE_ROW)
         return fail(response, CXR_API_RESULT_NOT_FOUND, id);
     if (folder[0] == '\0')
-        return fail(response, CXR_API_RESULT_NO_FILE, "the result was returned inline, not saved");
+        return fail(response, CXR_API_RESULT_NO_FILE,
+                    "no saved files are recorded for this result (returned inline, or stored "
+                    "before cxrd recorded output folders)");
     if (kind == 1 && !has_heatmap)
         return fail(response, CXR_API_RESULT_NO_FILE, "a Normal result has no heatmap");
     const char *root = api->output_root_real;

@@ -153,8 +153,13 @@ class Jobs(JobCase):
             # One audit row (one pipeline run) per file, tagged with the job.
             db = sqlite3.connect(server.audit)
             per_path = db.execute("SELECT input_path, count(*) FROM audit WHERE job_id = ?"
-                                  " GROUP BY input_path", (job["id"],)).fetchall()
+                                  " AND route = 'bulk_inference/file' GROUP BY input_path",
+                                  (job["id"],)).fetchall()
+            created = db.execute("SELECT status, input_path, message FROM audit WHERE job_id = ?"
+                                 " AND route = 'bulk_inference'", (job["id"],)).fetchall()
             db.close()
+            self.assertEqual(created, [(202, folder, "job %s created: 30 DICOM files" %
+                                        job["id"])])
             self.assertEqual(sorted(p for p, _ in per_path), expected_paths)
             self.assertEqual({n for _, n in per_path}, {1})
 
@@ -232,7 +237,8 @@ class JobsResume(JobCase):
             recorded = [row[0] for row in db.execute(
                 "SELECT path FROM job_files WHERE job_id = ? AND state != 'pending'",
                 (job_id,))]
-            runs_before = db.execute("SELECT count(*) FROM audit WHERE job_id = ?",
+            runs_before = db.execute("SELECT count(*) FROM audit WHERE job_id = ?"
+                                     " AND route = 'bulk_inference/file'",
                                      (job_id,)).fetchone()[0]
             last_row = db.execute("SELECT max(id) FROM audit").fetchone()[0]
             state = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
@@ -259,10 +265,12 @@ class JobsResume(JobCase):
             for path, inode in inodes.items():
                 self.assertEqual(os.stat(path).st_ino, inode, path + " was written again")
             db = sqlite3.connect(server.audit)
-            after = db.execute("SELECT input_path FROM audit WHERE job_id = ? AND id > ?",
+            after = db.execute("SELECT input_path FROM audit WHERE job_id = ? AND id > ?"
+                               " AND route = 'bulk_inference/file'",
                                (job_id, last_row)).fetchall()
             per_path = db.execute("SELECT input_path, count(*) FROM audit WHERE job_id = ?"
-                                  " GROUP BY input_path", (job_id,)).fetchall()
+                                  " AND route = 'bulk_inference/file' GROUP BY input_path",
+                                  (job_id,)).fetchall()
             db.close()
             # Pipeline runs after the restart: exactly the files not recorded before the kill.
             self.assertEqual(sorted(p for (p,) in after),
@@ -318,8 +326,8 @@ class JobsCancel(JobCase):
                              {"not processed: the job was cancelled"})
             self.check_summary_against_outputs(rows, out)
             db = sqlite3.connect(server.audit)
-            runs = db.execute("SELECT count(*) FROM audit WHERE job_id = ?",
-                              (first,)).fetchone()[0]
+            runs = db.execute("SELECT count(*) FROM audit WHERE job_id = ?"
+                              " AND route = 'bulk_inference/file'", (first,)).fetchone()[0]
             db.close()
             self.assertEqual(runs, final["done"])
 
