@@ -9,6 +9,7 @@ run per file); DELETE cancels between files and a queued job; auth and errors.
 Environment as server_test.py. Arguments: unittest names (e.g. Jobs).
 """
 import csv
+import http.client
 import io
 import json
 import os
@@ -340,6 +341,83 @@ class JobsCancel(JobCase):
             self.assertEqual((code, body["Message"]), (404, "Not found"))
             code, body = server.request("POST", "/jobs/" + first)
             self.assertEqual(code, 405)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
+def get_bytes(server, path, token="default"):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    headers = {"Authorization": server.token if token == "default" else token}
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), data
+
+
+class Results(JobCase):
+    def test_result_files_by_id_only_while_the_folder_holds_them(self):
+        server = Server()
+        try:
+            out = os.path.join(server.output_root, "res")
+            ids = {}
+            for name in ("twin1.dcm", "twin2.dcm", "pat001.dcm"):
+                code, body = server.single({"input_image_path": os.path.join(
+                    server.input_root, name), "save_to_disk": True, "output_folder_path": out})
+                self.assertEqual(code, 200, body)
+                db = sqlite3.connect(server.audit)
+                ids[name] = db.execute("SELECT max(id) FROM audit").fetchone()[0]
+                db.close()
+            code, body = server.single({"input_image_path": os.path.join(
+                server.input_root, "conc0.dcm"), "save_to_disk": False})
+            self.assertEqual(code, 200)
+            code, listed = server.request("GET", "/results?limit=10")
+            self.assertEqual(code, 200, listed)
+            by_id = {row["id"]: row for row in listed["Data"]}
+            self.assertEqual(len(by_id), 4)
+            inline = [row for row in listed["Data"] if not row["has_files"]]
+            self.assertEqual([row["patient_id"] for row in inline], ["PATC0"])
+            self.assertEqual(by_id[ids["pat001.dcm"]]["patient_name"], "John Doe")
+            self.assertEqual(by_id[ids["pat001.dcm"]]["top_finding"]["name"], "Tuberculosis")
+
+            # twin2 replaced twin1's folder (same PatientID): twin1's files are gone.
+            code, headers, data = get_bytes(server, "/results/%d/source_image.png" %
+                                            ids["twin2.dcm"])
+            self.assertEqual((code, headers["Content-Type"]), (200, "image/png"))
+            with open(os.path.join(out, "TWIN1", "TWIN1_source_image.png"), "rb") as saved:
+                self.assertEqual(data, saved.read())
+            self.assertIn("default-src 'none'", headers["Content-Security-Policy"])
+            code, _, data = get_bytes(server, "/results/%d/report.pdf" % ids["twin2.dcm"])
+            self.assertEqual((code, data[:5]), (200, b"%PDF-"))
+            code, _, data = get_bytes(server, "/results/%d/source_image.png" % ids["twin1.dcm"])
+            self.assertEqual(code, 410)
+            self.assertEqual(json.loads(data)["Message"],
+                             "The files of this result were replaced by a later study of the "
+                             "same patient: TWIN1")
+            code, _, data = get_bytes(server, "/results/%d/source_image.png" %
+                                      inline[0]["id"])
+            self.assertEqual(code, 404)
+            self.assertTrue(json.loads(data)["Message"].startswith(
+                "No such file for this result: no saved files"))
+            for bad in ["/results/%d/../../etc/passwd" % ids["pat001.dcm"],
+                        "/results/%d/predictions.json" % ids["pat001.dcm"],
+                        "/results/abc/source_image.png", "/results/999999/heatmap.png"]:
+                code, _, data = get_bytes(server, bad)
+                self.assertEqual(code, 404, bad)
+                self.assertIsNone(json.loads(data)["Data"])
+            code, body = server.request("GET", "/results?result=Maybe")
+            self.assertEqual((code, body["Message"]), (400, "Invalid query parameter result: "
+                                                              "not TB Presumptive, Abnormal or "
+                                                              "Normal"))
+            # A patient folder swapped for a symlink to elsewhere is not followed.
+            outside = os.path.join(server.outside, "PAT001")
+            os.rename(os.path.join(out, "PAT001"), outside)
+            os.symlink(outside, os.path.join(out, "PAT001"))
+            code, _, data = get_bytes(server, "/results/%d/source_image.png" % ids["pat001.dcm"])
+            self.assertEqual(code, 404)
+            self.assertEqual(json.loads(data)["Message"],
+                             "No such file for this result: the result's folder is gone")
         finally:
             self.assertEqual(server.stop(), 0, "".join(server.log))
             server.remove()
