@@ -283,8 +283,10 @@ class JobsResume(JobCase):
             self.assertEqual(len(rows), 120)
             self.check_summary_against_outputs(rows, out)
         finally:
-            server.stop()
+            code = server.stop()
             server.remove()
+            if code != -signal.SIGKILL:  # the restarted server stops cleanly
+                self.assertEqual(code, 0, "".join(server.log))
 
 
 class JobsCancel(JobCase):
