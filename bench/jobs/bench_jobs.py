@@ -95,6 +95,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=18350)
     parser.add_argument("--sample", type=float, default=5.0)
+    parser.add_argument("--order", default="sync,async",
+                        help="the runs of each round, e.g. async,sync")
     args = parser.parse_args()
     args.work = os.path.abspath(args.work)
     args.model = os.path.abspath(args.model)
@@ -134,7 +136,7 @@ def main():
               (args.files, args.workers, os.path.basename(args.model), server.pid))
         results = {"sync": [], "async": []}
         for round_index in range(args.rounds):
-            for mode in ("sync", "async"):
+            for mode in args.order.split(","):
                 out = os.path.join(output_root, "%s-%d" % (mode, round_index))
                 body = {"input_folder_path": folder, "output_folder_path": out}
                 sampler = Sampler(server.pid, args.sample)
@@ -163,9 +165,13 @@ def main():
                 cpu = cpu_seconds(server.pid) - cpu_before
                 samples = sampler.samples + [rss_mib(server.pid)]
                 results[mode].append(args.files / seconds)
-                print("%-5s round %d: %.1f s, %.2f files/s, %.3f CPU s/file; done %s, skipped %s"
+                # The server's share of the cores: on a shared machine wall time follows the
+                # other load, CPU time per file does not.
+                print("%-5s round %d: %.1f s, %.2f files/s, %.3f CPU s/file, server used %.2f "
+                      "cores, load average %.1f; done %s, skipped %s"
                       % (mode, round_index + 1, seconds, args.files / seconds, cpu / args.files,
-                         done, skipped if mode == "async" else "(Message) " + skipped[:60]))
+                         cpu / seconds, os.getloadavg()[1], done,
+                         skipped if mode == "async" else "(Message) " + skipped[:60]))
                 print("      RSS MiB every %.0f s: %s" %
                       (args.sample, " ".join("%.0f" % s for s in samples)))
                 print("      RSS first %.0f, max %.0f, last %.0f MiB" %
