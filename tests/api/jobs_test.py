@@ -290,6 +290,8 @@ class JobsResume(JobCase):
 
 
 class JobsCancel(JobCase):
+    """Cancel, and a single request served while a job holds the only worker."""
+
     def test_cancel_running_and_queued_jobs(self):
         server = Server(workers=1)
         try:
@@ -311,6 +313,14 @@ class JobsCancel(JobCase):
             self.assertEqual(body["Data"]["done"], 0)
 
             wait_for(server, first, lambda d: d["done"] >= 2)
+            # A single request is not starved by the job on the one worker: it is answered
+            # while the job still has files left (it waits for at most the file in flight).
+            code, body = server.single({"input_image_path": os.path.join(
+                server.input_root, "pat001.dcm"), "save_to_disk": False})
+            self.assertEqual(code, 200)
+            code, body = server.request("GET", "/jobs/" + first)
+            self.assertEqual(body["Data"]["state"], "running")
+            self.assertLess(body["Data"]["done"], 100)
             code, body = server.request("DELETE", "/jobs/" + first)
             self.assertEqual(code, 200, body)
             self.assertEqual(body["Data"]["state"], "cancelled")
