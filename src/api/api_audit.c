@@ -21,6 +21,7 @@
 struct cxr_audit {
     sqlite3 *db; /* NULL after a failed reopen: the next write tries again */
     sqlite3_stmt *insert;
+    sqlite3_stmt *job_file; /* marks a job's file done or skipped (cxr_audit_record) */
     pthread_mutex_t lock;
     char *path;
     dev_t device; /* identity of the file open, to notice a replaced or deleted one */
@@ -50,7 +51,35 @@ static const char thresholds_column[] = "ALTER TABLE audit ADD COLUMN thresholds
                                         " DEFAULT '';";
 static const char request_id_column[] = "ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL"
                                         " DEFAULT '';";
+static const char output_folder_column[] = "ALTER TABLE audit ADD COLUMN output_folder TEXT NOT"
+                                           " NULL DEFAULT '';";
+static const char job_id_column[] = "ALTER TABLE audit ADD COLUMN job_id TEXT NOT NULL"
+                                    " DEFAULT '';";
 static const char sop_index[] = "CREATE INDEX IF NOT EXISTS audit_sop ON audit (sop_instance_uid);";
+/* Async bulk jobs (api_jobstore.c): one row per job, one per input file, listed when the job is
+ * created, so a restarted server knows which files are left. */
+static const char job_tables[] = "CREATE TABLE IF NOT EXISTS jobs ("
+                                 " id TEXT PRIMARY KEY,"
+                                 " state TEXT NOT NULL,"
+                                 " subject TEXT NOT NULL,"
+                                 " request_id TEXT NOT NULL,"
+                                 " input_folder TEXT NOT NULL,"
+                                 " output_folder TEXT NOT NULL,"
+                                 " output_shown TEXT NOT NULL,"
+                                 " summary TEXT NOT NULL,"
+                                 " total INTEGER NOT NULL,"
+                                 " created TEXT NOT NULL,"
+                                 " started TEXT NOT NULL DEFAULT '',"
+                                 " finished TEXT NOT NULL DEFAULT '',"
+                                 " message TEXT NOT NULL DEFAULT '');"
+                                 "CREATE TABLE IF NOT EXISTS job_files ("
+                                 " job_id TEXT NOT NULL,"
+                                 " seq INTEGER NOT NULL,"
+                                 " path TEXT NOT NULL,"
+                                 " state TEXT NOT NULL DEFAULT 'pending',"
+                                 " result TEXT NOT NULL DEFAULT '',"
+                                 " csv_row TEXT NOT NULL DEFAULT '',"
+                                 " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;";
 
 static bool has_column(sqlite3 *db, const char *column)
 {
@@ -72,7 +101,9 @@ static bool has_column(sqlite3 *db, const char *column)
 static void close_handle(struct cxr_audit *audit)
 {
     sqlite3_finalize(audit->insert);
+    sqlite3_finalize(audit->job_file);
     audit->insert = NULL;
+    audit->job_file = NULL;
     if (audit->db) {
         sqlite3_db_config(audit->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         int persist = 1;
@@ -98,15 +129,26 @@ static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
         rc = sqlite3_exec(audit->db, thresholds_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !has_column(audit->db, "request_id"))
         rc = sqlite3_exec(audit->db, request_id_column, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has_column(audit->db, "output_folder"))
+        rc = sqlite3_exec(audit->db, output_folder_column, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has_column(audit->db, "job_id"))
+        rc = sqlite3_exec(audit->db, job_id_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, sop_index, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(audit->db, job_tables, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(audit->db,
                                 "INSERT INTO audit (time, subject, route, input_path,"
                                 " sop_instance_uid, patient_id, result, status, duration_ms,"
-                                " message, predictions, thresholds, request_id)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                " message, predictions, thresholds, request_id, output_folder,"
+                                " job_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &audit->insert, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(audit->db,
+                                "UPDATE job_files SET state = ?, result = ?, csv_row = ?"
+                                " WHERE job_id = ? AND seq = ?",
+                                -1, &audit->job_file, NULL);
     struct stat info;
     if (rc == SQLITE_OK && stat(path, &info) != 0)
         rc = SQLITE_CANTOPEN;
@@ -115,7 +157,9 @@ static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
                 cxr_err_set(err, CXR_ERR_IO, "SQLite: audit database %s: %s", path,
                             audit->db ? sqlite3_errmsg(audit->db) : sqlite3_errstr(rc));
         sqlite3_finalize(audit->insert);
+        sqlite3_finalize(audit->job_file);
         audit->insert = NULL;
+        audit->job_file = NULL;
         sqlite3_close(audit->db);
         audit->db = NULL;
         return status;
@@ -156,8 +200,22 @@ static enum cxr_status ensure_current(struct cxr_audit *audit, struct cxr_err *e
     if (audit->db)
         cxr_log(CXR_LOG_WARN, "audit: database %s was deleted or replaced; reopening it",
                 audit->path);
-    close_handle(audit);
-    return open_handle(audit, err);
+    /* The old handle stays until a new one is open: the job store's queries need a handle,
+     * even a stale one, when the path cannot be opened now. */
+    struct cxr_audit stale = {
+            .db = audit->db, .insert = audit->insert, .job_file = audit->job_file};
+    audit->db = NULL;
+    audit->insert = NULL;
+    audit->job_file = NULL;
+    enum cxr_status status = open_handle(audit, err);
+    if (status != CXR_OK && stale.db != NULL) {
+        audit->db = stale.db;
+        audit->insert = stale.insert;
+        audit->job_file = stale.job_file;
+        return status;
+    }
+    close_handle(&stale);
+    return status;
 }
 
 unsigned long long cxr_audit_failures(const struct cxr_audit *audit)
@@ -170,6 +228,7 @@ void cxr_audit_close(struct cxr_audit *audit)
     if (audit == NULL)
         return;
     sqlite3_finalize(audit->insert);
+    sqlite3_finalize(audit->job_file);
     sqlite3_close(audit->db);
     pthread_mutex_destroy(&audit->lock);
     free(audit->path);
@@ -213,13 +272,34 @@ enum cxr_status cxr_audit_write(struct cxr_audit *audit, const struct cxr_audit_
     bind_text(insert, 11, record->predictions);
     bind_text(insert, 12, record->thresholds);
     bind_text(insert, 13, record->request_id);
-    int rc = sqlite3_step(insert);
+    bind_text(insert, 14, record->output_folder);
+    bind_text(insert, 15, record->job_id);
+    bool job_file = record->job_id && record->job_id[0] && record->job_file_state;
+    int rc = job_file ? sqlite3_exec(audit->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) : SQLITE_OK;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(insert);
     sqlite3_reset(insert);
     sqlite3_clear_bindings(insert);
+    if (job_file && rc == SQLITE_DONE) {
+        sqlite3_stmt *update = audit->job_file;
+        bind_text(update, 1, record->job_file_state);
+        bind_text(update, 2, record->result);
+        bind_text(update, 3, record->job_file_csv_row);
+        bind_text(update, 4, record->job_id);
+        sqlite3_bind_int64(update, 5, record->job_file_seq);
+        rc = sqlite3_step(update);
+        sqlite3_reset(update);
+        sqlite3_clear_bindings(update);
+        if (rc == SQLITE_DONE)
+            rc = sqlite3_exec(audit->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? SQLITE_DONE
+                                                                                  : SQLITE_ERROR;
+    }
     if (rc != SQLITE_DONE) {
         status =
                 cxr_err_set(err, CXR_ERR_IO, "SQLite: audit insert: %s", sqlite3_errmsg(audit->db));
         atomic_fetch_add(&audit->failures, 1);
+        if (job_file && !sqlite3_get_autocommit(audit->db))
+            sqlite3_exec(audit->db, "ROLLBACK", NULL, NULL, NULL);
     }
     pthread_mutex_unlock(&audit->lock);
     return status;
@@ -268,4 +348,17 @@ enum cxr_status cxr_audit_find_sop(struct cxr_audit *audit, const char *sop_inst
     sqlite3_finalize(statement);
     pthread_mutex_unlock(&audit->lock);
     return status;
+}
+
+sqlite3 *cxr_audit_db_lock(struct cxr_audit *audit)
+{
+    pthread_mutex_lock(&audit->lock);
+    struct cxr_err ignored = CXR_ERR_INIT;
+    ensure_current(audit, &ignored); /* on failure the stale handle is kept */
+    return audit->db;
+}
+
+void cxr_audit_db_unlock(struct cxr_audit *audit)
+{
+    pthread_mutex_unlock(&audit->lock);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
@@ -23,7 +24,9 @@ struct bulk_run {
     char *output_folder;
     char *output_shown;
     struct cxr_api_file_list files;
-    size_t count, max;
+    char **rows;             /* the summary CSV record of each file, by index */
+    struct timespec started; /* wall clock: names the summary */
+    size_t count;
     pthread_mutex_t lock;
     size_t next, finished, skipped, chains, flagged;
     struct cxr_buf skipped_text; /* "a.dcm: reason; ..." for the first SKIPPED_SHOWN */
@@ -36,6 +39,9 @@ struct bulk_run {
 
 static void run_destroy(struct bulk_run *run)
 {
+    for (size_t i = 0; run->rows && i < run->count; i++)
+        free(run->rows[i]);
+    free(run->rows);
     cxr_api_file_list_release(&run->files);
     free(run->subject);
     free(run->request_id);
@@ -54,9 +60,22 @@ static const char *text_of(const struct cxr_buf *buf)
     return buf->data ? (const char *)buf->data : "";
 }
 
+static void write_summary(struct bulk_run *run)
+{
+    char name[64];
+    cxr_api_summary_name(&run->started, name, sizeof name);
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_api_summary_write(run->output_folder, name, (const char *const *)run->rows, run->count,
+                              &err) != CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "bulk: run summary: %s", err.message);
+    else
+        cxr_log(CXR_LOG_INFO, "bulk: run summary %s/%s", run->output_folder, name);
+}
+
 static void finish(struct bulk_run *run)
 {
     struct cxr_api_response response = {0};
+    write_summary(run);
     struct cxr_buf shared = {0};
     size_t shared_count = cxr_api_ledger_collisions(run->ledger, run->output_folder,
                                                     run->input_shown, SKIPPED_SHOWN, &shared);
@@ -105,10 +124,11 @@ static void finish(struct bulk_run *run)
     done(&response, context);
 }
 
-/* Called with the lock held: hands out the next file, or NULL when none is left. */
-static char *take_next(struct bulk_run *run)
+/* Called with the lock held: hands out the index of the next file, or SIZE_MAX when none is
+ * left. */
+static size_t take_next(struct bulk_run *run)
 {
-    return run->next < run->count ? run->files.paths[run->next++] : NULL;
+    return run->next < run->count ? run->next++ : SIZE_MAX;
 }
 
 static void record_skip(struct bulk_run *run, const char *path, const char *reason)
@@ -136,8 +156,9 @@ static void record_flag(struct bulk_run *run, const char *path, const char *mess
     pthread_mutex_unlock(&run->lock);
 }
 
-static void process(struct bulk_run *run, const char *path)
+static void process(struct bulk_run *run, size_t index)
 {
+    const char *path = run->files.paths[index];
     double start = cxr_api_now();
     struct cxr_api_job job = {
             .input_path = path,
@@ -147,15 +168,19 @@ static void process(struct bulk_run *run, const char *path)
     };
     struct cxr_api_result result;
     cxr_api_job_run(run->api, &job, &result);
+    const char *reason = result.status == 500 ? "inference error" : result.message;
+    /* Each index is written by one task only; finish() reads them after every chain ended. */
+    run->rows[index] = cxr_api_summary_row(path, &result, run->output_folder, reason);
     if (result.status != 200)
-        record_skip(run, path, result.status == 500 ? "inference error" : result.message);
+        record_skip(run, path, reason);
     else if (cxr_api_ledger_add(run->ledger, result.patient_id, path, result.sop_instance_uid) !=
              CXR_OK)
         cxr_log(CXR_LOG_ERROR, "bulk: out of memory recording %s", path);
     if (result.status == 200 && result.gate_flagged)
         record_flag(run, path, result.message);
-    cxr_api_audit_result(run->api, run->subject, run->request_id, "bulk_inference/file", path,
-                         &result, (cxr_api_now() - start) * 1000.0);
+    struct cxr_api_audit_extra extra = {.output_folder = run->output_folder};
+    cxr_api_audit_result_extra(run->api, run->subject, run->request_id, "bulk_inference/file", path,
+                               &result, (cxr_api_now() - start) * 1000.0, &extra);
     cxr_api_result_release(&result);
 }
 
@@ -163,10 +188,10 @@ static void file_task(void *arg)
 {
     struct bulk_run *run = arg;
     pthread_mutex_lock(&run->lock);
-    char *path = take_next(run);
+    size_t index = take_next(run);
     pthread_mutex_unlock(&run->lock);
-    if (path)
-        process(run, path);
+    if (index != SIZE_MAX)
+        process(run, index);
     for (;;) {
         pthread_mutex_lock(&run->lock);
         if (run->next == run->count) {
@@ -183,10 +208,10 @@ static void file_task(void *arg)
             return;
         /* The pool is shutting down: finish the files here rather than dropping them. */
         pthread_mutex_lock(&run->lock);
-        path = take_next(run);
+        index = take_next(run);
         pthread_mutex_unlock(&run->lock);
-        if (path)
-            process(run, path);
+        if (index != SIZE_MAX)
+            process(run, index);
     }
 }
 
@@ -199,21 +224,34 @@ static bool fail(struct cxr_api_response *response, enum cxr_api_error error, co
     return false;
 }
 
-bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json_t *body,
-                            const char *subject, const char *request_id, cxr_api_bulk_done done,
-                            void *context, struct cxr_api_response *response)
+void cxr_api_bulk_request_release(struct cxr_api_bulk_request *request)
 {
+    free(request->input_folder);
+    free(request->output_folder);
+    cxr_api_file_list_release(&request->files);
+    memset(request, 0, sizeof *request);
+}
+
+bool cxr_api_bulk_request_check(struct cxr_api *api, json_t *body,
+                                struct cxr_api_bulk_request *request,
+                                struct cxr_api_response *response)
+{
+    memset(request, 0, sizeof *request);
     char message[1024];
     json_t *input = json_object_get(body, "input_folder_path");
     json_t *output = json_object_get(body, "output_folder_path");
+    json_t *async = json_object_get(body, "async");
     if (cxr_api_field_missing(input))
         return fail(response, CXR_API_FIELD_REQUIRED, "input_folder_path");
     if (cxr_api_field_missing(output))
         return fail(response, CXR_API_FIELD_REQUIRED, "output_folder_path");
+    if (async && !json_is_boolean(async) && !json_is_null(async)) {
+        cxr_api_value_text(async, message, sizeof message);
+        return fail(response, CXR_API_ASYNC_NOT_BOOLEAN, message);
+    }
 
     char shown[700];
     struct cxr_err err = CXR_ERR_INIT;
-    char *input_resolved = NULL, *output_resolved = NULL;
     enum cxr_status status = CXR_ERR_INVALID_ARG;
     cxr_api_value_text(input, shown, sizeof shown);
     if (!json_is_string(input))
@@ -221,24 +259,22 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
     else
         status = cxr_api_path_check(api->config->input_root, api->input_root.real,
                                     json_string_value(input), json_string_length(input), true,
-                                    &input_resolved, &err);
-    if (status == CXR_ERR_NOT_FOUND) {
+                                    &request->input_folder, &err);
+    if (status == CXR_ERR_NOT_FOUND)
         return fail(response, CXR_API_INPUT_FOLDER_MISSING, shown);
-    }
     struct stat info;
-    if (status == CXR_OK && (stat(input_resolved, &info) != 0 || !S_ISDIR(info.st_mode))) {
+    if (status == CXR_OK && (stat(request->input_folder, &info) != 0 || !S_ISDIR(info.st_mode))) {
         status = cxr_err_set(&err, CXR_ERR_INVALID_ARG, "not a folder");
     }
     if (status != CXR_OK) {
-        free(input_resolved);
+        cxr_api_bulk_request_release(request);
         cxr_api_format(message, sizeof message, "input_folder_path: %s (%s)", shown, err.message);
         return fail(response, CXR_API_INVALID_PATH, message);
     }
-    char output_shown[4096];
     struct cxr_api_result checked = {0};
-    if (!cxr_api_output_folder_check(api, output, &output_resolved, output_shown,
-                                     sizeof output_shown, &checked)) {
-        free(input_resolved);
+    if (!cxr_api_output_folder_check(api, output, &request->output_folder, request->output_shown,
+                                     sizeof request->output_shown, &checked)) {
+        cxr_api_bulk_request_release(request);
         if (cxr_api_envelope(checked.status, "Failure", NULL, checked.message, response) !=
             CXR_OK) {
             response->status = 500;
@@ -246,59 +282,73 @@ bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json
         }
         return false;
     }
+    /* The folder is listed through a descriptor opened beneath the input root, its sub-folders
+     * with O_NOFOLLOW: a swap cannot make the scan list files outside the root. */
+    size_t max = api->config->max_bulk_files;
+    int folder_fd = -1;
+    if (cxr_path_open_beneath(&api->input_root, request->input_folder, CXR_PATH_OPEN_FOLDER,
+                              &folder_fd, &err) != CXR_OK) {
+        cxr_api_format(message, sizeof message, "input_folder_path: %s (%s)", shown, err.message);
+        cxr_api_bulk_request_release(request);
+        return fail(response, CXR_API_INVALID_PATH, message);
+    }
+    status = cxr_api_file_list_scan_at(&request->files, folder_fd, request->input_folder, max);
+    close(folder_fd);
+    if (status == CXR_ERR_LIMIT) {
+        cxr_api_format(message, sizeof message, "input_folder_path: %s (more than %zu DICOM files)",
+                       json_string_value(input), max);
+        cxr_api_bulk_request_release(request);
+        return fail(response, CXR_API_INVALID_PATH, message);
+    }
+    if (status != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "bulk: scanning %s: %s", request->input_folder,
+                cxr_status_name(status));
+        cxr_api_bulk_request_release(request);
+        return fail(response, CXR_API_BULK_INTERNAL, NULL);
+    }
+    if (request->files.count == 0) {
+        cxr_api_bulk_request_release(request);
+        return fail(response, CXR_API_NO_DICOM_FILES, NULL);
+    }
+    return true;
+}
 
+bool cxr_api_bulk_inference(struct cxr_api *api, struct cxr_api_pool *pool, json_t *body,
+                            const char *subject, const char *request_id, cxr_api_bulk_done done,
+                            void *context, struct cxr_api_response *response)
+{
+    struct cxr_api_bulk_request request;
+    if (!cxr_api_bulk_request_check(api, body, &request, response))
+        return false;
     struct bulk_run *run = calloc(1, sizeof *run);
     if (run == NULL) {
-        free(input_resolved);
-        free(output_resolved);
+        cxr_api_bulk_request_release(&request);
         return fail(response, CXR_API_BULK_INTERNAL, NULL);
     }
     pthread_mutex_init(&run->lock, NULL);
     run->api = api;
     run->pool = pool;
     run->start = cxr_api_now();
-    run->max = api->config->max_bulk_files;
+    clock_gettime(CLOCK_REALTIME, &run->started);
     run->done = done;
     run->context = context;
-    run->output_folder = output_resolved;
+    run->output_folder = request.output_folder;
+    run->input_shown = request.input_folder; /* files are reported relative to the resolved
+                                                folder */
+    run->files = request.files;
+    run->count = run->files.count;
     run->subject = strdup(subject ? subject : "");
     run->request_id = strdup(request_id ? request_id : "");
-    run->input_shown = input_resolved; /* files are reported relative to the resolved folder */
-    run->output_shown = strdup(output_shown);
-    status = run->subject && run->request_id && run->output_shown
-                     ? cxr_api_ledger_create(&run->ledger)
-                     : CXR_ERR_NOMEM;
-    /* The folder is listed through a descriptor opened beneath the input root, its sub-folders
-     * with O_NOFOLLOW: a swap cannot make the scan list files outside the root. */
-    int folder_fd = -1;
-    if (status == CXR_OK &&
-        cxr_path_open_beneath(&api->input_root, input_resolved, CXR_PATH_OPEN_FOLDER, &folder_fd,
-                              &err) != CXR_OK) {
-        cxr_api_format(message, sizeof message, "input_folder_path: %s (%s)", shown, err.message);
-        run_destroy(run);
-        return fail(response, CXR_API_INVALID_PATH, message);
-    }
-    if (status == CXR_OK) {
-        status = cxr_api_file_list_scan_at(&run->files, folder_fd, input_resolved, run->max);
-        close(folder_fd);
-    }
-    run->count = run->files.count;
-    if (status == CXR_ERR_LIMIT) {
-        cxr_api_format(message, sizeof message, "input_folder_path: %s (more than %zu DICOM files)",
-                       json_string_value(input), run->max);
-        run_destroy(run);
-        return fail(response, CXR_API_INVALID_PATH, message);
-    }
+    run->output_shown = strdup(request.output_shown);
+    run->rows = calloc(run->count, sizeof *run->rows);
+    enum cxr_status status = run->subject && run->request_id && run->output_shown && run->rows
+                                     ? cxr_api_ledger_create(&run->ledger)
+                                     : CXR_ERR_NOMEM;
     if (status != CXR_OK) {
-        cxr_log(CXR_LOG_ERROR, "bulk: scanning %s: %s", input_resolved, cxr_status_name(status));
         run_destroy(run);
         return fail(response, CXR_API_BULK_INTERNAL, NULL);
     }
-    if (run->count == 0) {
-        run_destroy(run);
-        return fail(response, CXR_API_NO_DICOM_FILES, NULL);
-    }
-    cxr_log(CXR_LOG_INFO, "bulk: %zu DICOM files under %s", run->count, input_resolved);
+    cxr_log(CXR_LOG_INFO, "bulk: %zu DICOM files under %s", run->count, run->input_shown);
 
     /* One chain of tasks per worker; each chain resubmits itself until the files run out.
      * The lock keeps chains from finishing before their number is known. */

@@ -196,6 +196,15 @@ bool cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
                           const char *route, const char *input_path,
                           const struct cxr_api_result *result, double duration_ms)
 {
+    return cxr_api_audit_result_extra(api, subject, request_id, route, input_path, result,
+                                      duration_ms, NULL);
+}
+
+bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const char *request_id,
+                                const char *route, const char *input_path,
+                                const struct cxr_api_result *result, double duration_ms,
+                                const struct cxr_api_audit_extra *extra)
+{
     if (api->audit == NULL)
         return true;
     bool ok = result->status == 200;
@@ -220,6 +229,13 @@ bool cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *
             .thresholds = ok ? thresholds : "",
             .request_id = request_id,
     };
+    if (extra) {
+        record.output_folder = ok ? extra->output_folder : "";
+        record.job_id = extra->job_id;
+        record.job_file_seq = extra->job_file_seq;
+        record.job_file_state = extra->job_file_state;
+        record.job_file_csv_row = extra->csv_row;
+    }
     bool recorded = cxr_api_audit_record(api, &record);
     free(predictions);
     return recorded;

@@ -56,6 +56,21 @@ static const struct error_text errors[CXR_API_ERROR_COUNT] = {
         [CXR_API_BAD_REQUEST] = {400, "Bad request: ", ""},
         [CXR_API_REQUEST_TIMEOUT] = {408, "Request timeout: ", ""},
         [CXR_API_AUDIT_UNAVAILABLE] = {503, "Audit log unavailable: ", ""},
+        [CXR_API_ASYNC_NOT_BOOLEAN] = {400, "Invalid value for async, should be a boolean: ", ""},
+        [CXR_API_JOBS_UNAVAILABLE] = {400,
+                                      "Bulk jobs and stored results need a database: set [audit] "
+                                      "database in the server configuration",
+                                      ""},
+        [CXR_API_JOB_NOT_FOUND] = {404, "Job not found: ", ""},
+        [CXR_API_JOB_FINISHED] = {409, "Job has already ended: ", ""},
+        [CXR_API_RESULT_NOT_FOUND] = {404, "Result not found: ", ""},
+        [CXR_API_RESULT_NO_FILE] = {404, "No such file for this result: ", ""},
+        [CXR_API_RESULT_REPLACED] = {410,
+                                     "The files of this result were replaced by a later study of "
+                                     "the same patient: ",
+                                     ""},
+        [CXR_API_INVALID_QUERY] = {400, "Invalid query parameter ", ""},
+        [CXR_API_JOBS_INTERNAL] = {500, "Bulk job failed due to an internal error", ""},
 };
 
 int cxr_api_error_status(enum cxr_api_error error)

@@ -86,4 +86,19 @@ bool cxr_api_field_missing(const json_t *value);
 /* Whether a file name ends in ".dcm", in any case. */
 bool cxr_api_has_dcm_extension(const char *name);
 
+/* A validated POST /bulk_inference body (api_bulk.c), sync or async: the resolved folders and
+ * the sorted .dcm files under the input folder. */
+struct cxr_api_bulk_request {
+    char *input_folder;  /* resolved, malloc'ed */
+    char *output_folder; /* resolved, malloc'ed */
+    char output_shown[4096];
+    struct cxr_api_file_list files;
+};
+/* Checks the body (the v1 rules; "async", when present, must be a boolean or null) and lists
+ * the files. False with response filled on any error. */
+bool cxr_api_bulk_request_check(struct cxr_api *api, json_t *body,
+                                struct cxr_api_bulk_request *request,
+                                struct cxr_api_response *response);
+void cxr_api_bulk_request_release(struct cxr_api_bulk_request *request);
+
 #endif

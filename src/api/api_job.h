@@ -49,6 +49,21 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 bool cxr_api_audit_result(struct cxr_api *api, const char *subject, const char *request_id,
                           const char *route, const char *input_path,
                           const struct cxr_api_result *result, double duration_ms);
+/* What some audit rows add: the run's output folder (where the result's files were saved) and,
+ * for a file of an async bulk job, the job file's new state and summary row, recorded in the
+ * same transaction as the audit row. */
+struct cxr_api_audit_extra {
+    const char *output_folder;
+    const char *job_id;
+    long long job_file_seq;
+    const char *job_file_state; /* "done" or "skipped" */
+    const char *csv_row;
+};
+/* cxr_api_audit_result with extra (may be NULL). Returns false when the row was not written. */
+bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const char *request_id,
+                                const char *route, const char *input_path,
+                                const struct cxr_api_result *result, double duration_ms,
+                                const struct cxr_api_audit_extra *extra);
 void cxr_api_result_release(struct cxr_api_result *result);
 /* Sets result to an error of the table; cause (optional) goes to the log only. */
 void cxr_api_result_error(struct cxr_api_result *result, enum cxr_api_error error,

@@ -68,6 +68,15 @@ enum cxr_api_error {
     CXR_API_BAD_REQUEST,               /* 400; detail: what is wrong with the HTTP request */
     CXR_API_REQUEST_TIMEOUT,           /* 408; detail: the deadline */
     CXR_API_AUDIT_UNAVAILABLE,         /* 503; detail: what was withheld */
+    CXR_API_ASYNC_NOT_BOOLEAN,         /* 400; detail: the value */
+    CXR_API_JOBS_UNAVAILABLE,          /* 400: no database for jobs and results */
+    CXR_API_JOB_NOT_FOUND,             /* 404; detail: the job ID */
+    CXR_API_JOB_FINISHED,              /* 409; detail: "<id> is <state>" */
+    CXR_API_RESULT_NOT_FOUND,          /* 404; detail: the result ID */
+    CXR_API_RESULT_NO_FILE,            /* 404; detail: why */
+    CXR_API_RESULT_REPLACED,           /* 410; detail: the patient folder */
+    CXR_API_INVALID_QUERY,             /* 400; detail: "<parameter>: <why>" */
+    CXR_API_JOBS_INTERNAL,             /* 500 */
     CXR_API_ERROR_COUNT
 };
 

@@ -4,6 +4,7 @@
 #define CXR_API_RUN_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "util/util.h"
 
@@ -41,5 +42,25 @@ size_t cxr_api_ledger_collisions(struct cxr_api_ledger *ledger, const char *outp
 #define CXR_API_SHARED_ID_TEXT                                                                     \
     "patient IDs written by more than one file (each folder keeps the result written last; "       \
     "every result stays in the audit log: cxrd results --sop UID)"
+
+/* ---- The run summary CSV (api_summary.c) ----
+ * <output_folder>/cxrd_run_<UTC time>.csv: a header, then one record per input file: input_path,
+ * patient_id, sop_instance_uid, result, "<Finding> confidence" and "<Finding> presence" for the
+ * 11 findings in API order (as the predictions JSON prints them), output_folder (the patient
+ * folder holding the files) and skip_reason (empty for analysed files). */
+#define CXR_API_SUMMARY_PREFIX "cxrd_run_"
+struct cxr_api_result;
+/* "cxrd_run_20261203T130512.345Z.csv" for a run started at wall-clock time when. */
+void cxr_api_summary_name(const struct timespec *when, char *out, size_t size);
+/* Appends the header line. CXR_ERR_NOMEM only. */
+enum cxr_status cxr_api_summary_header(struct cxr_buf *out);
+/* One record, LF-terminated, malloc'ed (NULL: out of memory): the result's fields when its
+ * status is 200, else the patient ID and SOP Instance UID known so far and skip_reason.
+ * result may be NULL (a file never analysed). output_folder is the run's output folder. */
+char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *result,
+                          const char *output_folder, const char *skip_reason);
+/* Writes the header and the non-NULL rows to folder/name atomically (cxr_file_write_atomic). */
+enum cxr_status cxr_api_summary_write(const char *folder, const char *name, const char *const *rows,
+                                      size_t count, struct cxr_err *err);
 
 #endif

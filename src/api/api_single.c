@@ -166,9 +166,11 @@ void cxr_api_single_inference(struct cxr_api *api, json_t *body, const char *sub
     }
 
     json_t *input = json_object_get(body, "input_image_path");
-    bool recorded = cxr_api_audit_result(api, subject, request_id, "single_inference",
-                                         json_is_string(input) ? json_string_value(input) : "",
-                                         &result, (cxr_api_now() - start) * 1000.0);
+    struct cxr_api_audit_extra extra = {.output_folder = valid ? job.output_folder : NULL};
+    bool recorded =
+            cxr_api_audit_result_extra(api, subject, request_id, "single_inference",
+                                       json_is_string(input) ? json_string_value(input) : "",
+                                       &result, (cxr_api_now() - start) * 1000.0, &extra);
     memcpy(response->stage_seconds, result.stage_seconds, sizeof result.stage_seconds);
     enum cxr_status status;
     if (result.status == 200) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -167,6 +168,7 @@ int cxr_cli_infer(int argc, char **argv)
     char *output_real = NULL;
     struct cxr_api *api = NULL;
     struct cxr_api_ledger *ledger = NULL;
+    char **rows = NULL; /* the run summary's record of each file */
     int exit_code = 1;
     if (!config.input_root || !config.output_root || !config.model_path) {
         fprintf(stderr, "cxrd infer: out of memory\n");
@@ -201,6 +203,13 @@ int cxr_cli_infer(int argc, char **argv)
     bool progress = isatty(STDERR_FILENO);
     struct tally tally = {0};
     double start = cxr_api_now();
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
+    rows = calloc((size_t)file_count, sizeof *rows);
+    if (rows == NULL) {
+        fprintf(stderr, "cxrd infer: out of memory\n");
+        goto done;
+    }
     for (int i = 0; i < file_count; i++) {
         const char *path = inputs.paths[i];
         char *resolved = realpath(path, NULL);
@@ -240,8 +249,10 @@ int cxr_cli_infer(int argc, char **argv)
             fprintf(stderr, "cxrd infer: out of memory recording %s\n", path);
         if (result.status == 200 && result.gate_flagged)
             fprintf(stderr, "%s%s: warning: %s\n", progress ? "\n" : "", path, result.message);
-        cxr_api_audit_result(api, getenv("USER") ? getenv("USER") : "", NULL, "infer", path,
-                             &result, (cxr_api_now() - file_start) * 1000.0);
+        rows[i] = cxr_api_summary_row(path, &result, output_real, result.message);
+        struct cxr_api_audit_extra extra = {.output_folder = output_real};
+        cxr_api_audit_result_extra(api, getenv("USER") ? getenv("USER") : "", NULL, "infer", path,
+                                   &result, (cxr_api_now() - file_start) * 1000.0, &extra);
         cxr_api_result_release(&result);
         free(resolved);
     }
@@ -259,9 +270,21 @@ int cxr_cli_infer(int argc, char **argv)
         fprintf(stderr, "infer: warning: %zu " CXR_API_SHARED_ID_TEXT ": %s\n", shared_count,
                 (const char *)shared.data);
     cxr_buf_release(&shared);
+    char summary[64];
+    cxr_api_summary_name(&started, summary, sizeof summary);
+    if (cxr_api_summary_write(output_real, summary, (const char *const *)rows, (size_t)file_count,
+                              &err) != CXR_OK) {
+        fprintf(stderr, "cxrd infer: run summary: %s\n", err.message);
+        tally.failed++;
+    } else {
+        fprintf(stderr, "infer: summary %s/%s\n", output_real, summary);
+    }
     exit_code = tally.failed ? 1 : 0;
 
 done:
+    for (int i = 0; rows && i < file_count; i++)
+        free(rows[i]);
+    free(rows);
     cxr_api_file_list_release(&inputs);
     cxr_api_ledger_destroy(ledger);
     cxr_api_destroy(api);

@@ -17,12 +17,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/http.h"
 #include "http/http_intake.h"
+#include "http/http_internal.h"
 
-enum route { ROUTE_PING, ROUTE_METRICS, ROUTE_SINGLE, ROUTE_BULK, ROUTE_OPENAPI, ROUTE_OTHER };
+enum route {
+    ROUTE_PING,
+    ROUTE_METRICS,
+    ROUTE_SINGLE,
+    ROUTE_BULK,
+    ROUTE_OPENAPI,
+    ROUTE_OTHER,
+    ROUTE_JOBS, /* from here on: worklist routes, with the page security headers */
+    ROUTE_RESULTS,
+    ROUTE_UI
+};
 static const char *const route_names[] = {"ping",           "metrics", "single_inference",
-                                          "bulk_inference", "openapi", "other"};
+                                          "bulk_inference", "openapi", "other",
+                                          "jobs",           "results", "ui"};
 
 struct cxr_server {
     const struct cxr_config *config;
@@ -31,6 +42,7 @@ struct cxr_server {
     pthread_rwlock_t auth_lock;
     struct cxr_metrics *metrics;
     struct cxr_api_pool *pool;
+    struct cxr_api_jobs *jobs; /* async bulk jobs; NULL without an [audit] database */
     struct MHD_Daemon *daemon;
     /* The listening socket, in front of the daemon; atomic because libmicrohttpd's threads
      * may see connections before cxr_http_intake_create has returned. */
@@ -49,6 +61,7 @@ struct request {
     struct cxr_server *server;
     struct MHD_Connection *connection;
     enum route route;
+    const char *url; /* libmicrohttpd's, valid until the request completes */
     double start;
     double queued_at;
     struct cxr_buf body;
@@ -56,7 +69,8 @@ struct request {
     char subject[128];
     char request_id[65]; /* the client's X-Request-Id when safe, else one made here */
     char method[16];
-    char message[512]; /* the Message of an error answer, for the log line */
+    char message[512];       /* the Message of an error answer, for the log line */
+    const char *disposition; /* Content-Disposition of a file answer, or NULL */
     json_t *json;
     pthread_mutex_t lock;
     enum request_state state; /* WAITING -> READY is set by the worker under lock */
@@ -79,6 +93,10 @@ static enum MHD_Result send_text(struct request *request, int status, const char
     /* One request per connection: every request head then passes the intake's deadline,
      * which a kept-alive connection would bypass. */
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (request->route >= ROUTE_JOBS)
+        cxr_http_ui_headers(response);
+    if (request->disposition)
+        MHD_add_response_header(response, "Content-Disposition", request->disposition);
     if (status >= 400) {
         /* Error bodies are small envelopes: keep their Message for the request's log line. */
         json_t *body = json_loadb(text, size, 0, NULL);
@@ -116,6 +134,22 @@ static enum MHD_Result send_error(struct request *request, enum cxr_api_error er
         return send_api_response(request, &response);
     enum MHD_Result result = send_api_response(request, &response);
     cxr_api_response_release(&response);
+    return result;
+}
+
+/* A job, result or worklist answer: an envelope or a file. */
+static enum MHD_Result send_answer(struct request *request, struct cxr_http_answer *answer)
+{
+    enum MHD_Result result;
+    if (answer->bytes.data) {
+        request->disposition = answer->disposition[0] ? answer->disposition : NULL;
+        result = send_text(request, 200, answer->content_type, (const char *)answer->bytes.data,
+                           answer->bytes.len);
+        request->disposition = NULL;
+    } else {
+        result = send_api_response(request, &answer->response);
+    }
+    cxr_http_answer_release(answer);
     return result;
 }
 
@@ -160,6 +194,17 @@ static void bulk_done(struct cxr_api_response *response, void *context)
 static enum MHD_Result dispatch(struct request *request)
 {
     struct cxr_server *server = request->server;
+    if (request->route == ROUTE_BULK && cxr_api_bulk_is_async(request->json)) {
+        /* A job answers at once (202 with its ID); its files run on the pool later. */
+        if (server->jobs)
+            cxr_api_jobs_submit(server->jobs, request->json, request->subject, request->request_id,
+                                &request->response);
+        else
+            cxr_api_response_error(CXR_API_JOBS_UNAVAILABLE, NULL, &request->response);
+        enum MHD_Result result = send_api_response(request, &request->response);
+        cxr_api_response_release(&request->response);
+        return result;
+    }
     request->state = STATE_WAITING;
     request->queued_at = cxr_api_now();
     MHD_suspend_connection(request->connection);
@@ -212,6 +257,12 @@ static enum route route_of(const char *url)
         return ROUTE_BULK;
     if (strcmp(url, "/openapi.json") == 0)
         return ROUTE_OPENAPI;
+    if (strcmp(url, "/jobs") == 0 || strncmp(url, "/jobs/", 6) == 0)
+        return ROUTE_JOBS;
+    if (strcmp(url, "/results") == 0 || strncmp(url, "/results/", 9) == 0)
+        return ROUTE_RESULTS;
+    if (strcmp(url, "/ui") == 0 || strncmp(url, "/ui/", 4) == 0)
+        return ROUTE_UI;
     return ROUTE_OTHER;
 }
 
@@ -321,6 +372,14 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
         *result = send_error(request, CXR_API_SHUTTING_DOWN, "request not started");
         return true;
     }
+    if (request->route == ROUTE_UI) { /* static files, no data: no token needed */
+        const struct cxr_http_ui_file *file = cxr_http_ui_find(request->url);
+        *result = !get    ? send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET")
+                  : !file ? send_error(request, CXR_API_NOT_FOUND, NULL)
+                          : send_text(request, 200, file->content_type, (const char *)file->bytes,
+                                      file->size);
+        return true;
+    }
     const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND,
                                                             MHD_HTTP_HEADER_AUTHORIZATION);
     pthread_rwlock_rdlock(&server->auth_lock);
@@ -343,6 +402,13 @@ static bool first_call(struct request *request, const char *method, enum MHD_Res
     if (request->route == ROUTE_METRICS) {
         *result = get ? answer_metrics(request)
                       : send_error(request, CXR_API_METHOD_NOT_ALLOWED, "use GET /metrics");
+        return true;
+    }
+    if (request->route == ROUTE_JOBS || request->route == ROUTE_RESULTS) {
+        struct cxr_http_answer answer = {0};
+        cxr_http_jobs_answer(server->api, server->jobs, request->connection, method, request->url,
+                             &answer);
+        *result = send_answer(request, &answer);
         return true;
     }
     if (!post) {
@@ -378,6 +444,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         if (server->tls_certificate.len)
             head_arrived(server, connection);
         request->route = route_of(url);
+        request->url = url;
         request->start = cxr_api_now();
         snprintf(request->method, sizeof request->method, "%s", method);
         request_id_set(request);
@@ -637,6 +704,8 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
         status = cxr_http_metrics_create(&server->metrics, err);
     if (status == CXR_OK)
         status = cxr_api_pool_create(config->workers, config->queue_size, &server->pool, err);
+    if (status == CXR_OK && cxr_api_audit(api))
+        status = cxr_api_jobs_create(api, server->pool, &server->jobs, err);
     bool tls = config->tls_certificate && config->tls_certificate[0];
     if (status == CXR_OK && tls) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
@@ -736,9 +805,12 @@ void cxr_http_server_stop(struct cxr_server *server, uint32_t grace_s)
             cxr_log(CXR_LOG_WARN, "shutdown: %u requests still open after %u s", left, grace_s);
     }
     /* Finishes every queued and running task; each resumes and answers its connection while
-     * the daemon still runs. */
+     * the daemon still runs. A running job stops between files and resumes at the next start. */
+    cxr_api_jobs_stop(server->jobs);
     cxr_api_pool_destroy(server->pool);
     server->pool = NULL;
+    cxr_api_jobs_destroy(server->jobs);
+    server->jobs = NULL;
     if (server->daemon) {
         wait_idle(server, 5);
         MHD_stop_daemon(server->daemon);

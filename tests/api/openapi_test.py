@@ -8,6 +8,7 @@ Environment as server_test.py; argument 1: docs/openapi.yaml.
 """
 import json
 import os
+import re
 import sys
 import unittest
 
@@ -16,10 +17,12 @@ import yaml
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jobs_test  # noqa: E402
 import server_test  # noqa: E402
 
 DOCUMENT_PATH = sys.argv.pop(1) if len(sys.argv) > 1 else "docs/openapi.yaml"
 GROUPS = ["Validation", "Limits", "Auth", "SaveModes", "Bulk", "DicomOutputs"]
+JOB_GROUPS = ["Jobs", "JobsCancel", "JobsAuth"]  # jobs_test.py: jobs, summaries, errors
 recorded = []
 
 original_request = server_test.Server.request
@@ -39,6 +42,19 @@ class OpenApi(unittest.TestCase):
         jsonschema.Draft202012Validator.check_schema(
             {"$defs": cls.document["components"]["schemas"]})
 
+    def template_of(self, path):
+        """The document's path for a request path: itself, or a template such as
+        /jobs/{id} whose parameters match one path segment each."""
+        path = path.split("?", 1)[0]
+        if path in self.document["paths"]:
+            return path
+        for template in self.document["paths"]:
+            pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part)
+                               for part in template.split("/"))
+            if re.fullmatch(pattern, path):
+                return template
+        return None
+
     def schema_for(self, method, path, status):
         operation = self.document["paths"].get(path, {}).get(method.lower())
         self.assertIsNotNone(operation, "%s %s is not in the document" % (method, path))
@@ -52,9 +68,10 @@ class OpenApi(unittest.TestCase):
 
     def validate(self, method, path, status, body, text):
         content = self.schema_for(method, path, status)
-        if "text/plain" in content:
-            self.assertIsInstance(text, str)
-            return
+        for kind in ("text/plain", "text/csv", "text/html"):
+            if kind in content:
+                self.assertIsInstance(text, str)
+                return
         schema = content["application/json"]["schema"]
         resolver = jsonschema.RefResolver.from_schema(self.document)
         jsonschema.Draft202012Validator(schema, resolver=resolver).validate(body)
@@ -76,6 +93,9 @@ class OpenApi(unittest.TestCase):
             for group in GROUPS:
                 suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(
                     getattr(server_test, group)))
+            for group in JOB_GROUPS:
+                suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(
+                    getattr(jobs_test, group)))
             outcome = unittest.TextTestRunner(stream=open(os.devnull, "w")).run(suite)
             self.assertTrue(outcome.wasSuccessful(),
                             [str(failure) for failure in outcome.failures + outcome.errors])
@@ -83,6 +103,7 @@ class OpenApi(unittest.TestCase):
             server_test.Server.request = original_request
         seen = set()
         for method, path, status, body, text in recorded:
+            path = self.template_of(path) or path
             if path not in self.document["paths"]:
                 self.assertEqual(status, 404)  # the contract's unknown-route probe
                 jsonschema.Draft202012Validator(
@@ -104,7 +125,11 @@ class OpenApi(unittest.TestCase):
         for wanted in [("POST", "/single_inference", 200), ("POST", "/single_inference", 400),
                        ("POST", "/single_inference", 401), ("POST", "/bulk_inference", 200),
                        ("POST", "/bulk_inference", 400), ("GET", "/ping", 200),
-                       ("GET", "/metrics", 200)]:
+                       ("GET", "/metrics", 200), ("POST", "/bulk_inference", 202),
+                       ("GET", "/jobs", 200), ("GET", "/jobs/{id}", 200),
+                       ("DELETE", "/jobs/{id}", 200), ("DELETE", "/jobs/{id}", 409),
+                       ("GET", "/jobs/{id}", 404), ("GET", "/jobs/{id}/summary.csv", 200),
+                       ("GET", "/results", 401)]:
             self.assertIn(wanted, seen)
 
 

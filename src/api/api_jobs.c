@@ -1,0 +1,490 @@
+/* Async bulk jobs: the runner and the /jobs answers. A job's files were listed in the database
+ * when it was created; the runner hands them out one per pool task (one chain of tasks per
+ * worker, each resubmitted behind waiting single requests, as sync bulk runs do). Each file's
+ * audit row and its "done" mark are one transaction, so after a crash exactly the unrecorded
+ * files run again. One job runs at a time; when it ends its summary CSV is written and the next
+ * queued job starts. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "api/api_jobstore.h"
+
+#define PENDING_REASON   "not processed yet"
+#define CANCELLED_REASON "not processed: the job was cancelled"
+
+struct active_job {
+    struct cxr_jobstore_job row;
+    long long *seqs;
+    char **paths;
+    size_t count, next, chains, ended;
+    bool cancel;
+    double session_start; /* monotonic, for the ETA */
+    size_t session_done;  /* files finished since this process took the job */
+};
+
+struct cxr_api_jobs {
+    struct cxr_api *api;
+    struct cxr_api_pool *pool;
+    struct cxr_audit *audit;
+    pthread_mutex_t lock; /* guards active, its counters, stopping and state changes */
+    struct active_job *active;
+    bool stopping;
+};
+
+static void active_destroy(struct active_job *job)
+{
+    if (job == NULL)
+        return;
+    for (size_t i = 0; i < job->count; i++)
+        free(job->paths[i]);
+    free(job->paths);
+    free(job->seqs);
+    cxr_jobstore_job_release(&job->row);
+    free(job);
+}
+
+static bool reply_error(struct cxr_api_response *response, enum cxr_api_error error,
+                        const char *detail)
+{
+    if (cxr_api_response_error(error, detail, response) != CXR_OK) {
+        response->status = 500;
+        response->body = NULL;
+    }
+    return false;
+}
+
+static void reply(struct cxr_api_response *response, int status, json_t *data, const char *message)
+{
+    if (data == NULL)
+        reply_error(response, CXR_API_JOBS_INTERNAL, NULL);
+    else if (cxr_api_envelope(status, "Success", data, message, response) != CXR_OK)
+        reply_error(response, CXR_API_JOBS_INTERNAL, NULL);
+}
+
+/* ---- the runner ---- */
+
+static void write_end(struct cxr_api_jobs *jobs, struct active_job *job, const char *state)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    char **rows = NULL;
+    size_t count = 0;
+    char finished[40], message[1024] = "";
+    bool cancelled = strcmp(state, "cancelled") == 0;
+    enum cxr_status status =
+            cxr_jobstore_rows(jobs->audit, job->row.id,
+                              cancelled ? CANCELLED_REASON : PENDING_REASON, &rows, &count, &err);
+    if (status == CXR_OK)
+        status = cxr_api_summary_write(job->row.output_folder, job->row.summary,
+                                       (const char *const *)rows, count, &err);
+    for (size_t i = 0; i < count; i++)
+        free(rows[i]);
+    free(rows);
+    if (status != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "job %s: run summary: %s", job->row.id, err.message);
+        cxr_api_format(message, sizeof message, "the run summary could not be written: %s",
+                       err.message);
+        if (!cancelled)
+            state = "failed";
+    }
+    struct cxr_jobstore_counts counts;
+    if (status == CXR_OK && cxr_jobstore_counts(jobs->audit, job->row.id, &counts, &err) == CXR_OK)
+        cxr_api_format(message, sizeof message,
+                       "%lld of %lld files done (TB Presumptive %lld, Abnormal %lld, Normal %lld, "
+                       "skipped %lld)",
+                       counts.done, job->row.total, counts.tb_presumptive, counts.abnormal,
+                       counts.normal, counts.skipped);
+    cxr_jobstore_time_now(finished);
+    if (cxr_jobstore_update(jobs->audit, job->row.id, state, NULL, finished, message, &err) !=
+        CXR_OK)
+        cxr_log(CXR_LOG_ERROR, "job %s: %s", job->row.id, err.message);
+    cxr_log(CXR_LOG_INFO, "job %s %s: %s", job->row.id, state, message);
+}
+
+static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t index)
+{
+    const char *path = job->paths[index];
+    double start = cxr_api_now();
+    struct cxr_api_job pipeline = {
+            .input_path = path,
+            .output_folder = job->row.output_folder,
+            .output_folder_shown = job->row.output_shown,
+    };
+    struct cxr_api_result result;
+    cxr_api_job_run(jobs->api, &pipeline, &result);
+    const char *reason = result.status == 500 ? "inference error" : result.message;
+    if (result.status != 200)
+        cxr_log(CXR_LOG_WARN, "job %s: skipped %s: %s", job->row.id, path, reason);
+    char *row = cxr_api_summary_row(path, &result, job->row.output_folder, reason);
+    struct cxr_api_audit_extra extra = {
+            .output_folder = job->row.output_folder,
+            .job_id = job->row.id,
+            .job_file_seq = job->seqs[index],
+            .job_file_state = result.status == 200 ? "done" : "skipped",
+            .csv_row = row ? row : "",
+    };
+    /* A file whose row is not written stays pending and runs again at the next start. */
+    if (!cxr_api_audit_result_extra(jobs->api, job->row.subject, job->row.request_id,
+                                    "bulk_inference/file", path, &result,
+                                    (cxr_api_now() - start) * 1000.0, &extra))
+        cxr_log(CXR_LOG_ERROR, "job %s: %s not recorded", job->row.id, path);
+    free(row);
+    cxr_api_result_release(&result);
+    pthread_mutex_lock(&jobs->lock);
+    job->session_done++;
+    pthread_mutex_unlock(&jobs->lock);
+}
+
+static void kick(struct cxr_api_jobs *jobs);
+
+static void job_task(void *arg)
+{
+    struct cxr_api_jobs *jobs = arg;
+    pthread_mutex_lock(&jobs->lock);
+    struct active_job *job = jobs->active;
+    size_t index =
+            !job->cancel && !jobs->stopping && job->next < job->count ? job->next++ : SIZE_MAX;
+    pthread_mutex_unlock(&jobs->lock);
+    if (index != SIZE_MAX)
+        process(jobs, job, index);
+    pthread_mutex_lock(&jobs->lock);
+    if (!job->cancel && !jobs->stopping && job->next < job->count) {
+        pthread_mutex_unlock(&jobs->lock);
+        /* Continue the chain behind any waiting single request. */
+        if (cxr_api_pool_submit(jobs->pool, job_task, jobs, true) == CXR_OK)
+            return;
+        pthread_mutex_lock(&jobs->lock);
+    }
+    if (++job->ended < job->chains) {
+        pthread_mutex_unlock(&jobs->lock);
+        return;
+    }
+    /* The last chain of the job: record its end unless the server is stopping with files left
+     * (then it stays "running" and resumes at the next start). */
+    const char *state = job->cancel ? "cancelled" : job->next == job->count ? "done" : NULL;
+    if (state)
+        write_end(jobs, job, state);
+    jobs->active = NULL;
+    active_destroy(job);
+    kick(jobs);
+    pthread_mutex_unlock(&jobs->lock);
+}
+
+/* Called with the lock held: starts the next job when none runs. */
+static void kick(struct cxr_api_jobs *jobs)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    while (jobs->active == NULL && !jobs->stopping) {
+        char id[CXR_JOB_ID_LENGTH + 1];
+        if (cxr_jobstore_next(jobs->audit, false, id, &err) != CXR_OK || id[0] == '\0')
+            break;
+        struct active_job *job = calloc(1, sizeof *job);
+        enum cxr_status status =
+                job ? cxr_jobstore_load(jobs->audit, id, &job->row, &err) : CXR_ERR_NOMEM;
+        if (status == CXR_OK)
+            status = cxr_jobstore_pending(jobs->audit, id, &job->seqs, &job->paths, &job->count,
+                                          &err);
+        char now[40];
+        cxr_jobstore_time_now(now);
+        bool resumed = status == CXR_OK && strcmp(job->row.state, "running") == 0;
+        if (status == CXR_OK)
+            status = cxr_jobstore_update(jobs->audit, id, "running",
+                                         job->row.started[0] ? NULL : now, NULL, NULL, &err);
+        if (status != CXR_OK) {
+            cxr_log(CXR_LOG_ERROR, "job %s cannot start: %s", id, err.message);
+            cxr_jobstore_update(jobs->audit, id, "failed", NULL, now, err.message, &err);
+            active_destroy(job);
+            continue;
+        }
+        cxr_log(CXR_LOG_INFO, "job %s %s: %zu of %lld files to do", id,
+                resumed ? "resumed" : "started", job->count, job->row.total);
+        job->session_start = cxr_api_now();
+        jobs->active = job;
+        if (job->count == 0) {
+            write_end(jobs, job, "done");
+            jobs->active = NULL;
+            active_destroy(job);
+            continue;
+        }
+        uint32_t chains = cxr_api_pool_workers(jobs->pool);
+        if (chains > job->count)
+            chains = (uint32_t)job->count;
+        /* The lock is held: no chain can end before their number is known. */
+        for (; job->chains < chains; job->chains++) {
+            if (cxr_api_pool_submit(jobs->pool, job_task, jobs, true) != CXR_OK)
+                break;
+        }
+        if (job->chains == 0) {
+            jobs->active = NULL; /* the pool is stopping: the job resumes at the next start */
+            active_destroy(job);
+            break;
+        }
+    }
+}
+
+enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *pool,
+                                    struct cxr_api_jobs **out, struct cxr_err *err)
+{
+    struct cxr_audit *audit = cxr_api_audit(api);
+    if (audit == NULL)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "jobs: no [audit] database");
+    struct cxr_api_jobs *jobs = calloc(1, sizeof *jobs);
+    if (jobs == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "jobs: out of memory");
+    jobs->api = api;
+    jobs->pool = pool;
+    jobs->audit = audit;
+    pthread_mutex_init(&jobs->lock, NULL);
+    pthread_mutex_lock(&jobs->lock);
+    /* Jobs cancelled while their last files ran, when the process died before their end. */
+    for (;;) {
+        char id[CXR_JOB_ID_LENGTH + 1];
+        struct active_job ended = {0};
+        if (cxr_jobstore_next(audit, true, id, err) != CXR_OK || id[0] == '\0')
+            break;
+        if (cxr_jobstore_load(audit, id, &ended.row, err) != CXR_OK)
+            break;
+        write_end(jobs, &ended, "cancelled");
+        cxr_jobstore_job_release(&ended.row);
+    }
+    kick(jobs);
+    pthread_mutex_unlock(&jobs->lock);
+    *out = jobs;
+    return CXR_OK;
+}
+
+void cxr_api_jobs_stop(struct cxr_api_jobs *jobs)
+{
+    if (jobs == NULL)
+        return;
+    pthread_mutex_lock(&jobs->lock);
+    jobs->stopping = true;
+    pthread_mutex_unlock(&jobs->lock);
+}
+
+void cxr_api_jobs_destroy(struct cxr_api_jobs *jobs)
+{
+    if (jobs == NULL)
+        return;
+    active_destroy(jobs->active); /* NULL once the pool has run every chain to its end */
+    pthread_mutex_destroy(&jobs->lock);
+    free(jobs);
+}
+
+/* ---- answers ---- */
+
+static json_t *time_or_null(const char *text)
+{
+    return text && text[0] ? json_string(text) : json_null();
+}
+
+/* Called with the lock held. NULL when the job does not exist (or out of memory). */
+static json_t *job_object(struct cxr_api_jobs *jobs, const char *id, enum cxr_status *status)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    struct cxr_jobstore_job row;
+    struct cxr_jobstore_counts counts;
+    *status = cxr_jobstore_load(jobs->audit, id, &row, &err);
+    if (*status != CXR_OK)
+        return NULL;
+    *status = cxr_jobstore_counts(jobs->audit, id, &counts, &err);
+    if (*status != CXR_OK) {
+        cxr_jobstore_job_release(&row);
+        return NULL;
+    }
+    json_t *eta = json_null();
+    struct active_job *active = jobs->active;
+    if (active && strcmp(active->row.id, id) == 0 && active->session_done > 0 &&
+        strcmp(row.state, "running") == 0) {
+        double per_file = (cxr_api_now() - active->session_start) / (double)active->session_done;
+        eta = json_real((double)(row.total - counts.done) * per_file);
+    }
+    char summary[4200];
+    cxr_api_format(summary, sizeof summary, "%s/%s", row.output_shown, row.summary);
+    json_t *object = json_pack(
+            "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:s, s:s}",
+            "id", row.id, "state", row.state, "input_folder_path", row.input_folder,
+            "output_folder_path", row.output_shown, "total", (json_int_t)row.total, "done",
+            (json_int_t)counts.done, "skipped", (json_int_t)counts.skipped, "tb_presumptive",
+            (json_int_t)counts.tb_presumptive, "abnormal", (json_int_t)counts.abnormal, "normal",
+            (json_int_t)counts.normal, "created", row.created, "started", time_or_null(row.started),
+            "finished", time_or_null(row.finished), "eta_seconds", eta, "summary_csv", summary,
+            "message", row.message);
+    cxr_jobstore_job_release(&row);
+    if (object == NULL)
+        *status = CXR_ERR_NOMEM;
+    return object;
+}
+
+bool cxr_api_bulk_is_async(const json_t *body)
+{
+    return json_is_true(json_object_get(body, "async"));
+}
+
+void cxr_api_jobs_submit(struct cxr_api_jobs *jobs, json_t *body, const char *subject,
+                         const char *request_id, struct cxr_api_response *response)
+{
+    struct cxr_api_bulk_request request;
+    if (!cxr_api_bulk_request_check(jobs->api, body, &request, response))
+        return;
+    struct cxr_jobstore_job row = {
+            .subject = (char *)(subject ? subject : ""),
+            .request_id = (char *)(request_id ? request_id : ""),
+            .input_folder = request.input_folder,
+            .output_folder = request.output_folder,
+            .output_shown = request.output_shown,
+    };
+    unsigned char random[CXR_JOB_ID_LENGTH / 2];
+    if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random) {
+        cxr_api_bulk_request_release(&request);
+        reply_error(response, CXR_API_JOBS_INTERNAL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf(row.id + 2 * i, 3, "%02x", random[i]);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char summary[64], created[40];
+    cxr_api_summary_name(&now, summary, sizeof summary);
+    cxr_jobstore_time_now(created);
+    row.summary = summary;
+    row.created = created;
+    struct cxr_err err = CXR_ERR_INIT;
+    pthread_mutex_lock(&jobs->lock);
+    enum cxr_status status =
+            cxr_jobstore_insert(jobs->audit, &row, request.files.paths, request.files.count, &err);
+    json_t *object = NULL;
+    if (status == CXR_OK) {
+        cxr_log(CXR_LOG_INFO, "job %s queued: %zu DICOM files under %s", row.id,
+                request.files.count, request.input_folder);
+        kick(jobs);
+        object = job_object(jobs, row.id, &status);
+    } else {
+        cxr_log(CXR_LOG_ERROR, "job: %s", err.message);
+    }
+    pthread_mutex_unlock(&jobs->lock);
+    if (object) {
+        char message[128];
+        cxr_api_format(message, sizeof message, "job %s created: %zu DICOM files", row.id,
+                       request.files.count);
+        struct cxr_audit_record record = {
+                .subject = row.subject,
+                .route = "bulk_inference",
+                .input_path = request.input_folder,
+                .status = 202,
+                .message = message,
+                .request_id = row.request_id,
+                .job_id = row.id,
+        };
+        cxr_api_audit_record(jobs->api, &record);
+    }
+    cxr_api_bulk_request_release(&request);
+    reply(response, 202, object, "Bulk inference job accepted.");
+}
+
+void cxr_api_jobs_get(struct cxr_api_jobs *jobs, const char *id, struct cxr_api_response *response)
+{
+    enum cxr_status status;
+    pthread_mutex_lock(&jobs->lock);
+    json_t *object = job_object(jobs, id, &status);
+    pthread_mutex_unlock(&jobs->lock);
+    if (status == CXR_ERR_NOT_FOUND)
+        reply_error(response, CXR_API_JOB_NOT_FOUND, id);
+    else
+        reply(response, 200, object, "Job found.");
+}
+
+void cxr_api_jobs_cancel(struct cxr_api_jobs *jobs, const char *id,
+                         struct cxr_api_response *response)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    struct cxr_jobstore_job row;
+    pthread_mutex_lock(&jobs->lock);
+    enum cxr_status status = cxr_jobstore_load(jobs->audit, id, &row, &err);
+    char detail[64] = "";
+    if (status == CXR_OK && strcmp(row.state, "queued") == 0) {
+        /* Not started: it ends now, its summary lists every file as not processed. */
+        struct active_job ended = {.row = row};
+        cxr_jobstore_update(jobs->audit, id, "cancelled", NULL, NULL, NULL, &err);
+        write_end(jobs, &ended, "cancelled");
+    } else if (status == CXR_OK && strcmp(row.state, "running") == 0) {
+        /* Files in flight finish; the last chain records the end and writes the summary. */
+        if (jobs->active && strcmp(jobs->active->row.id, id) == 0)
+            jobs->active->cancel = true;
+        status = cxr_jobstore_update(jobs->audit, id, "cancelled", NULL, NULL, NULL, &err);
+        cxr_log(CXR_LOG_INFO, "job %s cancelled", id);
+    } else if (status == CXR_OK) {
+        cxr_api_format(detail, sizeof detail, "%s is %s", id, row.state);
+    }
+    json_t *object = status == CXR_OK && !detail[0] ? job_object(jobs, id, &status) : NULL;
+    pthread_mutex_unlock(&jobs->lock);
+    if (status == CXR_OK)
+        cxr_jobstore_job_release(&row);
+    if (status == CXR_ERR_NOT_FOUND)
+        reply_error(response, CXR_API_JOB_NOT_FOUND, id);
+    else if (detail[0])
+        reply_error(response, CXR_API_JOB_FINISHED, detail);
+    else
+        reply(response, 200, object, "Job cancelled.");
+}
+
+void cxr_api_jobs_list(struct cxr_api_jobs *jobs, size_t limit, struct cxr_api_response *response)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    char(*ids)[CXR_JOB_ID_LENGTH + 1] = NULL;
+    size_t count = 0;
+    json_t *list = json_array();
+    pthread_mutex_lock(&jobs->lock);
+    enum cxr_status status =
+            list ? cxr_jobstore_recent(jobs->audit, limit, &ids, &count, &err) : CXR_ERR_NOMEM;
+    for (size_t i = 0; status == CXR_OK && i < count; i++) {
+        json_t *object = job_object(jobs, ids[i], &status);
+        if (object && json_array_append_new(list, object) != 0)
+            status = CXR_ERR_NOMEM;
+    }
+    pthread_mutex_unlock(&jobs->lock);
+    free(ids);
+    if (status != CXR_OK) {
+        json_decref(list);
+        list = NULL;
+    }
+    reply(response, 200, list, "Recent jobs, newest first.");
+}
+
+bool cxr_api_jobs_summary(struct cxr_api_jobs *jobs, const char *id, struct cxr_buf *csv,
+                          struct cxr_api_response *response)
+{
+    struct cxr_err err = CXR_ERR_INIT;
+    struct cxr_jobstore_job row;
+    pthread_mutex_lock(&jobs->lock);
+    enum cxr_status status = cxr_jobstore_load(jobs->audit, id, &row, &err);
+    char **rows = NULL;
+    size_t count = 0;
+    if (status == CXR_OK) {
+        /* The same records as the file the job writes when it ends (and, before, the files
+         * not yet processed). */
+        status = cxr_jobstore_rows(jobs->audit, id,
+                                   strcmp(row.state, "cancelled") == 0 ? CANCELLED_REASON
+                                                                       : PENDING_REASON,
+                                   &rows, &count, &err);
+        cxr_jobstore_job_release(&row);
+    }
+    pthread_mutex_unlock(&jobs->lock);
+    if (status == CXR_OK)
+        status = cxr_api_summary_header(csv);
+    for (size_t i = 0; i < count; i++) {
+        if (status == CXR_OK)
+            status = cxr_buf_append(csv, rows[i], strlen(rows[i]));
+        free(rows[i]);
+    }
+    free(rows);
+    if (status == CXR_ERR_NOT_FOUND)
+        return reply_error(response, CXR_API_JOB_NOT_FOUND, id);
+    if (status != CXR_OK)
+        return reply_error(response, CXR_API_JOBS_INTERNAL, NULL);
+    return true;
+}

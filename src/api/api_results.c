@@ -1,0 +1,321 @@
+/* The worklist's data: results stored in the audit database (the predictions JSON of every
+ * analysed file), filtered and ordered for a reader, and the files of one result read back from
+ * the output root. A result is named by its audit row ID: no client path is ever opened. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api_internal.h"
+
+#define DEFAULT_LIMIT 200
+#define MAX_LIMIT     1000
+
+static bool fail(struct cxr_api_response *response, enum cxr_api_error error, const char *detail)
+{
+    if (cxr_api_response_error(error, detail, response) != CXR_OK) {
+        response->status = 500;
+        response->body = NULL;
+    }
+    return false;
+}
+
+static bool given(const char *text)
+{
+    return text && text[0];
+}
+
+static bool date_valid(const char *text)
+{
+    static const char pattern[] = "dddd-dd-dd";
+    if (strlen(text) != sizeof pattern - 1)
+        return false;
+    for (size_t i = 0; pattern[i]; i++) {
+        bool digit = text[i] >= '0' && text[i] <= '9';
+        if (pattern[i] == 'd' ? !digit : text[i] != '-')
+            return false;
+    }
+    return true;
+}
+
+/* Checks the filters; on failure response holds the 400. */
+static bool query_valid(const struct cxr_api_results_query *query, long long *limit,
+                        struct cxr_api_response *response)
+{
+    if (given(query->result)) {
+        bool known = false;
+        for (int r = 0; r < 3; r++)
+            known |= strcmp(query->result, cxr_model_result_name((enum cxr_result)r)) == 0;
+        if (!known)
+            return fail(response, CXR_API_INVALID_QUERY,
+                        "result: not TB Presumptive, Abnormal or Normal");
+    }
+    if (given(query->date) && !date_valid(query->date))
+        return fail(response, CXR_API_INVALID_QUERY, "date: not YYYY-MM-DD");
+    if (given(query->finding)) {
+        bool known = false;
+        for (int f = 0; f < CXR_FINDING_COUNT; f++)
+            known |= strcmp(query->finding, cxr_model_finding_names[f]) == 0;
+        if (!known)
+            return fail(response, CXR_API_INVALID_QUERY, "finding: not one of the 11 findings");
+    }
+    if (given(query->job) && strspn(query->job, "0123456789abcdef") != strlen(query->job))
+        return fail(response, CXR_API_INVALID_QUERY, "job: not a job ID");
+    *limit = DEFAULT_LIMIT;
+    if (given(query->limit)) {
+        char *end = NULL;
+        errno = 0;
+        *limit = strtoll(query->limit, &end, 10);
+        if (errno || *end || *limit < 1 || *limit > MAX_LIMIT)
+            return fail(response, CXR_API_INVALID_QUERY, "limit: not a number from 1 to 1000");
+    }
+    return true;
+}
+
+/* The finding a reader looks at first: Tuberculosis when present, else the present finding
+ * with the highest confidence; null for a result without one. */
+static json_t *top_finding(const json_t *findings)
+{
+    const json_t *best = NULL;
+    for (size_t i = 0; i < json_array_size(findings); i++) {
+        const json_t *finding = json_array_get(findings, i);
+        if (!json_is_true(json_object_get(finding, "presence")))
+            continue;
+        const char *name = json_string_value(json_object_get(finding, "name"));
+        if (name && strcmp(name, "Tuberculosis") == 0) {
+            best = finding;
+            break;
+        }
+        if (best == NULL || json_number_value(json_object_get(finding, "confidence")) >
+                                    json_number_value(json_object_get(best, "confidence")))
+            best = finding;
+    }
+    return best ? json_pack("{s:O, s:O}", "name", json_object_get(best, "name"), "confidence",
+                            json_object_get(best, "confidence"))
+                : json_null();
+}
+
+static json_t *row_object(sqlite3_stmt *select)
+{
+    const char *texts[7];
+    for (int i = 0; i < 7; i++) {
+        const unsigned char *text = sqlite3_column_text(select, i);
+        texts[i] = text ? (const char *)text : "";
+    }
+    json_t *predictions = json_loads(texts[4], 0, NULL);
+    json_t *metadata = json_object_get(predictions, "metadata");
+    json_t *findings = json_object_get(predictions, "findings");
+    const char *heatmap = json_string_value(json_object_get(predictions, "heatmap"));
+    const char *name = json_string_value(json_object_get(metadata, "patient_name"));
+    const char *version = json_string_value(json_object_get(metadata, "model_version"));
+    json_t *object =
+            json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:O, s:b, s:b}", "id",
+                      (json_int_t)sqlite3_column_int64(select, 7), "time", texts[0], "patient_id",
+                      texts[1], "patient_name", name ? name : "", "result", texts[2], "top_finding",
+                      top_finding(findings), "model_version", version ? version : "",
+                      "sop_instance_uid", texts[3], "job_id", texts[5], "findings",
+                      findings ? findings : json_null(), "has_files", texts[6][0] != '\0',
+                      "has_heatmap", texts[6][0] != '\0' && heatmap && heatmap[0]);
+    json_decref(predictions);
+    return object;
+}
+
+void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_query *query,
+                          struct cxr_api_response *response)
+{
+    long long limit;
+    if (api->audit == NULL) {
+        fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
+        return;
+    }
+    if (!query_valid(query, &limit, response))
+        return;
+    /* Every filter is a bound parameter; an absent one is bound as '' and switched off. */
+    static const char sql[] =
+            "SELECT time, patient_id, result, sop_instance_uid, predictions, job_id,"
+            " output_folder, id FROM audit WHERE predictions != '' AND status = 200"
+            " AND (?1 = '' OR result = ?1) AND (?2 = '' OR substr(time, 1, 10) = ?2)"
+            " AND (?3 = '' OR job_id = ?3)"
+            " AND (?4 = '' OR EXISTS (SELECT 1 FROM json_each(predictions, '$.findings')"
+            "  WHERE json_extract(value, '$.name') = ?4"
+            "  AND json_extract(value, '$.presence') = 1))"
+            " ORDER BY CASE result WHEN 'TB Presumptive' THEN 0 WHEN 'Abnormal' THEN 1 ELSE 2 END,"
+            " id DESC LIMIT ?5";
+    json_t *rows = json_array();
+    sqlite3 *db = cxr_audit_db_lock(api->audit);
+    sqlite3_stmt *select = NULL;
+    int rc = rows ? sqlite3_prepare_v2(db, sql, -1, &select, NULL) : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) {
+        const char *filters[] = {query->result, query->date, query->job, query->finding};
+        for (int i = 0; i < 4; i++)
+            sqlite3_bind_text(select, i + 1, filters[i] ? filters[i] : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(select, 5, limit);
+    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(select)) == SQLITE_ROW) {
+        json_t *object = row_object(select);
+        rc = object && json_array_append_new(rows, object) == 0 ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    if (rc != SQLITE_DONE)
+        cxr_log(CXR_LOG_ERROR, "results: SQLite: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(select);
+    cxr_audit_db_unlock(api->audit);
+    if (rc != SQLITE_DONE) {
+        json_decref(rows);
+        fail(response, CXR_API_JOBS_INTERNAL, NULL);
+        return;
+    }
+    if (cxr_api_envelope(200, "Success", rows, "Stored results.", response) != CXR_OK)
+        fail(response, CXR_API_JOBS_INTERNAL, NULL);
+}
+
+/* Opens relative (components separated by '/') below the folder descriptor dir, refusing
+ * symlinks at every step. Returns a descriptor or -1. */
+static int open_below(int dir, const char *relative, bool folder)
+{
+    char copy[4096];
+    if (snprintf(copy, sizeof copy, "%s", relative) >= (int)sizeof copy)
+        return -1;
+    int current = dup(dir);
+    char *save = NULL;
+    char *part = strtok_r(copy, "/", &save);
+    while (current >= 0 && part) {
+        char *next = strtok_r(NULL, "/", &save);
+        bool last = next == NULL;
+        int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+        if (!last || folder)
+            flags |= O_DIRECTORY;
+        int opened = strcmp(part, "..") == 0 ? -1 : openat(current, part, flags);
+        close(current);
+        current = opened;
+        part = next;
+    }
+    return current;
+}
+
+/* Reads a regular file below dir, at most max bytes. */
+static enum cxr_status read_below(int dir, const char *name, size_t max, struct cxr_buf *out)
+{
+    int fd = open_below(dir, name, false);
+    if (fd < 0)
+        return errno == ENOENT ? CXR_ERR_NOT_FOUND : CXR_ERR_IO;
+    struct stat info;
+    enum cxr_status status = CXR_OK;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))
+        status = CXR_ERR_IO;
+    else if ((uint64_t)info.st_size > max)
+        status = CXR_ERR_LIMIT;
+    else
+        status = cxr_buf_reserve(out, (size_t)info.st_size);
+    size_t start = out->len;
+    while (status == CXR_OK && out->len - start < (size_t)info.st_size) {
+        ssize_t got = read(fd, out->data + out->len, (size_t)info.st_size - (out->len - start));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            status = CXR_ERR_IO;
+        else
+            out->len += (size_t)got;
+    }
+    close(fd);
+    if (status != CXR_OK)
+        out->len = start;
+    return status;
+}
+
+bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
+                          struct cxr_buf *out, const char **content_type,
+                          struct cxr_api_response *response)
+{
+    static const char *const names[][2] = {{"source_image.png", "image/png"},
+                                           {"heatmap.png", "image/png"},
+                                           {"report.pdf", "application/pdf"}};
+    int kind = -1;
+    for (int i = 0; i < 3; i++)
+        kind = strcmp(name, names[i][0]) == 0 ? i : kind;
+    if (api->audit == NULL)
+        return fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
+    char *end = NULL;
+    long long row_id = strtoll(id, &end, 10);
+    if (kind < 0 || id[0] < '0' || id[0] > '9' || *end || row_id <= 0)
+        return fail(response, CXR_API_NOT_FOUND, NULL);
+
+    char folder[4096] = "", patient_id[80] = "", sop[80] = "";
+    bool has_heatmap = false;
+    sqlite3 *db = cxr_audit_db_lock(api->audit);
+    sqlite3_stmt *select = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT output_folder, patient_id, sop_instance_uid,"
+                                " json_extract(predictions, '$.heatmap') FROM audit"
+                                " WHERE id = ? AND predictions != '' AND status = 200",
+                                -1, &select, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(select, 1, row_id);
+        rc = sqlite3_step(select);
+    }
+    if (rc == SQLITE_ROW) {
+        const unsigned char *texts[4];
+        for (int i = 0; i < 4; i++)
+            texts[i] = sqlite3_column_text(select, i);
+        snprintf(folder, sizeof folder, "%s", texts[0] ? (const char *)texts[0] : "");
+        snprintf(patient_id, sizeof patient_id, "%s", texts[1] ? (const char *)texts[1] : "");
+        snprintf(sop, sizeof sop, "%s", texts[2] ? (const char *)texts[2] : "");
+        has_heatmap = texts[3] && texts[3][0];
+    }
+    sqlite3_finalize(select);
+    cxr_audit_db_unlock(api->audit);
+    if (rc != SQLITE_ROW)
+        return fail(response, CXR_API_RESULT_NOT_FOUND, id);
+    if (folder[0] == '\0')
+        return fail(response, CXR_API_RESULT_NO_FILE,
+                    "no saved files are recorded for this result (returned inline, or stored "
+                    "before cxrd recorded output folders)");
+    if (kind == 1 && !has_heatmap)
+        return fail(response, CXR_API_RESULT_NO_FILE, "a Normal result has no heatmap");
+    const char *root = api->output_root.real;
+    if (!cxr_path_is_under(folder, root) ||
+        !cxr_api_patient_id_valid(patient_id, strlen(patient_id)))
+        return fail(response, CXR_API_RESULT_NO_FILE,
+                    "the result's folder is not below the "
+                    "output root");
+
+    /* <folder>/<patient_id>/ relative to the root's descriptor. */
+    char relative[4200];
+    const char *below = folder + strlen(root);
+    while (*below == '/')
+        below++;
+    cxr_api_format(relative, sizeof relative, "%s%s%s", below, below[0] ? "/" : "", patient_id);
+    int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int patient_fd = root_fd >= 0 ? open_below(root_fd, relative, true) : -1;
+    if (root_fd >= 0)
+        close(root_fd);
+    if (patient_fd < 0)
+        return fail(response, CXR_API_RESULT_NO_FILE, "the result's folder is gone");
+    char file[128];
+    snprintf(file, sizeof file, "%s_predictions.json", patient_id);
+    struct cxr_buf predictions = {0};
+    enum cxr_status status = read_below(patient_fd, file, 1 << 20, &predictions);
+    json_t *stored = status == CXR_OK
+                             ? json_loadb((const char *)predictions.data, predictions.len, 0, NULL)
+                             : NULL;
+    cxr_buf_release(&predictions);
+    const char *stored_sop = json_string_value(
+            json_object_get(json_object_get(stored, "metadata"), "sop_instance_uid"));
+    bool same = stored_sop && strcmp(stored_sop, sop) == 0;
+    json_decref(stored);
+    if (!same) {
+        close(patient_fd);
+        return fail(response, status == CXR_OK ? CXR_API_RESULT_REPLACED : CXR_API_RESULT_NO_FILE,
+                    status == CXR_OK ? patient_id : "the result's files are gone");
+    }
+    snprintf(file, sizeof file, "%s_%s", patient_id, name);
+    status = read_below(patient_fd, file, api->config->limits.max_file_bytes, out);
+    close(patient_fd);
+    if (status != CXR_OK)
+        return fail(response, CXR_API_RESULT_NO_FILE, name);
+    *content_type = names[kind][1];
+    return true;
+}

@@ -1,0 +1,123 @@
+/* The per-run summary CSV: every bulk run (sync or async) and every `cxrd infer` run writes
+ * <output_folder>/cxrd_run_<UTC time>.csv, one record per input file (its result and each
+ * finding's confidence and presence, or why it was skipped), so a screening programme has the
+ * day's list in one file. Written whole through the atomic writer: a reader never sees half. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api_internal.h"
+
+/* RFC 4180 quoting where a field needs it (our reader trims blanks, so those are quoted too). */
+static enum cxr_status append_field(struct cxr_buf *out, const char *text, bool first)
+{
+    enum cxr_status status = first ? CXR_OK : cxr_buf_append(out, ",", 1);
+    size_t length = text ? strlen(text) : 0;
+    bool quote = length && (strpbrk(text, ",\"\r\n") || text[0] == ' ' || text[0] == '\t' ||
+                            text[length - 1] == ' ' || text[length - 1] == '\t');
+    if (status != CXR_OK || length == 0)
+        return status;
+    if (!quote)
+        return cxr_buf_append(out, text, length);
+    status = cxr_buf_append(out, "\"", 1);
+    for (const char *c = text; status == CXR_OK && *c; c++)
+        status = cxr_buf_append(out, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
+    return status == CXR_OK ? cxr_buf_append(out, "\"", 1) : status;
+}
+
+enum cxr_status cxr_api_summary_header(struct cxr_buf *out)
+{
+    static const char *const first[] = {"input_path", "patient_id", "sop_instance_uid", "result"};
+    enum cxr_status status = CXR_OK;
+    for (size_t i = 0; status == CXR_OK && i < 4; i++)
+        status = append_field(out, first[i], i == 0);
+    for (int f = 0; status == CXR_OK && f < CXR_FINDING_COUNT; f++) {
+        status = cxr_buf_printf(out, ",%s confidence,%s presence", cxr_model_finding_names[f],
+                                cxr_model_finding_names[f]);
+    }
+    if (status == CXR_OK)
+        status = cxr_buf_append(out, ",output_folder,skip_reason\n", 27);
+    return status;
+}
+
+void cxr_api_summary_name(const struct timespec *when, char *out, size_t size)
+{
+    struct tm utc;
+    gmtime_r(&when->tv_sec, &utc);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
+    /* Milliseconds: two runs into one folder in the same second keep both summaries. */
+    snprintf(out, size, CXR_API_SUMMARY_PREFIX "%s.%03ldZ.csv", stamp, when->tv_nsec / 1000000);
+}
+
+/* A finding's confidence exactly as the predictions JSON prints it. */
+static enum cxr_status append_number(struct cxr_buf *out, const json_t *value)
+{
+    char *text = value ? json_dumps(value, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6)) : NULL;
+    enum cxr_status status = append_field(out, text ? text : "", false);
+    free(text);
+    return status;
+}
+
+char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *result,
+                          const char *output_folder, const char *skip_reason)
+{
+    struct cxr_buf row = {0};
+    bool ok = result && result->status == 200 && result->data;
+    enum cxr_status status = append_field(&row, input_path, true);
+    if (status == CXR_OK)
+        status = append_field(&row, result ? result->patient_id : "", false);
+    if (status == CXR_OK)
+        status = append_field(&row, result ? result->sop_instance_uid : "", false);
+    if (status == CXR_OK)
+        status = append_field(&row, ok ? result->result : "", false);
+    const json_t *findings = ok ? json_object_get(result->data, "findings") : NULL;
+    for (int f = 0; status == CXR_OK && f < CXR_FINDING_COUNT; f++) {
+        const json_t *finding = NULL;
+        for (size_t i = 0; i < json_array_size(findings); i++) {
+            const json_t *item = json_array_get(findings, i);
+            const char *name = json_string_value(json_object_get(item, "name"));
+            if (name && strcmp(name, cxr_model_finding_names[f]) == 0)
+                finding = item;
+        }
+        const json_t *presence = json_object_get(finding, "presence");
+        status = append_number(&row, json_object_get(finding, "confidence"));
+        if (status == CXR_OK)
+            status = append_field(&row, presence ? (json_is_true(presence) ? "true" : "false") : "",
+                                  false);
+    }
+    char folder[4096] = "";
+    if (ok && output_folder && output_folder[0])
+        cxr_api_format(folder, sizeof folder, "%s/%s", output_folder, result->patient_id);
+    if (status == CXR_OK)
+        status = append_field(&row, folder, false);
+    if (status == CXR_OK)
+        status = append_field(&row, ok ? "" : skip_reason, false);
+    if (status == CXR_OK)
+        status = cxr_buf_append(&row, "\n", 2); /* with the NUL */
+    if (status != CXR_OK) {
+        cxr_buf_release(&row);
+        return NULL;
+    }
+    return (char *)row.data;
+}
+
+enum cxr_status cxr_api_summary_write(const char *folder, const char *name, const char *const *rows,
+                                      size_t count, struct cxr_err *err)
+{
+    struct cxr_buf text = {0};
+    enum cxr_status status = cxr_api_summary_header(&text);
+    for (size_t i = 0; status == CXR_OK && i < count; i++) {
+        if (rows[i])
+            status = cxr_buf_append(&text, rows[i], strlen(rows[i]));
+    }
+    char path[4096];
+    cxr_api_format(path, sizeof path, "%s/%s", folder, name);
+    if (status != CXR_OK)
+        cxr_err_set(err, status, "summary %s: out of memory", path);
+    else
+        status = cxr_file_write_atomic(path, text.data, text.len, err);
+    cxr_buf_release(&text);
+    return status;
+}

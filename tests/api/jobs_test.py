@@ -1,0 +1,467 @@
+#!/usr/bin/python3
+"""Async bulk jobs (issue 20) against the real `cxrd serve`: a job over 30 files reaches done
+with the right counts; its summary CSV has one row per file that matches each file's
+predictions JSON (and the sync bulk run and `cxrd infer` write one too); a server killed with
+SIGKILL mid-job and restarted finishes the job without running any recorded file again (the
+recorded files' output files keep their inodes, and the audit log holds exactly one pipeline
+run per file); DELETE cancels between files and a queued job; auth and errors.
+
+Environment as server_test.py. Arguments: unittest names (e.g. Jobs).
+"""
+import csv
+import http.client
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import unittest
+
+import pydicom
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_test import CXRD, FINDINGS, Server  # noqa: E402
+
+SUMMARY_HEADER = (["input_path", "patient_id", "sop_instance_uid", "result"] +
+                  [field for name in FINDINGS for field in (name + " confidence",
+                                                            name + " presence")] +
+                  ["output_folder", "skip_reason"])
+
+
+def make_files(server, name, count, bad=()):
+    """count chest files with distinct patients under input_root/name (pat001's pixels), and
+    bad: {"file.dcm": fixture} copies of failing fixtures. Returns the folder."""
+    folder = os.path.join(server.input_root, name)
+    os.makedirs(folder, exist_ok=True)
+    source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
+    for i in range(count):
+        source.PatientID = "%s%03d" % (name.upper().replace("-", ""), i)
+        source.SOPInstanceUID = "1.2.826.0.1.3680043.10.2000.%d.%d" % (abs(hash(name)) % 10**6, i)
+        source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
+        sub = os.path.join(folder, "d%d" % (i % 3))
+        os.makedirs(sub, exist_ok=True)
+        source.save_as(os.path.join(sub, "f%03d.dcm" % i))
+    for target, fixture in dict(bad).items():
+        with open(os.path.join(server.input_root, fixture), "rb") as src:
+            with open(os.path.join(folder, target), "wb") as dst:
+                dst.write(src.read())
+    return folder
+
+
+def wait_for(server, job_id, predicate, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        code, body = server.request("GET", "/jobs/" + job_id)
+        assert code == 200, body
+        if predicate(body["Data"]):
+            return body["Data"]
+        time.sleep(0.05)
+    raise AssertionError("job %s: condition not reached: %s" % (job_id, body))
+
+
+def parse_summary(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], [dict(zip(rows[0], row)) for row in rows[1:]]
+
+
+class JobCase(unittest.TestCase):
+    def submit(self, server, folder, out, **extra):
+        body = {"input_folder_path": folder, "output_folder_path": out, "async": True}
+        body.update(extra)
+        return server.request("POST", "/bulk_inference", body)
+
+    def check_summary_against_outputs(self, rows, out):
+        """Every analysed row equals its patient's predictions JSON; returns rows by path."""
+        for row in rows:
+            if row["result"] == "":
+                self.assertNotEqual(row["skip_reason"], "", row)
+                self.assertEqual(row["output_folder"], "")
+                continue
+            self.assertEqual(row["skip_reason"], "")
+            self.assertEqual(row["output_folder"], os.path.join(out, row["patient_id"]))
+            with open(os.path.join(row["output_folder"],
+                                   row["patient_id"] + "_predictions.json")) as saved:
+                data = json.load(saved)
+            self.assertEqual(row["result"], data["result"])
+            self.assertEqual(row["patient_id"], data["metadata"]["patient_id"])
+            self.assertEqual(row["sop_instance_uid"], data["metadata"]["sop_instance_uid"])
+            for finding in data["findings"]:
+                self.assertEqual(float(row[finding["name"] + " confidence"]),
+                                 finding["confidence"], finding["name"])
+                self.assertEqual(row[finding["name"] + " presence"],
+                                 "true" if finding["presence"] else "false")
+
+
+class Jobs(JobCase):
+    def test_job_of_30_files_counts_csv_and_list(self):
+        server = Server()
+        try:
+            # 27 chest files, an unreadable one, one without PatientID, one the gate refuses.
+            folder = make_files(server, "run30", 27, {"junk.dcm": "junk.dcm",
+                                                      "noid.dcm": "noid.dcm",
+                                                      "ct.dcm": "ct.dcm"})
+            out = os.path.join(server.output_root, "run30")
+            code, body = self.submit(server, folder, out)
+            self.assertEqual(code, 202, body)
+            self.assertEqual(list(body.keys()), ["Result", "Data", "Message"])
+            self.assertEqual(body["Result"], "Success")
+            job = body["Data"]
+            self.assertRegex(job["id"], "^[0-9a-f]{32}$")
+            self.assertIn(job["state"], ("queued", "running"))
+            self.assertEqual(job["total"], 30)
+            seen_running = wait_for(server, job["id"], lambda d: d["done"] >= 2)
+            if seen_running["state"] == "running" and seen_running["done"] < 30:
+                self.assertIsInstance(seen_running["eta_seconds"], float)
+            final = wait_for(server, job["id"], lambda d: d["state"] == "done")
+            self.assertEqual((final["total"], final["done"], final["skipped"],
+                              final["tb_presumptive"], final["abnormal"], final["normal"]),
+                             (30, 30, 3, 27, 0, 0))
+            self.assertIsNotNone(final["started"])
+            self.assertIsNotNone(final["finished"])
+            self.assertLessEqual(final["created"], final["started"])
+            self.assertLessEqual(final["started"], final["finished"])
+            self.assertIsNone(final["eta_seconds"])
+
+            # The summary: written atomically in the output folder, served by the job route.
+            path = final["summary_csv"]
+            self.assertEqual(os.path.dirname(path), out)
+            self.assertRegex(os.path.basename(path),
+                             r"^cxrd_run_\d{8}T\d{6}\.\d{3}Z\.csv$")
+            with open(path, newline="") as saved:
+                on_disk = saved.read()
+            code, served = server.request("GET", "/jobs/%s/summary.csv" % job["id"])
+            self.assertEqual(code, 200)
+            self.assertEqual(served, on_disk)
+            header, rows = parse_summary(on_disk)
+            self.assertEqual(header, SUMMARY_HEADER)
+            self.assertEqual(len(rows), 30)
+            expected_paths = sorted(os.path.join(dirpath, name)
+                                    for dirpath, _, names in os.walk(folder) for name in names)
+            self.assertEqual([row["input_path"] for row in rows], expected_paths)
+            self.check_summary_against_outputs(rows, out)
+            skipped = {os.path.basename(r["input_path"]): r["skip_reason"]
+                       for r in rows if r["result"] == ""}
+            self.assertEqual(sorted(skipped), ["ct.dcm", "junk.dcm", "noid.dcm"])
+            self.assertTrue(skipped["ct.dcm"].startswith(
+                "Image is not a frontal chest radiograph: Modality CT"), skipped["ct.dcm"])
+            self.assertTrue(skipped["junk.dcm"].startswith(
+                "Invalid DICOM image, unable to fetch patient ID"), skipped["junk.dcm"])
+
+            # One audit row (one pipeline run) per file, tagged with the job.
+            db = sqlite3.connect(server.audit)
+            per_path = db.execute("SELECT input_path, count(*) FROM audit WHERE job_id = ?"
+                                  " AND route = 'bulk_inference/file' GROUP BY input_path",
+                                  (job["id"],)).fetchall()
+            created = db.execute("SELECT status, input_path, message FROM audit WHERE job_id = ?"
+                                 " AND route = 'bulk_inference'", (job["id"],)).fetchall()
+            db.close()
+            self.assertEqual(created, [(202, folder, "job %s created: 30 DICOM files" %
+                                        job["id"])])
+            self.assertEqual(sorted(p for p, _ in per_path), expected_paths)
+            self.assertEqual({n for _, n in per_path}, {1})
+
+            code, listed = server.request("GET", "/jobs")
+            self.assertEqual(code, 200)
+            self.assertEqual(listed["Data"][0]["id"], job["id"])
+            self.assertEqual(listed["Data"][0], final)
+            code, listed = server.request("GET", "/jobs?limit=abc")
+            self.assertEqual(code, 400)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+    def test_sync_bulk_and_infer_write_a_summary(self):
+        server = Server()
+        try:
+            folder = make_files(server, "sync", 4, {"junk.dcm": "junk.dcm"})
+            out = os.path.join(server.output_root, "sync")
+            code, body = server.request("POST", "/bulk_inference",
+                                        {"input_folder_path": folder, "output_folder_path": out,
+                                         "async": False})
+            self.assertEqual(code, 200, body)
+            self.assertIsNone(body["Data"])  # the v1 answer is unchanged
+            self.assertTrue(body["Message"].startswith(
+                "Bulk inference completed with 1 of 5 DICOM files skipped"), body["Message"])
+            summaries = [n for n in os.listdir(out) if n.startswith("cxrd_run_")]
+            self.assertEqual(len(summaries), 1, os.listdir(out))
+            with open(os.path.join(out, summaries[0]), newline="") as saved:
+                header, rows = parse_summary(saved.read())
+            self.assertEqual(header, SUMMARY_HEADER)
+            self.assertEqual(len(rows), 5)
+            self.check_summary_against_outputs(rows, out)
+            self.assertEqual(sum(1 for r in rows if r["result"] == ""), 1)
+
+            code, body = server.request("POST", "/bulk_inference",
+                                        {"input_folder_path": folder, "output_folder_path": out,
+                                         "async": "yes"})
+            self.assertEqual(code, 400)
+            self.assertEqual(body["Message"],
+                             "Invalid value for async, should be a boolean: yes")
+
+            infer_out = os.path.join(server.base, "infer-out")
+            run = subprocess.run([CXRD, "infer", folder, "--output", infer_out, "--model",
+                                  os.path.join(os.environ["CXR_API_FIXTURES"], "model-tb.onnx")],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 1, run.stderr)  # junk.dcm failed
+            summaries = [n for n in os.listdir(infer_out) if n.startswith("cxrd_run_")]
+            self.assertEqual(len(summaries), 1)
+            self.assertIn("infer: summary " + os.path.join(infer_out, summaries[0]), run.stderr)
+            with open(os.path.join(infer_out, summaries[0]), newline="") as saved:
+                header, rows = parse_summary(saved.read())
+            self.assertEqual(len(rows), 5)
+            self.check_summary_against_outputs(rows, infer_out)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
+class JobsResume(JobCase):
+    def test_sigkill_mid_job_then_restart_finishes_without_rerunning(self):
+        server = Server(workers=2)
+        base = server.base
+        try:
+            folder = make_files(server, "resume", 120)
+            out = os.path.join(server.output_root, "resume")
+            code, body = self.submit(server, folder, out)
+            self.assertEqual(code, 202, body)
+            job_id = body["Data"]["id"]
+            wait_for(server, job_id, lambda d: d["done"] >= 8)
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait(timeout=30)
+            server.reader.join(timeout=10)
+
+            db = sqlite3.connect(server.audit)
+            recorded = [row[0] for row in db.execute(
+                "SELECT path FROM job_files WHERE job_id = ? AND state != 'pending'",
+                (job_id,))]
+            runs_before = db.execute("SELECT count(*) FROM audit WHERE job_id = ?"
+                                     " AND route = 'bulk_inference/file'",
+                                     (job_id,)).fetchone()[0]
+            last_row = db.execute("SELECT max(id) FROM audit").fetchone()[0]
+            state = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+            db.close()
+            self.assertEqual(state, "running")
+            self.assertGreaterEqual(len(recorded), 8)
+            self.assertLess(len(recorded), 120, "the job ended before the kill: make it longer")
+            self.assertEqual(runs_before, len(recorded))
+            # The recorded files' outputs: a second run would replace them (new inodes).
+            inodes = {}
+            for path in recorded:
+                patient = pydicom.dcmread(path, stop_before_pixels=True).PatientID
+                for name in os.listdir(os.path.join(out, patient)):
+                    inodes[os.path.join(out, patient, name)] = os.stat(
+                        os.path.join(out, patient, name)).st_ino
+
+            server = Server(base=base, workers=2)
+            final = wait_for(server, job_id, lambda d: d["state"] == "done")
+            self.assertEqual((final["total"], final["done"], final["skipped"],
+                              final["tb_presumptive"]), (120, 120, 0, 120))
+            self.assertTrue(any("job %s resumed: %d of 120 files to do" %
+                                (job_id, 120 - len(recorded)) in line for line in server.log),
+                            "".join(server.log))
+            for path, inode in inodes.items():
+                self.assertEqual(os.stat(path).st_ino, inode, path + " was written again")
+            db = sqlite3.connect(server.audit)
+            after = db.execute("SELECT input_path FROM audit WHERE job_id = ? AND id > ?"
+                               " AND route = 'bulk_inference/file'",
+                               (job_id, last_row)).fetchall()
+            per_path = db.execute("SELECT input_path, count(*) FROM audit WHERE job_id = ?"
+                                  " AND route = 'bulk_inference/file' GROUP BY input_path",
+                                  (job_id,)).fetchall()
+            db.close()
+            # Pipeline runs after the restart: exactly the files not recorded before the kill.
+            self.assertEqual(sorted(p for (p,) in after),
+                             sorted(set(p for p, _ in per_path) - set(recorded)))
+            self.assertEqual(len(per_path), 120)
+            self.assertEqual({n for _, n in per_path}, {1})
+            with open(final["summary_csv"], newline="") as saved:
+                _, rows = parse_summary(saved.read())
+            self.assertEqual(len(rows), 120)
+            self.check_summary_against_outputs(rows, out)
+        finally:
+            code = server.stop()
+            server.remove()
+            if code != -signal.SIGKILL:  # the restarted server stops cleanly
+                self.assertEqual(code, 0, "".join(server.log))
+
+
+class JobsCancel(JobCase):
+    """Cancel, and a single request served while a job holds the only worker."""
+
+    def test_cancel_running_and_queued_jobs(self):
+        server = Server(workers=1)
+        try:
+            folder = make_files(server, "cancel", 100)
+            out = os.path.join(server.output_root, "cancel")
+            code, first = self.submit(server, folder, out)
+            self.assertEqual(code, 202, first)
+            code, second = self.submit(server, folder, os.path.join(server.output_root, "c2"))
+            self.assertEqual(code, 202, second)
+            first, second = first["Data"]["id"], second["Data"]["id"]
+            code, body = server.request("GET", "/jobs/" + second)
+            self.assertEqual(body["Data"]["state"], "queued")  # one job runs at a time
+
+            # A queued job ends at once; its summary lists every file as not processed.
+            code, body = server.request("DELETE", "/jobs/" + second)
+            self.assertEqual(code, 200, body)
+            self.assertEqual(body["Data"]["state"], "cancelled")
+            self.assertIsNotNone(body["Data"]["finished"])
+            self.assertEqual(body["Data"]["done"], 0)
+
+            wait_for(server, first, lambda d: d["done"] >= 2)
+            # A single request is not starved by the job on the one worker: it is answered
+            # while the job still has files left (it waits for at most the file in flight).
+            code, body = server.single({"input_image_path": os.path.join(
+                server.input_root, "pat001.dcm"), "save_to_disk": False})
+            self.assertEqual(code, 200)
+            code, body = server.request("GET", "/jobs/" + first)
+            self.assertEqual(body["Data"]["state"], "running")
+            self.assertLess(body["Data"]["done"], 100)
+            code, body = server.request("DELETE", "/jobs/" + first)
+            self.assertEqual(code, 200, body)
+            self.assertEqual(body["Data"]["state"], "cancelled")
+            final = wait_for(server, first, lambda d: d["finished"] is not None)
+            time.sleep(1.0)  # nothing runs after the end
+            code, later = server.request("GET", "/jobs/" + first)
+            self.assertEqual(later["Data"], final)
+            self.assertEqual(final["state"], "cancelled")
+            self.assertLess(final["done"], 100)
+            with open(final["summary_csv"], newline="") as saved:
+                _, rows = parse_summary(saved.read())
+            self.assertEqual(len(rows), 100)
+            not_done = [r for r in rows if r["result"] == ""]
+            self.assertEqual(len(not_done), 100 - final["done"])
+            self.assertEqual({r["skip_reason"] for r in not_done},
+                             {"not processed: the job was cancelled"})
+            self.check_summary_against_outputs(rows, out)
+            db = sqlite3.connect(server.audit)
+            runs = db.execute("SELECT count(*) FROM audit WHERE job_id = ?"
+                              " AND route = 'bulk_inference/file'", (first,)).fetchone()[0]
+            db.close()
+            self.assertEqual(runs, final["done"])
+
+            code, body = server.request("DELETE", "/jobs/" + first)
+            self.assertEqual(code, 409)
+            self.assertEqual(body["Message"], "Job has already ended: %s is cancelled" % first)
+            code, body = server.request("GET", "/jobs/" + "0" * 32)
+            self.assertEqual((code, body["Message"]), (404, "Job not found: " + "0" * 32))
+            code, body = server.request("GET", "/jobs/../etc/passwd")
+            self.assertEqual((code, body["Message"]), (404, "Not found"))
+            code, body = server.request("POST", "/jobs/" + first)
+            self.assertEqual(code, 405)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
+def get_bytes(server, path, token="default"):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    headers = {"Authorization": server.token if token == "default" else token}
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), data
+
+
+class Results(JobCase):
+    def test_result_files_by_id_only_while_the_folder_holds_them(self):
+        server = Server()
+        try:
+            out = os.path.join(server.output_root, "res")
+            ids = {}
+            for name in ("twin1.dcm", "twin2.dcm", "pat001.dcm"):
+                code, body = server.single({"input_image_path": os.path.join(
+                    server.input_root, name), "save_to_disk": True, "output_folder_path": out})
+                self.assertEqual(code, 200, body)
+                db = sqlite3.connect(server.audit)
+                ids[name] = db.execute("SELECT max(id) FROM audit").fetchone()[0]
+                db.close()
+            code, body = server.single({"input_image_path": os.path.join(
+                server.input_root, "conc0.dcm"), "save_to_disk": False})
+            self.assertEqual(code, 200)
+            code, listed = server.request("GET", "/results?limit=10")
+            self.assertEqual(code, 200, listed)
+            by_id = {row["id"]: row for row in listed["Data"]}
+            self.assertEqual(len(by_id), 4)
+            inline = [row for row in listed["Data"] if not row["has_files"]]
+            self.assertEqual([row["patient_id"] for row in inline], ["PATC0"])
+            self.assertEqual(by_id[ids["pat001.dcm"]]["patient_name"], "John Doe")
+            self.assertEqual(by_id[ids["pat001.dcm"]]["top_finding"]["name"], "Tuberculosis")
+
+            # twin2 replaced twin1's folder (same PatientID): twin1's files are gone.
+            code, headers, data = get_bytes(server, "/results/%d/source_image.png" %
+                                            ids["twin2.dcm"])
+            self.assertEqual((code, headers["Content-Type"]), (200, "image/png"))
+            with open(os.path.join(out, "TWIN1", "TWIN1_source_image.png"), "rb") as saved:
+                self.assertEqual(data, saved.read())
+            self.assertIn("default-src 'none'", headers["Content-Security-Policy"])
+            code, _, data = get_bytes(server, "/results/%d/report.pdf" % ids["twin2.dcm"])
+            self.assertEqual((code, data[:5]), (200, b"%PDF-"))
+            code, _, data = get_bytes(server, "/results/%d/source_image.png" % ids["twin1.dcm"])
+            self.assertEqual(code, 410)
+            self.assertEqual(json.loads(data)["Message"],
+                             "The files of this result were replaced by a later study of the "
+                             "same patient: TWIN1")
+            code, _, data = get_bytes(server, "/results/%d/source_image.png" %
+                                      inline[0]["id"])
+            self.assertEqual(code, 404)
+            self.assertTrue(json.loads(data)["Message"].startswith(
+                "No such file for this result: no saved files"))
+            for bad in ["/results/%d/../../etc/passwd" % ids["pat001.dcm"],
+                        "/results/%d/predictions.json" % ids["pat001.dcm"],
+                        "/results/abc/source_image.png", "/results/999999/heatmap.png"]:
+                code, _, data = get_bytes(server, bad)
+                self.assertEqual(code, 404, bad)
+                self.assertIsNone(json.loads(data)["Data"])
+            code, body = server.request("GET", "/results?result=Maybe")
+            self.assertEqual((code, body["Message"]), (400, "Invalid query parameter result: "
+                                                              "not TB Presumptive, Abnormal or "
+                                                              "Normal"))
+            # A patient folder swapped for a symlink to elsewhere is not followed.
+            outside = os.path.join(server.outside, "PAT001")
+            os.rename(os.path.join(out, "PAT001"), outside)
+            os.symlink(outside, os.path.join(out, "PAT001"))
+            code, _, data = get_bytes(server, "/results/%d/source_image.png" % ids["pat001.dcm"])
+            self.assertEqual(code, 404)
+            self.assertEqual(json.loads(data)["Message"],
+                             "No such file for this result: the result's folder is gone")
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
+class JobsAuth(JobCase):
+    def test_token_required_and_no_database(self):
+        server = Server()
+        try:
+            for path in ["/jobs", "/jobs/" + "0" * 32, "/jobs/%s/summary.csv" % ("0" * 32),
+                         "/results", "/results/1/source_image.png"]:
+                code, body = server.request("GET", path, token=None)
+                self.assertEqual((code, body["Message"], body["Data"]),
+                                 (401, "Token missing", None), path)
+                code, body = server.request("GET", path, token="x.y.z")
+                self.assertEqual((code, body["Message"]), (401, "Invalid token"), path)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            server.remove()
+        server = Server(config_extra={"audit": {"database": ""}})
+        try:
+            folder = make_files(server, "nodb", 1)
+            code, body = self.submit(server, folder, server.output_root)
+            message = ("Bulk jobs and stored results need a database: set [audit] database in "
+                       "the server configuration")
+            self.assertEqual((code, body["Message"]), (400, message))
+            code, body = server.request("GET", "/jobs")
+            self.assertEqual((code, body["Message"]), (400, message))
+        finally:
+            self.assertEqual(server.stop(), 0)
+            server.remove()
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[1:])
