@@ -7,38 +7,21 @@ Usage: bench_api.py --cxrd BUILD/src/cxrd --image IMAGE.dcm --model MODEL.onnx
            [--requests N] [--levels 1,2,4,8] [--workers W] [--mode save|base64|both] [--dicom]
 """
 import argparse
-import http.client
-import json
 import os
 import shutil
-import subprocess
+import sys
 import tempfile
 import threading
 import time
 
-SECRET = "benchmark-secret-0123456789abcdef0123456789"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from cxrd_serve import Server, cpu_seconds, proc_status_mib  # noqa: E402
 
 
 def percentile(values, fraction):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
     return ordered[index]
-
-
-def peak_rss_mib(pid):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def cpu_seconds(pid):
-    """utime + stime of the server process, all threads (CPU time is a fair measure even when
-    other work shares the machine, unlike wall-clock latency)."""
-    with open("/proc/%d/stat" % pid) as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -62,29 +45,8 @@ def main():
     os.makedirs(output_root)
     image = os.path.join(input_root, "bench.dcm")
     shutil.copyfile(args.image, image)
-    config = os.path.join(base, "cxrd.ini")
-    with open(config, "w") as out:
-        out.write("[server]\naddress = 127.0.0.1\nport = 0\nworkers = %d\nqueue_size = 64\n"
-                  "log_level = info\n[paths]\ninput_root = %s\noutput_root = %s\n"
-                  "[model]\npath = %s\nthreads = %d\n[auth]\nsecret = %s\n"
-                  % (args.workers, input_root, output_root, os.path.abspath(args.model),
-                     args.threads, SECRET))
-    env = dict(os.environ, CXRD_JWT_SECRET=SECRET)
-    token = subprocess.run([args.cxrd, "token", "--config", config, "--subject", "bench"],
-                           check=True, capture_output=True, text=True, env=env).stdout.strip()
-    log_path = os.path.join(base, "server.log")
-    log = open(log_path, "w")
-    server = subprocess.Popen([args.cxrd, "serve", "--config", config], stderr=subprocess.PIPE,
-                              text=True, env=env)
-    port = None
-    for line in server.stderr:
-        log.write(line)
-        if "listening on" in line:
-            port = int(line.split(" port ")[1].split(";")[0])
-            break
-    if port is None:
-        raise SystemExit("server did not start; log in " + log_path)
-    threading.Thread(target=lambda: [log.write(l) for l in server.stderr], daemon=True).start()
+    server = Server(args.cxrd, args.model, base, input_root, output_root,
+                    workers=args.workers, threads=args.threads)
 
     def one(save):
         body = {"input_image_path": image, "save_to_disk": save}
@@ -92,16 +54,11 @@ def main():
             body["output_folder_path"] = output_root
             if args.dicom:
                 body["dicom_outputs"] = True
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         start = time.perf_counter()
-        connection.request("POST", "/single_inference", json.dumps(body),
-                           {"Authorization": token, "Content-Type": "application/json"})
-        response = connection.getresponse()
-        payload = response.read()
+        status, payload = server.request("POST", "/single_inference", body)
         elapsed = time.perf_counter() - start
-        connection.close()
-        if response.status != 200:
-            raise SystemExit("HTTP %d: %s" % (response.status, payload[:300]))
+        if status != 200:
+            raise SystemExit("HTTP %d: %s" % (status, payload[:300]))
         return elapsed
 
     modes = {"save": [True], "base64": [False], "both": [True, False]}[args.mode]
@@ -136,15 +93,13 @@ def main():
                 percentile(latencies, 0.95) * 1000, percentile(latencies, 0.99) * 1000,
                 sum(latencies) / len(latencies) * 1000, len(latencies) / wall,
                 cpu / len(latencies) * 1000))
-    connection = http.client.HTTPConnection("127.0.0.1", port)
-    connection.request("GET", "/metrics", headers={"Authorization": token})
-    metrics = connection.getresponse().read().decode()
-    print("peak RSS of cxrd serve: %.1f MiB" % peak_rss_mib(server.pid))
+    _, metrics = server.request("GET", "/metrics")
+    metrics = metrics.decode()
+    print("peak RSS of cxrd serve: %.1f MiB" % proc_status_mib(server.pid, "VmHWM"))
     print("mean per stage (ms):", " ".join(
         "%s=%.1f" % (stage, 1000 * float(total) / max(1, float(count)))
         for stage, total, count in stage_means(metrics)))
-    server.terminate()
-    server.wait(timeout=120)
+    server.stop()
     shutil.rmtree(base, ignore_errors=True)
 
 

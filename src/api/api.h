@@ -51,6 +51,10 @@ double cxr_api_model_threshold(const struct cxr_api *api, int finding);
 /* Seconds since an arbitrary start (CLOCK_MONOTONIC), for durations. */
 double cxr_api_now(void);
 
+/* Parses the body of POST /single_inference or /bulk_inference: returns the JSON object, or
+ * NULL with why (for CXR_API_NOT_JSON_OBJECT) when the body is not JSON or not an object. */
+struct json_t *cxr_api_request_parse(const char *data, size_t size, char *why, size_t why_size);
+
 /* POST /single_inference with the body already parsed as a JSON object. subject is the token
  * subject and request_id the request's X-Request-Id (may be NULL), both for the audit log.
  * Always fills response (every failure is a response too), writes one audit row. */

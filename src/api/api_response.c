@@ -2,6 +2,7 @@
  * request field checks: the parts of api/ that need neither a model nor a request. */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,70 @@ static enum cxr_status splice_image(char **body, const char *key, const char *pl
     return CXR_OK;
 }
 
+/* Length of the valid UTF-8 sequence at text (RFC 3629, as jansson checks it: no overlong
+ * forms, surrogates or code points past U+10FFFF); 0 when there is none. */
+static size_t utf8_sequence(const unsigned char *text, size_t left)
+{
+    unsigned char lead = text[0];
+    size_t length;
+    uint32_t point;
+    if (lead < 0x80)
+        return 1;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        length = 2;
+        point = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3;
+        point = lead & 0x0Fu;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        length = 4;
+        point = lead & 0x07u;
+    } else {
+        return 0;
+    }
+    if (length > left)
+        return 0;
+    for (size_t i = 1; i < length; i++) {
+        if ((text[i] & 0xC0) != 0x80)
+            return 0;
+        point = point << 6 | (text[i] & 0x3Fu);
+    }
+    if ((length == 3 && point < 0x800) || (length == 4 && point < 0x10000) || point > 0x10FFFF ||
+        (point >= 0xD800 && point <= 0xDFFF))
+        return 0;
+    return length;
+}
+
+/* The Message as a JSON string. A message can hold bytes that are not UTF-8 (a client's bytes
+ * quoted by the JSON parser's error, a message cut inside a character); jansson refuses those,
+ * and the envelope would lose its Message, so each such byte becomes '?'. */
+static json_t *message_string(const char *message)
+{
+    json_t *string = json_string(message);
+    if (string != NULL || message == NULL)
+        return string;
+    size_t length = strlen(message);
+    char *clean = malloc(length + 1);
+    if (clean == NULL)
+        return NULL;
+    size_t used = 0;
+    for (size_t at = 0; at < length;) {
+        size_t n = utf8_sequence((const unsigned char *)message + at, length - at);
+        if (n == 0) {
+            clean[used++] = '?';
+            at++;
+        } else {
+            memcpy(clean + used, message + at, n);
+            used += n;
+            at += n;
+        }
+    }
+    clean[used] = '\0';
+    string = json_string(clean);
+    free(clean);
+    return string;
+}
+
 enum cxr_status cxr_api_envelope_inline(int status, const char *result, json_t *data,
                                         const char *message,
                                         const struct cxr_api_inline_images *images,
@@ -73,7 +138,7 @@ enum cxr_status cxr_api_envelope_inline(int status, const char *result, json_t *
     }
     json_object_set_new(envelope, "Result", json_string(result));
     json_object_set_new(envelope, "Data", data ? data : json_null());
-    json_object_set_new(envelope, "Message", json_string(message));
+    json_object_set_new(envelope, "Message", message_string(message));
     char *body = json_dumps(envelope, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(envelope);
     if (body == NULL)
@@ -164,4 +229,18 @@ bool cxr_api_has_dcm_extension(const char *name)
            tolower((unsigned char)name[length - 3]) == 'd' &&
            tolower((unsigned char)name[length - 2]) == 'c' &&
            tolower((unsigned char)name[length - 1]) == 'm';
+}
+
+json_t *cxr_api_request_parse(const char *data, size_t size, char *why, size_t why_size)
+{
+    json_error_t error;
+    /* Duplicate keys are refused (which one counts would be a guess); NUL inside strings is
+     * kept so the path checks can refuse it instead of seeing a shorter path. */
+    json_t *body =
+            json_loadb(data ? data : "", size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &error);
+    if (json_is_object(body))
+        return body;
+    snprintf(why, why_size, "%s", body ? "valid JSON, but not an object" : error.text);
+    json_decref(body);
+    return NULL;
 }

@@ -494,15 +494,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
                      server->config->limits.max_body_bytes);
             return send_error(request, CXR_API_BODY_TOO_LARGE, message);
         }
-        json_error_t error;
-        request->json =
-                json_loadb(request->body.data ? (const char *)request->body.data : "",
-                           request->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &error);
+        char why[200];
+        request->json = cxr_api_request_parse((const char *)request->body.data, request->body.len,
+                                              why, sizeof why);
         cxr_buf_release(&request->body);
-        if (!json_is_object(request->json)) {
-            return send_error(request, CXR_API_NOT_JSON_OBJECT,
-                              request->json ? "valid JSON, but not an object" : error.text);
-        }
+        if (request->json == NULL)
+            return send_error(request, CXR_API_NOT_JSON_OBJECT, why);
         return dispatch(request);
     }
     pthread_mutex_lock(&request->lock);

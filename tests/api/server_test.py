@@ -351,6 +351,16 @@ class Validation(ServerTest):
                                 "Unsupported Media Type: the body must be a JSON object",
                                 prefix=True)
 
+    def test_415_parse_error_quoting_bytes_that_are_not_utf8(self):
+        # jansson's error quotes the body's bytes; bytes that are not UTF-8 used to drop the
+        # Message from the envelope. Each such byte is now shown as '?'.
+        raw = b'{"input_image_path":"z\\u000\xd4\x91\xdd"}'
+        for route in ("/single_inference", "/bulk_inference"):
+            message = self.assert_failure(self.server.request("POST", route, raw=raw), 415,
+                                          "Unsupported Media Type: the body must be a JSON "
+                                          "object (invalid escape near ", prefix=True)
+            self.assertIn("?", message)
+
     def test_bodies_end_with_a_newline(self):
         # A JSON body ends with a newline, as text does (curl's prompt no longer follows it).
         code, _ = self.server.single(self.body(save_to_disk=False, output_folder_path=...))
