@@ -101,4 +101,42 @@ bool cxr_api_bulk_request_check(struct cxr_api *api, json_t *body,
                                 struct cxr_api_response *response);
 void cxr_api_bulk_request_release(struct cxr_api_bulk_request *request);
 
+/* ---- One file through the pipeline (api_pipeline.c) and its outputs (api_outputs.c) ---- */
+
+/* What a run holds until it ends (the pipeline frees it, whatever happened). */
+struct cxr_api_run_state {
+    struct cxr_dicom_file *file;
+    struct cxr_gray8 source;
+    struct cxr_rgb8 heatmap;
+    bool have_prediction;
+    struct cxr_prediction prediction;
+    struct cxr_buf source_png;
+    struct cxr_buf heatmap_png;
+    struct cxr_buf pdf;
+    struct cxr_api_dicom_outputs dicom;
+    char *folder;
+    int parent_fd; /* output_folder_path, opened beneath the output root; -1 when not open */
+    int folder_fd; /* its patient folder; -1 when not open */
+    struct cxr_file_group *group;
+};
+/* Sets result to the 500 of an internal failure; "<what>: <err's message>" goes to the log. */
+void cxr_api_run_fail_internal(struct cxr_api_result *result, const char *what,
+                               const struct cxr_err *err);
+/* "<folder>/<patient_id>/<patient_id><suffix>", malloc'ed; NULL when out of memory. */
+char *cxr_api_output_path_build(const char *folder, const char *patient_id, const char *suffix);
+/* The Data object of the spec (result, findings, metadata) with empty image fields; NULL when
+ * out of memory. */
+json_t *cxr_api_data_build(const struct cxr_prediction *prediction, const char *patient_id,
+                           const struct cxr_dicom_meta *meta, const char *model_version);
+/* Writes the run's files as one group into <output_folder>/<patient_id>/ (state->folder and
+ * the descriptors are set here and released with the state). False with result's error. */
+bool cxr_api_outputs_write(struct cxr_api *api, const struct cxr_api_job *job,
+                           struct cxr_api_run_state *state, const char *patient_id, json_t *data,
+                           struct cxr_api_result *result);
+/* Sets data's image fields: paths of the saved files, or placeholders for inline images, whose
+ * PNGs move from state to images. False when out of memory. */
+bool cxr_api_image_fields_set(const struct cxr_api_job *job, struct cxr_api_run_state *state,
+                              const char *patient_id, json_t *data,
+                              struct cxr_api_inline_images *images);
+
 #endif

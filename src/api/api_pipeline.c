@@ -1,14 +1,11 @@
 /* One DICOM file through the whole pipeline: parse, resolve the patient ID, render, predict,
  * heatmap, PNGs, PDF, predictions JSON, and either the four output files (written as one atomic
  * group: all or nothing) or base64 strings. Errors carry the v1 status and Message; internal
- * causes stay in the log. */
-#include <errno.h>
-#include <fcntl.h>
+ * causes stay in the log. The Data object and the files are made in api_outputs.c. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,22 +15,6 @@
 #include "nn/nn.h"
 #include "report/report.h"
 
-struct run_state {
-    struct cxr_dicom_file *file;
-    struct cxr_gray8 source;
-    struct cxr_rgb8 heatmap;
-    bool have_prediction;
-    struct cxr_prediction prediction;
-    struct cxr_buf source_png;
-    struct cxr_buf heatmap_png;
-    struct cxr_buf pdf;
-    struct cxr_api_dicom_outputs dicom;
-    char *folder;
-    int parent_fd; /* output_folder_path, opened beneath the output root; -1 when not open */
-    int folder_fd; /* its patient folder; -1 when not open */
-    struct cxr_file_group *group;
-};
-
 /* Work run beside the main pipeline thread: on 2 cores, the source PNG is encoded while the
  * network runs, and the PDF is drawn while the heatmap PNG is encoded, which shortens a single
  * request by the shorter of each pair. */
@@ -42,7 +23,7 @@ enum side_kind { SIDE_SOURCE_PNG, SIDE_PDF };
 struct side_job {
     enum side_kind kind;
     enum cxr_image_png_compression png_compression;
-    struct run_state *state;
+    struct cxr_api_run_state *state;
     struct cxr_report_info info;
     pthread_t thread;
     bool threaded;
@@ -56,7 +37,7 @@ static void *side_main(void *arg)
 {
     struct side_job *job = arg;
     double start = cxr_api_now();
-    struct run_state *state = job->state;
+    struct cxr_api_run_state *state = job->state;
     if (job->kind == SIDE_SOURCE_PNG) {
         job->status = cxr_image_png_encode_gray8(&state->source, job->png_compression,
                                                  &state->source_png, &job->err);
@@ -86,7 +67,7 @@ static enum cxr_status side_join(struct side_job *job)
     return job->ran ? job->status : CXR_OK;
 }
 
-static void state_release(struct run_state *state)
+static void state_release(struct cxr_api_run_state *state)
 {
     cxr_dicom_file_destroy(state->file);
     cxr_image_gray8_release(&state->source);
@@ -105,227 +86,12 @@ static void state_release(struct run_state *state)
         close(state->folder_fd);
 }
 
-static void fail_internal(struct cxr_api_result *result, const char *what,
-                          const struct cxr_err *err)
+void cxr_api_run_fail_internal(struct cxr_api_result *result, const char *what,
+                               const struct cxr_err *err)
 {
     char cause[512];
     cxr_api_format(cause, sizeof cause, "%s: %s", what, err->message);
     cxr_api_result_error(result, CXR_API_SINGLE_INTERNAL, NULL, cause);
-}
-
-static char *output_path(const char *folder, const char *patient_id, const char *suffix)
-{
-    size_t size = strlen(folder) + 2 * strlen(patient_id) + strlen(suffix) + 4;
-    char *path = malloc(size);
-    if (path)
-        snprintf(path, size, "%s/%s/%s%s", folder, patient_id, patient_id, suffix);
-    return path;
-}
-
-/* The DICOM outputs' file name suffixes, and their Data fields (with dicom_outputs only). */
-static const char *const dicom_suffixes[3] = {"_sr.dcm", "_heatmap.dcm", "_report.dcm"};
-static const char *const dicom_fields[3] = {"dicom_sr", "dicom_heatmap", "dicom_report"};
-
-/* The Data object of the spec: result, findings (all 11, API order), source_image, heatmap,
- * metadata. Image fields are filled by the caller. */
-static json_t *build_data(const struct cxr_prediction *prediction, const char *patient_id,
-                          const struct cxr_dicom_meta *meta, const char *model_version)
-{
-    json_t *data = json_object();
-    json_t *findings = json_array();
-    json_t *metadata = json_object();
-    if (!data || !findings || !metadata) {
-        json_decref(data);
-        json_decref(findings);
-        json_decref(metadata);
-        return NULL;
-    }
-    for (size_t i = 0; i < CXR_FINDING_COUNT; i++) {
-        const struct cxr_finding *finding = &prediction->findings[i];
-        json_t *item = json_object();
-        json_object_set_new(item, "name", json_string(finding->name));
-        json_object_set_new(item, "presence", json_boolean(finding->presence));
-        json_object_set_new(item, "confidence", json_real(finding->confidence));
-        json_array_append_new(findings, item);
-    }
-    json_object_set_new(metadata, "model_version", json_string(model_version));
-    json_object_set_new(metadata, "patient_id", json_string(patient_id));
-    json_object_set_new(metadata, "patient_name", json_string(meta->patient_name));
-    json_object_set_new(metadata, "sop_instance_uid", json_string(meta->sop_instance_uid));
-    json_object_set_new(metadata, "age", json_string(meta->patient_age));
-    json_object_set_new(metadata, "sex", json_string(meta->patient_sex));
-    json_object_set_new(data, "result", json_string(cxr_model_result_name(prediction->result)));
-    json_object_set_new(data, "findings", findings);
-    json_object_set_new(data, "source_image", json_string(""));
-    json_object_set_new(data, "heatmap", json_string(""));
-    json_object_set_new(data, "metadata", metadata);
-    return data;
-}
-
-/* Opens (creating what is missing) output_folder and its patient_id folder beneath the output
- * root. *created says whether this call made the patient folder (so a failure can remove it). */
-static enum cxr_status open_patient_folder(struct cxr_api *api, const char *output_folder,
-                                           const char *patient_id, int *parent_fd, int *folder_fd,
-                                           bool *created, struct cxr_err *err)
-{
-    enum cxr_status status = cxr_path_open_beneath(&api->output_root, output_folder,
-                                                   CXR_PATH_OPEN_FOLDER_CREATE, parent_fd, err);
-    if (status != CXR_OK)
-        return status;
-    *created = mkdirat(*parent_fd, patient_id, 0755) == 0;
-    int fd = openat(*parent_fd, patient_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        *folder_fd = fd;
-        return CXR_OK;
-    }
-    if (errno != ELOOP && errno != ENOTDIR)
-        return cxr_err_set(err, CXR_ERR_IO, "open: %s", strerror(errno));
-    /* A symlink (or not a folder): the full walk follows it only while it stays in the root. */
-    size_t size = strlen(output_folder) + strlen(patient_id) + 2;
-    char *path = malloc(size);
-    if (path == NULL)
-        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory");
-    snprintf(path, size, "%s/%s", output_folder, patient_id);
-    status = cxr_path_open_beneath(&api->output_root, path, CXR_PATH_OPEN_FOLDER, folder_fd, err);
-    free(path);
-    return status;
-}
-
-/* Writes the four files (three for Normal, whose stale heatmap from an earlier run is removed)
- * as one group into <output_folder>/<patient_id>/. */
-static bool write_outputs(struct cxr_api *api, const struct cxr_api_job *job,
-                          struct run_state *state, const char *patient_id, json_t *data,
-                          struct cxr_api_result *result)
-{
-    struct cxr_err err = CXR_ERR_INIT;
-    bool created = false;
-    size_t size = strlen(job->output_folder) + strlen(patient_id) + 2;
-    state->folder = malloc(size);
-    if (state->folder == NULL) {
-        cxr_api_result_error(result, CXR_API_SINGLE_INTERNAL, NULL, "out of memory");
-        return false;
-    }
-    snprintf(state->folder, size, "%s/%s", job->output_folder, patient_id);
-
-    /* Every folder is opened beneath the output root's descriptor, one component at a time:
-     * a folder swapped for a symlink out of the root, before or during this, is refused, and
-     * the files are then created and renamed relative to the patient folder's descriptor. */
-    enum cxr_status status =
-            open_patient_folder(api, job->output_folder, patient_id, &state->parent_fd,
-                                &state->folder_fd, &created, &err);
-    if (status == CXR_ERR_INVALID_ARG) {
-        char message[1024];
-        cxr_api_format(message, sizeof message, "output_folder_path: %s (%s)", state->folder,
-                       err.message);
-        cxr_api_result_error(result, CXR_API_INVALID_PATH, message, NULL);
-        return false;
-    }
-    if (status != CXR_OK) {
-        char message[1024];
-        cxr_api_format(message, sizeof message, "%s (%s)", state->folder, err.message);
-        cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, message, err.message);
-        return false;
-    }
-    /* Leftovers of a writer killed inside a commit go when the folder is next written. */
-    size_t budget = 4096;
-    size_t swept = cxr_file_temps_sweep(state->folder_fd, 0, &budget);
-    if (swept)
-        cxr_log(CXR_LOG_INFO, "removed %zu stale temp files in %s", swept, state->folder);
-
-    double start = cxr_api_now();
-    bool normal = state->prediction.result == CXR_RESULT_NORMAL;
-    char *json_text = json_dumps(data, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-    char names[7][128];
-    snprintf(names[0], sizeof names[0], "%s_predictions.json", patient_id);
-    snprintf(names[1], sizeof names[1], "%s_source_image.png", patient_id);
-    snprintf(names[2], sizeof names[2], "%s_heatmap.png", patient_id);
-    snprintf(names[3], sizeof names[3], "%s_report.pdf", patient_id);
-    const struct cxr_buf *dicom[3] = {&state->dicom.sr, &state->dicom.heatmap,
-                                      &state->dicom.report};
-    for (size_t i = 0; i < 3; i++)
-        snprintf(names[4 + i], sizeof names[4 + i], "%s%s", patient_id, dicom_suffixes[i]);
-    status = json_text ? CXR_OK : CXR_ERR_NOMEM;
-    if (status == CXR_OK)
-        status = cxr_file_group_create_at(state->folder_fd, state->folder, &state->group, &err);
-    if (status == CXR_OK)
-        status = cxr_file_group_stage(state->group, names[0], json_text, strlen(json_text), &err);
-    if (status == CXR_OK)
-        status = cxr_file_group_stage(state->group, names[1], state->source_png.data,
-                                      state->source_png.len, &err);
-    if (status == CXR_OK && normal)
-        status = cxr_file_group_remove(state->group, names[2], &err);
-    else if (status == CXR_OK)
-        status = cxr_file_group_stage(state->group, names[2], state->heatmap_png.data,
-                                      state->heatmap_png.len, &err);
-    if (status == CXR_OK)
-        status =
-                cxr_file_group_stage(state->group, names[3], state->pdf.data, state->pdf.len, &err);
-    /* Without dicom_outputs, DICOM files of an earlier run would describe another result. */
-    for (size_t i = 0; i < 3 && status == CXR_OK; i++)
-        status = job->dicom_outputs ? cxr_file_group_stage(state->group, names[4 + i],
-                                                           dicom[i]->data, dicom[i]->len, &err)
-                                    : cxr_file_group_remove(state->group, names[4 + i], &err);
-    if (status == CXR_OK)
-        status = cxr_file_group_commit(state->group, &err);
-    free(json_text);
-    if (status != CXR_OK) {
-        cxr_file_group_destroy(state->group); /* removes the temp files first */
-        state->group = NULL;
-        if (created) /* only if empty: a failed request leaves nothing behind */
-            unlinkat(state->parent_fd, patient_id, AT_REMOVEDIR);
-        fail_internal(result, "writing outputs", &err);
-        return false;
-    }
-    result->stage_seconds[CXR_STAGE_WRITE] = cxr_api_now() - start;
-    return true;
-}
-
-/* Paths of the saved files, or placeholders for inline images, whose PNGs move to images. */
-static bool set_image_fields(const struct cxr_api_job *job, struct run_state *state,
-                             const char *patient_id, json_t *data,
-                             struct cxr_api_inline_images *images)
-{
-    bool normal = state->prediction.result == CXR_RESULT_NORMAL;
-    json_t *source = NULL, *heatmap = NULL;
-    if (job->output_folder) {
-        const char *shown =
-                job->output_folder_shown ? job->output_folder_shown : job->output_folder;
-        char *path = output_path(shown, patient_id, "_source_image.png");
-        source = path ? json_string(path) : NULL;
-        free(path);
-        path = normal ? NULL : output_path(shown, patient_id, "_heatmap.png");
-        heatmap = normal ? json_string("") : path ? json_string(path) : NULL;
-        free(path);
-    } else {
-        /* The envelope writes the base64 text in place of these (cxr_api_envelope_inline). */
-        source = json_string(CXR_API_INLINE_SOURCE);
-        heatmap = json_string(normal ? "" : CXR_API_INLINE_HEATMAP);
-        images->source_png = state->source_png;
-        memset(&state->source_png, 0, sizeof state->source_png);
-        if (!normal) {
-            images->heatmap_png = state->heatmap_png;
-            memset(&state->heatmap_png, 0, sizeof state->heatmap_png);
-        }
-    }
-    if (source == NULL || heatmap == NULL) {
-        json_decref(source);
-        json_decref(heatmap);
-        return false;
-    }
-    json_object_set_new(data, "source_image", source);
-    json_object_set_new(data, "heatmap", heatmap);
-    if (job->dicom_outputs && job->output_folder) {
-        const char *shown =
-                job->output_folder_shown ? job->output_folder_shown : job->output_folder;
-        for (size_t i = 0; i < 3; i++) {
-            char *path = output_path(shown, patient_id, dicom_suffixes[i]);
-            json_t *value = path ? json_string(path) : NULL;
-            free(path);
-            if (value == NULL || json_object_set_new(data, dicom_fields[i], value) != 0)
-                return false;
-        }
-    }
-    return true;
 }
 
 /* The input gate's verdict: in refuse mode a 400 that stops the job; in warn mode the job
@@ -458,7 +224,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
 {
     memset(result, 0, sizeof *result);
     result->status = 200;
-    struct run_state state = {0};
+    struct cxr_api_run_state state = {0};
     state.source_png.max = 0;
     state.parent_fd = state.folder_fd = -1;
     struct cxr_err err = CXR_ERR_INIT;
@@ -471,7 +237,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     enum cxr_status status = read_input(api, job, &state.file, &err);
     result->stage_seconds[CXR_STAGE_READ] = cxr_api_now() - start;
     if (status == CXR_ERR_NOMEM || status == CXR_ERR_INTERNAL) {
-        fail_internal(result, "DICOM read", &err);
+        cxr_api_run_fail_internal(result, "DICOM read", &err);
         goto done;
     }
     if (status != CXR_OK) {
@@ -507,7 +273,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     status = cxr_image_render(state.file, &api->config->limits, &state.source, &err);
     result->stage_seconds[CXR_STAGE_RENDER] = cxr_api_now() - start;
     if (status == CXR_ERR_NOMEM || status == CXR_ERR_INTERNAL) {
-        fail_internal(result, "rendering", &err);
+        cxr_api_run_fail_internal(result, "rendering", &err);
         goto done;
     }
     if (status != CXR_OK) {
@@ -531,7 +297,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     status = cxr_model_predict(api->model, &state.source, &state.prediction, &err);
     result->stage_seconds[CXR_STAGE_INFER] = cxr_api_now() - start;
     if (status != CXR_OK) {
-        fail_internal(result, "inference", &err);
+        cxr_api_run_fail_internal(result, "inference", &err);
         goto done;
     }
     state.have_prediction = true;
@@ -541,12 +307,12 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
              cxr_model_result_name(state.prediction.result));
     if (job->predict_only) {
         /* Scores for cxrd calibrate: same parse, render, gate and network, nothing drawn. */
-        result->data =
-                build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
+        result->data = cxr_api_data_build(&state.prediction, patient_id, meta,
+                                          cxr_model_version(api->model));
         if (result->data == NULL) {
             struct cxr_err oom = CXR_ERR_INIT;
             cxr_err_set(&oom, CXR_ERR_NOMEM, "out of memory");
-            fail_internal(result, "building JSON", &oom);
+            cxr_api_run_fail_internal(result, "building JSON", &oom);
         }
         goto done;
     }
@@ -557,7 +323,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         status = cxr_report_heatmap_render(&state.source, &state.prediction, &state.heatmap, &err);
         result->stage_seconds[CXR_STAGE_HEATMAP] = cxr_api_now() - start;
         if (status != CXR_OK) {
-            fail_internal(result, "heatmap", &err);
+            cxr_api_run_fail_internal(result, "heatmap", &err);
             goto done;
         }
     }
@@ -604,11 +370,11 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         err = source_png.err;
     }
     if (status != CXR_OK) {
-        fail_internal(result, "PNG encoding", &err);
+        cxr_api_run_fail_internal(result, "PNG encoding", &err);
         goto done;
     }
     if (side_join(&pdf) != CXR_OK) {
-        fail_internal(result, "PDF report", &pdf.err);
+        cxr_api_run_fail_internal(result, "PDF report", &pdf.err);
         goto done;
     }
     result->stage_seconds[CXR_STAGE_PDF] = pdf.seconds;
@@ -623,23 +389,24 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
             goto done;
         }
         if (status != CXR_OK) {
-            fail_internal(result, "DICOM outputs", &err);
+            cxr_api_run_fail_internal(result, "DICOM outputs", &err);
             goto done;
         }
     }
 
-    json_t *data = build_data(&state.prediction, patient_id, meta, cxr_model_version(api->model));
-    if (data == NULL || !set_image_fields(job, &state, patient_id, data, &result->images)) {
+    json_t *data =
+            cxr_api_data_build(&state.prediction, patient_id, meta, cxr_model_version(api->model));
+    if (data == NULL || !cxr_api_image_fields_set(job, &state, patient_id, data, &result->images)) {
         json_decref(data);
         cxr_api_result_error(result, CXR_API_SINGLE_INTERNAL, NULL, "out of memory building JSON");
         goto done;
     }
-    if (job->output_folder && !write_outputs(api, job, &state, patient_id, data, result)) {
+    if (job->output_folder && !cxr_api_outputs_write(api, job, &state, patient_id, data, result)) {
         json_decref(data);
         goto done;
     }
     if (job->explain && job->output_folder) {
-        char *path = output_path(job->output_folder, patient_id, "_cams.npy");
+        char *path = cxr_api_output_path_build(job->output_folder, patient_id, "_cams.npy");
         int64_t dims[3] = {CXR_FINDING_COUNT, state.prediction.cam_height,
                            state.prediction.cam_width};
         status =
@@ -647,7 +414,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         free(path);
         if (status != CXR_OK) {
             json_decref(data);
-            fail_internal(result, "class maps (.npy)", &err);
+            cxr_api_run_fail_internal(result, "class maps (.npy)", &err);
             goto done;
         }
     }
