@@ -401,6 +401,11 @@ class Audit(unittest.TestCase):
             code, body = self.bad_request(server, "lost-1")
             self.assertEqual(code, 400, body)
             self.assertEqual(self.metric(server), 1)
+            # The log is read by a background thread: the line may arrive after the answer.
+            deadline = time.time() + 10
+            while time.time() < deadline and not any(
+                    "audit row of request lost-1 not written" in line for line in server.log):
+                time.sleep(0.05)
             self.assertTrue(any("audit row of request lost-1 not written" in line
                                 for line in server.log), "".join(server.log))
             os.rmdir(server.audit)
