@@ -282,16 +282,14 @@ bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
                     "the result's folder is not below the "
                     "output root");
 
-    /* <folder>/<patient_id>/ relative to the root's descriptor. */
+    /* <folder>/<patient_id>/, relative to the output root. */
     char relative[4200];
     const char *below = folder + strlen(root);
     while (*below == '/')
         below++;
     cxr_api_format(relative, sizeof relative, "%s%s%s", below, below[0] ? "/" : "", patient_id);
-    int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int patient_fd = root_fd >= 0 ? open_below(root_fd, relative, true) : -1;
-    if (root_fd >= 0)
-        close(root_fd);
+    /* Beneath the descriptor the server opened the root with at start, not its path again. */
+    int patient_fd = open_below(api->output_root.fd, relative, true);
     if (patient_fd < 0)
         return fail(response, CXR_API_RESULT_NO_FILE, "the result's folder is gone");
     char file[128];
