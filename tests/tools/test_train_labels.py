@@ -219,6 +219,44 @@ class SplitAndOperatingPoints(unittest.TestCase):
             again = D.Folder(d, os.path.join(d, "cache"))  # cached, same split
             self.assertTrue((again.is_val == fo.is_val).all())
 
+    def test_v2_split_is_nested_by_patient(self):
+        import data as D
+        import splits
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            # a later collection: patients 0-9 have another study there, 20-29 are new
+            with open(os.path.join(d, "labels.csv")) as fh:
+                lines = fh.read()
+            for p in list(range(10)) + list(range(20, 30)):
+                f = "images/nih_radsim/%08d_%03d.png" % (p, 9)
+                png(os.path.join(d, f), 100)
+                lines += "%s,nih_radsim,0,Mass\n" % f
+            write(os.path.join(d, "labels.csv"), lines)
+            v1 = D.Folder(d, os.path.join(d, "cache"))
+            v2 = D.Folder(d, os.path.join(d, "cache"), split="v2")
+            self.assertFalse(v1.is_val[~np.isin(v1.dataset, D.ADDED_AFTER_V1)].all())
+            self.assertTrue(v1.is_val[v1.dataset == "nih_radsim"].all())  # v1 never trains on it
+            # what v1 trained on, and later studies of its patients, never leave "train"
+            self.assertTrue((v2.role[~v1.is_val] == "train").all())
+            seen = {D.patient(f) for f, v in zip(v1.files, v1.is_val) if "nih" in f and not v}
+            for f, u, r in zip(v2.files, v2.unseen_by_v1, v2.role):
+                if "nih" in f and D.patient(f) in seen:
+                    self.assertFalse(u)
+                    self.assertEqual(r, "train")
+            roles = {}
+            for f, r in zip(v2.files, v2.role):
+                if "nih" in f:
+                    roles.setdefault(D.patient(f), set()).add(r)
+            self.assertTrue(all(len(r) == 1 for r in roles.values()))
+            self.assertEqual({r for rs in roles.values() for r in rs}, {"train", "select", "report"})
+            tb = v2.role[v2.dataset == "tbx11k_tb"]
+            self.assertEqual(((tb == "select").sum(), (tb == "report").sum()), (2, 2))
+        ss = splits.samesource_roles(np.array(["da"] * 10 + ["db"] * 4),
+                                     np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0]))
+        self.assertEqual(list(ss[:4]).count("select"), 2)
+        self.assertEqual(list(ss[4:10]).count("select"), 3)
+        self.assertEqual(list(ss[10:]).count("report"), 2)
+
     def test_thresholds_and_ece(self):
         import evaluate as E
         rng = np.random.RandomState(1)

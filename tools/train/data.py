@@ -15,19 +15,29 @@ import labels as L
 
 CACHE_SIDE = 256
 NIH_SETS = ("nih_darkcovidnet", "nih_chexnet_starter")
+# Collections added to the folder after the 1.x models were trained: the v1 split never trains
+# on them (so it still reproduces those runs' split), the v2 split does (by patient).
+ADDED_AFTER_V1 = ("nih_radsim",)
+NIH_ALL = NIH_SETS + ADDED_AFTER_V1
 TB_SOURCES = ("tbx11k_tb", "rahman_tb_256_via_lundis", "lundis_course_tb")
 # NIH's two subsets are one source (the same hospital and scanners).
 OTHER_SOURCES = ("lundis_course_tb", "covidrad_normal_256_via_lundis", "nih")
 
 
 def source_group(dataset):
-    return "nih" if dataset in NIH_SETS else dataset
+    return "nih" if dataset in NIH_ALL else dataset
+
+
+def patient(path):
+    """NIH file names are <patient>_<study>.png."""
+    return os.path.basename(path).split("_")[0]
 
 
 class Folder:
     """Everything the run needs from the data folder, in labels.csv order."""
 
-    def __init__(self, root, cache_dir, val_fraction=0.2, nih_val_fraction=0.3, seed=6):
+    def __init__(self, root, cache_dir, val_fraction=0.2, nih_val_fraction=0.3, seed=6,
+                 split="v1"):
         self.root = root
         rows = L.read_folder_labels(os.path.join(root, "labels.csv"))
         self.rows = rows
@@ -37,7 +47,21 @@ class Folder:
         self.targets = np.stack([r.targets for r in rows]).astype(np.float32)
         self.mask = np.stack([r.mask for r in rows]).astype(np.float32)
         self.nih_raw = [r.raw for r in rows]
-        self.is_val = self._split(val_fraction, nih_val_fraction, seed)
+        v1_val = self._split(val_fraction, nih_val_fraction, seed)
+        # Images no 1.x model saw, not even another study of the same patient.
+        v1_patients = {patient(f) for f, v, ds in zip(self.files, v1_val, self.dataset)
+                       if ds in NIH_ALL and not v}
+        self.unseen_by_v1 = v1_val & np.array(
+            [ds not in NIH_ALL or patient(f) not in v1_patients
+             for f, ds in zip(self.files, self.dataset)])
+        if split == "v1":
+            self.role = np.where(v1_val, "val", "train")
+        elif split == "v2":
+            import splits  # noqa: E402 (the v2 split lives with the evidence it serves)
+            self.role = splits.roles_v2(self)
+        else:
+            raise ValueError("unknown split %r" % split)
+        self.is_val = self.role != "train"
         self.images = self._cache(cache_dir)
         self.boxes = read_boxes(os.path.join(root, "tbx11k_boxes.csv"))
 
@@ -46,13 +70,13 @@ class Folder:
         is_val = np.zeros(self.n, bool)
         nih = np.isin(self.dataset, NIH_SETS)
         # NIH file names are <patient>_<study>.png: all studies of a patient fall on one side.
-        patients = sorted({os.path.basename(f).split("_")[0]
-                           for f, k in zip(self.files, nih) if k})
+        patients = sorted({patient(f) for f, k in zip(self.files, nih) if k})
         perm = rng.permutation(len(patients))
         val_patients = {patients[i] for i in perm[:int(round(nih_val_fraction * len(patients)))]}
         for i in np.flatnonzero(nih):
-            is_val[i] = os.path.basename(self.files[i]).split("_")[0] in val_patients
-        for ds in sorted(set(self.dataset) - set(NIH_SETS)):
+            is_val[i] = patient(self.files[i]) in val_patients
+        is_val[np.isin(self.dataset, ADDED_AFTER_V1)] = True
+        for ds in sorted(set(self.dataset) - set(NIH_ALL)):
             idx = np.flatnonzero(self.dataset == ds)
             tb = self.targets[idx, 0]
             for cls in (0, 1):  # stratified by TB label within each collection

@@ -35,19 +35,14 @@ BOOT = 2000
 SEED = 6
 
 
-def patient(path):
-    return os.path.basename(path).split("_")[0]
-
-
 def validation_sets(folder):
-    """Indices of No Finding validation images and of finding-evaluable validation images."""
-    nih = np.isin(folder.dataset, D.NIH_SETS)
-    train_patients = {patient(f) for f, k, v in zip(folder.files, nih, folder.is_val)
-                      if k and not v}
-    radsim = folder.dataset == "nih_radsim"
-    unseen_radsim = radsim & np.array([patient(f) not in train_patients for f in folder.files])
-    evaluable = (nih & folder.is_val) | unseen_radsim
+    """Indices of No Finding validation images and of finding-evaluable validation images: NIH
+    images of patients 1.x never trained on (nih_radsim came later: its patients that had
+    another study in the training split are left out)."""
+    nih = np.isin(folder.dataset, D.NIH_ALL)
+    evaluable = nih & folder.unseen_by_v1
     no_finding = evaluable & np.array([r == "No Finding" for r in folder.nih_raw])
+    unseen_radsim = evaluable & np.isin(folder.dataset, D.ADDED_AFTER_V1)
     return np.flatnonzero(evaluable), np.flatnonzero(no_finding), int(unseen_radsim.sum())
 
 

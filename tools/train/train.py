@@ -54,7 +54,7 @@ def sampling_weights(folder, train_idx, cfg):
     ds = folder.dataset[train_idx]
     tb = folder.targets[train_idx, TB]
     w = np.zeros(len(train_idx))
-    nih = np.isin(ds, D.NIH_SETS)
+    nih = np.isin(ds, D.NIH_ALL)
     w[nih] = cfg["nih_share"] / nih.sum()
     rest = 1.0 - cfg["nih_share"]
     for cls in (0, 1):
@@ -147,7 +147,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         for i in train_idx:
             images[i] = D.jpeg_round_trip(images[i], cfg["train_jpeg_quality"])
     aug = D.Augmenter(cfg["size"], rng, dev, cfg["seed"])
-    is_nih = np.isin(folder.dataset, D.NIH_SETS)
+    is_nih = np.isin(folder.dataset, D.NIH_ALL)
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
@@ -301,7 +301,7 @@ DEFAULTS = {
     "warmup_steps": 40, "nih_share": 0.45, "box_weight": 0.2, "box_start": 0.25,
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
     "nih_crop_min": D.CROP_MIN_AREA, "nih_border_mask": D.BORDER_MASK_RATE, "ema_decay": 0.998,
-    "members": 3, "train_jpeg_quality": 90,
+    "members": 3, "train_jpeg_quality": 90, "split": "v1",
 }
 
 
@@ -368,7 +368,7 @@ def main(argv=None):
     cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
     cfg.update(parse_overrides(args.set))
     os.makedirs(args.work, exist_ok=True)
-    folder = D.Folder(args.data, os.path.join(args.work, "cache"))
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"), split=cfg["split"])
     log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
     ckpt = checkpoint_path(args.work, args.leave_out)
     if args.members_from:

@@ -1,0 +1,348 @@
+"""Evidence an image's source cannot fake (issue 18), for any contract model and for the trivial
+baseline, on the nested v2 split (tools/train/splits.py): choose on "select", report "report".
+
+- Tuberculosis within `da` and within `db` (TB and normal from one machine each): AUC, and
+  sensitivity and specificity at a threshold;
+- NIH findings: each finding's positives against NIH `No Finding`, patients split;
+- the source probe: how well a logistic regression on the network's pooled features (frozen)
+  tells the collections apart within each TB class, against chance;
+- the pointing game: the class-map maximum inside a box (TBX11K for TB, NIH's own boxes for
+  each NIH finding), against the best fixed map cell (chosen on the training images' boxes) and
+  against the other images' boxes.
+
+    /usr/bin/python3 tools/train/evidence.py --model cxr-default-1.4=models/cxr-default.onnx \\
+        [--model NAME=checkpoint.pt ...] --work build/evidence
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "export"))
+import data as D  # noqa: E402
+import evaluate as E  # noqa: E402
+import labels as L  # noqa: E402
+import splits  # noqa: E402
+
+TB = L.INDEX["Tuberculosis"]
+PARTS = ("select", "report")
+TB_SENSITIVITY = 0.90
+# nih_boxes.csv names -> contract findings (Pneumonia is not one of them)
+NIH_BOX_FINDING = {"Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly",
+                   "Effusion": "Pleural Effusion", "Infiltrate": "Infiltration",
+                   "Mass": "Nodule Mass", "Nodule": "Nodule Mass",
+                   "Pneumothorax": "Pneumothorax"}
+
+
+class SameSource:
+    """The same-source TB sets: files, set name, TB label and v2 role of each image."""
+
+    def __init__(self, root):
+        with open(os.path.join(root, "labels.csv"), newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        self.root = root
+        self.files = [r["file"] for r in rows]
+        self.dataset = np.array([r["dataset"] for r in rows])
+        self.tb = np.array([int(r["tb"]) for r in rows])
+        self.role = splits.samesource_roles(self.dataset, self.tb)
+
+
+def read_nih_boxes(path):
+    """contract finding -> {file: [boxes]} in the folder's 256-px coordinates."""
+    out = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            f = NIH_BOX_FINDING.get(r["finding"])
+            if f:
+                out.setdefault(f, {}).setdefault(r["file"], []).append(
+                    tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
+    return out
+
+
+def network_inputs(root, files, preprocess):
+    """What cxrd feeds the network (cxr.preprocess): the 8-bit image area-resized (stretch),
+    then pixel * scale + offset."""
+    h, w = preprocess["height"], preprocess["width"]
+    out = np.zeros((len(files), 1, h, w), np.float32)
+    for j, f in enumerate(files):
+        u8 = D.load_grey(os.path.join(root, f), w, h)
+        out[j, 0] = u8.astype(np.float32) * preprocess["scale"] + preprocess["offset"]
+    return out
+
+
+class OnnxScorer:
+    """A contract ONNX model run in torch (tools/train/onnx_torch.py)."""
+
+    def __init__(self, path):
+        import onnx_torch
+        self.model = onnx_torch.OnnxTorch(path)
+        self.preprocess = json.loads(self.model.metadata["cxr.preprocess"])
+        outputs = [o.name for o in self.model.proto.graph.output]
+        self.names = ["probabilities", "cam"] + [n for n in ("gate_features",) if n in outputs]
+
+    def __call__(self, x, batch=32):
+        parts = [self.model(x[i:i + batch], self.names) for i in range(0, len(x), batch)]
+        out = {k: np.concatenate([p[k] for p in parts]) for k in self.names}
+        return out["probabilities"], out["cam"], out.get("gate_features")
+
+
+class CheckpointScorer:
+    """A ContractModel in torch (a training checkpoint); features = pooled backbone output."""
+
+    def __init__(self, model, preprocess):
+        self.model = model.eval()
+        self.preprocess = preprocess
+
+    @torch.no_grad()
+    def __call__(self, x, batch=32):
+        probs, cams, feats = [], [], []
+        for i in range(0, len(x), batch):
+            f = self.model.backbone(torch.from_numpy(x[i:i + batch]))
+            cam = self.model.classifier(f)
+            logits = cam.mean((2, 3)) + self.model.bias
+            probs.append(torch.sigmoid(logits * self.model.platt_scale +
+                                       self.model.platt_offset).numpy())
+            cams.append(cam.numpy())
+            feats.append(f.mean((2, 3)).numpy())
+        return np.concatenate(probs), np.concatenate(cams), np.concatenate(feats)
+
+
+def proportion(hits, rng):
+    hits = np.asarray(hits, float)
+    if len(hits) == 0:
+        return {"value": float("nan"), "ci": [float("nan")] * 2, "n": 0}
+    boot = hits[rng.randint(0, len(hits), (E.BOOT, len(hits)))].mean(1)
+    return {"value": float(hits.mean()), "ci": np.percentile(boot, [2.5, 97.5]).tolist(),
+            "n": int(len(hits))}
+
+
+def tb_threshold(scores, tb):
+    """Highest threshold (6 decimals, as the model file stores it) that keeps >= 90% of the TB
+    images at or above it."""
+    pos = np.sort(scores[tb == 1])
+    k = int(np.floor((1 - TB_SENSITIVITY) * len(pos)))
+    return float(np.floor(pos[k] * 1e6) / 1e6)
+
+
+def tb_samesource(scores, ss, threshold):
+    """Per same-source set and part: AUC (95% CI), sensitivity and specificity at threshold."""
+    rng = np.random.RandomState(E.SEED)
+    out = {}
+    for ds in sorted(set(ss.dataset)):
+        for part in PARTS + ("all",):
+            sel = (ss.dataset == ds) & ((ss.role == part) | (part == "all"))
+            y, s = ss.tb[sel], scores[sel]
+            auc, lo, hi = E.auc_ci(y, s, rng)
+            out["%s/%s" % (ds, part)] = {
+                "auc": auc, "ci": [lo, hi], "tb": int(y.sum()), "normal": int((1 - y).sum()),
+                "sensitivity": proportion(s[y == 1] >= threshold, rng),
+                "specificity": proportion(s[y == 0] < threshold, rng)}
+    return out
+
+
+def nih_eval_sets(folder, part):
+    """(indices, positive mask per finding) of NIH images of `part`: positives and No Finding."""
+    nih = np.isin(folder.dataset, D.NIH_ALL) & (folder.role == part)
+    nofind = nih & np.array([r == "No Finding" for r in folder.nih_raw])
+    return nih, nofind
+
+
+def nih_findings(folder, probs_of, baseline_of, part):
+    """AUC of each NIH finding's positives vs No Finding images of `part`, beside the
+    baseline's. probs_of / baseline_of: image index -> score row."""
+    rng = np.random.RandomState(E.SEED)
+    nih, nofind = nih_eval_sets(folder, part)
+    out = {}
+    for f in L.NIH_FINDINGS:
+        k = L.INDEX[f]
+        pos = nih & (folder.targets[:, k] == 1)
+        idx = np.flatnonzero(pos | nofind)
+        y = pos[idx].astype(int)
+        net = np.array([probs_of[i][k] for i in idx])
+        base = np.array([baseline_of[f][i] for i in idx])
+        a, lo, hi = E.auc_ci(y, net, rng)
+        b, blo, bhi = E.auc_ci(y, base, rng)
+        out[f] = {"auc": a, "ci": [lo, hi], "baseline_auc": b, "baseline_ci": [blo, bhi],
+                  "difference_ci": E.auc_difference_ci(y, net, base),
+                  "positives": int(y.sum()), "negatives": int((1 - y).sum())}
+    out["mean"] = {"auc": float(np.mean([out[f]["auc"] for f in L.NIH_FINDINGS])),
+                   "baseline_auc": float(np.mean([out[f]["baseline_auc"]
+                                                  for f in L.NIH_FINDINGS]))}
+    return out
+
+
+def baseline_scores(folder, ss):
+    """The trivial model (16x16 thumbnail + 32-bin histogram, logistic regression) trained on
+    the v2 training images: per NIH finding (positives vs No Finding) a score for every image,
+    and a TB score (TB vs non-TB over every training collection) for the same-source images."""
+    feats = E.baseline_features(folder.images)
+    train = folder.role == "train"
+    nih = np.isin(folder.dataset, D.NIH_ALL)
+    nofind = np.array([r == "No Finding" for r in folder.nih_raw])
+    out = {}
+    for f in L.NIH_FINDINGS:
+        pos = nih & (folder.targets[:, L.INDEX[f]] == 1)
+        tr = np.flatnonzero(train & (pos | nofind))
+        out[f] = E.baseline_model().fit(feats[tr], pos[tr]).decision_function(feats)
+    ss_u8 = np.stack([D.load_grey(os.path.join(ss.root, f), D.CACHE_SIDE, D.CACHE_SIDE)
+                      for f in ss.files])
+    tr = np.flatnonzero(train)
+    tb_model = E.baseline_model().fit(feats[tr], folder.targets[tr, TB])
+    out["tb_samesource"] = tb_model.decision_function(E.baseline_features(ss_u8))
+    out["features"] = feats
+    return out
+
+
+def source_probe(features, folder, idx):
+    """Balanced accuracy of a 5-fold cross-validated logistic regression predicting the
+    collection from frozen features, within TB images and within non-TB images of idx."""
+    out = {}
+    for cls, name in ((1, "tb"), (0, "non_tb")):
+        sel = idx[folder.targets[idx, TB] == cls]
+        groups = np.array([D.source_group(d) for d in folder.dataset[sel]])
+        kinds = sorted(set(groups))
+        y = np.array([kinds.index(g) for g in groups])
+        cv = StratifiedKFold(5, shuffle=True, random_state=E.SEED)
+        pred = cross_val_predict(E.baseline_model(), features[sel], y, cv=cv)
+        out[name] = {"balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+                     "chance": 1.0 / len(kinds), "sources": kinds,
+                     "images": {k: int((groups == k).sum()) for k in kinds}}
+    return out
+
+
+def _hit(px, py, boxes):
+    return any(x0 <= px <= x1 and y0 <= py <= y1 for x0, y0, x1, y1 in boxes)
+
+
+def map_maxima(cams):
+    """(x, y) of each class map's maximum after bilinear upsampling to the 256-px image."""
+    side = D.CACHE_SIDE
+    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(cams[:, None])), size=(side, side),
+                       mode="bilinear", align_corners=False)[:, 0].numpy()
+    flat = up.reshape(len(up), -1).argmax(1)
+    return [((i % side) + 0.5, (i // side) + 0.5) for i in flat]
+
+
+def pointing(cams, boxes, train_boxes):
+    """cams [N,h,w] of N images with boxes (list of box lists): share of maxima inside a box,
+    the best fixed cell chosen on train_boxes, and the other images' boxes."""
+    rng = np.random.RandomState(E.SEED)
+    n, (h, w) = len(boxes), cams.shape[1:]
+    side = D.CACHE_SIDE
+    points = map_maxima(cams)
+    hits = np.array([_hit(px, py, b) for (px, py), b in zip(points, boxes)], float)
+    centres = [((c + 0.5) * side / w, (r + 0.5) * side / h) for r in range(h) for c in range(w)]
+    best = int(np.argmax([np.mean([_hit(cx, cy, b) for b in train_boxes]) for cx, cy in centres]))
+    fixed = np.array([_hit(*centres[best], b) for b in boxes], float)
+    other = np.mean([_hit(px, py, boxes[k]) for j, (px, py) in enumerate(points)
+                     for k in range(n) if k != j]) if n > 1 else float("nan")
+    idx = rng.randint(0, n, (E.BOOT, n))
+    return {"images": n, "pointing": proportion(hits, rng),
+            "fixed_cell": float(fixed.mean()), "other_images": float(other),
+            "margin_over_fixed_ci": np.percentile(hits[idx].mean(1) - fixed[idx].mean(1),
+                                                  [2.5, 97.5]).tolist()}
+
+
+def pointing_games(folder, cam_of, nih_boxes, part):
+    """TB on TBX11K boxes and each boxed NIH finding, on the images of `part`."""
+    out = {}
+    train = folder.role == "train"
+    games = [("Tuberculosis", folder.boxes)] + sorted(nih_boxes.items())
+    for finding, boxes in games:
+        k = L.INDEX[finding]
+        idx = [i for i in range(folder.n) if folder.files[i] in boxes and
+               folder.role[i] == part and folder.targets[i, k] == 1]
+        train_b = [boxes[folder.files[i]] for i in np.flatnonzero(train)
+                   if folder.files[i] in boxes]
+        if len(idx) < 5 or not train_b:
+            continue
+        cams = np.stack([cam_of[i][k] for i in idx])
+        out[finding] = pointing(cams, [boxes[folder.files[i]] for i in idx], train_b)
+    return out
+
+
+def evaluate_model(scorer, folder, ss, base, nih_boxes, threshold=None):
+    """Every measure for one model. The TB threshold, unless given, is the one chosen on the
+    same-source select halves (>= 90% sensitivity)."""
+    held = np.flatnonzero(folder.role != "train")
+    probs, cams, feats = scorer(network_inputs(folder.root, [folder.files[i] for i in held],
+                                               scorer.preprocess))
+    ss_probs = scorer(network_inputs(ss.root, ss.files, scorer.preprocess))[0][:, TB]
+    chosen = tb_threshold(ss_probs[ss.role == "select"], ss.tb[ss.role == "select"])
+    threshold = chosen if threshold is None else threshold
+    probs_of = dict(zip(held, probs))
+    cam_of = dict(zip(held, cams))
+    res = {"tb_threshold": threshold, "tb_threshold_chosen_on_select": chosen,
+           "tb_samesource": tb_samesource(ss_probs, ss, threshold)}
+    for part in PARTS:
+        res["nih/" + part] = nih_findings(folder, probs_of, base, part)
+        res["pointing/" + part] = pointing_games(folder, cam_of, nih_boxes, part)
+    if feats is not None:
+        res["source_probe"] = source_probe(_scatter(feats, held, folder.n), folder, held)
+    return res
+
+
+def _scatter(rows, idx, n):
+    out = np.zeros((n,) + rows.shape[1:], rows.dtype)
+    out[idx] = rows
+    return out
+
+
+def evaluate_baseline(folder, ss, base):
+    held = np.flatnonzero(folder.role != "train")
+    s = base["tb_samesource"]
+    chosen = tb_threshold(s[ss.role == "select"], ss.tb[ss.role == "select"])
+    res = {"tb_threshold_chosen_on_select": chosen,
+           "tb_samesource": tb_samesource(s, ss, chosen),
+           "source_probe": source_probe(base["features"], folder, held)}
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="../shared/data/cxr")
+    ap.add_argument("--samesource", default="../shared/data/cxr-tb-samesource")
+    ap.add_argument("--work", default="build/evidence")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                    help="a contract .onnx model or a training checkpoint .pt (repeatable)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"), split="v2")
+    ss = SameSource(args.samesource)
+    nih_boxes = read_nih_boxes(os.path.join(args.data, "nih_boxes.csv"))
+    base = baseline_scores(folder, ss)
+    # the baseline's NIH AUCs sit beside each model's in its nih/* tables
+    results = {"baseline": evaluate_baseline(folder, ss, base)}
+    base_rows = {f: base[f] for f in L.NIH_FINDINGS}
+    for spec in args.model:
+        name, path = spec.split("=", 1)
+        scorer = load_scorer(path)
+        results[name] = evaluate_model(scorer, folder, ss, base_rows, nih_boxes)
+        print("%s: %s" % (name, json.dumps(results[name]["tb_samesource"])), flush=True)
+    os.makedirs(args.work, exist_ok=True)
+    E.write_json(os.path.join(args.work, "evidence.json"), results)
+    return 0
+
+
+def load_scorer(path):
+    if path.endswith(".onnx"):
+        return OnnxScorer(path)
+    import train as T
+    model, cfg, _ = T.load_checkpoint(path)
+    import contract
+    return CheckpointScorer(model, json.loads(contract.preprocess_json(
+        cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
