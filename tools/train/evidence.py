@@ -307,6 +307,82 @@ def evaluate_baseline(folder, ss, base):
     return res
 
 
+def _f(x, d=3):
+    return "n/a" if x is None or x != x else ("%." + str(d) + "f") % x
+
+
+def _ci(c):
+    return "%s–%s" % (_f(c[0]), _f(c[1]))
+
+
+def markdown(results):
+    """The card's tables: every model of results (and the baseline) side by side."""
+    models = [k for k in results if k != "baseline"]
+    every = models + ["baseline"]
+    out = ["### Tuberculosis within one machine (`da`, `db`)", "",
+           "AUC (95% CI); sensitivity and specificity at each model's TB threshold (chosen for "
+           ">= 90% sensitivity on the select halves of `da` and `db` together, unless the model "
+           "ships its own). The report halves were never used to choose anything.", "",
+           "| set | part | TB / normal | " + " | ".join(
+               "%s AUC | sens. / spec." % m for m in every) + " |",
+           "| --- | --- | --- | " + " | ".join("--- | ---" for _ in every) + " |"]
+    for key in results[models[0] if models else "baseline"]["tb_samesource"]:
+        ds, part = key.split("/")
+        row = results["baseline"]["tb_samesource"][key]
+        cells = []
+        for m in every:
+            r = results[m]["tb_samesource"][key]
+            cells.append("%s (%s) | %s / %s" % (_f(r["auc"]), _ci(r["ci"]),
+                                                 _f(r["sensitivity"]["value"], 2),
+                                                 _f(r["specificity"]["value"], 2)))
+        out.append("| %s | %s | %d / %d | %s |" % (ds, part, row["tb"], row["normal"],
+                                                   " | ".join(cells)))
+    out += ["", "Thresholds: " + "; ".join(
+        "%s %s" % (m, _f(results[m].get("tb_threshold",
+                                        results[m]["tb_threshold_chosen_on_select"]), 4))
+        for m in every) + ".", ""]
+    out += ["### Source probe", "",
+            "Balanced accuracy of a logistic regression (5-fold cross-validated) that names the "
+            "collection from the frozen pooled features of held-out images, within TB images and "
+            "within non-TB images; the baseline row uses the thumbnail + histogram itself.", "",
+            "| model | within TB (chance) | within non-TB (chance) |", "| --- | --- | --- |"]
+    for m in every:
+        p = results[m].get("source_probe")
+        if p:
+            out.append("| %s | %s (%s) | %s (%s) |" % (
+                m, _f(p["tb"]["balanced_accuracy"]), _f(p["tb"]["chance"]),
+                _f(p["non_tb"]["balanced_accuracy"]), _f(p["non_tb"]["chance"])))
+    for part in PARTS:
+        out += ["", "### NIH findings against No Finding (%s part)" % part, "",
+                "| finding | positives / No Finding | " + " | ".join(
+                    "%s AUC (95%% CI)" % m for m in models) + " | baseline AUC |",
+                "| --- | --- | " + " | ".join("---" for _ in models) + " | --- |"]
+        for f in L.NIH_FINDINGS + ["mean"]:
+            r0 = results[models[0]]["nih/" + part][f]
+            cells = [(_f(results[m]["nih/" + part][f]["auc"]) +
+                      ("" if f == "mean" else " (%s)" % _ci(results[m]["nih/" + part][f]["ci"])))
+                     for m in models]
+            count = "" if f == "mean" else "%d / %d" % (r0["positives"], r0["negatives"])
+            out.append("| %s | %s | %s | %s |" % (f, count, " | ".join(cells),
+                                                  _f(r0["baseline_auc"])))
+        out += ["", "### Pointing game (%s part)" % part, "",
+                "Share of positive images whose class-map maximum lies in a box (TBX11K boxes for "
+                "TB, NIH's boxes for the others), against the best fixed map cell chosen on the "
+                "training images' boxes, and against the other images' boxes.", "",
+                "| finding | images | " + " | ".join(
+                    "%s: map / fixed cell / other images" % m for m in models) + " |",
+                "| --- | --- | " + " | ".join("---" for _ in models) + " |"]
+        games = results[models[0]]["pointing/" + part] if models else {}
+        for f in games:
+            cells = []
+            for m in models:
+                g = results[m]["pointing/" + part].get(f)
+                cells.append("n/a" if g is None else "%s / %s / %s" % (
+                    _f(g["pointing"]["value"]), _f(g["fixed_cell"]), _f(g["other_images"])))
+            out.append("| %s | %d | %s |" % (f, games[f]["images"], " | ".join(cells)))
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="../shared/data/cxr")
@@ -331,6 +407,8 @@ def main(argv=None):
         print("%s: %s" % (name, json.dumps(results[name]["tb_samesource"])), flush=True)
     os.makedirs(args.work, exist_ok=True)
     E.write_json(os.path.join(args.work, "evidence.json"), results)
+    with open(os.path.join(args.work, "evidence.md"), "w") as fh:
+        fh.write(markdown(results))
     return 0
 
 
