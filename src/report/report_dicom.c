@@ -239,15 +239,15 @@ void report_dicom_write_source_reference(struct cxr_dicom_writer *writer, uint32
     cxr_dicom_writer_sequence_end(writer);
 }
 
-/* The source must be identifiable: its study and instance are what the outputs hang on. */
-static enum cxr_status check_source(const struct cxr_report_dicom_info *info, struct cxr_err *err)
+enum cxr_status report_dicom_check_source(const struct cxr_report_dicom_info *info,
+                                          struct cxr_err *err)
 {
     const struct cxr_dicom_meta *source = info->source;
-    if (source->study_instance_uid[0] == '\0' || source->sop_instance_uid[0] == '\0' ||
-        source->sop_class_uid[0] == '\0')
+    if (source->study_instance_uid[0] == '\0' || source->series_instance_uid[0] == '\0' ||
+        source->sop_instance_uid[0] == '\0' || source->sop_class_uid[0] == '\0')
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
-                           "DICOM output: the source has no Study Instance UID, SOP Instance "
-                           "UID or SOP Class UID to refer to");
+                           "DICOM output: the source has no Study Instance UID, Series Instance "
+                           "UID, SOP Instance UID or SOP Class UID to refer to");
     return CXR_OK;
 }
 
@@ -255,7 +255,7 @@ enum cxr_status cxr_report_dicom_sc(const struct cxr_report_dicom_info *info,
                                     const struct cxr_rgb8 *image, const char *series_description,
                                     bool legend, struct cxr_buf *out, struct cxr_err *err)
 {
-    if (check_source(info, err) != CXR_OK)
+    if (report_dicom_check_source(info, err) != CXR_OK)
         return CXR_ERR_INVALID_ARG;
     if (image->width == 0 || image->height == 0 || image->width > 65535 || image->height > 65535)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
@@ -294,7 +294,7 @@ enum cxr_status cxr_report_dicom_sc(const struct cxr_report_dicom_info *info,
 enum cxr_status cxr_report_dicom_pdf(const struct cxr_report_dicom_info *info, const uint8_t *pdf,
                                      size_t pdf_size, struct cxr_buf *out, struct cxr_err *err)
 {
-    if (check_source(info, err) != CXR_OK)
+    if (report_dicom_check_source(info, err) != CXR_OK)
         return CXR_ERR_INVALID_ARG;
     if (pdf_size == 0 || pdf_size > 0xFFFFFFFEu)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "DICOM output: PDF of %zu bytes", pdf_size);

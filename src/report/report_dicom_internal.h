@@ -24,6 +24,10 @@ struct report_dicom_object {
     struct cxr_dicom_writer *writer;
 };
 
+/* The source must be identifiable: its study, series and instance are what the outputs hang on
+ * (an SR's evidence sequence names all three). */
+enum cxr_status report_dicom_check_source(const struct cxr_report_dicom_info *info,
+                                          struct cxr_err *err);
 /* New UIDs, the dates, and the writer. extra_text (NULL-terminated list, may be NULL) is other
  * text the object will carry, for the character set decision. */
 enum cxr_status report_dicom_object_begin(struct report_dicom_object *object,

@@ -171,13 +171,11 @@ enum cxr_status cxr_report_dicom_sr(const struct cxr_report_dicom_info *info,
                                     struct cxr_err *err)
 {
     const struct cxr_dicom_meta *source = info->source;
-    if (source->study_instance_uid[0] == '\0' || source->sop_instance_uid[0] == '\0' ||
-        source->sop_class_uid[0] == '\0')
-        return cxr_err_set(err, CXR_ERR_INVALID_ARG,
-                           "DICOM output: the source has no Study Instance UID, SOP Instance "
-                           "UID or SOP Class UID to refer to");
+    enum cxr_status status = report_dicom_check_source(info, err);
+    if (status != CXR_OK)
+        return status;
     struct report_dicom_object object;
-    enum cxr_status status = report_dicom_object_begin(&object, info, REPORT_DICOM_SR,
+    status = report_dicom_object_begin(&object, info, REPORT_DICOM_SR,
                                                        "AI findings (cxrd)", NULL, err);
     if (status != CXR_OK)
         return status;
@@ -203,19 +201,17 @@ enum cxr_status cxr_report_dicom_sr(const struct cxr_report_dicom_info *info,
     cxr_dicom_writer_sequence_begin(w, TAG(0x0040, 0xA372)); /* type 2: empty */
     cxr_dicom_writer_sequence_end(w);
     /* Current Requested Procedure Evidence: the source image, by study and series. */
-    if (source->series_instance_uid[0]) {
-        cxr_dicom_writer_sequence_begin(w, TAG(0x0040, 0xA375));
-        cxr_dicom_writer_item_begin(w);
-        cxr_dicom_writer_sequence_begin(w, TAG(0x0008, 0x1115));
-        cxr_dicom_writer_item_begin(w);
-        report_dicom_write_source_reference(w, TAG(0x0008, 0x1199), source);
-        cxr_dicom_writer_string(w, TAG(0x0020, 0x000E), "UI", source->series_instance_uid);
-        cxr_dicom_writer_item_end(w);
-        cxr_dicom_writer_sequence_end(w);
-        cxr_dicom_writer_string(w, TAG(0x0020, 0x000D), "UI", source->study_instance_uid);
-        cxr_dicom_writer_item_end(w);
-        cxr_dicom_writer_sequence_end(w);
-    }
+    cxr_dicom_writer_sequence_begin(w, TAG(0x0040, 0xA375));
+    cxr_dicom_writer_item_begin(w);
+    cxr_dicom_writer_sequence_begin(w, TAG(0x0008, 0x1115));
+    cxr_dicom_writer_item_begin(w);
+    report_dicom_write_source_reference(w, TAG(0x0008, 0x1199), source);
+    cxr_dicom_writer_string(w, TAG(0x0020, 0x000E), "UI", source->series_instance_uid);
+    cxr_dicom_writer_item_end(w);
+    cxr_dicom_writer_sequence_end(w);
+    cxr_dicom_writer_string(w, TAG(0x0020, 0x000D), "UI", source->study_instance_uid);
+    cxr_dicom_writer_item_end(w);
+    cxr_dicom_writer_sequence_end(w);
     cxr_dicom_writer_string(w, TAG(0x0040, 0xA491), "CS", "COMPLETE");
     cxr_dicom_writer_string(w, TAG(0x0040, 0xA493), "CS", "UNVERIFIED");
     cxr_dicom_writer_sequence_begin(w, TAG(0x0040, 0xA504));
