@@ -2,8 +2,10 @@
 """orthanc-cxrd end to end with the real Orthanc, started here on loopback ports with its own
 storage folder and configuration (no root), and DCMTK as the modality and the PACS:
 
-- storescu sends three chest radiographs of the corpus (Abnormal, TB Presumptive, Normal;
-  decompressed with gdcmconv so that storescu's default transfer syntaxes carry them) and a CT;
+- storescu sends three chest radiographs (Abnormal and TB Presumptive from the corpus,
+  decompressed with gdcmconv so that storescu's default transfer syntaxes carry them; Normal made
+  from an NIH image of the data folder, since no corpus radiograph is Normal under the default
+  model) and a CT;
 - within a bounded wait each radiograph's study holds the source and the three outputs (Chest CAD
   SR, Secondary Capture, Encapsulated PDF: new series of the same study), GET /cxrd/instances/{id}
   gives the predictions; the CT's study holds only the CT, refused by the gate, with the reason in
@@ -29,6 +31,9 @@ import urllib.error
 import urllib.request
 
 import pydicom
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from png_dicom import make_dicom  # noqa: E402
 
 sys.dont_write_bytecode = True
 
@@ -172,13 +177,16 @@ def main():
                                   "8323329.6904.1517875201.850819.dcm"), "Abnormal"),
         "tb": (os.path.join(DATA, "dicom", "pylibjpeg-data", "JPEG2000Lossless",
                             "966_fixed.dcm"), "TB Presumptive"),
-        "normal": (os.path.join(DATA, "dicom", "pylibjpeg-data", "JPEG2000", "RG1_J2KI.dcm"),
-                   "Normal"),
     }
     files = {}
     for name, (source, _) in cases.items():
         files[name] = os.path.join(inputs, name + ".dcm")
         decompress(source, files[name])
+    # no corpus radiograph is Normal under the default model: one made from an NIH image that is
+    cases["normal"] = (None, "Normal")
+    files["normal"] = os.path.join(inputs, "normal.dcm")
+    make_dicom(os.path.join(DATA, "cxr", "images", "nih_darkcovidnet", "00001573_000.png"),
+               files["normal"], "NORMAL01", "Normal^Case", "ACC-N-0001", 1)
     files["ct"] = os.path.join(inputs, "ct.dcm")
     decompress(os.path.join(DATA, "dicom", "pydicom-test-files", "CT_small.dcm"), files["ct"])
     uids = {name: str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)

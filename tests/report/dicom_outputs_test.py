@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The DICOM outputs (`cxrd infer --dicom`) against independent readers, on real radiographs of
 the corpus with the default model: an Abnormal (SIIM CR), a TB Presumptive (966_fixed DX), a
-Normal (RG1_J2KI CR) and a copy of the SIIM file with a UTF-8 name, accession number and
-referring physician (written here with pydicom):
+Normal (an NIH image of the data folder as an 8-bit CR, since no corpus radiograph is Normal under
+the default model) and a copy of the SIIM file with a UTF-8 name, accession number and referring
+physician (written here with pydicom):
 
 - dciodvfy (dicom3tools) reports no error on any of the three objects of each case;
 - dsrdump (DCMTK) reads the SR with no error and shows every finding with its score (to the
@@ -29,6 +30,9 @@ import numpy
 import pydicom
 from PIL import Image
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from png_dicom import make_dicom  # noqa: E402
+
 sys.dont_write_bytecode = True
 
 CXRD, DATA, OUT = sys.argv[1:4]
@@ -52,6 +56,9 @@ def infer(files, out, extra=(), config=None):
     if config:
         command += ["--config", config]
     return subprocess.run(command, capture_output=True, text=True)
+
+
+NORMAL_PNG = "images/nih_darkcovidnet/00001573_000.png"
 
 
 def source_path(*parts):
@@ -215,13 +222,17 @@ def main():
     os.makedirs(OUT)
     utf8 = os.path.join(OUT, "utf8.dcm")
     make_utf8_copy(utf8)
+    # no corpus radiograph is Normal under the default model: one made from an NIH image that is
+    normal = os.path.join(OUT, "normal.dcm")
+    make_dicom(os.path.join(DATA, "cxr", NORMAL_PNG), normal, "NORMAL01", "Normal^Case",
+               "ACC-N-0001", 1)
     siim = source_path("torchxrayvision",
                        "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm")
     cases = [
         ("abnormal", siim, "16d7f894-55d7-4d95-8957-d18987f0e981", "Abnormal"),
         ("tb", source_path("pylibjpeg-data", "JPEG2000Lossless", "966_fixed.dcm"),
          "2010101610-1", "TB Presumptive"),
-        ("normal", source_path("pylibjpeg-data", "JPEG2000", "RG1_J2KI.dcm"), "9RG1", "Normal"),
+        ("normal", normal, "NORMAL01", "Normal"),
         ("utf8", utf8, "UTF8PAT", "Abnormal"),
     ]
     out = os.path.join(OUT, "out")
@@ -247,6 +258,17 @@ def main():
     run = infer([siim], out)
     check(run.returncode == 0 and not any(n.endswith(".dcm") for n in os.listdir(folder)),
           "rerun without --dicom kept DICOM files: %s" % os.listdir(folder))
+
+    # A source without a Series Instance UID: its SR could not list the evidence, so refused too.
+    noseries = os.path.join(OUT, "noseries.dcm")
+    ds = pydicom.dcmread(siim)
+    del ds.SeriesInstanceUID
+    ds.PatientID = "NOSERIES"
+    ds.save_as(noseries)
+    run = infer([noseries], os.path.join(OUT, "noseries"), ["--dicom"])
+    check(run.returncode != 0 and "Series Instance UID" in run.stderr and
+          not os.path.exists(os.path.join(OUT, "noseries", "NOSERIES")),
+          "source without a series: rc %d %s" % (run.returncode, run.stderr))
 
     # A source without a Study Instance UID cannot anchor the outputs: refused, nothing written.
     nostudy = os.path.join(OUT, "nostudy.dcm")

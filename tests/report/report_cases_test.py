@@ -16,55 +16,20 @@ import subprocess
 import sys
 
 import numpy as np
-import pydicom
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from png_dicom import make_dicom  # noqa: E402
 
 CASES = [
     # patient ID, image, Person Name, groups the PDF must show, accession, expected result
-    ("TBJA01", "tbx11k_tb/tb0004.png", "Yamada^Tarou=山田^太郎=やまだ^たろう",
+    ("TBJA01", "tbx11k_tb/tb0032.png", "Yamada^Tarou=山田^太郎=やまだ^たろう",
      ["Yamada Tarou", "山田 太郎", "やまだ たろう"], "ACC-TB-0001", "TB Presumptive"),
     ("NIHKO02", "nih_darkcovidnet/00002275_019.png", "Hong^Gildong=洪^吉洞=홍^길동",
      ["Hong Gildong", "洪 吉洞", "홍 길동"], "ACC-NIH-0002", None),
-    ("NORMAR03", "nih_darkcovidnet/00001582_021.png", "قباني^لنزار", ["قباني لنزار"],
+    ("NORMAR03", "nih_darkcovidnet/00001573_000.png", "قباني^لنزار", ["قباني لنزار"],
      "ACC-N-0003", "Normal"),
 ]
-
-
-def make_dicom(png, path, patient_id, name, accession, index):
-    pixels = np.asarray(Image.open(png).convert("L"), np.uint8)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
-    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.10.1012.%d" % index
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.1012.100.%d" % index
-    ds.PatientID = patient_id
-    ds.PatientName = name
-    ds.PatientSex = "F"
-    ds.PatientAge = "041Y"
-    ds.PatientBirthDate = "19850314"
-    ds.AccessionNumber = accession
-    ds.ReferringPhysicianName = "Sato^Hanako=佐藤^花子"
-    ds.InstitutionName = "Case Test Clinic"
-    ds.StudyDate = "20261127"
-    ds.StudyTime = "081512.5"
-    ds.Modality = "CR"
-    ds.ViewPosition = "PA"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.WindowCenter = 128  # identity window: the pixels as in the PNG
-    ds.WindowWidth = 256
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, write_like_original=False)
 
 
 def main():

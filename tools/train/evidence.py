@@ -88,6 +88,7 @@ class OnnxScorer:
         self.preprocess = json.loads(self.model.metadata["cxr.preprocess"])
         outputs = [o.name for o in self.model.proto.graph.output]
         self.names = ["probabilities", "cam"] + [n for n in ("gate_features",) if n in outputs]
+        self.tb_threshold = json.loads(self.model.metadata["cxr.thresholds"])["Tuberculosis"]
 
     def __call__(self, x, batch=32):
         parts = [self.model(x[i:i + batch], self.names) for i in range(0, len(x), batch)]
@@ -101,6 +102,7 @@ class CheckpointScorer:
     def __init__(self, model, preprocess):
         self.model = model.eval()
         self.preprocess = preprocess
+        self.tb_threshold = None  # not calibrated yet: chosen on the select halves
 
     @torch.no_grad()
     def __call__(self, x, batch=32):
@@ -270,19 +272,36 @@ def pointing_games(folder, cam_of, nih_boxes, part):
     return out
 
 
-def evaluate_model(scorer, folder, ss, base, nih_boxes, threshold=None):
-    """Every measure for one model. The TB threshold, unless given, is the one chosen on the
-    same-source select halves (>= 90% sensitivity)."""
+def tb_flag_rates(folder, probs_of, threshold):
+    """Share of held-out images called TB Presumptive, per group: what the threshold does to
+    normals and to other findings of every collection (confounded, but a false alarm rate)."""
+    groups = {}
+    for i, p in probs_of.items():
+        ds = D.source_group(folder.dataset[i])
+        if folder.targets[i, TB] == 1:
+            g = "%s TB" % ds
+        elif ds == "nih":
+            g = "nih No Finding" if folder.nih_raw[i] == "No Finding" else "nih with findings"
+        else:
+            g = "%s normal" % ds
+        groups.setdefault(g, []).append(p[TB] >= threshold)
+    return {g: {"rate": float(np.mean(v)), "images": len(v)} for g, v in sorted(groups.items())}
+
+
+def evaluate_model(scorer, folder, ss, base, nih_boxes):
+    """Every measure for one model, at its shipped TB threshold (a checkpoint has none: then the
+    one chosen on the same-source select halves, >= 90% sensitivity)."""
     held = np.flatnonzero(folder.role != "train")
     probs, cams, feats = scorer(network_inputs(folder.root, [folder.files[i] for i in held],
                                                scorer.preprocess))
     ss_probs = scorer(network_inputs(ss.root, ss.files, scorer.preprocess))[0][:, TB]
     chosen = tb_threshold(ss_probs[ss.role == "select"], ss.tb[ss.role == "select"])
-    threshold = chosen if threshold is None else threshold
+    threshold = chosen if scorer.tb_threshold is None else scorer.tb_threshold
     probs_of = dict(zip(held, probs))
     cam_of = dict(zip(held, cams))
     res = {"tb_threshold": threshold, "tb_threshold_chosen_on_select": chosen,
-           "tb_samesource": tb_samesource(ss_probs, ss, threshold)}
+           "tb_samesource": tb_samesource(ss_probs, ss, threshold),
+           "tb_flag_rates": tb_flag_rates(folder, probs_of, threshold)}
     for part in PARTS:
         res["nih/" + part] = nih_findings(folder, probs_of, base, part)
         res["pointing/" + part] = pointing_games(folder, cam_of, nih_boxes, part)
@@ -341,7 +360,14 @@ def markdown(results):
         "%s %s" % (m, _f(results[m].get("tb_threshold",
                                         results[m]["tb_threshold_chosen_on_select"]), 4))
         for m in every) + ".", ""]
-    out += ["### Source probe", "",
+    out += ["### TB Presumptive rate on held-out images of the other collections", "",
+            "Share at or above each model's TB threshold (select and report parts together).",
+            "", "| group | images | " + " | ".join(models) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in models) + " |"]
+    for g, r in (results[models[0]]["tb_flag_rates"].items() if models else ()):
+        out.append("| %s | %d | %s |" % (g, r["images"], " | ".join(
+            _f(results[m]["tb_flag_rates"][g]["rate"]) for m in models)))
+    out += ["", "### Source probe", "",
             "Balanced accuracy of a logistic regression (5-fold cross-validated) that names the "
             "collection from the frozen pooled features of held-out images, within TB images and "
             "within non-TB images; the baseline row uses the thumbnail + histogram itself.", "",

@@ -60,6 +60,8 @@ class OnnxTorch:
                 y = ins[0] * ins[1]
             elif op == "Concat":
                 y = torch.cat(ins, a["axis"])
+            elif op == "MaxPool" and set(a) <= {"kernel_shape"}:
+                y = F.max_pool2d(ins[0], a["kernel_shape"])
             elif op == "GlobalAveragePool":
                 y = ins[0].mean((2, 3), keepdim=True)
             elif op == "Flatten":
