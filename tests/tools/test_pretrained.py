@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
 sys.path.insert(0, os.path.join(ROOT, "tools", "export"))

@@ -57,6 +57,32 @@ def torch_pad(pad):
     return (pad[1][0], pad[1][1], pad[0][0], pad[0][1])
 
 
+class _OnnxPad(torch.autograd.Function):
+    """F.pad as one ONNX Pad node with constant pads and value: torch 1.13 builds the pads of
+    an exported F.pad from Shape/ConstantOfShape/Concat/... nodes, which cxrd's loader refuses
+    ("a layer applied to a constant")."""
+
+    @staticmethod
+    def forward(ctx, x, pads, value):
+        return F.pad(x, pads, value=value)
+
+    @staticmethod
+    def symbolic(g, x, pads, value):
+        left, right, top, bottom = pads
+        onnx_pads = torch.tensor([0, 0, top, left, 0, 0, bottom, right], dtype=torch.int64)
+        return g.op("Pad", x, g.op("Constant", value_t=onnx_pads),
+                    g.op("Constant", value_t=torch.tensor(value, dtype=torch.float32)),
+                    mode_s="constant")
+
+
+def keras_pad(x, pad, value=0.0):
+    """Zero (or value) padding ((top, bottom), (left, right)), exportable to cxrd's ONNX."""
+    pads = torch_pad(pad)
+    if torch.onnx.is_in_onnx_export():
+        return _OnnxPad.apply(x, pads, float(value))
+    return F.pad(x, pads, value=value)
+
+
 class MobileNetV2Features(nn.Module):
     """[N,1,H,W] (cxrd input, pixel*2/255-1) -> [N,1280,H/s,W/s] after Conv_1, BN and ReLU6,
     s = output_stride (32, or 16: block_13's stride-2 depthwise made stride 1, blocks 14-16
@@ -106,14 +132,14 @@ class MobileNetV2Features(nn.Module):
 
     def forward(self, x):
         k = self.k
-        x = F.pad(x, torch_pad(self.pad), value=self.input_pad_value)
+        x = keras_pad(x, self.pad, self.input_pad_value)
         x = self.act(k["bn_Conv1"](k["Conv1"](x)))
         for prefix, expand, pad, residual in self.blocks:
             y = x
             if expand:
                 y = self.act(k[prefix + "_expand_BN"](k[prefix + "_expand"](y)))
             if pad:
-                y = F.pad(y, torch_pad(self.pad))
+                y = keras_pad(y, self.pad)
             y = self.act(k[prefix + "_depthwise_BN"](k[prefix + "_depthwise"](y)))
             y = k[prefix + "_project_BN"](k[prefix + "_project"](y))
             x = x + y if residual else y
