@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 import torch
@@ -70,9 +71,11 @@ class _OnnxPad(torch.autograd.Function):
     def symbolic(g, x, pads, value):
         left, right, top, bottom = pads
         onnx_pads = torch.tensor([0, 0, top, left, 0, 0, bottom, right], dtype=torch.int64)
-        return g.op("Pad", x, g.op("Constant", value_t=onnx_pads),
-                    g.op("Constant", value_t=torch.tensor(value, dtype=torch.float32)),
-                    mode_s="constant")
+        with warnings.catch_warnings():  # torch 1.13 flags g.op on a Function's graph (1.14)
+            warnings.simplefilter("ignore", FutureWarning)
+            return g.op("Pad", x, g.op("Constant", value_t=onnx_pads),
+                        g.op("Constant", value_t=torch.tensor(value, dtype=torch.float32)),
+                        mode_s="constant")
 
 
 def keras_pad(x, pad, value=0.0):
@@ -303,6 +306,10 @@ def main(argv=None):
                      "Conv1's RGB kernels summed and halved, bias = half their sum, input "
                      "padded with -1: the module takes pixel*2/255-1 on one channel" % (
                          len(used), len(arrays)),
+        # The topology as saved: layers marked not trainable were frozen (at least in the last
+        # phase) of the NSFW fine-tuning, so they likely hold the ImageNet weights.
+        "keras_not_trainable": [n for n in model.k.keys()
+                                if not layers[n]["config"].get("trainable", True)],
         "exported_weights_sha256": weights_sha,
         "state_dict_sha256": sha256(args.out),
         "parameters": sum(p.numel() for p in model.parameters()),
