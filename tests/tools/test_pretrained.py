@@ -120,6 +120,8 @@ def main(argv):
     ref_f = np.fromfile(os.path.join(scratch, "features.bin"), "<f4").reshape(-1, 7, 7, 1280)
     ref_f = ref_f.transpose(0, 3, 1, 2).astype(np.float64)
     ref_p = np.fromfile(os.path.join(scratch, "probabilities.bin"), "<f4").reshape(-1, 5)
+    ref_b10 = np.fromfile(os.path.join(scratch, "block_10.bin"), "<f4").reshape(-1, 14, 14, 96)
+    ref_b10 = ref_b10.transpose(0, 3, 1, 2).astype(np.float64)
 
     rgb = model(arrays, True)
     x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
@@ -151,6 +153,17 @@ def main(argv):
         check("one-channel %s vs TF.js" % names[j], rel_diff(gf[i], ref_f[j]) <= TOLERANCE,
               "relative max diff %.3g" % rel_diff(gf[i], ref_f[j]))
 
+    # Truncated after block_10 (linear output, 1/16), one channel, from the CLI's weights below.
+    b10 = P.MobileNetV2Features(last="block_10")
+    b10.load_state_dict({k: v for k, v in P.convert(arrays).items() if k in b10.state_dict()})
+    b10.eval()
+    bf = run(b10, y)
+    for i, j in enumerate(grey_rows):
+        d = rel_diff(bf[i], ref_b10[j])
+        check("block_10 one-channel %s vs TF.js" % names[j], d <= TOLERANCE and
+              bf.shape[1:] == (96, 14, 14), "relative max diff %.3g, max |ref| %.3g" % (
+                  d, np.abs(ref_b10[j]).max()))
+
     # The comparisons can fail: each mistake below must be far outside the tolerance.
     bad = model(arrays, True)
     bad.k["Conv1"].weight.data = bad.k["Conv1"].weight.data.transpose(2, 3).contiguous()
@@ -172,6 +185,9 @@ def main(argv):
     saved = P.load_features(pt)
     saved.eval()
     check("CLI state dict", np.array_equal(run(saved, y), gf), "same outputs as the conversion")
+    saved = P.load_features(pt, last="block_10").eval()
+    check("CLI state dict, last=block_10", saved.out_channels == 96 and
+          np.array_equal(run(saved, y), bf), "same outputs as the conversion")
     with open(os.path.join(scratch, "mobilenet_v2.json")) as f:
         prov = json.load(f)
     lock = P.lock_entry("nsfwjs")

@@ -3,8 +3,9 @@
 // the reference that tests/tools/test_pretrained.py compares the converted torch model with.
 // Usage: node run_tfjs.js INPUT.bin N OUT_DIR
 //   INPUT.bin  N x 224 x 224 x 3 float32 little-endian, NHWC, nsfwjs's scaling (pixel / 255)
-//   OUT_DIR    features.bin (N x 7 x 7 x 1280, the out_relu layer, NHWC) and
-//              probabilities.bin (N x 5, the softmax of dense_3), both float32
+//   OUT_DIR    features.bin (N x 7 x 7 x 1280, the out_relu layer, NHWC),
+//              block_10.bin (N x 14 x 14 x 96, block_10_project_BN) and
+//              probabilities.bin (N x 5, the softmax of dense_3), all float32
 // Weights are decoded by TF.js itself (tf.io.decodeWeights dequantises them), independently of
 // export_weights.js.
 'use strict';
@@ -33,14 +34,17 @@ async function main() {
     weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length),
   }));
   const both = tf.model({ inputs: model.inputs,
-                          outputs: [model.getLayer('out_relu').output, model.outputs[0]] });
+                          outputs: [model.getLayer('out_relu').output,
+                                    model.getLayer('block_10_project_BN').output,
+                                    model.outputs[0]] });
   const raw = fs.readFileSync(input);
   const size = 224 * 224 * 3;
   if (raw.length !== 4 * n * size) throw new Error(`${input}: ${raw.length} bytes`);
   const x = tf.tensor4d(new Float32Array(raw.buffer, raw.byteOffset, n * size), [n, 224, 224, 3]);
-  const [features, probabilities] = both.predict(x);
+  const [features, block10, probabilities] = both.predict(x);
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'features.bin'), Buffer.from((await features.data()).buffer));
+  fs.writeFileSync(path.join(outDir, 'block_10.bin'), Buffer.from((await block10.data()).buffer));
   fs.writeFileSync(path.join(outDir, 'probabilities.bin'),
                    Buffer.from((await probabilities.data()).buffer));
   console.log(`run_tfjs: ${n} images, features ${features.shape}, probabilities ` +

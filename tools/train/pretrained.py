@@ -89,16 +89,18 @@ def keras_pad(x, pad, value=0.0):
 class MobileNetV2Features(nn.Module):
     """[N,1,H,W] (cxrd input, pixel*2/255-1) -> [N,1280,H/s,W/s] after Conv_1, BN and ReLU6,
     s = output_stride (32, or 16: block_13's stride-2 depthwise made stride 1, blocks 14-16
-    dilated by 2). rgb=True takes nsfwjs's own input instead ([N,3,H,W], pixel/255), for the
-    reference test. Modules are named after the Keras layers they came from."""
+    dilated by 2). last="block_N" stops after that block instead: its linear output, e.g.
+    block_10 -> [N,96,H/16,W/16], the last block the Keras topology marks not trainable
+    (likely still ImageNet's weights). rgb=True takes nsfwjs's own input instead ([N,3,H,W],
+    pixel/255), for the reference test. Modules are named after the Keras layers they came
+    from."""
 
-    def __init__(self, output_stride=32, rgb=False):
+    def __init__(self, output_stride=32, rgb=False, last=None):
         super().__init__()
         if output_stride not in (16, 32):
             raise ValueError("output_stride must be 16 or 32")
         self.output_stride = output_stride
         self.rgb = rgb
-        self.out_channels = 1280
         # Before Conv1 and every stride-2 depthwise (plain attributes: the reference test
         # swaps them to show that a wrong padding is caught).
         self.pad = KERAS_PAD
@@ -128,8 +130,15 @@ class MobileNetV2Features(nn.Module):
             k[prefix + "_project_BN"] = nn.BatchNorm2d(cout, eps=BN_EPS)
             residual = cin == cout and s == 1
             self.blocks.append((prefix, t != 1, pad, residual))
-        k["Conv_1"] = nn.Conv2d(320, 1280, 1, bias=False)
-        k["Conv_1_bn"] = nn.BatchNorm2d(1280, eps=BN_EPS)
+            self.out_channels = cout
+            if prefix == last:
+                break
+        else:
+            if last is not None:
+                raise ValueError("last must name a block (expanded_conv, block_1..block_16)")
+            k["Conv_1"] = nn.Conv2d(320, 1280, 1, bias=False)
+            k["Conv_1_bn"] = nn.BatchNorm2d(1280, eps=BN_EPS)
+            self.out_channels = 1280
         self.k = k
         self.act = nn.ReLU6()
 
@@ -146,6 +155,8 @@ class MobileNetV2Features(nn.Module):
             y = self.act(k[prefix + "_depthwise_BN"](k[prefix + "_depthwise"](y)))
             y = k[prefix + "_project_BN"](k[prefix + "_project"](y))
             x = x + y if residual else y
+        if "Conv_1" not in k:
+            return x
         return self.act(k["Conv_1_bn"](k["Conv_1"](x)))
 
 
@@ -237,10 +248,12 @@ def convert(arrays, rgb=False):
         torch.int64 if v.dtype == np.int64 else torch.float32) for k, v in sd.items()}
 
 
-def load_features(state_path=DEFAULT_OUT, output_stride=32):
-    """The one-channel module with the converted weights saved by this tool's CLI."""
-    model = MobileNetV2Features(output_stride)
-    model.load_state_dict(torch.load(state_path, map_location="cpu"))
+def load_features(state_path=DEFAULT_OUT, output_stride=32, last=None):
+    """The one-channel module with the converted weights saved by this tool's CLI (all of
+    them, or up to block `last`)."""
+    model = MobileNetV2Features(output_stride, last=last)
+    state = torch.load(state_path, map_location="cpu")
+    model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
     return model
 
 
