@@ -31,7 +31,7 @@ CAM_RELATIVE_TOLERANCE = 1e-3
 
 def export_stamp(arch, size, seed):
     digest = hashlib.sha256()
-    for name in ("export_models.py", "contract.py"):
+    for name in ("export_models.py", "contract.py", "../train/pretrained.py"):
         with open(os.path.join(EXPORT_DIR, name), "rb") as f:
             digest.update(f.read())
     digest.update(("%s %d %d" % (arch, size, seed)).encode())

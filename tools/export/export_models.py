@@ -25,7 +25,9 @@ sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contract  # noqa: E402  (the model contract lives next to this script)
 
-ARCHS = ("densenet121", "resnet50", "mobilenet_v3_large", "efficientnet_b0")
+ARCHS = ("densenet121", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
+         "mobilenet_v2_keras", "mobilenet_v2_keras_os16", "mobilenet_v2_keras_b10")
+TRAIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train")
 
 # The input mapping stored in cxr.preprocess: 8-bit pixel / 127.5 - 1, i.e. [-1, 1].
 INPUT_SCALE = 1.0 / 127.5
@@ -64,6 +66,15 @@ def build_backbone(arch):
         net = models.efficientnet_b0(weights=None)
         net.features[0][0] = one_channel(net.features[0][0])
         return net.features, net.features[-1][0].out_channels
+    if arch.startswith("mobilenet_v2_keras"):
+        # tools/train/pretrained.py's one-channel Keras MobileNetV2 (asymmetric Pad nodes,
+        # Pad value -1, dilated depthwise at output stride 16); random weights here too.
+        sys.path.insert(0, TRAIN_DIR)
+        import pretrained
+
+        net = pretrained.MobileNetV2Features(16 if arch.endswith("_os16") else 32,
+                                             last="block_10" if arch.endswith("_b10") else None)
+        return net, net.out_channels
     raise ValueError("unknown architecture %r (one of %s)" % (arch, ", ".join(ARCHS)))
 
 
