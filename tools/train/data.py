@@ -86,8 +86,7 @@ class Folder:
         return is_val
 
     def _cache(self, cache_dir):
-        key = hashlib.sha1("\n".join(self.files).encode()).hexdigest()[:12]
-        path = os.path.join(cache_dir, "images-%d-%s.npy" % (CACHE_SIDE, key))
+        path = cache_path(cache_dir, self.files)
         if os.path.exists(path):
             return np.load(path, mmap_mode=None)
         os.makedirs(cache_dir, exist_ok=True)
@@ -107,6 +106,12 @@ class Folder:
             u8 = load_grey(os.path.join(self.root, self.files[i]), size, size)
             out[j, 0] = u8.astype(np.float32) * PIXEL_SCALE + PIXEL_OFFSET
         return out
+
+
+def cache_path(cache_dir, files):
+    """The image cache of a file list (its key is the list's hash)."""
+    key = hashlib.sha1("\n".join(files).encode()).hexdigest()[:12]
+    return os.path.join(cache_dir, "images-%d-%s.npy" % (CACHE_SIDE, key))
 
 
 PIXEL_SCALE = 2.0 / 255.0
