@@ -402,7 +402,7 @@ static enum cxr_status compile_gemm(struct cxr_nn_model *model, struct nn_node *
             node->flops = 2ull * y->count * (uint64_t)a->dims[a->rank - 1];
         return status;
     }
-    if (b->rank != 2 || (matmul ? a->rank < 1 : a->rank != 2))
+    if (!is_const(b) || b->rank != 2 || (matmul ? a->rank < 1 : a->rank != 2))
         return nn_node_error(node, CXR_ERR_UNSUPPORTED, err, "only A[M,K] x constant B[K,N]");
     int64_t m_dim = trans_a ? a->dims[1] : (a->rank >= 2 ? a->dims[a->rank - 2] : 1);
     int64_t k_dim = trans_a ? a->dims[0] : a->dims[a->rank - 1];

@@ -106,6 +106,16 @@ static void test_wrong_shapes(void **state)
     tm_output(b, "y");
     assert_int_equal(load(b, message), CXR_ERR_MALFORMED);
     assert_non_null(strstr(message, "add1"));
+
+    /* Gemm takes only a constant B: a computed one is refused, not read as weights (found by
+     * fuzz_onnx_load: Gemm(f, f) read B's missing values). */
+    b = tm_create();
+    tm_input(b, "x", 2, (int64_t[2]){3, 3});
+    tm_node(b, "Relu", "relu", "x", "f");
+    tm_node(b, "Gemm", "gemm1", "f,f", "y");
+    tm_output(b, "y");
+    assert_int_equal(load(b, message), CXR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(message, "gemm1"));
 }
 
 static void test_huge_dimensions(void **state)
