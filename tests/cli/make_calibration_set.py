@@ -18,40 +18,17 @@ import csv
 import os
 import sys
 
-import numpy as np
-import pydicom
-from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
-
 sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from png_dicom import CR_IMAGE, png_dataset  # noqa: E402
 
 
 def make_dicom(png, path, index, modality="CR"):
-    pixels = np.asarray(Image.open(png).convert("L"), np.uint8)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR Image Storage
-    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.10.1013.%d" % index
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.1013.100.%d" % index
+    ds = png_dataset(png, path, index, CR_IMAGE, "1.2.826.0.1.3680043.10.1013", modality)
     ds.PatientID = "CAL%04d" % index
     ds.PatientName = "Calibration^Study%d" % index
     ds.PatientAge = "040Y"
-    ds.Modality = modality
     ds.BodyPartExamined = "CHEST"
-    ds.ViewPosition = "PA"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.WindowCenter = 128
-    ds.WindowWidth = 256
-    ds.PixelData = pixels.tobytes()
     ds.save_as(path, write_like_original=False)
 
 

@@ -259,28 +259,18 @@ def main():
     check(run.returncode == 0 and not any(n.endswith(".dcm") for n in os.listdir(folder)),
           "rerun without --dicom kept DICOM files: %s" % os.listdir(folder))
 
-    # A source without a Series Instance UID: its SR could not list the evidence, so refused too.
-    noseries = os.path.join(OUT, "noseries.dcm")
-    ds = pydicom.dcmread(siim)
-    del ds.SeriesInstanceUID
-    ds.PatientID = "NOSERIES"
-    ds.save_as(noseries)
-    run = infer([noseries], os.path.join(OUT, "noseries"), ["--dicom"])
-    check(run.returncode != 0 and "Series Instance UID" in run.stderr and
-          not os.path.exists(os.path.join(OUT, "noseries", "NOSERIES")),
-          "source without a series: rc %d %s" % (run.returncode, run.stderr))
-
-    # A source without a Study Instance UID cannot anchor the outputs: refused, nothing written.
-    nostudy = os.path.join(OUT, "nostudy.dcm")
-    ds = pydicom.dcmread(siim)
-    del ds.StudyInstanceUID
-    ds.PatientID = "NOSTUDY"
-    ds.save_as(nostudy)
-    run = infer([nostudy], os.path.join(OUT, "nostudy"), ["--dicom"])
-    check(run.returncode != 0 and "Cannot make DICOM outputs from this image" in run.stderr and
-          "Study Instance UID" in run.stderr and
-          not os.path.exists(os.path.join(OUT, "nostudy", "NOSTUDY")),
-          "source without a study: rc %d %s" % (run.returncode, run.stderr))
+    # A source without a Study or a Series Instance UID cannot anchor the outputs (the SR's
+    # evidence names both): refused, nothing written.
+    for attribute, pid in (("StudyInstanceUID", "NOSTUDY"), ("SeriesInstanceUID", "NOSERIES")):
+        source = os.path.join(OUT, pid.lower() + ".dcm")
+        ds = pydicom.dcmread(siim)
+        delattr(ds, attribute)
+        ds.PatientID = pid
+        ds.save_as(source)
+        run = infer([source], os.path.join(OUT, pid.lower()), ["--dicom"])
+        check(run.returncode != 0 and "Cannot make DICOM outputs from this image" in run.stderr
+              and not os.path.exists(os.path.join(OUT, pid.lower(), pid)),
+              "source without %s: rc %d %s" % (attribute, run.returncode, run.stderr))
 
     # [dicom] uid_root.
     config = os.path.join(OUT, "root.ini")
