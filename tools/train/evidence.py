@@ -110,7 +110,7 @@ class CheckpointScorer:
         for i in range(0, len(x), batch):
             f = self.model.backbone(torch.from_numpy(x[i:i + batch]))
             cam = self.model.classifier(f)
-            logits = cam.mean((2, 3)) + self.model.bias
+            logits = self.model.pool(cam) + self.model.bias
             probs.append(torch.sigmoid(logits * self.model.platt_scale +
                                        self.model.platt_offset).numpy())
             cams.append(cam.numpy())
