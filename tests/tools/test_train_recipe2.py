@@ -130,39 +130,44 @@ class MaxPooledExport(unittest.TestCase):
                     np.testing.assert_allclose(got[0], probs[j], atol=1e-4, err_msg=backbone)
 
     def test_onnx_matches_pytorch(self):
+        """The exported graph of each backbone with the max-pooled TB logit, run by
+        tools/train/onnx_torch.py, against PyTorch and against the definition."""
         import onnx
         import onnx_torch
         import train as T
-        cfg = dict(T.DEFAULTS, **TINY, tb_pool="max")
-        model, _ = T.build_model(cfg)
-        randomise(model)
-        model.eval()
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "m.onnx")
-            export(model, path, 64)
-            proto = onnx.load(path)
-            ops = [n.op_type for n in proto.graph.node]
-            self.assertNotIn("ReduceMax", ops)
-            pools = [n for n in proto.graph.node if n.op_type == "MaxPool"]
-            self.assertEqual(len(pools), 1)
-            self.assertEqual({a.name: list(a.ints) for a in pools[0].attribute},
-                             {"kernel_shape": [4, 4]})  # the whole 4x4 map at 64 px
-            x = torch.randn(5, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-            out = onnx_torch.OnnxTorch(path)(x.numpy(), ["probabilities", "cam"])
-        with torch.no_grad():
-            probs, cam = model(x)
-        np.testing.assert_allclose(out["cam"], cam.numpy(), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(out["probabilities"], probs.numpy(), rtol=1e-4, atol=1e-5)
-        # independently: TB from the map's maximum, the others from its mean
-        scale, offset, bias = (model.platt_scale.numpy(), model.platt_offset.numpy(),
-                               model.bias.detach().numpy())
-        c = cam.numpy()
-        logit = c.mean((2, 3)) + bias
-        logit[:, 0] = c[:, 0].max((1, 2)) + bias[0]
-        np.testing.assert_allclose(out["probabilities"],
-                                   1 / (1 + np.exp(-(logit * scale + offset))), rtol=1e-4,
-                                   atol=1e-5)
-        self.assertFalse(np.allclose(c[:, 0].max((1, 2)), c[:, 0].mean((1, 2))))
+        x = torch.randn(5, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+        for backbone in ("resnet", "mobilenet_v2_b10", "mobilenet_v2"):
+            cfg = dict(T.DEFAULTS, **TINY, tb_pool="max", backbone=backbone)
+            model, _ = T.build_model(cfg)
+            randomise(model)
+            model.eval()
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "m.onnx")
+                export(model, path, 64)
+                proto = onnx.load(path)
+                ops = [n.op_type for n in proto.graph.node]
+                self.assertNotIn("ReduceMax", ops)
+                pools = [n for n in proto.graph.node if n.op_type == "MaxPool"]
+                self.assertEqual(len(pools), 1)
+                self.assertEqual({a.name: list(a.ints) for a in pools[0].attribute},
+                                 {"kernel_shape": [4, 4]})  # the whole 4x4 map at 64 px
+                out = onnx_torch.OnnxTorch(path)(x.numpy(), ["probabilities", "cam"])
+            with torch.no_grad():
+                probs, cam = model(x)
+            np.testing.assert_allclose(out["cam"], cam.numpy(), rtol=1e-4, atol=1e-4,
+                                       err_msg=backbone)
+            np.testing.assert_allclose(out["probabilities"], probs.numpy(), rtol=1e-4,
+                                       atol=1e-5, err_msg=backbone)
+            # independently: TB from the map's maximum, the others from its mean
+            scale, offset, bias = (model.platt_scale.numpy(), model.platt_offset.numpy(),
+                                   model.bias.detach().numpy())
+            c = cam.numpy()
+            logit = c.mean((2, 3)) + bias
+            logit[:, 0] = c[:, 0].max((1, 2)) + bias[0]
+            np.testing.assert_allclose(out["probabilities"],
+                                       1 / (1 + np.exp(-(logit * scale + offset))), rtol=1e-4,
+                                       atol=1e-5, err_msg=backbone)
+            self.assertFalse(np.allclose(c[:, 0].max((1, 2)), c[:, 0].mean((1, 2))))
 
     def test_mean_pooled_checkpoints_keep_their_keys(self):
         import train as T
@@ -255,6 +260,33 @@ class NewSettingsTrain(unittest.TestCase):
                                        start.classifier.weight[0]).abs().max())
             self.assertEqual(moved[0.0], 0.0)
             self.assertGreater(moved[1.0], 1e-4)
+
+
+class GpuPack(unittest.TestCase):
+    def test_pack_unpack_gives_the_jpeg_round_trip_of_the_training_rows(self):
+        import data as D
+        import gpu_pack
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            folder = D.Folder(d, os.path.join(d, "cache"), split="v2")
+            # images with texture, so that JPEG changes them
+            rng = np.random.RandomState(5)
+            folder.images[:] = rng.randint(0, 256, folder.images.shape).astype(np.uint8)
+            np.save(gpu_pack.cache_path(folder.files, os.path.join(d, "cache")), folder.images)
+            out = os.path.join(d, "pack")
+            self.assertEqual(gpu_pack.main(["pack", "--data", d, "--cache",
+                                            os.path.join(d, "cache"), "--out", out,
+                                            "--no-check"]), 0)
+            gpu_pack.main(["unpack", "--data", out, "--cache", os.path.join(d, "cache2")])
+            again = D.Folder(out, os.path.join(d, "cache2"), split="v2")
+            train = again.role == "train"
+            self.assertTrue((again.role == folder.role).all())
+            self.assertTrue(0 < train.sum() < len(train))
+            for i in np.flatnonzero(train):
+                np.testing.assert_array_equal(again.images[i],
+                                              D.jpeg_round_trip(folder.images[i], 90))
+            self.assertFalse(again.images[~train].any())  # held-out rows do not travel
+            self.assertEqual(again.boxes, folder.boxes)
 
 
 if __name__ == "__main__":

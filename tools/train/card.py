@@ -93,9 +93,9 @@ def render(m, version, thresholds):
                                        if cfg.get("tb_pool") == "max" else ""))
     if tr.get("pretrained"):
         p = tr["pretrained"]
-        w("- Initial weights: %s from npm `%s@%s` (%s licence; `%s`, SHA-256 %s), converted by "
+        w("- Initial weights: npm `%s@%s` (%s licence; `%s`, SHA-256 %s…), converted by "
           "`tools/train/pretrained.py` (docs/pretrained.md): %s." % (
-              p["file"], p["package"], p["version"], p["license"], p["file"],
+              p["package"], p["version"], p["license"], p["file"],
               p["state_dict_sha256"][:16], p["model"]))
     w("- Input: the rendered 8-bit grey image (bone bright), area-resized to %d×%d without "
       "keeping the aspect ratio, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (

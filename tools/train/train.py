@@ -158,6 +158,15 @@ def box_loss(cam_tb, mask_small, has_box):
     return -inside.mean()
 
 
+def pooled_logits(model, cam):
+    """The logits in training: each map's mean as 1.x computed it (so that 1.x recipes stay
+    bit-reproducible), the maximum for the model's max-pooled classes, + bias."""
+    mean = cam.mean((2, 3))
+    if model.max_pool_labels:
+        mean = mean * model.pool_mean_mask + contract.map_max(cam) * model.pool_max_mask
+    return mean + model.bias
+
+
 def lesion_targets(cover):
     """Cell targets of the lesion loss from each cell's box cover (share of the cell inside a
     lesion box): 1 at >= LESION_INSIDE, 0 where no box touches the cell; cells partly covered
@@ -287,7 +296,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             feats = model.backbone(x)
             cam = model.classifier(feats)
         feats, cam = feats.float(), cam.float()
-        logits = model.pool(cam) + model.bias
+        logits = pooled_logits(model, cam)
         loss_cls = masked_bce(logits, y, w)
         hb = torch.from_numpy(mask_row[idx] > 0).to(dev)
         cover = F.adaptive_avg_pool2d(m, cam.shape[2:])[:, 0]
@@ -473,15 +482,18 @@ def main(argv=None):
     cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
     cfg.update(parse_overrides(args.set))
     os.makedirs(args.work, exist_ok=True)
-    folder = D.Folder(args.data, os.path.join(args.work, "cache"), split=cfg["split"])
-    log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
     ckpt = checkpoint_path(args.work, args.leave_out)
+    model = None
     if args.members_from:
         model, cfg, info = members_from(args.members_from, args.leave_out)
         save_checkpoint(ckpt, model, cfg, info)
     elif args.eval_only or args.reexport:
         model, cfg, info = load_checkpoint(ckpt)
-    else:
+    # the split of the recipe that made the model (a v2 checkpoint validates on v2's parts)
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"),
+                      split=cfg.get("split", "v1"))
+    log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
+    if model is None:
         model, info = train_members(folder, cfg, args.leave_out, args.device)
         save_checkpoint(ckpt, model, cfg, info)
         if args.train_only:
