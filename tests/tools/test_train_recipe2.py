@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "export"))
 
 import torch  # noqa: E402
 
-from test_train_labels import make_folder, write  # noqa: E402
+from test_train_labels import make_folder, png, write  # noqa: E402
 
 TINY = dict(steps=3, batch=4, size=32, train_sizes=[[0.0, 32]], widths=[8, 8, 8, 8],
             blocks=[1, 1, 1, 1], members=1, train_jpeg_quality=0, ema_decay=0.0)
@@ -260,6 +260,60 @@ class NewSettingsTrain(unittest.TestCase):
                                        start.classifier.weight[0]).abs().max())
             self.assertEqual(moved[0.0], 0.0)
             self.assertGreater(moved[1.0], 1e-4)
+
+
+class SameSourceCalibration(unittest.TestCase):
+    def test_tb_platt_and_threshold_from_the_select_halves(self):
+        """A model whose TB logit is the image's mean network input: Platt scaling and the
+        highest threshold keeping >= 90% of the select halves' TB images, on those alone."""
+        import evaluate as E
+        import evidence as V
+        import contract
+        model = contract.ContractModel(torch.nn.Identity(), 1)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.weight[0] = 1.0
+        rng = np.random.RandomState(7)
+        lines, grey = ["file,dataset,tb"], {}
+        with tempfile.TemporaryDirectory() as d:
+            for ds in ("da", "db"):
+                for k in range(24):
+                    tb = int(k < 10)
+                    g = int(rng.randint(90, 200) if tb else rng.randint(40, 150))
+                    f = "images/%s/%02d.png" % (ds, k)
+                    png(os.path.join(d, f), g)
+                    lines.append("%s,%s,%d" % (f, ds, tb))
+                    grey[f] = g
+            write(os.path.join(d, "labels.csv"), "\n".join(lines) + "\n")
+            ss = V.SameSource(d)
+            entry, table = E.calibrate_tb_samesource(model, dict(size=8), d)
+        z = np.array([grey[f] * 2 / 255 - 1 for f in ss.files])
+        sel = ss.role == "select"
+        self.assertEqual((entry["n"], entry["positives"]), (int(sel.sum()),
+                                                            int(ss.tb[sel].sum())))
+        self.assertGreater(entry["platt_scale"], 0)  # TB brighter: the scale keeps the order
+        p = 1 / (1 + np.exp(-(entry["platt_scale"] * z + entry["platt_offset"])))
+        pos = p[sel & (ss.tb == 1)]
+        t = entry["threshold"]
+        self.assertGreaterEqual((pos >= t).mean(), 0.9)
+        above = np.sort(pos[pos > t + 1e-6])
+        if len(above):  # the next TB score up would keep fewer than 90%
+            self.assertLess((pos >= above[0]).mean(), 0.9)
+        self.assertAlmostEqual(entry["sensitivity"], float((pos >= t).mean()))
+        neg = p[sel & (ss.tb == 0)]
+        self.assertAlmostEqual(entry["specificity"], float((neg < t).mean()))
+        self.assertEqual(table["da/select"]["tb"] + table["da/report"]["tb"], 10)
+        self.assertAlmostEqual(table["db/report"]["specificity"]["value"], float(
+            (p[(ss.dataset == "db") & (ss.role == "report") & (ss.tb == 0)] < t).mean()))
+
+
+    def test_evidence_threshold_keeps_90_percent_and_no_more(self):
+        import evidence as V
+        for n in (10, 20, 37, 100):
+            scores = np.linspace(0.1, 0.9, n) + 1e-4  # distinct, not on the 1e-6 grid
+            t = V.tb_threshold(scores, np.ones(n, int))
+            kept = (scores >= t).sum()
+            self.assertEqual(kept, int(np.ceil(0.9 * n - 1e-9)), n)  # 9 of 10, 34 of 37
 
 
 class GpuPack(unittest.TestCase):
