@@ -132,10 +132,17 @@ def render(m, version, thresholds):
                              "the training weights (decay %g)" % cfg["ema_decay"]
                              if cfg.get("ema_decay") else ""))
     w("## Data\n")
-    w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient (30%% of "
-      "patients; file names `<patient>_<study>.png`), every other collection 20%% of its images "
-      "per TB class (seed %d). No image of the validation split is used for training.\n" % cfg[
-          "seed"])
+    if cfg.get("split") == "v2":
+        w("`../shared/data/cxr` (see its README), nested split v2 (`tools/train/splits.py`): "
+          "what 1.x trained on plus 20% of the NIH patients no 1.x model saw train; the rest is "
+          "held out, halved (NIH by patient, other collections by image within each TB class) "
+          "into \"select\" (calibration and thresholds) and \"report\". The tables below "
+          "pool both halves; `tools/train/evidence.py` reports them apart.\n")
+    else:
+        w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient "
+          "(30%% of patients; file names `<patient>_<study>.png`), every other collection 20%% "
+          "of its images per TB class (seed %d). No image of the validation split is used for "
+          "training.\n" % cfg["seed"])
     w("| collection | images | TB | validation images |")
     w("| --- | --- | --- | --- |")
     for d, c in cnt.items():
