@@ -47,7 +47,7 @@ list=($RECIPES)
 if [ "${#list[@]}" -gt 7 ]; then echo "at most 7 recipes (8 files come back)"; exit 1; fi
 mkdir -p "$OUT" "$CACHE" "$WORK"
 exec > >(tee "$OUT/sweep.log") 2>&1
-echo "sweep: $(date -u +%FT%TZ) on $(hostname)"
+echo "sweep: $(date -u +%FT%TZ) on ${HOSTNAME:-unknown host}"
 if [ "$DEVICE" = cuda ]; then
     "$PYTHON" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device";
 print("torch", torch.__version__, torch.cuda.get_device_name(0))'
