@@ -97,6 +97,16 @@ def export(model, path, size):
         contract.preprocess_json(size, size, 2 / 255, -1), "t"))
 
 
+class MaskedLoss(unittest.TestCase):
+    def test_a_batch_labelling_nothing_costs_zero_not_nan(self):
+        import train as T
+        logits = torch.randn(4, 11, requires_grad=True)
+        loss = T.masked_bce(logits, torch.ones(4, 11), torch.zeros(4, 11))
+        self.assertEqual(float(loss), 0.0)
+        loss.backward()
+        self.assertTrue(torch.equal(logits.grad, torch.zeros(4, 11)))
+
+
 class MaxPooledExport(unittest.TestCase):
     def test_cxrd_runs_the_new_settings(self):
         """cxrd's runtime (`cxrd model-run`, path in $CXRD, as ctest passes it) against PyTorch

@@ -142,6 +142,8 @@ def masked_bce(logits, targets, mask):
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * mask
     count = mask.sum(0)
     have = count > 0
+    if not have.any():  # tb_loss lesion: a batch without NIH images labels nothing
+        return loss.sum() * 0.0
     return (loss.sum(0)[have] / count[have]).mean()
 
 
