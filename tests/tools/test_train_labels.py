@@ -257,23 +257,6 @@ class SplitAndOperatingPoints(unittest.TestCase):
         self.assertEqual(list(ss[4:10]).count("select"), 3)
         self.assertEqual(list(ss[10:]).count("report"), 2)
 
-    def test_gpu_pack_round_trip(self):
-        import data as D
-        import gpu_pack
-        with tempfile.TemporaryDirectory() as d:
-            make_folder(d)
-            write(os.path.join(d, "nih_boxes.csv"), "file,finding,xmin,ymin,xmax,ymax\n")
-            gpu_pack.pack(d, os.path.join(d, "packed"), "v2", os.path.join(d, "w1"))
-            gpu_pack.unpack(os.path.join(d, "packed"), os.path.join(d, "w2"))
-            here = D.Folder(d, os.path.join(d, "w1", "cache"), split="v2")
-            there = D.Folder(os.path.join(d, "packed"), os.path.join(d, "w2", "cache"),
-                             split="v2")
-            self.assertTrue((here.role == there.role).all())
-            train = ~here.is_val
-            diff = np.abs(here.images[train].astype(int) - there.images[train]).max()
-            self.assertLessEqual(diff, 3)  # JPEG 90 of flat grey images
-            self.assertEqual(int(there.images[here.is_val].max()), 0)  # held out: not sent
-
     def test_thresholds_and_ece(self):
         import evaluate as E
         rng = np.random.RandomState(1)

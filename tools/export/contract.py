@@ -9,9 +9,14 @@ maps come out of the forward pass at no extra cost:
     logit = mean_hw(cam) + bias                # [1,K]
     probabilities = sigmoid(logit * a + c)     # per-class Platt scaling (a=1, c=0 untrained)
 
+With max_pool_labels, those classes' logits are max_hw(cam) + bias instead (the most
+lesion-like cell), exported as MaxPool over the whole map and constant 0/1 masks that pick the
+mean or the max per class (the graph tools/train/lesion_head.py builds), not ReduceMax.
+
 Run with /usr/bin/python3 (Debian's python3-torch, python3-onnx).
 """
 import json
+import warnings
 
 import torch
 from torch import nn
@@ -22,10 +27,34 @@ FINDINGS = [
 ]
 
 
-class ContractModel(nn.Module):
-    """backbone: module mapping [N,1,H,W] to a feature map [N,C,h,w]."""
+class _MapMax(torch.autograd.Function):
+    """The maximum of each map [N,K,h,w] -> [N,K,1,1], exported as one MaxPool node whose only
+    attribute is kernel_shape (what cxrd's runtime and tools/train/onnx_torch.py run)."""
 
-    def __init__(self, backbone, feature_channels, labels=FINDINGS):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.amax(x, (2, 3), keepdim=True)
+
+    @staticmethod
+    def symbolic(g, x):
+        shape = x.type().sizes()
+        with warnings.catch_warnings():  # torch 1.13 flags g.op on a Function's graph (1.14)
+            warnings.simplefilter("ignore", FutureWarning)
+            return g.op("MaxPool", x, kernel_shape_i=list(shape[2:4]))
+
+
+def map_max(cam):
+    """[N,K,h,w] -> [N,K]: each map's maximum (differentiable; one MaxPool when exported)."""
+    if torch.onnx.is_in_onnx_export():
+        return torch.flatten(_MapMax.apply(cam), 1)
+    return torch.amax(cam, (2, 3))
+
+
+class ContractModel(nn.Module):
+    """backbone: module mapping [N,1,H,W] to a feature map [N,C,h,w]. max_pool_labels: the
+    classes whose logit is the maximum of their map rather than its mean."""
+
+    def __init__(self, backbone, feature_channels, labels=FINDINGS, max_pool_labels=()):
         super().__init__()
         self.backbone = backbone
         self.labels = list(labels)
@@ -35,12 +64,26 @@ class ContractModel(nn.Module):
         # Platt scaling, fitted after training on validation data; identity until then.
         self.register_buffer("platt_scale", torch.ones(k))
         self.register_buffer("platt_offset", torch.zeros(k))
+        self.max_pool_labels = [c for c in self.labels if c in set(max_pool_labels)]
+        if len(self.max_pool_labels) != len(set(max_pool_labels)):
+            raise ValueError("max_pool_labels names a class the model does not have")
+        if self.max_pool_labels:
+            # only then: checkpoints of mean-pooled models keep their state-dict keys
+            max_mask = torch.tensor([float(c in self.max_pool_labels) for c in self.labels])
+            self.register_buffer("pool_max_mask", max_mask)
+            self.register_buffer("pool_mean_mask", 1 - max_mask)
+
+    def pool(self, cam):
+        """[N,K,h,w] -> [N,K]: the spatial mean of each map (the max for max_pool_labels)."""
+        # GlobalAveragePool + Flatten in ONNX (ReduceMean is not among the runtime's operators).
+        mean = torch.flatten(nn.functional.adaptive_avg_pool2d(cam, 1), 1)
+        if not self.max_pool_labels:
+            return mean
+        return mean * self.pool_mean_mask + map_max(cam) * self.pool_max_mask
 
     def cam_and_logits(self, image):
         cam = self.classifier(self.backbone(image))
-        # GlobalAveragePool + Flatten in ONNX (ReduceMean is not among the runtime's operators).
-        logits = torch.flatten(nn.functional.adaptive_avg_pool2d(cam, 1), 1) + self.bias
-        return cam, logits
+        return cam, self.pool(cam) + self.bias
 
     def forward(self, image):
         cam, logits = self.cam_and_logits(image)

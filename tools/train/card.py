@@ -35,6 +35,17 @@ def _recipe_difference(run_cfg, shipped_cfg):
     return "; ".join(diff) or "none"
 
 
+def _network(cfg):
+    kind = cfg.get("backbone", "resnet")
+    if kind == "mobilenet_v2":
+        return "MobileNetV2 (alpha 1.0, output stride %d: the last stride-2 stages dilated)" % (
+            cfg.get("output_stride", 16))
+    if kind == "mobilenet_v2_b10":
+        return "MobileNetV2 up to block_10 (96 channels at 1/16 of the input)"
+    return "narrow ResNet (stage widths %s, blocks %s, last stage dilated)" % (
+        cfg["widths"], cfg["blocks"])
+
+
 def render(m, version, thresholds):
     cfg, tr, cnt = m["config"], m["training"], m["counts"]
     out = []
@@ -73,12 +84,19 @@ def render(m, version, thresholds):
               _span([i["train_seconds"] / 60 for i in tr["members"]], "%.1f"), capped))
     if tr.get("note"):
         w("- %s" % tr["note"])
-    w("- Network: narrow ResNet (stage widths %s, blocks %s, last stage dilated), %d "
-      "parameters%s, one-channel input %d×%d, class maps %d×%d (stride 16). Classifier = 1×1 "
-      "convolution before global average pooling, so `cam` is exact (mean of the map + bias = "
-      "logit)." % (cfg["widths"], cfg["blocks"], m["speed"]["parameters"],
-                   " in all" if n > 1 else "", cfg["size"],
-                   cfg["size"], m["cam_shape"][0], m["cam_shape"][1]))
+    w("- Network: %s, %d parameters%s, one-channel input %d×%d, class maps %d×%d (stride 16). "
+      "Classifier = 1×1 convolution before global average pooling, so `cam` is exact (mean of "
+      "the map + bias = logit%s)." % (_network(cfg), m["speed"]["parameters"],
+                                       " in all" if n > 1 else "", cfg["size"], cfg["size"],
+                                       m["cam_shape"][0], m["cam_shape"][1],
+                                       "; for Tuberculosis its maximum + bias"
+                                       if cfg.get("tb_pool") == "max" else ""))
+    if tr.get("pretrained"):
+        p = tr["pretrained"]
+        w("- Initial weights: npm `%s@%s` (%s licence; `%s`, SHA-256 %s…), converted by "
+          "`tools/train/pretrained.py` (docs/pretrained.md): %s." % (
+              p["package"], p["version"], p["license"], p["file"],
+              p["state_dict_sha256"][:16], p["model"]))
     w("- Input: the rendered 8-bit grey image (bone bright), area-resized to %d×%d without "
       "keeping the aspect ratio, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (
           cfg["size"], cfg["size"]))
@@ -86,6 +104,14 @@ def render(m, version, thresholds):
       "it); NIH images are %d%% of every batch, the rest split equally between TB and non-TB "
       "images and equally between collections within each class." % round(
           100 * cfg["nih_share"]))
+    if cfg.get("tb_loss") == "lesion":
+        w("- Tuberculosis has no image-level loss: its class map is trained only by a cell-level "
+          "binary cross-entropy (weight %g) within TBX11K TB training images, cells at least a "
+          "quarter covered by a lesion box against cells outside every box of the same image "
+          "(partly covered cells left out)%s; the pointing loss below is off." % (
+              cfg["lesion_weight"], ", and every cell of NIH `No Finding` training images as "
+              "negative (weight %g)" % cfg["lesion_negatives"]
+              if cfg.get("lesion_negatives") else ""))
     w("- Against the source confound: (1) TBX11K lesion boxes supervise the TB class map with "
       "a pointing loss (−log of the map's spatial-softmax mass inside the boxes; it cannot move "
       "the TB logit), weight %g, off for the first %d%% of training and ramped to full by %d%%; "
@@ -106,10 +132,17 @@ def render(m, version, thresholds):
                              "the training weights (decay %g)" % cfg["ema_decay"]
                              if cfg.get("ema_decay") else ""))
     w("## Data\n")
-    w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient (30%% of "
-      "patients; file names `<patient>_<study>.png`), every other collection 20%% of its images "
-      "per TB class (seed %d). No image of the validation split is used for training.\n" % cfg[
-          "seed"])
+    if cfg.get("split") == "v2":
+        w("`../shared/data/cxr` (see its README), nested split v2 (`tools/train/splits.py`): "
+          "what 1.x trained on plus 20% of the NIH patients no 1.x model saw train; the rest is "
+          "held out, halved (NIH by patient, other collections by image within each TB class) "
+          "into \"select\" (calibration and thresholds) and \"report\". The tables below "
+          "pool both halves; `tools/train/evidence.py` reports them apart.\n")
+    else:
+        w("`../shared/data/cxr` (see its README). Validation split: NIH held out by patient "
+          "(30%% of patients; file names `<patient>_<study>.png`), every other collection 20%% "
+          "of its images per TB class (seed %d). No image of the validation split is used for "
+          "training.\n" % cfg["seed"])
     w("| collection | images | TB | validation images |")
     w("| --- | --- | --- | --- |")
     for d, c in cnt.items():
@@ -248,6 +281,11 @@ def render(m, version, thresholds):
       "at ≥ 90% sensitivity (the WHO triage target), the others by Youden's J on NIH "
       "validation images. Sensitivity/specificity are shown on the images the threshold was "
       "chosen on and, cross-fitted, with the threshold chosen on the other half.\n")
+    if m.get("calibrated_on"):
+        w("This run used the nested v2 split: Platt scaling and thresholds come from its "
+          "\"select\" part only, and Tuberculosis's from the select halves of the same-source "
+          "sets `da` and `db` (TB and normal from one machine each), so the row below is "
+          "within-source.\n")
     w("Tuberculosis at threshold %s: sensitivity %s, specificity %s (cross-fitted: %s / %s) on "
       "%d validation images (%d TB) — on these confounded collections, not a clinical "
       "estimate.\n" % (_f(c["threshold"], 4), _f(c["sensitivity"]), _f(c["specificity"]),

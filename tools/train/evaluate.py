@@ -311,16 +311,62 @@ def tb_at_threshold(folder, val_logits, val_idx, cal):
     return out
 
 
-def validate(model, folder, cfg):
+def calibrate_tb_samesource(model, cfg, root):
+    """TB Platt scaling and the >= 90% sensitivity threshold from the select halves of the
+    same-source sets (`da`, `db`: TB and normal from one machine each), as lesion_head.py does
+    for 1.5, with 2-fold cross-fitted figures; and the same-source TB table at that threshold
+    (both halves, the report half untouched by the choice). Returns (calibration entry,
+    table)."""
+    import evidence as V
+    import lesion_head
+    ss = V.SameSource(root)
+    x = V.network_inputs(ss.root, ss.files, json.loads(contract.preprocess_json(
+        cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET)))
+    z = predict(model, x)[0][:, TB]
+    sel = ss.role == "select"
+    zs, y = z[sel], ss.tb[sel]
+    a, c = lesion_head.platt(zs, y)
+    t = V.tb_threshold(sigmoid(a * zs + c), y)
+    sens, spec = sens_spec(sigmoid(a * zs + c), y, t)
+    rng = np.random.RandomState(SEED)
+    fold = np.zeros(len(y), bool)
+    for cls in (0, 1):
+        fold[rng.permutation(np.flatnonzero(y == cls))[::2]] = True
+    p_cross, hit = np.zeros(len(y)), np.zeros(len(y), bool)
+    for part in (fold, ~fold):
+        a2, c2 = lesion_head.platt(zs[~part], y[~part])
+        p_cross[part] = sigmoid(a2 * zs[part] + c2)
+        hit[part] = p_cross[part] >= V.tb_threshold(sigmoid(a2 * zs[~part] + c2), y[~part])
+    entry = {"trained": True, "platt_scale": a, "platt_offset": c, "threshold": t,
+             "n": int(len(y)), "positives": int(y.sum()), "ece_raw": ece(y, sigmoid(zs)),
+             "ece_platt_crossfit": ece(y, p_cross), "sensitivity": sens, "specificity": spec,
+             "sensitivity_crossfit": float(hit[y == 1].mean()),
+             "specificity_crossfit": float((~hit[y == 0]).mean()),
+             "scope": "same-source select halves (da, db)"}
+    return entry, V.tb_samesource(sigmoid(a * z + c), ss, t)
+
+
+def validate(model, folder, cfg, samesource=None):
+    """The held-out metrics. Split v2: Platt scaling and thresholds come from its "select" part
+    only (the "report" part stays for reporting), TB's from the same-source select halves
+    (`samesource`, the folder of tools/train/evidence.py); v1 as the 1.x models were made."""
     val_idx = np.flatnonzero(folder.is_val)
     x = folder.eval_inputs(val_idx, cfg["size"])
     logits, cams = predict(model, x)
     nih, nih_mean = nih_findings(folder, logits, val_idx)
-    cal = calibrate(folder, logits, val_idx)
+    v2 = cfg.get("split", "v1") == "v2"
+    pick = folder.role[val_idx] == "select" if v2 else np.ones(len(val_idx), bool)
+    cal = calibrate(folder, logits[pick], val_idx[pick])
+    extra = {}
+    if v2:
+        cal["Tuberculosis"], extra["tb_samesource"] = calibrate_tb_samesource(
+            model, cfg, samesource)
+        extra["calibrated_on"] = "v2 select part; TB on the same-source select halves"
     m = {"nih_findings": nih, "nih_mean": nih_mean, "tb_sources": tb_sources(folder, logits,
          val_idx), "pointing": pointing_game(folder, cams, val_idx), "calibration": cal,
          "tb_at_threshold": tb_at_threshold(folder, logits, val_idx, cal),
          "counts": counts(folder), "cam_shape": list(cams.shape[2:])}
+    m.update(extra)
     return m
 
 

@@ -110,7 +110,7 @@ class CheckpointScorer:
         for i in range(0, len(x), batch):
             f = self.model.backbone(torch.from_numpy(x[i:i + batch]))
             cam = self.model.classifier(f)
-            logits = cam.mean((2, 3)) + self.model.bias
+            logits = self.model.pool(cam) + self.model.bias
             probs.append(torch.sigmoid(logits * self.model.platt_scale +
                                        self.model.platt_offset).numpy())
             cams.append(cam.numpy())
@@ -131,7 +131,8 @@ def tb_threshold(scores, tb):
     """Highest threshold (6 decimals, as the model file stores it) that keeps >= 90% of the TB
     images at or above it."""
     pos = np.sort(scores[tb == 1])
-    k = int(np.floor((1 - TB_SENSITIVITY) * len(pos)))
+    # TB images that may fall below; (1 - 0.9) * n in floating point is under 1 at n = 10
+    k = len(pos) - int(np.ceil(TB_SENSITIVITY * len(pos) - 1e-9))
     return float(np.floor(pos[k] * 1e6) / 1e6)
 
 

@@ -1,72 +1,90 @@
-"""Carries the training images to a GPU machine that has no data folder (the `run` tool takes at
-most 64 MiB of untracked files): the labels and box tables as they are, and the 256 px cache of
-the images a recipe trains on, JPEG quality 90 (what the GPU-trained members of 1.3 saw; mean
-absolute error about 0.75 grey levels). Held-out images are not sent (a zero image in their
-place): on the GPU, `train.py --train-only` never reads them; validation runs here afterwards on
-the original files.
+#!/usr/bin/python3
+"""The training data for a GPU call, small enough to travel (docs/training.md, "A GPU sweep").
 
-    /usr/bin/python3 tools/train/gpu_pack.py pack --data ../shared/data/cxr --out build/gpu/data \\
-        [--split v2]
-    # on the GPU machine, before train.py --data build/gpu/data --work W:
-    python3 tools/train/gpu_pack.py unpack build/gpu/data --work W
+The device machine gets the repository's working tree plus what `carry` names, 64 MiB in all;
+the data folder (189 MB of PNGs) and the image cache (405 MB) do not fit. Training reads only
+the training split's rows of the cache, so `pack` keeps those, JPEG-compressed (quality 90 is
+what `train_jpeg_quality` 90 trains on anyway), beside labels.csv and tbx11k_boxes.csv; `unpack`
+rebuilds the cache there (other rows zero: a --train-only run never reads them).
+
+    /usr/bin/python3 tools/train/gpu_pack.py pack --data ../shared/data/cxr \\
+        --cache build/train/cache --out build/gpu/cxr [--quality 90] [--split v2]
+    python3 tools/train/gpu_pack.py unpack --data build/gpu/cxr --cache build/train/cache
 """
 import argparse
 import io
+import json
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import data as D  # noqa: E402
+import labels as L  # noqa: E402
 
-TABLES = ("labels.csv", "tbx11k_boxes.csv", "nih_boxes.csv")
-PACK = "train_images_jpeg90.npz"
-QUALITY = 90
+PACK = "train_jpeg.npz"
+LIMIT_MIB = 64  # what one call of the run tool takes: working tree + carried paths
 
 
-def pack(data, out, split, work):
-    folder = D.Folder(data, os.path.join(work, "cache"), split=split)
-    os.makedirs(out, exist_ok=True)
-    for t in TABLES:
-        shutil.copyfile(os.path.join(data, t), os.path.join(out, t))
+def tree_mib():
+    """Size of the files a call sends without carry: tracked plus untracked, not ignored."""
+    out = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
+                          "--exclude-standard"], capture_output=True, check=True).stdout
+    paths = [os.path.join(ROOT, p) for p in out.decode().split("\0") if p]
+    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) / 2 ** 20
+
+
+def pack(args):
+    folder = D.Folder(args.data, args.cache, split=args.split)
+    rows = np.flatnonzero(folder.role == "train")
     blobs = []
-    for i in range(folder.n):
-        if folder.is_val[i]:
-            blobs.append(b"")
-            continue
+    for i in rows:
         buf = io.BytesIO()
-        Image.fromarray(folder.images[i]).save(buf, "JPEG", quality=QUALITY)
-        blobs.append(buf.getvalue())
-    sizes = np.array([len(b) for b in blobs], np.int64)
-    tmp = os.path.join(out, PACK + ".tmp.npz")
-    np.savez(tmp, sizes=sizes, blob=np.frombuffer(b"".join(blobs), np.uint8),
-             split=np.array(split), files=np.array(folder.files))
-    os.replace(tmp, os.path.join(out, PACK))
-    print("%d training images, %.1f MiB" % ((sizes > 0).sum(), sizes.sum() / 2 ** 20))
+        Image.fromarray(folder.images[i]).save(buf, "JPEG", quality=args.quality)
+        blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+    os.makedirs(args.out, exist_ok=True)
+    for name in ("labels.csv", "tbx11k_boxes.csv"):
+        shutil.copy(os.path.join(args.data, name), os.path.join(args.out, name))
+    lengths = np.array([len(b) for b in blobs], np.int64)
+    np.savez(os.path.join(args.out, PACK), rows=rows, lengths=lengths,
+             jpeg=np.concatenate(blobs), quality=args.quality, split=args.split,
+             n=folder.n)
+    size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+    pre = os.path.join(ROOT, "build", "pretrained")
+    pre_mib = sum(os.path.getsize(os.path.join(pre, f)) for f in os.listdir(pre)) / 2 ** 20 \
+        if os.path.isdir(pre) else 0.0
+    total = size / 2 ** 20 + pre_mib + tree_mib()
+    print(json.dumps({"rows": int(len(rows)), "quality": args.quality, "pack_mib":
+                      round(size / 2 ** 20, 1), "pretrained_mib": round(pre_mib, 1),
+                      "tree_mib": round(tree_mib(), 1), "total_mib": round(total, 1),
+                      "fits": total < LIMIT_MIB}))
+    return 0 if total < LIMIT_MIB or args.no_check else 1
 
 
-def unpack(packed, work):
-    """Writes the cache data.Folder looks for (keyed by the file list) from the pack."""
-    z = np.load(os.path.join(packed, PACK))
-    files = [str(f) for f in z["files"]]
-    side = D.CACHE_SIDE
-    images = np.zeros((len(files), side, side), np.uint8)
-    blob, offset = z["blob"].tobytes(), 0
-    for i, size in enumerate(z["sizes"]):
-        if size:
-            with Image.open(io.BytesIO(blob[offset:offset + size])) as im:
-                images[i] = np.asarray(im.convert("L"), np.uint8)
-        offset += size
-    path = D.cache_path(os.path.join(work, "cache"), files)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.save(path + ".tmp.npy", images)
+def unpack(args):
+    z = np.load(os.path.join(args.data, PACK))
+    files = [r.file for r in L.read_folder_labels(os.path.join(args.data, "labels.csv"))]
+    if len(files) != int(z["n"]):
+        raise SystemExit("labels.csv has %d rows, the pack %d" % (len(files), int(z["n"])))
+    arr = np.zeros((len(files), D.CACHE_SIDE, D.CACHE_SIDE), np.uint8)
+    ends = np.cumsum(z["lengths"])
+    jpeg = z["jpeg"]
+    for i, start, end in zip(z["rows"], ends - z["lengths"], ends):
+        with Image.open(io.BytesIO(jpeg[start:end].tobytes())) as im:
+            arr[i] = np.asarray(im.convert("L"), np.uint8)
+    path = D.cache_path(args.cache, files)
+    os.makedirs(args.cache, exist_ok=True)
+    np.save(path + ".tmp.npy", arr)
     os.replace(path + ".tmp.npy", path)
-    print("cache %s: %d images (%d held out, zero)" % (path, len(files),
-                                                          int((z["sizes"] == 0).sum())))
+    print("unpacked %d training images (JPEG quality %d, split %s) into %s" % (
+        len(z["rows"]), int(z["quality"]), str(z["split"]), path))
+    return 0
 
 
 def main(argv=None):
@@ -74,18 +92,16 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack")
     p.add_argument("--data", default="../shared/data/cxr")
-    p.add_argument("--out", default="build/gpu/data")
-    p.add_argument("--split", default="v2")
-    p.add_argument("--work", default="build/gpu/work")
+    p.add_argument("--cache", default="build/train/cache")
+    p.add_argument("--out", default="build/gpu/cxr")
+    p.add_argument("--quality", type=int, default=90)
+    p.add_argument("--split", default="v2", help="whose training rows travel")
+    p.add_argument("--no-check", action="store_true", help="exit 0 even over the limit")
     u = sub.add_parser("unpack")
-    u.add_argument("packed")
-    u.add_argument("--work", required=True)
+    u.add_argument("--data", default="build/gpu/cxr")
+    u.add_argument("--cache", default="build/train/cache")
     args = ap.parse_args(argv)
-    if args.cmd == "pack":
-        pack(args.data, args.out, args.split, args.work)
-    else:
-        unpack(args.packed, args.work)
-    return 0
+    return pack(args) if args.cmd == "pack" else unpack(args)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ def _gemm(x, w, c, a):
     return y if c is None else y + c * a.get("beta", 1.0)
 
 
+def _pad(x, pads, value):
+    """ONNX Pad (constant): pads = [begin of each axis..., end of each axis...]."""
+    pads = [int(p) for p in pads]
+    rank = len(pads) // 2
+    if len(pads) != 2 * x.dim() or min(pads) < 0:
+        raise ValueError("Pad: pads %s for a %d-D input" % (pads, x.dim()))
+    torch_pads = []
+    for axis in reversed(range(rank)):  # F.pad lists the last axis first
+        torch_pads += [pads[axis], pads[axis + rank]]
+    return F.pad(x, torch_pads, value=0.0 if value is None else float(value))
+
+
 class OnnxTorch:
     """model = OnnxTorch(path); outputs = model(x, names) with x float32 [N,1,H,W]: a dict of
     the named tensors (graph outputs or any intermediate value) as numpy arrays."""
@@ -72,6 +84,13 @@ class OnnxTorch:
                 y = _gemm(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a)
             elif op == "MatMul":
                 y = ins[0] @ ins[1]
+            elif op == "Constant" and set(a) == {"value"}:
+                y = torch.from_numpy(numpy_helper.to_array(a["value"]).copy())
+            elif op == "Clip":  # opset 11+: min and max are inputs
+                y = torch.clamp(ins[0], *[None if t is None else float(t)
+                                          for t in (ins + [None, None])[1:3]])
+            elif op == "Pad" and a.get("mode", b"constant") in (b"constant", "constant"):
+                y = _pad(ins[0], ins[1], ins[2] if len(ins) > 2 else None)
             else:
                 raise ValueError("operator %s is not supported here" % op)
             env[node.output[0]] = y

@@ -9,6 +9,7 @@ Fixed seeds; the work folder (--work) keeps the image cache, the checkpoint and 
 `--eval-only` can redo validation, export and card from a finished run."""
 import argparse
 import copy
+import hashlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "export"))
 
@@ -30,19 +32,74 @@ from model import Backbone, Ensemble, SourceHeads  # noqa: E402
 
 TB = L.INDEX["Tuberculosis"]
 CALC = L.INDEX["Calcification"]
+LESION_INSIDE = 0.25  # a map cell at least this much covered by a box is lesion (as lesion_head)
 
 
 def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
+BACKBONES = ("resnet", "mobilenet_v2", "mobilenet_v2_b10")
+
+
+def make_backbone(cfg):
+    """One member's backbone, randomly initialised: the narrow ResNet (model.py) or MobileNetV2
+    (pretrained.py), whole or up to block_10 (96 channels at 1/16). Settings a checkpoint of
+    an older recipe lacks take their 1.x values."""
+    kind = cfg.get("backbone", "resnet")
+    stride = cfg.get("output_stride", 16)
+    if kind == "resnet":
+        if stride != 16:
+            raise SystemExit("the ResNet backbone has output stride 16 only")
+        return Backbone(tuple(cfg["widths"]), tuple(cfg["blocks"]))
+    import pretrained as P
+    if kind == "mobilenet_v2":
+        return P.MobileNetV2Features(stride)
+    if kind == "mobilenet_v2_b10":
+        return P.MobileNetV2Features(stride, last="block_10")
+    raise SystemExit("unknown backbone %r (known: %s)" % (kind, ", ".join(BACKBONES)))
+
+
+def pretrained_path(cfg):
+    """cfg['pretrained'] (relative paths from the repository root, so that recipes compare
+    equal across machines), or None for random initialisation."""
+    path = cfg.get("pretrained", "") if cfg.get("backbone", "resnet") != "resnet" else ""
+    return (path if os.path.isabs(path) else os.path.join(ROOT, path)) if path else None
+
+
+def load_pretrained(backbone, cfg):
+    """Loads the converted natural-image weights into a MobileNetV2 backbone; returns their
+    provenance (the JSON tools/train/pretrained.py wrote beside them, checked against the
+    file's SHA-256) or None when the backbone starts from random weights."""
+    path = pretrained_path(cfg)
+    if path is None:
+        return None
+    if not os.path.exists(path):
+        raise SystemExit("%s: no pretrained weights (make them with tools/train/pretrained.py, "
+                         "or --set pretrained='\"\"' for random initialisation)" % path)
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    with open(os.path.splitext(path)[0] + ".json") as fh:
+        prov = json.load(fh)
+    if prov.get("state_dict_sha256") != digest:
+        raise SystemExit("%s: its SHA-256 differs from its provenance JSON's" % path)
+    own = backbone.state_dict()
+    state = torch.load(path, map_location="cpu")
+    backbone.load_state_dict({k: v for k, v in state.items() if k in own})
+    prov = {k: v for k, v in prov.items() if k != "keras_not_trainable"}
+    return dict(prov, file=cfg["pretrained"], tensors_loaded=len(own))
+
+
 def build_model(cfg):
     """The contract model of cfg (cfg['members'] backbones side by side when above 1) and the
     source heads that train one member."""
-    backbones = [Backbone(tuple(cfg["widths"]), tuple(cfg["blocks"]))
-                 for _ in range(cfg.get("members", 1))]
+    backbones = [make_backbone(cfg) for _ in range(cfg.get("members", 1))]
     backbone = backbones[0] if len(backbones) == 1 else Ensemble(backbones)
-    model = contract.ContractModel(backbone, backbone.out_channels, L.FINDINGS)
+    pool = cfg.get("tb_pool", "mean")
+    if pool not in ("mean", "max"):
+        raise SystemExit("tb_pool must be mean or max")
+    model = contract.ContractModel(backbone, backbone.out_channels, L.FINDINGS,
+                                   ["Tuberculosis"] if pool == "max" else ())
     heads = SourceHeads(backbone.out_channels, len(D.TB_SOURCES), len(D.OTHER_SOURCES))
     return model, heads
 
@@ -85,6 +142,8 @@ def masked_bce(logits, targets, mask):
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * mask
     count = mask.sum(0)
     have = count > 0
+    if not have.any():  # tb_loss lesion: a batch without NIH images labels nothing
+        return loss.sum() * 0.0
     return (loss.sum(0)[have] / count[have]).mean()
 
 
@@ -99,6 +158,40 @@ def box_loss(cam_tb, mask_small, has_box):
     logp = F.log_softmax(c, 1)
     inside = torch.logsumexp(logp + torch.log(m.clamp_min(1e-6)), 1)
     return -inside.mean()
+
+
+def pooled_logits(model, cam):
+    """The logits in training: each map's mean as 1.x computed it (so that 1.x recipes stay
+    bit-reproducible), the maximum for the model's max-pooled classes, + bias."""
+    mean = cam.mean((2, 3))
+    if model.max_pool_labels:
+        mean = mean * model.pool_mean_mask + contract.map_max(cam) * model.pool_max_mask
+    return mean + model.bias
+
+
+def lesion_targets(cover):
+    """Cell targets of the lesion loss from each cell's box cover (share of the cell inside a
+    lesion box): 1 at >= LESION_INSIDE, 0 where no box touches the cell; cells partly covered
+    are left out (weight 0). Returns (targets, weights), both shaped like cover."""
+    inside = cover >= LESION_INSIDE
+    return inside.float(), (inside | (cover <= 0)).float()
+
+
+def lesion_loss(cell_logits, cover, has_box, negatives, neg_weight):
+    """Cell-level BCE of the TB class map (logit units, bias included): within each boxed image
+    its lesion cells against its cells outside every box (one image, one source: the source
+    cannot separate them), mean over the batch's labelled cells; plus, weighted neg_weight,
+    every cell of the `negatives` images (NIH No Finding) as 0."""
+    loss = cell_logits.new_zeros(())
+    if has_box.any():
+        t, w = lesion_targets(cover[has_box])
+        c = cell_logits[has_box]
+        loss = loss + (F.binary_cross_entropy_with_logits(c, t, reduction="none") * w).sum() \
+            / w.sum().clamp_min(1.0)
+    if neg_weight > 0 and negatives.any():
+        c = cell_logits[negatives]
+        loss = loss + neg_weight * F.binary_cross_entropy_with_logits(c, torch.zeros_like(c))
+    return loss
 
 
 def ramp(progress, start, full):
@@ -130,7 +223,11 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     torch.manual_seed(cfg["seed"])
     rng = np.random.RandomState(cfg["seed"])
     dev = torch.device(device)
+    if cfg.get("tb_loss", "image") not in ("image", "lesion"):
+        raise SystemExit("tb_loss must be image or lesion")
+    lesion = cfg.get("tb_loss", "image") == "lesion"
     model, heads = build_model(cfg)
+    provenance = load_pretrained(model.backbone, cfg)
     # on a GPU: NHWC layout and bf16 autocast below (tensor cores); on a CPU as before
     cuda = dev.type == "cuda"
     torch.backends.cudnn.benchmark = cuda
@@ -148,6 +245,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             images[i] = D.jpeg_round_trip(images[i], cfg["train_jpeg_quality"])
     aug = D.Augmenter(cfg["size"], rng, dev, cfg["seed"])
     is_nih = np.isin(folder.dataset, D.NIH_ALL)
+    no_finding = is_nih & np.array([r == "No Finding" for r in folder.nih_raw])
+    neg_weight = cfg.get("lesion_negatives", 0.0) if lesion else 0.0
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
@@ -191,21 +290,30 @@ def train(folder, cfg, leave_out=None, device="cpu"):
                    np.where(is_nih[idx], cfg["nih_border_mask"], D.BORDER_MASK_RATE))
         y = torch.from_numpy(folder.targets[idx]).to(dev)
         w = torch.from_numpy(folder.mask[idx]).to(dev)
+        if lesion:
+            w[:, TB] = 0  # no image-level TB label: no collection-vs-collection contrast
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, torch.bfloat16, enabled=cuda):
             feats = model.backbone(x)
             cam = model.classifier(feats)
         feats, cam = feats.float(), cam.float()
-        logits = cam.mean((2, 3)) + model.bias
+        logits = pooled_logits(model, cam)
         loss_cls = masked_bce(logits, y, w)
         hb = torch.from_numpy(mask_row[idx] > 0).to(dev)
-        msmall = F.adaptive_avg_pool2d(m, cam.shape[2:])[:, 0]
-        # cells at least a quarter covered by a box count as inside
-        msmall = (msmall >= 0.25).float()
-        hb = hb & (msmall.flatten(1).sum(1) > 0)
-        lb = box_loss(cam[:, TB], msmall, hb)
-        wb = cfg["box_weight"] * ramp(progress, cfg["box_start"], cfg["box_full"])
+        cover = F.adaptive_avg_pool2d(m, cam.shape[2:])[:, 0]
+        if lesion:
+            # the TB map only from its cells (the pointing loss is off: this supervises it)
+            ll = lesion_loss(cam[:, TB] + model.bias[TB], cover, hb,
+                             torch.from_numpy(no_finding[idx]).to(dev), neg_weight)
+            lb, wb = cam.new_zeros(()), 0.0
+        else:
+            # cells at least a quarter covered by a box count as inside
+            msmall = (cover >= LESION_INSIDE).float()
+            hb = hb & (msmall.flatten(1).sum(1) > 0)
+            lb = box_loss(cam[:, TB], msmall, hb)
+            wb = cfg["box_weight"] * ramp(progress, cfg["box_start"], cfg["box_full"])
+            ll = cam.new_zeros(())
         lam = cfg["adv_weight"] * (2 / (1 + math.exp(-10 * progress)) - 1)
         tb_src, ot_src = (t.to(dev) for t in source_targets(folder, idx))
         p_tb, p_ot = heads(feats.mean((2, 3)), lam)
@@ -214,23 +322,25 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             la = la + F.cross_entropy(p_tb, tb_src, ignore_index=-100)
         if (ot_src >= 0).any():
             la = la + F.cross_entropy(p_ot, ot_src, ignore_index=-100)
-        loss = loss_cls + wb * lb + la
+        loss = loss_cls + wb * lb + la + cfg.get("lesion_weight", 1.0) * ll
         opt.zero_grad()
         loss.backward()
         opt.step()
         if ema is not None:
             update_ema(ema, model, min(cfg["ema_decay"], (1 + step) / (10 + step)))
-        hist.append((float(loss_cls), float(lb), float(la)))
+        hist.append((float(loss_cls), float(lb), float(la), float(ll)))
         step += 1
         if step % 25 == 0 or step < 4 or os.environ.get("CXR_TRAIN_VERBOSE"):
             h = np.mean(hist[-25:], 0)
             log("step %d prog %.3f lr %.2e cls %.4f box %.3f (w %.3f) adv %.3f (lam %.3f) "
-                "%.1f img/s" % (step, progress, lr, h[0], h[1], wb, h[2], lam,
-                                step * bs / (time.time() - t0)))
+                "lesion %.4f %.1f img/s" % (step, progress, lr, h[0], h[1], wb, h[2], lam,
+                                            h[3], step * bs / (time.time() - t0)))
     info = {"steps_done": step, "steps_planned": steps, "train_seconds": time.time() - t0,
             "time_capped": step < steps, "train_images": int(len(train_idx)),
             "threads": torch.get_num_threads(), "device": device_name(dev),
-            "leave_out": leave_out}
+            "leave_out": leave_out, "pretrained": provenance,
+            "last_losses": dict(zip(("cls", "box", "adv", "lesion"),
+                                    np.mean(hist[-25:], 0).tolist() if hist else []))}
     log("trained %s" % json.dumps(info))
     if ema is not None:
         model = ema
@@ -259,7 +369,8 @@ def ensemble_info(infos, leave_out):
             "train_seconds": sum(i["train_seconds"] for i in infos),
             "time_capped": any(i["time_capped"] for i in infos),
             "train_images": infos[0]["train_images"], "threads": infos[0]["threads"],
-            "device": infos[0]["device"], "leave_out": leave_out}
+            "device": infos[0]["device"], "leave_out": leave_out,
+            "pretrained": infos[0].get("pretrained")}
 
 
 def train_members(folder, cfg, leave_out=None, device="cpu"):
@@ -302,6 +413,9 @@ DEFAULTS = {
     "box_full": 0.5, "adv_weight": 0.1, "nih_photometric": 0.0,
     "nih_crop_min": D.CROP_MIN_AREA, "nih_border_mask": D.BORDER_MASK_RATE, "ema_decay": 0.998,
     "members": 3, "train_jpeg_quality": 90, "split": "v1",
+    # 2.x settings (docs/training.md); these values keep the 1.x recipe
+    "backbone": "resnet", "output_stride": 16, "pretrained": "build/pretrained/mobilenet_v2.pt",
+    "tb_loss": "image", "lesion_weight": 1.0, "lesion_negatives": 0.0, "tb_pool": "mean",
 }
 
 
@@ -338,6 +452,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="../shared/data/cxr", help="labelled folder")
     ap.add_argument("--out", default="models/", help="where cxr-default.onnx and the card go")
+    ap.add_argument("--samesource", default="../shared/data/cxr-tb-samesource",
+                    help="same-source TB sets: split v2 calibrates TB on their select halves")
     ap.add_argument("--work", default="build/train", help="cache, checkpoint, metrics")
     ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     ap.add_argument("--max-minutes", type=float, default=DEFAULTS["max_minutes"])
@@ -368,15 +484,18 @@ def main(argv=None):
     cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
     cfg.update(parse_overrides(args.set))
     os.makedirs(args.work, exist_ok=True)
-    folder = D.Folder(args.data, os.path.join(args.work, "cache"), split=cfg["split"])
-    log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
     ckpt = checkpoint_path(args.work, args.leave_out)
+    model = None
     if args.members_from:
         model, cfg, info = members_from(args.members_from, args.leave_out)
         save_checkpoint(ckpt, model, cfg, info)
     elif args.eval_only or args.reexport:
         model, cfg, info = load_checkpoint(ckpt)
-    else:
+    # the split of the recipe that made the model (a v2 checkpoint validates on v2's parts)
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"),
+                      split=cfg.get("split", "v1"))
+    log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
+    if model is None:
         model, info = train_members(folder, cfg, args.leave_out, args.device)
         save_checkpoint(ckpt, model, cfg, info)
         if args.train_only:
@@ -395,7 +514,7 @@ def main(argv=None):
     if args.reexport:
         metrics = json.load(open(os.path.join(args.work, "metrics.json")))
     else:
-        metrics = E.validate(model, folder, cfg)
+        metrics = E.validate(model, folder, cfg, args.samesource)
         metrics["training"] = info
         metrics["config"] = cfg
     if os.path.exists(loso_path):

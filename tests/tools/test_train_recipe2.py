@@ -1,0 +1,357 @@
+"""The 2.x recipe settings of tools/train/train.py (docs/training.md): the lesion loss's cell
+targets, the max-pooled TB logit through ONNX export and tools/train/onnx_torch.py, and a few
+training steps of each new setting on a tiny synthetic folder."""
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "train"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "export"))
+
+import torch  # noqa: E402
+
+from test_train_labels import make_folder, png, write  # noqa: E402
+
+TINY = dict(steps=3, batch=4, size=32, train_sizes=[[0.0, 32]], widths=[8, 8, 8, 8],
+            blocks=[1, 1, 1, 1], members=1, train_jpeg_quality=0, ema_decay=0.0)
+
+
+def randomise(model, seed=0):
+    """BatchNorm parameters and statistics, classifier and bias away from their initial values
+    (a trained model's export has no two equal folded convolutions), convolutions at He
+    scale, so that different inputs still give different outputs deep in the network."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(t, lo, hi):
+        t.copy_(torch.rand(t.shape, generator=gen) * (hi - lo) + lo)
+
+    with torch.no_grad():
+        for m in model.backbone.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) *
+                               (2.0 / fan_in) ** 0.5)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                draw(m.weight, 0.5, 1.5)
+                draw(m.bias, -0.1, 0.1)
+                draw(m.running_mean, -0.1, 0.1)
+                draw(m.running_var, 0.5, 1.5)
+        draw(model.classifier.weight, -1, 1)
+        draw(model.bias, -0.5, 0.5)
+        # class maps of about unit spread: probabilities away from 0 and 1
+        model.eval()
+        cam = model.classifier(model.backbone(torch.randn(2, 1, 64, 64, generator=gen)))
+        model.classifier.weight /= cam.std()
+
+
+class LesionTargets(unittest.TestCase):
+    def test_cells_inside_outside_and_ignored(self):
+        import torch.nn.functional as F
+        import data as D
+        import train as T
+        # a 256-px box over x 64..128, y 32..100 on an 8x8 map (32-px cells): columns 2-3
+        # fully inside; rows 1-2 fully, row 3 covered 4/32 (below a quarter: ignored)
+        mask = torch.from_numpy(D.box_mask([(64, 32, 128, 100)]))[None, None]
+        cover = F.adaptive_avg_pool2d(mask, (8, 8))[:, 0]
+        t, w = T.lesion_targets(cover)
+        want_t = np.zeros((8, 8))
+        want_t[1:3, 2:4] = 1
+        want_w = np.ones((8, 8))
+        want_w[3, 2:4] = 0  # partial cells: 4/32 of the cell covered
+        np.testing.assert_array_equal(t[0].numpy(), want_t)
+        np.testing.assert_array_equal(w[0].numpy(), want_w)
+        # a cell exactly a quarter covered counts as lesion
+        t2, w2 = T.lesion_targets(torch.tensor([[[0.25, 0.2499, 0.0]]]))
+        self.assertEqual(t2.tolist(), [[[1.0, 0.0, 0.0]]])
+        self.assertEqual(w2.tolist(), [[[1.0, 0.0, 1.0]]])
+
+    def test_loss_is_the_bce_of_the_labelled_cells(self):
+        import torch.nn.functional as F
+        import train as T
+        gen = torch.Generator().manual_seed(1)
+        logits = torch.randn(3, 2, 2, generator=gen)
+        cover = torch.tensor([[[1.0, 0.1], [0.0, 0.0]], [[0.0, 0.0], [0.5, 0.0]],
+                              [[0.0, 0.0], [0.0, 0.0]]])
+        has_box = torch.tensor([True, True, False])
+        neg = torch.tensor([False, False, True])
+        z = [logits[0, 0, 0], logits[0, 1, 0], logits[0, 1, 1], logits[1, 0, 0],
+             logits[1, 0, 1], logits[1, 1, 0], logits[1, 1, 1]]
+        y = [1, 0, 0, 0, 0, 1, 0]
+        want = F.binary_cross_entropy_with_logits(torch.stack(z), torch.tensor(y).float())
+        torch.testing.assert_close(T.lesion_loss(logits, cover, has_box, neg, 0.0), want)
+        # negatives: every cell of image 2 as 0, weighted
+        want_neg = want + 0.5 * F.binary_cross_entropy_with_logits(
+            logits[2], torch.zeros(2, 2))
+        torch.testing.assert_close(T.lesion_loss(logits, cover, has_box, neg, 0.5), want_neg)
+
+
+def export(model, path, size):
+    import contract
+    contract.export_onnx(model, path, size, size, contract.default_metadata(
+        contract.FINDINGS, {f: 0.5 for f in contract.FINDINGS},
+        contract.preprocess_json(size, size, 2 / 255, -1), "t"))
+
+
+class MaskedLoss(unittest.TestCase):
+    def test_a_batch_labelling_nothing_costs_zero_not_nan(self):
+        import train as T
+        logits = torch.randn(4, 11, requires_grad=True)
+        loss = T.masked_bce(logits, torch.ones(4, 11), torch.zeros(4, 11))
+        self.assertEqual(float(loss), 0.0)
+        loss.backward()
+        self.assertTrue(torch.equal(logits.grad, torch.zeros(4, 11)))
+
+
+class MaxPooledExport(unittest.TestCase):
+    def test_cxrd_runs_the_new_settings(self):
+        """cxrd's runtime (`cxrd model-run`, path in $CXRD, as ctest passes it) against PyTorch
+        on exported models of the new settings: the max-pooled TB logit on each backbone."""
+        import subprocess
+        import train as T
+        cxrd = os.environ.get("CXRD")
+        if not cxrd:
+            self.skipTest("set CXRD to the cxrd binary")
+        x = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+        for backbone in ("resnet", "mobilenet_v2_b10", "mobilenet_v2"):
+            cfg = dict(T.DEFAULTS, **TINY, tb_pool="max", backbone=backbone)
+            model, _ = T.build_model(cfg)
+            randomise(model, 4)
+            model.eval()
+            with torch.no_grad():
+                probs = model(x)[0].numpy()
+            # not saturated, and the images differ: the comparison below can fail
+            self.assertTrue(((probs > 0.02) & (probs < 0.98)).mean() > 0.5, backbone)
+            self.assertGreater(np.abs(probs[0] - probs[1]).max(), 1e-3, backbone)
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "m.onnx")
+                export(model, path, 64)
+                for j in range(len(x)):
+                    inp, out = os.path.join(d, "in%d.npy" % j), os.path.join(d, "out%d" % j)
+                    os.makedirs(out)
+                    np.save(inp, x[j:j + 1].numpy())
+                    subprocess.run([cxrd, "model-run", path, inp, out], check=True,
+                                   stdout=subprocess.DEVNULL)
+                    got = np.load(os.path.join(out, "probabilities.npy"))
+                    np.testing.assert_allclose(got[0], probs[j], atol=1e-4, err_msg=backbone)
+
+    def test_onnx_matches_pytorch(self):
+        """The exported graph of each backbone with the max-pooled TB logit, run by
+        tools/train/onnx_torch.py, against PyTorch and against the definition."""
+        import onnx
+        import onnx_torch
+        import train as T
+        x = torch.randn(5, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+        for backbone in ("resnet", "mobilenet_v2_b10", "mobilenet_v2"):
+            cfg = dict(T.DEFAULTS, **TINY, tb_pool="max", backbone=backbone)
+            model, _ = T.build_model(cfg)
+            randomise(model)
+            model.eval()
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "m.onnx")
+                export(model, path, 64)
+                proto = onnx.load(path)
+                ops = [n.op_type for n in proto.graph.node]
+                self.assertNotIn("ReduceMax", ops)
+                pools = [n for n in proto.graph.node if n.op_type == "MaxPool"]
+                self.assertEqual(len(pools), 1)
+                self.assertEqual({a.name: list(a.ints) for a in pools[0].attribute},
+                                 {"kernel_shape": [4, 4]})  # the whole 4x4 map at 64 px
+                out = onnx_torch.OnnxTorch(path)(x.numpy(), ["probabilities", "cam"])
+            with torch.no_grad():
+                probs, cam = model(x)
+            np.testing.assert_allclose(out["cam"], cam.numpy(), rtol=1e-4, atol=1e-4,
+                                       err_msg=backbone)
+            np.testing.assert_allclose(out["probabilities"], probs.numpy(), rtol=1e-4,
+                                       atol=1e-5, err_msg=backbone)
+            # independently: TB from the map's maximum, the others from its mean
+            scale, offset, bias = (model.platt_scale.numpy(), model.platt_offset.numpy(),
+                                   model.bias.detach().numpy())
+            c = cam.numpy()
+            logit = c.mean((2, 3)) + bias
+            logit[:, 0] = c[:, 0].max((1, 2)) + bias[0]
+            np.testing.assert_allclose(out["probabilities"],
+                                       1 / (1 + np.exp(-(logit * scale + offset))), rtol=1e-4,
+                                       atol=1e-5, err_msg=backbone)
+            self.assertFalse(np.allclose(c[:, 0].max((1, 2)), c[:, 0].mean((1, 2))))
+
+    def test_mean_pooled_checkpoints_keep_their_keys(self):
+        import train as T
+        mean, _ = T.build_model(dict(T.DEFAULTS, **TINY))
+        old = dict(T.DEFAULTS, **TINY)
+        for k in ("backbone", "output_stride", "pretrained", "tb_loss", "lesion_weight",
+                  "lesion_negatives", "tb_pool"):
+            del old[k]  # a 1.x checkpoint's recipe
+        again, _ = T.build_model(old)
+        self.assertEqual(set(mean.state_dict()), set(again.state_dict()))
+        self.assertNotIn("pool_max_mask", mean.state_dict())
+
+
+class NewSettingsTrain(unittest.TestCase):
+    def folder(self, d):
+        import data as D
+        make_folder(d)
+        # every TBX11K image gets a box, so the training split has boxed TB images
+        rows = ["file,label,xmin,ymin,xmax,ymax"] + [
+            "images/tbx11k_tb/tb%04d.png,A,40,30,160,200" % i for i in range(20)]
+        write(os.path.join(d, "tbx11k_boxes.csv"), "\n".join(rows) + "\n")
+        return D.Folder(d, os.path.join(d, "cache"))
+
+    def run_recipe(self, folder, d, **settings):
+        import train as T
+        cfg = dict(T.DEFAULTS, **TINY, **settings)
+        model, info = T.train_members(folder, cfg)
+        self.assertEqual(info["steps_done"], 3)
+        losses = info["members"][0]["last_losses"]
+        path = os.path.join(d, "ckpt.pt")
+        T.save_checkpoint(path, model, cfg, info)
+        again, cfg2, info2 = T.load_checkpoint(path)
+        x = torch.from_numpy(folder.eval_inputs([0, 70], 32))
+        model.eval()
+        with torch.no_grad():
+            cam, logits = again.cam_and_logits(x)
+            self.assertTrue(torch.equal(model(x)[0], again(x)[0]))
+        self.assertTrue(torch.isfinite(logits).all())
+        return model, cfg2, dict(info2, last_losses=losses), cam, logits
+
+    def test_each_new_setting_trains_three_steps(self):
+        import train as T
+        torch.set_num_threads(1)
+        have_weights = os.path.exists(T.pretrained_path(dict(T.DEFAULTS,
+                                                             backbone="mobilenet_v2")))
+        with tempfile.TemporaryDirectory() as d:
+            folder = self.folder(d)
+            _, _, info, cam, _ = self.run_recipe(folder, d, backbone="mobilenet_v2_b10",
+                                                 pretrained="")
+            self.assertEqual(cam.shape[1:], (11, 2, 2))  # 1/16 of 32 px
+            self.assertIsNone(info["pretrained"])
+            self.assertEqual(info["last_losses"]["lesion"], 0.0)
+            _, _, info, cam, _ = self.run_recipe(folder, d, backbone="mobilenet_v2",
+                                                 pretrained="", output_stride=16)
+            self.assertEqual(cam.shape[1:], (11, 2, 2))
+            # lesion loss with NIH negatives and the max-pooled TB logit
+            model, cfg, info, cam, logits = self.run_recipe(
+                folder, d, tb_loss="lesion", lesion_negatives=0.5, tb_pool="max")
+            self.assertGreater(info["last_losses"]["lesion"], 0.0)
+            self.assertEqual(info["last_losses"]["box"], 0.0)  # the pointing loss is off
+            torch.testing.assert_close(logits[:, 0], cam[:, 0].amax((1, 2)) + model.bias[0])
+            if have_weights:  # the converted weights (tools/train/pretrained.py), when made
+                _, _, info, _, _ = self.run_recipe(folder, d, backbone="mobilenet_v2_b10")
+                self.assertEqual(info["pretrained"]["package"], "nsfwjs")
+                cfg = dict(T.DEFAULTS, **TINY, backbone="mobilenet_v2_b10")
+                model, _ = T.build_model(cfg)
+                T.load_pretrained(model.backbone, cfg)
+                saved = torch.load(T.pretrained_path(cfg))
+                for k, v in model.backbone.state_dict().items():
+                    self.assertTrue(torch.equal(v, saved[k]), k)
+            else:
+                print("skipped the pretrained start: no %s" % T.pretrained_path(
+                    dict(T.DEFAULTS, backbone="mobilenet_v2")))
+
+    def test_lesion_loss_alone_trains_the_tb_map(self):
+        """With tb_loss lesion, TB's gradient comes only from the cells: zero the lesion weight
+        and the TB row of the classifier does not move; give it weight and it does."""
+        import train as T
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory() as d:
+            folder = self.folder(d)
+            moved = {}
+            for weight in (0.0, 1.0):
+                cfg = dict(T.DEFAULTS, **TINY, tb_loss="lesion", lesion_weight=weight,
+                           adv_weight=0.0, weight_decay=0.0, warmup_steps=1, seed=6)
+                torch.manual_seed(6)
+                start, _ = T.build_model(cfg)
+                model, _ = T.train(folder, cfg)
+                moved[weight] = float((model.classifier.weight[0] -
+                                       start.classifier.weight[0]).abs().max())
+            self.assertEqual(moved[0.0], 0.0)
+            self.assertGreater(moved[1.0], 1e-4)
+
+
+class SameSourceCalibration(unittest.TestCase):
+    def test_tb_platt_and_threshold_from_the_select_halves(self):
+        """A model whose TB logit is the image's mean network input: Platt scaling and the
+        highest threshold keeping >= 90% of the select halves' TB images, on those alone."""
+        import evaluate as E
+        import evidence as V
+        import contract
+        model = contract.ContractModel(torch.nn.Identity(), 1)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.weight[0] = 1.0
+        rng = np.random.RandomState(7)
+        lines, grey = ["file,dataset,tb"], {}
+        with tempfile.TemporaryDirectory() as d:
+            for ds in ("da", "db"):
+                for k in range(24):
+                    tb = int(k < 10)
+                    g = int(rng.randint(90, 200) if tb else rng.randint(40, 150))
+                    f = "images/%s/%02d.png" % (ds, k)
+                    png(os.path.join(d, f), g)
+                    lines.append("%s,%s,%d" % (f, ds, tb))
+                    grey[f] = g
+            write(os.path.join(d, "labels.csv"), "\n".join(lines) + "\n")
+            ss = V.SameSource(d)
+            entry, table = E.calibrate_tb_samesource(model, dict(size=8), d)
+        z = np.array([grey[f] * 2 / 255 - 1 for f in ss.files])
+        sel = ss.role == "select"
+        self.assertEqual((entry["n"], entry["positives"]), (int(sel.sum()),
+                                                            int(ss.tb[sel].sum())))
+        self.assertGreater(entry["platt_scale"], 0)  # TB brighter: the scale keeps the order
+        p = 1 / (1 + np.exp(-(entry["platt_scale"] * z + entry["platt_offset"])))
+        pos = p[sel & (ss.tb == 1)]
+        t = entry["threshold"]
+        self.assertGreaterEqual((pos >= t).mean(), 0.9)
+        above = np.sort(pos[pos > t + 1e-6])
+        if len(above):  # the next TB score up would keep fewer than 90%
+            self.assertLess((pos >= above[0]).mean(), 0.9)
+        self.assertAlmostEqual(entry["sensitivity"], float((pos >= t).mean()))
+        neg = p[sel & (ss.tb == 0)]
+        self.assertAlmostEqual(entry["specificity"], float((neg < t).mean()))
+        self.assertEqual(table["da/select"]["tb"] + table["da/report"]["tb"], 10)
+        self.assertAlmostEqual(table["db/report"]["specificity"]["value"], float(
+            (p[(ss.dataset == "db") & (ss.role == "report") & (ss.tb == 0)] < t).mean()))
+
+
+    def test_evidence_threshold_keeps_90_percent_and_no_more(self):
+        import evidence as V
+        for n in (10, 20, 37, 100):
+            scores = np.linspace(0.1, 0.9, n) + 1e-4  # distinct, not on the 1e-6 grid
+            t = V.tb_threshold(scores, np.ones(n, int))
+            kept = (scores >= t).sum()
+            self.assertEqual(kept, int(np.ceil(0.9 * n - 1e-9)), n)  # 9 of 10, 34 of 37
+
+
+class GpuPack(unittest.TestCase):
+    def test_pack_unpack_gives_the_jpeg_round_trip_of_the_training_rows(self):
+        import data as D
+        import gpu_pack
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            folder = D.Folder(d, os.path.join(d, "cache"), split="v2")
+            # images with texture, so that JPEG changes them
+            rng = np.random.RandomState(5)
+            folder.images[:] = rng.randint(0, 256, folder.images.shape).astype(np.uint8)
+            np.save(D.cache_path(os.path.join(d, "cache"), folder.files), folder.images)
+            out = os.path.join(d, "pack")
+            self.assertEqual(gpu_pack.main(["pack", "--data", d, "--cache",
+                                            os.path.join(d, "cache"), "--out", out,
+                                            "--no-check"]), 0)
+            gpu_pack.main(["unpack", "--data", out, "--cache", os.path.join(d, "cache2")])
+            again = D.Folder(out, os.path.join(d, "cache2"), split="v2")
+            train = again.role == "train"
+            self.assertTrue((again.role == folder.role).all())
+            self.assertTrue(0 < train.sum() < len(train))
+            for i in np.flatnonzero(train):
+                np.testing.assert_array_equal(again.images[i],
+                                              D.jpeg_round_trip(folder.images[i], 90))
+            self.assertFalse(again.images[~train].any())  # held-out rows do not travel
+            self.assertEqual(again.boxes, folder.boxes)
+
+
+if __name__ == "__main__":
+    unittest.main()
