@@ -18,7 +18,6 @@ physician (written here with pydicom):
 
 dicom_outputs_test.py CXRD DATA_DIR OUT_DIR
 """
-import io
 import json
 import os
 import re
