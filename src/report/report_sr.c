@@ -175,8 +175,8 @@ enum cxr_status cxr_report_dicom_sr(const struct cxr_report_dicom_info *info,
     if (status != CXR_OK)
         return status;
     struct report_dicom_object object;
-    status = report_dicom_object_begin(&object, info, REPORT_DICOM_SR,
-                                                       "AI findings (cxrd)", NULL, err);
+    status = report_dicom_object_begin(&object, info, REPORT_DICOM_SR, "AI findings (cxrd)", NULL,
+                                       err);
     if (status != CXR_OK)
         return status;
     struct cxr_dicom_writer *w = object.writer;
