@@ -272,6 +272,54 @@ class NewSettingsTrain(unittest.TestCase):
             self.assertGreater(moved[1.0], 1e-4)
 
 
+class NihPointing(unittest.TestCase):
+    """The NIH pointing loss (setting nih_box_weight): NIH's own boxes of the training images,
+    warped with them, pull each boxed finding's class map into its box."""
+
+    def test_loss_prefers_a_map_peaking_in_the_box(self):
+        import train as T
+        cover = torch.zeros(2, 1, 4, 4)
+        cover[0, 0, 1, 2] = 1.0   # a box over one cell
+        cover[1, 0, 3, 0] = 0.1   # a nodule covering a tenth of one cell: still that cell
+        channel = [T.L.INDEX["Nodule Mass"]]
+        cam = torch.zeros(2, 11, 4, 4)
+        flat = T.nih_pointing_loss(cam, cover, channel)
+        self.assertAlmostEqual(float(flat), np.log(16), places=4)  # 1 of 16 cells
+        inside, outside = cam.clone(), cam.clone()
+        inside[0, channel[0], 1, 2] = inside[1, channel[0], 3, 0] = 3.0
+        outside[0, channel[0], 0, 0] = outside[1, channel[0], 0, 0] = 3.0
+        self.assertLess(float(T.nih_pointing_loss(inside, cover, channel)), float(flat))
+        self.assertGreater(float(T.nih_pointing_loss(outside, cover, channel)), float(flat))
+        # other findings' maps do not count
+        other = cam.clone()
+        other[:, T.L.INDEX["Cardiomegaly"], 0, 0] = 9.0
+        torch.testing.assert_close(T.nih_pointing_loss(other, cover, channel), flat)
+        self.assertEqual(float(T.nih_pointing_loss(cam, torch.zeros_like(cover), channel)), 0)
+
+    def test_bank_holds_the_training_images_boxes_and_trains(self):
+        import data as D
+        import train as T
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            write(os.path.join(d, "nih_boxes.csv"), "file,finding,xmin,ymin,xmax,ymax\n" + "".join(
+                "images/nih_darkcovidnet/%08d_000.png,%s,10,20,60,90\n" % (p, f)
+                for p in range(20) for f in ("Mass", "Pneumonia")))
+            folder = D.Folder(d, os.path.join(d, "cache"))
+            train_idx = np.flatnonzero(~folder.is_val)
+            bank, rows, channels = T.nih_box_bank(folder, train_idx)
+            self.assertEqual(channels, [T.L.INDEX["Nodule Mass"]])  # Pneumonia is no finding
+            boxed = [i for i in train_idx if folder.files[i].endswith("_000.png")]
+            self.assertEqual(len(bank), len(boxed) + 1)
+            self.assertEqual(sorted(np.flatnonzero(rows)), boxed)  # held-out images: none
+            self.assertEqual(int(bank[rows[boxed[0]], 0].sum()), 50 * 70)
+            self.assertEqual(int(bank[0].sum()), 0)
+            cfg = dict(T.DEFAULTS, **TINY, nih_box_weight=0.5, box_start=0.0, box_full=0.01,
+                       nih_share=0.9)
+            _, info = T.train_members(folder, cfg)
+            self.assertGreater(info["members"][0]["last_losses"]["nih_box"], 0.0)
+
+
 class SameSourceCalibration(unittest.TestCase):
     def test_tb_platt_and_threshold_from_the_select_halves(self):
         """A model whose TB logit is the image's mean network input: Platt scaling and the

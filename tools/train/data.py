@@ -64,6 +64,8 @@ class Folder:
         self.is_val = self.role != "train"
         self.images = self._cache(cache_dir)
         self.boxes = read_boxes(os.path.join(root, "tbx11k_boxes.csv"))
+        nih_path = os.path.join(root, "nih_boxes.csv")
+        self.nih_boxes = read_nih_boxes(nih_path) if os.path.exists(nih_path) else {}
 
     def _split(self, val_fraction, nih_val_fraction, seed):
         rng = np.random.RandomState(seed)
@@ -149,6 +151,25 @@ def read_boxes(path):
     return boxes
 
 
+# nih_boxes.csv names -> contract findings (Pneumonia is not one of them)
+NIH_BOX_FINDING = {"Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly",
+                   "Effusion": "Pleural Effusion", "Infiltrate": "Infiltration",
+                   "Mass": "Nodule Mass", "Nodule": "Nodule Mass",
+                   "Pneumothorax": "Pneumothorax"}
+
+
+def read_nih_boxes(path):
+    """contract finding -> {file: [boxes]} in the folder's 256-px coordinates."""
+    out = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            f = NIH_BOX_FINDING.get(r["finding"])
+            if f:
+                out.setdefault(f, {}).setdefault(r["file"], []).append(
+                    tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
+    return out
+
+
 def box_mask(box_list, side=CACHE_SIDE):
     m = np.zeros((side, side), np.float32)
     for x0, y0, x1, y1 in box_list:
@@ -190,12 +211,12 @@ class Augmenter:
 
     def __call__(self, u8_batch, masks, size=None, photometric=None, crop_min=None,
                  border_mask=None):
-        """u8_batch: uint8 numpy [B,256,256]; masks: torch [B,256,256] (box masks, zero where
-        none); photometric: per-image strength of the intensity augmentation (gamma,
-        contrast, brightness, equalisation), 1 when None; crop_min: per-image smallest crop,
-        as a fraction of the image area, CROP_MIN_AREA when None; border_mask: per-image
-        probability of border masking, BORDER_MASK_RATE when None. Returns (images [B,1,S,S] in
-        network units, masks [B,1,S,S]) on the augmenter's device."""
+        """u8_batch: uint8 numpy [B,256,256]; masks: torch [B,256,256] or [B,C,256,256] (box
+        masks, zero where none); photometric: per-image strength of the intensity
+        augmentation (gamma, contrast, brightness, equalisation), 1 when None; crop_min:
+        per-image smallest crop, as a fraction of the image area, CROP_MIN_AREA when None;
+        border_mask: per-image probability of border masking, BORDER_MASK_RATE when None. Returns (images [B,1,S,S] in
+        network units, masks [B,C,S,S]) on the augmenter's device."""
         rng = self.rng
         dev = self.device
         b = len(u8_batch)
@@ -206,7 +227,9 @@ class Augmenter:
         if len(pick):
             imgs[pick] = equalize(imgs[pick])
         x = imgs.float().div_(255.0).unsqueeze(1)
-        m = masks.to(dev).float().unsqueeze(1)
+        m = masks.to(dev).float()
+        if m.dim() == 3:  # one mask per image, or [B,C,256,256]: one per channel
+            m = m.unsqueeze(1)
         # affine: output grid [-1,1] -> input coordinates
         crop_min = (np.full(b, CROP_MIN_AREA) if crop_min is None
                     else np.asarray(crop_min, np.float64))

@@ -36,13 +36,6 @@ import splits  # noqa: E402
 TB = L.INDEX["Tuberculosis"]
 PARTS = ("select", "report")
 TB_SENSITIVITY = 0.90
-# nih_boxes.csv names -> contract findings (Pneumonia is not one of them)
-NIH_BOX_FINDING = {"Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly",
-                   "Effusion": "Pleural Effusion", "Infiltrate": "Infiltration",
-                   "Mass": "Nodule Mass", "Nodule": "Nodule Mass",
-                   "Pneumothorax": "Pneumothorax"}
-
-
 class SameSource:
     """The same-source TB sets: files, set name, TB label and v2 role of each image."""
 
@@ -54,18 +47,6 @@ class SameSource:
         self.dataset = np.array([r["dataset"] for r in rows])
         self.tb = np.array([int(r["tb"]) for r in rows])
         self.role = splits.samesource_roles(self.dataset, self.tb)
-
-
-def read_nih_boxes(path):
-    """contract finding -> {file: [boxes]} in the folder's 256-px coordinates."""
-    out = {}
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            f = NIH_BOX_FINDING.get(r["finding"])
-            if f:
-                out.setdefault(f, {}).setdefault(r["file"], []).append(
-                    tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
-    return out
 
 
 def network_inputs(root, files, preprocess):
@@ -422,7 +403,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     folder = D.Folder(args.data, os.path.join(args.work, "cache"), split="v2")
     ss = SameSource(args.samesource)
-    nih_boxes = read_nih_boxes(os.path.join(args.data, "nih_boxes.csv"))
+    nih_boxes = folder.nih_boxes
     base = baseline_scores(folder, ss)
     # the baseline's NIH AUCs sit beside each model's in its nih/* tables
     results = {"baseline": evaluate_baseline(folder, ss, base)}

@@ -169,6 +169,40 @@ def pooled_logits(model, cam):
     return mean + model.bias
 
 
+def nih_box_bank(folder, train_idx):
+    """NIH's own boxes of the training images as a uint8 tensor [rows + 1, findings, 256, 256]
+    (row 0 empty), each image's row index (0 when it has none) and the findings of the
+    channels: what the NIH pointing loss (setting nih_box_weight) warps with the images."""
+    findings = sorted(folder.nih_boxes)
+    files = sorted({folder.files[i] for i in train_idx
+                    if any(folder.files[i] in folder.nih_boxes[f] for f in findings)})
+    row_of = {f: r for r, f in enumerate(files, 1)}
+    rows = np.array([row_of.get(f, 0) for f in folder.files], np.int64)
+    bank = torch.zeros(len(files) + 1, len(findings), D.CACHE_SIDE, D.CACHE_SIDE,
+                       dtype=torch.uint8)
+    for f, r in row_of.items():
+        for c, finding in enumerate(findings):
+            if f in folder.nih_boxes[finding]:
+                bank[r, c] = torch.from_numpy(D.box_mask(folder.nih_boxes[finding][f]) > 0)
+    return bank, rows, [L.INDEX[f] for f in findings]
+
+
+def nih_pointing_loss(cam, cover, channels):
+    """box_loss of each boxed NIH finding's class map on the batch's images with its boxes,
+    averaged over the findings present. Cells at least LESION_INSIDE covered count as inside,
+    or for a box smaller than that (a nodule) the cells it covers most."""
+    losses = []
+    for c, k in enumerate(channels):
+        cv = cover[:, c]
+        most = cv.flatten(1).max(1).values
+        has = most > 0
+        if has.any():
+            inside = (cv >= torch.minimum(most, torch.full_like(most, LESION_INSIDE))
+                      .view(-1, 1, 1)).float()
+            losses.append(box_loss(cam[:, k], inside, has))
+    return torch.stack(losses).mean() if losses else cam.new_zeros(())
+
+
 def lesion_targets(cover):
     """Cell targets of the lesion loss from each cell's box cover (share of the cell inside a
     lesion box): 1 at >= LESION_INSIDE, 0 where no box touches the cell; cells partly covered
@@ -261,6 +295,11 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     for r, i in enumerate(boxed, 1):
         mask_bank[r] = torch.from_numpy(D.box_mask(folder.boxes[folder.files[i]]) > 0)
     mask_bank = mask_bank.to(dev)
+    nih_box_weight = cfg.get("nih_box_weight", 0.0)
+    if nih_box_weight > 0:
+        nih_bank, nih_row, nih_channels = nih_box_bank(folder, train_idx)
+        nih_bank = nih_bank.to(dev)
+        log("NIH pointing loss: %d training images with boxes" % (len(nih_bank) - 1))
     steps, bs = cfg["steps"], cfg["batch"]
     t0 = time.time()
     max_s = cfg["max_minutes"] * 60
@@ -281,6 +320,9 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             g["lr"] = lr
         idx = rng.choice(train_idx, bs, p=probs)
         masks = mask_bank[torch.from_numpy(mask_row[idx]).to(dev)]
+        if nih_box_weight > 0:  # channel 0 TB, then the NIH findings' boxes
+            masks = torch.cat([masks[:, None],
+                               nih_bank[torch.from_numpy(nih_row[idx]).to(dev)]], 1)
         # progressive resizing: cheap small inputs first, the export size at the end (the
         # network is fully convolutional, so BN statistics settle at the final size)
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
@@ -301,7 +343,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         logits = pooled_logits(model, cam)
         loss_cls = masked_bce(logits, y, w)
         hb = torch.from_numpy(mask_row[idx] > 0).to(dev)
-        cover = F.adaptive_avg_pool2d(m, cam.shape[2:])[:, 0]
+        covers = F.adaptive_avg_pool2d(m, cam.shape[2:])
+        cover = covers[:, 0]
         if lesion:
             # the TB map only from its cells (the pointing loss is off: this supervises it)
             ll = lesion_loss(cam[:, TB] + model.bias[TB], cover, hb,
@@ -314,6 +357,10 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             lb = box_loss(cam[:, TB], msmall, hb)
             wb = cfg["box_weight"] * ramp(progress, cfg["box_start"], cfg["box_full"])
             ll = cam.new_zeros(())
+        ln = cam.new_zeros(())
+        if nih_box_weight > 0:
+            ln = nih_pointing_loss(cam, covers[:, 1:], nih_channels)
+        wn = nih_box_weight * ramp(progress, cfg["box_start"], cfg["box_full"])
         lam = cfg["adv_weight"] * (2 / (1 + math.exp(-10 * progress)) - 1)
         tb_src, ot_src = (t.to(dev) for t in source_targets(folder, idx))
         p_tb, p_ot = heads(feats.mean((2, 3)), lam)
@@ -322,24 +369,25 @@ def train(folder, cfg, leave_out=None, device="cpu"):
             la = la + F.cross_entropy(p_tb, tb_src, ignore_index=-100)
         if (ot_src >= 0).any():
             la = la + F.cross_entropy(p_ot, ot_src, ignore_index=-100)
-        loss = loss_cls + wb * lb + la + cfg.get("lesion_weight", 1.0) * ll
+        loss = loss_cls + wb * lb + la + cfg.get("lesion_weight", 1.0) * ll + wn * ln
         opt.zero_grad()
         loss.backward()
         opt.step()
         if ema is not None:
             update_ema(ema, model, min(cfg["ema_decay"], (1 + step) / (10 + step)))
-        hist.append((float(loss_cls), float(lb), float(la), float(ll)))
+        hist.append((float(loss_cls), float(lb), float(la), float(ll), float(ln)))
         step += 1
         if step % 25 == 0 or step < 4 or os.environ.get("CXR_TRAIN_VERBOSE"):
             h = np.mean(hist[-25:], 0)
             log("step %d prog %.3f lr %.2e cls %.4f box %.3f (w %.3f) adv %.3f (lam %.3f) "
-                "lesion %.4f %.1f img/s" % (step, progress, lr, h[0], h[1], wb, h[2], lam,
-                                            h[3], step * bs / (time.time() - t0)))
+                "lesion %.4f nih-box %.3f %.1f img/s" % (step, progress, lr, h[0], h[1], wb, h[2],
+                                                         lam, h[3], h[4],
+                                                         step * bs / (time.time() - t0)))
     info = {"steps_done": step, "steps_planned": steps, "train_seconds": time.time() - t0,
             "time_capped": step < steps, "train_images": int(len(train_idx)),
             "threads": torch.get_num_threads(), "device": device_name(dev),
             "leave_out": leave_out, "pretrained": provenance,
-            "last_losses": dict(zip(("cls", "box", "adv", "lesion"),
+            "last_losses": dict(zip(("cls", "box", "adv", "lesion", "nih_box"),
                                     np.mean(hist[-25:], 0).tolist() if hist else []))}
     log("trained %s" % json.dumps(info))
     if ema is not None:
@@ -416,6 +464,7 @@ DEFAULTS = {
     # 2.x settings (docs/training.md); these values keep the 1.x recipe
     "backbone": "resnet", "output_stride": 16, "pretrained": "build/pretrained/mobilenet_v2.pt",
     "tb_loss": "image", "lesion_weight": 1.0, "lesion_negatives": 0.0, "tb_pool": "mean",
+    "nih_box_weight": 0.0,
 }
 
 
