@@ -320,6 +320,46 @@ class NihPointing(unittest.TestCase):
             self.assertGreater(info["members"][0]["last_losses"]["nih_box"], 0.0)
 
 
+class NestedOperatingPoints(unittest.TestCase):
+    def test_thresholds_from_select_only_measured_on_report(self):
+        """thresholds.py --split v2: a finding's threshold keeps >= 90% of the select part's
+        No Finding images below it; the report part's scores change nothing but its own
+        figures."""
+        import types
+        import labels as L
+        import thresholds as TH
+        k = L.INDEX["Pleural Effusion"]
+        n = 120  # 30 No Finding + 30 Effusion in each part
+        role = np.array(["select"] * 60 + ["report"] * 60)
+        effusion = np.tile(np.r_[np.zeros(30), np.ones(30)], 2)
+        targets = np.zeros((n, 11), np.float32)
+        targets[:, k] = effusion
+        folder = types.SimpleNamespace(
+            dataset=np.array(["nih_darkcovidnet"] * n), role=role,
+            nih_raw=["Effusion" if e else "No Finding" for e in effusion],
+            targets=targets, mask=np.ones((n, 11), np.float32))
+        scores = np.r_[np.linspace(0.0, 0.29, 30), np.linspace(0.2, 0.8, 30)]
+        old = {f: 0.5 for f in L.FINDINGS}
+
+        def run(report_shift):
+            p = np.zeros((60, 11))
+            p[:, k] = scores
+            p_r = p.copy()
+            p_r[:, k] += report_shift
+            ev_r, nf_r, _ = TH.validation_sets(folder, "report")
+            return TH.choose(folder, p, old, (p_r, ev_r, nf_r))[0]["Pleural Effusion"]
+
+        a, b = run(0.0), run(0.1)
+        self.assertEqual(a["threshold"], b["threshold"])
+        self.assertGreaterEqual(a["specificity"], 0.90)
+        self.assertLess(float(np.mean(scores[:30] < a["threshold"] - 1e-6)), 0.90)
+        self.assertEqual(a["report"]["negatives"], 30)
+        self.assertEqual(a["report"], dict(a["report"], specificity=a["specificity"]))
+        self.assertLess(b["report"]["specificity"], a["report"]["specificity"])
+        self.assertGreater(b["report"]["sensitivity"], a["report"]["sensitivity"])
+        self.assertEqual(a["positives"], 30)
+
+
 class SameSourceCalibration(unittest.TestCase):
     def test_tb_platt_and_threshold_from_the_select_halves(self):
         """A model whose TB logit is the image's mean network input: Platt scaling and the

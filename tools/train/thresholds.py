@@ -9,10 +9,13 @@ contract model without retraining.
 - A finding with fewer than 20 validation positives, and Calcification (no labels), is switched
   off: threshold 1.01, never present; the PDF prints it "not assessed".
 - Tuberculosis keeps the model's own threshold (>= 90% validation sensitivity, WHO triage).
+- With `--split v2` (models of the 2.x recipe) the thresholds are chosen on the NIH images of the
+  nested split's "select" part only, and sensitivity and specificity at them are also measured
+  on its "report" part, which no choice touched.
 
     /usr/bin/python3 tools/train/thresholds.py --data ../shared/data/cxr --model IN.onnx \\
-        --work /tmp/work [--out OUT.onnx] [--version NAME] [--report OUT.json]
-        [--card-section OUT.md]
+        --work /tmp/work [--split v1|v2] [--out OUT.onnx] [--version NAME]
+        [--report OUT.json] [--card-section OUT.md]
 """
 import argparse
 import json
@@ -35,12 +38,13 @@ BOOT = 2000
 SEED = 6
 
 
-def validation_sets(folder):
+def validation_sets(folder, part=None):
     """Indices of No Finding validation images and of finding-evaluable validation images: NIH
     images of patients 1.x never trained on (nih_radsim came later: its patients that had
-    another study in the training split are left out)."""
+    another study in the training split are left out); with `part`, the NIH images of that
+    part of the v2 split."""
     nih = np.isin(folder.dataset, D.NIH_ALL)
-    evaluable = nih & folder.unseen_by_v1
+    evaluable = nih & (folder.unseen_by_v1 if part is None else folder.role == part)
     no_finding = evaluable & np.array([r == "No Finding" for r in folder.nih_raw])
     unseen_radsim = evaluable & np.isin(folder.dataset, D.ADDED_AFTER_V1)
     return np.flatnonzero(evaluable), np.flatnonzero(no_finding), int(unseen_radsim.sum())
@@ -62,9 +66,26 @@ def proportion_ci(hits, rng, n=BOOT):
     return np.percentile(boot, [2.5, 97.5]).tolist()
 
 
-def choose(folder, probabilities, old_thresholds):
+def positives_of(folder, evaluable, f):
+    """Rows (positions in `evaluable`) of the images labelled with NIH finding f."""
+    k = L.INDEX[f]
+    return np.array([j for j, i in enumerate(evaluable) if folder.targets[i, k] == 1 and
+                     folder.mask[i, k] == 1 and f in L.NIH_FINDINGS], np.int64)
+
+
+def measured_at(t, pos_scores, neg_scores, rng):
+    hits, keeps = pos_scores >= t, neg_scores < t
+    return {"positives": int(len(hits)), "negatives": int(len(keeps)),
+            "sensitivity": float(hits.mean()), "sensitivity_ci": proportion_ci(hits, rng),
+            "specificity": float(keeps.mean()), "specificity_ci": proportion_ci(keeps, rng)}
+
+
+def choose(folder, probabilities, old_thresholds, report=None):
+    """Thresholds from the validation images (v1) or the select part (v2); `report`, for v2:
+    (probabilities, evaluable, no_finding) of the report part, measured at them."""
     rng = np.random.RandomState(SEED)
-    evaluable, no_finding, radsim_count = validation_sets(folder)
+    evaluable, no_finding, radsim_count = validation_sets(
+        folder, "select" if report is not None else None)
     pos_of = {i: k for k, i in enumerate(evaluable)}
     negatives = np.array([pos_of[i] for i in no_finding])
     out = {}
@@ -73,8 +94,7 @@ def choose(folder, probabilities, old_thresholds):
         if f == "Tuberculosis":
             out[f] = {"threshold": old_thresholds[f], "rule": "model's own (>= 90% sensitivity)"}
             continue
-        positive = np.array([pos_of[i] for i in evaluable if folder.targets[i, k] == 1 and
-                             folder.mask[i, k] == 1 and f in L.NIH_FINDINGS])
+        positive = positives_of(folder, evaluable, f)
         row = {"positives": int(len(positive)), "negatives": int(len(negatives)),
                "old_threshold": old_thresholds[f]}
         if f == "Calcification" or len(positive) < MIN_POSITIVES:
@@ -97,6 +117,11 @@ def choose(folder, probabilities, old_thresholds):
                    sensitivity=float(hits.mean()), sensitivity_ci=proportion_ci(hits, rng),
                    old_sensitivity=float((pos_scores >= old_thresholds[f]).mean()),
                    old_specificity=float((neg_scores < old_thresholds[f]).mean()))
+        if report is not None:
+            p_r, ev_r, nf_r = report
+            at = {i: j for j, i in enumerate(ev_r)}
+            row["report"] = measured_at(t, p_r[positives_of(folder, ev_r, f), k],
+                                        p_r[[at[i] for i in nf_r], k], rng)
         out[f] = row
     return out, evaluable, negatives, radsim_count
 
@@ -122,7 +147,9 @@ def summary(folder, probabilities, chosen, evaluable, negatives, old):
                 "new": any_present(probabilities, new, finding_positive)}}
 
 
-def markdown(chosen, summ, radsim_count):
+def markdown(chosen, summ, radsim_count, nested=False):
+    if nested:
+        return markdown_nested(chosen)
     lines = ["## Operating points (safe-answers rule)", "",
              "Each NIH finding's threshold is the lowest that keeps specificity >= 0.90 against "
              "NIH `No Finding` validation images; sensitivity is measured on the validation "
@@ -161,11 +188,42 @@ def markdown(chosen, summ, radsim_count):
     return "\n".join(lines)
 
 
+def markdown_nested(chosen):
+    """The card section of a v2 model: chosen on select, measured on report too."""
+    lines = ["## Operating points (safe-answers rule)", "",
+             "Each NIH finding's threshold is the lowest that keeps specificity >= 0.90 against "
+             "the NIH `No Finding` images of the nested split's select part; sensitivity and "
+             "specificity at it are given there and on the report part, which chose nothing. "
+             "Findings with fewer than %d select positives, and Calcification, are **not "
+             "assessed**: threshold %.2f, never present. Tuberculosis keeps its threshold (>= 90%% "
+             "sensitivity on the same-source select halves). 95%% CIs: bootstrap. Written by "
+             "`tools/train/thresholds.py --split v2`." % (MIN_POSITIVES, OFF), "",
+             "| finding | threshold | select: positives / No Finding | sensitivity | "
+             "specificity (cross-fitted) | report: positives / No Finding | sensitivity (95% CI) "
+             "| specificity (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for f, r in chosen.items():
+        if f == "Tuberculosis":
+            lines.append("| Tuberculosis | %.4f | (see TB above) | | | | | |" % r["threshold"])
+        elif r["threshold"] > 1:
+            lines.append("| %s | not assessed | %d | | | | | |" % (f, r.get("positives", 0)))
+        else:
+            q = r["report"]
+            lines.append("| %s | %.4f | %d / %d | %.3f | %.3f (%.3f) | %d / %d | %.3f (%.3f-%.3f) "
+                         "| %.3f (%.3f-%.3f) |" % (
+                             f, r["threshold"], r["positives"], r["negatives"],
+                             r["sensitivity"], r["specificity"], r["specificity_crossfit"],
+                             q["positives"], q["negatives"], q["sensitivity"],
+                             *q["sensitivity_ci"], q["specificity"], *q["specificity_ci"]))
+    return "\n".join(lines + [""])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--work", required=True)
+    p.add_argument("--split", choices=("v1", "v2"), default="v1",
+                   help="v2: choose on the nested split's select part, report on its report part")
     p.add_argument("--out")
     p.add_argument("--version", help="new cxr.model_version for --out")
     p.add_argument("--report")
@@ -174,13 +232,19 @@ def main():
     model = onnx_torch.OnnxTorch(args.model)
     size = json.loads(model.metadata["cxr.preprocess"])["width"]
     old = json.loads(model.metadata["cxr.thresholds"])
-    folder = D.Folder(args.data, os.path.join(args.work, "cache"))
-    evaluable, _, _ = validation_sets(folder)
-    x = folder.eval_inputs(evaluable, size)
-    probabilities = model(x, ["probabilities"])["probabilities"]
-    chosen, evaluable, negatives, radsim_count = choose(folder, probabilities, old)
+    folder = D.Folder(args.data, os.path.join(args.work, "cache"), split=args.split)
+
+    def scored(part):
+        evaluable, no_finding, _ = validation_sets(folder, part)
+        x = folder.eval_inputs(evaluable, size)
+        return model(x, ["probabilities"])["probabilities"], evaluable, no_finding
+
+    nested = args.split == "v2"
+    probabilities = scored("select" if nested else None)[0]
+    report = scored("report") if nested else None
+    chosen, evaluable, negatives, radsim_count = choose(folder, probabilities, old, report)
     summ = summary(folder, probabilities, chosen, evaluable, negatives, old)
-    text = markdown(chosen, summ, radsim_count)
+    text = markdown(chosen, summ, radsim_count, nested)
     print(text)
     if args.report:
         with open(args.report, "w") as fh:
