@@ -67,14 +67,21 @@ class OnnxScorer:
         import onnx_torch
         self.model = onnx_torch.OnnxTorch(path)
         self.preprocess = json.loads(self.model.metadata["cxr.preprocess"])
-        outputs = [o.name for o in self.model.proto.graph.output]
-        self.names = ["probabilities", "cam"] + [n for n in ("gate_features",) if n in outputs]
+        # the feature map under the classifier (what `gate_features` pools; models before the
+        # gate, like 1.3, lack that output)
+        import gate
+        self.feature_map = gate.feature_tensor_name(self.model)
+        self.names = ["probabilities", "cam", self.feature_map]
         self.tb_threshold = json.loads(self.model.metadata["cxr.thresholds"])["Tuberculosis"]
 
     def __call__(self, x, batch=32):
-        parts = [self.model(x[i:i + batch], self.names) for i in range(0, len(x), batch)]
-        out = {k: np.concatenate([p[k] for p in parts]) for k in self.names}
-        return out["probabilities"], out["cam"], out.get("gate_features")
+        probs, cams, feats = [], [], []
+        for i in range(0, len(x), batch):
+            out = self.model.run(x[i:i + batch], self.names)
+            probs.append(out["probabilities"])
+            cams.append(out["cam"])
+            feats.append(out[self.feature_map].mean((2, 3)))
+        return np.concatenate(probs), np.concatenate(cams), np.concatenate(feats)
 
 
 class CheckpointScorer:
@@ -398,6 +405,8 @@ def main(argv=None):
     ap.add_argument("--work", default="build/evidence")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                     help="a contract .onnx model or a training checkpoint .pt (repeatable)")
+    ap.add_argument("--add", action="store_true", help="keep the models of the work folder's "
+                    "evidence.json (same data and split) and add or replace these")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -407,6 +416,10 @@ def main(argv=None):
     base = baseline_scores(folder, ss)
     # the baseline's NIH AUCs sit beside each model's in its nih/* tables
     results = {"baseline": evaluate_baseline(folder, ss, base)}
+    kept = os.path.join(args.work, "evidence.json")
+    if args.add and os.path.exists(kept):
+        with open(kept) as fh:
+            results = dict(json.load(fh), baseline=results["baseline"])
     base_rows = {f: base[f] for f in L.NIH_FINDINGS}
     for spec in args.model:
         name, path = spec.split("=", 1)
