@@ -215,8 +215,9 @@ class Augmenter:
         masks, zero where none); photometric: per-image strength of the intensity
         augmentation (gamma, contrast, brightness, equalisation), 1 when None; crop_min:
         per-image smallest crop, as a fraction of the image area, CROP_MIN_AREA when None;
-        border_mask: per-image probability of border masking, BORDER_MASK_RATE when None. Returns (images [B,1,S,S] in
-        network units, masks [B,C,S,S]) on the augmenter's device."""
+        border_mask: per-image probability of border masking, BORDER_MASK_RATE when None.
+        Returns (images [B,1,S,S] in network units, masks [B,C,S,S]) on the augmenter's
+        device."""
         rng = self.rng
         dev = self.device
         b = len(u8_batch)

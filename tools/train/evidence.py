@@ -243,11 +243,11 @@ def pointing(cams, boxes, train_boxes):
                                                   [2.5, 97.5]).tolist()}
 
 
-def pointing_games(folder, cam_of, nih_boxes, part):
+def pointing_games(folder, cam_of, part):
     """TB on TBX11K boxes and each boxed NIH finding, on the images of `part`."""
     out = {}
     train = folder.role == "train"
-    games = [("Tuberculosis", folder.boxes)] + sorted(nih_boxes.items())
+    games = [("Tuberculosis", folder.boxes)] + sorted(folder.nih_boxes.items())
     for finding, boxes in games:
         k = L.INDEX[finding]
         idx = [i for i in range(folder.n) if folder.files[i] in boxes and
@@ -277,7 +277,7 @@ def tb_flag_rates(folder, probs_of, threshold):
     return {g: {"rate": float(np.mean(v)), "images": len(v)} for g, v in sorted(groups.items())}
 
 
-def evaluate_model(scorer, folder, ss, base, nih_boxes):
+def evaluate_model(scorer, folder, ss, base):
     """Every measure for one model, at its shipped TB threshold (a checkpoint has none: then the
     one chosen on the same-source select halves, >= 90% sensitivity)."""
     held = np.flatnonzero(folder.role != "train")
@@ -293,7 +293,7 @@ def evaluate_model(scorer, folder, ss, base, nih_boxes):
            "tb_flag_rates": tb_flag_rates(folder, probs_of, threshold)}
     for part in PARTS:
         res["nih/" + part] = nih_findings(folder, probs_of, base, part)
-        res["pointing/" + part] = pointing_games(folder, cam_of, nih_boxes, part)
+        res["pointing/" + part] = pointing_games(folder, cam_of, part)
     if feats is not None:
         res["source_probe"] = source_probe(_scatter(feats, held, folder.n), folder, held)
     return res
@@ -412,7 +412,6 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     folder = D.Folder(args.data, os.path.join(args.work, "cache"), split="v2")
     ss = SameSource(args.samesource)
-    nih_boxes = folder.nih_boxes
     base = baseline_scores(folder, ss)
     # the baseline's NIH AUCs sit beside each model's in its nih/* tables
     results = {"baseline": evaluate_baseline(folder, ss, base)}
@@ -424,7 +423,7 @@ def main(argv=None):
     for spec in args.model:
         name, path = spec.split("=", 1)
         scorer = load_scorer(path)
-        results[name] = evaluate_model(scorer, folder, ss, base_rows, nih_boxes)
+        results[name] = evaluate_model(scorer, folder, ss, base_rows)
         print("%s: %s" % (name, json.dumps(results[name]["tb_samesource"])), flush=True)
     os.makedirs(args.work, exist_ok=True)
     E.write_json(os.path.join(args.work, "evidence.json"), results)
