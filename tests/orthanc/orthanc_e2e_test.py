@@ -185,7 +185,7 @@ def main():
     # no corpus radiograph is Normal under the default model: one made from an NIH image that is
     cases["normal"] = (None, "Normal")
     files["normal"] = os.path.join(inputs, "normal.dcm")
-    make_dicom(os.path.join(DATA, "cxr", "images", "nih_darkcovidnet", "00001573_000.png"),
+    make_dicom(os.path.join(DATA, "cxr", "images", "nih_darkcovidnet", "00001385_000.png"),
                files["normal"], "NORMAL01", "Normal^Case", "ACC-N-0001", 1)
     files["ct"] = os.path.join(inputs, "ct.dcm")
     decompress(os.path.join(DATA, "dicom", "pydicom-test-files", "CT_small.dcm"), files["ct"])

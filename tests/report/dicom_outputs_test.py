@@ -57,7 +57,7 @@ def infer(files, out, extra=(), config=None):
     return subprocess.run(command, capture_output=True, text=True)
 
 
-NORMAL_PNG = "images/nih_darkcovidnet/00001573_000.png"
+NORMAL_PNG = "images/nih_darkcovidnet/00001385_000.png"
 
 
 def source_path(*parts):

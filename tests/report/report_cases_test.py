@@ -27,7 +27,7 @@ CASES = [
      ["Yamada Tarou", "山田 太郎", "やまだ たろう"], "ACC-TB-0001", "TB Presumptive"),
     ("NIHKO02", "nih_darkcovidnet/00002275_019.png", "Hong^Gildong=洪^吉洞=홍^길동",
      ["Hong Gildong", "洪 吉洞", "홍 길동"], "ACC-NIH-0002", None),
-    ("NORMAR03", "nih_darkcovidnet/00001573_000.png", "قباني^لنزار", ["قباني لنزار"],
+    ("NORMAR03", "nih_darkcovidnet/00001385_000.png", "قباني^لنزار", ["قباني لنزار"],
      "ACC-N-0003", "Normal"),
 ]
 

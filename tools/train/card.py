@@ -287,10 +287,10 @@ def render(m, version, thresholds):
           "sets `da` and `db` (TB and normal from one machine each), so the row below is "
           "within-source.\n")
     w("Tuberculosis at threshold %s: sensitivity %s, specificity %s (cross-fitted: %s / %s) on "
-      "%d validation images (%d TB) — on these confounded collections, not a clinical "
-      "estimate.\n" % (_f(c["threshold"], 4), _f(c["sensitivity"]), _f(c["specificity"]),
-                       _f(c["sensitivity_crossfit"]), _f(c["specificity_crossfit"]), c["n"],
-                       c["positives"]))
+      "%d validation images (%d TB) — %s, not a clinical estimate.\n" % (
+          _f(c["threshold"], 4), _f(c["sensitivity"]), _f(c["specificity"]),
+          _f(c["sensitivity_crossfit"]), _f(c["specificity_crossfit"]), c["n"], c["positives"],
+          "two machines only" if m.get("calibrated_on") else "on these confounded collections"))
     w("| finding | threshold | sensitivity | specificity | ECE raw | ECE after Platt "
       "(cross-fitted) | images (positives) |")
     w("| --- | --- | --- | --- | --- | --- | --- |")
@@ -337,6 +337,8 @@ def render(m, version, thresholds):
     w("- Images were at most 256×256 and mostly pre-downsampled by third parties; behaviour on "
       "full-resolution DICOM rendered by cxrd is not validated here. Children, lateral views "
       "and portable ICU films are not represented in the validation data.")
-    w("- Trained from scratch on about 4,300 images: more data (a site's own) should do better "
-      "than more training on these; docs/training.md records what longer runs did.\n")
+    start = ("Fine-tuned from natural-image weights" if tr.get("pretrained")
+             else "Trained from scratch")
+    w("- %s on about 4,300 images: more data (a site's own) should do better than more "
+      "training on these; docs/training.md records what longer runs did.\n" % start)
     return "\n".join(out) + "\n"
