@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Parity of the shipped default model: cxrd's runtime (`cxrd model-run`) against the PyTorch
-probabilities recorded by the training run on validation images (max difference <= 1e-4).
+probabilities recorded by the training run on validation images (max difference <= 1e-4), and
+its `gate_features` output against what tools/train/gate.py fitted the gate on (the mean and the
+maximum of the feature map, computed by PyTorch through tools/train/onnx_torch.py).
 
 usage: check_default_model.py CXRD MODEL.onnx REFERENCE.json DATA_DIR SCRATCH_DIR"""
 import json
@@ -10,6 +12,11 @@ import sys
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "tools", "train"))
+import gate  # noqa: E402
+import onnx_torch  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -30,7 +37,9 @@ def main(argv):
     ref = json.load(open(reference))
     size = ref["size"]
     os.makedirs(scratch, exist_ok=True)
-    worst = 0.0
+    torch_model = onnx_torch.OnnxTorch(model)
+    feature_map = gate.feature_tensor_name(torch_model)
+    worst = worst_gate = 0.0
     for j, (f, expect) in enumerate(zip(ref["files"], ref["probabilities"])):
         inp = os.path.join(scratch, "input%d.npy" % j)
         out = os.path.join(scratch, "out%d" % j)
@@ -44,10 +53,18 @@ def main(argv):
             return 1
         diff = float(np.abs(got[0].astype(np.float64) - np.array(expect)).max())
         worst = max(worst, diff)
-        print("%s max |cxrd - PyTorch| = %.3g" % (f, diff))
-    print("%d images, max difference %.3g (tolerance %g)" % (len(ref["files"]), worst,
-                                                             TOLERANCE))
-    return 0 if worst <= TOLERANCE else 1
+        fmap = torch_model.run(np.load(inp), [feature_map])[feature_map]
+        pooled = np.concatenate([fmap.mean((2, 3)), fmap.max((2, 3))], 1)
+        gate_got = np.load(os.path.join(out, "gate_features.npy"))
+        if gate_got.shape != pooled.shape:
+            print("FAIL %s: gate_features %s, expected %s" % (f, gate_got.shape, pooled.shape))
+            return 1
+        gate_diff = float(np.abs(gate_got.astype(np.float64) - pooled).max())
+        worst_gate = max(worst_gate, gate_diff)
+        print("%s max |cxrd - PyTorch| = %.3g, gate features %.3g" % (f, diff, gate_diff))
+    print("%d images, max difference %.3g, gate features %.3g (tolerance %g)" % (
+        len(ref["files"]), worst, worst_gate, TOLERANCE))
+    return 0 if max(worst, worst_gate) <= TOLERANCE else 1
 
 
 if __name__ == "__main__":
