@@ -2,16 +2,16 @@
 
 The gate is a logistic classifier "frontal chest radiograph or not" over the network's pooled
 features (the feature map under the class-map classifier, its mean and its maximum over space: a
-new graph output `gate_features`) plus a 16x16 thumbnail and a 32-bin histogram of the network input; cxrd
-computes the same in C (src/model/model_gate.c) and reads the weights from `cxr.gate`.
+new graph output `gate_features`) plus a 16x16 thumbnail and a 32-bin histogram of the network
+input; cxrd computes the same in C (src/model/model_gate.c) and reads the weights from `cxr.gate`.
 
 Positives: the chest radiographs of the labelled folder (training split). Negatives: the same
 images rotated by 90/180/270 degrees, inverted, or cropped to a small window, and the non-chest
 images of the DICOM corpus (rendered by `cxrd render`). The threshold is the 0.01th percentile of
-the training chest scores (the choice that keeps acceptance of held-out radiographs >= 99.5% with
-2.0's mean+max features; 1.4's gate used 0.03 with mean features; docs/gate.md compares others); acceptance is then measured on the validation split, transforms on
-validation images, and the corpus by two-fold cross-fitting (each file scored by a gate fitted
-without its fold).
+the training chest scores (with 2.0's features, the choice that keeps acceptance of held-out
+radiographs >= 99.5%; 1.4's mean-only gate used 0.03; docs/gate.md compares others); acceptance
+is then measured on the validation split, transforms on validation images, and the corpus by
+two-fold cross-fitting (each file scored by a gate fitted without its fold).
 
     /usr/bin/python3 tools/train/gate.py --data ../shared/data/cxr --dicom ../shared/data/dicom \\
         --cxrd build/src/cxrd --model models/cxr-default.onnx --work /tmp/gate --out OUT.onnx
@@ -236,9 +236,9 @@ def markdown(report):
              "cxrd refuses an image that is not an adult frontal chest radiograph before "
              "reporting on it (README \"The input gate\"). Its DICOM attribute layer is fixed in "
              "cxrd; its image layer is in this model: `cxr.gate` holds a logistic classifier "
-             "over the network's pooled features (the mean and the maximum of the feature map: the "
-             "graph output `gate_features`), a 16 x 16 "
-             "thumbnail and a 32-bin grey histogram of the network input, fitted by "
+             "over the network's pooled features (the mean and the maximum of the feature map: "
+             "the graph output `gate_features`), a 16 x 16 thumbnail and a 32-bin grey "
+             "histogram of the network input, fitted by "
              "`tools/train/gate.py` on the training split's chest radiographs against the same "
              "images rotated by 90/180/270 degrees, inverted or cropped to a 30-50%% window (each crop "
              "counting %g times: crops are the hardest negatives), and "
