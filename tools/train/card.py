@@ -108,21 +108,31 @@ def render(m, version, thresholds):
         w("- Tuberculosis has no image-level loss: its class map is trained only by a cell-level "
           "binary cross-entropy (weight %g) within TBX11K TB training images, cells at least a "
           "quarter covered by a lesion box against cells outside every box of the same image "
-          "(partly covered cells left out)%s; the pointing loss below is off." % (
+          "(partly covered cells left out)%s." % (
               cfg["lesion_weight"], ", and every cell of NIH `No Finding` training images as "
               "negative (weight %g)" % cfg["lesion_negatives"]
               if cfg.get("lesion_negatives") else ""))
-    w("- Against the source confound: (1) TBX11K lesion boxes supervise the TB class map with "
-      "a pointing loss (−log of the map's spatial-softmax mass inside the boxes; it cannot move "
-      "the TB logit), weight %g, off for the first %d%% of training and ramped to full by %d%%; "
+    if cfg.get("tb_loss") == "lesion":
+        pointing = "(1) the TB pointing loss is off (the lesion loss above replaces it); "
+    else:
+        pointing = ("(1) TBX11K lesion boxes supervise the TB class map with a pointing loss (−log "
+                    "of the map's spatial-softmax mass inside the boxes; it cannot move the TB "
+                    "logit), weight %g, off for the first %d%% of training and ramped to full by "
+                    "%d%%; " % (cfg["box_weight"], round(100 * cfg["box_start"]),
+                                round(100 * cfg["box_full"])))
+    if cfg.get("nih_box_weight"):
+        pointing += ("NIH's own boxes (`nih_boxes.csv`) supervise their findings' class maps with "
+                     "the same pointing loss, weight %g, off for the first %d%% of training "
+                     "and ramped to full by %d%%; " % (cfg["nih_box_weight"],
+                                                       round(100 * cfg["box_start"]),
+                                                       round(100 * cfg["box_full"])))
+    w("- Against the source confound: %s"
       "(2) class-conditional source-adversarial heads (which TB collection, given TB; which "
       "non-TB collection, given non-TB) behind gradient reversal, weight up to %g; (3) "
       "augmentation that hides acquisition cues: crops of 60–100%% of the area biased to the "
       "middle (lung fields), ±10° rotation, aspect ±10%%, gamma, contrast and brightness, "
       "histogram equalisation (20%%), blur, noise, and black/white border strips (30%%)%s." % (
-          cfg["box_weight"], round(100 * cfg["box_start"]), round(100 * cfg["box_full"]),
-          cfg["adv_weight"],
-          _nih_intensity(cfg.get("nih_photometric", 1.0))))
+          pointing, cfg["adv_weight"], _nih_intensity(cfg.get("nih_photometric", 1.0))))
     if cfg.get("train_jpeg_quality"):
         w("- Training images were JPEG-compressed at quality %d (and decoded) before "
           "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])
