@@ -53,8 +53,7 @@ def main(argv):
             return 1
         diff = float(np.abs(got[0].astype(np.float64) - np.array(expect)).max())
         worst = max(worst, diff)
-        fmap = torch_model.run(np.load(inp), [feature_map])[feature_map]
-        pooled = np.concatenate([fmap.mean((2, 3)), fmap.max((2, 3))], 1)
+        pooled = gate.pooled_features(torch_model.run(np.load(inp), [feature_map])[feature_map])
         gate_got = np.load(os.path.join(out, "gate_features.npy"))
         if gate_got.shape != pooled.shape:
             print("FAIL %s: gate_features %s, expected %s" % (f, gate_got.shape, pooled.shape))

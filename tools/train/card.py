@@ -112,20 +112,17 @@ def render(m, version, thresholds):
               cfg["lesion_weight"], ", and every cell of NIH `No Finding` training images as "
               "negative (weight %g)" % cfg["lesion_negatives"]
               if cfg.get("lesion_negatives") else ""))
+    ramp = "off for the first %d%% of training and ramped to full by %d%%" % (
+        round(100 * cfg["box_start"]), round(100 * cfg["box_full"]))
     if cfg.get("tb_loss") == "lesion":
         pointing = "(1) the TB pointing loss is off (the lesion loss above replaces it); "
     else:
         pointing = ("(1) TBX11K lesion boxes supervise the TB class map with a pointing loss (−log "
                     "of the map's spatial-softmax mass inside the boxes; it cannot move the TB "
-                    "logit), weight %g, off for the first %d%% of training and ramped to full by "
-                    "%d%%; " % (cfg["box_weight"], round(100 * cfg["box_start"]),
-                                round(100 * cfg["box_full"])))
+                    "logit), weight %g, %s; " % (cfg["box_weight"], ramp))
     if cfg.get("nih_box_weight"):
         pointing += ("NIH's own boxes (`nih_boxes.csv`) supervise their findings' class maps with "
-                     "the same pointing loss, weight %g, off for the first %d%% of training "
-                     "and ramped to full by %d%%; " % (cfg["nih_box_weight"],
-                                                       round(100 * cfg["box_start"]),
-                                                       round(100 * cfg["box_full"])))
+                     "the same pointing loss, weight %g, %s; " % (cfg["nih_box_weight"], ramp))
     w("- Against the source confound: %s"
       "(2) class-conditional source-adversarial heads (which TB collection, given TB; which "
       "non-TB collection, given non-TB) behind gradient reversal, weight up to %g; (3) "

@@ -67,16 +67,21 @@ def image_features(x):
     return np.concatenate([thumb, hist], 1)
 
 
+def pooled_features(fmap):
+    """What the graph output `gate_features` holds for a feature map [N,C,H,W]: each channel's
+    mean, then its maximum. The maximum keeps local patterns (text, edges, colour seams) that
+    the mean of ImageNet-trained features washes out (docs/gate.md, "Refitted for 2.0")."""
+    return np.concatenate([fmap.mean((2, 3)), fmap.max((2, 3))], 1)
+
+
 def features(model, u8, size, name, batch=256):
-    """[pooled features (mean, then maximum), image features] of uint8 images [N,S,S]. The
-    maximum keeps local patterns (text, edges, colour seams) that the mean of ImageNet-trained
-    features washes out (docs/gate.md, "Refitted for 2.0")."""
+    """[pooled features, image features] of uint8 images [N,S,S]."""
     out = []
     for i in range(0, len(u8), batch):
         x = np.stack([G.resize(u, size) for u in u8[i:i + batch]])[:, None]
         x = x.astype(np.float32) * D.PIXEL_SCALE + D.PIXEL_OFFSET
-        fmap = model.run(x, [name])[name]
-        out.append(np.concatenate([fmap.mean((2, 3)), fmap.max((2, 3)), image_features(x)], 1))
+        pooled = pooled_features(model.run(x, [name])[name])
+        out.append(np.concatenate([pooled, image_features(x)], 1))
     return np.concatenate(out)
 
 
