@@ -98,6 +98,13 @@ enum cxr_status cxr_image_box_shrink(const uint8_t *pixels, uint32_t channels, u
 enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
                                     uint32_t out_height, float scale, float offset, float *tensor,
                                     struct cxr_err *err);
+/* The same with the resized image's grey histogram equalised (cxr.preprocess "equalize":
+ * "histogram"): each resized pixel rounded to 8 bits, then grey g becomes
+ * round(255 * (C(g) - C(lowest)) / (N - C(lowest))), halves up, where C(g) counts the pixels at
+ * or below g and lowest is the darkest grey present; then * scale + offset. */
+enum cxr_status cxr_image_to_tensor_equalized(const struct cxr_gray8 *image, uint32_t out_width,
+                                              uint32_t out_height, float scale, float offset,
+                                              float *tensor, struct cxr_err *err);
 
 /* ---- PNG encoding (image_png.c) ----
  * 8-bit grey or RGB, appended to out (which the caller owns and releases; its maximum is

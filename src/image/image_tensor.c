@@ -1,5 +1,8 @@
 /* The rendered image as the network's float tensor: resampled to the input size by the image
- * stage's resampler (image_resample.c), then mapped to the network's value range. */
+ * stage's resampler (image_resample.c), optionally histogram-equalised, then mapped to the
+ * network's value range. */
+#include <math.h>
+
 #include "image/image.h"
 
 struct tensor_target {
@@ -16,9 +19,38 @@ static void store_row(void *context, uint32_t y, const float *row)
         out[x] = row[x] * target->scale + target->offset;
 }
 
-enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
-                                    uint32_t out_height, float scale, float offset, float *tensor,
-                                    struct cxr_err *err)
+/* Replaces the resized grey levels in tensor (count values in [0, 255]) by their equalised
+ * levels in network units. Each level is first rounded to 8 bits, as the training tools'
+ * 8-bit resize gives it; the integer arithmetic matches tools/train/data.py equalize(). */
+static void equalize(float *tensor, size_t count, float scale, float offset)
+{
+    uint64_t cumulative[256] = {0};
+    uint8_t lowest = 255;
+    for (size_t i = 0; i < count; i++) {
+        float level = floorf(tensor[i] + 0.5f);
+        uint8_t grey = level <= 0.0f ? 0 : level >= 255.0f ? 255 : (uint8_t)level;
+        tensor[i] = grey;
+        cumulative[grey]++;
+        if (grey < lowest)
+            lowest = grey;
+    }
+    for (int g = 1; g < 256; g++)
+        cumulative[g] += cumulative[g - 1];
+    uint64_t below = cumulative[lowest]; /* the darkest level present maps to 0 */
+    uint64_t span = count > below ? count - below : 1;
+    float value[256];
+    for (int g = 0; g < 256; g++) {
+        uint64_t rank = cumulative[g] > below ? cumulative[g] - below : 0;
+        uint64_t level = (rank * 510 + span) / (2 * span); /* 255 * rank / span, halves up */
+        value[g] = (float)(level > 255 ? 255 : level) * scale + offset;
+    }
+    for (size_t i = 0; i < count; i++)
+        tensor[i] = value[(uint8_t)tensor[i]];
+}
+
+static enum cxr_status to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
+                                 uint32_t out_height, float scale, float offset, bool equalized,
+                                 float *tensor, struct cxr_err *err)
 {
     if (image == NULL || image->pixels == NULL || tensor == NULL || image->width == 0 ||
         image->height == 0 || out_width == 0 || out_height == 0)
@@ -31,8 +63,25 @@ enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_
                                                         out_height, &resampler, err);
     if (status != CXR_OK)
         return status;
-    struct tensor_target target = {tensor, out_width, scale, offset};
+    struct tensor_target target = {tensor, out_width, equalized ? 1.0f : scale,
+                                   equalized ? 0.0f : offset};
     cxr_image_resampler_run_u8(resampler, image->pixels, store_row, &target);
     cxr_image_resampler_destroy(resampler);
+    if (equalized)
+        equalize(tensor, (size_t)out_width * out_height, scale, offset);
     return CXR_OK;
+}
+
+enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
+                                    uint32_t out_height, float scale, float offset, float *tensor,
+                                    struct cxr_err *err)
+{
+    return to_tensor(image, out_width, out_height, scale, offset, false, tensor, err);
+}
+
+enum cxr_status cxr_image_to_tensor_equalized(const struct cxr_gray8 *image, uint32_t out_width,
+                                              uint32_t out_height, float scale, float offset,
+                                              float *tensor, struct cxr_err *err)
+{
+    return to_tensor(image, out_width, out_height, scale, offset, true, tensor, err);
 }

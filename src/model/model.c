@@ -169,8 +169,9 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
     memset(&result, 0, sizeof(result));
     pthread_mutex_lock(&model->lock);
     enum cxr_status status =
-            cxr_image_to_tensor(image, contract->input_width, contract->input_height,
-                                contract->scale, contract->offset, model->input, err);
+            (contract->equalized ? cxr_image_to_tensor_equalized : cxr_image_to_tensor)(
+                    image, contract->input_width, contract->input_height, contract->scale,
+                    contract->offset, model->input, err);
     if (status == CXR_OK) {
         const float *inputs[1] = {model->input};
         status = cxr_nn_model_run(model->network, inputs, err);

@@ -238,6 +238,14 @@ static enum cxr_status check_preprocess(const char *text, struct cxr_model_contr
                         offset);
         goto done;
     }
+    json_t *equalize = json_object_get(preprocess, "equalize");
+    if (equalize != NULL &&
+        (!json_is_string(equalize) || strcmp(json_string_value(equalize), "histogram") != 0)) {
+        status = REFUSE(err, "metadata cxr.preprocess \"equalize\" must be \"histogram\" (the "
+                             "only equalisation cxrd implements)");
+        goto done;
+    }
+    contract->equalized = equalize != NULL;
     contract->scale = (float)scale;
     contract->offset = (float)offset;
 done:

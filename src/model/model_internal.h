@@ -26,6 +26,7 @@ struct cxr_model_source {
 struct cxr_model_contract {
     uint32_t input_width, input_height; /* H, W of `image` and cxr.preprocess */
     float scale, offset;                /* tensor = pixel * scale + offset */
+    bool equalized;                     /* "equalize": "histogram" before scale and offset */
     size_t probabilities_output, cam_output;
     uint32_t label_count; /* K */
     uint32_t cam_width, cam_height;

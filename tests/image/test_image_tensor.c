@@ -1,6 +1,8 @@
 /* Resampling into the network tensor: exact area averages when shrinking by whole and by
- * fractional factors, bilinear enlargement, the affine value map, and argument checks. The
- * resampler itself: interleaved channels kept apart, float sources, rows handed out in order. */
+ * fractional factors, bilinear enlargement, the affine value map, histogram equalisation by its
+ * definition, and argument checks. The resampler itself: interleaved channels kept apart, float
+ * sources, rows handed out in order. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,6 +79,73 @@ static void enlarging_is_bilinear(void **state)
     assert_float_equal(tensor[1], 25.0f, 1e-4);
     assert_float_equal(tensor[2], 75.0f, 1e-4);
     assert_float_equal(tensor[3], 100.0f, 1e-4);
+}
+
+/* The equalised level of grey g by its definition: 255 * (pixels at or below g - pixels at the
+ * darkest grey) / (all pixels - pixels at the darkest grey), rounded half up. */
+static float equalized_level(const uint8_t *pixels, size_t count, uint8_t g)
+{
+    uint8_t darkest = 255;
+    size_t at_or_below = 0, at_darkest = 0;
+    for (size_t i = 0; i < count; i++)
+        darkest = pixels[i] < darkest ? pixels[i] : darkest;
+    for (size_t i = 0; i < count; i++) {
+        at_or_below += pixels[i] <= g;
+        at_darkest += pixels[i] == darkest;
+    }
+    if (count == at_darkest)
+        return 0.0f;
+    return floorf(255.0f * (float)(at_or_below - at_darkest) / (float)(count - at_darkest) + 0.5f);
+}
+
+static void equalizing_spreads_the_histogram_by_its_definition(void **state)
+{
+    (void)state;
+    /* Same size in and out, so the resized levels are the pixels themselves; a skewed image
+     * (most pixels dark) whose equalised levels are spread over 0..255. */
+    enum { W = 37, H = 23 };
+    uint8_t pixels[W * H];
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < W * H; i++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = (seed >> 16) % 100;
+        pixels[i] = (uint8_t)(r < 70 ? 20 + r % 7 : 100 + r);
+    }
+    struct cxr_gray8 image = {W, H, pixels};
+    float tensor[W * H];
+    assert_int_equal(
+            cxr_image_to_tensor_equalized(&image, W, H, 2.0f / 255.0f, -1.0f, tensor, NULL),
+            CXR_OK);
+    float lowest = 2.0f, highest = -2.0f;
+    for (size_t i = 0; i < W * H; i++) {
+        float want = equalized_level(pixels, W * H, pixels[i]) * (2.0f / 255.0f) - 1.0f;
+        assert_float_equal(tensor[i], want, 1e-5);
+        lowest = tensor[i] < lowest ? tensor[i] : lowest;
+        highest = tensor[i] > highest ? tensor[i] : highest;
+    }
+    assert_float_equal(lowest, -1.0f, 1e-6);
+    assert_float_equal(highest, 1.0f, 1e-6);
+
+    /* A flat image has one level, which maps to the bottom. */
+    memset(pixels, 90, sizeof(pixels));
+    assert_int_equal(cxr_image_to_tensor_equalized(&image, W, H, 1.0f, 0.0f, tensor, NULL), CXR_OK);
+    for (size_t i = 0; i < W * H; i++)
+        assert_float_equal(tensor[i], 0.0f, 0);
+}
+
+static void equalizing_rounds_the_resized_levels(void **state)
+{
+    (void)state;
+    /* 4x1 -> 2x1: the means 10.5 and 30.5 round up to 11 and 31 (two levels: 0 and 255); an
+     * unequalised tensor keeps them exact. */
+    uint8_t pixels[] = {10, 11, 30, 31};
+    struct cxr_gray8 image = {4, 1, pixels};
+    float tensor[2];
+    assert_int_equal(cxr_image_to_tensor(&image, 2, 1, 1.0f, 0.0f, tensor, NULL), CXR_OK);
+    assert_float_equal(tensor[0], 10.5f, 1e-5);
+    assert_int_equal(cxr_image_to_tensor_equalized(&image, 2, 1, 1.0f, 0.0f, tensor, NULL), CXR_OK);
+    assert_float_equal(tensor[0], 0.0f, 0);
+    assert_float_equal(tensor[1], 255.0f, 0);
 }
 
 static void bad_arguments_are_refused(void **state)
@@ -160,6 +229,8 @@ int main(void)
             cmocka_unit_test(fractional_shrink_weights_partial_pixels),
             cmocka_unit_test(constant_image_stays_constant_at_any_size),
             cmocka_unit_test(enlarging_is_bilinear),
+            cmocka_unit_test(equalizing_spreads_the_histogram_by_its_definition),
+            cmocka_unit_test(equalizing_rounds_the_resized_levels),
             cmocka_unit_test(bad_arguments_are_refused),
             cmocka_unit_test(resampler_keeps_channels_apart),
             cmocka_unit_test(resampler_enlarges_float_sources),

@@ -72,6 +72,7 @@ static void valid_contract_resolves(void **state)
     assert_int_equal(contract.cam_output, 0);
     assert_float_equal(contract.scale, 0.0078431f, 1e-9);
     assert_float_equal(contract.offset, -1.0f, 0);
+    assert_false(contract.equalized);
     assert_string_equal(contract.model_version, "v1.0.1");
     for (uint32_t k = 0; k < CXR_FINDING_COUNT; k++)
         assert_int_equal(contract.label_of_finding[k], k);
@@ -80,6 +81,12 @@ static void valid_contract_resolves(void **state)
     assert_float_equal(contract.thresholds[7], 0.0, 0);
     assert_float_equal(contract.thresholds[1], 0.5, 0); /* default */
     assert_float_equal(contract.thresholds[9], 0.5, 0);
+
+    /* Histogram equalisation is the one optional preprocessing step. */
+    f.source.preprocess = "{\"height\": 256, \"width\": 224, \"resize\": \"stretch\", "
+                          "\"equalize\": \"histogram\", \"scale\": 1, \"offset\": 0}";
+    assert_int_equal(cxr_model_contract_check(&f.source, &contract, &err), CXR_OK);
+    assert_true(contract.equalized);
 
     /* No cxr.thresholds at all: 0.5 everywhere. */
     f.source.thresholds = NULL;
@@ -224,6 +231,11 @@ static void preprocess_duplicate_key(struct fixture *f)
     f->source.preprocess =
             "{\"height\": 256, \"height\": 1, \"width\": 224, \"scale\": 1, \"offset\": 0}";
 }
+static void preprocess_clahe(struct fixture *f)
+{
+    f->source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"clahe\", "
+                           "\"scale\": 1, \"offset\": 0}";
+}
 static void version_missing(struct fixture *f)
 {
     f->source.model_version = NULL;
@@ -264,6 +276,7 @@ static const struct refusal refusals[] = {
         {"preprocess crop", preprocess_crop, "must be \"stretch\""},
         {"preprocess zero scale", preprocess_zero_scale, "out of range"},
         {"preprocess duplicate", preprocess_duplicate_key, "cxr.preprocess is not valid JSON"},
+        {"preprocess CLAHE", preprocess_clahe, "\"equalize\" must be \"histogram\""},
         {"no version", version_missing, "cxr.model_version is missing"},
         {"empty version", version_empty, "cxr.model_version is missing or empty"},
         {"control chars", version_control, "printable ASCII"},

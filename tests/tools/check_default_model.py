@@ -2,7 +2,9 @@
 """Parity of the shipped default model: cxrd's runtime (`cxrd model-run`) against the PyTorch
 probabilities recorded by the training run on validation images (max difference <= 1e-4), and
 its `gate_features` output against what tools/train/gate.py fitted the gate on (the mean and the
-maximum of the feature map, computed by PyTorch through tools/train/onnx_torch.py).
+maximum of the feature map, computed by PyTorch through tools/train/onnx_torch.py). Then the
+whole path: `cxrd infer` on DICOM copies of the images (its own rendering, resize and, when
+cxr.preprocess asks, histogram equalisation) against PyTorch on the training tools' inputs.
 
 usage: check_default_model.py CXRD MODEL.onnx REFERENCE.json DATA_DIR SCRATCH_DIR"""
 import json
@@ -11,40 +13,61 @@ import subprocess
 import sys
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "tools", "train"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import data as D  # noqa: E402
 import gate  # noqa: E402
 import onnx_torch  # noqa: E402
+from png_dicom import make_dicom  # noqa: E402
 
 TOLERANCE = 1e-4
+PIPELINE_TOLERANCE = 1e-4
+PIPELINE_IMAGES = 8
 
 
-def network_input(path, size):
-    """As the training run and cxr.preprocess say: area-resize (stretch), pixel * 2/255 - 1."""
-    with Image.open(path) as im:
-        im = im.convert("L")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BOX)
-        u8 = np.asarray(im, np.uint8)
-    return (u8.astype(np.float32) * np.float32(2.0 / 255.0) + np.float32(-1.0)).reshape(
-        1, 1, size, size)
+def pipeline_difference(cxrd, model, torch_model, preprocess, paths, scratch):
+    """Largest |confidence from `cxrd infer` - PyTorch probability| over the images the gate
+    accepts, and how many those are."""
+    labels = json.loads(torch_model.metadata["cxr.labels"])
+    folder = os.path.join(scratch, "pipeline")
+    dicoms = []
+    for j, path in enumerate(paths):
+        dicoms.append(os.path.join(folder, "p%d.dcm" % j))
+        os.makedirs(folder, exist_ok=True)
+        make_dicom(path, dicoms[-1], "P%d" % j, "Parity^Image", "A%d" % j, j)
+    results = os.path.join(folder, "results")
+    subprocess.run([cxrd, "infer", *dicoms, "--output", results, "--model", model], check=True,
+                   capture_output=True)
+    worst, compared = 0.0, 0
+    for j, path in enumerate(paths):
+        predictions = os.path.join(results, "P%d" % j, "P%d_predictions.json" % j)
+        if not os.path.exists(predictions):  # refused by the input gate
+            continue
+        with open(predictions) as fh:
+            got = {f["name"]: f["confidence"] for f in json.load(fh)["findings"]}
+        expect = torch_model.run(D.model_input(path, preprocess)[None, None], ["probabilities"])
+        expect = expect["probabilities"][0]
+        worst = max(worst, max(abs(got[name] - float(expect[k]))
+                               for k, name in enumerate(labels) if name in got))
+        compared += 1
+    return worst, compared
 
 
 def main(argv):
     cxrd, model, reference, data_dir, scratch = argv[1:6]
     ref = json.load(open(reference))
-    size = ref["size"]
     os.makedirs(scratch, exist_ok=True)
     torch_model = onnx_torch.OnnxTorch(model)
+    preprocess = json.loads(torch_model.metadata["cxr.preprocess"])
     feature_map = gate.feature_tensor_name(torch_model)
     worst = worst_gate = 0.0
     for j, (f, expect) in enumerate(zip(ref["files"], ref["probabilities"])):
         inp = os.path.join(scratch, "input%d.npy" % j)
         out = os.path.join(scratch, "out%d" % j)
         os.makedirs(out, exist_ok=True)
-        np.save(inp, network_input(os.path.join(data_dir, f), size))
+        np.save(inp, D.model_input(os.path.join(data_dir, f), preprocess)[None, None])
         subprocess.run([cxrd, "model-run", model, inp, out], check=True)
         got = np.load(os.path.join(out, "probabilities.npy"))
         cam = np.load(os.path.join(out, "cam.npy"))
@@ -63,7 +86,16 @@ def main(argv):
         print("%s max |cxrd - PyTorch| = %.3g, gate features %.3g" % (f, diff, gate_diff))
     print("%d images, max difference %.3g, gate features %.3g (tolerance %g)" % (
         len(ref["files"]), worst, worst_gate, TOLERANCE))
-    return 0 if max(worst, worst_gate) <= TOLERANCE else 1
+    paths = [os.path.join(data_dir, f) for f in ref["files"][:PIPELINE_IMAGES]]
+    worst_pipeline, compared = pipeline_difference(cxrd, model, torch_model, preprocess, paths,
+                                                   scratch)
+    print("cxrd infer on %d DICOM copies (%d accepted): max |confidence - PyTorch| = %.3g "
+          "(tolerance %g)" % (len(paths), compared, worst_pipeline, PIPELINE_TOLERANCE))
+    if compared < len(paths) // 2:
+        print("FAIL: too few images accepted to compare the pipeline")
+        return 1
+    return 0 if max(worst, worst_gate) <= TOLERANCE and worst_pipeline <= PIPELINE_TOLERANCE \
+        else 1
 
 
 if __name__ == "__main__":

@@ -310,7 +310,8 @@ class Training(unittest.TestCase):
             # cumulative share of pixels at or below each grey, the darkest grey present -> 0
             lo = (im <= im.min()).sum()
             for g in np.unique(im):
-                want = round(255 * ((im <= g).sum() - lo) / max(im.size - lo, 1))
+                num, den = (im <= g).sum() - lo, max(im.size - lo, 1)
+                want = (510 * num + den) // (2 * den)  # 255 * num / den, halves rounded up
                 self.assertEqual(int(eq[im == g][0]), want)
         self.assertEqual(out[0].min(), 0)
         self.assertEqual(out[0].max(), 255)

@@ -384,7 +384,7 @@ class SameSourceCalibration(unittest.TestCase):
                     grey[f] = g
             write(os.path.join(d, "labels.csv"), "\n".join(lines) + "\n")
             ss = V.SameSource(d)
-            entry, table = E.calibrate_tb_samesource(model, dict(size=8), d)
+            entry, table = E.calibrate_tb_samesource(model, dict(size=8, input_equalize=False), d)
         z = np.array([grey[f] * 2 / 255 - 1 for f in ss.files])
         sel = ss.role == "select"
         self.assertEqual((entry["n"], entry["positives"]), (int(sel.sum()),

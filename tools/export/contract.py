@@ -91,11 +91,15 @@ class ContractModel(nn.Module):
         return probabilities, cam
 
 
-def preprocess_json(height, width, scale, offset):
+def preprocess_json(height, width, scale, offset, equalize=False):
     """cxr.preprocess: the network input is the rendered 8-bit grey image (bone bright), resized
-    to width x height without keeping the aspect ratio, then pixel * scale + offset."""
-    return json.dumps({"height": height, "width": width, "resize": "stretch",
-                       "scale": scale, "offset": offset})
+    to width x height without keeping the aspect ratio, its grey histogram equalised when
+    `equalize`, then pixel * scale + offset."""
+    preprocess = {"height": height, "width": width, "resize": "stretch",
+                  "scale": scale, "offset": offset}
+    if equalize:
+        preprocess["equalize"] = "histogram"
+    return json.dumps(preprocess)
 
 
 def export_onnx(model, path, height, width, metadata, opset=13):

@@ -98,8 +98,10 @@ def render(m, version, thresholds):
               p["package"], p["version"], p["license"], p["file"],
               p["state_dict_sha256"][:16], p["model"]))
     w("- Input: the rendered 8-bit grey image (bone bright), area-resized to %d×%d without "
-      "keeping the aspect ratio, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (
-          cfg["size"], cfg["size"]))
+      "keeping the aspect ratio%s, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (
+          cfg["size"], cfg["size"],
+          ", its grey histogram equalised (in training too, after augmentation)"
+          if cfg.get("input_equalize") else ""))
     w("- Loss: masked binary cross-entropy (each finding averaged over the images that label "
       "it); NIH images are %d%% of every batch, the rest split equally between TB and non-TB "
       "images and equally between collections within each class." % round(

@@ -100,13 +100,14 @@ class Folder:
         os.replace(tmp, path)
         return arr
 
-    def eval_inputs(self, idx, size):
+    def eval_inputs(self, idx, size, equalized=False):
         """The network inputs exactly as cxrd builds them: the 8-bit image area-resized
-        (stretch) to size x size, then pixel * 2/255 - 1. Returns float32 [N,1,size,size]."""
+        (stretch, load_network_grey) to size x size, its histogram equalised when
+        `equalized`, then pixel * 2/255 - 1. Returns float32 [N,1,size,size]."""
         out = np.zeros((len(idx), 1, size, size), np.float32)
         for j, i in enumerate(idx):
-            u8 = load_grey(os.path.join(self.root, self.files[i]), size, size)
-            out[j, 0] = u8.astype(np.float32) * PIXEL_SCALE + PIXEL_OFFSET
+            grey = load_network_grey(os.path.join(self.root, self.files[i]), size, size)
+            out[j, 0] = network_input(grey, equalized=equalized)
         return out
 
 
@@ -123,12 +124,51 @@ PIXEL_OFFSET = -1.0
 
 
 def load_grey(path, width, height):
-    """8-bit grey, area-averaged (PIL BOX filter) to width x height without keeping aspect."""
+    """8-bit grey, area-averaged (PIL BOX filter) to width x height without keeping aspect:
+    the training cache. Network inputs use load_network_grey (cxrd's resize)."""
     with Image.open(path) as im:
         im = im.convert("L")
         if im.size != (width, height):
             im = im.resize((width, height), Image.BOX)
         return np.asarray(im, np.uint8)
+
+
+def axis_weights(n_in, n_out):
+    """[n_out, n_in] resampling matrix of one axis, as src/image/image_resample.c builds it:
+    when shrinking, output o averages source [o, o + 1) * n_in / n_out, partly covered pixels
+    weighted by their coverage (PIL's BOX filter takes or leaves whole pixels, which moves a
+    256 -> 192 resize by up to 28 grey levels); when growing, bilinear between pixel centres."""
+    w = np.zeros((n_out, n_in))
+    scale = n_in / n_out
+    for o in range(n_out):
+        if n_out < n_in:
+            begin, end = o * scale, (o + 1) * scale
+            for i in range(int(np.floor(begin)), min(n_in, int(np.ceil(end)))):
+                w[o, i] = min(end, i + 1.0) - max(begin, float(i))
+            w[o] /= w[o].sum()
+        elif n_out == n_in:
+            w[o, o] = 1.0
+        else:
+            centre = max(0.0, (o + 0.5) * scale - 0.5)
+            left = int(np.floor(centre))
+            if left >= n_in - 1:
+                w[o, n_in - 1] = 1.0
+            else:
+                w[o, left], w[o, left + 1] = left + 1 - centre, centre - left
+    return w
+
+
+def resize_like_cxrd(grey, width, height):
+    """A grey image [H,W] resized to width x height as cxrd resizes it for the network: float,
+    unrounded."""
+    rows, cols = grey.shape
+    return axis_weights(rows, height) @ grey.astype(np.float64) @ axis_weights(cols, width).T
+
+
+def load_network_grey(path, width, height):
+    """An image file's grey levels, resized as cxrd resizes them for the network."""
+    with Image.open(path) as im:
+        return resize_like_cxrd(np.asarray(im.convert("L")), width, height)
 
 
 def jpeg_round_trip(u8, quality):
@@ -179,17 +219,43 @@ def box_mask(box_list, side=CACHE_SIDE):
 
 
 def equalize(u8):
-    """Histogram equalisation of uint8 images [K,H,W] (a torch tensor on any device): the
-    source-hiding augmentation. The darkest grey present maps to 0, the brightest to 255."""
+    """Histogram equalisation of uint8 images [K,H,W] (a torch tensor on any device), with
+    cxrd's integer rounding (equalize_lut): the darkest grey present maps to 0, the brightest
+    to 255. The source-hiding augmentation, and the input step of `"equalize": "histogram"`."""
     k = len(u8)
     flat = u8.reshape(k, -1).long()
-    hist = torch.zeros(k, 256, device=u8.device).scatter_add_(
-        1, flat, torch.ones(flat.shape, device=u8.device))
+    hist = torch.zeros(k, 256, dtype=torch.long, device=u8.device).scatter_add_(
+        1, flat, torch.ones(flat.shape, dtype=torch.long, device=u8.device))
     cdf = hist.cumsum(1)
     lowest = cdf.gather(1, flat.min(1, keepdim=True).values)
-    lut = (cdf - lowest) / (cdf[:, -1:] - lowest).clamp_min(1.0)
-    lut = (lut.clamp(0, 1) * 255).round().to(torch.uint8)
-    return lut.gather(1, flat).reshape(u8.shape)
+    span = (cdf[:, -1:] - lowest).clamp_min(1)
+    lut = (((cdf - lowest).clamp_min(0) * 510 + span) // (2 * span)).clamp_max(255)
+    return lut.gather(1, flat).to(torch.uint8).reshape(u8.shape)
+
+
+def equalize_one(u8):
+    """equalize() of one uint8 numpy image [H,W]."""
+    return equalize(torch.from_numpy(np.ascontiguousarray(u8))[None])[0].numpy()
+
+
+def input_equalized(preprocess):
+    """Whether cxr.preprocess (a dict) equalises the resized image's histogram."""
+    return preprocess.get("equalize") == "histogram"
+
+
+def network_input(grey, scale=PIXEL_SCALE, offset=PIXEL_OFFSET, equalized=False):
+    """The network input of a resized grey image [H,W] (load_network_grey), as cxrd builds
+    it: equalisation first rounds the levels to 8 bits (halves up)."""
+    if equalized:
+        grey = equalize_one(np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8))
+    return (grey.astype(np.float64) * scale + offset).astype(np.float32)
+
+
+def model_input(path, preprocess):
+    """The network input [H,W] of an image file for a model's cxr.preprocess (a dict)."""
+    grey = load_network_grey(path, preprocess["width"], preprocess["height"])
+    return network_input(grey, preprocess["scale"], preprocess["offset"],
+                         input_equalized(preprocess))
 
 
 class Augmenter:
@@ -198,8 +264,10 @@ class Augmenter:
     noise and random border masking; the same warp is applied to the TB box masks. The random
     draws come from numpy (rng) on the CPU; the pixel work runs on `device`."""
 
-    def __init__(self, size, rng, device="cpu", seed=0):
+    def __init__(self, size, rng, device="cpu", seed=0, equalize_input=False):
         self.size = size
+        # equalise every output image last, as cxrd does at inference ("equalize")
+        self.equalize_input = equalize_input
         self.rng = rng
         self.device = torch.device(device)
         # the pixel noise is drawn where the batch lives (a GPU run draws it on the GPU)
@@ -281,5 +349,9 @@ class Augmenter:
                     x[i, :, :, :w] = fill
                 else:
                     x[i, :, :, -w:] = fill
-        x = x.clamp_(0, 1) * (255.0 * PIXEL_SCALE) + PIXEL_OFFSET
+        x = x.clamp_(0, 1)
+        if self.equalize_input:
+            u8 = equalize(x.mul(255.0).round_().to(torch.uint8)[:, 0])
+            x = u8.float().div_(255.0).unsqueeze(1)
+        x = x * (255.0 * PIXEL_SCALE) + PIXEL_OFFSET
         return x, m

@@ -321,7 +321,7 @@ def calibrate_tb_samesource(model, cfg, root):
     import lesion_head
     ss = V.SameSource(root)
     x = V.network_inputs(ss.root, ss.files, json.loads(contract.preprocess_json(
-        cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET)))
+        cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET, cfg["input_equalize"])))
     z = predict(model, x)[0][:, TB]
     sel = ss.role == "select"
     zs, y = z[sel], ss.tb[sel]
@@ -351,7 +351,7 @@ def validate(model, folder, cfg, samesource=None):
     only (the "report" part stays for reporting), TB's from the same-source select halves
     (`samesource`, the folder of tools/train/evidence.py); v1 as the 1.x models were made."""
     val_idx = np.flatnonzero(folder.is_val)
-    x = folder.eval_inputs(val_idx, cfg["size"])
+    x = folder.eval_inputs(val_idx, cfg["size"], cfg["input_equalize"])
     logits, cams = predict(model, x)
     nih, nih_mean = nih_findings(folder, logits, val_idx)
     v2 = cfg.get("split", "v1") == "v2"
@@ -374,7 +374,7 @@ def seed_check(model, folder, cfg, info):
     """NIH-finding AUCs of another model of the same recipe at other seeds: how much of a margin
     over the baseline the choice of seeds alone can move."""
     idx = np.flatnonzero(folder.is_val & np.isin(folder.dataset, D.NIH_SETS))
-    logits, _ = predict(model, folder.eval_inputs(idx, cfg["size"]))
+    logits, _ = predict(model, folder.eval_inputs(idx, cfg["size"], cfg["input_equalize"]))
     nih, mean = nih_findings(folder, logits, idx)
     return {"seeds": [i["seed"] for i in info.get("members", [dict(seed=cfg["seed"])])],
             "auc": {f: r["auc"] for f, r in nih.items()}, "nih_mean": mean["auc"]}
@@ -406,7 +406,7 @@ def loso_check(model, folder, cfg, leave_out):
     tb_idx = np.flatnonzero((folder.dataset == leave_out) & (folder.targets[:, TB] == 1))
     neg_idx = np.flatnonzero(folder.is_val & (folder.targets[:, TB] == 0))
     idx = np.concatenate([tb_idx, neg_idx])
-    logits, _ = predict(model, folder.eval_inputs(idx, cfg["size"]))
+    logits, _ = predict(model, folder.eval_inputs(idx, cfg["size"], cfg["input_equalize"]))
     y = folder.targets[idx, TB]
     s = logits[:, TB]
     res = {"tb_images": int(len(tb_idx))}
@@ -440,7 +440,8 @@ def export(model, folder, cfg, metrics, out_dir, work, version, card):
     text = card.render(metrics, version, thresholds)
     meta = contract.default_metadata(
         L.FINDINGS, thresholds,
-        contract.preprocess_json(size, size, D.PIXEL_SCALE, D.PIXEL_OFFSET), version, text)
+        contract.preprocess_json(size, size, D.PIXEL_SCALE, D.PIXEL_OFFSET,
+                                 cfg["input_equalize"]), version, text)
     meta["cxr.calibration"] = json.dumps(calibration, sort_keys=True)
     tmp = onnx_path + ".tmp"
     contract.export_onnx(model, tmp, size, size, meta)
@@ -453,7 +454,7 @@ def export(model, folder, cfg, metrics, out_dir, work, version, card):
     pick = []
     for d in sorted(set(folder.dataset)):
         pick += list(val_idx[folder.dataset[val_idx] == d][:6])
-    x = folder.eval_inputs(pick, size)
+    x = folder.eval_inputs(pick, size, cfg["input_equalize"])
     with torch.no_grad():
         p, c = model(torch.from_numpy(x))
     pdir = os.path.join(work, "parity")

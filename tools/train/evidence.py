@@ -51,13 +51,8 @@ class SameSource:
 
 def network_inputs(root, files, preprocess):
     """What cxrd feeds the network (cxr.preprocess): the 8-bit image area-resized (stretch),
-    then pixel * scale + offset."""
-    h, w = preprocess["height"], preprocess["width"]
-    out = np.zeros((len(files), 1, h, w), np.float32)
-    for j, f in enumerate(files):
-        u8 = D.load_grey(os.path.join(root, f), w, h)
-        out[j, 0] = u8.astype(np.float32) * preprocess["scale"] + preprocess["offset"]
-    return out
+    its histogram equalised if the model asks, then pixel * scale + offset."""
+    return np.stack([D.model_input(os.path.join(root, f), preprocess) for f in files])[:, None]
 
 
 class OnnxScorer:

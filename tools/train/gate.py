@@ -74,28 +74,33 @@ def pooled_features(fmap):
     return np.concatenate([fmap.mean((2, 3)), fmap.max((2, 3))], 1)
 
 
-def features(model, u8, size, name, batch=256):
+def features(model, u8, size, name, equalized=False, batch=256):
     """[pooled features, image features] of uint8 images [N,S,S]."""
     out = []
     for i in range(0, len(u8), batch):
-        x = np.stack([G.resize(u, size) for u in u8[i:i + batch]])[:, None]
-        x = x.astype(np.float32) * D.PIXEL_SCALE + D.PIXEL_OFFSET
+        x = np.stack([D.network_input(D.resize_like_cxrd(u, size, size), equalized=equalized)
+                      for u in u8[i:i + batch]])[:, None]
         pooled = pooled_features(model.run(x, [name])[name])
         out.append(np.concatenate([pooled, image_features(x)], 1))
     return np.concatenate(out)
 
 
-def build_sets(args, model, size):
+def build_sets(args, model, preprocess):
     """Features of every image; the labelled folder's are cached in the work folder by model."""
     with open(args.model, "rb") as fh:
         key = hashlib.sha1(fh.read()).hexdigest()[:12]
-    cache = os.path.join(args.work, "gate-features-meanmax-%s.npz" % key)
+    # (named for the features: mean and max, on inputs resized as cxrd resizes them)
+    cache = os.path.join(args.work, "gate-features-meanmax-area-%s.npz" % key)
     folder = D.Folder(args.data, os.path.join(args.work, "cache"))
     corpus = G.corpus_images(args.dicom, args.cxrd, args.work, D.CACHE_SIDE)
     name = feature_tensor_name(model)
+
+    def feats(u8):
+        return features(model, u8, preprocess["width"], name, D.input_equalized(preprocess))
+
     if os.path.exists(cache):  # the corpus is small: scored afresh, as this cxrd renders it
         sets = dict(np.load(cache))
-        sets["corpus"] = features(model, np.stack([c["image"] for c in corpus]), size, name)
+        sets["corpus"] = feats(np.stack([c["image"] for c in corpus]))
         return folder, corpus, sets
     rng = np.random.RandomState(1)
     chest = folder.images
@@ -108,11 +113,11 @@ def build_sets(args, model, size):
             extra_idx.append(i)
             extra_kinds.append(k)
             extra.append(G.transform(chest[i], G.TRANSFORMS[k], rng))
-    sets = {"chest": features(model, chest, size, name),
-            "transformed": features(model, neg, size, name), "kinds": kinds,
-            "extra": features(model, np.stack(extra), size, name),
+    sets = {"chest": feats(chest),
+            "transformed": feats(neg), "kinds": kinds,
+            "extra": feats(np.stack(extra)),
             "extra_idx": np.array(extra_idx), "extra_kinds": np.array(extra_kinds),
-            "corpus": features(model, np.stack([c["image"] for c in corpus]), size, name)}
+            "corpus": feats(np.stack([c["image"] for c in corpus]))}
     np.savez(cache + ".tmp.npz", **sets)
     os.replace(cache + ".tmp.npz", cache)
     return folder, corpus, sets
@@ -289,8 +294,9 @@ def main():
     p.add_argument("--card-section", help="write the model card's section here")
     args = p.parse_args()
     model = onnx_torch.OnnxTorch(args.model)
-    size = json.loads(model.metadata["cxr.preprocess"])["width"]
-    folder, corpus, sets = build_sets(args, model, size)
+    preprocess = json.loads(model.metadata["cxr.preprocess"])
+    size = preprocess["width"]
+    folder, corpus, sets = build_sets(args, model, preprocess)
     w, b, threshold, report = measure(folder, corpus, sets)
     print_report(report)
     if args.report:

@@ -15,7 +15,8 @@ CHEST_PARTS = {"CHEST", "THORAX", "LUNG", "TORAX", "THORAX PA", "CHEST PA"}
 
 
 def resize(u8, side):
-    """Area averaging to side x side (PIL BOX), as cxrd's stretch resize."""
+    """Area averaging to side x side (PIL BOX): the gate's 8-bit image sets (the network input
+    resize is data.resize_like_cxrd)."""
     im = Image.fromarray(u8)
     return np.asarray(im.resize((side, side), Image.BOX), np.uint8)
 

@@ -230,13 +230,14 @@ def main():
     p.add_argument("--card-section", help="write the model card's section here")
     args = p.parse_args()
     model = onnx_torch.OnnxTorch(args.model)
-    size = json.loads(model.metadata["cxr.preprocess"])["width"]
+    preprocess = json.loads(model.metadata["cxr.preprocess"])
+    size = preprocess["width"]
     old = json.loads(model.metadata["cxr.thresholds"])
     folder = D.Folder(args.data, os.path.join(args.work, "cache"), split=args.split)
 
     def scored(part):
         evaluable, no_finding, _ = validation_sets(folder, part)
-        x = folder.eval_inputs(evaluable, size)
+        x = folder.eval_inputs(evaluable, size, D.input_equalized(preprocess))
         return model(x, ["probabilities"])["probabilities"], evaluable, no_finding
 
     nested = args.split == "v2"
