@@ -2,6 +2,7 @@
 image, fixed seed), caches the decoded images as one uint8 array, and builds augmented training
 batches in torch. Labels come from tools/train/labels.py (the 11 contract findings)."""
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -133,6 +134,7 @@ def load_grey(path, width, height):
         return np.asarray(im, np.uint8)
 
 
+@functools.lru_cache(maxsize=16)
 def axis_weights(n_in, n_out):
     """[n_out, n_in] resampling matrix of one axis, as src/image/image_resample.c builds it:
     when shrinking, output o averages source [o, o + 1) * n_in / n_out, partly covered pixels
@@ -155,6 +157,7 @@ def axis_weights(n_in, n_out):
                 w[o, n_in - 1] = 1.0
             else:
                 w[o, left], w[o, left + 1] = left + 1 - centre, centre - left
+    w.flags.writeable = False  # shared by the cache
     return w
 
 

@@ -434,7 +434,7 @@ def load_scorer(path):
     model, cfg, _ = T.load_checkpoint(path)
     import contract
     return CheckpointScorer(model, json.loads(contract.preprocess_json(
-        cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET)))
+        cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET, cfg["input_equalize"])))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ contract model without retraining.
 - Tuberculosis keeps the model's own threshold (>= 90% validation sensitivity, WHO triage).
 - With `--split v2` (models of the 2.x recipe) the thresholds are chosen on the NIH images of the
   nested split's "select" part only, and sensitivity and specificity at them are also measured
-  on its "report" part, which no choice touched.
+  on its "report" part, which no choice touched. Tuberculosis's threshold is chosen again as the
+  training run chose it: the highest with >= 90% sensitivity on the select halves of the
+  same-source sets (`--samesource`), on the inputs cxrd builds.
 
     /usr/bin/python3 tools/train/thresholds.py --data ../shared/data/cxr --model IN.onnx \\
         --work /tmp/work [--split v1|v2] [--out OUT.onnx] [--version NAME]
@@ -80,9 +82,10 @@ def measured_at(t, pos_scores, neg_scores, rng):
             "specificity": float(keeps.mean()), "specificity_ci": proportion_ci(keeps, rng)}
 
 
-def choose(folder, probabilities, old_thresholds, report=None):
+def choose(folder, probabilities, old_thresholds, report=None, tb_threshold=None):
     """Thresholds from the validation images (v1) or the select part (v2); `report`, for v2:
-    (probabilities, evaluable, no_finding) of the report part, measured at them."""
+    (probabilities, evaluable, no_finding) of the report part, measured at them; Tuberculosis
+    gets tb_threshold, or keeps its threshold when None."""
     rng = np.random.RandomState(SEED)
     evaluable, no_finding, radsim_count = validation_sets(
         folder, "select" if report is not None else None)
@@ -92,7 +95,10 @@ def choose(folder, probabilities, old_thresholds, report=None):
     for f in L.FINDINGS:
         k = L.INDEX[f]
         if f == "Tuberculosis":
-            out[f] = {"threshold": old_thresholds[f], "rule": "model's own (>= 90% sensitivity)"}
+            out[f] = ({"threshold": old_thresholds[f], "rule": "model's own (>= 90% sensitivity)"}
+                      if tb_threshold is None else
+                      {"threshold": tb_threshold, "old_threshold": old_thresholds[f],
+                       "rule": ">= 90% sensitivity on the same-source select halves"})
             continue
         positive = positives_of(folder, evaluable, f)
         row = {"positives": int(len(positive)), "negatives": int(len(negatives)),
@@ -147,6 +153,17 @@ def summary(folder, probabilities, chosen, evaluable, negatives, old):
                 "new": any_present(probabilities, new, finding_positive)}}
 
 
+def tb_select_threshold(model, preprocess, samesource):
+    """TB's threshold as the training run chooses it (evidence.tb_threshold) from the model's
+    probabilities on the select halves of the same-source sets."""
+    import evidence as V
+    ss = V.SameSource(samesource)
+    select = np.flatnonzero(ss.role == "select")
+    x = V.network_inputs(ss.root, [ss.files[i] for i in select], preprocess)
+    scores = model(x, ["probabilities"])["probabilities"][:, L.INDEX["Tuberculosis"]]
+    return V.tb_threshold(scores, ss.tb[select])
+
+
 def markdown(chosen, summ, radsim_count, nested=False):
     if nested:
         return markdown_nested(chosen)
@@ -195,8 +212,9 @@ def markdown_nested(chosen):
              "the NIH `No Finding` images of the nested split's select part; sensitivity and "
              "specificity at it are given there and on the report part, which chose nothing. "
              "Findings with fewer than %d select positives, and Calcification, are **not "
-             "assessed**: threshold %.2f, never present. Tuberculosis keeps its threshold (>= 90%% "
-             "sensitivity on the same-source select halves). 95%% CIs: bootstrap. Written by "
+             "assessed**: threshold %.2f, never present. Tuberculosis's threshold is the highest "
+             "with >= 90%% sensitivity on the same-source select halves. 95%% CIs: bootstrap. "
+             "Written by "
              "`tools/train/thresholds.py --split v2`." % (MIN_POSITIVES, OFF), "",
              "| finding | threshold | select: positives / No Finding | sensitivity | "
              "specificity (cross-fitted) | report: positives / No Finding | sensitivity (95% CI) "
@@ -224,6 +242,8 @@ def main():
     p.add_argument("--work", required=True)
     p.add_argument("--split", choices=("v1", "v2"), default="v1",
                    help="v2: choose on the nested split's select part, report on its report part")
+    p.add_argument("--samesource", default="../shared/data/cxr-tb-samesource",
+                   help="same-source TB sets; with v2 their select halves choose TB's threshold")
     p.add_argument("--out")
     p.add_argument("--version", help="new cxr.model_version for --out")
     p.add_argument("--report")
@@ -243,7 +263,9 @@ def main():
     nested = args.split == "v2"
     probabilities = scored("select" if nested else None)[0]
     report = scored("report") if nested else None
-    chosen, evaluable, negatives, radsim_count = choose(folder, probabilities, old, report)
+    chosen, evaluable, negatives, radsim_count = choose(
+        folder, probabilities, old, report, tb_select_threshold(model, preprocess, args.samesource)
+        if nested else None)
     summ = summary(folder, probabilities, chosen, evaluable, negatives, old)
     text = markdown(chosen, summ, radsim_count, nested)
     print(text)
