@@ -9,6 +9,7 @@ cxr.preprocess asks, histogram equalisation) against PyTorch on the training too
 usage: check_default_model.py CXRD MODEL.onnx REFERENCE.json DATA_DIR SCRATCH_DIR"""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -32,10 +33,11 @@ def pipeline_difference(cxrd, model, torch_model, preprocess, paths, scratch):
     accepts, and how many those are."""
     labels = json.loads(torch_model.metadata["cxr.labels"])
     folder = os.path.join(scratch, "pipeline")
+    shutil.rmtree(folder, ignore_errors=True)  # no result of an earlier run may count
+    os.makedirs(folder)
     dicoms = []
     for j, path in enumerate(paths):
         dicoms.append(os.path.join(folder, "p%d.dcm" % j))
-        os.makedirs(folder, exist_ok=True)
         make_dicom(path, dicoms[-1], "P%d" % j, "Parity^Image", "A%d" % j, j)
     results = os.path.join(folder, "results")
     subprocess.run([cxrd, "infer", *dicoms, "--output", results, "--model", model], check=True,
