@@ -20,8 +20,8 @@ static void store_row(void *context, uint32_t y, const float *row)
 }
 
 /* Replaces the resized grey levels in tensor (count values in [0, 255]) by their equalised
- * levels in network units. Each level is first rounded to 8 bits, as the training tools'
- * 8-bit resize gives it; the integer arithmetic matches tools/train/data.py equalize(). */
+ * levels in network units. Each level is first rounded to 8 bits (halves up) so the histogram
+ * has 256 bins; rounding and integer arithmetic match tools/train/data.py network_input(). */
 static void equalize(float *tensor, size_t count, float scale, float offset)
 {
     uint64_t cumulative[256] = {0};

@@ -202,6 +202,14 @@ static enum cxr_status get_number(json_t *object, const char *key, double *value
     return CXR_OK;
 }
 
+/* An optional string member: absent, or exactly `only`. */
+static bool absent_or_equal(json_t *object, const char *key, const char *only)
+{
+    json_t *member = json_object_get(object, key);
+    return member == NULL ||
+           (json_is_string(member) && strcmp(json_string_value(member), only) == 0);
+}
+
 static enum cxr_status check_preprocess(const char *text, struct cxr_model_contract *contract,
                                         struct cxr_err *err)
 {
@@ -226,9 +234,7 @@ static enum cxr_status check_preprocess(const char *text, struct cxr_model_contr
                         width, height, contract->input_width, contract->input_height);
         goto done;
     }
-    json_t *resize = json_object_get(preprocess, "resize");
-    if (resize != NULL &&
-        (!json_is_string(resize) || strcmp(json_string_value(resize), "stretch") != 0)) {
+    if (!absent_or_equal(preprocess, "resize", "stretch")) {
         status = REFUSE(err, "metadata cxr.preprocess \"resize\" must be \"stretch\" (the only "
                              "resize cxrd implements)");
         goto done;
@@ -238,14 +244,12 @@ static enum cxr_status check_preprocess(const char *text, struct cxr_model_contr
                         offset);
         goto done;
     }
-    json_t *equalize = json_object_get(preprocess, "equalize");
-    if (equalize != NULL &&
-        (!json_is_string(equalize) || strcmp(json_string_value(equalize), "histogram") != 0)) {
+    if (!absent_or_equal(preprocess, "equalize", "histogram")) {
         status = REFUSE(err, "metadata cxr.preprocess \"equalize\" must be \"histogram\" (the "
                              "only equalisation cxrd implements)");
         goto done;
     }
-    contract->equalized = equalize != NULL;
+    contract->equalized = json_object_get(preprocess, "equalize") != NULL;
     contract->scale = (float)scale;
     contract->offset = (float)offset;
 done:

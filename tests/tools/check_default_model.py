@@ -24,7 +24,6 @@ import onnx_torch  # noqa: E402
 from png_dicom import make_dicom  # noqa: E402
 
 TOLERANCE = 1e-4
-PIPELINE_TOLERANCE = 1e-4
 PIPELINE_IMAGES = 8
 
 
@@ -52,7 +51,7 @@ def pipeline_difference(cxrd, model, torch_model, preprocess, paths, scratch):
         expect = torch_model.run(D.model_input(path, preprocess)[None, None], ["probabilities"])
         expect = expect["probabilities"][0]
         worst = max(worst, max(abs(got[name] - float(expect[k]))
-                               for k, name in enumerate(labels) if name in got))
+                               for k, name in enumerate(labels)))
         compared += 1
     return worst, compared
 
@@ -92,12 +91,11 @@ def main(argv):
     worst_pipeline, compared = pipeline_difference(cxrd, model, torch_model, preprocess, paths,
                                                    scratch)
     print("cxrd infer on %d DICOM copies (%d accepted): max |confidence - PyTorch| = %.3g "
-          "(tolerance %g)" % (len(paths), compared, worst_pipeline, PIPELINE_TOLERANCE))
+          "(tolerance %g)" % (len(paths), compared, worst_pipeline, TOLERANCE))
     if compared < len(paths) // 2:
         print("FAIL: too few images accepted to compare the pipeline")
         return 1
-    return 0 if max(worst, worst_gate) <= TOLERANCE and worst_pipeline <= PIPELINE_TOLERANCE \
-        else 1
+    return 0 if max(worst, worst_gate, worst_pipeline) <= TOLERANCE else 1
 
 
 if __name__ == "__main__":

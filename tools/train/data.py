@@ -223,8 +223,8 @@ def box_mask(box_list, side=CACHE_SIDE):
 
 def equalize(u8):
     """Histogram equalisation of uint8 images [K,H,W] (a torch tensor on any device), with
-    cxrd's integer rounding (equalize_lut): the darkest grey present maps to 0, the brightest
-    to 255. The source-hiding augmentation, and the input step of `"equalize": "histogram"`."""
+    cxrd's integer rounding (equalize() in src/image/image_tensor.c): the darkest grey present
+    maps to 0, the brightest to 255. The source-hiding augmentation, and the input step of `"equalize": "histogram"`."""
     k = len(u8)
     flat = u8.reshape(k, -1).long()
     hist = torch.zeros(k, 256, dtype=torch.long, device=u8.device).scatter_add_(
