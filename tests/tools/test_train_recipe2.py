@@ -239,6 +239,8 @@ class NewSettingsTrain(unittest.TestCase):
             self.assertGreater(info["last_losses"]["lesion"], 0.0)
             self.assertEqual(info["last_losses"]["box"], 0.0)  # the pointing loss is off
             torch.testing.assert_close(logits[:, 0], cam[:, 0].amax((1, 2)) + model.bias[0])
+            _, cfg, _, cam, _ = self.run_recipe(folder, d, resample_aug=True)
+            self.assertTrue(cfg["resample_aug"])
             if have_weights:  # the converted weights (tools/train/pretrained.py), when made
                 _, _, info, _, _ = self.run_recipe(folder, d, backbone="mobilenet_v2_b10")
                 self.assertEqual(info["pretrained"]["package"], "nsfwjs")
@@ -270,6 +272,37 @@ class NewSettingsTrain(unittest.TestCase):
                                        start.classifier.weight[0]).abs().max())
             self.assertEqual(moved[0.0], 0.0)
             self.assertGreater(moved[1.0], 1e-4)
+
+
+class ResampleAugmentation(unittest.TestCase):
+    def test_area_warp_is_closer_to_cxrds_resize_than_one_bilinear_sample(self):
+        import data as D
+        rng = np.random.RandomState(3)
+        grey = rng.randint(0, 256, (256, 256)).astype(np.float64)  # all detail aliases
+        x = torch.from_numpy(grey / 255.0).float()[None, None]
+        identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+        errors = {}
+        for s in (192, 160, 96):  # shrunk 1.33, 1.6 and 2.67 times
+            reference = D.resize_like_cxrd(grey, s, s) / 255.0
+            area = D.Augmenter._area_warp(x, identity, s)[0, 0].numpy()
+            grid = torch.nn.functional.affine_grid(identity, (1, 1, s, s), align_corners=False)
+            bilinear = torch.nn.functional.grid_sample(x, grid, mode="bilinear",
+                                                       align_corners=False)[0, 0].numpy()
+            errors[s] = (np.abs(area - reference).mean(), np.abs(bilinear - reference).mean())
+        # near 1:1 one bilinear sample is as close (it blurs over two pixels anyway); the more
+        # the crop shrinks, the more one sample aliases and the averaged samples do not
+        self.assertLess(errors[192][0], 1.1 * errors[192][1])
+        self.assertLess(errors[160][0], 0.5 * errors[160][1])
+        self.assertLess(errors[96][0], 0.2 * errors[96][1])
+
+    def test_lost_resolution_removes_fine_detail_from_some_images_only(self):
+        import data as D
+        aug = D.Augmenter(64, np.random.RandomState(0), resample=True)
+        stripes = torch.zeros(40, 1, 64, 64)
+        stripes[..., ::2] = 1.0  # one-pixel stripes do not survive a smaller image
+        out = aug._lose_resolution(stripes.clone(), 64, rate=0.5)
+        changed = [(out[i] - stripes[i]).abs().max().item() > 0.1 for i in range(40)]
+        self.assertTrue(5 < sum(changed) < 35)
 
 
 class NihPointing(unittest.TestCase):

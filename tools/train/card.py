@@ -132,6 +132,11 @@ def render(m, version, thresholds):
       "middle (lung fields), ±10° rotation, aspect ±10%%, gamma, contrast and brightness, "
       "histogram equalisation (20%%), blur, noise, and black/white border strips (30%%)%s." % (
           pointing, cfg["adv_weight"], _nih_intensity(cfg.get("nih_photometric", 1.0))))
+    if cfg.get("resample_aug"):
+        w("- Resampling augmentation (`resample_aug`): crops sampled 2 × 2 per pixel and "
+          "averaged (closer to cxrd's area resize than one bilinear sample when a crop "
+          "shrinks), 30% of images shrunk to 45–90% of the side and "
+          "enlarged back, and unsharp masking beside the blur.")
     if cfg.get("train_jpeg_quality"):
         w("- Training images were JPEG-compressed at quality %d (and decoded) before "
           "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])

@@ -267,8 +267,12 @@ class Augmenter:
     noise and random border masking; the same warp is applied to the TB box masks. The random
     draws come from numpy (rng) on the CPU; the pixel work runs on `device`."""
 
-    def __init__(self, size, rng, device="cpu", seed=0, equalize_input=False):
+    def __init__(self, size, rng, device="cpu", seed=0, equalize_input=False,
+                 resample=False):
         self.size = size
+        # resample: area-like warps (supersampled), random resolution loss and sharpening, so
+        # the network sees how cxrd and other hospitals' pipelines resample (docs/training.md)
+        self.resample = resample
         # equalise every output image last, as cxrd does at inference ("equalize")
         self.equalize_input = equalize_input
         self.rng = rng
@@ -318,10 +322,15 @@ class Augmenter:
         theta[:, 1, 0] = np.sin(ang) * sx
         theta[:, 1, 1] = np.cos(ang) * sy
         theta[:, 0, 2], theta[:, 1, 2] = tx, ty
-        grid = F.affine_grid(torch.from_numpy(theta).to(dev), (b, 1, s, s),
-                             align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        theta = torch.from_numpy(theta).to(dev)
+        grid = F.affine_grid(theta, (b, 1, s, s), align_corners=False)
         m = F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.resample:
+            x = self._area_warp(x, theta, s)
+            x = self._lose_resolution(x, s)
+        else:
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                              align_corners=False)
         # intensity
         def per_image(values):
             return torch.from_numpy(values).float().view(b, 1, 1, 1).to(dev)
@@ -331,7 +340,10 @@ class Augmenter:
         c = per_image(1.0 + (rng.uniform(0.75, 1.3, b) - 1.0) * strength)
         br = per_image(rng.uniform(-0.08, 0.08, b) * strength)
         x = (x - 0.5) * c + 0.5 + br
-        alpha = per_image(rng.uniform(0, 1, b) * (rng.rand(b) < 0.3))
+        # blur (alpha > 0); with resample also unsharp masking (alpha < 0), as edge-enhancing
+        # vendor processing does
+        alpha = per_image(rng.uniform(-0.8 if self.resample else 0.0, 1, b) *
+                          (rng.rand(b) < 0.3))
         blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.blur_kernel)
         x = x + alpha * (blurred - x)
         noise = per_image(rng.uniform(0, 0.04, b))
@@ -358,3 +370,23 @@ class Augmenter:
             x = u8.float().div_(255.0).unsqueeze(1)
         x = x * (255.0 * PIXEL_SCALE) + PIXEL_OFFSET
         return x, m
+
+    @staticmethod
+    def _area_warp(x, theta, s):
+        """The affine warp sampled 2 x 2 times per output pixel and averaged: closer to cxrd's
+        area averaging than one bilinear sample, which aliases when the crop shrinks
+        (tests/tools/test_train_recipe2.py measures both)."""
+        grid = F.affine_grid(theta, (len(x), 1, 2 * s, 2 * s), align_corners=False)
+        fine = F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+        return F.avg_pool2d(fine, 2)
+
+    def _lose_resolution(self, x, s, rate=0.3):
+        """A random share of the images area-shrunk to 45-90 % of the side and enlarged back
+        bilinearly: a lower native resolution, or another site's resize."""
+        for i in np.flatnonzero(self.rng.rand(len(x)) < rate):
+            low = max(8, int(round(s * self.rng.uniform(0.45, 0.9))))
+            small = F.interpolate(x[i:i + 1], size=(low, low), mode="area")
+            x[i:i + 1] = F.interpolate(small, size=(s, s), mode="bilinear",
+                                       align_corners=False)
+        return x

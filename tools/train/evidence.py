@@ -438,4 +438,6 @@ def load_scorer(path):
 
 
 if __name__ == "__main__":
+    import heap
+    heap.keep_freed_memory()
     sys.exit(main())

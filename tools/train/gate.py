@@ -313,4 +313,6 @@ def main():
 
 
 if __name__ == "__main__":
+    import heap
+    heap.keep_freed_memory()
     main()

@@ -287,4 +287,6 @@ def main():
 
 
 if __name__ == "__main__":
+    import heap
+    heap.keep_freed_memory()
     main()
