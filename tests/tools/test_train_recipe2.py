@@ -305,6 +305,25 @@ class ResampleAugmentation(unittest.TestCase):
         self.assertTrue(5 < sum(changed) < 35)
 
 
+class ResampleCheck(unittest.TestCase):
+    def test_reference_variant_is_cxrds_input_and_the_others_change_it(self):
+        import data as D
+        import resample_check as R
+        from PIL import Image
+        pre = {"width": 48, "height": 48, "scale": D.PIXEL_SCALE, "offset": D.PIXEL_OFFSET}
+        rng = np.random.RandomState(5)
+        with tempfile.TemporaryDirectory() as d:
+            grey = (rng.rand(100, 90) * 255).astype(np.uint8)
+            Image.fromarray(grey).save(os.path.join(d, "a.png"))
+            cxrd = D.model_input(os.path.join(d, "a.png"), pre)
+            for variant in R.VARIANTS:
+                x = R.inputs(d, ["a.png"], pre, variant)[0, 0]
+                if variant == "cxrd":
+                    np.testing.assert_array_equal(x, cxrd)
+                else:
+                    self.assertGreater(np.abs(x - cxrd).mean(), 1e-3, variant)
+
+
 class NihPointing(unittest.TestCase):
     """The NIH pointing loss (setting nih_box_weight): NIH's own boxes of the training images,
     warped with them, pull each boxed finding's class map into its box."""
