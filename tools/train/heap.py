@@ -3,7 +3,7 @@
 torch frees and allocates its activation buffers again at every step. Blocks above glibc's
 mmap threshold (at most 32 MiB by default) are unmapped when freed, and the next allocation
 faults every page in again. On the 2-core build VM that made one 192-px training step of
-MobileNetV2-b10 (batch 32) take 12-18 s instead of 0.9 s (docs/training.md, 4 Dec 2026). The
+MobileNetV2-b10 (batch 32) take 11-18 s instead of 0.9 s (docs/training.md, 4 Dec 2026). The
 tunables must be in the environment before the interpreter starts, so the tool runs itself
 again with them.
 """
