@@ -11,8 +11,6 @@ split are kept apart: "select" may choose a recipe, "report" only reports.
         --out build/resample-check.json
 """
 import argparse
-import io
-import json
 import os
 import sys
 
