@@ -4,7 +4,7 @@
 The device machine gets the repository's working tree plus what `carry` names, 64 MiB in all;
 the data folder (189 MB of PNGs) and the image cache (405 MB) do not fit. Training reads only
 the training split's rows of the cache, so `pack` keeps those, JPEG-compressed (quality 90 is
-what `train_jpeg_quality` 90 trains on anyway), beside labels.csv and tbx11k_boxes.csv; `unpack`
+what `train_jpeg_quality` 90 trains on anyway), beside labels.csv, tbx11k_boxes.csv and nih_boxes.csv; `unpack`
 rebuilds the cache there (other rows zero: a --train-only run never reads them).
 
     /usr/bin/python3 tools/train/gpu_pack.py pack --data ../shared/data/cxr \\
@@ -49,7 +49,7 @@ def pack(args):
         Image.fromarray(folder.images[i]).save(buf, "JPEG", quality=args.quality)
         blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
     os.makedirs(args.out, exist_ok=True)
-    for name in ("labels.csv", "tbx11k_boxes.csv"):
+    for name in ("labels.csv", "tbx11k_boxes.csv", "nih_boxes.csv"):
         shutil.copy(os.path.join(args.data, name), os.path.join(args.out, name))
     lengths = np.array([len(b) for b in blobs], np.int64)
     np.savez(os.path.join(args.out, PACK), rows=rows, lengths=lengths,

@@ -9,8 +9,10 @@
 #   tools/train/sweep_gpu.sh            # OUT=$OUT (the run tool's) or build/sweep
 #
 # Settings (environment):
-#   RECIPES  space-separated BACKBONE:TB_LOSS:TB_POOL[:SEED] (default: resnet,
-#            mobilenet_v2_b10, mobilenet_v2, each with image:mean and lesion:max)
+#   RECIPES  space-separated BACKBONE:TB_LOSS:TB_POOL[:SEED[:TAG:SETTINGS]] (default: resnet,
+#            mobilenet_v2_b10, mobilenet_v2, each with image:mean and lesion:max); SETTINGS
+#            are this run's own train.py settings, KEY=JSON joined by '+' (no spaces), and
+#            TAG ends the run's name, e.g. b10:lesion:max:6:s256:size=256+steps=4000
 #   MINUTES  time cap of each training (default 6); STEPS planned steps (default 4000)
 #   DATA     labelled folder (default shared/data/cxr if it is there, else build/gpu/cxr);
 #            a folder holding gpu_pack.py's train_jpeg.npz is unpacked into CACHE, and the
@@ -74,9 +76,14 @@ echo "data $DATA, cache ready in $(( $(date +%s) - t0 )) s; every run: $EXTRA"
 
 pids=() names=()
 for r in "${list[@]}"; do
-    IFS=: read -r backbone loss pool seed <<<"$r"
+    IFS=: read -r backbone loss pool seed tag settings <<<"$r"
     seed=${seed:-6}
-    name="$backbone-$loss-$pool-s$seed"
+    name="$backbone-$loss-$pool-s$seed${tag:+-$tag}"
+    own=()
+    if [ -n "${settings:-}" ]; then
+        IFS=+ read -r -a pairs <<<"$settings"
+        for p in "${pairs[@]}"; do own+=(--set "$p"); done
+    fi
     work="$WORK/$name"
     mkdir -p "$work"
     ln -sfn "$(realpath "$CACHE")" "$work/cache"
@@ -85,7 +92,7 @@ for r in "${list[@]}"; do
         --data "$DATA" --work "$work" --steps "$STEPS" --max-minutes "$MINUTES" \
         --set members=1 --set seed="$seed" --set 'split="v2"' --set "backbone=\"$backbone\"" \
         --set "tb_loss=\"$loss\"" --set "tb_pool=\"$pool\"" \
-        --set "pretrained=\"$PRETRAINED\"" $EXTRA >"$work/train.log" 2>&1 &
+        --set "pretrained=\"$PRETRAINED\"" $EXTRA "${own[@]}" >"$work/train.log" 2>&1 &
     pids+=($!) names+=("$name")
     echo "started $name (pid $!)"
 done
