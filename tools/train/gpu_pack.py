@@ -3,12 +3,12 @@
 
 The device machine gets the repository's working tree plus what `carry` names, 64 MiB in all;
 the data folder (189 MB of PNGs) and the image cache (405 MB) do not fit. Training reads only
-the training split's rows of the cache, so `pack` keeps those, JPEG-compressed (quality 90 is
-what `train_jpeg_quality` 90 trains on anyway), beside labels.csv, tbx11k_boxes.csv and nih_boxes.csv; `unpack`
-rebuilds the cache there (other rows zero: a --train-only run never reads them).
+the training split's rows of the cache, so `pack` keeps those, JPEG-compressed (quality 85 is
+the best that fits), beside labels.csv, tbx11k_boxes.csv and nih_boxes.csv; `unpack` rebuilds
+the cache there (other rows zero: a --train-only run never reads them).
 
     /usr/bin/python3 tools/train/gpu_pack.py pack --data ../shared/data/cxr \\
-        --cache build/train/cache --out build/gpu/cxr [--quality 90] [--split v2]
+        --cache build/train/cache --out build/gpu/cxr [--quality 85] [--split v2]
     python3 tools/train/gpu_pack.py unpack --data build/gpu/cxr --cache build/train/cache
 """
 import argparse
@@ -94,7 +94,7 @@ def main(argv=None):
     p.add_argument("--data", default="../shared/data/cxr")
     p.add_argument("--cache", default="build/train/cache")
     p.add_argument("--out", default="build/gpu/cxr")
-    p.add_argument("--quality", type=int, default=90)
+    p.add_argument("--quality", type=int, default=85)
     p.add_argument("--split", default="v2", help="whose training rows travel")
     p.add_argument("--no-check", action="store_true", help="exit 0 even over the limit")
     u = sub.add_parser("unpack")
