@@ -50,7 +50,9 @@ def card_input_check(args, folder, val_idx, side, out):
     resize, where cxrd resizes with its own code), computed by cxrd's runtime (`cxrd model-run`,
     which matches PyTorch) so that 'before' is the card's figure."""
     import labels as L
-    size = 192
+    import onnx
+    meta = {p.key: p.value for p in onnx.load(args.model).metadata_props}
+    size = json.loads(meta["cxr.preprocess"])["width"]  # the model's own input side
     boxed = [j for j, i in enumerate(val_idx) if folder.files[i] in folder.boxes]
     tmp = os.path.join(args.work, "card-inputs")
     os.makedirs(tmp, exist_ok=True)

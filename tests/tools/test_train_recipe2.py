@@ -472,6 +472,8 @@ class GpuPack(unittest.TestCase):
         import gpu_pack
         with tempfile.TemporaryDirectory() as d:
             make_folder(d)
+            write(os.path.join(d, "nih_boxes.csv"), "file,finding,xmin,ymin,xmax,ymax\n"
+                  "images/nih_darkcovidnet/00000003_000.png,Mass,10,20,60,90\n")
             folder = D.Folder(d, os.path.join(d, "cache"), split="v2")
             # images with texture, so that JPEG changes them
             rng = np.random.RandomState(5)
@@ -480,7 +482,7 @@ class GpuPack(unittest.TestCase):
             out = os.path.join(d, "pack")
             self.assertEqual(gpu_pack.main(["pack", "--data", d, "--cache",
                                             os.path.join(d, "cache"), "--out", out,
-                                            "--no-check"]), 0)
+                                            "--quality", "85", "--no-check"]), 0)
             gpu_pack.main(["unpack", "--data", out, "--cache", os.path.join(d, "cache2")])
             again = D.Folder(out, os.path.join(d, "cache2"), split="v2")
             train = again.role == "train"
@@ -488,9 +490,11 @@ class GpuPack(unittest.TestCase):
             self.assertTrue(0 < train.sum() < len(train))
             for i in np.flatnonzero(train):
                 np.testing.assert_array_equal(again.images[i],
-                                              D.jpeg_round_trip(folder.images[i], 90))
+                                              D.jpeg_round_trip(folder.images[i], 85))
             self.assertFalse(again.images[~train].any())  # held-out rows do not travel
             self.assertEqual(again.boxes, folder.boxes)
+            self.assertTrue(folder.nih_boxes)  # NIH's boxes travel too (nih_box_weight)
+            self.assertEqual(again.nih_boxes, folder.nih_boxes)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def pooled_features(fmap):
     return np.concatenate([fmap.mean((2, 3)), fmap.max((2, 3))], 1)
 
 
-def features(model, u8, size, name, equalized=False, batch=256):
+def features(model, u8, size, name, equalized=False, batch=64):
     """[pooled features, image features] of uint8 images [N,S,S]."""
     out = []
     for i in range(0, len(u8), batch):

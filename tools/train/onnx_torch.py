@@ -50,13 +50,17 @@ class OnnxTorch:
                         for t in graph.initializer}
         self.nodes = list(graph.node)
         self.input = graph.input[0].name
+        # the last node reading each value: run() drops activations after it, so a batch of
+        # large inputs needs the live tensors only, not every intermediate at once
+        self.last_use = {name: k for k, node in enumerate(self.nodes) for name in node.input}
         self.metadata = {p.key: p.value for p in self.proto.metadata_props}
 
     @torch.no_grad()
     def run(self, x, names):
         env = dict(self.weights)
         env[self.input] = torch.as_tensor(x)
-        for node in self.nodes:
+        keep = set(names)
+        for k, node in enumerate(self.nodes):
             ins = [env[i] if i else None for i in node.input]
             a = _attrs(node)
             op = node.op_type
@@ -94,6 +98,9 @@ class OnnxTorch:
             else:
                 raise ValueError("operator %s is not supported here" % op)
             env[node.output[0]] = y
+            for i in node.input:
+                if i and self.last_use[i] == k and i not in keep and i not in self.weights:
+                    env.pop(i, None)  # (a node may read one value twice)
         return {n: env[n].numpy() for n in names}
 
     def __call__(self, x, names, batch=128):
