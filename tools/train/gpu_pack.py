@@ -49,9 +49,9 @@ def pack(args):
         Image.fromarray(folder.images[i]).save(buf, "JPEG", quality=args.quality)
         blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
     os.makedirs(args.out, exist_ok=True)
-    for name in ("labels.csv", "tbx11k_boxes.csv", "nih_boxes.csv"):
-        if name != "nih_boxes.csv" or os.path.exists(os.path.join(args.data, name)):
-            shutil.copy(os.path.join(args.data, name), os.path.join(args.out, name))
+    optional = ["nih_boxes.csv"] if os.path.exists(os.path.join(args.data, "nih_boxes.csv")) else []
+    for name in ["labels.csv", "tbx11k_boxes.csv"] + optional:
+        shutil.copy(os.path.join(args.data, name), os.path.join(args.out, name))
     lengths = np.array([len(b) for b in blobs], np.int64)
     np.savez(os.path.join(args.out, PACK), rows=rows, lengths=lengths,
              jpeg=np.concatenate(blobs), quality=args.quality, split=args.split,

@@ -3,8 +3,9 @@
 # one-member checkpoints of several recipes side by side on one GPU, each capped at MINUTES of
 # training, and writes them to OUT as NAME.pt, for tools/train/evidence.py to measure
 # elsewhere, with sweep.log (what ran, and the tail of each run's log); at most 7 recipes, as
-# the run tool brings back 8 files (16 MiB each). Prints what ran. Nothing is downloaded: the data (a folder, or the pack of tools/train/gpu_pack.py)
-# and the converted MobileNetV2 weights must be there (see the doc).
+# the run tool brings back 8 files (16 MiB each). Prints what ran. Nothing is downloaded: the
+# data (a folder, or the pack of tools/train/gpu_pack.py) and the converted MobileNetV2 weights
+# must be there (see the doc).
 #
 #   tools/train/sweep_gpu.sh            # OUT=$OUT (the run tool's) or build/sweep
 #
@@ -12,7 +13,7 @@
 #   RECIPES  space-separated BACKBONE:TB_LOSS:TB_POOL[:SEED[:TAG:SETTINGS]] (default: resnet,
 #            mobilenet_v2_b10, mobilenet_v2, each with image:mean and lesion:max); SETTINGS
 #            are this run's own train.py settings, KEY=JSON joined by '+' (no spaces), and
-#            TAG ends the run's name, e.g. b10:lesion:max:6:s256:size=256+steps=4000
+#            TAG ends the run's name, e.g. mobilenet_v2:lesion:max:7:s256:size=256+steps=4000
 #   MINUTES  time cap of each training (default 6); STEPS planned steps (default 4000)
 #   DATA     labelled folder (default shared/data/cxr if it is there, else build/gpu/cxr);
 #            a folder holding gpu_pack.py's train_jpeg.npz is unpacked into CACHE, and the
