@@ -239,8 +239,8 @@ class NewSettingsTrain(unittest.TestCase):
             self.assertGreater(info["last_losses"]["lesion"], 0.0)
             self.assertEqual(info["last_losses"]["box"], 0.0)  # the pointing loss is off
             torch.testing.assert_close(logits[:, 0], cam[:, 0].amax((1, 2)) + model.bias[0])
-            # resample_aug: run_recipe checks three steps and the checkpoint round-trip
-            self.run_recipe(folder, d, resample_aug=True)
+            # resample_aug and jpeg_aug: run_recipe checks three steps and the checkpoint
+            self.run_recipe(folder, d, resample_aug=True, jpeg_aug=0.5)
             if have_weights:  # the converted weights (tools/train/pretrained.py), when made
                 _, _, info, _, _ = self.run_recipe(folder, d, backbone="mobilenet_v2_b10")
                 self.assertEqual(info["pretrained"]["package"], "nsfwjs")

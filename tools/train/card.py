@@ -137,6 +137,9 @@ def render(m, version, thresholds):
           "averaged (closer to cxrd's area resize than one bilinear sample when a crop "
           "shrinks), 30% of images shrunk to 45–90% of the side and "
           "enlarged back, and unsharp masking beside the blur.")
+    if cfg.get("jpeg_aug"):
+        w("- JPEG augmentation (`jpeg_aug`): %d%% of training inputs JPEG-compressed last, at "
+          "quality 30–95 (tools/train/jpeg_like.py)." % round(100 * cfg["jpeg_aug"]))
     if cfg.get("train_jpeg_quality"):
         w("- Training images were JPEG-compressed at quality %d (and decoded) before "
           "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])

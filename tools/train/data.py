@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import labels as L
+from jpeg_like import jpeg_like
 
 CACHE_SIDE = 256
 NIH_SETS = ("nih_darkcovidnet", "nih_chexnet_starter")
@@ -264,12 +265,14 @@ def model_input(path, preprocess):
 class Augmenter:
     """Batched augmentation in torch: lung-field-biased random crops (scale, aspect, shift,
     rotation in one affine warp), gamma, contrast/brightness, histogram equalisation, blur,
-    noise and random border masking; the same warp is applied to the TB box masks. The random
+    noise, random border masking and (jpeg_rate) JPEG compression; the same warp is applied to the TB box masks. The random
     draws come from numpy (rng) on the CPU; the pixel work runs on `device`."""
 
     def __init__(self, size, rng, device="cpu", seed=0, equalize_input=False,
-                 resample=False):
+                 resample=False, jpeg_rate=0.0):
         self.size = size
+        # the share of images JPEG-compressed last, at quality 30-95 (other sites' archives)
+        self.jpeg_rate = jpeg_rate
         # resample: area-like warps (supersampled), random resolution loss and sharpening, so
         # the network sees how cxrd and other hospitals' pipelines resample (docs/training.md)
         self.resample = resample
@@ -365,6 +368,11 @@ class Augmenter:
                 else:
                     x[i, :, :, -w:] = fill
         x = x.clamp_(0, 1)
+        if self.jpeg_rate:  # no draws when off: older recipes keep their random sequence
+            pick = np.flatnonzero(rng.rand(b) < self.jpeg_rate)
+            if len(pick):
+                pick_t = torch.from_numpy(pick).to(dev)
+                x[pick_t] = jpeg_like(x[pick_t], rng.randint(30, 96, len(pick)))
         if self.equalize_input:
             u8 = equalize(x.mul(255.0).round_().to(torch.uint8)[:, 0])
             x = u8.float().div_(255.0).unsqueeze(1)

@@ -278,7 +278,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
         for i in train_idx:
             images[i] = D.jpeg_round_trip(images[i], cfg["train_jpeg_quality"])
     aug = D.Augmenter(cfg["size"], rng, dev, cfg["seed"], cfg["input_equalize"],
-                     cfg["resample_aug"])
+                     cfg["resample_aug"], cfg["jpeg_aug"])
     is_nih = np.isin(folder.dataset, D.NIH_ALL)
     no_finding = is_nih & np.array([r == "No Finding" for r in folder.nih_raw])
     neg_weight = cfg.get("lesion_negatives", 0.0) if lesion else 0.0
@@ -466,6 +466,7 @@ DEFAULTS = {
     "backbone": "resnet", "output_stride": 16, "pretrained": "build/pretrained/mobilenet_v2.pt",
     "tb_loss": "image", "lesion_weight": 1.0, "lesion_negatives": 0.0, "tb_pool": "mean",
     "nih_box_weight": 0.0, "input_equalize": False, "resample_aug": False,
+    "jpeg_aug": 0.0,
 }
 
 
