@@ -497,5 +497,44 @@ class GpuPack(unittest.TestCase):
             self.assertEqual(again.nih_boxes, folder.nih_boxes)
 
 
+class RecipeFiles(unittest.TestCase):
+    RECIPES = os.path.join(HERE, "..", "..", "tools", "train", "recipes")
+
+    def test_every_recipe_names_known_settings_only(self):
+        import train as T
+        names = sorted(os.listdir(self.RECIPES))
+        self.assertIn("cxr-default-2.2.json", names)
+        for name in names:
+            recipe = T.read_recipe(os.path.join(self.RECIPES, name))
+            self.assertTrue(recipe, name)
+            # each setting is one a run would change: equal to the default is a stale line
+            for key, value in recipe.items():
+                self.assertNotEqual(value, T.DEFAULTS[key], (name, key))
+
+    def test_unknown_setting_is_refused_and_notes_are_skipped(self):
+        import train as T
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "r.json")
+            write(path, '{"_about": "a note", "lr": 0.5}')
+            self.assertEqual(T.read_recipe(path), {"lr": 0.5})
+            write(path, '{"learning_rate": 0.5}')
+            with self.assertRaises(SystemExit):
+                T.read_recipe(path)
+
+    def test_the_shipped_models_recipe_has_its_input_size(self):
+        import json
+        import onnx
+        import train as T
+        model = os.path.join(HERE, "..", "..", "models", "cxr-default.onnx")
+        if not os.path.exists(model):
+            self.skipTest("no shipped model in this checkout")
+        meta = {p.key: p.value for p in onnx.load(model, load_external_data=False).metadata_props}
+        if meta["cxr.model_version"] != "cxr-default-2.2":
+            self.skipTest("the shipped model is not 2.2")
+        recipe = T.read_recipe(os.path.join(self.RECIPES, "cxr-default-2.2.json"))
+        self.assertEqual(json.loads(meta["cxr.preprocess"])["width"], recipe["size"])
+        self.assertIn("mobilenet_v2", meta["cxr.model_card"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -489,15 +489,29 @@ def load_checkpoint(path):
     return model, cfg, saved["info"]
 
 
+def check_setting(key):
+    if key not in DEFAULTS:
+        raise SystemExit("unknown setting %r (known: %s)" % (key, ", ".join(DEFAULTS)))
+
+
 def parse_overrides(pairs):
     """--set key=value (value as JSON): recipe changes without editing DEFAULTS."""
     out = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        if key not in DEFAULTS:
-            raise SystemExit("unknown setting %r (known: %s)" % (key, ", ".join(DEFAULTS)))
+        check_setting(key)
         out[key] = json.loads(value)
     return out
+
+
+def read_recipe(path):
+    """A recipe file (tools/train/recipes/*.json): settings that differ from DEFAULTS; keys
+    starting with '_' are notes."""
+    with open(path) as fh:
+        recipe = {k: v for k, v in json.load(fh).items() if not k.startswith("_")}
+    for key in recipe:
+        check_setting(key)
+    return recipe
 
 
 def main(argv=None):
@@ -507,8 +521,11 @@ def main(argv=None):
     ap.add_argument("--samesource", default="../shared/data/cxr-tb-samesource",
                     help="same-source TB sets: split v2 calibrates TB on their select halves")
     ap.add_argument("--work", default="build/train", help="cache, checkpoint, metrics")
-    ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    ap.add_argument("--max-minutes", type=float, default=DEFAULTS["max_minutes"])
+    ap.add_argument("--recipe", help="a recipe file of settings (e.g. "
+                    "tools/train/recipes/cxr-default-2.2.json); --steps, --max-minutes and "
+                    "--set apply after it")
+    ap.add_argument("--steps", type=int, help="default %d" % DEFAULTS["steps"])
+    ap.add_argument("--max-minutes", type=float, help="default %g" % DEFAULTS["max_minutes"])
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="override a recipe setting, e.g. --set batch=64")
     ap.add_argument("--threads", type=int, default=2)
@@ -533,7 +550,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    cfg = dict(DEFAULTS, steps=args.steps, max_minutes=args.max_minutes)
+    cfg = dict(DEFAULTS, **(read_recipe(args.recipe) if args.recipe else {}))
+    if args.steps is not None:
+        cfg["steps"] = args.steps
+    if args.max_minutes is not None:
+        cfg["max_minutes"] = args.max_minutes
     cfg.update(parse_overrides(args.set))
     os.makedirs(args.work, exist_ok=True)
     ckpt = checkpoint_path(args.work, args.leave_out)
