@@ -265,8 +265,9 @@ def model_input(path, preprocess):
 class Augmenter:
     """Batched augmentation in torch: lung-field-biased random crops (scale, aspect, shift,
     rotation in one affine warp), gamma, contrast/brightness, histogram equalisation, blur,
-    noise, random border masking and (jpeg_rate) JPEG compression; the same warp is applied to the TB box masks. The random
-    draws come from numpy (rng) on the CPU; the pixel work runs on `device`."""
+    noise, random border masking and (jpeg_rate) JPEG compression; the same warp is applied to
+    the TB box masks. The random draws come from numpy (rng) on the CPU; the pixel work runs on
+    `device`."""
 
     def __init__(self, size, rng, device="cpu", seed=0, equalize_input=False,
                  resample=False, jpeg_rate=0.0):
