@@ -4,6 +4,7 @@ it for a quality, and back. The entropy coding JPEG adds is lossless, so this is
 round trip does to the grey levels, up to libjpeg's integer DCT rounding
 (tests/tools/test_jpeg_like.py compares it with PIL's). The augmenter's `jpeg_aug` uses it:
 other hospitals' images often reach a reader, or cxrd, as JPEG."""
+import functools
 import math
 
 import torch
@@ -22,6 +23,7 @@ LUMINANCE = (
 )
 
 
+@functools.lru_cache(maxsize=None)  # one table per quality, not one per image of each batch
 def quant_table(quality):
     """The 8 x 8 luminance table libjpeg uses at `quality` (1-100, jpeg_quality_scaling)."""
     q = min(max(int(quality), 1), 100)
