@@ -399,7 +399,7 @@ class NestedOperatingPoints(unittest.TestCase):
             p_r = p.copy()
             p_r[:, k] += report_shift
             ev_r, nf_r, _ = TH.validation_sets(folder, "report")
-            return TH.choose(folder, p, old, (p_r, ev_r, nf_r))[0]["Pleural Effusion"]
+            return TH.choose(folder, p, old, (p_r, ev_r, nf_r, None))[0]["Pleural Effusion"]
 
         a, b = run(0.0), run(0.1)
         self.assertEqual(a["threshold"], b["threshold"])
@@ -410,6 +410,79 @@ class NestedOperatingPoints(unittest.TestCase):
         self.assertLess(b["report"]["specificity"], a["report"]["specificity"])
         self.assertGreater(b["report"]["sensitivity"], a["report"]["sensitivity"])
         self.assertEqual(a["positives"], 30)
+
+
+    def test_unseen_machines_normals_raise_a_threshold(self):
+        """A finding's threshold also keeps >= 90% of the unseen machines' select normals below
+        it: when they score higher than NIH's No Finding images, it rises to them; their report
+        normals are measured at it."""
+        import types
+        import labels as L
+        import thresholds as TH
+        k = L.INDEX["Pneumothorax"]
+        targets = np.zeros((120, 11), np.float32)
+        targets[:, k] = np.tile(np.r_[np.zeros(30), np.ones(30)], 2)
+        folder = types.SimpleNamespace(
+            dataset=np.array(["nih_darkcovidnet"] * 120),
+            role=np.array(["select"] * 60 + ["report"] * 60),
+            nih_raw=(["No Finding"] * 30 + ["Pneumothorax"] * 30) * 2,
+            targets=targets, mask=np.ones((120, 11), np.float32))
+        p = np.zeros((60, 11))
+        p[:, k] = np.r_[np.linspace(0.0, 0.29, 30), np.linspace(0.2, 0.8, 30)]
+        old = {f: 0.5 for f in L.FINDINGS}
+        machines = np.zeros((20, 11))
+        machines[:, k] = np.linspace(0.1, 0.6, 20)
+        ev_r, nf_r, _ = TH.validation_sets(folder, "report")
+        nih_only = TH.choose(folder, p, old, (p, ev_r, nf_r, None))[0]["Pneumothorax"]
+        row = TH.choose(folder, p, old, (p, ev_r, nf_r, machines[::2]),
+                        machine_normals=machines)[0]["Pneumothorax"]
+        self.assertLess(nih_only["threshold"], 0.3)
+        self.assertEqual(row["nih_only_threshold"], nih_only["threshold"])
+        self.assertGreaterEqual(row["machine_specificity"], 0.90)
+        self.assertLess(float(np.mean(machines[:, k] < row["threshold"] - 1e-6)), 0.90)
+        self.assertEqual(row["specificity"], 1.0)
+        self.assertLess(row["sensitivity"], nih_only["sensitivity"])
+        self.assertEqual(row["report"]["machine_normals"], 10)
+        self.assertEqual(row["report"]["machine_specificity"],
+                         float(np.mean(machines[::2, k] < row["threshold"])))
+        self.assertNotIn("machine_specificity", nih_only)
+
+
+class FindingsOnNormals(unittest.TestCase):
+    def test_rates_at_the_rule_a_checkpoint_would_get(self):
+        """evidence.py, for a checkpoint: each finding's threshold by thresholds.py's rule (NIH
+        No Finding and the same-source select normals), then the share of each group's normals
+        called present, per part; findings with too few select positives stay off."""
+        import types
+        import evidence as V
+        import labels as L
+        k, f = L.INDEX["Pneumothorax"], "Pneumothorax"
+        n = 80  # select: 20 No Finding + 20 Pneumothorax; report the same
+        role = np.array(["select"] * 40 + ["report"] * 40)
+        targets = np.zeros((n, 11), np.float32)
+        targets[:, k] = np.tile(np.r_[np.zeros(20), np.ones(20)], 2)
+        folder = types.SimpleNamespace(dataset=np.array(["nih_radsim"] * n), role=role,
+                                       nih_raw=["No Finding" if t == 0 else "Pneumothorax"
+                                                for t in targets[:, k]], targets=targets)
+        probs_of = {i: np.zeros(11) for i in range(n)}
+        for i in range(n):
+            probs_of[i][k] = (i % 20) / 100.0 + 0.5 * targets[i, k]  # No Finding: 0.00-0.19
+        ss = types.SimpleNamespace(dataset=np.array(["da"] * 20 + ["db"] * 20),
+                                   role=np.array((["select"] * 10 + ["report"] * 10) * 2),
+                                   tb=np.zeros(40, int))
+        ss_probs = np.zeros((40, 11))
+        ss_probs[:, k] = np.tile(np.linspace(0.1, 0.4, 10), 4)  # higher than NIH's normals
+        t = V.select_finding_thresholds(folder, probs_of, ss_probs, ss)
+        self.assertGreater(t[f], 0.19)  # raised above every NIH normal by the machines'
+        self.assertEqual(t["Fibrosis"], 1.01)  # no select positives: off
+        rates = V.findings_on_normals(folder, probs_of, ss_probs, ss, t)
+        self.assertEqual(rates["NIH No Finding/report"]["findings"][f], 0.0)
+        self.assertEqual(rates["da normal/report"]["images"], 10)
+        self.assertEqual(rates["da normal/report"]["findings"][f],
+                         float(np.mean(np.linspace(0.1, 0.4, 10) >= t[f])))
+        self.assertNotIn("Fibrosis", rates["da normal/report"]["findings"])
+        self.assertEqual(rates["db normal/select"]["any"],
+                         rates["db normal/select"]["findings"][f])
 
 
 class SameSourceCalibration(unittest.TestCase):
@@ -529,8 +602,8 @@ class RecipeFiles(unittest.TestCase):
         if not os.path.exists(model):
             self.skipTest("no shipped model in this checkout")
         meta = {p.key: p.value for p in onnx.load(model, load_external_data=False).metadata_props}
-        if meta["cxr.model_version"] != "cxr-default-2.2":
-            self.skipTest("the shipped model is not 2.2")
+        if meta["cxr.model_version"] not in ("cxr-default-2.2", "cxr-default-2.2.1"):
+            self.skipTest("the shipped model is not 2.2's network")
         recipe = T.read_recipe(os.path.join(self.RECIPES, "cxr-default-2.2.json"))
         self.assertEqual(json.loads(meta["cxr.preprocess"])["width"], recipe["size"])
         self.assertIn("mobilenet_v2", meta["cxr.model_card"])

@@ -67,7 +67,8 @@ class OnnxScorer:
         import gate
         self.feature_map = gate.feature_tensor_name(self.model)
         self.names = ["probabilities", "cam", self.feature_map]
-        self.tb_threshold = json.loads(self.model.metadata["cxr.thresholds"])["Tuberculosis"]
+        self.thresholds = json.loads(self.model.metadata["cxr.thresholds"])
+        self.tb_threshold = self.thresholds["Tuberculosis"]
 
     def __call__(self, x, batch=32):
         probs, cams, feats = [], [], []
@@ -86,6 +87,7 @@ class CheckpointScorer:
         self.model = model.eval()
         self.preprocess = preprocess
         self.tb_threshold = None  # not calibrated yet: chosen on the select halves
+        self.thresholds = None  # the findings' too: chosen by thresholds.py's rule
 
     @torch.no_grad()
     def __call__(self, x, batch=32):
@@ -278,7 +280,8 @@ def evaluate_model(scorer, folder, ss, base):
     held = np.flatnonzero(folder.role != "train")
     probs, cams, feats = scorer(network_inputs(folder.root, [folder.files[i] for i in held],
                                                scorer.preprocess))
-    ss_probs = scorer(network_inputs(ss.root, ss.files, scorer.preprocess))[0][:, TB]
+    ss_all = scorer(network_inputs(ss.root, ss.files, scorer.preprocess))[0]
+    ss_probs = ss_all[:, TB]
     chosen = tb_threshold(ss_probs[ss.role == "select"], ss.tb[ss.role == "select"])
     threshold = chosen if scorer.tb_threshold is None else scorer.tb_threshold
     probs_of = dict(zip(held, probs))
@@ -286,12 +289,56 @@ def evaluate_model(scorer, folder, ss, base):
     res = {"tb_threshold": threshold, "tb_threshold_chosen_on_select": chosen,
            "tb_samesource": tb_samesource(ss_probs, ss, threshold),
            "tb_flag_rates": tb_flag_rates(folder, probs_of, threshold)}
+    findings_at = (scorer.thresholds or
+                   select_finding_thresholds(folder, probs_of, ss_all, ss))
+    res["findings_on_normals"] = findings_on_normals(folder, probs_of, ss_all, ss, findings_at)
     for part in PARTS:
         res["nih/" + part] = nih_findings(folder, probs_of, base, part)
         res["pointing/" + part] = pointing_games(folder, cam_of, part)
     if feats is not None:
         res["source_probe"] = source_probe(_scatter(feats, held, folder.n), folder, held)
     return res
+
+
+def select_finding_thresholds(folder, probs_of, ss_scores, ss):
+    """A checkpoint's operating points as thresholds.py chooses them from the select part
+    (findings with too few select positives stay off)."""
+    import thresholds as TH
+    nih, no_finding = nih_eval_sets(folder, "select")
+    normals = (ss.role == "select") & (ss.tb == 0)
+    out = {}
+    for f in L.NIH_FINDINGS:
+        k = L.INDEX[f]
+        if (nih & (folder.targets[:, k] == 1)).sum() < TH.MIN_POSITIVES:
+            out[f] = TH.OFF
+            continue
+        out[f] = TH.finding_threshold(np.array([probs_of[i][k] for i in np.flatnonzero(
+            no_finding)]), ss_scores[normals, k])
+    return out
+
+
+def findings_on_normals(folder, probs_of, ss_probs, ss, thresholds):
+    """Share of normal radiographs called present for each assessed finding (and for any of
+    them) at the given thresholds: NIH No Finding images of each part, and the normals of `da`
+    and `db`, machines no network here trained on, per part."""
+    findings = [f for f in L.NIH_FINDINGS if thresholds.get(f, 2.0) <= 1.0]
+    t = np.array([thresholds[f] for f in findings])
+    cols = [L.INDEX[f] for f in findings]
+    groups = {}
+    for part in PARTS:
+        _, no_finding = nih_eval_sets(folder, part)
+        groups["NIH No Finding/" + part] = np.stack([probs_of[i] for i in
+                                                     np.flatnonzero(no_finding)])
+    for ds in sorted(set(ss.dataset)):
+        for part in PARTS:
+            groups["%s normal/%s" % (ds, part)] = ss_probs[(ss.dataset == ds) &
+                                                           (ss.role == part) & (ss.tb == 0)]
+    out = {}
+    for g, p in groups.items():
+        present = p[:, cols] >= t
+        out[g] = {"images": int(len(p)), "any": float(present.any(1).mean()),
+                  "findings": dict(zip(findings, present.mean(0).astype(float).tolist()))}
+    return out
 
 
 def _scatter(rows, idx, n):
@@ -351,6 +398,7 @@ def markdown(results):
     for g, r in (results[models[0]]["tb_flag_rates"].items() if models else ()):
         out.append("| %s | %d | %s |" % (g, r["images"], " | ".join(
             _f(results[m]["tb_flag_rates"][g]["rate"]) for m in models)))
+    out += findings_on_normals_markdown(results, models)
     out += ["", "### Source probe", "",
             "Balanced accuracy of a logistic regression (5-fold cross-validated) that names the "
             "collection from the frozen pooled features of held-out images, within TB images and "
@@ -391,6 +439,31 @@ def markdown(results):
                     _f(g["pointing"]["value"]), _f(g["fixed_cell"]), _f(g["other_images"])))
             out.append("| %s | %d | %s |" % (f, games[f]["images"], " | ".join(cells)))
     return "\n".join(out) + "\n"
+
+
+def findings_on_normals_markdown(results, models):
+    models = [m for m in models if "findings_on_normals" in results[m]]
+    if not models:
+        return []
+    groups = ["NIH No Finding/report", "da normal/report", "db normal/report"]
+    out = ["", "### Findings called present on normal radiographs (report part)", "",
+           "Share of normal radiographs with the finding called present at each model's "
+           "operating points (a checkpoint's chosen by `thresholds.py`'s rule on the select "
+           "part): NIH `No Finding`, and the normals of `da` and `db`, machines no network here "
+           "trained on. The safe-answers rule aims at 0.10 per finding.", "",
+           "| finding | " + " | ".join("%s: NIH / da / db" % m for m in models) + " |",
+           "| --- | " + " | ".join("---" for _ in models) + " |"]
+    first = results[models[0]]["findings_on_normals"]
+    out.append("| normals (NIH / da / db) | %s |" % " | ".join(
+        " / ".join("%d" % first[g]["images"] for g in groups) for _ in models))
+    for f in L.NIH_FINDINGS + ["any"]:
+        cells = []
+        for m in models:
+            r = results[m]["findings_on_normals"]
+            vals = [r[g]["any"] if f == "any" else r[g]["findings"].get(f) for g in groups]
+            cells.append("off" if vals[0] is None else " / ".join(_f(v, 2) for v in vals))
+        out.append("| %s | %s |" % ("any finding" if f == "any" else f, " | ".join(cells)))
+    return out
 
 
 def main(argv=None):

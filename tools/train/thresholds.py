@@ -14,6 +14,10 @@ contract model without retraining.
   on its "report" part, which no choice touched. Tuberculosis's threshold is chosen again as the
   training run chose it: the highest with >= 90% sensitivity on the select halves of the
   same-source sets (`--samesource`), on the inputs cxrd builds.
+- With `--split v2` a finding's threshold must also keep specificity >= 0.90 against the normal
+  radiographs of those select halves (machines no network here trained on): at thresholds set
+  on NIH's normals alone, 2.2 called a finding present in 65 % of those machines' normal
+  patients (report halves). Their report halves measure how the new thresholds hold.
 
     /usr/bin/python3 tools/train/thresholds.py --data ../shared/data/cxr --model IN.onnx \\
         --work /tmp/work [--split v1|v2] [--out OUT.onnx] [--version NAME]
@@ -60,6 +64,15 @@ def specificity_threshold(negative_scores, target=TARGET_SPECIFICITY):
     return (np.floor(float(s[k - 1]) * 1e6) + 1) / 1e6
 
 
+def finding_threshold(no_finding_scores, machine_normal_scores=None):
+    """The safe-answers rule: specificity >= 0.90 against NIH No Finding and, when given,
+    against the normals of machines the network never saw."""
+    t = specificity_threshold(no_finding_scores)
+    if machine_normal_scores is None:
+        return t
+    return max(t, specificity_threshold(machine_normal_scores))
+
+
 def proportion_ci(hits, rng, n=BOOT):
     hits = np.asarray(hits, float)
     if len(hits) == 0:
@@ -82,10 +95,13 @@ def measured_at(t, pos_scores, neg_scores, rng):
             "specificity": float(keeps.mean()), "specificity_ci": proportion_ci(keeps, rng)}
 
 
-def choose(folder, probabilities, old_thresholds, report=None, tb_threshold=None):
+def choose(folder, probabilities, old_thresholds, report=None, tb_threshold=None,
+           machine_normals=None):
     """Thresholds from the validation images (v1) or the select part (v2); `report`, for v2:
-    (probabilities, evaluable, no_finding) of the report part, measured at them; Tuberculosis
-    gets tb_threshold, or keeps its threshold when None."""
+    (probabilities, evaluable, no_finding, machine normals' probabilities) of the report part,
+    measured at them; Tuberculosis gets tb_threshold, or keeps its threshold when None;
+    machine_normals: probabilities of unseen machines' normal radiographs (select halves) that
+    each finding's threshold must also keep >= 90% below it."""
     rng = np.random.RandomState(SEED)
     evaluable, no_finding, radsim_count = validation_sets(
         folder, "select" if report is not None else None)
@@ -110,13 +126,19 @@ def choose(folder, probabilities, old_thresholds, report=None, tb_threshold=None
             continue
         neg_scores = probabilities[negatives, k]
         pos_scores = probabilities[positive, k]
-        t = specificity_threshold(neg_scores)
+        machines = None if machine_normals is None else machine_normals[:, k]
+        t = finding_threshold(neg_scores, machines)
         hits = pos_scores >= t
         half = np.zeros(len(neg_scores), bool)
         half[rng.permutation(len(neg_scores))[::2]] = True
-        cross = np.concatenate([neg_scores[~part] < specificity_threshold(neg_scores[part])
+        cross = np.concatenate([neg_scores[~part] < finding_threshold(neg_scores[part], machines)
                                 for part in (half, ~half)])
-        row.update(threshold=t, rule="specificity >= 0.90 against NIH No Finding",
+        if machines is not None:
+            row.update(nih_only_threshold=specificity_threshold(neg_scores),
+                       machine_specificity=float((machines < t).mean()),
+                       machine_normals=int(len(machines)))
+        row.update(threshold=t, rule="specificity >= 0.90 against NIH No Finding" + (
+                       "" if machines is None else " and unseen machines' normals"),
                    specificity=float((neg_scores < t).mean()),
                    specificity_crossfit=float(cross.mean()),
                    specificity_crossfit_ci=proportion_ci(cross, rng),
@@ -124,10 +146,15 @@ def choose(folder, probabilities, old_thresholds, report=None, tb_threshold=None
                    old_sensitivity=float((pos_scores >= old_thresholds[f]).mean()),
                    old_specificity=float((neg_scores < old_thresholds[f]).mean()))
         if report is not None:
-            p_r, ev_r, nf_r = report
+            p_r, ev_r, nf_r, machines_r = report
             at = {i: j for j, i in enumerate(ev_r)}
             row["report"] = measured_at(t, p_r[positives_of(folder, ev_r, f), k],
                                         p_r[[at[i] for i in nf_r], k], rng)
+            if machines_r is not None:
+                keeps = machines_r[:, k] < t
+                row["report"].update(machine_normals=int(len(keeps)),
+                                     machine_specificity=float(keeps.mean()),
+                                     machine_specificity_ci=proportion_ci(keeps, rng))
         out[f] = row
     return out, evaluable, negatives, radsim_count
 
@@ -153,15 +180,26 @@ def summary(folder, probabilities, chosen, evaluable, negatives, old):
                 "new": any_present(probabilities, new, finding_positive)}}
 
 
-def tb_select_threshold(model, preprocess, samesource):
+def samesource_parts(model, preprocess, samesource):
+    """Per part of the same-source sets: (probabilities, TB labels) on the inputs cxrd builds."""
+    import evidence as V
+    ss = V.SameSource(samesource)
+    x = V.network_inputs(ss.root, ss.files, preprocess)
+    p = model(x, ["probabilities"])["probabilities"]
+    return {part: (p[ss.role == part], ss.tb[ss.role == part]) for part in ("select", "report")}
+
+
+def tb_select_threshold(parts):
     """TB's threshold as the training run chooses it (evidence.tb_threshold) from the model's
     probabilities on the select halves of the same-source sets."""
     import evidence as V
-    ss = V.SameSource(samesource)
-    select = np.flatnonzero(ss.role == "select")
-    x = V.network_inputs(ss.root, [ss.files[i] for i in select], preprocess)
-    scores = model(x, ["probabilities"])["probabilities"][:, L.INDEX["Tuberculosis"]]
-    return V.tb_threshold(scores, ss.tb[select])
+    p, tb = parts["select"]
+    return V.tb_threshold(p[:, L.INDEX["Tuberculosis"]], tb)
+
+
+def machine_normals(parts, part):
+    p, tb = parts[part]
+    return p[tb == 0]
 
 
 def markdown(chosen, summ, radsim_count, nested=False):
@@ -207,31 +245,47 @@ def markdown(chosen, summ, radsim_count, nested=False):
 
 def markdown_nested(chosen):
     """The card section of a v2 model: chosen on select, measured on report too."""
+    machines = any("machine_specificity" in r for r in chosen.values())
     lines = ["## Operating points (safe-answers rule)", "",
              "Each NIH finding's threshold is the lowest that keeps specificity >= 0.90 against "
-             "the NIH `No Finding` images of the nested split's select part; sensitivity and "
+             "the NIH `No Finding` images of the nested split's select part%s; sensitivity and "
              "specificity at it are given there and on the report part, which chose nothing. "
              "Findings with fewer than %d select positives, and Calcification, are **not "
              "assessed**: threshold %.2f, never present. Tuberculosis's threshold is the highest "
              "with >= 90%% sensitivity on the same-source select halves. 95%% CIs: bootstrap. "
-             "Written by "
-             "`tools/train/thresholds.py --split v2`." % (MIN_POSITIVES, OFF), "",
-             "| finding | threshold | select: positives / No Finding | sensitivity | "
-             "specificity (cross-fitted) | report: positives / No Finding | sensitivity (95% CI) "
-             "| specificity (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "Written by `tools/train/thresholds.py --split v2`." % (
+                 " and against the normal radiographs of the same-source sets' select halves "
+                 "(`da` and `db`: two machines no network here trained on)" if machines else "",
+                 MIN_POSITIVES, OFF), ""]
+    head = ("| finding | threshold | select: positives / No Finding | sensitivity | "
+            "specificity (cross-fitted) | ")
+    if machines:
+        head += "select: machines' normals, specificity (NIH-only threshold) | "
+    head += ("report: positives / No Finding | sensitivity (95% CI) | specificity (95% CI) |" +
+             (" report: machines' normals, specificity (95% CI) |" if machines else ""))
+    cols = head.count("|") - 1
+    lines += [head, "|" + " --- |" * cols]
     for f, r in chosen.items():
         if f == "Tuberculosis":
-            lines.append("| Tuberculosis | %.4f | (see TB above) | | | | | |" % r["threshold"])
+            cells = ["%.4f" % r["threshold"], "(see TB above)"]
         elif r["threshold"] > 1:
-            lines.append("| %s | not assessed | %d | | | | | |" % (f, r.get("positives", 0)))
+            cells = ["not assessed", "%d" % r.get("positives", 0)]
         else:
             q = r["report"]
-            lines.append("| %s | %.4f | %d / %d | %.3f | %.3f (%.3f) | %d / %d | %.3f (%.3f-%.3f) "
-                         "| %.3f (%.3f-%.3f) |" % (
-                             f, r["threshold"], r["positives"], r["negatives"],
-                             r["sensitivity"], r["specificity"], r["specificity_crossfit"],
-                             q["positives"], q["negatives"], q["sensitivity"],
-                             *q["sensitivity_ci"], q["specificity"], *q["specificity_ci"]))
+            cells = ["%.4f" % r["threshold"], "%d / %d" % (r["positives"], r["negatives"]),
+                     "%.3f" % r["sensitivity"],
+                     "%.3f (%.3f)" % (r["specificity"], r["specificity_crossfit"])]
+            if machines:
+                cells.append("%d: %.3f (%.4f)" % (r["machine_normals"], r["machine_specificity"],
+                                                  r["nih_only_threshold"]))
+            cells += ["%d / %d" % (q["positives"], q["negatives"]),
+                      "%.3f (%.3f-%.3f)" % (q["sensitivity"], *q["sensitivity_ci"]),
+                      "%.3f (%.3f-%.3f)" % (q["specificity"], *q["specificity_ci"])]
+            if machines:
+                cells.append("%d: %.3f (%.3f-%.3f)" % (
+                    q["machine_normals"], q["machine_specificity"], *q["machine_specificity_ci"]))
+        cells += [""] * (cols - 1 - len(cells))
+        lines.append("| %s | %s |" % (f, " | ".join(cells)))
     return "\n".join(lines + [""])
 
 
@@ -262,10 +316,13 @@ def main():
 
     nested = args.split == "v2"
     probabilities = scored("select" if nested else None)[0]
-    report = scored("report") if nested else None
-    chosen, evaluable, negatives, radsim_count = choose(
-        folder, probabilities, old, report, tb_select_threshold(model, preprocess, args.samesource)
-        if nested else None)
+    if nested:
+        parts = samesource_parts(model, preprocess, args.samesource)
+        chosen, evaluable, negatives, radsim_count = choose(
+            folder, probabilities, old, scored("report") + (machine_normals(parts, "report"),),
+            tb_select_threshold(parts), machine_normals(parts, "select"))
+    else:
+        chosen, evaluable, negatives, radsim_count = choose(folder, probabilities, old)
     summ = summary(folder, probabilities, chosen, evaluable, negatives, old)
     text = markdown(chosen, summ, radsim_count, nested)
     print(text)
