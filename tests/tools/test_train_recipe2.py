@@ -483,6 +483,8 @@ class FindingsOnNormals(unittest.TestCase):
         self.assertNotIn("Fibrosis", rates["da normal/report"]["findings"])
         self.assertEqual(rates["db normal/select"]["any"],
                          rates["db normal/select"]["findings"][f])
+        # report positives score 0.50-0.69: all above the raised threshold
+        self.assertEqual(rates["NIH sensitivity/report"], {f: 1.0, "mean": 1.0})
 
 
 class SameSourceCalibration(unittest.TestCase):

@@ -338,6 +338,13 @@ def findings_on_normals(folder, probs_of, ss_probs, ss, thresholds):
         present = p[:, cols] >= t
         out[g] = {"images": int(len(p)), "any": float(present.any(1).mean()),
                   "findings": dict(zip(findings, present.mean(0).astype(float).tolist()))}
+    # what those operating points cost: the share of each finding's NIH positives called present
+    for part in PARTS:
+        nih, _ = nih_eval_sets(folder, part)
+        sens = {f: float(np.mean([probs_of[i][L.INDEX[f]] >= thresholds[f] for i in
+                                  np.flatnonzero(nih & (folder.targets[:, L.INDEX[f]] == 1))]))
+                for f in findings}
+        out["NIH sensitivity/" + part] = dict(sens, mean=float(np.mean(list(sens.values()))))
     return out
 
 
@@ -463,6 +470,10 @@ def findings_on_normals_markdown(results, models):
             vals = [r[g]["any"] if f == "any" else r[g]["findings"].get(f) for g in groups]
             cells.append("off" if vals[0] is None else " / ".join(_f(v, 2) for v in vals))
         out.append("| %s | %s |" % ("any finding" if f == "any" else f, " | ".join(cells)))
+    if all("NIH sensitivity/report" in results[m]["findings_on_normals"] for m in models):
+        out.append("| NIH report positives called present, mean over findings | %s |" % " | ".join(
+            _f(results[m]["findings_on_normals"]["NIH sensitivity/report"]["mean"])
+            for m in models))
     return out
 
 
