@@ -487,6 +487,32 @@ class FindingsOnNormals(unittest.TestCase):
         self.assertEqual(rates["NIH sensitivity/report"], {f: 1.0, "mean": 1.0})
 
 
+class ChooseNetwork(unittest.TestCase):
+    def test_tb_rule_first_then_the_mean_of_four_select_figures(self):
+        """choose_network.py: a network under 0.85 specificity within either machine never
+        wins; among the rest, the findings' sensitivity at the machine-safe points counts as
+        much as each AUC; evidence without that figure is left out."""
+        import choose_network as C
+
+        def result(da_spec, db_spec, da_auc, db_auc, nih_auc, sens):
+            tb = {s + "/select": {"auc": a, "specificity": {"value": sp}}
+                  for s, a, sp in (("da", da_auc, da_spec), ("db", db_auc, db_spec))}
+            return {"tb_samesource": tb, "nih/select": {"mean": {"auc": nih_auc}},
+                    "findings_on_normals": {"NIH sensitivity/select": {"mean": sens}}}
+
+        results = {
+            "best_aucs": result(0.96, 0.88, 0.97, 0.94, 0.92, 0.49),  # like 2.2
+            "keeps_findings": result(0.91, 0.96, 0.93, 0.93, 0.92, 0.69),  # like seed 9
+            "fails_db": result(0.91, 0.846, 0.99, 0.95, 0.93, 0.70),
+            "old_evidence": {"tb_samesource": {}},
+            "baseline": {"tb_samesource": {}},
+        }
+        rows = C.rank(results)
+        self.assertEqual([r[0] for r in rows], ["keeps_findings", "best_aucs", "fails_db"])
+        self.assertAlmostEqual(rows[0][2], (0.93 + 0.93 + 0.92 + 0.69) / 4)
+        self.assertFalse(rows[-1][1])
+
+
 class SameSourceCalibration(unittest.TestCase):
     def test_tb_platt_and_threshold_from_the_select_halves(self):
         """A model whose TB logit is the image's mean network input: Platt scaling and the
