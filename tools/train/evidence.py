@@ -4,6 +4,9 @@ baseline, on the nested v2 split (tools/train/splits.py): choose on "select", re
 - Tuberculosis within `da` and within `db` (TB and normal from one machine each): AUC, and
   sensitivity and specificity at a threshold;
 - NIH findings: each finding's positives against NIH `No Finding`, patients split;
+- findings on normal radiographs: the share of NIH `No Finding` images and of the `da` / `db`
+  normals (machines nothing here trained on) with each finding called present at the model's
+  operating points, and the share of NIH positives still called present there;
 - the source probe: how well a logistic regression on the network's pooled features (frozen)
   tells the collections apart within each TB class, against chance;
 - the pointing game: the class-map maximum inside a box (TBX11K for TB, NIH's own boxes for
