@@ -1,6 +1,7 @@
 """The rule that chooses the default network among candidates (issue 18), on the select part of
-the nested split only, from `evidence.py`'s evidence.json. Written down before the networks it
-will rank are trained.
+the nested split only, from `evidence.py`'s evidence.json. Its fourth term was written after
+the report figures of the networks it first ranked (2.3's sweeps) had been seen; for any later
+sweep it is fixed before the networks are trained.
 
 1. Tuberculosis must work within one machine: at the threshold chosen for >= 90% sensitivity on
    the select halves of `da` and `db` together, the specificity within each of them must be at
