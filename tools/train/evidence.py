@@ -486,7 +486,8 @@ def main(argv=None):
     ap.add_argument("--samesource", default="../shared/data/cxr-tb-samesource")
     ap.add_argument("--work", default="build/evidence")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                    help="a contract .onnx model or a training checkpoint .pt (repeatable)")
+                    help="a contract .onnx model, a training checkpoint .pt, or checkpoints "
+                    "of consecutive seeds joined by '+' (their ensemble; repeatable)")
     ap.add_argument("--add", action="store_true", help="keep the models of the work folder's "
                     "evidence.json (same data and split) and add or replace these")
     ap.add_argument("--threads", type=int, default=2)
@@ -518,7 +519,10 @@ def load_scorer(path):
     if path.endswith(".onnx"):
         return OnnxScorer(path)
     import train as T
-    model, cfg, _ = T.load_checkpoint(path)
+    if "+" in path:  # members trained apart, combined as train.py --members-from does
+        model, cfg, _ = T.members_from(path.split("+"), None)
+    else:
+        model, cfg, _ = T.load_checkpoint(path)
     import contract
     return CheckpointScorer(model, json.loads(contract.preprocess_json(
         cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET, cfg["input_equalize"])))
