@@ -327,11 +327,18 @@ def findings_on_normals(folder, probs_of, ss_probs, ss, thresholds):
     findings = [f for f in L.NIH_FINDINGS if thresholds.get(f, 2.0) <= 1.0]
     t = np.array([thresholds[f] for f in findings])
     cols = [L.INDEX[f] for f in findings]
-    groups = {}
+    groups, sensitivity = {}, {}
     for part in PARTS:
-        _, no_finding = nih_eval_sets(folder, part)
+        nih, no_finding = nih_eval_sets(folder, part)
         groups["NIH No Finding/" + part] = np.stack([probs_of[i] for i in
                                                      np.flatnonzero(no_finding)])
+        # what those operating points cost: the share of each finding's NIH positives called
+        # present
+        sens = {f: float(np.mean([probs_of[i][L.INDEX[f]] >= thresholds[f] for i in
+                                  np.flatnonzero(nih & (folder.targets[:, L.INDEX[f]] == 1))]))
+                for f in findings}
+        sensitivity["NIH sensitivity/" + part] = dict(sens,
+                                                      mean=float(np.mean(list(sens.values()))))
     for ds in sorted(set(ss.dataset)):
         for part in PARTS:
             groups["%s normal/%s" % (ds, part)] = ss_probs[(ss.dataset == ds) &
@@ -341,13 +348,7 @@ def findings_on_normals(folder, probs_of, ss_probs, ss, thresholds):
         present = p[:, cols] >= t
         out[g] = {"images": int(len(p)), "any": float(present.any(1).mean()),
                   "findings": dict(zip(findings, present.mean(0).astype(float).tolist()))}
-    # what those operating points cost: the share of each finding's NIH positives called present
-    for part in PARTS:
-        nih, _ = nih_eval_sets(folder, part)
-        sens = {f: float(np.mean([probs_of[i][L.INDEX[f]] >= thresholds[f] for i in
-                                  np.flatnonzero(nih & (folder.targets[:, L.INDEX[f]] == 1))]))
-                for f in findings}
-        out["NIH sensitivity/" + part] = dict(sens, mean=float(np.mean(list(sens.values()))))
+    out.update(sensitivity)
     return out
 
 
