@@ -92,6 +92,26 @@ enum cxr_status cxr_image_box_shrink(const uint8_t *pixels, uint32_t channels, u
                                      uint32_t height, uint32_t factor, uint8_t *out,
                                      struct cxr_err *err);
 
+/* How cxr.preprocess equalises the resized grey levels, before scale and offset. */
+enum cxr_equalize { CXR_EQUALIZE_NONE, CXR_EQUALIZE_HISTOGRAM, CXR_EQUALIZE_CLAHE };
+
+/* The network tensor a model asks for (cxr.preprocess). */
+struct cxr_tensor_format {
+    uint32_t width, height;
+    float scale, offset; /* tensor = level * scale + offset */
+    enum cxr_equalize equalize;
+    uint32_t clahe_tiles; /* CXR_EQUALIZE_CLAHE: cxr_image_clahe()'s tiles and clip */
+    double clahe_clip;
+};
+
+/* Resizes the whole image to format's size with the resampler above (the aspect ratio is not
+ * kept), equalises the resized levels as format says (each first rounded to 8 bits, halves up:
+ * cxr_image_to_tensor_equalized() and cxr_image_clahe()), then maps level * scale + offset.
+ * tensor has width * height floats, owned by the caller. */
+enum cxr_status cxr_image_to_tensor_formatted(const struct cxr_gray8 *image,
+                                              const struct cxr_tensor_format *format,
+                                              float *tensor, struct cxr_err *err);
+
 /* Resizes the whole image to out_width x out_height with the resampler above (the aspect
  * ratio is not kept) and writes tensor[y * out_width + x] =
  * pixel * scale + offset. tensor has out_width * out_height floats, owned by the caller. */
@@ -105,6 +125,19 @@ enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_
 enum cxr_status cxr_image_to_tensor_equalized(const struct cxr_gray8 *image, uint32_t out_width,
                                               uint32_t out_height, float scale, float offset,
                                               float *tensor, struct cxr_err *err);
+
+/* ---- Contrast-limited adaptive histogram equalisation (image_clahe.c) ----
+ * In place, on an 8-bit grey image cut into tiles x tiles tiles (tile k of n pixels covers
+ * [k*n/tiles, (k+1)*n/tiles), integer division). Each tile's 256-bin histogram is clipped at
+ * max(1, floor(clip * tile pixels / 256)) and the clipped excess spread evenly over the bins;
+ * the cumulative count maps grey g to round(255 * C(g) / tile pixels). A pixel's new level
+ * blends the maps of the (up to) four tiles whose centres surround it, bilinearly, rounded
+ * halves up: the same integers as the training tools' clahe() (tools/train/data.py).
+ * Needs 1 <= tiles <= min(width, height, CXR_IMAGE_CLAHE_MAX_TILES) and 1 <= clip <= 256 (256:
+ * no clipping), else CXR_ERR_INVALID_ARG. */
+#define CXR_IMAGE_CLAHE_MAX_TILES 64
+enum cxr_status cxr_image_clahe(uint8_t *pixels, uint32_t width, uint32_t height, uint32_t tiles,
+                                double clip, struct cxr_err *err);
 
 /* ---- PNG encoding (image_png.c) ----
  * 8-bit grey or RGB, appended to out (which the caller owns and releases; its maximum is

@@ -1,7 +1,9 @@
 /* The rendered image as the network's float tensor: resampled to the input size by the image
- * stage's resampler (image_resample.c), optionally histogram-equalised, then mapped to the
- * network's value range. */
+ * stage's resampler (image_resample.c), optionally equalised (the whole histogram, or CLAHE in
+ * image_clahe.c), then mapped to the network's value range. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
 
 #include "image/image.h"
 
@@ -48,40 +50,68 @@ static void equalize(float *tensor, size_t count, float scale, float offset)
         tensor[i] = value[(uint8_t)tensor[i]];
 }
 
-static enum cxr_status to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
-                                 uint32_t out_height, float scale, float offset, bool equalized,
-                                 float *tensor, struct cxr_err *err)
+/* The resized levels (in [0, 255]) rounded to 8 bits, equalised by CLAHE, in network units. */
+static enum cxr_status clahe_tensor(float *tensor, const struct cxr_tensor_format *format,
+                                    struct cxr_err *err)
 {
-    if (image == NULL || image->pixels == NULL || tensor == NULL || image->width == 0 ||
-        image->height == 0 || out_width == 0 || out_height == 0)
+    size_t count = (size_t)format->width * format->height;
+    uint8_t *levels = malloc(count);
+    if (levels == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "image: out of memory for CLAHE");
+    for (size_t i = 0; i < count; i++) {
+        float level = floorf(tensor[i] + 0.5f);
+        levels[i] = level <= 0.0f ? 0 : level >= 255.0f ? 255 : (uint8_t)level;
+    }
+    enum cxr_status status = cxr_image_clahe(levels, format->width, format->height,
+                                             format->clahe_tiles, format->clahe_clip, err);
+    for (size_t i = 0; status == CXR_OK && i < count; i++)
+        tensor[i] = (float)levels[i] * format->scale + format->offset;
+    free(levels);
+    return status;
+}
+
+enum cxr_status cxr_image_to_tensor_formatted(const struct cxr_gray8 *image,
+                                              const struct cxr_tensor_format *format,
+                                              float *tensor, struct cxr_err *err)
+{
+    if (image == NULL || image->pixels == NULL || format == NULL || tensor == NULL ||
+        image->width == 0 || image->height == 0 || format->width == 0 || format->height == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "image: bad tensor request");
-    if (out_width > 65536 || out_height > 65536)
-        return cxr_err_set(err, CXR_ERR_LIMIT, "image: tensor of %ux%u is too large", out_width,
-                           out_height);
+    if (format->width > 65536 || format->height > 65536)
+        return cxr_err_set(err, CXR_ERR_LIMIT, "image: tensor of %ux%u is too large",
+                           format->width, format->height);
     struct cxr_image_resampler *resampler = NULL;
-    enum cxr_status status = cxr_image_resampler_create(image->width, image->height, 1, out_width,
-                                                        out_height, &resampler, err);
+    enum cxr_status status = cxr_image_resampler_create(
+            image->width, image->height, 1, format->width, format->height, &resampler, err);
     if (status != CXR_OK)
         return status;
-    struct tensor_target target = {tensor, out_width, equalized ? 1.0f : scale,
-                                   equalized ? 0.0f : offset};
+    /* equalisation works on grey levels: scale and offset come after it */
+    bool levels_first = format->equalize != CXR_EQUALIZE_NONE;
+    struct tensor_target target = {tensor, format->width, levels_first ? 1.0f : format->scale,
+                                   levels_first ? 0.0f : format->offset};
     cxr_image_resampler_run_u8(resampler, image->pixels, store_row, &target);
     cxr_image_resampler_destroy(resampler);
-    if (equalized)
-        equalize(tensor, (size_t)out_width * out_height, scale, offset);
-    return CXR_OK;
+    if (format->equalize == CXR_EQUALIZE_HISTOGRAM)
+        equalize(tensor, (size_t)format->width * format->height, format->scale, format->offset);
+    else if (format->equalize == CXR_EQUALIZE_CLAHE)
+        status = clahe_tensor(tensor, format, err);
+    return status;
 }
 
 enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_width,
                                     uint32_t out_height, float scale, float offset, float *tensor,
                                     struct cxr_err *err)
 {
-    return to_tensor(image, out_width, out_height, scale, offset, false, tensor, err);
+    struct cxr_tensor_format format = {out_width, out_height, scale, offset, CXR_EQUALIZE_NONE,
+                                       0, 0.0};
+    return cxr_image_to_tensor_formatted(image, &format, tensor, err);
 }
 
 enum cxr_status cxr_image_to_tensor_equalized(const struct cxr_gray8 *image, uint32_t out_width,
                                               uint32_t out_height, float scale, float offset,
                                               float *tensor, struct cxr_err *err)
 {
-    return to_tensor(image, out_width, out_height, scale, offset, true, tensor, err);
+    struct cxr_tensor_format format = {out_width, out_height, scale, offset,
+                                       CXR_EQUALIZE_HISTOGRAM, 0, 0.0};
+    return cxr_image_to_tensor_formatted(image, &format, tensor, err);
 }

@@ -168,10 +168,16 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
     struct cxr_prediction result;
     memset(&result, 0, sizeof(result));
     pthread_mutex_lock(&model->lock);
-    enum cxr_status status =
-            (contract->equalized ? cxr_image_to_tensor_equalized : cxr_image_to_tensor)(
-                    image, contract->input_width, contract->input_height, contract->scale,
-                    contract->offset, model->input, err);
+    struct cxr_tensor_format format = {
+            .width = contract->input_width,
+            .height = contract->input_height,
+            .scale = contract->scale,
+            .offset = contract->offset,
+            .equalize = contract->equalize,
+            .clahe_tiles = contract->clahe_tiles,
+            .clahe_clip = contract->clahe_clip,
+    };
+    enum cxr_status status = cxr_image_to_tensor_formatted(image, &format, model->input, err);
     if (status == CXR_OK) {
         const float *inputs[1] = {model->input};
         status = cxr_nn_model_run(model->network, inputs, err);

@@ -210,6 +210,38 @@ static bool absent_or_equal(json_t *object, const char *key, const char *only)
            (json_is_string(member) && strcmp(json_string_value(member), only) == 0);
 }
 
+/* "equalize": absent, "histogram", or "clahe" with its "clahe_tiles" (an integer, at most the
+ * input's shorter side and CXR_IMAGE_CLAHE_MAX_TILES) and "clahe_clip" (1 to 256). */
+static enum cxr_status check_equalize(json_t *preprocess, struct cxr_model_contract *contract,
+                                      struct cxr_err *err)
+{
+    contract->equalize = CXR_EQUALIZE_NONE;
+    if (absent_or_equal(preprocess, "equalize", "histogram")) {
+        if (json_object_get(preprocess, "equalize") != NULL)
+            contract->equalize = CXR_EQUALIZE_HISTOGRAM;
+        return CXR_OK;
+    }
+    if (!absent_or_equal(preprocess, "equalize", "clahe"))
+        return REFUSE(err, "metadata cxr.preprocess \"equalize\" must be \"histogram\" or "
+                           "\"clahe\" (the equalisations cxrd implements)");
+    double tiles = 0, clip = 0;
+    enum cxr_status status;
+    if ((status = get_number(preprocess, "clahe_tiles", &tiles, err)) != CXR_OK ||
+        (status = get_number(preprocess, "clahe_clip", &clip, err)) != CXR_OK)
+        return status;
+    uint32_t shorter = contract->input_width < contract->input_height ? contract->input_width
+                                                                       : contract->input_height;
+    if (!(tiles >= 1 && tiles <= CXR_IMAGE_CLAHE_MAX_TILES && tiles <= shorter) ||
+        tiles != floor(tiles) || !(clip >= 1.0 && clip <= 256.0))
+        return REFUSE(err, "metadata cxr.preprocess CLAHE needs whole \"clahe_tiles\" from 1 to "
+                           "%d and at most the input's side, and \"clahe_clip\" from 1 to 256 "
+                           "(got %g and %g)", CXR_IMAGE_CLAHE_MAX_TILES, tiles, clip);
+    contract->equalize = CXR_EQUALIZE_CLAHE;
+    contract->clahe_tiles = (uint32_t)tiles;
+    contract->clahe_clip = clip;
+    return CXR_OK;
+}
+
 static enum cxr_status check_preprocess(const char *text, struct cxr_model_contract *contract,
                                         struct cxr_err *err)
 {
@@ -244,12 +276,8 @@ static enum cxr_status check_preprocess(const char *text, struct cxr_model_contr
                         offset);
         goto done;
     }
-    if (!absent_or_equal(preprocess, "equalize", "histogram")) {
-        status = REFUSE(err, "metadata cxr.preprocess \"equalize\" must be \"histogram\" (the "
-                             "only equalisation cxrd implements)");
+    if ((status = check_equalize(preprocess, contract, err)) != CXR_OK)
         goto done;
-    }
-    contract->equalized = json_object_get(preprocess, "equalize") != NULL;
     contract->scale = (float)scale;
     contract->offset = (float)offset;
 done:

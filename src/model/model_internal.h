@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image/image.h"
 #include "model/model.h"
 
 #define CXR_MODEL_MAX_LABELS   1024 /* cxr.labels entries; the 11 findings plus any extras */
@@ -26,7 +27,9 @@ struct cxr_model_source {
 struct cxr_model_contract {
     uint32_t input_width, input_height; /* H, W of `image` and cxr.preprocess */
     float scale, offset;                /* tensor = pixel * scale + offset */
-    bool equalized;                     /* "equalize": "histogram" before scale and offset */
+    enum cxr_equalize equalize;         /* "equalize", before scale and offset */
+    uint32_t clahe_tiles;               /* "equalize": "clahe": "clahe_tiles", "clahe_clip" */
+    double clahe_clip;
     size_t probabilities_output, cam_output;
     uint32_t label_count; /* K */
     uint32_t cam_width, cam_height;

@@ -72,7 +72,7 @@ static void valid_contract_resolves(void **state)
     assert_int_equal(contract.cam_output, 0);
     assert_float_equal(contract.scale, 0.0078431f, 1e-9);
     assert_float_equal(contract.offset, -1.0f, 0);
-    assert_false(contract.equalized);
+    assert_int_equal(contract.equalize, CXR_EQUALIZE_NONE);
     assert_string_equal(contract.model_version, "v1.0.1");
     for (uint32_t k = 0; k < CXR_FINDING_COUNT; k++)
         assert_int_equal(contract.label_of_finding[k], k);
@@ -86,7 +86,15 @@ static void valid_contract_resolves(void **state)
     f.source.preprocess = "{\"height\": 256, \"width\": 224, \"resize\": \"stretch\", "
                           "\"equalize\": \"histogram\", \"scale\": 1, \"offset\": 0}";
     assert_int_equal(cxr_model_contract_check(&f.source, &contract, &err), CXR_OK);
-    assert_true(contract.equalized);
+    assert_int_equal(contract.equalize, CXR_EQUALIZE_HISTOGRAM);
+
+    /* CLAHE, with its tiles and clip limit. */
+    f.source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"clahe\", "
+                          "\"clahe_tiles\": 8, \"clahe_clip\": 2.5, \"scale\": 1, \"offset\": 0}";
+    assert_int_equal(cxr_model_contract_check(&f.source, &contract, &err), CXR_OK);
+    assert_int_equal(contract.equalize, CXR_EQUALIZE_CLAHE);
+    assert_int_equal(contract.clahe_tiles, 8);
+    assert_float_equal(contract.clahe_clip, 2.5, 0);
 
     /* No cxr.thresholds at all: 0.5 everywhere. */
     f.source.thresholds = NULL;
@@ -231,10 +239,27 @@ static void preprocess_duplicate_key(struct fixture *f)
     f->source.preprocess =
             "{\"height\": 256, \"height\": 1, \"width\": 224, \"scale\": 1, \"offset\": 0}";
 }
-static void preprocess_clahe(struct fixture *f)
+static void preprocess_unknown_equalize(struct fixture *f)
+{
+    f->source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"adaptive\", "
+                           "\"scale\": 1, \"offset\": 0}";
+}
+static void preprocess_clahe_no_tiles(struct fixture *f)
 {
     f->source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"clahe\", "
-                           "\"scale\": 1, \"offset\": 0}";
+                           "\"clahe_clip\": 2, \"scale\": 1, \"offset\": 0}";
+}
+static void preprocess_clahe_fractional_tiles(struct fixture *f)
+{
+    f->source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"clahe\", "
+                           "\"clahe_tiles\": 7.5, \"clahe_clip\": 2, \"scale\": 1, "
+                           "\"offset\": 0}";
+}
+static void preprocess_clahe_low_clip(struct fixture *f)
+{
+    f->source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"clahe\", "
+                           "\"clahe_tiles\": 8, \"clahe_clip\": 0.5, \"scale\": 1, "
+                           "\"offset\": 0}";
 }
 static void version_missing(struct fixture *f)
 {
@@ -276,7 +301,11 @@ static const struct refusal refusals[] = {
         {"preprocess crop", preprocess_crop, "must be \"stretch\""},
         {"preprocess zero scale", preprocess_zero_scale, "out of range"},
         {"preprocess duplicate", preprocess_duplicate_key, "cxr.preprocess is not valid JSON"},
-        {"preprocess CLAHE", preprocess_clahe, "\"equalize\" must be \"histogram\""},
+        {"unknown equalisation", preprocess_unknown_equalize,
+         "\"equalize\" must be \"histogram\" or \"clahe\""},
+        {"CLAHE without tiles", preprocess_clahe_no_tiles, "needs a number \"clahe_tiles\""},
+        {"CLAHE fractional tiles", preprocess_clahe_fractional_tiles, "(got 7.5 and 2)"},
+        {"CLAHE clip below 1", preprocess_clahe_low_clip, "(got 8 and 0.5)"},
         {"no version", version_missing, "cxr.model_version is missing"},
         {"empty version", version_empty, "cxr.model_version is missing or empty"},
         {"control chars", version_control, "printable ASCII"},

@@ -317,6 +317,38 @@ class Training(unittest.TestCase):
         self.assertEqual(out[0].max(), 255)
         self.assertTrue((out[1] == 0).all())  # a flat image stays flat
 
+    def test_clahe_matches_the_definition(self):
+        import torch
+        import data as D
+
+        def tile_map(tile, clip):
+            # clip each bin, spread the excess evenly, cumulative count scaled to 0..255
+            n = tile.size
+            hist = np.bincount(tile.ravel(), minlength=256)
+            limit = max(1, int(np.floor(clip * n / 256.0)))
+            excess = int(np.maximum(hist - limit, 0).sum())
+            g, rest = np.arange(256), excess % 256
+            spread = excess // 256 + ((g + 1) * rest) // 256 - (g * rest) // 256
+            cdf = np.cumsum(np.minimum(hist, limit) + spread)
+            return np.minimum((510 * cdf + n) // (2 * n), 255)
+
+        rng = np.random.RandomState(5)
+        img = np.where(rng.rand(6, 8) < 0.7, rng.randint(20, 25, (6, 8)),
+                       rng.randint(0, 256, (6, 8))).astype(np.uint8)
+        for clip in (1.0, 2.0, 256.0):
+            out = D.clahe(torch.from_numpy(img)[None], 1, clip)[0].numpy()  # one tile: its map
+            self.assertTrue(np.array_equal(out, tile_map(img, clip)[img]))
+        # 2 x 2 tiles of 3 x 4 pixels; centres at row 1 and 4, column 1.5 and 5.5. Row 1 lies on
+        # the upper centres: columns 0-1 take tile (0,0)'s map, 6-7 tile (0,1)'s, and column
+        # x in 2..5 blends them with weight (2x - 3) / 8 on the right.
+        out = D.clahe(torch.from_numpy(img)[None], 2, 2.0)[0].numpy()
+        left, right = tile_map(img[:3, :4], 2.0), tile_map(img[:3, 4:], 2.0)
+        for x in range(8):
+            g = img[1, x]
+            w = min(max(2 * x - 3, 0), 8)
+            num = (8 - w) * left[g] + w * right[g]
+            self.assertEqual(out[1, x], (2 * num + 8) // 16)
+
     def test_a_few_steps_train_and_round_trip(self):
         import torch
         import data as D

@@ -94,10 +94,15 @@ class ContractModel(nn.Module):
 def preprocess_json(height, width, scale, offset, equalize=False):
     """cxr.preprocess: the network input is the rendered 8-bit grey image (bone bright), resized
     to width x height without keeping the aspect ratio, its grey histogram equalised when
-    `equalize`, then pixel * scale + offset."""
+    `equalize` (true or "histogram"; "clahe": contrast-limited adaptive, with the training
+    tools' tiles and clip), then pixel * scale + offset."""
     preprocess = {"height": height, "width": width, "resize": "stretch",
                   "scale": scale, "offset": offset}
-    if equalize:
+    if equalize == "clahe":
+        import data
+        preprocess.update(equalize="clahe", clahe_tiles=data.CLAHE_TILES,
+                          clahe_clip=data.CLAHE_CLIP)
+    elif equalize:
         preprocess["equalize"] = "histogram"
     return json.dumps(preprocess)
 

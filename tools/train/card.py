@@ -1,5 +1,6 @@
 """Writes models/MODEL_CARD.md from a training run's metrics (evaluate.validate + training
 info), so that every number in the card comes from the run that produced the ONNX file."""
+import data as D
 import labels as L
 
 
@@ -100,8 +101,11 @@ def render(m, version, thresholds):
     w("- Input: the rendered 8-bit grey image (bone bright), area-resized to %d×%d without "
       "keeping the aspect ratio%s, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (
           cfg["size"], cfg["size"],
-          ", its grey histogram equalised (in training too, after augmentation)"
-          if cfg.get("input_equalize") else ""))
+          {False: "", "clahe": ", its grey levels equalised by contrast-limited adaptive "
+           "histogram equalisation (CLAHE, %d × %d tiles, clip %g; in training too, after "
+           "augmentation)" % (D.CLAHE_TILES, D.CLAHE_TILES, D.CLAHE_CLIP)}.get(
+              cfg.get("input_equalize", False),
+              ", its grey histogram equalised (in training too, after augmentation)")))
     w("- Loss: masked binary cross-entropy (each finding averaged over the images that label "
       "it); NIH images are %d%% of every batch, the rest split equally between TB and non-TB "
       "images and equally between collections within each class." % round(

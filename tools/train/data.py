@@ -237,21 +237,99 @@ def equalize(u8):
     return lut.gather(1, flat).to(torch.uint8).reshape(u8.shape)
 
 
-def equalize_one(u8):
-    """equalize() of one uint8 numpy image [H,W]."""
-    return equalize(torch.from_numpy(np.ascontiguousarray(u8))[None])[0].numpy()
+# Contrast-limited adaptive equalisation ("equalize": "clahe"): tiles per side and the clip
+# limit as a multiple of a tile's mean bin count. The common radiography setting.
+CLAHE_TILES = 8
+CLAHE_CLIP = 2.0
+
+
+def _clahe_axis(n, tiles):
+    """Along one axis of n pixels cut into `tiles` tiles: each pixel's tile, and the two tiles
+    whose centres bracket it with the second's weight w / d (integers; outside the outer
+    centres one tile, w = 0, d = 1). Tile k covers [k*n//tiles, (k+1)*n//tiles)."""
+    bound = [k * n // tiles for k in range(tiles + 1)]
+    centre2 = [bound[k] + bound[k + 1] - 1 for k in range(tiles)]  # twice each centre
+    tile = np.zeros(n, np.int64)
+    first, second = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    w, d = np.zeros(n, np.int64), np.ones(n, np.int64)
+    for x in range(n):
+        tile[x] = np.searchsorted(bound, x, side="right") - 1
+        p = 2 * x
+        if p <= centre2[0]:
+            continue
+        if p >= centre2[-1]:
+            first[x] = second[x] = tiles - 1
+            continue
+        k = np.searchsorted(centre2, p, side="right") - 1
+        first[x], second[x] = k, k + 1
+        w[x], d[x] = p - centre2[k], centre2[k + 1] - centre2[k]
+    return tile, first, second, w, d, np.diff(bound)
+
+
+def clahe(u8, tiles=CLAHE_TILES, clip=CLAHE_CLIP):
+    """Contrast-limited adaptive histogram equalisation of uint8 images [K,H,W] (a torch
+    tensor on any device), in integers as cxrd does it (clahe() in src/image/image_clahe.c):
+    each tile's 256-bin histogram is clipped at max(1, floor(clip * pixels / 256)), the
+    excess spread evenly over all bins, its cumulative count mapped to 0..255 (halves up),
+    and each pixel's level mapped through the four nearest tiles' maps, blended bilinearly
+    between tile centres and rounded halves up."""
+    k, h, wd = u8.shape
+    dev = u8.device
+    ty, y0, y1, wy, dy, rows = (torch.from_numpy(a).to(dev) for a in _clahe_axis(h, tiles))
+    tx, x0, x1, wx, dx, cols = (torch.from_numpy(a).to(dev) for a in _clahe_axis(wd, tiles))
+    level = u8.long().reshape(k, -1)
+    tile_of = (ty[:, None] * tiles + tx[None, :]).reshape(-1)
+    hist = torch.zeros(k, tiles * tiles * 256, dtype=torch.long, device=dev).scatter_add_(
+        1, tile_of[None] * 256 + level, torch.ones_like(level)).view(k, tiles * tiles, 256)
+    pixels = (rows[:, None] * cols[None, :]).reshape(-1)                      # [T*T]
+    limit = torch.tensor([max(1, int(np.floor(clip * int(n) / 256.0))) for n in pixels],
+                         dtype=torch.long, device=dev)
+    clipped = torch.minimum(hist, limit[None, :, None])
+    excess = (hist - clipped).sum(-1, keepdim=True)                           # [K,T*T,1]
+    g = torch.arange(256, device=dev)
+    rest = excess % 256
+    spread = excess // 256 + ((g + 1) * rest) // 256 - (g * rest) // 256
+    cdf = (clipped + spread).cumsum(-1)
+    lut = ((cdf * 510 + pixels[None, :, None]) // (2 * pixels[None, :, None])).clamp_max(255)
+    lut = lut.reshape(k, -1)
+
+    def mapped(ys, xs):
+        t = (ys[:, None] * tiles + xs[None, :]).reshape(-1)
+        return lut.gather(1, t[None] * 256 + level)
+
+    wy2, dy2 = wy[:, None].expand(h, wd).reshape(-1), dy[:, None].expand(h, wd).reshape(-1)
+    wx2, dx2 = wx[None, :].expand(h, wd).reshape(-1), dx[None, :].expand(h, wd).reshape(-1)
+    top = (dx2 - wx2) * mapped(y0, x0) + wx2 * mapped(y0, x1)
+    bottom = (dx2 - wx2) * mapped(y1, x0) + wx2 * mapped(y1, x1)
+    num = (dy2 - wy2) * top + wy2 * bottom
+    den = dx2 * dy2
+    return ((2 * num + den) // (2 * den)).to(torch.uint8).reshape(k, h, wd)
 
 
 def input_equalized(preprocess):
-    """Whether cxr.preprocess (a dict) equalises the resized image's histogram."""
-    return preprocess.get("equalize") == "histogram"
+    """How cxr.preprocess (a dict) equalises the resized image: "histogram", "clahe" (with
+    this module's tiles and clip, the only ones the tools build) or None."""
+    mode = preprocess.get("equalize")
+    if mode == "clahe" and (preprocess.get("clahe_tiles"), preprocess.get("clahe_clip")) != (
+            CLAHE_TILES, CLAHE_CLIP):
+        raise ValueError("cxr.preprocess CLAHE settings %r are not the tools' (%d tiles, clip "
+                         "%g)" % (preprocess, CLAHE_TILES, CLAHE_CLIP))
+    return mode
+
+
+def equalized_u8(u8, mode):
+    """uint8 images [K,H,W] (torch) equalised as `mode` says: "clahe", or any other true value
+    for the histogram (recipes' `input_equalize` true)."""
+    return clahe(u8) if mode == "clahe" else equalize(u8)
 
 
 def network_input(grey, scale=PIXEL_SCALE, offset=PIXEL_OFFSET, equalized=False):
     """The network input of a resized grey image [H,W] (load_network_grey), as cxrd builds
-    it: equalisation first rounds the levels to 8 bits (halves up)."""
+    it: equalisation (`equalized`: false, true or "histogram", or "clahe") first rounds the
+    levels to 8 bits (halves up)."""
     if equalized:
-        grey = equalize_one(np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8))
+        u8 = np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8)
+        grey = equalized_u8(torch.from_numpy(u8)[None], equalized)[0].numpy()
     return (grey.astype(np.float64) * scale + offset).astype(np.float32)
 
 
@@ -277,7 +355,8 @@ class Augmenter:
         # resample: area-like warps (supersampled), random resolution loss and sharpening, so
         # the network sees how cxrd and other hospitals' pipelines resample (docs/training.md)
         self.resample = resample
-        # equalise every output image last, as cxrd does at inference ("equalize")
+        # equalise every output image last, as cxrd does at inference ("equalize"): true for
+        # the histogram, "clahe" for contrast-limited adaptive equalisation
         self.equalize_input = equalize_input
         self.rng = rng
         self.device = torch.device(device)
@@ -375,7 +454,7 @@ class Augmenter:
                 pick_t = torch.from_numpy(pick).to(dev)
                 x[pick_t] = jpeg_like(x[pick_t], rng.randint(30, 96, len(pick)))
         if self.equalize_input:
-            u8 = equalize(x.mul(255.0).round_().to(torch.uint8)[:, 0])
+            u8 = equalized_u8(x.mul(255.0).round_().to(torch.uint8)[:, 0], self.equalize_input)
             x = u8.float().div_(255.0).unsqueeze(1)
         x = x * (255.0 * PIXEL_SCALE) + PIXEL_OFFSET
         return x, m
