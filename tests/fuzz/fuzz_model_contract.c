@@ -57,6 +57,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (contract.label_of_finding[k] >= contract.label_count || contract.thresholds[k] < 0)
                 abort();
         }
+        /* CLAHE settings that cxr_image_clahe() would refuse never get through. */
+        if (contract.equalize == CXR_EQUALIZE_CLAHE &&
+            (contract.clahe_tiles < 1 || contract.clahe_tiles > CXR_IMAGE_CLAHE_MAX_TILES ||
+             contract.clahe_tiles > contract.input_width ||
+             contract.clahe_tiles > contract.input_height || !(contract.clahe_clip >= 1.0) ||
+             contract.clahe_clip > 256.0))
+            abort();
     } else if (strncmp(err.message, "model contract: ", 16) != 0) {
         abort();
     }
