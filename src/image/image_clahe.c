@@ -2,7 +2,6 @@
  * arithmetic so that it matches the training tools' clahe() (tools/train/data.py) exactly. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "image/image.h"
 
