@@ -109,8 +109,8 @@ struct cxr_tensor_format {
  * cxr_image_to_tensor_equalized() and cxr_image_clahe()), then maps level * scale + offset.
  * tensor has width * height floats, owned by the caller. */
 enum cxr_status cxr_image_to_tensor_formatted(const struct cxr_gray8 *image,
-                                              const struct cxr_tensor_format *format,
-                                              float *tensor, struct cxr_err *err);
+                                              const struct cxr_tensor_format *format, float *tensor,
+                                              struct cxr_err *err);
 
 /* Resizes the whole image to out_width x out_height with the resampler above (the aspect
  * ratio is not kept) and writes tensor[y * out_width + x] =

@@ -62,8 +62,8 @@ enum cxr_status cxr_image_clahe(uint8_t *pixels, uint32_t width, uint32_t height
     if (pixels == NULL || width == 0 || height == 0 || tiles == 0 || tiles > width ||
         tiles > height || tiles > CXR_IMAGE_CLAHE_MAX_TILES || !(clip >= 1.0 && clip <= 256.0))
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
-                           "image: CLAHE of %ux%u with %u tiles and clip %g is not possible",
-                           width, height, tiles, clip);
+                           "image: CLAHE of %ux%u with %u tiles and clip %g is not possible", width,
+                           height, tiles, clip);
     struct axis_blend *across = malloc(((size_t)width + height) * sizeof(*across));
     uint8_t *maps = malloc((size_t)tiles * tiles * 256);
     if (across == NULL || maps == NULL) {

@@ -71,15 +71,15 @@ static enum cxr_status clahe_tensor(float *tensor, const struct cxr_tensor_forma
 }
 
 enum cxr_status cxr_image_to_tensor_formatted(const struct cxr_gray8 *image,
-                                              const struct cxr_tensor_format *format,
-                                              float *tensor, struct cxr_err *err)
+                                              const struct cxr_tensor_format *format, float *tensor,
+                                              struct cxr_err *err)
 {
     if (image == NULL || image->pixels == NULL || format == NULL || tensor == NULL ||
         image->width == 0 || image->height == 0 || format->width == 0 || format->height == 0)
         return cxr_err_set(err, CXR_ERR_INVALID_ARG, "image: bad tensor request");
     if (format->width > 65536 || format->height > 65536)
-        return cxr_err_set(err, CXR_ERR_LIMIT, "image: tensor of %ux%u is too large",
-                           format->width, format->height);
+        return cxr_err_set(err, CXR_ERR_LIMIT, "image: tensor of %ux%u is too large", format->width,
+                           format->height);
     struct cxr_image_resampler *resampler = NULL;
     enum cxr_status status = cxr_image_resampler_create(
             image->width, image->height, 1, format->width, format->height, &resampler, err);
@@ -102,8 +102,8 @@ enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_
                                     uint32_t out_height, float scale, float offset, float *tensor,
                                     struct cxr_err *err)
 {
-    struct cxr_tensor_format format = {out_width, out_height, scale, offset, CXR_EQUALIZE_NONE,
-                                       0, 0.0};
+    struct cxr_tensor_format format = {
+            .width = out_width, .height = out_height, .scale = scale, .offset = offset};
     return cxr_image_to_tensor_formatted(image, &format, tensor, err);
 }
 
@@ -111,7 +111,10 @@ enum cxr_status cxr_image_to_tensor_equalized(const struct cxr_gray8 *image, uin
                                               uint32_t out_height, float scale, float offset,
                                               float *tensor, struct cxr_err *err)
 {
-    struct cxr_tensor_format format = {out_width, out_height, scale, offset,
-                                       CXR_EQUALIZE_HISTOGRAM, 0, 0.0};
+    struct cxr_tensor_format format = {.width = out_width,
+                                       .height = out_height,
+                                       .scale = scale,
+                                       .offset = offset,
+                                       .equalize = CXR_EQUALIZE_HISTOGRAM};
     return cxr_image_to_tensor_formatted(image, &format, tensor, err);
 }

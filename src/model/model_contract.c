@@ -230,12 +230,14 @@ static enum cxr_status check_equalize(json_t *preprocess, struct cxr_model_contr
         (status = get_number(preprocess, "clahe_clip", &clip, err)) != CXR_OK)
         return status;
     uint32_t shorter = contract->input_width < contract->input_height ? contract->input_width
-                                                                       : contract->input_height;
+                                                                      : contract->input_height;
     if (!(tiles >= 1 && tiles <= CXR_IMAGE_CLAHE_MAX_TILES && tiles <= shorter) ||
         tiles != floor(tiles) || !(clip >= 1.0 && clip <= 256.0))
-        return REFUSE(err, "metadata cxr.preprocess CLAHE needs whole \"clahe_tiles\" from 1 to "
-                           "%d and at most the input's side, and \"clahe_clip\" from 1 to 256 "
-                           "(got %g and %g)", CXR_IMAGE_CLAHE_MAX_TILES, tiles, clip);
+        return REFUSE(err,
+                      "metadata cxr.preprocess CLAHE needs whole \"clahe_tiles\" from 1 to "
+                      "%d and at most the input's side, and \"clahe_clip\" from 1 to 256 "
+                      "(got %g and %g)",
+                      CXR_IMAGE_CLAHE_MAX_TILES, tiles, clip);
     contract->equalize = CXR_EQUALIZE_CLAHE;
     contract->clahe_tiles = (uint32_t)tiles;
     contract->clahe_clip = clip;

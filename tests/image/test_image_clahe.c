@@ -54,21 +54,20 @@ static void matches_the_training_tools(void **state)
         uint8_t *levels = malloc(count);
         assert_non_null(levels);
         memcpy(levels, c.input, count);
-        assert_int_equal(cxr_image_clahe(levels, c.width, c.height, c.tiles, c.clip, NULL),
-                         CXR_OK);
+        assert_int_equal(cxr_image_clahe(levels, c.width, c.height, c.tiles, c.clip, NULL), CXR_OK);
         size_t differ = 0;
         for (size_t i = 0; i < count; i++)
             differ += levels[i] != c.expected[i];
         if (differ != 0)
-            fail_msg("case %d (%ux%u, %u tiles, clip %g): %zu of %zu pixels differ", cases,
-                     c.width, c.height, c.tiles, c.clip, differ, count);
+            fail_msg("case %d (%ux%u, %u tiles, clip %g): %zu of %zu pixels differ", cases, c.width,
+                     c.height, c.tiles, c.clip, differ, count);
 
         /* The tensor path at the same size (no resampling): levels * scale + offset. */
         float *tensor = malloc(count * sizeof(*tensor));
         assert_non_null(tensor);
         struct cxr_gray8 image = {c.width, c.height, c.input};
-        struct cxr_tensor_format format = {c.width, c.height, 2.0f / 255.0f, -1.0f,
-                                           CXR_EQUALIZE_CLAHE, c.tiles, c.clip};
+        struct cxr_tensor_format format = {
+                c.width, c.height, 2.0f / 255.0f, -1.0f, CXR_EQUALIZE_CLAHE, c.tiles, c.clip};
         assert_int_equal(cxr_image_to_tensor_formatted(&image, &format, tensor, NULL), CXR_OK);
         for (size_t i = 0; i < count; i++)
             assert_float_equal(tensor[i], (float)c.expected[i] * (2.0f / 255.0f) - 1.0f, 1e-6);
