@@ -312,7 +312,7 @@ def select_finding_thresholds(folder, probs_of, ss_scores, ss):
     out = {}
     for f in L.NIH_FINDINGS:
         k = L.INDEX[f]
-        if (nih & (folder.targets[:, k] == 1)).sum() < TH.MIN_POSITIVES:
+        if not TH.assessed(f, (nih & (folder.targets[:, k] == 1)).sum()):
             out[f] = TH.OFF
             continue
         out[f] = TH.finding_threshold(np.array([probs_of[i][k] for i in np.flatnonzero(

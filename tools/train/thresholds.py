@@ -44,6 +44,12 @@ BOOT = 2000
 SEED = 6
 
 
+def assessed(finding, positives):
+    """Whether a finding gets an operating point: enough positives to choose it on
+    (Calcification has no NIH label); otherwise it stays off."""
+    return finding != "Calcification" and positives >= MIN_POSITIVES
+
+
 def validation_sets(folder, part=None):
     """Indices of No Finding validation images and of finding-evaluable validation images: NIH
     images of patients 1.x never trained on (nih_radsim came later: its patients that had
@@ -119,7 +125,7 @@ def choose(folder, probabilities, old_thresholds, report=None, tb_threshold=None
         positive = positives_of(folder, evaluable, f)
         row = {"positives": int(len(positive)), "negatives": int(len(negatives)),
                "old_threshold": old_thresholds[f]}
-        if f == "Calcification" or len(positive) < MIN_POSITIVES:
+        if not assessed(f, len(positive)):
             row.update(threshold=OFF, rule="not assessed (%d validation positives)"
                        % len(positive))
             out[f] = row
