@@ -21,6 +21,14 @@ static void store_row(void *context, uint32_t y, const float *row)
         out[x] = row[x] * target->scale + target->offset;
 }
 
+/* A resized level (in [0, 255]) rounded to 8 bits, halves up, as tools/train/data.py
+ * network_input() rounds it before equalising. */
+static uint8_t rounded_level(float value)
+{
+    float level = floorf(value + 0.5f);
+    return level <= 0.0f ? 0 : level >= 255.0f ? 255 : (uint8_t)level;
+}
+
 /* Replaces the resized grey levels in tensor (count values in [0, 255]) by their equalised
  * levels in network units. Each level is first rounded to 8 bits (halves up) so the histogram
  * has 256 bins; rounding and integer arithmetic match tools/train/data.py network_input(). */
@@ -29,8 +37,7 @@ static void equalize(float *tensor, size_t count, float scale, float offset)
     uint64_t cumulative[256] = {0};
     uint8_t lowest = 255;
     for (size_t i = 0; i < count; i++) {
-        float level = floorf(tensor[i] + 0.5f);
-        uint8_t grey = level <= 0.0f ? 0 : level >= 255.0f ? 255 : (uint8_t)level;
+        uint8_t grey = rounded_level(tensor[i]);
         tensor[i] = grey;
         cumulative[grey]++;
         if (grey < lowest)
@@ -58,10 +65,8 @@ static enum cxr_status clahe_tensor(float *tensor, const struct cxr_tensor_forma
     uint8_t *levels = malloc(count);
     if (levels == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "image: out of memory for CLAHE");
-    for (size_t i = 0; i < count; i++) {
-        float level = floorf(tensor[i] + 0.5f);
-        levels[i] = level <= 0.0f ? 0 : level >= 255.0f ? 255 : (uint8_t)level;
-    }
+    for (size_t i = 0; i < count; i++)
+        levels[i] = rounded_level(tensor[i]);
     enum cxr_status status = cxr_image_clahe(levels, format->width, format->height,
                                              format->clahe_tiles, format->clahe_clip, err);
     for (size_t i = 0; status == CXR_OK && i < count; i++)

@@ -12,7 +12,7 @@
 struct cxr_model {
     struct cxr_nn_model *network;
     struct cxr_model_contract contract;
-    float *input; /* input_width * input_height, reused by every pass under the mutex */
+    float *input; /* contract.input.width * height, reused by every pass under the mutex */
     pthread_mutex_t lock;
     struct cxr_model_gate gate;
     size_t gate_output; /* index of gate_features when gate.enabled */
@@ -94,7 +94,7 @@ enum cxr_status cxr_model_load(struct cxr_nn_runtime *runtime, const char *path,
     if (status == CXR_OK)
         status = gate_load(loaded, &source, cxr_nn_model_metadata(network, "cxr.gate"), err);
     if (status == CXR_OK) {
-        size_t pixels = (size_t)loaded->contract.input_width * loaded->contract.input_height;
+        size_t pixels = (size_t)loaded->contract.input.width * loaded->contract.input.height;
         loaded->input = malloc(pixels * sizeof(float));
         if (loaded->input == NULL)
             status = cxr_err_set(err, CXR_ERR_NOMEM, "model: out of memory for the input");
@@ -131,8 +131,8 @@ const char *cxr_model_version(const struct cxr_model *model)
 
 void cxr_model_input_size(const struct cxr_model *model, uint32_t *width, uint32_t *height)
 {
-    *width = model->contract.input_width;
-    *height = model->contract.input_height;
+    *width = model->contract.input.width;
+    *height = model->contract.input.height;
 }
 
 double cxr_model_threshold(const struct cxr_model *model, int finding)
@@ -168,16 +168,8 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
     struct cxr_prediction result;
     memset(&result, 0, sizeof(result));
     pthread_mutex_lock(&model->lock);
-    struct cxr_tensor_format format = {
-            .width = contract->input_width,
-            .height = contract->input_height,
-            .scale = contract->scale,
-            .offset = contract->offset,
-            .equalize = contract->equalize,
-            .clahe_tiles = contract->clahe_tiles,
-            .clahe_clip = contract->clahe_clip,
-    };
-    enum cxr_status status = cxr_image_to_tensor_formatted(image, &format, model->input, err);
+    enum cxr_status status =
+            cxr_image_to_tensor_formatted(image, &contract->input, model->input, err);
     if (status == CXR_OK) {
         const float *inputs[1] = {model->input};
         status = cxr_nn_model_run(model->network, inputs, err);
@@ -210,8 +202,8 @@ enum cxr_status cxr_model_predict(struct cxr_model *model, const struct cxr_gray
     if (status == CXR_OK && model->gate.enabled)
         result.gate_score = cxr_model_gate_score(
                 &model->gate, cxr_nn_model_output_data(model->network, model->gate_output),
-                model->input, contract->input_width, contract->input_height, contract->scale,
-                contract->offset);
+                model->input, contract->input.width, contract->input.height, contract->input.scale,
+                contract->input.offset);
     pthread_mutex_unlock(&model->lock);
     if (status != CXR_OK) {
         free(cams);

@@ -50,8 +50,8 @@ static enum cxr_status check_shapes(const struct cxr_model_source *source,
         image->dims[3] < 1 || image->dims[2] > CXR_MODEL_MAX_INPUT ||
         image->dims[3] > CXR_MODEL_MAX_INPUT)
         return REFUSE(err, "input \"image\" has shape %s, expected [1,1,H,W]", shape);
-    contract->input_height = (uint32_t)image->dims[2];
-    contract->input_width = (uint32_t)image->dims[3];
+    contract->input.height = (uint32_t)image->dims[2];
+    contract->input.width = (uint32_t)image->dims[3];
 
     const struct cxr_nn_tensor_info *probabilities =
             find_tensor(source->outputs, source->output_count, "probabilities", &index);
@@ -215,10 +215,10 @@ static bool absent_or_equal(json_t *object, const char *key, const char *only)
 static enum cxr_status check_equalize(json_t *preprocess, struct cxr_model_contract *contract,
                                       struct cxr_err *err)
 {
-    contract->equalize = CXR_EQUALIZE_NONE;
+    contract->input.equalize = CXR_EQUALIZE_NONE;
     if (absent_or_equal(preprocess, "equalize", "histogram")) {
         if (json_object_get(preprocess, "equalize") != NULL)
-            contract->equalize = CXR_EQUALIZE_HISTOGRAM;
+            contract->input.equalize = CXR_EQUALIZE_HISTOGRAM;
         return CXR_OK;
     }
     if (!absent_or_equal(preprocess, "equalize", "clahe"))
@@ -229,8 +229,8 @@ static enum cxr_status check_equalize(json_t *preprocess, struct cxr_model_contr
     if ((status = get_number(preprocess, "clahe_tiles", &tiles, err)) != CXR_OK ||
         (status = get_number(preprocess, "clahe_clip", &clip, err)) != CXR_OK)
         return status;
-    uint32_t shorter = contract->input_width < contract->input_height ? contract->input_width
-                                                                      : contract->input_height;
+    uint32_t shorter = contract->input.width < contract->input.height ? contract->input.width
+                                                                      : contract->input.height;
     if (!(tiles >= 1 && tiles <= CXR_IMAGE_CLAHE_MAX_TILES && tiles <= shorter) ||
         tiles != floor(tiles) || !(clip >= 1.0 && clip <= 256.0))
         return REFUSE(err,
@@ -238,9 +238,9 @@ static enum cxr_status check_equalize(json_t *preprocess, struct cxr_model_contr
                       "%d and at most the input's side, and \"clahe_clip\" from 1 to 256 "
                       "(got %g and %g)",
                       CXR_IMAGE_CLAHE_MAX_TILES, tiles, clip);
-    contract->equalize = CXR_EQUALIZE_CLAHE;
-    contract->clahe_tiles = (uint32_t)tiles;
-    contract->clahe_clip = clip;
+    contract->input.equalize = CXR_EQUALIZE_CLAHE;
+    contract->input.clahe_tiles = (uint32_t)tiles;
+    contract->input.clahe_clip = clip;
     return CXR_OK;
 }
 
@@ -261,11 +261,11 @@ static enum cxr_status check_preprocess(const char *text, struct cxr_model_contr
         (status = get_number(preprocess, "scale", &scale, err)) != CXR_OK ||
         (status = get_number(preprocess, "offset", &offset, err)) != CXR_OK)
         goto done;
-    if (height != contract->input_height || width != contract->input_width) {
+    if (height != contract->input.height || width != contract->input.width) {
         status = REFUSE(err,
                         "metadata cxr.preprocess size %gx%g (width x height) differs from "
                         "the input \"image\" %ux%u",
-                        width, height, contract->input_width, contract->input_height);
+                        width, height, contract->input.width, contract->input.height);
         goto done;
     }
     if (!absent_or_equal(preprocess, "resize", "stretch")) {
@@ -280,8 +280,8 @@ static enum cxr_status check_preprocess(const char *text, struct cxr_model_contr
     }
     if ((status = check_equalize(preprocess, contract, err)) != CXR_OK)
         goto done;
-    contract->scale = (float)scale;
-    contract->offset = (float)offset;
+    contract->input.scale = (float)scale;
+    contract->input.offset = (float)offset;
 done:
     json_decref(preprocess);
     return status;

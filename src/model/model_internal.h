@@ -25,11 +25,8 @@ struct cxr_model_source {
 
 /* The contract, checked and resolved. */
 struct cxr_model_contract {
-    uint32_t input_width, input_height; /* H, W of `image` and cxr.preprocess */
-    float scale, offset;                /* tensor = pixel * scale + offset */
-    enum cxr_equalize equalize;         /* "equalize", before scale and offset */
-    uint32_t clahe_tiles;               /* "equalize": "clahe": "clahe_tiles", "clahe_clip" */
-    double clahe_clip;
+    /* the input tensor: W, H of `image` and cxr.preprocess, its scale, offset and equalisation */
+    struct cxr_tensor_format input;
     size_t probabilities_output, cam_output;
     uint32_t label_count; /* K */
     uint32_t cam_width, cam_height;

@@ -58,11 +58,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
         /* CLAHE settings that cxr_image_clahe() would refuse never get through. */
-        if (contract.equalize == CXR_EQUALIZE_CLAHE &&
-            (contract.clahe_tiles < 1 || contract.clahe_tiles > CXR_IMAGE_CLAHE_MAX_TILES ||
-             contract.clahe_tiles > contract.input_width ||
-             contract.clahe_tiles > contract.input_height || !(contract.clahe_clip >= 1.0) ||
-             contract.clahe_clip > 256.0))
+        if (contract.input.equalize == CXR_EQUALIZE_CLAHE &&
+            (contract.input.clahe_tiles < 1 ||
+             contract.input.clahe_tiles > CXR_IMAGE_CLAHE_MAX_TILES ||
+             contract.input.clahe_tiles > contract.input.width ||
+             contract.input.clahe_tiles > contract.input.height ||
+             !(contract.input.clahe_clip >= 1.0) || contract.input.clahe_clip > 256.0))
             abort();
     } else if (strncmp(err.message, "model contract: ", 16) != 0) {
         abort();

@@ -63,16 +63,16 @@ static void valid_contract_resolves(void **state)
     struct cxr_model_contract contract;
     struct cxr_err err = CXR_ERR_INIT;
     assert_int_equal(cxr_model_contract_check(&f.source, &contract, &err), CXR_OK);
-    assert_int_equal(contract.input_width, 224);
-    assert_int_equal(contract.input_height, 256);
+    assert_int_equal(contract.input.width, 224);
+    assert_int_equal(contract.input.height, 256);
     assert_int_equal(contract.cam_width, 7);
     assert_int_equal(contract.cam_height, 8);
     assert_int_equal(contract.label_count, 11);
     assert_int_equal(contract.probabilities_output, 2);
     assert_int_equal(contract.cam_output, 0);
-    assert_float_equal(contract.scale, 0.0078431f, 1e-9);
-    assert_float_equal(contract.offset, -1.0f, 0);
-    assert_int_equal(contract.equalize, CXR_EQUALIZE_NONE);
+    assert_float_equal(contract.input.scale, 0.0078431f, 1e-9);
+    assert_float_equal(contract.input.offset, -1.0f, 0);
+    assert_int_equal(contract.input.equalize, CXR_EQUALIZE_NONE);
     assert_string_equal(contract.model_version, "v1.0.1");
     for (uint32_t k = 0; k < CXR_FINDING_COUNT; k++)
         assert_int_equal(contract.label_of_finding[k], k);
@@ -86,15 +86,15 @@ static void valid_contract_resolves(void **state)
     f.source.preprocess = "{\"height\": 256, \"width\": 224, \"resize\": \"stretch\", "
                           "\"equalize\": \"histogram\", \"scale\": 1, \"offset\": 0}";
     assert_int_equal(cxr_model_contract_check(&f.source, &contract, &err), CXR_OK);
-    assert_int_equal(contract.equalize, CXR_EQUALIZE_HISTOGRAM);
+    assert_int_equal(contract.input.equalize, CXR_EQUALIZE_HISTOGRAM);
 
     /* CLAHE, with its tiles and clip limit. */
     f.source.preprocess = "{\"height\": 256, \"width\": 224, \"equalize\": \"clahe\", "
                           "\"clahe_tiles\": 8, \"clahe_clip\": 2.5, \"scale\": 1, \"offset\": 0}";
     assert_int_equal(cxr_model_contract_check(&f.source, &contract, &err), CXR_OK);
-    assert_int_equal(contract.equalize, CXR_EQUALIZE_CLAHE);
-    assert_int_equal(contract.clahe_tiles, 8);
-    assert_float_equal(contract.clahe_clip, 2.5, 0);
+    assert_int_equal(contract.input.equalize, CXR_EQUALIZE_CLAHE);
+    assert_int_equal(contract.input.clahe_tiles, 8);
+    assert_float_equal(contract.input.clahe_clip, 2.5, 0);
 
     /* No cxr.thresholds at all: 0.5 everywhere. */
     f.source.thresholds = NULL;
@@ -326,7 +326,7 @@ static void refusals_name_the_cause(void **state)
             strncmp(err.message, "model contract: ", 16) != 0)
             fail_msg("%s: status %s, message \"%s\", expected \"%s\"", refusals[i].what,
                      cxr_status_name(status), err.message, refusals[i].message);
-        assert_int_equal(contract.input_width, 0x5a5a5a5a); /* untouched on failure */
+        assert_int_equal(contract.input.width, 0x5a5a5a5a); /* untouched on failure */
     }
 }
 

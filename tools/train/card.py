@@ -4,6 +4,15 @@ import data as D
 import labels as L
 
 
+def _equalisation_words(mode):
+    """The input step of a recipe's `input_equalize` (false, true or "clahe"), for the card."""
+    if mode == "clahe":
+        return (", its grey levels equalised by contrast-limited adaptive histogram equalisation "
+                "(CLAHE, %d × %d tiles, clip %g; in training too, after augmentation)" % (
+                    D.CLAHE_TILES, D.CLAHE_TILES, D.CLAHE_CLIP))
+    return ", its grey histogram equalised (in training too, after augmentation)" if mode else ""
+
+
 def _f(x, d=3):
     return ("%%.%df" % d) % x
 
@@ -100,12 +109,7 @@ def render(m, version, thresholds):
               p["state_dict_sha256"][:16], p["model"]))
     w("- Input: the rendered 8-bit grey image (bone bright), area-resized to %d×%d without "
       "keeping the aspect ratio%s, then pixel × 2/255 − 1 (`cxr.preprocess`)." % (
-          cfg["size"], cfg["size"],
-          {False: "", "clahe": ", its grey levels equalised by contrast-limited adaptive "
-           "histogram equalisation (CLAHE, %d × %d tiles, clip %g; in training too, after "
-           "augmentation)" % (D.CLAHE_TILES, D.CLAHE_TILES, D.CLAHE_CLIP)}.get(
-              cfg.get("input_equalize", False),
-              ", its grey histogram equalised (in training too, after augmentation)")))
+          cfg["size"], cfg["size"], _equalisation_words(cfg.get("input_equalize"))))
     w("- Loss: masked binary cross-entropy (each finding averaged over the images that label "
       "it); NIH images are %d%% of every batch, the rest split equally between TB and non-TB "
       "images and equally between collections within each class." % round(
