@@ -239,8 +239,9 @@ class NewSettingsTrain(unittest.TestCase):
             self.assertGreater(info["last_losses"]["lesion"], 0.0)
             self.assertEqual(info["last_losses"]["box"], 0.0)  # the pointing loss is off
             torch.testing.assert_close(logits[:, 0], cam[:, 0].amax((1, 2)) + model.bias[0])
-            # resample_aug and jpeg_aug: run_recipe checks three steps and the checkpoint
-            self.run_recipe(folder, d, resample_aug=True, jpeg_aug=0.5)
+            # resample_aug, jpeg_aug and normal_negatives: run_recipe checks three steps and
+            # the checkpoint
+            self.run_recipe(folder, d, resample_aug=True, jpeg_aug=0.5, normal_negatives=1.0)
             if have_weights:  # the converted weights (tools/train/pretrained.py), when made
                 _, _, info, _, _ = self.run_recipe(folder, d, backbone="mobilenet_v2_b10")
                 self.assertEqual(info["pretrained"]["package"], "nsfwjs")
@@ -322,6 +323,34 @@ class ResampleCheck(unittest.TestCase):
                     np.testing.assert_array_equal(x, cxrd)
                 else:
                     self.assertGreater(np.abs(x - cxrd).mean(), 1e-3, variant)
+
+
+class NormalNegatives(unittest.TestCase):
+    def test_other_collections_normals_become_negatives_of_the_nih_findings(self):
+        """normal_negatives: the normals of collections other than NIH get the nine NIH
+        findings as labelled 0 at that weight; TB images, NIH images (whose labels stand) and
+        TB's own column are untouched; 0 leaves the labels' mask as it is."""
+        import types
+        import labels as L
+        import train as T
+        rows = [("covidrad_normal_256_via_lundis", 0), ("lundis_course_tb", 0),
+                ("lundis_course_tb", 1), ("tbx11k_tb", 1), ("nih_darkcovidnet", 0)]
+        recs = [L.nih_record("x", ds, "Mass") if ds.startswith("nih") else L.Record("x", ds)
+                for ds, _ in rows]
+        for r, (_, tb) in zip(recs, rows):
+            r.set("Tuberculosis", float(tb))
+        folder = types.SimpleNamespace(dataset=np.array([ds for ds, _ in rows]),
+                                       targets=np.stack([r.targets for r in recs]),
+                                       mask=np.stack([r.mask for r in recs]))
+        np.testing.assert_array_equal(T.label_weights(folder, 0.0), folder.mask)
+        w = T.label_weights(folder, 0.5)
+        nine = [L.INDEX[f] for f in L.NIH_FINDINGS]
+        for i in (0, 1):  # the two normals
+            self.assertEqual(list(w[i, nine]), [0.5] * 9)
+            self.assertEqual(w[i, L.INDEX["Calcification"]], 0.0)
+            self.assertEqual(w[i, L.INDEX["Tuberculosis"]], 1.0)
+        np.testing.assert_array_equal(w[2:], folder.mask[2:])
+        self.assertEqual(folder.targets[:2, nine].sum(), 0.0)  # negatives, not positives
 
 
 class NihPointing(unittest.TestCase):
@@ -485,6 +514,15 @@ class FindingsOnNormals(unittest.TestCase):
                          rates["db normal/select"]["findings"][f])
         # report positives score 0.50-0.69: all above the raised threshold
         self.assertEqual(rates["NIH sensitivity/report"], {f: 1.0, "mean": 1.0})
+        # the shift of other machines' normals against NIH's, as an AUC: every pair compared
+        shift = V.normals_shift(folder, probs_of, ss_probs, ss, "select")
+        nih = np.arange(20) / 100.0
+        other = ss_probs[ss.role == "select", k]
+        pairs = np.mean([(o > n) + 0.5 * (o == n) for o in other for n in nih])
+        self.assertAlmostEqual(shift[f], pairs)
+        self.assertEqual(shift["Cardiomegaly"], 0.5)  # all zero: no shift
+        self.assertAlmostEqual(shift["mean"], (pairs + 8 * 0.5) / 9)
+        self.assertEqual(shift["images"], [20, 20])
 
 
 class ChooseNetwork(unittest.TestCase):

@@ -148,6 +148,9 @@ def render(m, version, thresholds):
     if cfg.get("jpeg_aug"):
         w("- JPEG augmentation (`jpeg_aug`): %d%% of training inputs JPEG-compressed last, at "
           "quality 30–95 (tools/train/jpeg_like.py)." % round(100 * cfg["jpeg_aug"]))
+    if cfg.get("normal_negatives"):
+        w("- The normals of the collections other than NIH count as negatives of the nine NIH "
+          "findings, at weight %g (`normal_negatives`)." % cfg["normal_negatives"])
     if cfg.get("train_jpeg_quality"):
         w("- Training images were JPEG-compressed at quality %d (and decoded) before "
           "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])

@@ -295,6 +295,8 @@ def evaluate_model(scorer, folder, ss, base):
     findings_at = (scorer.thresholds or
                    select_finding_thresholds(folder, probs_of, ss_all, ss))
     res["findings_on_normals"] = findings_on_normals(folder, probs_of, ss_all, ss, findings_at)
+    res["normals_shift"] = {part: normals_shift(folder, probs_of, ss_all, ss, part)
+                            for part in PARTS}
     for part in PARTS:
         res["nih/" + part] = nih_findings(folder, probs_of, base, part)
         res["pointing/" + part] = pointing_games(folder, cam_of, part)
@@ -349,6 +351,21 @@ def findings_on_normals(folder, probs_of, ss_probs, ss, thresholds):
         out[g] = {"images": int(len(p)), "any": float(present.any(1).mean()),
                   "findings": dict(zip(findings, present.mean(0).astype(float).tolist()))}
     out.update(sensitivity)
+    return out
+
+
+def normals_shift(folder, probs_of, ss_probs, ss, part):
+    """How much higher each NIH finding scores the normals of `da` and `db` (machines no network
+    here trained on) than NIH `No Finding` images of `part`, as the AUC of the one against the
+    other: 0.5 when a normal radiograph scores alike whichever machine took it. Needs no
+    threshold, so seeds' operating points do not blur it."""
+    _, no_finding = nih_eval_sets(folder, part)
+    nih = np.stack([probs_of[i] for i in np.flatnonzero(no_finding)])
+    other = ss_probs[(ss.role == part) & (ss.tb == 0)]
+    out = {f: float(E.rank_auc(other[:, L.INDEX[f]], nih[:, L.INDEX[f]])[0])
+           for f in L.NIH_FINDINGS}
+    out["mean"] = float(np.mean(list(out.values())))
+    out["images"] = [int(len(nih)), int(len(other))]
     return out
 
 
@@ -410,6 +427,7 @@ def markdown(results):
         out.append("| %s | %d | %s |" % (g, r["images"], " | ".join(
             _f(results[m]["tb_flag_rates"][g]["rate"]) for m in models)))
     out += findings_on_normals_markdown(results, models)
+    out += normals_shift_markdown(results, models)
     out += ["", "### Source probe", "",
             "Balanced accuracy of a logistic regression (5-fold cross-validated) that names the "
             "collection from the frozen pooled features of held-out images, within TB images and "
@@ -478,6 +496,24 @@ def findings_on_normals_markdown(results, models):
         out.append("| NIH report positives called present, mean over findings | %s |" % " | ".join(
             _f(results[m]["findings_on_normals"]["NIH sensitivity/report"]["mean"])
             for m in models))
+    return out
+
+
+def normals_shift_markdown(results, models):
+    models = [m for m in models if "normals_shift" in results[m]]
+    if not models:
+        return []
+    out = ["", "### How far the findings move on other machines' normals", "",
+           "AUC of the `da` and `db` normals against NIH `No Finding` images, per finding, on "
+           "each part (0.5: a normal scores alike whichever machine took it).", "",
+           "| finding | " + " | ".join("%s: select / report" % m for m in models) + " |",
+           "| --- | " + " | ".join("---" for _ in models) + " |"]
+    shift = results[models[0]]["normals_shift"]
+    out.append("| normals (NIH / da + db) | %s |" % " | ".join(
+        " / ".join("%d + %d" % tuple(shift[p]["images"]) for p in PARTS) for _ in models))
+    for f in L.NIH_FINDINGS + ["mean"]:
+        out.append("| %s | %s |" % (f, " | ".join(
+            " / ".join(_f(results[m]["normals_shift"][p][f]) for p in PARTS) for m in models)))
     return out
 
 

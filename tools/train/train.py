@@ -136,6 +136,19 @@ def source_targets(folder, idx):
     return torch.from_numpy(tb_t), torch.from_numpy(ot_t)
 
 
+def label_weights(folder, normal_weight):
+    """Per-image, per-finding loss weights: the labels' mask, plus (normal_weight > 0) the nine
+    NIH findings as negatives of that weight on the normals of the other collections. Those are
+    radiographs read as normal on other machines, so the findings learn what a normal chest
+    looks like beyond NIH's scanners."""
+    weights = folder.mask.copy()
+    if normal_weight > 0:
+        normals = ~np.isin(folder.dataset, D.NIH_ALL) & (folder.targets[:, TB] == 0)
+        cols = [L.INDEX[f] for f in L.NIH_FINDINGS]
+        weights[np.ix_(normals, cols)] = normal_weight
+    return weights
+
+
 def masked_bce(logits, targets, mask):
     """Per-finding mean of BCE over the images that label it, averaged over the findings that
     have a label in the batch (TB and the NIH findings weigh the same)."""
@@ -282,6 +295,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     is_nih = np.isin(folder.dataset, D.NIH_ALL)
     no_finding = is_nih & np.array([r == "No Finding" for r in folder.nih_raw])
     neg_weight = cfg.get("lesion_negatives", 0.0) if lesion else 0.0
+    weights = label_weights(folder, cfg.get("normal_negatives", 0.0))
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
@@ -332,7 +346,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
                    np.where(is_nih[idx], cfg["nih_crop_min"], D.CROP_MIN_AREA),
                    np.where(is_nih[idx], cfg["nih_border_mask"], D.BORDER_MASK_RATE))
         y = torch.from_numpy(folder.targets[idx]).to(dev)
-        w = torch.from_numpy(folder.mask[idx]).to(dev)
+        w = torch.from_numpy(weights[idx]).to(dev)
         if lesion:
             w[:, TB] = 0  # no image-level TB label: no collection-vs-collection contrast
         if cuda:
@@ -466,7 +480,7 @@ DEFAULTS = {
     "backbone": "resnet", "output_stride": 16, "pretrained": "build/pretrained/mobilenet_v2.pt",
     "tb_loss": "image", "lesion_weight": 1.0, "lesion_negatives": 0.0, "tb_pool": "mean",
     "nih_box_weight": 0.0, "input_equalize": False, "resample_aug": False,
-    "jpeg_aug": 0.0,
+    "jpeg_aug": 0.0, "normal_negatives": 0.0,
 }
 
 
