@@ -7,6 +7,8 @@ baseline, on the nested v2 split (tools/train/splits.py): choose on "select", re
 - findings on normal radiographs: the share of NIH `No Finding` images and of the `da` / `db`
   normals (machines nothing here trained on) with each finding called present at the model's
   operating points, and the share of NIH positives still called present there;
+- how far the findings move on those machines' normals, without a threshold: per finding, the
+  AUC of the `da` / `db` normals against NIH `No Finding` (0.5: no shift);
 - the source probe: how well a logistic regression on the network's pooled features (frozen)
   tells the collections apart within each TB class, against chance;
 - the pointing game: the class-map maximum inside a box (TBX11K for TB, NIH's own boxes for
