@@ -472,18 +472,24 @@ def markdown(results):
     return "\n".join(out) + "\n"
 
 
+def _section_head(title, caption, columns):
+    """A markdown section: title, caption and the head of a table of findings by columns."""
+    return ["", "### " + title, "", caption, "", "| finding | " + " | ".join(columns) + " |",
+            "| --- | " + " | ".join("---" for _ in columns) + " |"]
+
+
 def findings_on_normals_markdown(results, models):
     models = [m for m in models if "findings_on_normals" in results[m]]
     if not models:
         return []
     groups = ["NIH No Finding/report", "da normal/report", "db normal/report"]
-    out = ["", "### Findings called present on normal radiographs (report part)", "",
-           "Share of normal radiographs with the finding called present at each model's "
-           "operating points (a checkpoint's chosen by `thresholds.py`'s rule on the select "
-           "part): NIH `No Finding`, and the normals of `da` and `db`, machines no network here "
-           "trained on. The safe-answers rule aims at 0.10 per finding.", "",
-           "| finding | " + " | ".join("%s: NIH / da / db" % m for m in models) + " |",
-           "| --- | " + " | ".join("---" for _ in models) + " |"]
+    out = _section_head(
+        "Findings called present on normal radiographs (report part)",
+        "Share of normal radiographs with the finding called present at each model's "
+        "operating points (a checkpoint's chosen by `thresholds.py`'s rule on the select "
+        "part): NIH `No Finding`, and the normals of `da` and `db`, machines no network here "
+        "trained on. The safe-answers rule aims at 0.10 per finding.",
+        ["%s: NIH / da / db" % m for m in models])
     first = results[models[0]]["findings_on_normals"]
     out.append("| normals (NIH / da / db) | %s |" % " | ".join(
         " / ".join("%d" % first[g]["images"] for g in groups) for _ in models))
@@ -505,11 +511,11 @@ def normals_shift_markdown(results, models):
     models = [m for m in models if "normals_shift" in results[m]]
     if not models:
         return []
-    out = ["", "### How far the findings move on other machines' normals", "",
-           "AUC of the `da` and `db` normals against NIH `No Finding` images, per finding, on "
-           "each part (0.5: a normal scores alike whichever machine took it).", "",
-           "| finding | " + " | ".join("%s: select / report" % m for m in models) + " |",
-           "| --- | " + " | ".join("---" for _ in models) + " |"]
+    out = _section_head(
+        "How far the findings move on other machines' normals",
+        "AUC of the `da` and `db` normals against NIH `No Finding` images, per finding, on "
+        "each part (0.5: a normal scores alike whichever machine took it).",
+        ["%s: select / report" % m for m in models])
     shift = results[models[0]]["normals_shift"]
     out.append("| normals (NIH / da + db) | %s |" % " | ".join(
         " / ".join("%d + %d" % tuple(shift[p]["images"]) for p in PARTS) for _ in models))
