@@ -66,8 +66,13 @@ static void matches_the_training_tools(void **state)
         float *tensor = malloc(count * sizeof(*tensor));
         assert_non_null(tensor);
         struct cxr_gray8 image = {c.width, c.height, c.input};
-        struct cxr_tensor_format format = {
-                c.width, c.height, 2.0f / 255.0f, -1.0f, CXR_EQUALIZE_CLAHE, c.tiles, c.clip};
+        struct cxr_tensor_format format = {.width = c.width,
+                                           .height = c.height,
+                                           .scale = 2.0f / 255.0f,
+                                           .offset = -1.0f,
+                                           .equalize = CXR_EQUALIZE_CLAHE,
+                                           .clahe_tiles = c.tiles,
+                                           .clahe_clip = c.clip};
         assert_int_equal(cxr_image_to_tensor_formatted(&image, &format, tensor, NULL), CXR_OK);
         for (size_t i = 0; i < count; i++)
             assert_float_equal(tensor[i], (float)c.expected[i] * (2.0f / 255.0f) - 1.0f, 1e-6);
