@@ -351,6 +351,47 @@ class NormalNegatives(unittest.TestCase):
         np.testing.assert_array_equal(w[2:], folder.mask[2:])
 
 
+class TeacherTargets(unittest.TestCase):
+    def test_nih_training_labels_mixed_with_the_teachers_probabilities(self):
+        """teacher_weight w: the nine NIH findings of the NIH training images become
+        (1 - w) * label + w * the teacher's probability; held-out images, TB images and TB's
+        column keep their labels. A teacher of two checkpoints ('+') is their ensemble: with
+        flat class maps its logits are the mean of their biases."""
+        import data as D
+        import labels as L
+        import train as T
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            folder = D.Folder(d, os.path.join(d, "cache"))
+            train_idx = np.flatnonzero(~folder.is_val)
+            cfg = dict(T.DEFAULTS, **TINY)
+            paths = []
+            for k, bias in enumerate((-1.0, 2.0)):
+                member = dict(cfg, seed=cfg["seed"] + k)
+                model, info = T.train(folder, member)
+                with torch.no_grad():
+                    model.classifier.weight.zero_()
+                    model.bias.copy_(torch.linspace(-2, 2, 11) + bias)
+                paths.append(os.path.join(d, "t%d.pt" % k))
+                T.save_checkpoint(paths[-1], model, member, info)
+            cfg.update(teacher="+".join(paths), teacher_weight=0.25)
+            got = T.teacher_targets(folder, train_idx, cfg)
+            nine = [L.INDEX[f] for f in L.NIH_FINDINGS]
+            p = 1 / (1 + np.exp(-(np.linspace(-2, 2, 11) + 0.5)))
+            nih_train = train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
+            self.assertEqual(len(nih_train), 42)
+            want = folder.targets.copy()
+            want[np.ix_(nih_train, nine)] = 0.75 * want[np.ix_(nih_train, nine)] + 0.25 * p[nine]
+            np.testing.assert_allclose(got, want, atol=1e-6)
+            self.assertGreater(np.abs(got - folder.targets).max(), 0.1)
+            np.testing.assert_array_equal(T.teacher_targets(folder, train_idx,
+                                                            dict(cfg, teacher_weight=0)),
+                                          folder.targets)
+            _, info = T.train_members(folder, cfg)  # trains on them
+            self.assertEqual(info["steps_done"], TINY["steps"])
+
+
 class NihPointing(unittest.TestCase):
     """The NIH pointing loss (setting nih_box_weight): NIH's own boxes of the training images,
     warped with them, pull each boxed finding's class map into its box."""

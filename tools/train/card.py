@@ -151,6 +151,10 @@ def render(m, version, thresholds):
     if cfg.get("normal_negatives"):
         w("- The normals of the collections other than NIH count as negatives of the nine NIH "
           "findings, at weight %g (`normal_negatives`)." % cfg["normal_negatives"])
+    if cfg.get("teacher_weight"):
+        w("- Soft targets (`teacher_weight` %g): the nine NIH findings' labels of the NIH "
+          "training images mixed with the probabilities of the teacher `%s` at that weight."
+          % (cfg["teacher_weight"], cfg["teacher"]))
     if cfg.get("train_jpeg_quality"):
         w("- Training images were JPEG-compressed at quality %d (and decoded) before "
           "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])

@@ -564,10 +564,7 @@ def load_scorer(path):
     if path.endswith(".onnx"):
         return OnnxScorer(path)
     import train as T
-    if "+" in path:  # members trained apart, combined as train.py --members-from does
-        model, cfg, _ = T.members_from(path.split("+"), None)
-    else:
-        model, cfg, _ = T.load_checkpoint(path)
+    model, cfg = T.load_model(path)
     import contract
     return CheckpointScorer(model, json.loads(contract.preprocess_json(
         cfg["size"], cfg["size"], D.PIXEL_SCALE, D.PIXEL_OFFSET, cfg["input_equalize"])))

@@ -149,6 +149,39 @@ def label_weights(folder, normal_weight):
     return weights
 
 
+def load_model(spec):
+    """A training checkpoint, or checkpoints of consecutive seeds joined by '+' (their
+    ensemble, as --members-from combines them): (model, cfg)."""
+    if "+" in spec:
+        model, cfg, _ = members_from(spec.split("+"), None)
+    else:
+        model, cfg, _ = load_checkpoint(spec)
+    return model, cfg
+
+
+def teacher_targets(folder, train_idx, cfg):
+    """The training targets, the nine NIH findings of the NIH training images mixed with a
+    teacher's probabilities (setting teacher_weight w): (1 - w) * label + w * p. The teacher
+    (setting teacher, checkpoints as load_model reads them, paths from the repository root)
+    scores each whole image as it is evaluated, once before training. Its probabilities
+    carry what a stronger network learned from the same labels: how sure each label is."""
+    weight = cfg.get("teacher_weight", 0.0)
+    targets = folder.targets.copy()
+    if weight <= 0:
+        return targets
+    import evaluate as E
+    teacher, tcfg = load_model("+".join(os.path.join(ROOT, part)
+                                        for part in cfg["teacher"].split("+")))
+    rows = train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
+    logits, _ = E.predict(teacher, folder.eval_inputs(rows, tcfg["size"],
+                                                        tcfg["input_equalize"]))
+    cols = [L.INDEX[f] for f in L.NIH_FINDINGS]
+    probs = 1.0 / (1.0 + np.exp(-logits[:, cols]))
+    targets[np.ix_(rows, cols)] = (1 - weight) * targets[np.ix_(rows, cols)] + weight * probs
+    log("teacher %s: soft targets of %d NIH training images" % (cfg["teacher"], len(rows)))
+    return targets
+
+
 def masked_bce(logits, targets, mask):
     """Per-finding mean of BCE over the images that label it, averaged over the findings that
     have a label in the batch (TB and the NIH findings weigh the same)."""
@@ -296,6 +329,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     no_finding = is_nih & np.array([r == "No Finding" for r in folder.nih_raw])
     neg_weight = cfg.get("lesion_negatives", 0.0) if lesion else 0.0
     weights = label_weights(folder, cfg.get("normal_negatives", 0.0))
+    targets = teacher_targets(folder, train_idx, cfg)
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
@@ -345,7 +379,7 @@ def train(folder, cfg, leave_out=None, device="cpu"):
                    np.where(is_nih[idx], cfg["nih_photometric"], 1.0),
                    np.where(is_nih[idx], cfg["nih_crop_min"], D.CROP_MIN_AREA),
                    np.where(is_nih[idx], cfg["nih_border_mask"], D.BORDER_MASK_RATE))
-        y = torch.from_numpy(folder.targets[idx]).to(dev)
+        y = torch.from_numpy(targets[idx]).to(dev)
         w = torch.from_numpy(weights[idx]).to(dev)
         if lesion:
             w[:, TB] = 0  # no image-level TB label: no collection-vs-collection contrast
@@ -480,7 +514,7 @@ DEFAULTS = {
     "backbone": "resnet", "output_stride": 16, "pretrained": "build/pretrained/mobilenet_v2.pt",
     "tb_loss": "image", "lesion_weight": 1.0, "lesion_negatives": 0.0, "tb_pool": "mean",
     "nih_box_weight": 0.0, "input_equalize": False, "resample_aug": False,
-    "jpeg_aug": 0.0, "normal_negatives": 0.0,
+    "jpeg_aug": 0.0, "normal_negatives": 0.0, "teacher": "", "teacher_weight": 0.0,
 }
 
 
