@@ -388,6 +388,14 @@ class TeacherTargets(unittest.TestCase):
             np.testing.assert_array_equal(T.teacher_targets(folder, train_idx,
                                                             dict(cfg, teacher_weight=0)),
                                           folder.targets)
+            # the same probabilities as a table (what travels to a GPU machine)
+            table = os.path.join(d, "teacher.csv")
+            T.write_teacher(table, folder, cfg)
+            np.testing.assert_allclose(T.teacher_targets(folder, train_idx,
+                                                         dict(cfg, teacher=table)), got,
+                                       atol=1e-6)
+            with open(table) as fh:
+                self.assertEqual(len(fh.readlines()), 1 + 42)
             _, info = T.train_members(folder, cfg)  # trains on them
             self.assertEqual(info["steps_done"], TINY["steps"])
 

@@ -9,6 +9,7 @@ Fixed seeds; the work folder (--work) keeps the image cache, the checkpoint and 
 `--eval-only` can redo validation, export and card from a finished run."""
 import argparse
 import copy
+import csv
 import hashlib
 import json
 import math
@@ -159,24 +160,55 @@ def load_model(spec):
     return model, cfg
 
 
+def nih_training_rows(folder, train_idx):
+    return train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
+
+
+def teacher_probs(folder, rows, spec):
+    """The nine NIH findings' probabilities of the teacher `spec` on the folder's images
+    `rows`: checkpoints as load_model reads them (paths from the repository root), each whole
+    image scored once as evaluation does; or a CSV of them (file and the nine findings, as
+    --write-teacher writes it), which travels where the checkpoints are too large to."""
+    if spec.endswith(".csv"):
+        with open(os.path.join(ROOT, spec)) as fh:
+            table = {r["file"]: [float(r[f]) for f in L.NIH_FINDINGS]
+                     for r in csv.DictReader(fh)}
+        missing = [folder.files[i] for i in rows if folder.files[i] not in table]
+        if missing:
+            raise SystemExit("%s: no row for %d training images, e.g. %s" % (
+                spec, len(missing), missing[0]))
+        return np.array([table[folder.files[i]] for i in rows], np.float32)
+    import evaluate as E
+    teacher, tcfg = load_model("+".join(os.path.join(ROOT, part) for part in spec.split("+")))
+    logits, _ = E.predict(teacher, folder.eval_inputs(rows, tcfg["size"],
+                                                        tcfg["input_equalize"]))
+    return 1.0 / (1.0 + np.exp(-logits[:, [L.INDEX[f] for f in L.NIH_FINDINGS]]))
+
+
+def write_teacher(path, folder, cfg):
+    """The CSV of teacher_probs for the NIH training images of cfg's split."""
+    rows = nih_training_rows(folder, np.flatnonzero(~folder.is_val))
+    probs = teacher_probs(folder, rows, cfg["teacher"])
+    with open(path + ".tmp", "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["file"] + L.NIH_FINDINGS)
+        for i, p in zip(rows, probs):
+            out.writerow([folder.files[i]] + ["%.6f" % v for v in p])
+    os.replace(path + ".tmp", path)
+
+
 def teacher_targets(folder, train_idx, cfg):
-    """The training targets, the nine NIH findings of the NIH training images mixed with a
-    teacher's probabilities (setting teacher_weight w): (1 - w) * label + w * p. The teacher
-    (setting teacher, checkpoints as load_model reads them, paths from the repository root)
-    scores each whole image as it is evaluated, once before training. Its probabilities
-    carry what a stronger network learned from the same labels: how sure each label is."""
+    """The training targets, the nine NIH findings of the NIH training images mixed with the
+    teacher's probabilities (settings teacher, teacher_weight w): (1 - w) * label + w * p,
+    computed once before training. The probabilities carry what a stronger network learned
+    from the same labels: how sure each label is."""
     weight = cfg.get("teacher_weight", 0.0)
     targets = folder.targets.copy()
     if weight <= 0:
         return targets
-    import evaluate as E
-    teacher, tcfg = load_model("+".join(os.path.join(ROOT, part)
-                                        for part in cfg["teacher"].split("+")))
-    rows = train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
-    logits, _ = E.predict(teacher, folder.eval_inputs(rows, tcfg["size"],
-                                                        tcfg["input_equalize"]))
+    rows = nih_training_rows(folder, train_idx)
     cols = [L.INDEX[f] for f in L.NIH_FINDINGS]
-    probs = 1.0 / (1.0 + np.exp(-logits[:, cols]))
+    probs = teacher_probs(folder, rows, cfg["teacher"])
     targets[np.ix_(rows, cols)] = (1 - weight) * targets[np.ix_(rows, cols)] + weight * probs
     log("teacher %s: soft targets of %d NIH training images" % (cfg["teacher"], len(rows)))
     return targets
@@ -593,6 +625,9 @@ def main(argv=None):
                     "into the card beside the model's")
     ap.add_argument("--note", help="a line for the card's training section (e.g. how the "
                     "members trained elsewhere got their data)")
+    ap.add_argument("--write-teacher", metavar="CSV", help="write the probabilities of the "
+                    "recipe's teacher on the NIH training images, a table the setting teacher "
+                    "reads, and stop")
     ap.add_argument("--skip-export", action="store_true")
     ap.add_argument("--model-version", default="cxr-default-1.3")
     args = ap.parse_args(argv)
@@ -616,6 +651,9 @@ def main(argv=None):
     folder = D.Folder(args.data, os.path.join(args.work, "cache"),
                       split=cfg.get("split", "v1"))
     log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
+    if args.write_teacher:
+        write_teacher(args.write_teacher, folder, cfg)
+        return 0
     if model is None:
         model, info = train_members(folder, cfg, args.leave_out, args.device)
         save_checkpoint(ckpt, model, cfg, info)
