@@ -356,7 +356,8 @@ class TeacherTargets(unittest.TestCase):
         """teacher_weight w: the nine NIH findings of the NIH training images become
         (1 - w) * label + w * the teacher's probability; held-out images, TB images and TB's
         column keep their labels. A teacher of two checkpoints ('+') is their ensemble: with
-        flat class maps its logits are the mean of their biases."""
+        flat class maps its logits are the mean of their biases. Its table (--write-teacher)
+        and its ONNX export teach the same."""
         import data as D
         import labels as L
         import train as T
@@ -396,6 +397,12 @@ class TeacherTargets(unittest.TestCase):
                                        atol=1e-6)
             with open(table) as fh:
                 self.assertEqual(len(fh.readlines()), 1 + 42)
+            # and the same ensemble exported as a contract ONNX model (the shipped model can teach)
+            onnx_path = os.path.join(d, "teacher.onnx")
+            export(T.load_model(cfg["teacher"])[0], onnx_path, TINY["size"])
+            np.testing.assert_allclose(T.teacher_targets(folder, train_idx,
+                                                         dict(cfg, teacher=onnx_path)), got,
+                                       atol=1e-5)
             _, info = T.train_members(folder, cfg)  # trains on them
             self.assertEqual(info["steps_done"], TINY["steps"])
 

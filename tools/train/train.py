@@ -166,9 +166,10 @@ def nih_training_rows(folder, train_idx):
 
 def teacher_probs(folder, rows, spec):
     """The nine NIH findings' probabilities of the teacher `spec` on the folder's images
-    `rows`: checkpoints as load_model reads them (paths from the repository root), each whole
-    image scored once as evaluation does; or a CSV of them (file and the nine findings, as
-    --write-teacher writes it), which travels where the checkpoints are too large to."""
+    `rows`, each whole image scored once as cxrd would: a contract ONNX model (its calibrated
+    probabilities) or checkpoints as load_model reads them (paths from the repository root);
+    or a CSV of them (file and the nine findings, as --write-teacher writes it), which
+    travels where the models are too large to."""
     if spec.endswith(".csv"):
         with open(os.path.join(ROOT, spec)) as fh:
             table = {r["file"]: [float(r[f]) for f in L.NIH_FINDINGS]
@@ -178,11 +179,11 @@ def teacher_probs(folder, rows, spec):
             raise SystemExit("%s: no row for %d training images, e.g. %s" % (
                 spec, len(missing), missing[0]))
         return np.array([table[folder.files[i]] for i in rows], np.float32)
-    import evaluate as E
-    teacher, tcfg = load_model("+".join(os.path.join(ROOT, part) for part in spec.split("+")))
-    logits, _ = E.predict(teacher, folder.eval_inputs(rows, tcfg["size"],
-                                                        tcfg["input_equalize"]))
-    return 1.0 / (1.0 + np.exp(-logits[:, [L.INDEX[f] for f in L.NIH_FINDINGS]]))
+    import evidence
+    scorer = evidence.load_scorer("+".join(os.path.join(ROOT, p) for p in spec.split("+")))
+    probs, _, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
+                                                 scorer.preprocess))
+    return probs[:, [L.INDEX[f] for f in L.NIH_FINDINGS]]
 
 
 def write_teacher(path, folder, cfg):
