@@ -360,6 +360,7 @@ class TeacherTargets(unittest.TestCase):
         and its ONNX export teach the same."""
         import data as D
         import labels as L
+        import teacher as KD
         import train as T
         torch.set_num_threads(1)
         with tempfile.TemporaryDirectory() as d:
@@ -377,7 +378,7 @@ class TeacherTargets(unittest.TestCase):
                 paths.append(os.path.join(d, "t%d.pt" % k))
                 T.save_checkpoint(paths[-1], model, member, info)
             cfg.update(teacher="+".join(paths), teacher_weight=0.25)
-            got = T.teacher_targets(folder, train_idx, cfg)
+            got = KD.teacher_targets(folder, train_idx, cfg)
             nine = [L.INDEX[f] for f in L.NIH_FINDINGS]
             p = 1 / (1 + np.exp(-(np.linspace(-2, 2, 11) + 0.5)))
             nih_train = train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
@@ -386,13 +387,13 @@ class TeacherTargets(unittest.TestCase):
             want[np.ix_(nih_train, nine)] = 0.75 * want[np.ix_(nih_train, nine)] + 0.25 * p[nine]
             np.testing.assert_allclose(got, want, atol=1e-6)
             self.assertGreater(np.abs(got - folder.targets).max(), 0.1)
-            np.testing.assert_array_equal(T.teacher_targets(folder, train_idx,
+            np.testing.assert_array_equal(KD.teacher_targets(folder, train_idx,
                                                             dict(cfg, teacher_weight=0)),
                                           folder.targets)
             # the same probabilities as a table (what travels to a GPU machine)
             table = os.path.join(d, "teacher.csv")
-            T.write_teacher(table, folder, cfg)
-            np.testing.assert_allclose(T.teacher_targets(folder, train_idx,
+            KD.write_teacher(table, folder, cfg)
+            np.testing.assert_allclose(KD.teacher_targets(folder, train_idx,
                                                          dict(cfg, teacher=table)), got,
                                        atol=1e-6)
             with open(table) as fh:
@@ -400,7 +401,7 @@ class TeacherTargets(unittest.TestCase):
             # and the same ensemble exported as a contract ONNX model (the shipped model can teach)
             onnx_path = os.path.join(d, "teacher.onnx")
             export(T.load_model(cfg["teacher"])[0], onnx_path, TINY["size"])
-            np.testing.assert_allclose(T.teacher_targets(folder, train_idx,
+            np.testing.assert_allclose(KD.teacher_targets(folder, train_idx,
                                                          dict(cfg, teacher=onnx_path)), got,
                                        atol=1e-5)
             _, info = T.train_members(folder, cfg)  # trains on them

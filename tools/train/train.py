@@ -9,7 +9,6 @@ Fixed seeds; the work folder (--work) keeps the image cache, the checkpoint and 
 `--eval-only` can redo validation, export and card from a finished run."""
 import argparse
 import copy
-import csv
 import hashlib
 import json
 import math
@@ -29,6 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "export"))
 import contract  # noqa: E402
 import data as D  # noqa: E402
 import labels as L  # noqa: E402
+import teacher as KD  # noqa: E402
 from model import Backbone, Ensemble, SourceHeads  # noqa: E402
 
 TB = L.INDEX["Tuberculosis"]
@@ -158,61 +158,6 @@ def load_model(spec):
     else:
         model, cfg, _ = load_checkpoint(spec)
     return model, cfg
-
-
-def nih_training_rows(folder, train_idx):
-    return train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
-
-
-def teacher_probs(folder, rows, spec):
-    """The nine NIH findings' probabilities of the teacher `spec` on the folder's images
-    `rows`, each whole image scored once as cxrd would: a contract ONNX model (its calibrated
-    probabilities) or checkpoints as load_model reads them (paths from the repository root);
-    or a CSV of them (file and the nine findings, as --write-teacher writes it), which
-    travels where the models are too large to."""
-    if spec.endswith(".csv"):
-        with open(os.path.join(ROOT, spec)) as fh:
-            table = {r["file"]: [float(r[f]) for f in L.NIH_FINDINGS]
-                     for r in csv.DictReader(fh)}
-        missing = [folder.files[i] for i in rows if folder.files[i] not in table]
-        if missing:
-            raise SystemExit("%s: no row for %d training images, e.g. %s" % (
-                spec, len(missing), missing[0]))
-        return np.array([table[folder.files[i]] for i in rows], np.float32)
-    import evidence
-    scorer = evidence.load_scorer("+".join(os.path.join(ROOT, p) for p in spec.split("+")))
-    probs, _, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
-                                                 scorer.preprocess))
-    return probs[:, [L.INDEX[f] for f in L.NIH_FINDINGS]]
-
-
-def write_teacher(path, folder, cfg):
-    """The CSV of teacher_probs for the NIH training images of cfg's split."""
-    rows = nih_training_rows(folder, np.flatnonzero(~folder.is_val))
-    probs = teacher_probs(folder, rows, cfg["teacher"])
-    with open(path + ".tmp", "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["file"] + L.NIH_FINDINGS)
-        for i, p in zip(rows, probs):
-            out.writerow([folder.files[i]] + ["%.6f" % v for v in p])
-    os.replace(path + ".tmp", path)
-
-
-def teacher_targets(folder, train_idx, cfg):
-    """The training targets, the nine NIH findings of the NIH training images mixed with the
-    teacher's probabilities (settings teacher, teacher_weight w): (1 - w) * label + w * p,
-    computed once before training. The probabilities carry what a stronger network learned
-    from the same labels: how sure each label is."""
-    weight = cfg.get("teacher_weight", 0.0)
-    targets = folder.targets.copy()
-    if weight <= 0:
-        return targets
-    rows = nih_training_rows(folder, train_idx)
-    cols = [L.INDEX[f] for f in L.NIH_FINDINGS]
-    probs = teacher_probs(folder, rows, cfg["teacher"])
-    targets[np.ix_(rows, cols)] = (1 - weight) * targets[np.ix_(rows, cols)] + weight * probs
-    log("teacher %s: soft targets of %d NIH training images" % (cfg["teacher"], len(rows)))
-    return targets
 
 
 def masked_bce(logits, targets, mask):
@@ -362,7 +307,9 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     no_finding = is_nih & np.array([r == "No Finding" for r in folder.nih_raw])
     neg_weight = cfg.get("lesion_negatives", 0.0) if lesion else 0.0
     weights = label_weights(folder, cfg.get("normal_negatives", 0.0))
-    targets = teacher_targets(folder, train_idx, cfg)
+    targets = KD.teacher_targets(folder, train_idx, cfg)
+    if cfg.get("teacher_weight", 0.0) > 0:
+        log("soft targets of the NIH training images from the teacher %s" % cfg["teacher"])
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
@@ -653,7 +600,7 @@ def main(argv=None):
                       split=cfg.get("split", "v1"))
     log("data: %d images, %d validation" % (folder.n, folder.is_val.sum()))
     if args.write_teacher:
-        write_teacher(args.write_teacher, folder, cfg)
+        KD.write_teacher(args.write_teacher, folder, cfg)
         return 0
     if model is None:
         model, info = train_members(folder, cfg, args.leave_out, args.device)
