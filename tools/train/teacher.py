@@ -12,15 +12,15 @@ import labels as L
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def nih_training_rows(folder, train_idx):
-    return train_idx[np.isin(folder.dataset[train_idx], D.NIH_ALL)]
+def nih_training_rows(folder):
+    return np.flatnonzero(~folder.is_val & np.isin(folder.dataset, D.NIH_ALL))
 
 
 def teacher_probs(folder, rows, spec):
     """The nine NIH findings' probabilities of the teacher `spec` on the folder's images
     `rows`, each whole image scored once as cxrd would: a contract ONNX model (its calibrated
-    probabilities) or checkpoints as train.load_model reads them (paths from the repository root);
-    or a CSV of them (file and the nine findings, as --write-teacher writes it), which
+    probabilities) or checkpoints as train.load_model reads them (paths from the repository
+    root); or a CSV of them (file and the nine findings, as --write-teacher writes it), which
     travels where the models are too large to."""
     if spec.endswith(".csv"):
         with open(os.path.join(ROOT, spec)) as fh:
@@ -40,7 +40,7 @@ def teacher_probs(folder, rows, spec):
 
 def write_teacher(path, folder, cfg):
     """The CSV of teacher_probs for the NIH training images of cfg's split."""
-    rows = nih_training_rows(folder, np.flatnonzero(~folder.is_val))
+    rows = nih_training_rows(folder)
     probs = teacher_probs(folder, rows, cfg["teacher"])
     with open(path + ".tmp", "w", newline="") as fh:
         out = csv.writer(fh)
@@ -50,7 +50,7 @@ def write_teacher(path, folder, cfg):
     os.replace(path + ".tmp", path)
 
 
-def teacher_targets(folder, train_idx, cfg):
+def teacher_targets(folder, cfg):
     """The training targets, the nine NIH findings of the NIH training images mixed with the
     teacher's probabilities (settings teacher, teacher_weight w): (1 - w) * label + w * p,
     computed once before training."""
@@ -58,7 +58,7 @@ def teacher_targets(folder, train_idx, cfg):
     targets = folder.targets.copy()
     if weight <= 0:
         return targets
-    rows = nih_training_rows(folder, train_idx)
+    rows = nih_training_rows(folder)
     cols = [L.INDEX[f] for f in L.NIH_FINDINGS]
     probs = teacher_probs(folder, rows, cfg["teacher"])
     targets[np.ix_(rows, cols)] = (1 - weight) * targets[np.ix_(rows, cols)] + weight * probs

@@ -275,8 +275,9 @@ def device_name(dev):
     return E.cpu_name()
 
 
-def train(folder, cfg, leave_out=None, device="cpu"):
-    """Trains one member (cfg's seed); returns the model and a summary of the run."""
+def train(folder, cfg, leave_out=None, device="cpu", targets=None):
+    """Trains one member (cfg's seed) on `targets` (teacher.teacher_targets of cfg when None);
+    returns the model and a summary of the run."""
     cfg = dict(cfg, members=1)
     torch.manual_seed(cfg["seed"])
     rng = np.random.RandomState(cfg["seed"])
@@ -307,9 +308,8 @@ def train(folder, cfg, leave_out=None, device="cpu"):
     no_finding = is_nih & np.array([r == "No Finding" for r in folder.nih_raw])
     neg_weight = cfg.get("lesion_negatives", 0.0) if lesion else 0.0
     weights = label_weights(folder, cfg.get("normal_negatives", 0.0))
-    targets = KD.teacher_targets(folder, train_idx, cfg)
-    if cfg.get("teacher_weight", 0.0) > 0:
-        log("soft targets of the NIH training images from the teacher %s" % cfg["teacher"])
+    if targets is None:
+        targets = KD.teacher_targets(folder, cfg)
     # exponential moving average of the weights (ema_decay 0: off); the run returns the average
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
@@ -453,8 +453,11 @@ def ensemble_info(infos, leave_out):
 def train_members(folder, cfg, leave_out=None, device="cpu"):
     """cfg['members'] networks, one after another, at seeds seed, seed+1, ..."""
     models, infos = [], []
+    targets = KD.teacher_targets(folder, cfg)  # once: a teacher scores every NIH image
+    if cfg.get("teacher_weight", 0.0) > 0:
+        log("soft targets of the NIH training images from the teacher %s" % cfg["teacher"])
     for k in range(cfg["members"]):
-        model, info = train(folder, dict(cfg, seed=cfg["seed"] + k), leave_out, device)
+        model, info = train(folder, dict(cfg, seed=cfg["seed"] + k), leave_out, device, targets)
         models.append(model)
         infos.append(dict(info, seed=cfg["seed"] + k))
     return combine(models, cfg), ensemble_info(infos, leave_out)
