@@ -408,6 +408,73 @@ class TeacherTargets(unittest.TestCase):
                                       places=4)
 
 
+class PseudoLesionCells(unittest.TestCase):
+    """tb_pseudo_weight: the teacher's TB class map labels lesion cells on the TB training
+    images without boxes."""
+
+    def test_masks_from_cell_probabilities(self):
+        import teacher as KD
+        import train as T
+        import torch.nn.functional as F
+        cell = torch.full((2, 4, 4), 0.01)
+        cell[0, 1, 2] = 0.9   # lesion: pixels y 64..127, x 128..191
+        cell[0, 3, 0] = 0.3   # unsure: left out
+        cell[1, 0, 0] = 0.5   # image 1 has no lesion cell
+        masks, has_lesion = KD.lesion_masks(cell)
+        self.assertEqual(has_lesion.tolist(), [True, False])
+        want = np.zeros((256, 256), np.uint8)
+        want[64:128, 128:192] = 255
+        want[192:256, 0:64] = KD.PSEUDO_UNSURE
+        np.testing.assert_array_equal(masks[0].numpy(), want)
+        # through the lesion loss's targets (as the run scales its masks): lesion 1, clear 0,
+        # unsure cells without weight
+        cover = F.adaptive_avg_pool2d(masks[:1, None].float() / 255, (4, 4))[:, 0]
+        t, w = T.lesion_targets(cover)
+        self.assertEqual(float(t.sum()), 1.0)
+        self.assertEqual(float(t[0, 1, 2]), 1.0)
+        self.assertEqual(float(w[0, 3, 0]), 0.0)
+        self.assertEqual(float(w.sum()), 15.0)
+
+    def test_teacher_map_labels_the_unboxed_tb_images_and_training_takes_them(self):
+        import data as D
+        import teacher as KD
+        import train as T
+        torch.set_num_threads(1)
+        tb = T.L.INDEX["Tuberculosis"]
+        with tempfile.TemporaryDirectory() as d:
+            make_folder(d)
+            folder = D.Folder(d, os.path.join(d, "cache"))
+            cfg = dict(T.DEFAULTS, **TINY, tb_loss="lesion")
+            train_idx = np.flatnonzero(~folder.is_val)
+            rows = KD.tb_pseudo_rows(folder, train_idx)
+            boxed = "images/tbx11k_tb/tb0000.png"
+            self.assertEqual(len(rows), 15 if folder.files.index(boxed) in train_idx else 16)
+            self.assertTrue(all(folder.targets[i, tb] == 1 and folder.files[i] != boxed
+                                for i in rows))
+            # a teacher with a flat TB map: the probability is the bias's
+            model, info = T.train(folder, cfg)
+            path = os.path.join(d, "t.pt")
+
+            def teacher_with(p):
+                with torch.no_grad():
+                    model.classifier.weight.zero_()
+                    model.bias[tb] = float(np.log(p / (1 - p)))
+                T.save_checkpoint(path, model, cfg, info)
+                return KD.tb_pseudo_masks(folder, rows, path)
+
+            masks, has_lesion = teacher_with(0.8)
+            self.assertTrue(has_lesion.all() and (masks == 255).all())
+            masks, has_lesion = teacher_with(0.5)
+            self.assertFalse(has_lesion.any())
+            self.assertTrue((masks == KD.PSEUDO_UNSURE).all())
+            teacher_with(0.8)
+            # training takes the cells: the same seed without them ends at another lesion loss
+            def last_lesion(c):
+                return T.train(folder, c)[1]["last_losses"]["lesion"]
+            with_cells = dict(cfg, teacher=path, tb_pseudo_weight=0.5)
+            self.assertNotAlmostEqual(last_lesion(with_cells), last_lesion(cfg), places=4)
+
+
 class NihPointing(unittest.TestCase):
     """The NIH pointing loss (setting nih_box_weight): NIH's own boxes of the training images,
     warped with them, pull each boxed finding's class map into its box."""

@@ -2,6 +2,7 @@
 info), so that every number in the card comes from the run that produced the ONNX file."""
 import data as D
 import labels as L
+import teacher as KD
 
 
 def _equalisation_words(mode):
@@ -155,6 +156,12 @@ def render(m, version, thresholds):
         w("- Soft targets (`teacher_weight` %g): the nine NIH findings' labels of the NIH "
           "training images mixed with the probabilities of the teacher `%s` at that weight."
           % (cfg["teacher_weight"], cfg["teacher"]))
+    if cfg.get("tb_pseudo_weight") and cfg.get("tb_loss") == "lesion":
+        w("- TB lesion cells from the teacher `%s` (`tb_pseudo_weight` %g): on the TB "
+          "training images without boxes, the cells of its TB class map at TB probability "
+          ">= %g count as lesion and those <= %g as clear (images with no lesion cell are "
+          "left out)." % (cfg["teacher"], cfg["tb_pseudo_weight"], KD.PSEUDO_LESION,
+                          KD.PSEUDO_CLEAR))
     if cfg.get("train_jpeg_quality"):
         w("- Training images were JPEG-compressed at quality %d (and decoded) before "
           "augmentation; validation used the images as they are." % cfg["train_jpeg_quality"])

@@ -235,6 +235,13 @@ def lesion_targets(cover):
     return inside.float(), (inside | (cover <= 0)).float()
 
 
+def lesion_cells_loss(cell_logits, cover):
+    """BCE of the map's cells against lesion_targets of their cover, mean over labelled cells."""
+    t, w = lesion_targets(cover)
+    return (F.binary_cross_entropy_with_logits(cell_logits, t, reduction="none") * w).sum() \
+        / w.sum().clamp_min(1.0)
+
+
 def lesion_loss(cell_logits, cover, has_box, negatives, neg_weight):
     """Cell-level BCE of the TB class map (logit units, bias included): within each boxed image
     its lesion cells against its cells outside every box (one image, one source: the source
@@ -242,10 +249,7 @@ def lesion_loss(cell_logits, cover, has_box, negatives, neg_weight):
     every cell of the `negatives` images (NIH No Finding) as 0."""
     loss = cell_logits.new_zeros(())
     if has_box.any():
-        t, w = lesion_targets(cover[has_box])
-        c = cell_logits[has_box]
-        loss = loss + (F.binary_cross_entropy_with_logits(c, t, reduction="none") * w).sum() \
-            / w.sum().clamp_min(1.0)
+        loss = loss + lesion_cells_loss(cell_logits[has_box], cover[has_box])
     if neg_weight > 0 and negatives.any():
         c = cell_logits[negatives]
         loss = loss + neg_weight * F.binary_cross_entropy_with_logits(c, torch.zeros_like(c))
@@ -314,16 +318,28 @@ def train(folder, cfg, leave_out=None, device="cpu", targets=None):
     ema = copy.deepcopy(model) if cfg["ema_decay"] > 0 else None
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    # box masks of the TB training images that have TBX11K boxes, as one uint8 tensor on the
-    # device; row 0 is the empty mask of every other image
+    # lesion masks (255 = lesion) of the TB training images that have TBX11K boxes, then of
+    # those the teacher labels (tb_pseudo_weight), as one uint8 tensor on the device; row 0
+    # is the empty mask of every other image
     boxed = [i for i in train_idx
              if folder.files[i] in folder.boxes and folder.targets[i, TB] == 1]
+    banks = [torch.zeros(1, D.CACHE_SIDE, D.CACHE_SIDE, dtype=torch.uint8)]
+    banks += [torch.from_numpy(D.box_mask(folder.boxes[folder.files[i]]) > 0)[None]
+              .to(torch.uint8) * 255 for i in boxed]
+    pseudo_weight = cfg.get("tb_pseudo_weight", 0.0) if lesion else 0.0
+    pseudo = np.zeros(0, np.int64)
+    if pseudo_weight > 0:
+        pseudo = KD.tb_pseudo_rows(folder, train_idx)
+        pseudo_masks, has_lesion = KD.tb_pseudo_masks(folder, pseudo, cfg["teacher"])
+        pseudo, pseudo_masks = pseudo[has_lesion], pseudo_masks[torch.from_numpy(has_lesion)]
+        banks.append(pseudo_masks)
+        log("TB lesion cells from the teacher: %d of %d images" % (len(pseudo), len(has_lesion)))
     mask_row = np.zeros(folder.n, np.int64)
     mask_row[boxed] = np.arange(1, len(boxed) + 1)
-    mask_bank = torch.zeros(len(boxed) + 1, D.CACHE_SIDE, D.CACHE_SIDE, dtype=torch.uint8)
-    for r, i in enumerate(boxed, 1):
-        mask_bank[r] = torch.from_numpy(D.box_mask(folder.boxes[folder.files[i]]) > 0)
-    mask_bank = mask_bank.to(dev)
+    mask_row[pseudo] = np.arange(len(boxed) + 1, len(boxed) + len(pseudo) + 1)
+    is_pseudo = np.zeros(folder.n, bool)
+    is_pseudo[pseudo] = True
+    mask_bank = torch.cat(banks).to(dev)
     nih_box_weight = cfg.get("nih_box_weight", 0.0)
     if nih_box_weight > 0:
         nih_bank, nih_row, nih_channels = nih_box_bank(folder, train_idx)
@@ -348,10 +364,10 @@ def train(folder, cfg, leave_out=None, device="cpu", targets=None):
         for g in opt.param_groups:
             g["lr"] = lr
         idx = rng.choice(train_idx, bs, p=probs)
-        masks = mask_bank[torch.from_numpy(mask_row[idx]).to(dev)]
+        masks = mask_bank[torch.from_numpy(mask_row[idx]).to(dev)].float() / 255
         if nih_box_weight > 0:  # channel 0 TB, then the NIH findings' boxes
             masks = torch.cat([masks[:, None],
-                               nih_bank[torch.from_numpy(nih_row[idx]).to(dev)]], 1)
+                               nih_bank[torch.from_numpy(nih_row[idx]).to(dev)].float()], 1)
         # progressive resizing: cheap small inputs first, the export size at the end (the
         # network is fully convolutional, so BN statistics settle at the final size)
         size = [sz for start, sz in cfg["train_sizes"] if progress >= start][-1]
@@ -371,13 +387,17 @@ def train(folder, cfg, leave_out=None, device="cpu", targets=None):
         feats, cam = feats.float(), cam.float()
         logits = pooled_logits(model, cam)
         loss_cls = masked_bce(logits, y, w)
-        hb = torch.from_numpy(mask_row[idx] > 0).to(dev)
+        hp = torch.from_numpy(is_pseudo[idx]).to(dev)
+        hb = torch.from_numpy(mask_row[idx] > 0).to(dev) & ~hp
         covers = F.adaptive_avg_pool2d(m, cam.shape[2:])
         cover = covers[:, 0]
         if lesion:
             # the TB map only from its cells (the pointing loss is off: this supervises it)
             ll = lesion_loss(cam[:, TB] + model.bias[TB], cover, hb,
                              torch.from_numpy(no_finding[idx]).to(dev), neg_weight)
+            if hp.any():
+                ll = ll + pseudo_weight * lesion_cells_loss(cam[hp, TB] + model.bias[TB],
+                                                            cover[hp])
             lb, wb = cam.new_zeros(()), 0.0
         else:
             # cells at least a quarter covered by a box count as inside
@@ -498,6 +518,7 @@ DEFAULTS = {
     "tb_loss": "image", "lesion_weight": 1.0, "lesion_negatives": 0.0, "tb_pool": "mean",
     "nih_box_weight": 0.0, "input_equalize": False, "resample_aug": False,
     "jpeg_aug": 0.0, "normal_negatives": 0.0, "teacher": "", "teacher_weight": 0.0,
+    "tb_pseudo_weight": 0.0,
 }
 
 
