@@ -390,12 +390,14 @@ class TeacherTargets(unittest.TestCase):
             np.testing.assert_array_equal(KD.teacher_targets(folder, dict(cfg, teacher_weight=0)),
                                           folder.targets)
             # the same probabilities as a table (what travels to a GPU machine)
-            table = os.path.join(d, "teacher.csv")
+            table = os.path.join(d, "teacher.npz")
             KD.write_teacher(table, folder, cfg)
             np.testing.assert_allclose(KD.teacher_targets(folder, dict(cfg, teacher=table)), got,
                                        atol=1e-6)
-            with open(table) as fh:
-                self.assertEqual(len(fh.readlines()), 1 + 42)
+            with np.load(table) as z:
+                self.assertEqual(z["nih_probs"].shape, (42, 9))
+                self.assertEqual(sorted(z["nih_probs_files"]),
+                                 sorted(folder.files[i] for i in nih_train))
             # and the same ensemble exported as a contract ONNX model (the shipped model can teach)
             onnx_path = os.path.join(d, "teacher.onnx")
             export(T.load_model(cfg["teacher"])[0], onnx_path, TINY["size"])
@@ -467,7 +469,21 @@ class PseudoLesionCells(unittest.TestCase):
             masks, has_lesion = teacher_with(0.5)
             self.assertFalse(has_lesion.any())
             self.assertTrue((masks == KD.PSEUDO_UNSURE).all())
+            # the same cells from the teacher's table (what travels to a GPU machine)
+            table = os.path.join(d, "teacher.npz")
+            KD.write_teacher(table, folder, dict(cfg, teacher=path))
+            with np.load(table) as z:
+                self.assertEqual(sorted(z["tb_cells_files"]),
+                                 sorted(folder.files[i] for i in rows))
+                np.testing.assert_allclose(z["tb_cells"], 0.5, atol=1e-6)
             teacher_with(0.8)
+            np.testing.assert_allclose(KD.tb_cells(folder, rows, path), 0.8, atol=1e-6)
+            # and from the ONNX export (the shipped model can teach from any machine)
+            onnx_path = os.path.join(d, "teacher.onnx")
+            model.platt_scale.fill_(2.0)  # calibration must not enter the cells
+            export(model, onnx_path, TINY["size"])
+            np.testing.assert_allclose(KD.tb_cells(folder, rows, onnx_path), 0.8, atol=1e-5)
+            self.assertEqual(KD.tb_cells(folder, rows[:3], table).shape[0], 3)
             # training takes the cells: the same seed without them ends at another lesion loss
             def last_lesion(c):
                 return T.train(folder, c)[1]["last_losses"]["lesion"]

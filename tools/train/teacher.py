@@ -2,7 +2,6 @@
 soft targets (teacher_weight), the nine NIH findings' labels of the NIH training images mixed
 with its probabilities, which say how sure each of NIH's report-mined labels is; and TB lesion
 cells (tb_pseudo_weight) on the TB images that have no boxes, from its TB class map."""
-import csv
 import os
 
 import numpy as np
@@ -17,37 +16,78 @@ def nih_training_rows(folder):
     return np.flatnonzero(~folder.is_val & np.isin(folder.dataset, D.NIH_ALL))
 
 
+def load_teacher(spec):
+    """A scorer (evidence.load_scorer) of the teacher: a contract ONNX model or checkpoints
+    as train.load_model reads them, paths from the repository root."""
+    import evidence
+    return evidence.load_scorer("+".join(os.path.join(ROOT, p) for p in spec.split("+")))
+
+
+def from_table(spec, key, folder, rows):
+    """The rows of the table `spec` (written by write_teacher) under `key` for the images
+    `rows`, by file name."""
+    with np.load(os.path.join(ROOT, spec)) as table:
+        index = {f: k for k, f in enumerate(table[key + "_files"])}
+        missing = [folder.files[i] for i in rows if folder.files[i] not in index]
+        if missing:
+            raise SystemExit("%s: no %s for %d training images, e.g. %s" % (
+                spec, key, len(missing), missing[0]))
+        return table[key][[index[folder.files[i]] for i in rows]]
+
+
 def teacher_probs(folder, rows, spec):
     """The nine NIH findings' probabilities of the teacher `spec` on the folder's images
     `rows`, each whole image scored once as cxrd would: a contract ONNX model (its calibrated
-    probabilities) or checkpoints as train.load_model reads them (paths from the repository
-    root); or a CSV of them (file and the nine findings, as --write-teacher writes it), which
+    probabilities), checkpoints, or a table of them (.npz, as --write-teacher writes it), which
     travels where the models are too large to."""
-    if spec.endswith(".csv"):
-        with open(os.path.join(ROOT, spec)) as fh:
-            table = {r["file"]: [float(r[f]) for f in L.NIH_FINDINGS]
-                     for r in csv.DictReader(fh)}
-        missing = [folder.files[i] for i in rows if folder.files[i] not in table]
-        if missing:
-            raise SystemExit("%s: no row for %d training images, e.g. %s" % (
-                spec, len(missing), missing[0]))
-        return np.array([table[folder.files[i]] for i in rows], np.float32)
+    if spec.endswith(".npz"):
+        return from_table(spec, "nih_probs", folder, rows)
     import evidence
-    scorer = evidence.load_scorer("+".join(os.path.join(ROOT, p) for p in spec.split("+")))
+    scorer = load_teacher(spec)
     probs, _, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
                                                  scorer.preprocess))
     return probs[:, [L.INDEX[f] for f in L.NIH_FINDINGS]]
 
 
+def tb_cells(folder, rows, spec):
+    """The TB probability of each cell of the teacher's TB class map (map + the TB bias,
+    before Platt scaling) on the images `rows`: [len(rows), h, w], from checkpoints, a
+    contract ONNX model (its initializer `bias`) or their table."""
+    if spec.endswith(".npz"):
+        return from_table(spec, "tb_cells", folder, rows)
+    import evidence
+    scorer = load_teacher(spec)
+    tb = L.INDEX["Tuberculosis"]
+    bias = onnx_bias(spec)[tb] if spec.endswith(".onnx") else float(scorer.model.bias[tb])
+    _, cams, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
+                                                scorer.preprocess))
+    return 1 / (1 + np.exp(-(cams[:, tb] + bias)))
+
+
+def onnx_bias(spec):
+    """The classifier's bias of a contract ONNX model, added to the pooled map before Platt
+    scaling (tools/export/contract.py)."""
+    import onnx
+    from onnx import numpy_helper
+    found = [numpy_helper.to_array(t) for t in onnx.load(os.path.join(ROOT, spec)).graph.initializer
+             if t.name == "bias"]
+    if not found:
+        raise SystemExit("%s: no initializer `bias` (not a contract model?)" % spec)
+    return found[0]
+
+
 def write_teacher(path, folder, cfg):
-    """The CSV of teacher_probs for the NIH training images of cfg's split."""
-    rows = nih_training_rows(folder)
-    probs = teacher_probs(folder, rows, cfg["teacher"])
-    with open(path + ".tmp", "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["file"] + L.NIH_FINDINGS)
-        for i, p in zip(rows, probs):
-            out.writerow([folder.files[i]] + ["%.6f" % v for v in p])
+    """The table (.npz) of what cfg's teacher gives the training images of cfg's split:
+    teacher_probs of the NIH images, tb_cells of the TB images without boxes."""
+    spec = cfg["teacher"]
+    nih = nih_training_rows(folder)
+    tb = tb_pseudo_rows(folder, np.flatnonzero(~folder.is_val))
+    table = {"nih_probs_files": np.array([folder.files[i] for i in nih]),
+             "nih_probs": teacher_probs(folder, nih, spec).astype(np.float32),
+             "tb_cells_files": np.array([folder.files[i] for i in tb]),
+             "tb_cells": tb_cells(folder, tb, spec).astype(np.float32)}
+    with open(path + ".tmp", "wb") as fh:
+        np.savez_compressed(fh, **table)
     os.replace(path + ".tmp", path)
 
 
@@ -98,19 +138,10 @@ def lesion_masks(cell):
 
 
 def tb_pseudo_masks(folder, rows, spec):
-    """lesion_masks of the images `rows` from the TB class map of the teacher `spec`
-    (checkpoints, as train.load_model reads them; the probability is of the map + the TB bias,
-    before Platt scaling). An image where the teacher sees no lesion teaches nothing: its
-    lesion was missed, so its clear cells are not trusted either."""
+    """lesion_masks of the images `rows` from the teacher's tb_cells. An image where the
+    teacher sees no lesion teaches nothing: its lesion was missed, so its clear cells are not
+    trusted either."""
     import torch
-    import evidence
-    if spec.endswith(".onnx") or spec.endswith(".csv"):
-        raise SystemExit("tb_pseudo_weight: the teacher must be checkpoints (the map's bias)")
     if len(rows) == 0:
         return torch.zeros(0, D.CACHE_SIDE, D.CACHE_SIDE, dtype=torch.uint8), np.zeros(0, bool)
-    scorer = evidence.load_scorer("+".join(os.path.join(ROOT, p) for p in spec.split("+")))
-    tb = L.INDEX["Tuberculosis"]
-    _, cams, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
-                                                scorer.preprocess))
-    return lesion_masks(torch.sigmoid(torch.from_numpy(cams[:, tb]) +
-                                      float(scorer.model.bias[tb])))
+    return lesion_masks(torch.from_numpy(tb_cells(folder, rows, spec)))

@@ -597,9 +597,10 @@ def main(argv=None):
                     "into the card beside the model's")
     ap.add_argument("--note", help="a line for the card's training section (e.g. how the "
                     "members trained elsewhere got their data)")
-    ap.add_argument("--write-teacher", metavar="CSV", help="write the probabilities of the "
-                    "recipe's teacher on the NIH training images, a table the setting teacher "
-                    "reads, and stop")
+    ap.add_argument("--write-teacher", metavar="NPZ", help="write what the recipe's teacher "
+                    "gives the training images (the NIH findings' probabilities, the TB cells "
+                    "of the TB images without boxes), a table the setting teacher reads, and "
+                    "stop")
     ap.add_argument("--skip-export", action="store_true")
     ap.add_argument("--model-version", default="cxr-default-1.3")
     args = ap.parse_args(argv)
