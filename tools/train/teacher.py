@@ -69,8 +69,8 @@ def onnx_bias(spec):
     scaling (tools/export/contract.py)."""
     import onnx
     from onnx import numpy_helper
-    found = [numpy_helper.to_array(t) for t in onnx.load(os.path.join(ROOT, spec)).graph.initializer
-             if t.name == "bias"]
+    graph = onnx.load(os.path.join(ROOT, spec)).graph
+    found = [numpy_helper.to_array(t) for t in graph.initializer if t.name == "bias"]
     if not found:
         raise SystemExit("%s: no initializer `bias` (not a contract model?)" % spec)
     return found[0]
