@@ -35,6 +35,16 @@ def from_table(spec, key, folder, rows):
         return table[key][[index[folder.files[i]] for i in rows]]
 
 
+def score(spec, folder, rows):
+    """The teacher's probabilities and class maps on the images `rows` (each whole image
+    scored once as cxrd would), and its scorer."""
+    import evidence
+    scorer = load_teacher(spec)
+    probs, cams, _ = scorer(evidence.network_inputs(
+        folder.root, [folder.files[i] for i in rows], scorer.preprocess))
+    return probs, cams, scorer
+
+
 def teacher_probs(folder, rows, spec):
     """The nine NIH findings' probabilities of the teacher `spec` on the folder's images
     `rows`, each whole image scored once as cxrd would: a contract ONNX model (its calibrated
@@ -42,11 +52,7 @@ def teacher_probs(folder, rows, spec):
     travels where the models are too large to."""
     if spec.endswith(".npz"):
         return from_table(spec, "nih_probs", folder, rows)
-    import evidence
-    scorer = load_teacher(spec)
-    probs, _, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
-                                                 scorer.preprocess))
-    return probs[:, [L.INDEX[f] for f in L.NIH_FINDINGS]]
+    return score(spec, folder, rows)[0][:, [L.INDEX[f] for f in L.NIH_FINDINGS]]
 
 
 def tb_cells(folder, rows, spec):
@@ -55,12 +61,9 @@ def tb_cells(folder, rows, spec):
     contract ONNX model (its initializer `bias`) or their table."""
     if spec.endswith(".npz"):
         return from_table(spec, "tb_cells", folder, rows)
-    import evidence
-    scorer = load_teacher(spec)
+    _, cams, scorer = score(spec, folder, rows)
     tb = L.INDEX["Tuberculosis"]
     bias = onnx_bias(spec)[tb] if spec.endswith(".onnx") else float(scorer.model.bias[tb])
-    _, cams, _ = scorer(evidence.network_inputs(folder.root, [folder.files[i] for i in rows],
-                                                scorer.preprocess))
     return 1 / (1 + np.exp(-(cams[:, tb] + bias)))
 
 
@@ -138,10 +141,21 @@ def lesion_masks(cell):
 
 
 def tb_pseudo_masks(folder, rows, spec):
-    """lesion_masks of the images `rows` from the teacher's tb_cells. An image where the
-    teacher sees no lesion teaches nothing: its lesion was missed, so its clear cells are not
-    trusted either."""
+    """lesion_masks of the images `rows` from the teacher's tb_cells."""
     import torch
     if len(rows) == 0:
         return torch.zeros(0, D.CACHE_SIDE, D.CACHE_SIDE, dtype=torch.uint8), np.zeros(0, bool)
     return lesion_masks(torch.from_numpy(tb_cells(folder, rows, spec)))
+
+
+def tb_pseudo_labels(folder, cfg):
+    """The lesion masks of the setting tb_pseudo_weight, computed once before training: the
+    rows of the TB training images without boxes where the teacher sees a lesion, and their
+    masks (none when the setting is off). An image where it sees none teaches nothing: its
+    lesion was missed, so its clear cells are not trusted either."""
+    import torch
+    rows = np.zeros(0, np.int64)
+    if cfg.get("tb_pseudo_weight", 0.0) > 0 and cfg.get("tb_loss", "image") == "lesion":
+        rows = tb_pseudo_rows(folder, np.flatnonzero(~folder.is_val))
+    masks, has_lesion = tb_pseudo_masks(folder, rows, cfg["teacher"])
+    return rows[has_lesion], masks[torch.from_numpy(has_lesion)]

@@ -279,9 +279,10 @@ def device_name(dev):
     return E.cpu_name()
 
 
-def train(folder, cfg, leave_out=None, device="cpu", targets=None):
-    """Trains one member (cfg's seed) on `targets` (teacher.teacher_targets of cfg when None);
-    returns the model and a summary of the run."""
+def train(folder, cfg, leave_out=None, device="cpu", targets=None, pseudo=None):
+    """Trains one member (cfg's seed) on `targets` and the TB lesion cells `pseudo`
+    (teacher.teacher_targets and teacher.tb_pseudo_labels of cfg when None); returns the
+    model and a summary of the run."""
     cfg = dict(cfg, members=1)
     torch.manual_seed(cfg["seed"])
     rng = np.random.RandomState(cfg["seed"])
@@ -327,13 +328,10 @@ def train(folder, cfg, leave_out=None, device="cpu", targets=None):
     banks += [torch.from_numpy(D.box_mask(folder.boxes[folder.files[i]]) > 0)[None]
               .to(torch.uint8) * 255 for i in boxed]
     pseudo_weight = cfg.get("tb_pseudo_weight", 0.0) if lesion else 0.0
-    pseudo = np.zeros(0, np.int64)
-    if pseudo_weight > 0:
-        pseudo = KD.tb_pseudo_rows(folder, train_idx)
-        pseudo_masks, has_lesion = KD.tb_pseudo_masks(folder, pseudo, cfg["teacher"])
-        pseudo, pseudo_masks = pseudo[has_lesion], pseudo_masks[torch.from_numpy(has_lesion)]
-        banks.append(pseudo_masks)
-        log("TB lesion cells from the teacher: %d of %d images" % (len(pseudo), len(has_lesion)))
+    pseudo, pseudo_masks = KD.tb_pseudo_labels(folder, cfg) if pseudo is None else pseudo
+    keep = np.isin(pseudo, train_idx)  # a leave-out run trains without some TB images
+    pseudo = pseudo[keep]
+    banks.append(pseudo_masks[torch.from_numpy(keep)])
     mask_row = np.zeros(folder.n, np.int64)
     mask_row[boxed] = np.arange(1, len(boxed) + 1)
     mask_row[pseudo] = np.arange(len(boxed) + 1, len(boxed) + len(pseudo) + 1)
@@ -473,11 +471,17 @@ def ensemble_info(infos, leave_out):
 def train_members(folder, cfg, leave_out=None, device="cpu"):
     """cfg['members'] networks, one after another, at seeds seed, seed+1, ..."""
     models, infos = [], []
-    targets = KD.teacher_targets(folder, cfg)  # once: a teacher scores every NIH image
+    # once: the teacher scores the training images before any member trains
+    targets = KD.teacher_targets(folder, cfg)
     if cfg.get("teacher_weight", 0.0) > 0:
         log("soft targets of the NIH training images from the teacher %s" % cfg["teacher"])
+    pseudo = KD.tb_pseudo_labels(folder, cfg)
+    if len(pseudo[0]):
+        log("TB lesion cells from the teacher %s on %d images" % (cfg["teacher"],
+                                                                 len(pseudo[0])))
     for k in range(cfg["members"]):
-        model, info = train(folder, dict(cfg, seed=cfg["seed"] + k), leave_out, device, targets)
+        model, info = train(folder, dict(cfg, seed=cfg["seed"] + k), leave_out, device,
+                            targets, pseudo)
         models.append(model)
         infos.append(dict(info, seed=cfg["seed"] + k))
     return combine(models, cfg), ensemble_info(infos, leave_out)
