@@ -1,7 +1,8 @@
 /* Pixel data decoding by transfer syntax: turns one frame of a DICOM file's pixel data (native
  * or encapsulated fragments) into stored values, one int32 per sample, ready for the rendering
  * chain in image/. RLE Lossless and JPEG Lossless (process 14) are decoded here; JPEG baseline,
- * JPEG-LS and JPEG 2000 / HTJ2K go through libjpeg-turbo, CharLS and OpenJPEG.
+ * JPEG-LS, JPEG 2000 / HTJ2K and Deflated Image Frame Compression go through libjpeg-turbo,
+ * CharLS, OpenJPEG and libdeflate.
  *
  * Ownership: outputs are written only on success; on failure the callee frees what it
  * allocated. Thread safe: no shared state (each call uses its own library contexts). */

@@ -1,6 +1,7 @@
 /* Frame decoding front door: knows the transfer syntaxes, finds frame N's bytes (native
  * offset, or fragments via the Basic Offset Table or JPEG/J2K start markers), routes them to
- * a codec, and normalises the result to stored values (Bits Stored at High Bit, sign). */
+ * a codec (a deflated frame is inflated, then read as native), and normalises the result to
+ * stored values (Bits Stored at High Bit, sign). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ enum syntax_family {
     FAMILY_JPEGLS,
     FAMILY_J2K,
     FAMILY_RLE,
+    FAMILY_DEFLATE, /* each frame's native bytes, raw Deflate, one fragment per frame */
 };
 
 struct syntax {
@@ -43,6 +45,7 @@ static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2.4.202", "HTJ2K Lossless RPCL", FAMILY_J2K, true},
         {"1.2.840.10008.1.2.4.203", "HTJ2K", FAMILY_J2K, false},
         {"1.2.840.10008.1.2.5", "RLE Lossless", FAMILY_RLE, true},
+        {"1.2.840.10008.1.2.8.1", "Deflated Image Frame Compression", FAMILY_DEFLATE, true},
         /* Known but not decoded: named in the error message. */
         {"1.2.840.10008.1.2.4.52", "JPEG Extended (Process 3 & 5, retired)", FAMILY_UNSUPPORTED,
          false},
@@ -59,7 +62,6 @@ static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless", FAMILY_UNSUPPORTED, true},
         {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression", FAMILY_UNSUPPORTED, false},
         {"1.2.840.10008.1.2.4.112", "JPEG XL", FAMILY_UNSUPPORTED, false},
-        {"1.2.840.10008.1.2.8.1", "Deflated Image Frame Compression", FAMILY_UNSUPPORTED, true},
 };
 
 static const struct syntax *syntax_find(const char *uid)
@@ -186,7 +188,7 @@ static bool starts_frame(enum syntax_family family, const struct cxr_dicom_fragm
                 p[4] == 'j' && p[5] == 'P');
     if (family == FAMILY_JPEG || family == FAMILY_JPEGLS)
         return p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF;
-    return true; /* RLE: one fragment per frame */
+    return true; /* RLE, deflate: one fragment per frame */
 }
 
 /* Finds the fragments [first, end) of frame frame_index. */
@@ -251,35 +253,97 @@ static enum cxr_status frame_fragments(const struct cxr_dicom_pixel_desc *desc,
                        frame_index + 1, count);
 }
 
+/* The compressed bytes of frame frame_index: its one fragment as it lies in the file, or its
+ * fragments joined into *joined, which the caller frees. */
+static enum cxr_status frame_data(const struct cxr_dicom_pixel_desc *desc,
+                                  const struct cxr_dicom_pixel_data *pixels,
+                                  enum syntax_family family, uint32_t frame_index,
+                                  const uint8_t **data, size_t *size, uint8_t **joined,
+                                  struct cxr_err *err)
+{
+    size_t first = 0;
+    size_t end = 0;
+    *joined = NULL;
+    enum cxr_status status = frame_fragments(desc, pixels, family, frame_index, &first, &end, err);
+    if (status != CXR_OK)
+        return status;
+    *data = pixels->fragments[first].data;
+    *size = pixels->fragments[first].size;
+    if (end - first == 1)
+        return CXR_OK;
+    size_t total = 0;
+    for (size_t i = first; i < end; i++)
+        total += pixels->fragments[i].size; /* fragments lie in one file: cannot overflow */
+    uint8_t *bytes = malloc(total ? total : 1);
+    if (bytes == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory joining fragments");
+    size_t at = 0;
+    for (size_t i = first; i < end; i++) {
+        memcpy(bytes + at, pixels->fragments[i].data, pixels->fragments[i].size);
+        at += pixels->fragments[i].size;
+    }
+    *data = bytes;
+    *size = total;
+    *joined = bytes;
+    return CXR_OK;
+}
+
+/* Bytes of one frame in the native layout; a 1-bit frame rounded up to whole bytes (a deflated
+ * frame starts on a byte boundary). */
+static size_t native_frame_bytes(const struct cxr_dicom_pixel_desc *desc)
+{
+    size_t pixel_count = (size_t)desc->rows * desc->columns;
+    size_t sample_count = pixel_count * desc->samples_per_pixel;
+    if (desc->bits_allocated == 1)
+        return (sample_count + 7) / 8;
+    if (is_photometric(desc, "YBR_FULL_422") && desc->samples_per_pixel == 3 &&
+        desc->bits_allocated == 8)
+        return pixel_count * 2;
+    return sample_count * (desc->bits_allocated / 8u);
+}
+
+/* Deflated Image Frame Compression: the frame is inflated to its native bytes, then read as a
+ * native little-endian image of one frame. */
+static enum cxr_status decode_deflated(const struct cxr_dicom_pixel_desc *desc,
+                                       const struct cxr_dicom_pixel_data *pixels,
+                                       uint32_t frame_index, int32_t *samples, bool *was_ybr422,
+                                       struct cxr_err *err)
+{
+    const uint8_t *data = NULL;
+    size_t size = 0;
+    uint8_t *joined = NULL;
+    enum cxr_status status =
+            frame_data(desc, pixels, FAMILY_DEFLATE, frame_index, &data, &size, &joined, err);
+    if (status != CXR_OK)
+        return status;
+    size_t frame_bytes = native_frame_bytes(desc);
+    uint8_t *native = malloc(frame_bytes + 1);
+    if (native == NULL) {
+        free(joined);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory inflating a frame");
+    }
+    status = cxr_codec_inflate_frame(data, size, native, frame_bytes, err);
+    if (status == CXR_OK) {
+        struct cxr_dicom_pixel_data frame = {.native = native, .native_size = frame_bytes};
+        status = decode_native(desc, &frame, 0, samples, was_ybr422, err);
+    }
+    free(native);
+    free(joined);
+    return status;
+}
+
 static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *desc,
                                            const struct cxr_dicom_pixel_data *pixels,
                                            const struct syntax *syntax, uint32_t frame_index,
                                            int32_t *samples, bool *became_rgb, struct cxr_err *err)
 {
-    size_t first = 0;
-    size_t end = 0;
+    const uint8_t *data = NULL;
+    size_t size = 0;
+    uint8_t *joined = NULL;
     enum cxr_status status =
-            frame_fragments(desc, pixels, syntax->family, frame_index, &first, &end, err);
+            frame_data(desc, pixels, syntax->family, frame_index, &data, &size, &joined, err);
     if (status != CXR_OK)
         return status;
-    const uint8_t *data = pixels->fragments[first].data;
-    size_t size = pixels->fragments[first].size;
-    uint8_t *joined = NULL;
-    if (end - first > 1) {
-        size_t total = 0;
-        for (size_t i = first; i < end; i++)
-            total += pixels->fragments[i].size; /* fragments lie in one file: cannot overflow */
-        joined = malloc(total ? total : 1);
-        if (joined == NULL)
-            return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory joining fragments");
-        size_t at = 0;
-        for (size_t i = first; i < end; i++) {
-            memcpy(joined + at, pixels->fragments[i].data, pixels->fragments[i].size);
-            at += pixels->fragments[i].size;
-        }
-        data = joined;
-        size = total;
-    }
     uint32_t width = desc->columns;
     uint32_t height = desc->rows;
     uint32_t spp = desc->samples_per_pixel;
@@ -390,8 +454,10 @@ enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
     bool was_ybr422 = false;
     enum cxr_status status;
     unsigned shift = 0;
-    if (syntax->family == FAMILY_NATIVE) {
-        status = decode_native(desc, pixels, frame_index, samples, &was_ybr422, err);
+    if (syntax->family == FAMILY_NATIVE || syntax->family == FAMILY_DEFLATE) {
+        status = syntax->family == FAMILY_NATIVE
+                         ? decode_native(desc, pixels, frame_index, samples, &was_ybr422, err)
+                         : decode_deflated(desc, pixels, frame_index, samples, &was_ybr422, err);
         shift = cxr_codec_native_shift(desc); /* High Bit places the stored bits */
     } else {
         status = decode_encapsulated(desc, pixels, syntax, frame_index, samples, &became_rgb, err);

@@ -1,6 +1,6 @@
 /* Inside codec/: the wrappers over third-party decoders. Each decodes one whole compressed
- * frame into interleaved int32 samples (width * height * samples_per_pixel, allocated by the
- * caller) and translates its library's errors into a cxr_err naming the library. */
+ * frame, the image codecs into interleaved int32 samples (width * height * samples_per_pixel,
+ * allocated by the caller), and translates its library's errors into a cxr_err. */
 #ifndef CXR_CODEC_INTERNAL_H
 #define CXR_CODEC_INTERNAL_H
 
@@ -32,5 +32,11 @@ enum cxr_status cxr_codec_jpegls_decode(const uint8_t *data, size_t size, uint32
 enum cxr_status cxr_codec_j2k_decode(const uint8_t *data, size_t size, uint32_t width,
                                      uint32_t height, uint32_t components, int32_t *samples,
                                      struct cxr_err *err);
+
+/* libdeflate: inflates one frame's raw Deflate stream (Deflated Image Frame Compression) into
+ * out, which holds frame_bytes + 1 bytes (the frame's native size, and a pad byte an encoder
+ * may add). CXR_ERR_MALFORMED when the stream is corrupt or inflates to fewer or more bytes. */
+enum cxr_status cxr_codec_inflate_frame(const uint8_t *data, size_t size, uint8_t *out,
+                                        size_t frame_bytes, struct cxr_err *err);
 
 #endif

@@ -4,7 +4,9 @@ independent decoders:
 
 - stored values of frame 1 equal those of DCMTK (dcmconv +te for native syntaxes, dcmdjpeg,
   dcmdrle, dcmdjpls) or GDCM (gdcmconv --raw, for JPEG 2000 which DCMTK 3.6.7 lacks), read
-  back from the decompressed file with pydicom; lossy syntaxes within the codec's tolerance;
+  back from the decompressed file with pydicom; for Deflated Image Frame Compression, which
+  neither has, frame 1 inflated by Python's zlib into a native file (--inflate-frame); lossy
+  syntaxes within the codec's tolerance;
 - for monochrome files that carry a window, the rendered 8-bit image equals
   `dcm2pnm +Wi 1 -O` within one grey level (-O: overlays are not burnt into the image
   cxrd renders, which is the network's input).
@@ -13,16 +15,19 @@ References are made once into REF_DIR (shared by the release and sanitizer build
 written to a temporary name and renamed, so an interrupted run leaves no half reference);
 cxrd's outputs go to OUT_DIR. Prints counts per transfer syntax, the files the references
 reject and every failure. Exit 1 on any failure.
-Usage: corpus_check.py CODEC_DUMP DATA_DIR REF_DIR OUT_DIR"""
+Usage: corpus_check.py CODEC_DUMP DATA_DIR REF_DIR OUT_DIR
+       corpus_check.py --inflate-frame SOURCE TARGET"""
 import concurrent.futures
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import numpy as np
 import pydicom
+from pydicom.encaps import generate_pixel_data_frame
 from PIL import Image
 
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
@@ -33,9 +38,10 @@ JPEGLS = {"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
 RLE = {"1.2.840.10008.1.2.5"}
+FRAME_DEFLATE = {"1.2.840.10008.1.2.8.1"}
 # Syntaxes cxrd decodes: a file of one of them refused as unsupported is a failure (only the
 # syntaxes README lists as unsupported may be refused).
-DECODED = NATIVE | JPEG | JPEGLS | J2K | RLE
+DECODED = NATIVE | JPEG | JPEGLS | J2K | RLE | FRAME_DEFLATE
 LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
          "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"}
 # Largest difference in stored values accepted for lossy syntaxes. JPEG DCT: IDCT and
@@ -64,7 +70,8 @@ NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit
          "JPEG 2000 Lossless", "1.2.840.10008.1.2.4.91": "JPEG 2000",
          "1.2.840.10008.1.2.4.201": "HTJ2K Lossless", "1.2.840.10008.1.2.4.202":
          "HTJ2K Lossless RPCL", "1.2.840.10008.1.2.4.203": "HTJ2K",
-         "1.2.840.10008.1.2.5": "RLE Lossless"}
+         "1.2.840.10008.1.2.5": "RLE Lossless",
+         "1.2.840.10008.1.2.8.1": "Deflated frames"}
 
 
 def reference_command(syntax, source, target):
@@ -78,7 +85,24 @@ def reference_command(syntax, source, target):
         return ["dcmdjpls", source, target]
     if syntax in J2K:
         return ["gdcmconv", "--raw", source, target]
+    if syntax in FRAME_DEFLATE:
+        return [sys.executable, os.path.abspath(__file__), "--inflate-frame", source, target]
     return None
+
+
+def inflate_first_frame(source, target):
+    """A native Explicit VR Little Endian copy of the first frame of a Deflated Image Frame
+    Compression file: its fragment inflated by zlib (raw Deflate), cut to the frame's size."""
+    ds = pydicom.dcmread(source)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    fragment = next(generate_pixel_data_frame(ds.PixelData, frames))
+    bits = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * int(ds.BitsAllocated)
+    ds.PixelData = zlib.decompress(fragment, -15)[:(bits + 7) // 8]
+    ds["PixelData"].is_undefined_length = False
+    ds.NumberOfFrames = 1
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(target, write_like_original=False)
 
 
 def normalise(values, bits_stored, signed):
@@ -158,7 +182,7 @@ def check_file(codec_dump, path, rel, cache_dir, out_dir):
     command = reference_command(syntax, path, reference)
     if command is None:
         return syntax, "no-reference", "no independent decoder for this syntax"
-    reference_name = command[0]
+    reference_name = "zlib" if syntax in FRAME_DEFLATE else command[0]
     if rel in PYDICOM_REFERENCE:
         reference, reference_name = path, "pydicom"
     elif not os.path.exists(reference):
@@ -228,6 +252,9 @@ def check_file(codec_dump, path, rel, cache_dir, out_dir):
 
 
 def main():
+    if sys.argv[1] == "--inflate-frame":
+        inflate_first_frame(sys.argv[2], sys.argv[3])
+        return 0
     codec_dump, data_dir, cache_dir, out_dir = sys.argv[1:5]
     os.makedirs(cache_dir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)

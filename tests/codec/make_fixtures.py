@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Builds codec test fixtures in the build tree: native source files from the shared corpus
 are re-encoded by DCMTK (dcmcjpeg lossless with every predictor and a point transform,
-dcmcrle, dcmcjpls) and GDCM (gdcmconv --j2k). For each encoding, the frame's fragments and
+dcmcrle, dcmcjpls), GDCM (gdcmconv --j2k) and Python's zlib (Deflated Image Frame
+Compression: the native frame as raw Deflate, which neither tool writes). For each encoding, the frame's fragments and
 the image description are written next to the expected stored values, which pydicom reads
 from the original native file. The C test decodes the fragments with cxrd's codecs and
 compares. Usage: make_fixtures.py DATA_DIR OUT_DIR"""
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pydicom
@@ -28,6 +30,7 @@ TS = {
     "rle": "1.2.840.10008.1.2.5",
     "jls": "1.2.840.10008.1.2.4.80",
     "j2k": "1.2.840.10008.1.2.4.90",
+    "deflate": "1.2.840.10008.1.2.8.1",
 }
 
 
@@ -41,6 +44,17 @@ def encodings(key):
     yield "rle", "rle", ["dcmcrle"], 0
     yield "jls", "jls", ["dcmcjpls"], 0
     yield "j2k", "j2k", ["gdcmconv", "--j2k"], 0
+    yield "deflate", "deflate", None, 0
+
+
+def deflate_frame(original):
+    """The first frame's native little-endian bytes as raw Deflate (RFC 1951, no header)."""
+    if original.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2":
+        raise ValueError("big endian source")
+    frame_bytes = (int(original.Rows) * int(original.Columns) * int(original.SamplesPerPixel) *
+                   int(original.BitsAllocated) // 8)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(original.PixelData[:frame_bytes]) + packer.flush()
 
 
 def stored_values(ds, point_transform):
@@ -58,6 +72,19 @@ def stored_values(ds, point_transform):
     return values.astype("<i4")
 
 
+def write_fixture(stem, syntax, ds, fragment, original, point_transform):
+    """stem.bin: the frame's fragment; stem.expect: the original's stored values; stem.meta:
+    the encoded file's image description."""
+    with open(stem + ".bin", "wb") as f:
+        f.write(fragment)
+    stored_values(original, point_transform).tofile(stem + ".expect")
+    with open(stem + ".meta", "w") as f:
+        f.write("%s %d %d %d %d %d %d %d %d %s\n" % (
+            syntax, ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored,
+            ds.HighBit, ds.PixelRepresentation, int(getattr(ds, "PlanarConfiguration", 0) or 0),
+            ds.PhotometricInterpretation))
+
+
 def main():
     data_dir, out_dir = sys.argv[1], sys.argv[2]
     done_marker = os.path.join(out_dir, ".done")
@@ -72,6 +99,11 @@ def main():
         source = os.path.join(data_dir, "dicom", rel)
         original = pydicom.dcmread(source)
         for name, ts_key, command, point_transform in encodings(key):
+            if command is None:
+                write_fixture(os.path.join(out_dir, "%s_%s" % (key, name)), TS[ts_key],
+                              original, deflate_frame(original), original, 0)
+                made += 1
+                continue
             target = os.path.join(scratch, "%s_%s.dcm" % (key, name))
             result = subprocess.run(command + [source, target], capture_output=True)
             if result.returncode != 0:
@@ -83,15 +115,9 @@ def main():
                 continue
             frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
             fragment = next(generate_pixel_data_frame(ds.PixelData, frames))
-            stem = os.path.join(out_dir, "%s_%s" % (key, name))
-            with open(stem + ".bin", "wb") as f:
-                f.write(fragment)
-            stored_values(original, point_transform).tofile(stem + ".expect")
-            with open(stem + ".meta", "w") as f:
-                f.write("%s %d %d %d %d %d %d %d %d %s\n" % (
-                    ds.file_meta.TransferSyntaxUID, ds.Rows, ds.Columns, ds.SamplesPerPixel,
-                    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation,
-                    int(getattr(ds, "PlanarConfiguration", 0) or 0), ds.PhotometricInterpretation))
+            write_fixture(os.path.join(out_dir, "%s_%s" % (key, name)),
+                          ds.file_meta.TransferSyntaxUID, ds, fragment, original,
+                          point_transform)
             made += 1
     print("made %d fixtures" % made)
     if made < 40:

@@ -1,7 +1,8 @@
 /* Codecs against DCMTK and GDCM: each fixture is one frame re-encoded by dcmcjpeg (JPEG
- * Lossless, every predictor, point transform), dcmcrle, dcmcjpls or gdcmconv --j2k, with the
- * stored values pydicom read from the native original (make_fixtures.py). Decoding must give
- * those values exactly. Argument: the fixture directory. */
+ * Lossless, every predictor, point transform), dcmcrle, dcmcjpls or gdcmconv --j2k (deflated
+ * frames: Python's zlib), with the stored values pydicom read from the native original
+ * (make_fixtures.py). Decoding must give those values exactly. Argument: the fixture
+ * directory. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>

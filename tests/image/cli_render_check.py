@@ -39,8 +39,13 @@ def main():
     text = os.path.join(work, "text.dcm")
     with open(text, "w") as f:
         f.write("not a DICOM file\n")
-    # Deflated Image Frame Compression: a syntax cxrd does not decode.
-    unsupported = os.path.join(corpus, "pydicom-data", "liver_deflate.dcm")
+    # A syntax cxrd does not decode: a deflated-frame file relabelled JPEG 2000 Part 2
+    # (a UID of the same length, so the file meta stays well formed).
+    unsupported = os.path.join(work, "part2.dcm")
+    with open(os.path.join(corpus, "pydicom-data", "liver_deflate.dcm"), "rb") as f:
+        relabelled = f.read().replace(b"1.2.840.10008.1.2.8.1\0", b"1.2.840.10008.1.2.4.92", 1)
+    with open(unsupported, "wb") as f:
+        f.write(relabelled)
     for bad in (text, os.path.join(work, "missing.dcm"), unsupported):
         target = os.path.join(work, "bad.png")
         result = subprocess.run([cxrd, "render", bad, target], capture_output=True)
@@ -48,8 +53,9 @@ def main():
         assert result.stderr.startswith(b"cxrd render: "), result.stderr
         assert not os.path.exists(target)
     result = subprocess.run([cxrd, "render", unsupported, "x.png"], capture_output=True)
-    assert b"1.2.840.10008.1.2.8.1" in result.stderr, result.stderr
+    assert b"1.2.840.10008.1.2.4.92" in result.stderr, result.stderr
     os.unlink(text)
+    os.unlink(unsupported)
     assert sorted(os.listdir(work)) == ["chest.png"], os.listdir(work)
 
     assert subprocess.run([cxrd, "render"], capture_output=True).returncode == 2
