@@ -55,19 +55,24 @@ static enum cxr_status decode(const struct cxr_dicom_pixel_desc *desc,
     return cxr_codec_frame_decode(desc, pixels, frame_index, &limits, frame, NULL);
 }
 
-/* Every frame of the deflated encoding equals the same frame of the native one. */
-static void assert_frames_match(const struct cxr_dicom_pixel_desc *native_desc,
-                                const struct cxr_dicom_pixel_data *native,
-                                const struct cxr_dicom_pixel_desc *deflated_desc,
-                                const struct cxr_dicom_pixel_data *deflated)
+/* Every frame of the deflated fragments equals the same frame of the native data. */
+static void assert_frames_match(uint32_t rows, uint32_t columns, uint16_t bits_allocated,
+                                uint16_t bits_stored, const uint8_t *native_bytes,
+                                size_t native_size, const struct cxr_dicom_fragment *fragments)
 {
-    size_t count = (size_t)native_desc->rows * native_desc->columns;
+    struct cxr_dicom_pixel_desc native_desc =
+            describe(NATIVE, rows, columns, bits_allocated, bits_stored);
+    struct cxr_dicom_pixel_data native = {.native = native_bytes, .native_size = native_size};
+    struct cxr_dicom_pixel_desc deflated_desc =
+            describe(DEFLATED, rows, columns, bits_allocated, bits_stored);
+    struct cxr_dicom_pixel_data deflated = {
+            .encapsulated = true, .fragment_count = FRAMES, .fragments = fragments};
     for (uint32_t f = 0; f < FRAMES; f++) {
         struct cxr_codec_frame want;
         struct cxr_codec_frame got;
-        assert_int_equal(decode(native_desc, native, f, &want), CXR_OK);
-        assert_int_equal(decode(deflated_desc, deflated, f, &got), CXR_OK);
-        assert_memory_equal(got.samples, want.samples, count * sizeof(int32_t));
+        assert_int_equal(decode(&native_desc, &native, f, &want), CXR_OK);
+        assert_int_equal(decode(&deflated_desc, &deflated, f, &got), CXR_OK);
+        assert_memory_equal(got.samples, want.samples, (size_t)rows * columns * sizeof(int32_t));
         cxr_codec_frame_release(&want);
         cxr_codec_frame_release(&got);
     }
@@ -95,15 +100,11 @@ static void one_bit_frames_start_on_byte_boundaries(void **state)
         fragments[f].data = streams[f];
         fragments[f].size = deflate_bytes(frame_bits[f], sizeof(frame_bits[f]), streams[f]);
     }
-    struct cxr_dicom_pixel_desc native_desc = describe(NATIVE, ROWS, COLUMNS, 1, 1);
-    struct cxr_dicom_pixel_data native = {.native = packed, .native_size = sizeof(packed)};
-    struct cxr_dicom_pixel_desc deflated_desc = describe(DEFLATED, ROWS, COLUMNS, 1, 1);
-    struct cxr_dicom_pixel_data deflated = {
-            .encapsulated = true, .fragment_count = FRAMES, .fragments = fragments};
-    assert_frames_match(&native_desc, &native, &deflated_desc, &deflated);
+    assert_frames_match(ROWS, COLUMNS, 1, 1, packed, sizeof(packed), fragments);
 }
 
-/* 12 bits stored in 16 with junk above High Bit, an odd-length frame padded to even length. */
+/* 12 bits stored in 16 with other bits set above High Bit; the second frame's stream carries
+ * one pad byte after the frame. */
 static void sixteen_bit_frames_are_read_as_native(void **state)
 {
     (void)state;
@@ -120,12 +121,7 @@ static void sixteen_bit_frames_are_read_as_native(void **state)
         fragments[f].data = streams[f];
         fragments[f].size = deflate_bytes(padded, f == 1 ? BYTES + 1 : BYTES, streams[f]);
     }
-    struct cxr_dicom_pixel_desc native_desc = describe(NATIVE, ROWS, COLUMNS, 16, 12);
-    struct cxr_dicom_pixel_data native = {.native = raw, .native_size = sizeof(raw)};
-    struct cxr_dicom_pixel_desc deflated_desc = describe(DEFLATED, ROWS, COLUMNS, 16, 12);
-    struct cxr_dicom_pixel_data deflated = {
-            .encapsulated = true, .fragment_count = FRAMES, .fragments = fragments};
-    assert_frames_match(&native_desc, &native, &deflated_desc, &deflated);
+    assert_frames_match(ROWS, COLUMNS, 16, 12, raw, sizeof(raw), fragments);
 }
 
 static void malformed_streams_are_refused(void **state)
