@@ -4,8 +4,8 @@ are re-encoded by DCMTK (dcmcjpeg lossless with every predictor and a point tran
 dcmcrle, dcmcjpls), GDCM (gdcmconv --j2k) and Python's zlib (Deflated Image Frame
 Compression: the native frame as raw Deflate, which neither tool writes). For each encoding,
 the frame's fragments and the image description are written next to the expected stored
-values, which pydicom reads from the original native file. The C test decodes the fragments with cxrd's codecs and
-compares. Usage: make_fixtures.py DATA_DIR OUT_DIR"""
+values, which pydicom reads from the original native file. The C test decodes the fragments
+with cxrd's codecs and compares. Usage: make_fixtures.py DATA_DIR OUT_DIR"""
 import os
 import subprocess
 import sys
