@@ -112,6 +112,20 @@ static bool is_photometric(const struct cxr_dicom_pixel_desc *desc, const char *
     return desc->photometric_interpretation && strcmp(desc->photometric_interpretation, name) == 0;
 }
 
+/* Bytes of one frame in the native layout; a 1-bit frame rounded up to whole bytes (frames of
+ * native 1-bit data run on bit by bit; a deflated frame starts on a byte boundary). */
+static size_t native_frame_bytes(const struct cxr_dicom_pixel_desc *desc)
+{
+    size_t pixel_count = (size_t)desc->rows * desc->columns;
+    size_t sample_count = pixel_count * desc->samples_per_pixel;
+    if (desc->bits_allocated == 1)
+        return (sample_count + 7) / 8;
+    if (is_photometric(desc, "YBR_FULL_422") && desc->samples_per_pixel == 3 &&
+        desc->bits_allocated == 8)
+        return pixel_count * 2;
+    return sample_count * (desc->bits_allocated / 8u);
+}
+
 /* Reads native frame bytes into raw (unnormalised) samples. */
 static enum cxr_status decode_native(const struct cxr_dicom_pixel_desc *desc,
                                      const struct cxr_dicom_pixel_data *pixels,
@@ -144,7 +158,7 @@ static enum cxr_status decode_native(const struct cxr_dicom_pixel_desc *desc,
                            "native YBR_FULL_422 with %u bits, %u columns, planar %u", bits,
                            desc->columns, desc->planar_configuration);
     size_t bytes_per_sample = bits / 8u;
-    size_t frame_bytes = ybr422 ? pixel_count * 2 : sample_count * bytes_per_sample;
+    size_t frame_bytes = native_frame_bytes(desc);
     if ((uint64_t)frame_index + 1 > SIZE_MAX / frame_bytes ||
         frame_bytes * ((size_t)frame_index + 1) > pixels->native_size)
         return cxr_err_set(err, CXR_ERR_MALFORMED,
@@ -286,20 +300,6 @@ static enum cxr_status frame_data(const struct cxr_dicom_pixel_desc *desc,
     *size = total;
     *joined = bytes;
     return CXR_OK;
-}
-
-/* Bytes of one frame in the native layout; a 1-bit frame rounded up to whole bytes (a deflated
- * frame starts on a byte boundary). */
-static size_t native_frame_bytes(const struct cxr_dicom_pixel_desc *desc)
-{
-    size_t pixel_count = (size_t)desc->rows * desc->columns;
-    size_t sample_count = pixel_count * desc->samples_per_pixel;
-    if (desc->bits_allocated == 1)
-        return (sample_count + 7) / 8;
-    if (is_photometric(desc, "YBR_FULL_422") && desc->samples_per_pixel == 3 &&
-        desc->bits_allocated == 8)
-        return pixel_count * 2;
-    return sample_count * (desc->bits_allocated / 8u);
 }
 
 /* Deflated Image Frame Compression: the frame is inflated to its native bytes, then read as a
