@@ -33,8 +33,8 @@ void cxr_image_gray8_release(struct cxr_gray8 *image);
 void cxr_image_rgb8_release(struct cxr_rgb8 *image);
 
 /* The whole rendering chain for frame 1 of a parsed file. Errors name the cause, e.g.
- * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.8.1 (Deflated Image Frame Compression) is
- * not supported". */
+ * CXR_ERR_UNSUPPORTED "transfer syntax 1.2.840.10008.1.2.4.92 (JPEG 2000 Part 2 Multi-component
+ * Lossless) is not supported". */
 enum cxr_status cxr_image_render(const struct cxr_dicom_file *file, const struct cxr_limits *limits,
                                  struct cxr_gray8 *out, struct cxr_err *err);
 
@@ -92,6 +92,13 @@ enum cxr_status cxr_image_box_shrink(const uint8_t *pixels, uint32_t channels, u
                                      uint32_t height, uint32_t factor, uint8_t *out,
                                      struct cxr_err *err);
 
+/* The whole image resized to out_width x out_height as the resampler above resizes it (the
+ * aspect ratio is not kept), rounded to 8-bit levels with halves up, exactly (integer sums):
+ * the levels cxr.preprocess equalisation works on. levels has out_width * out_height bytes,
+ * the caller's. Sides up to 65536. */
+enum cxr_status cxr_image_resize_levels(const struct cxr_gray8 *image, uint32_t out_width,
+                                        uint32_t out_height, uint8_t *levels, struct cxr_err *err);
+
 /* How cxr.preprocess equalises the resized grey levels, before scale and offset. */
 enum cxr_equalize { CXR_EQUALIZE_NONE, CXR_EQUALIZE_HISTOGRAM, CXR_EQUALIZE_CLAHE };
 
@@ -105,9 +112,10 @@ struct cxr_tensor_format {
 };
 
 /* Resizes the whole image to format's size with the resampler above (the aspect ratio is not
- * kept), equalises the resized levels as format says (each first rounded to 8 bits, halves up:
- * cxr_image_to_tensor_equalized() and cxr_image_clahe()), then maps level * scale + offset.
- * tensor has width * height floats, owned by the caller. */
+ * kept), then maps level * scale + offset. To equalise (format->equalize), the resized levels
+ * are taken exactly, rounded to 8 bits (cxr_image_resize_levels()), and equalised as
+ * cxr_image_to_tensor_equalized() or cxr_image_clahe() say. tensor has width * height floats,
+ * owned by the caller. */
 enum cxr_status cxr_image_to_tensor_formatted(const struct cxr_gray8 *image,
                                               const struct cxr_tensor_format *format, float *tensor,
                                               struct cxr_err *err);
@@ -119,7 +127,7 @@ enum cxr_status cxr_image_to_tensor(const struct cxr_gray8 *image, uint32_t out_
                                     uint32_t out_height, float scale, float offset, float *tensor,
                                     struct cxr_err *err);
 /* The same with the resized image's grey histogram equalised (cxr.preprocess "equalize":
- * "histogram"): each resized pixel rounded to 8 bits, then grey g becomes
+ * "histogram"): on the exact 8-bit levels (cxr_image_resize_levels()), grey g becomes
  * round(255 * (C(g) - C(lowest)) / (N - C(lowest))), halves up, where C(g) counts the pixels at
  * or below g and lowest is the darkest grey present; then * scale + offset. */
 enum cxr_status cxr_image_to_tensor_equalized(const struct cxr_gray8 *image, uint32_t out_width,

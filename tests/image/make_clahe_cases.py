@@ -36,8 +36,8 @@ def random_cases(rng):
 def radiograph_cases(root):
     for collection, size in RADIOGRAPHS:
         folder = os.path.join(root, "images", collection)
-        grey = D.load_network_grey(os.path.join(folder, sorted(os.listdir(folder))[0]), size, size)
-        yield np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8), D.CLAHE_TILES, D.CLAHE_CLIP
+        u8 = D.load_u8(os.path.join(folder, sorted(os.listdir(folder))[0]))
+        yield D.resized_levels(u8, size, size), D.CLAHE_TILES, D.CLAHE_CLIP
 
 
 def main(argv):

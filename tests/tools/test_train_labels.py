@@ -317,6 +317,51 @@ class Training(unittest.TestCase):
         self.assertEqual(out[0].max(), 255)
         self.assertTrue((out[1] == 0).all())  # a flat image stays flat
 
+    def test_resized_levels_round_the_exact_resize_halves_up(self):
+        from fractions import Fraction
+        import torch
+        import data as D
+
+        def exact_axis(n_in, n_out):
+            # axis_weights' definition in fractions: area coverage when shrinking, bilinear
+            # between pixel centres when growing
+            rows = []
+            for o in range(n_out):
+                w = [Fraction(0)] * n_in
+                if n_out <= n_in:
+                    begin, end = Fraction(o * n_in, n_out), Fraction((o + 1) * n_in, n_out)
+                    for i in range(n_in):
+                        w[i] = max(Fraction(0), min(end, i + 1) - max(begin, Fraction(i)))
+                    w = [v / (end - begin) for v in w]
+                else:
+                    centre = max(Fraction(0),
+                                 Fraction((2 * o + 1) * n_in, 2 * n_out) - Fraction(1, 2))
+                    left = int(centre)
+                    if left >= n_in - 1:
+                        w[n_in - 1] = Fraction(1)
+                    else:
+                        w[left], w[left + 1] = left + 1 - centre, centre - left
+                rows.append(w)
+            return rows
+
+        rng = np.random.RandomState(4)
+        for (h, w), (oh, ow) in [((12, 12), (9, 9)), ((12, 18), (2, 3)), ((7, 5), (11, 9)),
+                                 ((6, 6), (6, 6)), ((13, 4), (5, 10))]:
+            u8 = rng.randint(0, 256, (h, w)).astype(np.uint8)
+            u8[:, : w // 2] = u8[:, :1]  # flat parts, where the average often lands on a half
+            ay, ax = exact_axis(h, oh), exact_axis(w, ow)
+            got = D.resized_levels(u8, ow, oh)
+            for y in range(oh):
+                for x in range(ow):
+                    value = sum(ay[y][i] * ax[x][j] * int(u8[i, j])
+                                for i in range(h) for j in range(w))
+                    self.assertEqual(got[y, x], int(value + Fraction(1, 2)), ((h, w), y, x))
+        # equalised network inputs are built from these levels
+        u8 = rng.randint(0, 256, (12, 12)).astype(np.uint8)
+        x = D.network_input(u8, 9, 9, 1.0, 0.0, "histogram")
+        levels = D.resized_levels(u8, 9, 9)
+        self.assertTrue(np.array_equal(x, D.equalize(torch.from_numpy(levels)[None])[0].numpy()))
+
     def test_clahe_matches_the_definition(self):
         import torch
         import data as D

@@ -104,12 +104,12 @@ class Folder:
 
     def eval_inputs(self, idx, size, equalized=False):
         """The network inputs exactly as cxrd builds them: the 8-bit image area-resized
-        (stretch, load_network_grey) to size x size, its histogram equalised when
-        `equalized`, then pixel * 2/255 - 1. Returns float32 [N,1,size,size]."""
+        (stretch, resize_like_cxrd) to size x size, its histogram equalised when
+        `equalized` (network_input), then pixel * 2/255 - 1. Returns float32 [N,1,size,size]."""
         out = np.zeros((len(idx), 1, size, size), np.float32)
         for j, i in enumerate(idx):
-            grey = load_network_grey(os.path.join(self.root, self.files[i]), size, size)
-            out[j, 0] = network_input(grey, equalized=equalized)
+            u8 = load_u8(os.path.join(self.root, self.files[i]))
+            out[j, 0] = network_input(u8, size, size, equalized=equalized)
         return out
 
 
@@ -127,7 +127,7 @@ PIXEL_OFFSET = -1.0
 
 def load_grey(path, width, height):
     """8-bit grey, area-averaged (PIL BOX filter) to width x height without keeping aspect:
-    the training cache. Network inputs use load_network_grey (cxrd's resize)."""
+    the training cache. Network inputs use network_input (cxrd's resize)."""
     with Image.open(path) as im:
         im = im.convert("L")
         if im.size != (width, height):
@@ -169,10 +169,51 @@ def resize_like_cxrd(grey, width, height):
     return axis_weights(rows, height) @ grey.astype(np.float64) @ axis_weights(cols, width).T
 
 
-def load_network_grey(path, width, height):
-    """An image file's grey levels, resized as cxrd resizes them for the network."""
+@functools.lru_cache(maxsize=16)
+def axis_level_weights(n_in, n_out):
+    """axis_weights as whole numbers over one denominator, exactly, as cxrd's exact resize
+    (src/image/image_levels.c) builds them: ([n_out, n_in] weights, denominator)."""
+    w = np.zeros((n_out, n_in))
+    if n_out < n_in:
+        # in units of 1 / n_out: output o covers [o, o + 1) * n_in, source pixel i
+        # [i, i + 1) * n_out, so each overlap is a whole number and the overlaps sum to n_in
+        denominator = n_in
+        for o in range(n_out):
+            begin, end = o * n_in, (o + 1) * n_in
+            for i in range(begin // n_out, min(n_in, -(-end // n_out))):
+                w[o, i] = min(end, (i + 1) * n_out) - max(begin, i * n_out)
+    elif n_out == n_in:
+        denominator = 1
+        np.fill_diagonal(w, 1)
+    else:
+        # the bilinear centre ((2 o + 1) n_in - n_out) / (2 n_out), clamped at 0
+        denominator = 2 * n_out
+        for o in range(n_out):
+            left, fraction = divmod(max(0, (2 * o + 1) * n_in - n_out), denominator)
+            if left >= n_in - 1:
+                w[o, n_in - 1] = denominator
+            else:
+                w[o, left], w[o, left + 1] = denominator - fraction, fraction
+    w.flags.writeable = False  # shared by the cache
+    return w, denominator
+
+
+def resized_levels(u8, width, height):
+    """A uint8 grey image [H,W] resized as resize_like_cxrd resizes it, rounded to 8 bits
+    (halves up) exactly: the levels cxrd equalises. Float sums of an area average land on
+    either side of a half by 1e-6, and such halves are common (docs/training.md), so the sum
+    is taken in whole numbers (float64 holds them exactly: below 255 * 2**34 < 2**53)."""
+    wy, dy = axis_level_weights(u8.shape[0], height)
+    wx, dx = axis_level_weights(u8.shape[1], width)
+    total = (wy @ u8.astype(np.float64) @ wx.T).astype(np.int64)
+    denominator = dy * dx
+    return ((2 * total + denominator) // (2 * denominator)).astype(np.uint8)
+
+
+def load_u8(path):
+    """An image file's 8-bit grey levels, at its own size."""
     with Image.open(path) as im:
-        return resize_like_cxrd(np.asarray(im.convert("L")), width, height)
+        return np.asarray(im.convert("L"), np.uint8)
 
 
 def jpeg_round_trip(u8, quality):
@@ -323,21 +364,22 @@ def equalized_u8(u8, mode):
     return clahe(u8) if mode == "clahe" else equalize(u8)
 
 
-def network_input(grey, scale=PIXEL_SCALE, offset=PIXEL_OFFSET, equalized=False):
-    """The network input of a resized grey image [H,W] (load_network_grey), as cxrd builds
-    it: equalisation (`equalized`: false, true or "histogram", or "clahe") first rounds the
-    levels to 8 bits (halves up)."""
+def network_input(u8, width, height, scale=PIXEL_SCALE, offset=PIXEL_OFFSET, equalized=False):
+    """The network input [height, width] of a uint8 grey image [H,W] of any size, as cxrd
+    builds it: resized (resize_like_cxrd), or with `equalized` (true or "histogram", or
+    "clahe") its exact 8-bit levels (resized_levels) equalised; then * scale + offset."""
     if equalized:
-        u8 = np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8)
-        grey = equalized_u8(torch.from_numpy(u8)[None], equalized)[0].numpy()
+        levels = resized_levels(u8, width, height)
+        grey = equalized_u8(torch.from_numpy(levels)[None], equalized)[0].numpy()
+    else:
+        grey = resize_like_cxrd(u8, width, height)
     return (grey.astype(np.float64) * scale + offset).astype(np.float32)
 
 
 def model_input(path, preprocess):
     """The network input [H,W] of an image file for a model's cxr.preprocess (a dict)."""
-    grey = load_network_grey(path, preprocess["width"], preprocess["height"])
-    return network_input(grey, preprocess["scale"], preprocess["offset"],
-                         input_equalized(preprocess))
+    return network_input(load_u8(path), preprocess["width"], preprocess["height"],
+                         preprocess["scale"], preprocess["offset"], input_equalized(preprocess))
 
 
 class Augmenter:

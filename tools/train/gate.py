@@ -78,7 +78,7 @@ def features(model, u8, size, name, equalized=False, batch=64):
     """[pooled features, image features] of uint8 images [N,S,S]."""
     out = []
     for i in range(0, len(u8), batch):
-        x = np.stack([D.network_input(D.resize_like_cxrd(u, size, size), equalized=equalized)
+        x = np.stack([D.network_input(u, size, size, equalized=equalized)
                       for u in u8[i:i + batch]])[:, None]
         pooled = pooled_features(model.run(x, [name])[name])
         out.append(np.concatenate([pooled, image_features(x)], 1))

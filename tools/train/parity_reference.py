@@ -1,6 +1,6 @@
 """The PyTorch reference of tests/tools/check_default_model.py for a contract model: its
 probabilities (run by tools/train/onnx_torch.py) on the images the reference lists, from the
-inputs cxrd builds (tools/train/data.py load_network_grey and network_input). The training run
+inputs cxrd builds (tools/train/data.py network_input). The training run
 writes the same file for the model it trains; this rewrites it for a model changed afterwards,
 or when the tools' preprocessing is corrected.
 

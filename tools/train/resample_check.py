@@ -26,21 +26,21 @@ import evidence as EV  # noqa: E402
 import labels as L  # noqa: E402
 
 
-def _cxrd(im, s):
-    return D.resize_like_cxrd(np.asarray(im), s, s)
+def _u8(im):
+    return np.asarray(im, np.uint8)
 
 
+# each variant: the source image (PIL, grey) as another pipeline delivers it to cxrd's resize
 VARIANTS = {
-    "cxrd": _cxrd,
-    # the image delivered at twice the resolution (Lanczos), then cxrd's resize
-    "2x source": lambda im, s: _cxrd(im.resize((2 * im.width, 2 * im.height), Image.LANCZOS), s),
-    # a lower native resolution: area to half the side, bilinear back up
-    "half resolution": lambda im, s: np.asarray(
-        Image.fromarray(np.clip(_cxrd(im, s // 2) + 0.5, 0, 255).astype(np.uint8))
-        .resize((s, s), Image.BILINEAR), np.float64),
+    "cxrd": lambda im, s: _u8(im),
+    # the image delivered at twice the resolution (Lanczos)
+    "2x source": lambda im, s: _u8(im.resize((2 * im.width, 2 * im.height), Image.LANCZOS)),
+    # a lower native resolution: cxrd's resize to half the side, bilinear back up
+    "half resolution": lambda im, s: _u8(
+        Image.fromarray(D.resized_levels(_u8(im), s // 2, s // 2)).resize((s, s), Image.BILINEAR)),
     # edge enhancement, as some vendors' processing applies
-    "sharpened": lambda im, s: _cxrd(im.filter(ImageFilter.UnsharpMask(2, 80, 0)), s),
-    "JPEG 70": lambda im, s: _cxrd(Image.fromarray(D.jpeg_round_trip(np.asarray(im), 70)), s),
+    "sharpened": lambda im, s: _u8(im.filter(ImageFilter.UnsharpMask(2, 80, 0))),
+    "JPEG 70": lambda im, s: D.jpeg_round_trip(_u8(im), 70),
 }
 
 
@@ -49,8 +49,8 @@ def inputs(root, files, preprocess, variant):
     out = np.zeros((len(files), 1, s, s), np.float32)
     for j, f in enumerate(files):
         with Image.open(os.path.join(root, f)) as im:
-            grey = VARIANTS[variant](im.convert("L"), s)
-        out[j, 0] = D.network_input(grey, preprocess["scale"], preprocess["offset"],
+            u8 = VARIANTS[variant](im.convert("L"), s)
+        out[j, 0] = D.network_input(u8, s, s, preprocess["scale"], preprocess["offset"],
                                     D.input_equalized(preprocess))
     return out
 
