@@ -2,7 +2,7 @@
  * or encapsulated fragments) into stored values, one int32 per sample, ready for the rendering
  * chain in image/. RLE Lossless and JPEG Lossless (process 14) are decoded here; JPEG baseline,
  * JPEG-LS, JPEG 2000 / HTJ2K and Deflated Image Frame Compression go through libjpeg-turbo,
- * CharLS, OpenJPEG and libdeflate.
+ * CharLS, OpenJPEG and libdeflate; Encapsulated Uncompressed frames are read as native.
  *
  * Ownership: outputs are written only on success; on failure the callee frees what it
  * allocated. Thread safe: no shared state (each call uses its own library contexts). */

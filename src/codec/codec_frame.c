@@ -17,7 +17,8 @@ enum syntax_family {
     FAMILY_JPEGLS,
     FAMILY_J2K,
     FAMILY_RLE,
-    FAMILY_DEFLATE, /* each frame's native bytes, raw Deflate, one fragment per frame */
+    FAMILY_DEFLATE,             /* each frame's native bytes in a fragment, raw Deflate */
+    FAMILY_ENCAPSULATED_NATIVE, /* each frame's native bytes in a fragment, as they are */
 };
 
 struct syntax {
@@ -30,6 +31,8 @@ struct syntax {
 static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2", "Implicit VR Little Endian", FAMILY_NATIVE, true},
         {"1.2.840.10008.1.2.1", "Explicit VR Little Endian", FAMILY_NATIVE, true},
+        {"1.2.840.10008.1.2.1.98", "Encapsulated Uncompressed Explicit VR Little Endian",
+         FAMILY_ENCAPSULATED_NATIVE, true},
         {"1.2.840.10008.1.2.1.99", "Deflated Explicit VR Little Endian", FAMILY_NATIVE, true},
         {"1.2.840.10008.1.2.2", "Explicit VR Big Endian", FAMILY_NATIVE, true},
         {"1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1)", FAMILY_JPEG, false},
@@ -113,7 +116,7 @@ static bool is_photometric(const struct cxr_dicom_pixel_desc *desc, const char *
 }
 
 /* Bytes of one frame in the native layout; a 1-bit frame rounded up to whole bytes (frames of
- * native 1-bit data run on bit by bit; a deflated frame starts on a byte boundary). */
+ * native 1-bit data run on bit by bit; a frame in its own fragment starts on a byte boundary). */
 static size_t native_frame_bytes(const struct cxr_dicom_pixel_desc *desc)
 {
     size_t pixel_count = (size_t)desc->rows * desc->columns;
@@ -202,7 +205,7 @@ static bool starts_frame(enum syntax_family family, const struct cxr_dicom_fragm
                 p[4] == 'j' && p[5] == 'P');
     if (family == FAMILY_JPEG || family == FAMILY_JPEGLS)
         return p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF;
-    return true; /* RLE, deflate: one fragment per frame */
+    return true; /* RLE, deflated and encapsulated native frames: one fragment per frame */
 }
 
 /* Finds the fragments [first, end) of frame frame_index. */
@@ -302,32 +305,39 @@ static enum cxr_status frame_data(const struct cxr_dicom_pixel_desc *desc,
     return CXR_OK;
 }
 
-/* Deflated Image Frame Compression: the frame is inflated to its native bytes, then read as a
- * native little-endian image of one frame. */
-static enum cxr_status decode_deflated(const struct cxr_dicom_pixel_desc *desc,
-                                       const struct cxr_dicom_pixel_data *pixels,
-                                       uint32_t frame_index, int32_t *samples, bool *was_ybr422,
-                                       struct cxr_err *err)
+/* A frame's native little-endian bytes in its own fragment (PS3.5 A.4.11 and 8.2.16): as they
+ * are (Encapsulated Uncompressed), or inflated (Deflated Image Frame Compression). The frame
+ * must fill the fragment, but for one pad byte to an even length. */
+static enum cxr_status decode_framed_native(const struct cxr_dicom_pixel_desc *desc,
+                                            const struct cxr_dicom_pixel_data *pixels,
+                                            enum syntax_family family, uint32_t frame_index,
+                                            int32_t *samples, bool *was_ybr422, struct cxr_err *err)
 {
     const uint8_t *data = NULL;
     size_t size = 0;
     uint8_t *joined = NULL;
     enum cxr_status status =
-            frame_data(desc, pixels, FAMILY_DEFLATE, frame_index, &data, &size, &joined, err);
+            frame_data(desc, pixels, family, frame_index, &data, &size, &joined, err);
     if (status != CXR_OK)
         return status;
     size_t frame_bytes = native_frame_bytes(desc);
-    uint8_t *native = malloc(frame_bytes + 1);
-    if (native == NULL) {
-        free(joined);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "out of memory inflating a frame");
+    uint8_t *inflated = NULL;
+    if (family == FAMILY_DEFLATE) {
+        inflated = malloc(frame_bytes + 1);
+        status = inflated == NULL
+                         ? cxr_err_set(err, CXR_ERR_NOMEM, "out of memory inflating a frame")
+                         : cxr_codec_inflate_frame(data, size, inflated, frame_bytes, err);
+        data = inflated;
+    } else if (size != frame_bytes && size != frame_bytes + 1) {
+        status = cxr_err_set(err, CXR_ERR_MALFORMED,
+                             "frame %u holds %zu bytes; its native size is %zu", frame_index + 1,
+                             size, frame_bytes);
     }
-    status = cxr_codec_inflate_frame(data, size, native, frame_bytes, err);
     if (status == CXR_OK) {
-        struct cxr_dicom_pixel_data frame = {.native = native, .native_size = frame_bytes};
+        struct cxr_dicom_pixel_data frame = {.native = data, .native_size = frame_bytes};
         status = decode_native(desc, &frame, 0, samples, was_ybr422, err);
     }
-    free(native);
+    free(inflated);
     free(joined);
     return status;
 }
@@ -454,14 +464,17 @@ enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
     bool was_ybr422 = false;
     enum cxr_status status;
     unsigned shift = 0;
-    if (syntax->family == FAMILY_NATIVE || syntax->family == FAMILY_DEFLATE) {
-        status = syntax->family == FAMILY_NATIVE
-                         ? decode_native(desc, pixels, frame_index, samples, &was_ybr422, err)
-                         : decode_deflated(desc, pixels, frame_index, samples, &was_ybr422, err);
-        shift = cxr_codec_native_shift(desc); /* High Bit places the stored bits */
-    } else {
+    bool native_layout = syntax->family == FAMILY_NATIVE || syntax->family == FAMILY_DEFLATE ||
+                         syntax->family == FAMILY_ENCAPSULATED_NATIVE;
+    if (syntax->family == FAMILY_NATIVE)
+        status = decode_native(desc, pixels, frame_index, samples, &was_ybr422, err);
+    else if (native_layout)
+        status = decode_framed_native(desc, pixels, syntax->family, frame_index, samples,
+                                      &was_ybr422, err);
+    else
         status = decode_encapsulated(desc, pixels, syntax, frame_index, samples, &became_rgb, err);
-    }
+    if (native_layout)
+        shift = cxr_codec_native_shift(desc); /* High Bit places the stored bits */
     if (status != CXR_OK) {
         free(samples);
         return status;

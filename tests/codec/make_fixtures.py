@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Builds codec test fixtures in the build tree: native source files from the shared corpus
 are re-encoded by DCMTK (dcmcjpeg lossless with every predictor and a point transform,
-dcmcrle, dcmcjpls), GDCM (gdcmconv --j2k) and Python's zlib (Deflated Image Frame
-Compression: the native frame as raw Deflate, which neither tool writes). For each encoding,
+dcmcrle, dcmcjpls), GDCM (gdcmconv --j2k), Python's zlib (Deflated Image Frame
+Compression: the native frame as raw Deflate, which neither tool writes) and as it is
+(Encapsulated Uncompressed: the native frame in one fragment, padded to an even length). For
+each encoding,
 the frame's fragments and the image description are written next to the expected stored
 values, which pydicom reads from the original native file. The C test decodes the fragments
 with cxrd's codecs and compares. Usage: make_fixtures.py DATA_DIR OUT_DIR"""
@@ -31,6 +33,7 @@ TS = {
     "jls": "1.2.840.10008.1.2.4.80",
     "j2k": "1.2.840.10008.1.2.4.90",
     "deflate": "1.2.840.10008.1.2.8.1",
+    "encap": "1.2.840.10008.1.2.1.98",
 }
 
 
@@ -45,16 +48,26 @@ def encodings(key):
     yield "jls", "jls", ["dcmcjpls"], 0
     yield "j2k", "j2k", ["gdcmconv", "--j2k"], 0
     yield "deflate", "deflate", None, 0
+    yield "encap", "encap", None, 0
 
 
-def deflate_frame(original):
-    """The first frame's native little-endian bytes as raw Deflate (RFC 1951, no header)."""
+def native_frame(original):
+    """The first frame's native little-endian bytes."""
     if original.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2":
         raise ValueError("big endian source")
     frame_bytes = (int(original.Rows) * int(original.Columns) * int(original.SamplesPerPixel) *
                    int(original.BitsAllocated) // 8)
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return packer.compress(original.PixelData[:frame_bytes]) + packer.flush()
+    return original.PixelData[:frame_bytes]
+
+
+def framed_native(name, original):
+    """The fragment of the first frame written here: raw Deflate (RFC 1951, no header) of the
+    native bytes, or those bytes as they are with a pad byte to an even length."""
+    frame = native_frame(original)
+    if name == "deflate":
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return packer.compress(frame) + packer.flush()
+    return frame + b"\0" * (len(frame) % 2)
 
 
 def stored_values(ds, point_transform):
@@ -101,7 +114,7 @@ def main():
         for name, ts_key, command, point_transform in encodings(key):
             if command is None:
                 write_fixture(os.path.join(out_dir, "%s_%s" % (key, name)), TS[ts_key],
-                              original, deflate_frame(original), original, 0)
+                              original, framed_native(name, original), original, 0)
                 made += 1
                 continue
             target = os.path.join(scratch, "%s_%s.dcm" % (key, name))

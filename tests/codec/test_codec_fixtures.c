@@ -1,6 +1,7 @@
 /* Codecs against DCMTK and GDCM: each fixture is one frame re-encoded by dcmcjpeg (JPEG
  * Lossless, every predictor, point transform), dcmcrle, dcmcjpls or gdcmconv --j2k (deflated
- * frames: Python's zlib), with the stored values pydicom read from the native original
+ * frames: Python's zlib; encapsulated uncompressed frames: the native bytes in one fragment),
+ * with the stored values pydicom read from the native original
  * (make_fixtures.py). Decoding must give those values exactly. Argument: the fixture
  * directory. */
 #include <dirent.h>
