@@ -37,6 +37,8 @@ static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2.2", "Explicit VR Big Endian", FAMILY_NATIVE, true},
         {"1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1)", FAMILY_JPEG, false},
         {"1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)", FAMILY_JPEG, false},
+        {"1.2.840.10008.1.2.4.53", "JPEG Spectral Selection (retired)", FAMILY_JPEG, false},
+        {"1.2.840.10008.1.2.4.55", "JPEG Full Progression (retired)", FAMILY_JPEG, false},
         {"1.2.840.10008.1.2.4.57", "JPEG Lossless (Process 14)", FAMILY_JPEG, true},
         {"1.2.840.10008.1.2.4.70", "JPEG Lossless SV1 (Process 14, Selection Value 1)", FAMILY_JPEG,
          true},
@@ -52,8 +54,7 @@ static const struct syntax syntaxes[] = {
         /* Known but not decoded: named in the error message. */
         {"1.2.840.10008.1.2.4.52", "JPEG Extended (Process 3 & 5, retired)", FAMILY_UNSUPPORTED,
          false},
-        {"1.2.840.10008.1.2.4.53", "JPEG Spectral Selection (retired)", FAMILY_UNSUPPORTED, false},
-        {"1.2.840.10008.1.2.4.55", "JPEG Full Progression (retired)", FAMILY_UNSUPPORTED, false},
+
         {"1.2.840.10008.1.2.4.58", "JPEG Lossless (Process 15, retired)", FAMILY_UNSUPPORTED, true},
         {"1.2.840.10008.1.2.4.92", "JPEG 2000 Part 2 Multi-component Lossless", FAMILY_UNSUPPORTED,
          true},

@@ -7,6 +7,8 @@ independent decoders:
   back from the decompressed file with pydicom; for Deflated Image Frame Compression, which
   neither has, frame 1 inflated by Python's zlib into a native file (--inflate-frame); lossy
   syntaxes within the codec's tolerance;
+- the retired progressive JPEG syntaxes, which the corpus lacks, on copies of three corpus
+  files made by dcmcjpeg (+es spectral selection, +ep full progression) into REF_DIR;
 - for monochrome files that carry a window, the rendered 8-bit image equals
   `dcm2pnm +Wi 1 -O` within one grey level (-O: overlays are not burnt into the image
   cxrd renders, which is the network's input).
@@ -32,8 +34,8 @@ from PIL import Image
 
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
           "1.2.840.10008.1.2.1.99"}
-JPEG = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-        "1.2.840.10008.1.2.4.70"}
+JPEG = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.53",
+        "1.2.840.10008.1.2.4.55", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"}
 JPEGLS = {"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
@@ -42,12 +44,14 @@ FRAME_DEFLATE = {"1.2.840.10008.1.2.8.1"}
 # Syntaxes cxrd decodes: a file of one of them refused as unsupported is a failure (only the
 # syntaxes README lists as unsupported may be refused).
 DECODED = NATIVE | JPEG | JPEGLS | J2K | RLE | FRAME_DEFLATE
-LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
-         "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"}
+LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.53",
+         "1.2.840.10008.1.2.4.55", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91",
+         "1.2.840.10008.1.2.4.203"}
 # Largest difference in stored values accepted for lossy syntaxes. JPEG DCT: IDCT and
 # upsampling implementations may differ by a level or two (T.83 accuracy); JPEG-LS
 # near-lossless decoding is deterministic; JPEG 2000 irreversible: float wavelet rounding.
 TOLERANCE = {"1.2.840.10008.1.2.4.50": 2, "1.2.840.10008.1.2.4.51": 2,
+             "1.2.840.10008.1.2.4.53": 2, "1.2.840.10008.1.2.4.55": 2,
              "1.2.840.10008.1.2.4.81": 0, "1.2.840.10008.1.2.4.91": 1,
              "1.2.840.10008.1.2.4.203": 1}
 # Files where the reference is known to be wrong or cxrd lacks information, each with the
@@ -64,6 +68,8 @@ KNOWN_ISSUES = {}
 NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit VR LE",
          "1.2.840.10008.1.2.2": "Explicit VR BE", "1.2.840.10008.1.2.1.99": "Deflated",
          "1.2.840.10008.1.2.4.50": "JPEG Baseline", "1.2.840.10008.1.2.4.51": "JPEG Extended",
+         "1.2.840.10008.1.2.4.53": "JPEG Spectral Selection", "1.2.840.10008.1.2.4.55":
+         "JPEG Full Progression",
          "1.2.840.10008.1.2.4.57": "JPEG Lossless", "1.2.840.10008.1.2.4.70":
          "JPEG Lossless SV1", "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
          "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless", "1.2.840.10008.1.2.4.90":
@@ -72,6 +78,31 @@ NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit
          "HTJ2K Lossless RPCL", "1.2.840.10008.1.2.4.203": "HTJ2K",
          "1.2.840.10008.1.2.5": "RLE Lossless",
          "1.2.840.10008.1.2.8.1": "Deflated frames"}
+
+
+# Corpus files copied into the retired progressive syntaxes (10-bit grey, 8-bit RGB, signed
+# 16-bit grey), which DCMTK writes and reads back but the corpus has no file of.
+RETIRED_JPEG_SOURCES = ["dcmbench/gdcm-CR-MONO1-10-chest.dcm",
+                        "pylibjpeg-data/LittleEndianExplicit/SC_rgb.dcm",
+                        "pydicom-test-files/CT_small.dcm"]
+
+
+def retired_jpeg_copies(corpus, cache_dir):
+    """(path, name) of each RETIRED_JPEG_SOURCES file as dcmcjpeg writes it with spectral
+    selection (+es, 1.2.840.10008.1.2.4.53) and full progression (+ep, .4.55), made once."""
+    folder = os.path.join(cache_dir, "generated")
+    os.makedirs(folder, exist_ok=True)
+    copies = []
+    for source in RETIRED_JPEG_SOURCES:
+        for option in ("+es", "+ep"):
+            name = "%s%s.dcm" % (os.path.basename(source)[:-4], option)
+            target = os.path.join(folder, name)
+            if not os.path.exists(target):
+                code, output = make_reference(
+                    ["dcmcjpeg", option, os.path.join(corpus, source), target], target)
+                assert code == 0, output
+            copies.append((target, "generated/" + name))
+    return copies
 
 
 def reference_command(syntax, source, target):
@@ -267,6 +298,7 @@ def main():
             path = os.path.join(root, name)
             files.append((path, os.path.relpath(path, corpus)))
     files.sort()
+    files += retired_jpeg_copies(corpus, cache_dir)
     workers = int(os.environ.get("CXR_CORPUS_JOBS", "2"))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda item: (item[1],) + check_file(codec_dump, item[0],
