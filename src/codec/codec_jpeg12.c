@@ -1,7 +1,8 @@
 /* JPEG Extended with 12-bit samples (DICOM 1.2.840.10008.1.2.4.51, SOF1; common in CR
- * archives; also progressive SOF2 frames of the retired .4.53 and .4.55) through GDCM's 12-bit build of the IJG library (libgdcmjpeg12, Debian's
- * libgdcm-dev), the same IJG 6b code DCMTK builds as its libijg12. Its symbols are renamed
- * (gdcmjpeg12_*), so it links beside libjpeg-turbo; the decode is codec_jpeg_ijg.h. */
+ * archives; also progressive SOF2 frames of the retired .4.53 and .4.55) through GDCM's 12-bit
+ * build of the IJG library (libgdcmjpeg12, Debian's libgdcm-dev), the same IJG 6b code DCMTK builds
+ * as its libijg12. Its symbols are renamed (gdcmjpeg12_*), so it links beside libjpeg-turbo; the
+ * decode is codec_jpeg_ijg.h. */
 #include <stdio.h>
 
 #include <gdcmjpeg/12/jpeglib.h>
