@@ -16,6 +16,7 @@ enum syntax_family {
                   * or GDCM's IJG build (12-bit) */
     FAMILY_JPEGLS,
     FAMILY_J2K,
+    FAMILY_JXL,
     FAMILY_RLE,
     FAMILY_DEFLATE,             /* each frame's native bytes in a fragment, raw Deflate */
     FAMILY_ENCAPSULATED_NATIVE, /* each frame's native bytes in a fragment, as they are */
@@ -49,6 +50,9 @@ static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2.4.201", "HTJ2K Lossless", FAMILY_J2K, true},
         {"1.2.840.10008.1.2.4.202", "HTJ2K Lossless RPCL", FAMILY_J2K, true},
         {"1.2.840.10008.1.2.4.203", "HTJ2K", FAMILY_J2K, false},
+        {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless", FAMILY_JXL, true},
+        {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression", FAMILY_JXL, false},
+        {"1.2.840.10008.1.2.4.112", "JPEG XL", FAMILY_JXL, false},
         {"1.2.840.10008.1.2.5", "RLE Lossless", FAMILY_RLE, true},
         {"1.2.840.10008.1.2.8.1", "Deflated Image Frame Compression", FAMILY_DEFLATE, true},
         /* Known but not decoded: named in the error message. */
@@ -63,9 +67,7 @@ static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2.4.100", "MPEG2 Main Profile", FAMILY_UNSUPPORTED, false},
         {"1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264", FAMILY_UNSUPPORTED, false},
         {"1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile", FAMILY_UNSUPPORTED, false},
-        {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless", FAMILY_UNSUPPORTED, true},
-        {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression", FAMILY_UNSUPPORTED, false},
-        {"1.2.840.10008.1.2.4.112", "JPEG XL", FAMILY_UNSUPPORTED, false},
+
 };
 
 static const struct syntax *syntax_find(const char *uid)
@@ -206,6 +208,10 @@ static bool starts_frame(enum syntax_family family, const struct cxr_dicom_fragm
                 p[4] == 'j' && p[5] == 'P');
     if (family == FAMILY_JPEG || family == FAMILY_JPEGLS)
         return p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF;
+    if (family == FAMILY_JXL) /* a codestream, or a container's signature box */
+        return (p[0] == 0xFF && p[1] == 0x0A) ||
+               (fragment->size >= 8 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 12 &&
+                p[4] == 'J' && p[5] == 'X' && p[6] == 'L' && p[7] == ' ');
     return true; /* RLE, deflated and encapsulated native frames: one fragment per frame */
 }
 
@@ -365,6 +371,10 @@ static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *de
         break;
     case FAMILY_JPEGLS:
         status = cxr_codec_jpegls_decode(data, size, width, height, spp, samples, err);
+        break;
+    case FAMILY_JXL:
+        status = cxr_codec_jxl_decode(data, size, width, height, spp, samples, err);
+        *became_rgb = spp == 3;
         break;
     case FAMILY_J2K:
         status = cxr_codec_j2k_decode(data, size, width, height, spp, samples, err);

@@ -33,6 +33,12 @@ enum cxr_status cxr_codec_j2k_decode(const uint8_t *data, size_t size, uint32_t 
                                      uint32_t height, uint32_t components, int32_t *samples,
                                      struct cxr_err *err);
 
+/* libjxl: JPEG XL (codestream or container), integer samples of up to 16 bits; colour comes
+ * out as RGB. */
+enum cxr_status cxr_codec_jxl_decode(const uint8_t *data, size_t size, uint32_t width,
+                                     uint32_t height, uint32_t components, int32_t *samples,
+                                     struct cxr_err *err);
+
 /* libdeflate: inflates one frame's raw Deflate stream (Deflated Image Frame Compression) into
  * out, which holds frame_bytes + 1 bytes (the frame's native size, and a pad byte an encoder
  * may add). CXR_ERR_MALFORMED when the stream is corrupt or inflates to fewer or more bytes. */

@@ -9,6 +9,9 @@ independent decoders:
   syntaxes within the codec's tolerance;
 - the retired progressive JPEG syntaxes, which the corpus lacks, on copies of three corpus
   files made by dcmcjpeg (+es spectral selection, +ep full progression) into REF_DIR;
+- JPEG XL, which the corpus lacks and DCMTK 3.6.7 does not know, on copies made by cjxl
+  (lossless and distance 1 from three corpus files, and a JPEG recompression of a JPEG
+  Baseline chest radiograph's frame) against djxl's decoding (--jxl-frame);
 - for monochrome files that carry a window, the rendered 8-bit image equals
   `dcm2pnm +Wi 1 -O` within one grey level (-O: overlays are not burnt into the image
   cxrd renders, which is the network's input).
@@ -18,7 +21,8 @@ written to a temporary name and renamed, so an interrupted run leaves no half re
 cxrd's outputs go to OUT_DIR. Prints counts per transfer syntax, the files the references
 reject and every failure. Exit 1 on any failure.
 Usage: corpus_check.py CODEC_DUMP DATA_DIR REF_DIR OUT_DIR
-       corpus_check.py --inflate-frame SOURCE TARGET"""
+       corpus_check.py --inflate-frame SOURCE TARGET
+       corpus_check.py --jxl-frame SOURCE TARGET"""
 import concurrent.futures
 import hashlib
 import os
@@ -29,7 +33,8 @@ import zlib
 
 import numpy as np
 import pydicom
-from pydicom.encaps import generate_pixel_data_frame
+from pydicom.encaps import encapsulate, generate_pixel_data_frame
+from pydicom.uid import UID_dictionary
 from PIL import Image
 
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
@@ -41,19 +46,22 @@ J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.
        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
 RLE = {"1.2.840.10008.1.2.5"}
 FRAME_DEFLATE = {"1.2.840.10008.1.2.8.1"}
+JXL = {"1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112"}
 # Syntaxes cxrd decodes: a file of one of them refused as unsupported is a failure (only the
 # syntaxes README lists as unsupported may be refused).
-DECODED = NATIVE | JPEG | JPEGLS | J2K | RLE | FRAME_DEFLATE
+DECODED = NATIVE | JPEG | JPEGLS | J2K | RLE | FRAME_DEFLATE | JXL
 LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.53",
          "1.2.840.10008.1.2.4.55", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91",
-         "1.2.840.10008.1.2.4.203"}
+         "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112"}
 # Largest difference in stored values accepted for lossy syntaxes. JPEG DCT: IDCT and
 # upsampling implementations may differ by a level or two (T.83 accuracy); JPEG-LS
-# near-lossless decoding is deterministic; JPEG 2000 irreversible: float wavelet rounding.
+# near-lossless decoding is deterministic; JPEG 2000 irreversible: float wavelet rounding; JPEG
+# XL: the same library's float output, rounded by djxl and by cxrd.
 TOLERANCE = {"1.2.840.10008.1.2.4.50": 2, "1.2.840.10008.1.2.4.51": 2,
              "1.2.840.10008.1.2.4.53": 2, "1.2.840.10008.1.2.4.55": 2,
              "1.2.840.10008.1.2.4.81": 0, "1.2.840.10008.1.2.4.91": 1,
-             "1.2.840.10008.1.2.4.203": 1}
+             "1.2.840.10008.1.2.4.203": 1, "1.2.840.10008.1.2.4.111": 1,
+             "1.2.840.10008.1.2.4.112": 1}
 # Files where the reference is known to be wrong or cxrd lacks information, each with the
 # reason; they are compared as stated and listed in the output, never silently skipped.
 # Stored values compared with pydicom reading the original instead of DCMTK: DCMTK swaps
@@ -77,7 +85,9 @@ NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit
          "1.2.840.10008.1.2.4.201": "HTJ2K Lossless", "1.2.840.10008.1.2.4.202":
          "HTJ2K Lossless RPCL", "1.2.840.10008.1.2.4.203": "HTJ2K",
          "1.2.840.10008.1.2.5": "RLE Lossless",
-         "1.2.840.10008.1.2.8.1": "Deflated frames"}
+         "1.2.840.10008.1.2.8.1": "Deflated frames", "1.2.840.10008.1.2.4.110":
+         "JPEG XL Lossless", "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+         "1.2.840.10008.1.2.4.112": "JPEG XL"}
 
 
 # Corpus files copied into the retired progressive syntaxes (10-bit grey, 8-bit RGB, signed
@@ -105,6 +115,117 @@ def retired_jpeg_copies(corpus, cache_dir):
     return copies
 
 
+# Corpus files copied into JPEG XL by cjxl: (source, JPEG Baseline: recompress its frame).
+JXL_SOURCES = [("dcmbench/gdcm-CR-MONO1-10-chest.dcm", False),
+               ("pylibjpeg-data/LittleEndianExplicit/SC_rgb.dcm", False),
+               ("pydicom-test-files/CT_small.dcm", False),
+               ("torchxrayvision/1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm",
+                True)]
+
+
+def write_pnm(path, values, bits):
+    """values [H,W] or [H,W,3] as PGM/PPM: 8-bit when bits <= 8, else 16-bit at maxval 65535
+    (cjxl 0.7 misreads other 16-bit maxvals)."""
+    wide = bits > 8
+    with open(path, "wb") as f:
+        f.write(b"P%d\n%d %d\n%d\n" % (6 if values.ndim == 3 else 5, values.shape[1],
+                                         values.shape[0], 65535 if wide else 255))
+        f.write(values.astype(">u2" if wide else "u1").tobytes())
+
+
+def read_pnm(path):
+    """A binary PGM/PPM as an integer array [H,W] or [H,W,3]."""
+    with open(path, "rb") as f:
+        data = f.read()
+    fields, at = [], 0
+    while len(fields) < 4:  # magic, width, height, maxval, each followed by whitespace
+        while data[at:at + 1].isspace():
+            at += 1
+        end = at
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[at:end])
+        at = end
+    at += 1
+    width, height, maxval = int(fields[1]), int(fields[2]), int(fields[3])
+    shape = (height, width, 3) if fields[0] == b"P6" else (height, width)
+    return np.frombuffer(data, ">u2" if maxval > 255 else "u1", int(np.prod(shape)),
+                         at).reshape(shape).astype(np.int64)
+
+
+def write_encapsulated(ds, fragment, syntax, target):
+    """ds with fragment as its one frame's encapsulated data, in syntax (explicit VR little
+    endian). pydicom 2.3 predates the JPEG XL syntaxes: they are added to its UID table."""
+    UID_dictionary.setdefault(syntax, (NAMES[syntax], "Transfer Syntax", "", "", ""))
+    ds.PixelData = encapsulate([fragment + b"\0" * (len(fragment) % 2)])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(target, write_like_original=True)
+
+
+def jxl_copies(corpus, cache_dir):
+    """(path, name) of JPEG XL copies of JXL_SOURCES made once by cjxl: lossless (.110) and
+    at distance 1 (.112) from the stored values, or the JPEG frame recompressed (.111)."""
+    folder = os.path.join(cache_dir, "generated")
+    os.makedirs(folder, exist_ok=True)
+    copies = []
+    for source, recompress in JXL_SOURCES:
+        ds = pydicom.dcmread(os.path.join(corpus, source))
+        stem = os.path.basename(source)[:-4][-24:]
+        scratch = os.path.join(folder, stem + ".in.%s" % ("jpg" if recompress else "pnm"))
+        if recompress:
+            with open(scratch, "wb") as f:
+                f.write(next(generate_pixel_data_frame(ds.PixelData, 1)))
+            modes = [("1.2.840.10008.1.2.4.111", [])]
+        else:
+            bits = int(ds.BitsStored)
+            write_pnm(scratch, ds.pixel_array.astype(np.int64) & ((1 << bits) - 1), bits)
+            modes = [("1.2.840.10008.1.2.4.110", ["-d", "0"]),
+                     ("1.2.840.10008.1.2.4.112", ["-d", "1"])]
+        for syntax, options in modes:
+            name = "%s.jxl%s.dcm" % (stem, syntax.rsplit(".", 1)[1])
+            target = os.path.join(folder, name)
+            if not os.path.exists(target):
+                stream = target + ".jxl"
+                code, output = run(["cjxl"] + options + [scratch, stream])
+                assert code == 0, output
+                with open(stream, "rb") as f:
+                    fragment = f.read()
+                os.unlink(stream)
+                write_encapsulated(pydicom.dcmread(os.path.join(corpus, source)), fragment,
+                                   syntax, target + ".tmp")
+                os.replace(target + ".tmp", target)
+            copies.append((target, "generated/" + name))
+        os.unlink(scratch)
+    return copies
+
+
+def jxl_first_frame(source, target):
+    """A native Explicit VR Little Endian copy of a JPEG XL file's first frame as djxl decodes
+    it (colour as RGB)."""
+    ds = pydicom.dcmread(source)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    with tempfile.TemporaryDirectory() as scratch:
+        stream = os.path.join(scratch, "f.jxl")
+        decoded = os.path.join(scratch, "f.ppm" if int(ds.SamplesPerPixel) == 3 else "f.pgm")
+        with open(stream, "wb") as f:
+            f.write(next(generate_pixel_data_frame(ds.PixelData, frames)))
+        subprocess.run(["djxl", stream, decoded], check=True, capture_output=True)
+        values = read_pnm(decoded)
+    if values.ndim == 3:
+        ds.PhotometricInterpretation = "RGB"
+        ds.PlanarConfiguration = 0
+    ds.PixelData = values.astype("<u2" if int(ds.BitsAllocated) == 16 else "u1").tobytes()
+    ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) == 16 else "OB"
+    ds["PixelData"].is_undefined_length = False
+    ds.NumberOfFrames = 1
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(target, write_like_original=False)
+
+
 def reference_command(syntax, source, target):
     if syntax in NATIVE:
         return ["dcmconv", "+te", source, target]
@@ -118,6 +239,8 @@ def reference_command(syntax, source, target):
         return ["gdcmconv", "--raw", source, target]
     if syntax in FRAME_DEFLATE:
         return [sys.executable, os.path.abspath(__file__), "--inflate-frame", source, target]
+    if syntax in JXL:
+        return [sys.executable, os.path.abspath(__file__), "--jxl-frame", source, target]
     return None
 
 
@@ -213,7 +336,8 @@ def check_file(codec_dump, path, rel, cache_dir, out_dir):
     command = reference_command(syntax, path, reference)
     if command is None:
         return syntax, "no-reference", "no independent decoder for this syntax"
-    reference_name = "zlib" if syntax in FRAME_DEFLATE else command[0]
+    reference_name = ("zlib" if syntax in FRAME_DEFLATE else "djxl" if syntax in JXL else
+                      command[0])
     if rel in PYDICOM_REFERENCE:
         reference, reference_name = path, "pydicom"
     elif not os.path.exists(reference):
@@ -286,6 +410,9 @@ def main():
     if sys.argv[1] == "--inflate-frame":
         inflate_first_frame(sys.argv[2], sys.argv[3])
         return 0
+    if sys.argv[1] == "--jxl-frame":
+        jxl_first_frame(sys.argv[2], sys.argv[3])
+        return 0
     codec_dump, data_dir, cache_dir, out_dir = sys.argv[1:5]
     os.makedirs(cache_dir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
@@ -298,7 +425,7 @@ def main():
             path = os.path.join(root, name)
             files.append((path, os.path.relpath(path, corpus)))
     files.sort()
-    files += retired_jpeg_copies(corpus, cache_dir)
+    files += retired_jpeg_copies(corpus, cache_dir) + jxl_copies(corpus, cache_dir)
     workers = int(os.environ.get("CXR_CORPUS_JOBS", "2"))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda item: (item[1],) + check_file(codec_dump, item[0],
@@ -315,7 +442,9 @@ def main():
         row[base] = row.get(base, 0) + 1
         if outcome.endswith("+render"):
             row["render"] = row.get("render", 0) + 1
-        if base in ("mismatch", "cxrd-error", "render-fail"):
+        # the copies made here must have a reference: their encoder's own decoder
+        if base in ("mismatch", "cxrd-error", "render-fail") or (
+                base == "ref-rejects" and rel.startswith("generated/")):
             failures.append((rel, syntax, outcome, detail))
     columns = ["equal", "equal-pydicom", "within", "render", "render-fail", "mismatch",
                "cxrd-error", "known-issue", "expected-unsupported", "ref-rejects",
