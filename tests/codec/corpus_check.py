@@ -167,14 +167,17 @@ def write_encapsulated(ds, fragment, syntax, target):
 
 def jxl_copies(corpus, cache_dir):
     """(path, name) of JPEG XL copies of JXL_SOURCES made once by cjxl: lossless (.110) and
-    at distance 1 (.112) from the stored values, or the JPEG frame recompressed (.111)."""
+    at distance 1 (.112) from the stored values, or the JPEG frame recompressed (.111).
+    Scratch files carry the process id and copies are renamed into place, so the release and
+    sanitizer runs may share the folder."""
     folder = os.path.join(cache_dir, "generated")
     os.makedirs(folder, exist_ok=True)
     copies = []
     for source, recompress in JXL_SOURCES:
         ds = pydicom.dcmread(os.path.join(corpus, source))
         stem = os.path.basename(source)[:-4][-24:]
-        scratch = os.path.join(folder, stem + ".in.%s" % ("jpg" if recompress else "pnm"))
+        scratch = os.path.join(folder, "%s.in%d.%s" % (stem, os.getpid(),
+                                                       "jpg" if recompress else "pnm"))
         if recompress:
             with open(scratch, "wb") as f:
                 f.write(next(generate_pixel_data_frame(ds.PixelData, 1)))
@@ -188,15 +191,16 @@ def jxl_copies(corpus, cache_dir):
             name = "%s.jxl%s.dcm" % (stem, syntax.rsplit(".", 1)[1])
             target = os.path.join(folder, name)
             if not os.path.exists(target):
-                stream = target + ".jxl"
+                stream = "%s.%d.jxl" % (target, os.getpid())
                 code, output = run(["cjxl"] + options + [scratch, stream])
                 assert code == 0, output
                 with open(stream, "rb") as f:
                     fragment = f.read()
                 os.unlink(stream)
+                temporary = "%s.tmp%d" % (target, os.getpid())
                 write_encapsulated(pydicom.dcmread(os.path.join(corpus, source)), fragment,
-                                   syntax, target + ".tmp")
-                os.replace(target + ".tmp", target)
+                                   syntax, temporary)
+                os.replace(temporary, target)
             copies.append((target, "generated/" + name))
         os.unlink(scratch)
     return copies
