@@ -58,7 +58,6 @@ static const struct syntax syntaxes[] = {
         /* Known but not decoded: named in the error message. */
         {"1.2.840.10008.1.2.4.52", "JPEG Extended (Process 3 & 5, retired)", FAMILY_UNSUPPORTED,
          false},
-
         {"1.2.840.10008.1.2.4.58", "JPEG Lossless (Process 15, retired)", FAMILY_UNSUPPORTED, true},
         {"1.2.840.10008.1.2.4.92", "JPEG 2000 Part 2 Multi-component Lossless", FAMILY_UNSUPPORTED,
          true},
@@ -67,7 +66,6 @@ static const struct syntax syntaxes[] = {
         {"1.2.840.10008.1.2.4.100", "MPEG2 Main Profile", FAMILY_UNSUPPORTED, false},
         {"1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264", FAMILY_UNSUPPORTED, false},
         {"1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile", FAMILY_UNSUPPORTED, false},
-
 };
 
 static const struct syntax *syntax_find(const char *uid)
