@@ -38,6 +38,25 @@ static enum cxr_status check_info(const JxlBasicInfo *info, uint32_t width, uint
     return CXR_OK;
 }
 
+/* Hands libjxl the frame's float buffer, *pixels, allocated here once: a second image or one of
+ * another size than the header's is refused. */
+static enum cxr_status set_output(JxlDecoder *decoder, const JxlPixelFormat *format, size_t count,
+                                  float **pixels, struct cxr_err *err)
+{
+    size_t bytes = 0;
+    if (*pixels != NULL ||
+        JxlDecoderImageOutBufferSize(decoder, format, &bytes) != JXL_DEC_SUCCESS ||
+        bytes != count * sizeof(float))
+        return cxr_err_set(err, CXR_ERR_MALFORMED,
+                           "libjxl: the stream holds another image than the header's %zu samples",
+                           count);
+    if ((*pixels = malloc(bytes)) == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "libjxl: out of memory for %zu samples", count);
+    if (JxlDecoderSetImageOutBuffer(decoder, format, *pixels, bytes) != JXL_DEC_SUCCESS)
+        return cxr_err_set(err, CXR_ERR_INTERNAL, "libjxl: the output buffer was refused");
+    return CXR_OK;
+}
+
 enum cxr_status cxr_codec_jxl_decode(const uint8_t *data, size_t size, uint32_t width,
                                      uint32_t height, uint32_t components, int32_t *samples,
                                      struct cxr_err *err)
@@ -69,15 +88,8 @@ enum cxr_status cxr_codec_jxl_decode(const uint8_t *data, size_t size, uint32_t 
                 (status = check_info(&info, width, height, components, err)) != CXR_OK)
                 break;
         } else if (event == JXL_DEC_NEED_IMAGE_OUT_BUFFER) {
-            size_t bytes = 0;
-            if (JxlDecoderImageOutBufferSize(decoder, &format, &bytes) != JXL_DEC_SUCCESS ||
-                bytes != count * sizeof(float) || pixels != NULL ||
-                (pixels = malloc(bytes)) == NULL ||
-                JxlDecoderSetImageOutBuffer(decoder, &format, pixels, bytes) != JXL_DEC_SUCCESS) {
-                status = cxr_err_set(err, CXR_ERR_NOMEM, "libjxl: cannot take a %ux%u frame", width,
-                                     height);
+            if ((status = set_output(decoder, &format, count, &pixels, err)) != CXR_OK)
                 break;
-            }
         } else if (event == JXL_DEC_FULL_IMAGE) {
             decoded = true;
         } else if (event == JXL_DEC_SUCCESS) {

@@ -33,9 +33,11 @@ import zlib
 
 import numpy as np
 import pydicom
-from pydicom.encaps import encapsulate, generate_pixel_data_frame
-from pydicom.uid import UID_dictionary
+from pydicom.encaps import generate_pixel_data_frame
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from encapsulated_copy import write_encapsulated  # noqa: E402
 
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
           "1.2.840.10008.1.2.1.99"}
@@ -153,18 +155,6 @@ def read_pnm(path):
                          at).reshape(shape).astype(np.int64)
 
 
-def write_encapsulated(ds, fragment, syntax, target):
-    """ds with fragment as its one frame's encapsulated data, in syntax (explicit VR little
-    endian). pydicom 2.3 predates the JPEG XL syntaxes: they are added to its UID table."""
-    UID_dictionary.setdefault(syntax, (NAMES[syntax], "Transfer Syntax", "", "", ""))
-    ds.PixelData = encapsulate([fragment + b"\0" * (len(fragment) % 2)])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(target, write_like_original=True)
-
-
 def jxl_copies(corpus, cache_dir):
     """(path, name) of JPEG XL copies of JXL_SOURCES made once by cjxl: lossless (.110) and
     at distance 1 (.112) from the stored values, or the JPEG frame recompressed (.111).
@@ -199,7 +189,7 @@ def jxl_copies(corpus, cache_dir):
                 os.unlink(stream)
                 temporary = "%s.tmp%d" % (target, os.getpid())
                 write_encapsulated(pydicom.dcmread(os.path.join(corpus, source)), fragment,
-                                   syntax, temporary)
+                                   syntax, temporary, NAMES[syntax])
                 os.replace(temporary, target)
             copies.append((target, "generated/" + name))
         os.unlink(scratch)

@@ -4,9 +4,8 @@ are re-encoded by DCMTK (dcmcjpeg lossless with every predictor and a point tran
 dcmcrle, dcmcjpls), GDCM (gdcmconv --j2k), Python's zlib (Deflated Image Frame
 Compression: the native frame as raw Deflate, which neither tool writes) and as it is
 (Encapsulated Uncompressed: the native frame in one fragment, padded to an even length). For
-each encoding,
-the frame's fragments and the image description are written next to the expected stored
-values, which pydicom reads from the original native file. The C test decodes the fragments
+each encoding, the frame's fragments and the image description are written next to the
+expected stored values, which pydicom reads from the original native file. The C test decodes the fragments
 with cxrd's codecs and compares. Usage: make_fixtures.py DATA_DIR OUT_DIR"""
 import os
 import subprocess

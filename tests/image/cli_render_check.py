@@ -2,8 +2,8 @@
 """`cxrd render` end to end: a MONOCHROME1 chest CR renders to a PNG of the image's size
 that equals dcm2pnm +Wi 1 within one grey level, and to the same PNG from an Encapsulated
 Uncompressed copy (written here: DCMTK 3.6.7 does not know the syntax); replacing an output
-leaves no temporary file behind; failures (not DICOM, missing, unsupported syntax named in the message) exit 1
-and create no output; usage errors exit 2; --help exits 0.
+leaves no temporary file behind; failures (not DICOM, missing, unsupported syntax named in the
+message) exit 1 and create no output; usage errors exit 2; --help exits 0.
 Usage: cli_render_check.py CXRD DATA_DIR WORK_DIR"""
 import os
 import subprocess
@@ -12,20 +12,11 @@ import sys
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.encaps import encapsulate
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from encapsulated_copy import write_encapsulated  # noqa: E402
 
-def write_encapsulated_uncompressed(source, target):
-    """source (native, little endian, one frame) with its frame in one fragment, padded to an
-    even length: Encapsulated Uncompressed Explicit VR Little Endian (PS3.5 A.4.11)."""
-    ds = pydicom.dcmread(source)
-    frame = ds.PixelData + b"\0" * (len(ds.PixelData) % 2)
-    ds.PixelData = encapsulate([frame])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.98"
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(target, write_like_original=True)
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 
 
 def main():
@@ -47,7 +38,9 @@ def main():
     assert np.max(np.abs(mine - theirs)) <= 1, np.max(np.abs(mine - theirs))
 
     encapsulated = os.path.join(work, "chest98.dcm")
-    write_encapsulated_uncompressed(chest, encapsulated)
+    # the native frame (one) as the one fragment (PS3.5 A.4.11)
+    native = pydicom.dcmread(chest)
+    write_encapsulated(native, native.PixelData, ENCAPSULATED_UNCOMPRESSED, encapsulated)
     again = os.path.join(work, "chest98.png")
     result = subprocess.run([cxrd, "render", encapsulated, again], capture_output=True)
     assert result.returncode == 0, result.stderr

@@ -136,43 +136,13 @@ def load_grey(path, width, height):
 
 
 @functools.lru_cache(maxsize=16)
-def axis_weights(n_in, n_out):
-    """[n_out, n_in] resampling matrix of one axis, as src/image/image_resample.c builds it:
-    when shrinking, output o averages source [o, o + 1) * n_in / n_out, partly covered pixels
-    weighted by their coverage (PIL's BOX filter takes or leaves whole pixels, which moves a
-    256 -> 192 resize by up to 28 grey levels); when growing, bilinear between pixel centres."""
-    w = np.zeros((n_out, n_in))
-    scale = n_in / n_out
-    for o in range(n_out):
-        if n_out < n_in:
-            begin, end = o * scale, (o + 1) * scale
-            for i in range(int(np.floor(begin)), min(n_in, int(np.ceil(end)))):
-                w[o, i] = min(end, i + 1.0) - max(begin, float(i))
-            w[o] /= w[o].sum()
-        elif n_out == n_in:
-            w[o, o] = 1.0
-        else:
-            centre = max(0.0, (o + 0.5) * scale - 0.5)
-            left = int(np.floor(centre))
-            if left >= n_in - 1:
-                w[o, n_in - 1] = 1.0
-            else:
-                w[o, left], w[o, left + 1] = left + 1 - centre, centre - left
-    w.flags.writeable = False  # shared by the cache
-    return w
-
-
-def resize_like_cxrd(grey, width, height):
-    """A grey image [H,W] resized to width x height as cxrd resizes it for the network: float,
-    unrounded."""
-    rows, cols = grey.shape
-    return axis_weights(rows, height) @ grey.astype(np.float64) @ axis_weights(cols, width).T
-
-
-@functools.lru_cache(maxsize=16)
 def axis_level_weights(n_in, n_out):
-    """axis_weights as whole numbers over one denominator, exactly, as cxrd's exact resize
-    (src/image/image_levels.c) builds them: ([n_out, n_in] weights, denominator)."""
+    """One axis of cxrd's resize as whole-number weights over one denominator: ([n_out, n_in]
+    weights, denominator). When shrinking, output o averages source [o, o + 1) * n_in / n_out,
+    partly covered pixels weighted by their coverage (PIL's BOX filter takes or leaves whole
+    pixels, which moves a 256 -> 192 resize by up to 28 grey levels); when growing, bilinear
+    between pixel centres. src/image/image_levels.c builds the same integers, and
+    src/image/image_resample.c the same weights in float (axis_weights)."""
     w = np.zeros((n_out, n_in))
     if n_out < n_in:
         # in units of 1 / n_out: output o covers [o, o + 1) * n_in, source pixel i
@@ -196,6 +166,23 @@ def axis_level_weights(n_in, n_out):
                 w[o, left], w[o, left + 1] = denominator - fraction, fraction
     w.flags.writeable = False  # shared by the cache
     return w, denominator
+
+
+@functools.lru_cache(maxsize=16)
+def axis_weights(n_in, n_out):
+    """[n_out, n_in] resampling matrix of one axis, as src/image/image_resample.c builds it:
+    axis_level_weights over their denominator."""
+    levels, denominator = axis_level_weights(n_in, n_out)
+    w = levels / denominator
+    w.flags.writeable = False  # shared by the cache
+    return w
+
+
+def resize_like_cxrd(grey, width, height):
+    """A grey image [H,W] resized to width x height as cxrd resizes it for the network: float,
+    unrounded."""
+    rows, cols = grey.shape
+    return axis_weights(rows, height) @ grey.astype(np.float64) @ axis_weights(cols, width).T
 
 
 def resized_levels(u8, width, height):
