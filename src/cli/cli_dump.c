@@ -84,6 +84,7 @@ static json_t *pixels_json(const struct cxr_dicom_pixel_desc *desc,
                            const struct cxr_dicom_pixel_data *pixels)
 {
     static const char *const functions[] = {"LINEAR", "LINEAR_EXACT", "SIGMOID"};
+    static const char *const lut_shapes[] = {NULL, "IDENTITY", "INVERSE"};
     json_t *windows = json_array();
     for (uint32_t i = 0; windows != NULL && i < desc->window_count; i++)
         json_array_append_new(windows, json_pack("{s:f, s:f}", "center", desc->window_centers[i],
@@ -98,19 +99,20 @@ static json_t *pixels_json(const struct cxr_dicom_pixel_desc *desc,
                                 (json_int_t)pixels->fragment_count)
                     : json_pack("{s:b, s:b, s:I}", "encapsulated", 0, "big_endian",
                                 pixels->big_endian, "native_size", (json_int_t)pixels->native_size);
-    return json_pack(
-            "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o, s:s, "
-            "s:o, s:o, s:o}",
-            "transfer_syntax_uid", desc->transfer_syntax_uid, "rows", (json_int_t)desc->rows,
-            "columns", (json_int_t)desc->columns, "samples_per_pixel",
-            (json_int_t)desc->samples_per_pixel, "number_of_frames",
-            (json_int_t)desc->number_of_frames, "bits_allocated", (json_int_t)desc->bits_allocated,
-            "bits_stored", (json_int_t)desc->bits_stored, "high_bit", (json_int_t)desc->high_bit,
-            "pixel_representation", (json_int_t)desc->pixel_representation, "planar_configuration",
-            (json_int_t)desc->planar_configuration, "photometric_interpretation",
-            desc->photometric_interpretation, "rescale", rescale, "windows", windows,
-            "voi_lut_function", functions[desc->voi_lut_function], "modality_lut",
-            lut_json(desc->modality_lut), "voi_lut", lut_json(desc->voi_lut), "data", data);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o, s:s, "
+                     "s:o, s:o, s:o, s:s?}",
+                     "transfer_syntax_uid", desc->transfer_syntax_uid, "rows",
+                     (json_int_t)desc->rows, "columns", (json_int_t)desc->columns,
+                     "samples_per_pixel", (json_int_t)desc->samples_per_pixel, "number_of_frames",
+                     (json_int_t)desc->number_of_frames, "bits_allocated",
+                     (json_int_t)desc->bits_allocated, "bits_stored", (json_int_t)desc->bits_stored,
+                     "high_bit", (json_int_t)desc->high_bit, "pixel_representation",
+                     (json_int_t)desc->pixel_representation, "planar_configuration",
+                     (json_int_t)desc->planar_configuration, "photometric_interpretation",
+                     desc->photometric_interpretation, "rescale", rescale, "windows", windows,
+                     "voi_lut_function", functions[desc->voi_lut_function], "modality_lut",
+                     lut_json(desc->modality_lut), "voi_lut", lut_json(desc->voi_lut), "data", data,
+                     "presentation_lut_shape", lut_shapes[desc->presentation_lut_shape]);
 }
 
 /* Dumps one file: pretty JSON when it is the only one, else one compact line. Returns 0 when

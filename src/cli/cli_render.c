@@ -14,7 +14,8 @@ static void print_help(FILE *out)
     fprintf(out, "Usage: cxrd render FILE OUT.png\n\n"
                  "Renders frame 1 of a DICOM file as an 8-bit grey PNG at full resolution:\n"
                  "Modality LUT, the file's first window (or VOI LUT; a 0.5-99.5 percentile\n"
-                 "window when it has none), MONOCHROME1 shown with bone bright, colour\n"
+                 "window when it has none), MONOCHROME1 shown with bone bright (a\n"
+                 "Presentation LUT Shape decides when present, as in dcm2pnm), colour\n"
                  "images as luminance. OUT.png is replaced atomically.\n"
                  "Exit status: 0 on success, 1 on failure (message on stderr), 2 on a usage\n"
                  "error.\n");

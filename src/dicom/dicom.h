@@ -81,6 +81,14 @@ enum cxr_voi_lut_function {
     CXR_VOI_SIGMOID = 2,
 };
 
+/* Presentation LUT Shape (2050,0020). When present it decides the polarity, as in DCMTK: the DX
+ * IOD pairs INVERSE with MONOCHROME1 (one inversion, not two) and IDENTITY with MONOCHROME2. */
+enum cxr_presentation_lut_shape {
+    CXR_PRESENTATION_LUT_ABSENT = 0, /* absent or another value: Photometric Interpretation */
+    CXR_PRESENTATION_LUT_IDENTITY = 1,
+    CXR_PRESENTATION_LUT_INVERSE = 2,
+};
+
 /* Everything needed to decode and render the image. Absent optional elements are flagged. */
 struct cxr_dicom_pixel_desc {
     const char *transfer_syntax_uid;
@@ -105,6 +113,7 @@ struct cxr_dicom_pixel_desc {
     const double *window_widths;
     enum cxr_voi_lut_function voi_lut_function;
     const struct cxr_dicom_lut *voi_lut; /* first VOI LUT Sequence item; NULL when absent */
+    enum cxr_presentation_lut_shape presentation_lut_shape; /* top level only */
 };
 
 /* The pixel data element as stored. Native data is exactly as in the file (after inflating a

@@ -9,29 +9,30 @@
 
 #include "dicom/dicom_internal.h"
 
-#define TAG_ROWS                  DICOM_TAG(0x0028, 0x0010)
-#define TAG_COLUMNS               DICOM_TAG(0x0028, 0x0011)
-#define TAG_SAMPLES_PER_PIXEL     DICOM_TAG(0x0028, 0x0002)
-#define TAG_PHOTOMETRIC           DICOM_TAG(0x0028, 0x0004)
-#define TAG_PLANAR_CONFIGURATION  DICOM_TAG(0x0028, 0x0006)
-#define TAG_NUMBER_OF_FRAMES      DICOM_TAG(0x0028, 0x0008)
-#define TAG_BITS_ALLOCATED        DICOM_TAG(0x0028, 0x0100)
-#define TAG_BITS_STORED           DICOM_TAG(0x0028, 0x0101)
-#define TAG_HIGH_BIT              DICOM_TAG(0x0028, 0x0102)
-#define TAG_PIXEL_REPRESENTATION  DICOM_TAG(0x0028, 0x0103)
-#define TAG_WINDOW_CENTER         DICOM_TAG(0x0028, 0x1050)
-#define TAG_WINDOW_WIDTH          DICOM_TAG(0x0028, 0x1051)
-#define TAG_RESCALE_INTERCEPT     DICOM_TAG(0x0028, 0x1052)
-#define TAG_RESCALE_SLOPE         DICOM_TAG(0x0028, 0x1053)
-#define TAG_VOI_LUT_FUNCTION      DICOM_TAG(0x0028, 0x1056)
-#define TAG_MODALITY_LUT_SEQUENCE DICOM_TAG(0x0028, 0x3000)
-#define TAG_LUT_DESCRIPTOR        DICOM_TAG(0x0028, 0x3002)
-#define TAG_LUT_DATA              DICOM_TAG(0x0028, 0x3006)
-#define TAG_VOI_LUT_SEQUENCE      DICOM_TAG(0x0028, 0x3010)
-#define TAG_FRAME_VOI_LUT         DICOM_TAG(0x0028, 0x9132)
-#define TAG_PIXEL_VALUE_TRANSFORM DICOM_TAG(0x0028, 0x9145)
-#define TAG_SHARED_GROUPS         DICOM_TAG(0x5200, 0x9229)
-#define TAG_PER_FRAME_GROUPS      DICOM_TAG(0x5200, 0x9230)
+#define TAG_ROWS                   DICOM_TAG(0x0028, 0x0010)
+#define TAG_COLUMNS                DICOM_TAG(0x0028, 0x0011)
+#define TAG_SAMPLES_PER_PIXEL      DICOM_TAG(0x0028, 0x0002)
+#define TAG_PHOTOMETRIC            DICOM_TAG(0x0028, 0x0004)
+#define TAG_PLANAR_CONFIGURATION   DICOM_TAG(0x0028, 0x0006)
+#define TAG_NUMBER_OF_FRAMES       DICOM_TAG(0x0028, 0x0008)
+#define TAG_BITS_ALLOCATED         DICOM_TAG(0x0028, 0x0100)
+#define TAG_BITS_STORED            DICOM_TAG(0x0028, 0x0101)
+#define TAG_HIGH_BIT               DICOM_TAG(0x0028, 0x0102)
+#define TAG_PIXEL_REPRESENTATION   DICOM_TAG(0x0028, 0x0103)
+#define TAG_WINDOW_CENTER          DICOM_TAG(0x0028, 0x1050)
+#define TAG_WINDOW_WIDTH           DICOM_TAG(0x0028, 0x1051)
+#define TAG_RESCALE_INTERCEPT      DICOM_TAG(0x0028, 0x1052)
+#define TAG_RESCALE_SLOPE          DICOM_TAG(0x0028, 0x1053)
+#define TAG_VOI_LUT_FUNCTION       DICOM_TAG(0x0028, 0x1056)
+#define TAG_MODALITY_LUT_SEQUENCE  DICOM_TAG(0x0028, 0x3000)
+#define TAG_LUT_DESCRIPTOR         DICOM_TAG(0x0028, 0x3002)
+#define TAG_LUT_DATA               DICOM_TAG(0x0028, 0x3006)
+#define TAG_VOI_LUT_SEQUENCE       DICOM_TAG(0x0028, 0x3010)
+#define TAG_FRAME_VOI_LUT          DICOM_TAG(0x0028, 0x9132)
+#define TAG_PIXEL_VALUE_TRANSFORM  DICOM_TAG(0x0028, 0x9145)
+#define TAG_SHARED_GROUPS          DICOM_TAG(0x5200, 0x9229)
+#define TAG_PER_FRAME_GROUPS       DICOM_TAG(0x5200, 0x9230)
+#define TAG_PRESENTATION_LUT_SHAPE DICOM_TAG(0x2050, 0x0020)
 
 #define MAX_WINDOWS 64
 
@@ -435,6 +436,13 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
             desc->voi_lut_function = CXR_VOI_LINEAR_EXACT;
         else if (strcmp(text, "SIGMOID") == 0)
             desc->voi_lut_function = CXR_VOI_SIGMOID;
+    }
+    desc->presentation_lut_shape = CXR_PRESENTATION_LUT_ABSENT;
+    if (text_value(file, find_top(file, TAG_PRESENTATION_LUT_SHAPE), 0, text, sizeof(text))) {
+        if (strcmp(text, "IDENTITY") == 0)
+            desc->presentation_lut_shape = CXR_PRESENTATION_LUT_IDENTITY;
+        else if (strcmp(text, "INVERSE") == 0)
+            desc->presentation_lut_shape = CXR_PRESENTATION_LUT_INVERSE;
     }
 
     bool signed_pixels = pixel_representation == 1;

@@ -1,9 +1,9 @@
 /* Image stage: turns a DICOM file's pixel data into what people and the network see. The
  * rendering chain is: decode frame 1 (codec/), Modality LUT (rescale or LUT sequence), VOI LUT
  * (window centre/width with the VOI LUT Function, a VOI LUT sequence, or a histogram-based
- * default window), MONOCHROME1 inversion so bone is bright, colour to luminance; the result is
- * an 8-bit grey image at full resolution. Also: resampling into the network's float tensor, and
- * PNG encoding.
+ * default window), MONOCHROME1 inversion (or as Presentation LUT Shape says) so bone is bright,
+ * colour to luminance; the result is an 8-bit grey image at full resolution. Also: resampling into
+ * the network's float tensor, and PNG encoding.
  *
  * Ownership: outputs are written only on success. Thread safe: no shared state. */
 #ifndef CXR_IMAGE_H

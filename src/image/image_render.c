@@ -1,7 +1,8 @@
 /* The rendering chain from stored values to an 8-bit grey image: Modality LUT (rescale or LUT
  * sequence), VOI LUT (window with its VOI LUT Function, LUT sequence, or a percentile window),
- * MONOCHROME1 inversion, colour to luminance. Stored ranges of up to 16 bits go through one
- * lookup table built per image, so the per-pixel work is a single load. */
+ * inversion of MONOCHROME1 (or as Presentation LUT Shape says), colour to luminance. Stored ranges
+ * of up to 16 bits go through one lookup table built per image, so the per-pixel work is a single
+ * load. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,15 @@
 static bool photometric_is(const struct cxr_codec_frame *frame, const char *name)
 {
     return strcmp(frame->photometric, name) == 0;
+}
+
+/* Whether bone would come out dark without inverting: MONOCHROME1, unless a Presentation LUT
+ * Shape says otherwise (it decides when present, as in DCMTK's dcm2pnm). */
+static bool needs_inversion(const struct cxr_dicom_pixel_desc *desc, const char *photometric)
+{
+    if (desc->presentation_lut_shape != CXR_PRESENTATION_LUT_ABSENT)
+        return desc->presentation_lut_shape == CXR_PRESENTATION_LUT_INVERSE;
+    return photometric != NULL && strcmp(photometric, "MONOCHROME1") == 0;
 }
 
 static double modality_value(const struct cxr_dicom_pixel_desc *desc, int32_t stored)
@@ -179,7 +189,7 @@ static enum cxr_status render_monochrome(const struct cxr_dicom_pixel_desc *desc
 {
     size_t count = (size_t)frame->width * frame->height;
     const int32_t *samples = frame->samples;
-    bool invert = photometric_is(frame, "MONOCHROME1");
+    bool invert = needs_inversion(desc, frame->photometric);
     int32_t min = samples[0];
     int32_t max = samples[0];
     for (size_t i = 1; i < count; i++) {
@@ -265,8 +275,7 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
     /* Byte order, High Bit and sign exactly as codec/ reads native frames (codec.h). */
     unsigned shift = cxr_codec_native_shift(desc);
     bool is_signed = desc->pixel_representation == 1;
-    bool invert = desc->photometric_interpretation &&
-                  strcmp(desc->photometric_interpretation, "MONOCHROME1") == 0;
+    bool invert = needs_inversion(desc, desc->photometric_interpretation);
     size_t entries = (size_t)1 << (8 * bytes);
     uint32_t *histogram = calloc(entries, sizeof(*histogram));
     uint8_t *lut = malloc(entries);

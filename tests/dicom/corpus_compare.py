@@ -239,6 +239,11 @@ def compare(path, reference, dump, problems):
     if pixels["photometric_interpretation"] != photometric:
         problems.append(f"photometric: cxrd {pixels['photometric_interpretation']!r}, "
                         f"dcmdump {photometric!r}")
+    shape = reference.get("2050,0020", "").strip(" \0")
+    compared += 1
+    if pixels["presentation_lut_shape"] != (shape if shape in ("IDENTITY", "INVERSE") else None):
+        problems.append(f"presentation_lut_shape: cxrd {pixels['presentation_lut_shape']!r}, "
+                        f"dcmdump {shape!r}")
     frames = reference.get("0028,0008", "").strip()
     compared += 1
     if pixels["number_of_frames"] != (int(frames) if frames else 1):

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`cxrd render` end to end: a MONOCHROME1 chest CR renders to a PNG of the image's size
 that equals dcm2pnm +Wi 1 within one grey level, and to the same PNG from an Encapsulated
-Uncompressed copy (written here: DCMTK 3.6.7 does not know the syntax); replacing an output
+Uncompressed copy (written here: DCMTK 3.6.7 does not know the syntax); copies that pair
+MONOCHROME1/2 with each Presentation LUT Shape (native and JPEG-LS) match dcm2pnm too; replacing an output
 leaves no temporary file behind; failures (not DICOM, missing, unsupported syntax named in the
 message) exit 1 and create no output; usage errors exit 2; --help exits 0.
 Usage: cli_render_check.py CXRD DATA_DIR WORK_DIR"""
@@ -17,6 +18,51 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from encapsulated_copy import write_encapsulated  # noqa: E402
 
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+
+
+def dcm2pnm_levels(path, work):
+    """dcm2pnm +Wi 1 of path, through dcml2pnm (dcm2pnm with DCMTK's JPEG-LS decoder)."""
+    pgm = os.path.join(work, "reference.pgm")
+    subprocess.run(["dcml2pnm", "+Wi", "1", "+op", path, pgm], check=True, capture_output=True)
+    levels = np.asarray(Image.open(pgm).convert("L"), dtype=np.int32)
+    os.unlink(pgm)
+    return levels
+
+
+def cxrd_levels(cxrd, path, work):
+    png = os.path.join(work, "rendered.png")
+    result = subprocess.run([cxrd, "render", path, png], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    levels = np.asarray(Image.open(png), dtype=np.int32)
+    os.unlink(png)
+    return levels
+
+
+def check_presentation_lut_shape(cxrd, chest, work):
+    """Presentation LUT Shape decides the polarity when present (MONOCHROME1 with IDENTITY is
+    shown as stored, MONOCHROME2 with INVERSE inverted), as dcm2pnm does; the encoded path
+    (JPEG-LS) agrees with the native one."""
+    upright = cxrd_levels(cxrd, chest, work)
+    for photometric in ("MONOCHROME1", "MONOCHROME2"):
+        for shape in (None, "IDENTITY", "INVERSE"):
+            copy = pydicom.dcmread(chest)
+            copy.PhotometricInterpretation = photometric
+            if shape is not None:
+                copy.PresentationLUTShape = shape
+            native = os.path.join(work, "shape.dcm")
+            copy.save_as(native)
+            jpeg_ls = os.path.join(work, "shape_jls.dcm")
+            subprocess.run(["dcmcjpls", native, jpeg_ls], check=True, capture_output=True)
+            inverted = shape == "INVERSE" or (shape is None and photometric == "MONOCHROME1")
+            for path in (native, jpeg_ls):
+                mine = cxrd_levels(cxrd, path, work)
+                difference = np.max(np.abs(mine - dcm2pnm_levels(path, work)))
+                assert difference <= 1, (photometric, shape, path, difference)
+                # bone bright exactly when the stored values are inverted
+                assert np.array_equal(mine, upright if inverted else 255 - upright), (
+                    photometric, shape, path)
+            os.unlink(native)
+            os.unlink(jpeg_ls)
 
 
 def main():
@@ -48,6 +94,7 @@ def main():
         assert a.read() == b.read(), "the encapsulated uncompressed copy renders differently"
     os.unlink(encapsulated)
     os.unlink(again)
+    check_presentation_lut_shape(cxrd, chest, work)
 
     # Replacing an existing file works and leaves only the output behind.
     result = subprocess.run([cxrd, "render", chest, out], capture_output=True)
