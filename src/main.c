@@ -55,9 +55,14 @@ int main(int argc, char **argv)
      * filter and deflate buffers) from worker and side threads. glibc gives threads up to 8
      * arenas per core, each keeping its high-water mark after free, so peak RSS grew with the
      * threads that ever ran a request (bench/api, 2 workers, both modes: 292 MiB). Two arenas
-     * keep the reuse without the spread (209 MiB, same CPU per request); a fixed mmap
-     * threshold instead cost about 12 ms CPU per request in page faults. */
+     * keep the reuse without the spread (209 MiB, same CPU per request). By default glibc
+     * still hands freed arena memory back to the kernel (trim), and the next request faults
+     * every page in again: with cxr-default-2.4, 6.5-9.2 requests/s at concurrency 4 (2
+     * cores). Keeping up to 128 MiB free per arena, and blocks up to glibc's largest mmap
+     * threshold (32 MiB) in the arenas, made 10.4-10.6 (peak RSS +10-15 MiB; README). */
     mallopt(M_ARENA_MAX, 2);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         print_usage(stdout);

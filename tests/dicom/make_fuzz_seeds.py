@@ -4,7 +4,7 @@
 Seeds are made here with pydicom rather than copied from the shared corpus, so the repository
 holds no third-party data. Each exercises one reader path: transfer syntaxes, sequences of
 defined and undefined length, encapsulated pixel data, LUT sequences, character sets, files
-without preamble or meta group. Run: /usr/bin/python3 tests/dicom/make_fuzz_seeds.py OUTDIR
+without preamble or meta group, Presentation LUT Shape. Run: /usr/bin/python3 tests/dicom/make_fuzz_seeds.py OUTDIR
 """
 import io
 import os
@@ -146,6 +146,11 @@ def main(out_dir):
     ds.SpecificCharacterSet = ["ISO 2022 IR 13", "ISO 2022 IR 87"]
     ds.PatientName = b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J="
     write(ds, ExplicitVRLittleEndian, p("charset_iso2022.dcm"))
+
+    # MONOCHROME1 with the Presentation LUT Shape that the DX IOD pairs with it.
+    ds = image(photometric="MONOCHROME1")
+    ds.PresentationLUTShape = "INVERSE"
+    write(ds, ExplicitVRLittleEndian, p("presentation_lut_shape.dcm"))
 
 
 if __name__ == "__main__":
