@@ -130,6 +130,8 @@ static bool gate_attributes(struct cxr_api *api, const struct cxr_dicom_file *fi
             .patient_orientation = meta->patient_orientation,
             .photometric_interpretation = desc.photometric_interpretation,
             .patient_age = meta->patient_age,
+            .patient_birth_date = meta->patient_birth_date,
+            .study_date = meta->study_date,
             .rows = desc.rows,
             .columns = desc.columns,
             .samples_per_pixel = desc.samples_per_pixel,

@@ -98,6 +98,9 @@ struct cxr_gate_attributes {
     const char *patient_orientation;
     const char *photometric_interpretation;
     const char *patient_age;
+    /* DA values: the age when PatientAge is absent or not an AS value */
+    const char *patient_birth_date;
+    const char *study_date;
     uint32_t rows, columns, samples_per_pixel;
 };
 

@@ -155,6 +155,35 @@ static double age_years(const char *age)
     return -1;
 }
 
+/* Fills *year, *month, *day from a DA value "YYYYMMDD"; false when it is not one. */
+static bool parse_date(const char *text, int *year, int *month, int *day)
+{
+    if (text == NULL || strlen(text) != 8)
+        return false;
+    for (int i = 0; i < 8; i++) {
+        if (!isdigit((unsigned char)text[i]))
+            return false;
+    }
+    *year = (text[0] - '0') * 1000 + (text[1] - '0') * 100 + (text[2] - '0') * 10 + (text[3] - '0');
+    *month = (text[4] - '0') * 10 + (text[5] - '0');
+    *day = (text[6] - '0') * 10 + (text[7] - '0');
+    return *month >= 1 && *month <= 12 && *day >= 1 && *day <= 31;
+}
+
+/* Completed years between the birth date and the study date; negative when either is not a
+ * date or the birth comes after the study. Not today's date: an old study of a child is still
+ * a child's image. */
+static int age_at_study(const char *birth_date, const char *study_date)
+{
+    int by, bm, bd, sy, sm, sd;
+    if (!parse_date(birth_date, &by, &bm, &bd) || !parse_date(study_date, &sy, &sm, &sd))
+        return -1;
+    int years = sy - by;
+    if (sm < bm || (sm == bm && sd < bd))
+        years--;
+    return years;
+}
+
 bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
                                      const struct cxr_gate_attributes *image, char *reason,
                                      size_t size)
@@ -216,6 +245,14 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
     if (years >= 0 && years < gate->min_age_years) {
         snprintf(reason, size, "PatientAge %s is below the model's intended age (%g years)",
                  image->patient_age, gate->min_age_years);
+        return false;
+    }
+    int study_age = years < 0 ? age_at_study(image->patient_birth_date, image->study_date) : -1;
+    if (study_age >= 0 && study_age < gate->min_age_years) {
+        snprintf(reason, size,
+                 "PatientBirthDate %s and StudyDate %s: age %d years is below the model's "
+                 "intended age (%g years)",
+                 image->patient_birth_date, image->study_date, study_age, gate->min_age_years);
         return false;
     }
     return true;

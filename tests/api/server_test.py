@@ -342,6 +342,13 @@ class Validation(ServerTest):
         self.assertEqual(rows, [(400, "Image is not a frontal chest radiograph: Modality CT is "
                                       "not a radiograph (CR or DX)")])
 
+    def test_gate_refuses_child_by_birth_date(self):
+        body = self.body(input_image_path=self.path("child.dcm"), save_to_disk=False)
+        self.assert_failure(self.server.single(body), 400,
+                            "Image is not a frontal chest radiograph: PatientBirthDate 20120410 "
+                            "and StudyDate 20210409: age 8 years is below the model's intended "
+                            "age (18 years)")
+
     def test_415_not_a_json_object(self):
         for raw in ["not json", "[1, 2]", "", "\"text\"", "{\"a\": 1,}"]:
             self.assert_failure(self.server.request("POST", "/single_inference", raw=raw), 415,

@@ -64,6 +64,30 @@ static const struct attribute_case attribute_cases[] = {
          "PatientAge 012Y is below the model's intended age (18 years)"},
         {CHEST_CR(.patient_age = "006M"),
          "PatientAge 006M is below the model's intended age (18 years)"},
+        /* Without PatientAge, the age at the study from the birth date. */
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "20060615", .study_date = "20240614"),
+         "PatientBirthDate 20060615 and StudyDate 20240614: age 17 years is below the model's "
+         "intended age (18 years)"},
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "20060615", .study_date = "20240615"),
+         NULL},
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "20150228", .study_date = "20230301"),
+         "PatientBirthDate 20150228 and StudyDate 20230301: age 8 years is below the model's "
+         "intended age (18 years)"},
+        {CHEST_CR(.patient_age = "BAD", .patient_birth_date = "20150228", .study_date = "20230301"),
+         "PatientBirthDate 20150228 and StudyDate 20230301: age 8 years is below the model's "
+         "intended age (18 years)"},
+        /* PatientAge, when it is an AS value, decides. */
+        {CHEST_CR(.patient_age = "045Y", .patient_birth_date = "20150228",
+                  .study_date = "20230301"),
+         NULL},
+        /* Unknown: a date missing or malformed, or the birth after the study. */
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "20150228", .study_date = ""), NULL},
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "2015-02-28", .study_date = "20230301"),
+         NULL},
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "20151328", .study_date = "20230301"),
+         NULL},
+        {CHEST_CR(.patient_age = "", .patient_birth_date = "20240101", .study_date = "20230301"),
+         NULL},
 };
 
 static void attribute_layer(void **state)
