@@ -128,6 +128,8 @@ static bool gate_attributes(struct cxr_api *api, const struct cxr_dicom_file *fi
             .body_part_examined = meta->body_part_examined,
             .view_position = meta->view_position,
             .patient_orientation = meta->patient_orientation,
+            .sop_class_uid = meta->sop_class_uid,
+            .presentation_intent_type = meta->presentation_intent_type,
             .photometric_interpretation = desc.photometric_interpretation,
             .patient_age = meta->patient_age,
             .patient_birth_date = meta->patient_birth_date,

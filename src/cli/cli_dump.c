@@ -53,6 +53,7 @@ static json_t *meta_json(const struct cxr_dicom_meta *meta)
             {"institution_name", meta->institution_name},
             {"specific_character_set", meta->specific_character_set},
             {"transfer_syntax_uid", meta->transfer_syntax_uid},
+            {"presentation_intent_type", meta->presentation_intent_type},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if (set_string(object, fields[i].key, fields[i].value) != 0) {

@@ -62,7 +62,8 @@ struct cxr_dicom_meta {
     const char *referring_physician_name_raw;
     const char *study_time; /* TM as stored, e.g. "081500.123" */
     const char *series_instance_uid;
-    const char *study_id; /* (0020,0010) */
+    const char *study_id;                 /* (0020,0010) */
+    const char *presentation_intent_type; /* (0008,0068): "FOR PRESENTATION", "FOR PROCESSING" */
 };
 
 const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *file);

@@ -29,6 +29,7 @@ enum field {
     FIELD_STUDY_TIME,
     FIELD_SERIES_INSTANCE_UID,
     FIELD_STUDY_ID,
+    FIELD_PRESENTATION_INTENT_TYPE,
     FIELD_COUNT,
 };
 
@@ -62,6 +63,7 @@ static const struct field_source sources[] = {
         {FIELD_STUDY_TIME, DICOM_TAG(0x0008, 0x0030)},
         {FIELD_SERIES_INSTANCE_UID, DICOM_TAG(0x0020, 0x000E)},
         {FIELD_STUDY_ID, DICOM_TAG(0x0020, 0x0010)},
+        {FIELD_PRESENTATION_INTENT_TYPE, DICOM_TAG(0x0008, 0x0068)},
 };
 
 static char *copy_string(const char *text, size_t length)
@@ -247,6 +249,7 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
             .study_time = s[FIELD_STUDY_TIME],
             .series_instance_uid = s[FIELD_SERIES_INSTANCE_UID],
             .study_id = s[FIELD_STUDY_ID],
+            .presentation_intent_type = s[FIELD_PRESENTATION_INTENT_TYPE],
     };
     return CXR_OK;
 }

@@ -96,6 +96,8 @@ struct cxr_gate_attributes {
     const char *body_part_examined;
     const char *view_position;
     const char *patient_orientation;
+    const char *sop_class_uid;
+    const char *presentation_intent_type;
     const char *photometric_interpretation;
     const char *patient_age;
     /* DA values: the age when PatientAge is absent or not an AS value */

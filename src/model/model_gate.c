@@ -155,6 +155,22 @@ static double age_years(const char *age)
     return -1;
 }
 
+/* The For Processing storage classes (PS3.4 B.5): digital X-ray, mammography, intra-oral. */
+static const char *const for_processing_classes[] = {
+        "1.2.840.10008.5.1.4.1.1.1.1.1",
+        "1.2.840.10008.5.1.4.1.1.1.2.1",
+        "1.2.840.10008.5.1.4.1.1.1.3.1",
+};
+
+static bool is_for_processing_class(const char *sop_class_uid)
+{
+    for (size_t i = 0; i < sizeof for_processing_classes / sizeof for_processing_classes[0]; i++) {
+        if (sop_class_uid && strcmp(sop_class_uid, for_processing_classes[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Fills *year, *month, *day from a DA value "YYYYMMDD"; false when it is not one. */
 static bool parse_date(const char *text, int *year, int *month, int *day)
 {
@@ -206,6 +222,22 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
     if (strcmp(value, "LL") == 0 || strcmp(value, "RL") == 0 ||
         (strstr(value, "LAT") && !strstr(value, "DECUB"))) {
         snprintf(reason, size, "ViewPosition %s is a lateral view", image->view_position);
+        return false;
+    }
+    /* For Processing images are the detector's data before the vendor's image processing; the
+     * network learnt from images for presentation, and a reader never sees these. */
+    upper_copy(image->presentation_intent_type, value, sizeof value);
+    if (strcmp(value, "FOR PROCESSING") == 0) {
+        snprintf(reason, size,
+                 "PresentationIntentType FOR PROCESSING: raw detector data, not an image for "
+                 "presentation");
+        return false;
+    }
+    if (is_for_processing_class(image->sop_class_uid)) {
+        snprintf(reason, size,
+                 "SOPClassUID %s is a For Processing class: raw detector data, not an image for "
+                 "presentation",
+                 image->sop_class_uid);
         return false;
     }
     /* A frontal view has its rows running left-right (L or R); anterior or posterior rows mean

@@ -92,6 +92,9 @@ derive("ct.dcm", "(0010,0020)=PATCT", "(0008,0060)=CT", "(0008,0018)=1.2.826.0.1
 # A child's study with no PatientAge: the age comes from the birth and study dates.
 derive("child.dcm", "(0010,0020)=PATKID", "(0010,0030)=20120410", "(0008,0020)=20210409",
        "(0008,0018)=1.2.826.0.1.3680043.10.1004.2")
+# The detector's raw data, which a modality may also send to an AI node.
+derive("forprocessing.dcm", "(0010,0020)=PATRAW", "(0008,0060)=DX", "(0008,0068)=FOR PROCESSING",
+       "(0008,0018)=1.2.826.0.1.3680043.10.1004.3")
 with open(os.path.join(dicom, "junk.dcm"), "wb") as junk:
     junk.write(b"this is not a DICOM file\n" * 10)
 shutil.copyfile(os.path.join(dicom, "pat001.dcm"), os.path.join(dicom, "pat001.png"))

@@ -349,6 +349,12 @@ class Validation(ServerTest):
                             "and StudyDate 20210409: age 8 years is below the model's intended "
                             "age (18 years)")
 
+    def test_gate_refuses_for_processing(self):
+        body = self.body(input_image_path=self.path("forprocessing.dcm"), save_to_disk=False)
+        self.assert_failure(self.server.single(body), 400,
+                            "Image is not a frontal chest radiograph: PresentationIntentType FOR "
+                            "PROCESSING: raw detector data, not an image for presentation")
+
     def test_415_not_a_json_object(self):
         for raw in ["not json", "[1, 2]", "", "\"text\"", "{\"a\": 1,}"]:
             self.assert_failure(self.server.request("POST", "/single_inference", raw=raw), 415,

@@ -57,6 +57,15 @@ static const struct attribute_case attribute_cases[] = {
         {CHEST_CR(.photometric_interpretation = "RGB", .samples_per_pixel = 3),
          "PhotometricInterpretation RGB: a radiograph is a greyscale image (MONOCHROME1 or "
          "MONOCHROME2)"},
+        {CHEST_CR(.modality = "DX", .presentation_intent_type = "FOR PRESENTATION",
+                  .sop_class_uid = "1.2.840.10008.5.1.4.1.1.1.1"),
+         NULL},
+        {CHEST_CR(.modality = "DX", .presentation_intent_type = "FOR PROCESSING"),
+         "PresentationIntentType FOR PROCESSING: raw detector data, not an image for "
+         "presentation"},
+        {CHEST_CR(.modality = "DX", .sop_class_uid = "1.2.840.10008.5.1.4.1.1.1.1.1"),
+         "SOPClassUID 1.2.840.10008.5.1.4.1.1.1.1.1 is a For Processing class: raw detector "
+         "data, not an image for presentation"},
         {CHEST_CR(.rows = 32, .columns = 32), "image size 32x32 is not that of a chest radiograph"},
         {CHEST_CR(.rows = 4000, .columns = 1000),
          "image size 1000x4000 is not that of a chest radiograph"},
