@@ -121,15 +121,26 @@ static void upper_copy(const char *text, char *out, size_t size)
     out[i] = '\0';
 }
 
-static bool is_chest_part(const char *part)
+static bool contains_any(const char *text, const char *const *words, size_t count)
 {
-    static const char *const spellings[] = {"CHEST", "THORA",  "TORAX",    "TÓRAX", "LUNG",
-                                            "BRUST", "POUMON", "POITRINE", "PECHO", "TORACE"};
-    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
-        if (strstr(part, spellings[i]))
+    for (size_t i = 0; i < count; i++) {
+        if (strstr(text, words[i]))
             return true;
     }
     return false;
+}
+
+/* A chest spelling, and no other region: "THORACIC SPINE" (TSPINE's long form),
+ * "BRUSTWIRBELSÄULE", "CHESTABDOMEN" (PS3.16's combined region) and rib series name the chest
+ * but are not a frontal chest radiograph. */
+static bool is_chest_part(const char *part)
+{
+    static const char *const chest[] = {"CHEST", "THORA",  "TORAX",    "TÓRAX", "LUNG",
+                                        "BRUST", "POUMON", "POITRINE", "PECHO", "TORACE"};
+    static const char *const other[] = {"SPINE", "WIRBEL",   "RACHIS", "COLUMNA", "ABD",
+                                        "PELV",  "SHOULDER", "RIB",    "CLAVIC",  "STERN"};
+    return contains_any(part, chest, sizeof chest / sizeof chest[0]) &&
+           !contains_any(part, other, sizeof other / sizeof other[0]);
 }
 
 /* Age in years from an AS value ("045Y", "006M", "012W", "003D"); negative when unknown. */
