@@ -235,6 +235,13 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
         snprintf(reason, size, "ViewPosition %s is a lateral view", image->view_position);
         return false;
     }
+    /* RLO and LLO are DICOM's oblique views; vendors also write "OBLIQUE", "LAO", "RPO" ... */
+    if (strcmp(value, "RLO") == 0 || strcmp(value, "LLO") == 0 || strstr(value, "OBL") ||
+        strcmp(value, "LAO") == 0 || strcmp(value, "RAO") == 0 || strcmp(value, "LPO") == 0 ||
+        strcmp(value, "RPO") == 0) {
+        snprintf(reason, size, "ViewPosition %s is an oblique view", image->view_position);
+        return false;
+    }
     /* For Processing images are the detector's data before the vendor's image processing; the
      * network learnt from images for presentation, and a reader never sees these. */
     upper_copy(image->presentation_intent_type, value, sizeof value);

@@ -63,6 +63,10 @@ static const struct attribute_case attribute_cases[] = {
         {CHEST_CR(.body_part_examined = "LUNGS"), NULL},
         {CHEST_CR(.view_position = "LL"), "ViewPosition LL is a lateral view"},
         {CHEST_CR(.view_position = "LATERAL"), "ViewPosition LATERAL is a lateral view"},
+        {CHEST_CR(.view_position = "RLO"), "ViewPosition RLO is an oblique view"},
+        {CHEST_CR(.view_position = "Oblique"), "ViewPosition Oblique is an oblique view"},
+        {CHEST_CR(.view_position = "LAO"), "ViewPosition LAO is an oblique view"},
+        {CHEST_CR(.view_position = "LLD"), NULL}, /* decubitus: a frontal projection */
         {CHEST_CR(.view_position = "", .patient_orientation = "P\\F"),
          "PatientOrientation P\\F is a lateral view"},
         {CHEST_CR(.photometric_interpretation = "RGB", .samples_per_pixel = 3),
