@@ -266,6 +266,13 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
                  image->patient_orientation);
         return false;
     }
+    /* Its columns run towards the feet (F); towards the head (H) the image is upside down. */
+    const char *columns = strchr(value, '\\');
+    if (columns && columns[1] == 'H') {
+        snprintf(reason, size, "PatientOrientation %s: the image is upside down",
+                 image->patient_orientation);
+        return false;
+    }
     /* CR and DX images are greyscale by their IODs; colour there means the tags and the pixels
      * disagree. A colour OT/SC image (a photographed film) goes on to the image layer. */
     char modality[16];

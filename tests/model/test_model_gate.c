@@ -69,6 +69,12 @@ static const struct attribute_case attribute_cases[] = {
         {CHEST_CR(.view_position = "LLD"), NULL}, /* decubitus: a frontal projection */
         {CHEST_CR(.view_position = "", .patient_orientation = "P\\F"),
          "PatientOrientation P\\F is a lateral view"},
+        {CHEST_CR(.patient_orientation = "L\\H"),
+         "PatientOrientation L\\H: the image is upside down"},
+        {CHEST_CR(.patient_orientation = "R\\HL"),
+         "PatientOrientation R\\HL: the image is upside down"},
+        {CHEST_CR(.patient_orientation = "R\\F"), NULL}, /* mirrored, still frontal */
+        {CHEST_CR(.patient_orientation = "L\\FR"), NULL},
         {CHEST_CR(.photometric_interpretation = "RGB", .samples_per_pixel = 3),
          "PhotometricInterpretation RGB: a radiograph is a greyscale image (MONOCHROME1 or "
          "MONOCHROME2)"},
