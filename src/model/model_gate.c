@@ -217,10 +217,11 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
 {
     char value[128];
     upper_copy(image->modality, value, sizeof value);
-    /* OT and SC (digitised film, secondary captures) and files without a Modality are left to
-     * the image layer; every other modality is not a plain radiograph. */
+    /* RG (conventional film/screen radiography, e.g. a digitised film), OT and SC (secondary
+     * captures) and files without a Modality are left to the image layer; every other modality
+     * is not a plain radiograph. */
     if (value[0] && strcmp(value, "CR") != 0 && strcmp(value, "DX") != 0 &&
-        strcmp(value, "OT") != 0 && strcmp(value, "SC") != 0) {
+        strcmp(value, "RG") != 0 && strcmp(value, "OT") != 0 && strcmp(value, "SC") != 0) {
         snprintf(reason, size, "Modality %s is not a radiograph (CR or DX)", image->modality);
         return false;
     }

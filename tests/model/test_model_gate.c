@@ -40,6 +40,8 @@ static const struct attribute_case attribute_cases[] = {
                   .patient_orientation = "", .patient_age = ""),
          NULL},
         {CHEST_CR(.modality = "OT"), NULL}, /* digitised film: left to the image layer */
+        {CHEST_CR(.modality = "RG"), NULL}, /* film/screen radiography */
+        {CHEST_CR(.modality = "XC"), "Modality XC is not a radiograph (CR or DX)"},
         {CHEST_CR(.body_part_examined = "PORT CHEST"), NULL},
         {CHEST_CR(.view_position = "AP"), NULL},
         {CHEST_CR(.patient_age = "062"), NULL}, /* not an AS value: unknown age */
