@@ -121,10 +121,21 @@ static void upper_copy(const char *text, char *out, size_t size)
     out[i] = '\0';
 }
 
+#define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
+
 static bool contains_any(const char *text, const char *const *words, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         if (strstr(text, words[i]))
+            return true;
+    }
+    return false;
+}
+
+static bool equals_any(const char *text, const char *const *words, size_t count)
+{
+    for (size_t i = 0; text && i < count; i++) {
+        if (strcmp(text, words[i]) == 0)
             return true;
     }
     return false;
@@ -139,8 +150,8 @@ static bool is_chest_part(const char *part)
                                         "BRUST", "POUMON", "POITRINE", "PECHO", "TORACE"};
     static const char *const other[] = {"SPINE", "WIRBEL",   "RACHIS", "COLUMNA", "ABD",
                                         "PELV",  "SHOULDER", "RIB",    "CLAVIC",  "STERN"};
-    return contains_any(part, chest, sizeof chest / sizeof chest[0]) &&
-           !contains_any(part, other, sizeof other / sizeof other[0]);
+    return contains_any(part, chest, COUNT_OF(chest)) &&
+           !contains_any(part, other, COUNT_OF(other));
 }
 
 /* Age in years from an AS value ("045Y", "006M", "012W", "003D"); negative when unknown. */
@@ -172,15 +183,6 @@ static const char *const for_processing_classes[] = {
         "1.2.840.10008.5.1.4.1.1.1.2.1",
         "1.2.840.10008.5.1.4.1.1.1.3.1",
 };
-
-static bool is_for_processing_class(const char *sop_class_uid)
-{
-    for (size_t i = 0; i < sizeof for_processing_classes / sizeof for_processing_classes[0]; i++) {
-        if (sop_class_uid && strcmp(sop_class_uid, for_processing_classes[i]) == 0)
-            return true;
-    }
-    return false;
-}
 
 /* Fills *year, *month, *day from a DA value "YYYYMMDD"; false when it is not one. */
 static bool parse_date(const char *text, int *year, int *month, int *day)
@@ -215,13 +217,15 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
                                      const struct cxr_gate_attributes *image, char *reason,
                                      size_t size)
 {
+    /* RG is conventional film/screen radiography (e.g. a digitised film); RG, OT and SC
+     * (secondary captures) and files without a Modality are left to the image layer. */
+    static const char *const radiograph_modalities[] = {"CR", "DX", "RG", "OT", "SC"};
+    static const char *const lateral_views[] = {"LL", "RL"};
+    /* RLO and LLO are DICOM's oblique views; vendors also write "OBLIQUE", "LAO", "RPO" ... */
+    static const char *const oblique_views[] = {"RLO", "LLO", "LAO", "RAO", "LPO", "RPO"};
     char value[128];
     upper_copy(image->modality, value, sizeof value);
-    /* RG (conventional film/screen radiography, e.g. a digitised film), OT and SC (secondary
-     * captures) and files without a Modality are left to the image layer; every other modality
-     * is not a plain radiograph. */
-    if (value[0] && strcmp(value, "CR") != 0 && strcmp(value, "DX") != 0 &&
-        strcmp(value, "RG") != 0 && strcmp(value, "OT") != 0 && strcmp(value, "SC") != 0) {
+    if (value[0] && !equals_any(value, radiograph_modalities, COUNT_OF(radiograph_modalities))) {
         snprintf(reason, size, "Modality %s is not a radiograph (CR or DX)", image->modality);
         return false;
     }
@@ -231,15 +235,12 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
         return false;
     }
     upper_copy(image->view_position, value, sizeof value);
-    if (strcmp(value, "LL") == 0 || strcmp(value, "RL") == 0 ||
+    if (equals_any(value, lateral_views, COUNT_OF(lateral_views)) ||
         (strstr(value, "LAT") && !strstr(value, "DECUB"))) {
         snprintf(reason, size, "ViewPosition %s is a lateral view", image->view_position);
         return false;
     }
-    /* RLO and LLO are DICOM's oblique views; vendors also write "OBLIQUE", "LAO", "RPO" ... */
-    if (strcmp(value, "RLO") == 0 || strcmp(value, "LLO") == 0 || strstr(value, "OBL") ||
-        strcmp(value, "LAO") == 0 || strcmp(value, "RAO") == 0 || strcmp(value, "LPO") == 0 ||
-        strcmp(value, "RPO") == 0) {
+    if (equals_any(value, oblique_views, COUNT_OF(oblique_views)) || strstr(value, "OBL")) {
         snprintf(reason, size, "ViewPosition %s is an oblique view", image->view_position);
         return false;
     }
@@ -252,7 +253,8 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
                  "presentation");
         return false;
     }
-    if (is_for_processing_class(image->sop_class_uid)) {
+    if (equals_any(image->sop_class_uid, for_processing_classes,
+                   COUNT_OF(for_processing_classes))) {
         snprintf(reason, size,
                  "SOPClassUID %s is a For Processing class: raw detector data, not an image for "
                  "presentation",
