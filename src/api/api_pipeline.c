@@ -127,6 +127,7 @@ static bool gate_attributes(struct cxr_api *api, const struct cxr_dicom_file *fi
             .modality = meta->modality,
             .body_part_examined = meta->body_part_examined,
             .view_position = meta->view_position,
+            .view_code_meaning = meta->view_code_meaning,
             .patient_orientation = meta->patient_orientation,
             .sop_class_uid = meta->sop_class_uid,
             .presentation_intent_type = meta->presentation_intent_type,

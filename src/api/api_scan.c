@@ -1,6 +1,8 @@
 /* The .dcm files under a folder, recursively, as bulk inference and `cxrd infer DIR` take them:
- * regular files whose name ends in .dcm (any case), sorted by path; symlinks are not followed
- * (they could lead out of the root). */
+ * regular files and symlinks whose name ends in .dcm (any case), sorted by path. A symlinked
+ * file is opened later like any input, beneath the input root: one that leads out of it is
+ * skipped with the reason, so every .dcm name is analysed or counted as skipped. Symlinked
+ * folders are not entered (they could loop or lead out of the root). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -60,10 +62,11 @@ static enum cxr_status scan(struct cxr_api_file_list *list, int folder_fd, const
                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (child >= 0)
                 status = scan(list, child, path, max, depth + 1);
-        } else if (S_ISREG(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
+        } else if ((S_ISREG(info.st_mode) || S_ISLNK(info.st_mode)) &&
+                   cxr_api_has_dcm_extension(entry->d_name)) {
             status = add(list, path, max);
             keep = status == CXR_OK;
-        } else if (S_ISLNK(info.st_mode) && cxr_api_has_dcm_extension(entry->d_name)) {
+        } else if (S_ISLNK(info.st_mode)) {
             cxr_log(CXR_LOG_WARN, "not following symlink %s", path);
         }
         if (!keep)

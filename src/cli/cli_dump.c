@@ -54,6 +54,7 @@ static json_t *meta_json(const struct cxr_dicom_meta *meta)
             {"specific_character_set", meta->specific_character_set},
             {"transfer_syntax_uid", meta->transfer_syntax_uid},
             {"presentation_intent_type", meta->presentation_intent_type},
+            {"view_code_meaning", meta->view_code_meaning},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if (set_string(object, fields[i].key, fields[i].value) != 0) {
@@ -93,6 +94,10 @@ static json_t *pixels_json(const struct cxr_dicom_pixel_desc *desc,
     json_t *rescale = desc->has_rescale ? json_pack("{s:f, s:f}", "slope", desc->rescale_slope,
                                                     "intercept", desc->rescale_intercept)
                                         : json_null();
+    json_t *padding = desc->has_pixel_padding
+                              ? json_pack("{s:I, s:I}", "low", (json_int_t)desc->pixel_padding_low,
+                                          "high", (json_int_t)desc->pixel_padding_high)
+                              : json_null();
     json_t *data =
             pixels->encapsulated
                     ? json_pack("{s:b, s:I, s:I}", "encapsulated", 1, "offset_count",
@@ -101,7 +106,7 @@ static json_t *pixels_json(const struct cxr_dicom_pixel_desc *desc,
                     : json_pack("{s:b, s:b, s:I}", "encapsulated", 0, "big_endian",
                                 pixels->big_endian, "native_size", (json_int_t)pixels->native_size);
     return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o, s:s, "
-                     "s:o, s:o, s:o, s:s?}",
+                     "s:o, s:o, s:o, s:s?, s:o}",
                      "transfer_syntax_uid", desc->transfer_syntax_uid, "rows",
                      (json_int_t)desc->rows, "columns", (json_int_t)desc->columns,
                      "samples_per_pixel", (json_int_t)desc->samples_per_pixel, "number_of_frames",
@@ -113,7 +118,8 @@ static json_t *pixels_json(const struct cxr_dicom_pixel_desc *desc,
                      desc->photometric_interpretation, "rescale", rescale, "windows", windows,
                      "voi_lut_function", functions[desc->voi_lut_function], "modality_lut",
                      lut_json(desc->modality_lut), "voi_lut", lut_json(desc->voi_lut), "data", data,
-                     "presentation_lut_shape", lut_shapes[desc->presentation_lut_shape]);
+                     "presentation_lut_shape", lut_shapes[desc->presentation_lut_shape],
+                     "pixel_padding", padding);
 }
 
 /* Dumps one file: pretty JSON when it is the only one, else one compact line. Returns 0 when

@@ -347,11 +347,16 @@ static enum cxr_status decode_framed_native(const struct cxr_dicom_pixel_desc *d
     return status;
 }
 
+/* Decodes frame frame_index of encapsulated data. *precision receives the bits per sample of
+ * the codestream when it can hold the whole Bits Allocated container (RLE, JPEG Lossless,
+ * JPEG-LS), else 0: the caller then takes the stored value at bit 0. */
 static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *desc,
                                            const struct cxr_dicom_pixel_data *pixels,
                                            const struct syntax *syntax, uint32_t frame_index,
-                                           int32_t *samples, bool *became_rgb, struct cxr_err *err)
+                                           int32_t *samples, bool *became_rgb,
+                                           unsigned *precision, struct cxr_err *err)
 {
+    *precision = 0;
     const uint8_t *data = NULL;
     size_t size = 0;
     uint8_t *joined = NULL;
@@ -366,9 +371,10 @@ static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *de
     case FAMILY_RLE:
         status = cxr_codec_rle_decode(data, size, width, height, spp, desc->bits_allocated, samples,
                                       err);
+        *precision = desc->bits_allocated; /* RLE segments are the container's bytes */
         break;
     case FAMILY_JPEGLS:
-        status = cxr_codec_jpegls_decode(data, size, width, height, spp, samples, err);
+        status = cxr_codec_jpegls_decode(data, size, width, height, spp, samples, precision, err);
         break;
     case FAMILY_JXL:
         status = cxr_codec_jxl_decode(data, size, width, height, spp, samples, err);
@@ -386,6 +392,7 @@ static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *de
             break;
         if (info.sof_marker == 0xFFC3) {
             status = cxr_codec_jpeg_lossless_decode(data, size, width, height, spp, samples, err);
+            *precision = info.precision;
         } else if ((info.sof_marker == 0xFFC0 || info.sof_marker == 0xFFC1 ||
                     info.sof_marker == 0xFFC2) &&
                    (info.precision == 8 || info.precision == 12)) {
@@ -412,8 +419,9 @@ static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *de
     return status;
 }
 
-/* Stored value of each sample: Bits Stored bits at High Bit (native) or at bit 0 (codec
- * output), sign-extended when Pixel Representation is 1. */
+/* Stored value of each sample: Bits Stored bits at High Bit (native data, and codestreams
+ * that hold the whole container) or at bit 0 (other codec output), sign-extended when Pixel
+ * Representation is 1. */
 static void normalise(int32_t *samples, size_t count, unsigned shift, unsigned bits_stored,
                       bool is_signed)
 {
@@ -473,6 +481,7 @@ enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
     bool was_ybr422 = false;
     enum cxr_status status;
     unsigned shift = 0;
+    unsigned precision = 0;
     bool native_layout = syntax->family == FAMILY_NATIVE || syntax->family == FAMILY_DEFLATE ||
                          syntax->family == FAMILY_ENCAPSULATED_NATIVE;
     if (syntax->family == FAMILY_NATIVE)
@@ -481,9 +490,14 @@ enum cxr_status cxr_codec_frame_decode(const struct cxr_dicom_pixel_desc *desc,
         status = decode_framed_native(desc, pixels, syntax->family, frame_index, samples,
                                       &was_ybr422, err);
     else
-        status = decode_encapsulated(desc, pixels, syntax, frame_index, samples, &became_rgb, err);
-    if (native_layout)
-        shift = cxr_codec_native_shift(desc); /* High Bit places the stored bits */
+        status = decode_encapsulated(desc, pixels, syntax, frame_index, samples, &became_rgb,
+                                     &precision, err);
+    /* High Bit places the stored bits in native data, and in a lossless codestream whose
+     * precision reaches it (an encoder that kept the container, as DCMTK's do: 12 bits stored
+     * at High Bit 15 come back as 16-bit words). A codestream of Bits Stored bits carries the
+     * stored value at bit 0. */
+    if (native_layout || precision > desc->high_bit)
+        shift = cxr_codec_native_shift(desc);
     if (status != CXR_OK) {
         free(samples);
         return status;

@@ -23,10 +23,11 @@ enum cxr_status cxr_codec_jpeg12_decode(const uint8_t *data, size_t size, uint32
                                         uint32_t height, uint32_t components, bool convert_ybr,
                                         int32_t *samples, struct cxr_err *err);
 
-/* CharLS: JPEG-LS lossless and near-lossless. */
+/* CharLS: JPEG-LS lossless and near-lossless; precision receives the stream's bits per
+ * sample. */
 enum cxr_status cxr_codec_jpegls_decode(const uint8_t *data, size_t size, uint32_t width,
                                         uint32_t height, uint32_t components, int32_t *samples,
-                                        struct cxr_err *err);
+                                        unsigned *precision, struct cxr_err *err);
 
 /* OpenJPEG: JPEG 2000 (J2K codestream or JP2 file) and HTJ2K. */
 enum cxr_status cxr_codec_j2k_decode(const uint8_t *data, size_t size, uint32_t width,

@@ -10,7 +10,7 @@
 
 enum cxr_status cxr_codec_jpegls_decode(const uint8_t *data, size_t size, uint32_t width,
                                         uint32_t height, uint32_t components, int32_t *samples,
-                                        struct cxr_err *err)
+                                        unsigned *precision, struct cxr_err *err)
 {
     charls_jpegls_decoder *decoder = charls_jpegls_decoder_create();
     if (decoder == NULL)
@@ -50,6 +50,7 @@ enum cxr_status cxr_codec_jpegls_decode(const uint8_t *data, size_t size, uint32
         status = cxr_err_set(err, CXR_ERR_MALFORMED, "CharLS: %s", charls_get_error_message(code));
         goto done;
     }
+    *precision = (unsigned)frame.bits_per_sample;
     size_t bytes_per_sample = frame.bits_per_sample > 8 ? 2 : 1;
     size_t sample_count = (size_t)width * height * components;
     if (buffer_size != sample_count * bytes_per_sample) {

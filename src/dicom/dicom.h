@@ -64,6 +64,8 @@ struct cxr_dicom_meta {
     const char *series_instance_uid;
     const char *study_id;                 /* (0020,0010) */
     const char *presentation_intent_type; /* (0008,0068): "FOR PRESENTATION", "FOR PROCESSING" */
+    /* Code Meaning of the View Code Sequence's (0054,0220) first item, e.g. "left lateral" */
+    const char *view_code_meaning;
 };
 
 const struct cxr_dicom_meta *cxr_dicom_file_meta(const struct cxr_dicom_file *file);
@@ -115,6 +117,13 @@ struct cxr_dicom_pixel_desc {
     enum cxr_voi_lut_function voi_lut_function;
     const struct cxr_dicom_lut *voi_lut; /* first VOI LUT Sequence item; NULL when absent */
     enum cxr_presentation_lut_shape presentation_lut_shape; /* top level only */
+
+    /* Pixel Padding Value (0028,0120) and, when present, Pixel Padding Range Limit (0028,0121):
+     * the stored values in [low, high] pad the image to a rectangle or mark background. PS3.3
+     * C.7.5.1.1.2 names them so that a display leaves them out of the image's dynamic range. */
+    bool has_pixel_padding;
+    int32_t pixel_padding_low;
+    int32_t pixel_padding_high;
 };
 
 /* The pixel data element as stored. Native data is exactly as in the file (after inflating a

@@ -35,7 +35,7 @@ struct dicom_element {
     size_t length;
 };
 
-#define DICOM_META_STRINGS 24
+#define DICOM_META_STRINGS 25
 
 struct cxr_dicom_file {
     uint8_t *data; /* the file's bytes; for a deflated data set the meta group + inflated data */

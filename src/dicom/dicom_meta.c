@@ -30,6 +30,7 @@ enum field {
     FIELD_SERIES_INSTANCE_UID,
     FIELD_STUDY_ID,
     FIELD_PRESENTATION_INTENT_TYPE,
+    FIELD_VIEW_CODE_MEANING,
     FIELD_COUNT,
 };
 
@@ -38,33 +39,51 @@ _Static_assert(FIELD_COUNT <= DICOM_META_STRINGS, "dicom_internal.h: too few met
 struct field_source {
     enum field field;
     uint32_t tag;
+    uint32_t sequence; /* 0: tag is at the top level; else in this sequence's first item */
 };
 
 static const struct field_source sources[] = {
-        {FIELD_PATIENT_ID, DICOM_TAG(0x0010, 0x0020)},
-        {FIELD_PATIENT_NAME_RAW, DICOM_TAG(0x0010, 0x0010)},
-        {FIELD_PATIENT_AGE, DICOM_TAG(0x0010, 0x1010)},
-        {FIELD_PATIENT_SEX, DICOM_TAG(0x0010, 0x0040)},
-        {FIELD_PATIENT_BIRTH_DATE, DICOM_TAG(0x0010, 0x0030)},
-        {FIELD_SOP_INSTANCE_UID, DICOM_TAG(0x0008, 0x0018)},
-        {FIELD_SOP_CLASS_UID, DICOM_TAG(0x0008, 0x0016)},
-        {FIELD_STUDY_INSTANCE_UID, DICOM_TAG(0x0020, 0x000D)},
-        {FIELD_STUDY_DATE, DICOM_TAG(0x0008, 0x0020)},
-        {FIELD_MODALITY, DICOM_TAG(0x0008, 0x0060)},
-        {FIELD_BODY_PART_EXAMINED, DICOM_TAG(0x0018, 0x0015)},
-        {FIELD_VIEW_POSITION, DICOM_TAG(0x0018, 0x5101)},
-        {FIELD_MANUFACTURER, DICOM_TAG(0x0008, 0x0070)},
-        {FIELD_INSTITUTION_NAME, DICOM_TAG(0x0008, 0x0080)},
-        {FIELD_SPECIFIC_CHARACTER_SET, TAG_SPECIFIC_CHARSET},
-        {FIELD_TRANSFER_SYNTAX_UID, TAG_TRANSFER_SYNTAX},
-        {FIELD_PATIENT_ORIENTATION, DICOM_TAG(0x0020, 0x0020)},
-        {FIELD_ACCESSION_NUMBER, DICOM_TAG(0x0008, 0x0050)},
-        {FIELD_REFERRING_PHYSICIAN_NAME_RAW, DICOM_TAG(0x0008, 0x0090)},
-        {FIELD_STUDY_TIME, DICOM_TAG(0x0008, 0x0030)},
-        {FIELD_SERIES_INSTANCE_UID, DICOM_TAG(0x0020, 0x000E)},
-        {FIELD_STUDY_ID, DICOM_TAG(0x0020, 0x0010)},
-        {FIELD_PRESENTATION_INTENT_TYPE, DICOM_TAG(0x0008, 0x0068)},
+        {FIELD_PATIENT_ID, DICOM_TAG(0x0010, 0x0020), 0},
+        {FIELD_PATIENT_NAME_RAW, DICOM_TAG(0x0010, 0x0010), 0},
+        {FIELD_PATIENT_AGE, DICOM_TAG(0x0010, 0x1010), 0},
+        {FIELD_PATIENT_SEX, DICOM_TAG(0x0010, 0x0040), 0},
+        {FIELD_PATIENT_BIRTH_DATE, DICOM_TAG(0x0010, 0x0030), 0},
+        {FIELD_SOP_INSTANCE_UID, DICOM_TAG(0x0008, 0x0018), 0},
+        {FIELD_SOP_CLASS_UID, DICOM_TAG(0x0008, 0x0016), 0},
+        {FIELD_STUDY_INSTANCE_UID, DICOM_TAG(0x0020, 0x000D), 0},
+        {FIELD_STUDY_DATE, DICOM_TAG(0x0008, 0x0020), 0},
+        {FIELD_MODALITY, DICOM_TAG(0x0008, 0x0060), 0},
+        {FIELD_BODY_PART_EXAMINED, DICOM_TAG(0x0018, 0x0015), 0},
+        {FIELD_VIEW_POSITION, DICOM_TAG(0x0018, 0x5101), 0},
+        {FIELD_MANUFACTURER, DICOM_TAG(0x0008, 0x0070), 0},
+        {FIELD_INSTITUTION_NAME, DICOM_TAG(0x0008, 0x0080), 0},
+        {FIELD_SPECIFIC_CHARACTER_SET, TAG_SPECIFIC_CHARSET, 0},
+        {FIELD_TRANSFER_SYNTAX_UID, TAG_TRANSFER_SYNTAX, 0},
+        {FIELD_PATIENT_ORIENTATION, DICOM_TAG(0x0020, 0x0020), 0},
+        {FIELD_ACCESSION_NUMBER, DICOM_TAG(0x0008, 0x0050), 0},
+        {FIELD_REFERRING_PHYSICIAN_NAME_RAW, DICOM_TAG(0x0008, 0x0090), 0},
+        {FIELD_STUDY_TIME, DICOM_TAG(0x0008, 0x0030), 0},
+        {FIELD_SERIES_INSTANCE_UID, DICOM_TAG(0x0020, 0x000E), 0},
+        {FIELD_STUDY_ID, DICOM_TAG(0x0020, 0x0010), 0},
+        {FIELD_PRESENTATION_INTENT_TYPE, DICOM_TAG(0x0008, 0x0068), 0},
+        /* View Code Sequence's Code Meaning, e.g. "postero-anterior" (PS3.16 CID 4010) */
+        {FIELD_VIEW_CODE_MEANING, DICOM_TAG(0x0008, 0x0104), DICOM_TAG(0x0054, 0x0220)},
 };
+
+/* The element a source names, or NULL when it (or its sequence item) is absent. */
+static const struct dicom_element *source_element(const struct cxr_dicom_file *file,
+                                                  const struct field_source *source)
+{
+    uint32_t parent = DICOM_NO_PARENT;
+    if (source->sequence != 0) {
+        const struct dicom_element *sequence =
+                dicom_element_find(file, DICOM_NO_PARENT, source->sequence);
+        parent = sequence ? dicom_sequence_first_item(file, sequence) : DICOM_NO_PARENT;
+        if (parent == DICOM_NO_PARENT)
+            return NULL;
+    }
+    return dicom_element_find(file, parent, source->tag);
+}
 
 static char *copy_string(const char *text, size_t length)
 {
@@ -190,8 +209,7 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
         charset_length = charset_element->length;
     }
     for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
-        const struct dicom_element *element =
-                dicom_element_find(file, DICOM_NO_PARENT, sources[i].tag);
+        const struct dicom_element *element = source_element(file, &sources[i]);
         char *text;
         if (element == NULL || element->encapsulated) {
             text = copy_string("", 0);
@@ -250,6 +268,7 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
             .series_instance_uid = s[FIELD_SERIES_INSTANCE_UID],
             .study_id = s[FIELD_STUDY_ID],
             .presentation_intent_type = s[FIELD_PRESENTATION_INTENT_TYPE],
+            .view_code_meaning = s[FIELD_VIEW_CODE_MEANING],
     };
     return CXR_OK;
 }

@@ -1,6 +1,7 @@
 /* The pixel description (Image Pixel module, Modality and VOI LUT modules) and the pixel data
  * (native bytes, or Basic Offset Table + fragments), validated once at parse time so that
  * codec/ and image/ can trust sizes and counts. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #define TAG_BITS_STORED            DICOM_TAG(0x0028, 0x0101)
 #define TAG_HIGH_BIT               DICOM_TAG(0x0028, 0x0102)
 #define TAG_PIXEL_REPRESENTATION   DICOM_TAG(0x0028, 0x0103)
+#define TAG_PIXEL_PADDING_VALUE    DICOM_TAG(0x0028, 0x0120)
+#define TAG_PIXEL_PADDING_LIMIT    DICOM_TAG(0x0028, 0x0121)
 #define TAG_WINDOW_CENTER          DICOM_TAG(0x0028, 0x1050)
 #define TAG_WINDOW_WIDTH           DICOM_TAG(0x0028, 0x1051)
 #define TAG_RESCALE_INTERCEPT      DICOM_TAG(0x0028, 0x1052)
@@ -122,13 +125,22 @@ static size_t value_count(const struct cxr_dicom_file *file, const struct dicom_
     return count;
 }
 
+/* A Decimal String value (PS3.5 6.2: digits, sign, '.', exponent). One ',' in place of the
+ * '.' is read as the decimal point: some software writes DS in its locale ("550,5"). */
 static bool parse_decimal(const char *text, double *value)
 {
-    if (text[0] == '\0')
+    char normal[64];
+    size_t length = strlen(text);
+    if (length == 0 || length >= sizeof(normal) || strspn(text, "0123456789+-.,eE") != length ||
+        strchr(text, ',') != strrchr(text, ',') || (strchr(text, ',') && strchr(text, '.')))
         return false;
+    memcpy(normal, text, length + 1);
+    char *comma = strchr(normal, ',');
+    if (comma != NULL)
+        *comma = '.';
     char *end;
     errno = 0;
-    double parsed = strtod(text, &end);
+    double parsed = strtod(normal, &end);
     if (*end != '\0' || errno != 0 || !isfinite(parsed))
         return false;
     *value = parsed;
@@ -299,6 +311,27 @@ static enum cxr_status read_encapsulated(struct cxr_dicom_file *file,
     return CXR_OK;
 }
 
+/* Pixel Padding Value and Range Limit (US or SS, as Pixel Representation says: PS3.5 leaves
+ * their VR to it). A Range Limit without a Pixel Padding Value is ignored, and so is an empty
+ * value: padding only affects the default window, never whether a file is read. */
+static void read_pixel_padding(const struct cxr_dicom_file *file, bool signed_pixels,
+                               struct cxr_dicom_pixel_desc *desc)
+{
+    uint16_t value, limit;
+    desc->has_pixel_padding = read_us(file, TAG_PIXEL_PADDING_VALUE, &value);
+    if (!desc->has_pixel_padding)
+        return;
+    int32_t low = signed_pixels ? (int16_t)value : value;
+    int32_t high = low;
+    if (read_us(file, TAG_PIXEL_PADDING_LIMIT, &limit)) {
+        int32_t other = signed_pixels ? (int16_t)limit : limit;
+        low = other < low ? other : low;
+        high = other > high ? other : high;
+    }
+    desc->pixel_padding_low = low;
+    desc->pixel_padding_high = high;
+}
+
 static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_limits *limits,
                                 struct cxr_err *err)
 {
@@ -346,13 +379,19 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
     char text[64];
     if (frames_element != NULL && frames_element->length > 0) {
         if (!text_value(file, frames_element, 0, text, sizeof(text)) ||
-            !parse_integer(text, &frames) || frames < 1 || frames > 0x7FFFFFFF)
+            !parse_integer(text, &frames) || frames < 0 || frames > 0x7FFFFFFF)
             return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: invalid Number of Frames");
+        if (frames == 0)
+            frames = 1; /* an image has a frame; DCMTK assumes 1 too */
     }
 
     const struct dicom_element *photometric = find_top(file, TAG_PHOTOMETRIC);
     if (!text_value(file, photometric, 0, text, sizeof(text)) || text[0] == '\0')
         return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: image lacks Photometric Interpretation");
+    /* CS values are upper case; "monochrome1" from a careless writer still means MONOCHROME1
+     * (DCMTK compares without case too), and a missed inversion would show bone dark. */
+    for (char *c = text; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
     file->photometric = strdup(text);
     if (file->photometric == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory");
@@ -412,16 +451,20 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
     const struct dicom_element *slope = dicom_element_find(file, rescale_parent, TAG_RESCALE_SLOPE);
     const struct dicom_element *intercept =
             dicom_element_find(file, rescale_parent, TAG_RESCALE_INTERCEPT);
-    if ((slope != NULL && slope->length > 0) || (intercept != NULL && intercept->length > 0)) {
-        desc->has_rescale = true;
-        if (slope != NULL && slope->length > 0 &&
-            (!text_value(file, slope, 0, text, sizeof(text)) ||
-             !parse_decimal(text, &desc->rescale_slope)))
+    /* The Modality LUT module requires both (Type 1C). One alone, or a slope of 0 (which would
+     * flatten the image), is ignored, as DCMTK and pydicom do. */
+    if (slope != NULL && slope->length > 0 && intercept != NULL && intercept->length > 0) {
+        if (!text_value(file, slope, 0, text, sizeof(text)) ||
+            !parse_decimal(text, &desc->rescale_slope))
             return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: invalid Rescale Slope");
-        if (intercept != NULL && intercept->length > 0 &&
-            (!text_value(file, intercept, 0, text, sizeof(text)) ||
-             !parse_decimal(text, &desc->rescale_intercept)))
+        if (!text_value(file, intercept, 0, text, sizeof(text)) ||
+            !parse_decimal(text, &desc->rescale_intercept))
             return cxr_err_set(err, CXR_ERR_MALFORMED, "DICOM: invalid Rescale Intercept");
+        desc->has_rescale = desc->rescale_slope != 0;
+        if (!desc->has_rescale) {
+            desc->rescale_slope = 1;
+            desc->rescale_intercept = 0;
+        }
     }
 
     /* The window and its function come from one place: the top level or frame 1's macro. */
@@ -446,6 +489,7 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
     }
 
     bool signed_pixels = pixel_representation == 1;
+    read_pixel_padding(file, signed_pixels, desc);
     status = read_lut(file, TAG_MODALITY_LUT_SEQUENCE, "Modality LUT Sequence", signed_pixels,
                       &file->modality_lut, &file->modality_lut_entries, err);
     if (status == CXR_OK)

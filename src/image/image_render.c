@@ -10,8 +10,9 @@
 #include "codec/codec.h"
 #include "image/image.h"
 
-/* The default window when the file has none: these percentiles of the modality values, so a
- * few extreme pixels (collimator edges, burnt-in labels) do not flatten the contrast. */
+/* The default window when the file has none: these percentiles of the modality values of the
+ * pixels that are not padding, so a few extreme pixels (collimator edges, burnt-in labels) do
+ * not flatten the contrast. */
 #define DEFAULT_LOW_PERCENTILE  0.005
 #define DEFAULT_HIGH_PERCENTILE 0.995
 /* Largest stored range rendered through a lookup table (2^16 entries). */
@@ -108,6 +109,17 @@ static int compare_value_count(const void *a, const void *b)
     double x = ((const struct value_count *)a)->value;
     double y = ((const struct value_count *)b)->value;
     return (x > y) - (x < y);
+}
+
+/* Whether a stored value is padding (Pixel Padding Value / Range Limit). The default window
+ * leaves padding out, as PS3.3 C.7.5.1.1.2 asks of a display: a border padded with a value far
+ * from the image's would otherwise flatten its contrast. When every pixel is padding, the
+ * window comes from all of them. Padded pixels still go through the window (a value outside
+ * the image's range, as the standard recommends, lands at black or white). */
+static bool is_padding(const struct cxr_dicom_pixel_desc *desc, int32_t stored)
+{
+    return desc->has_pixel_padding && stored >= desc->pixel_padding_low &&
+           stored <= desc->pixel_padding_high;
 }
 
 /* Percentile window from (value, count) pairs, sorted here. */
@@ -218,12 +230,15 @@ static enum cxr_status render_monochrome(const struct cxr_dicom_pixel_desc *desc
             for (size_t i = 0; i < count; i++)
                 histogram[samples[i] - min]++;
             size_t pair_count = 0;
-            for (uint64_t v = 0; v < range; v++) {
-                if (histogram[v] == 0)
-                    continue;
-                pairs[pair_count].value = modality_value(desc, (int32_t)(min + (int64_t)v));
-                pairs[pair_count].count = histogram[v];
-                pair_count++;
+            for (int pass = 0; pass < 2 && pair_count == 0; pass++) {
+                for (uint64_t v = 0; v < range; v++) {
+                    int32_t stored = (int32_t)(min + (int64_t)v);
+                    if (histogram[v] == 0 || (pass == 0 && is_padding(desc, stored)))
+                        continue;
+                    pairs[pair_count].value = modality_value(desc, stored);
+                    pairs[pair_count].count = histogram[v];
+                    pair_count++;
+                }
             }
             percentile_window(pairs, pair_count, &voi);
             free(histogram);
@@ -240,13 +255,19 @@ static enum cxr_status render_monochrome(const struct cxr_dicom_pixel_desc *desc
     /* Wide (32-bit) data: compute per pixel; the default window comes from a subsample. */
     if (!have_voi) {
         size_t step = count > (1u << 20) ? count / (1u << 20) : 1;
-        size_t pair_count = (count + step - 1) / step;
-        struct value_count *pairs = malloc(pair_count * sizeof(*pairs));
+        size_t sampled = (count + step - 1) / step;
+        struct value_count *pairs = malloc(sampled * sizeof(*pairs));
         if (pairs == NULL)
             return cxr_err_set(err, CXR_ERR_NOMEM, "image: out of memory for a histogram");
-        for (size_t i = 0, j = 0; j < pair_count; i += step, j++) {
-            pairs[j].value = modality_value(desc, samples[i]);
-            pairs[j].count = 1;
+        size_t pair_count = 0;
+        for (int pass = 0; pass < 2 && pair_count == 0; pass++) {
+            for (size_t i = 0; i < count; i += step) {
+                if (pass == 0 && is_padding(desc, samples[i]))
+                    continue;
+                pairs[pair_count].value = modality_value(desc, samples[i]);
+                pairs[pair_count].count = 1;
+                pair_count++;
+            }
         }
         percentile_window(pairs, pair_count, &voi);
         free(pairs);
@@ -296,13 +317,18 @@ enum cxr_status cxr_image_render_native(const struct cxr_dicom_pixel_desc *desc,
             goto done;
         }
         size_t pair_count = 0;
-        for (size_t raw = 0; raw < entries; raw++) {
-            if (histogram[raw] == 0)
-                continue;
-            int32_t stored = cxr_codec_stored_value((uint32_t)raw, shift, bits_stored, is_signed);
-            pairs[pair_count].value = modality_value(desc, stored);
-            pairs[pair_count].count = histogram[raw];
-            pair_count++;
+        for (int pass = 0; pass < 2 && pair_count == 0; pass++) {
+            for (size_t raw = 0; raw < entries; raw++) {
+                if (histogram[raw] == 0)
+                    continue;
+                int32_t stored =
+                        cxr_codec_stored_value((uint32_t)raw, shift, bits_stored, is_signed);
+                if (pass == 0 && is_padding(desc, stored))
+                    continue;
+                pairs[pair_count].value = modality_value(desc, stored);
+                pairs[pair_count].count = histogram[raw];
+                pair_count++;
+            }
         }
         percentile_window(pairs, pair_count, &voi);
     }

@@ -95,6 +95,7 @@ struct cxr_gate_attributes {
     const char *modality;
     const char *body_part_examined;
     const char *view_position;
+    const char *view_code_meaning; /* View Code Sequence, first item (PS3.16 CID 4010) */
     const char *patient_orientation;
     const char *sop_class_uid;
     const char *presentation_intent_type;

@@ -244,6 +244,14 @@ bool cxr_model_gate_check_attributes(const struct cxr_model_gate *gate,
         snprintf(reason, size, "ViewPosition %s is an oblique view", image->view_position);
         return false;
     }
+    /* The coded view, for files that leave ViewPosition empty. PS3.16's DX views name the
+     * projection in words ("left lateral", "right anterior oblique", "postero-anterior"). */
+    upper_copy(image->view_code_meaning, value, sizeof value);
+    if ((strstr(value, "LATERAL") && !strstr(value, "DECUBITUS")) || strstr(value, "OBLIQUE")) {
+        snprintf(reason, size, "ViewCodeSequence \"%s\" is not a frontal view",
+                 image->view_code_meaning);
+        return false;
+    }
     /* For Processing images are the detector's data before the vendor's image processing; the
      * network learnt from images for presentation, and a reader never sees these. */
     upper_copy(image->presentation_intent_type, value, sizeof value);

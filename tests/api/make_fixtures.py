@@ -95,6 +95,10 @@ derive("child.dcm", "(0010,0020)=PATKID", "(0010,0030)=20120410", "(0008,0020)=2
 # The detector's raw data, which a modality may also send to an AI node.
 derive("forprocessing.dcm", "(0010,0020)=PATRAW", "(0008,0060)=DX", "(0008,0068)=FOR PROCESSING",
        "(0008,0018)=1.2.826.0.1.3680043.10.1004.3")
+# A lateral view named only by the View Code Sequence (PS3.16 CID 4010), ViewPosition empty.
+derive("lateral_coded.dcm", "(0010,0020)=PATLAT", "(0018,5101)=",
+       "(0054,0220)[0].(0008,0100)=399173006", "(0054,0220)[0].(0008,0102)=SCT",
+       "(0054,0220)[0].(0008,0104)=left lateral", "(0008,0018)=1.2.826.0.1.3680043.10.1004.4")
 with open(os.path.join(dicom, "junk.dcm"), "wb") as junk:
     junk.write(b"this is not a DICOM file\n" * 10)
 shutil.copyfile(os.path.join(dicom, "pat001.dcm"), os.path.join(dicom, "pat001.png"))

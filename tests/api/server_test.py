@@ -355,6 +355,12 @@ class Validation(ServerTest):
                             "Image is not a frontal chest radiograph: PresentationIntentType FOR "
                             "PROCESSING: raw detector data, not an image for presentation")
 
+    def test_gate_refuses_coded_lateral_view(self):
+        body = self.body(input_image_path=self.path("lateral_coded.dcm"), save_to_disk=False)
+        self.assert_failure(self.server.single(body), 400,
+                            "Image is not a frontal chest radiograph: ViewCodeSequence \"left "
+                            "lateral\" is not a frontal view")
+
     def test_415_not_a_json_object(self):
         for raw in ["not json", "[1, 2]", "", "\"text\"", "{\"a\": 1,}"]:
             self.assert_failure(self.server.request("POST", "/single_inference", raw=raw), 415,
@@ -788,6 +794,26 @@ class Bulk(ServerTest):
         for name in ["junk.dcm", "noid.dcm", "badid.dcm"]:
             self.assertTrue(any("skipped" in line and name in line for line in self.server.log))
 
+
+    def test_symlinked_files_analysed_or_counted(self):
+        # A symlinked .dcm inside the input root is analysed like single inference would; one
+        # that leads out of the root is skipped and counted, never read nor shown where it
+        # points; a symlinked folder is not entered.
+        folder = self.make_folder("bulk-links", ["pat001.dcm"])
+        secret = os.path.join(self.server.outside, "secret.dcm")
+        shutil.copyfile(self.path("conc3.dcm"), secret)
+        os.symlink(self.path("conc4.dcm"), os.path.join(folder, "linked.dcm"))
+        os.symlink(secret, os.path.join(folder, "escape.dcm"))
+        os.symlink(self.server.outside, os.path.join(folder, "away"))
+        out = os.path.join(self.server.output_root, "bulk-links")
+        code, body = self.bulk({"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["Result"], "Warning")
+        self.assertIn("1 of 3 DICOM files skipped", body["Message"])
+        self.assertIn("escape.dcm", body["Message"])
+        self.assertIn("outside the allowed root", body["Message"])
+        self.assertNotIn(self.server.outside, body["Message"])
+        self.assertEqual(without_summary(os.listdir(out)), ["PAT001", "PATC4"])
 
     def test_shared_patient_id_reported_and_kept(self):
         folder = self.make_folder("bulk-twins", ["twin1.dcm", "sub/twin2.dcm", "pat001.dcm"])

@@ -244,6 +244,17 @@ def compare(path, reference, dump, problems):
     if pixels["presentation_lut_shape"] != (shape if shape in ("IDENTITY", "INVERSE") else None):
         problems.append(f"presentation_lut_shape: cxrd {pixels['presentation_lut_shape']!r}, "
                         f"dcmdump {shape!r}")
+    padding = reference.get("0028,0120", "")
+    expected_padding = None
+    if padding:  # US or SS by Pixel Representation, which dcmdump applies too
+        low = high = int(padding.split("\\")[0])
+        limit = reference.get("0028,0121", "")
+        if limit:
+            low, high = sorted((low, int(limit.split("\\")[0])))
+        expected_padding = {"low": low, "high": high}
+    compared += 1
+    if pixels["pixel_padding"] != expected_padding:
+        problems.append(f"pixel_padding: cxrd {pixels['pixel_padding']}, dcmdump {padding!r}")
     frames = reference.get("0028,0008", "").strip()
     compared += 1
     if pixels["number_of_frames"] != (int(frames) if frames else 1):

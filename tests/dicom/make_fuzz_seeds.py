@@ -152,6 +152,22 @@ def main(out_dir):
     ds.PresentationLUTShape = "INVERSE"
     write(ds, ExplicitVRLittleEndian, p("presentation_lut_shape.dcm"))
 
+    # A lateral view coded in the View Code Sequence (PS3.16 CID 4010), with an empty
+    # ViewPosition; signed pixels padded with a range (the padding's VR follows Pixel
+    # Representation, so the implicit VR copy leaves it to the reader).
+    ds = image()
+    ds.ViewPosition = ""
+    view = Dataset()
+    view.CodeValue = "399173006"
+    view.CodingSchemeDesignator = "SCT"
+    view.CodeMeaning = "left lateral"
+    ds.ViewCodeSequence = Sequence([view])
+    ds.PixelRepresentation = 1
+    ds.add_new(0x00280120, "SS", -2000)
+    ds.add_new(0x00280121, "SS", -1990)
+    write(ds, ExplicitVRLittleEndian, p("view_code_padding.dcm"))
+    write(ds, ImplicitVRLittleEndian, p("view_code_padding_implicit.dcm"))
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "tests/fuzz/dicom_parse")

@@ -415,6 +415,37 @@ static void check_functional_groups(const char *name)
     cxr_dicom_file_destroy(file);
 }
 
+/* The View Code Sequence's meaning (a nested item) and a signed Pixel Padding range, explicit
+ * and implicit VR. */
+static void check_view_code_and_padding(const char *name)
+{
+    struct cxr_dicom_file *file = read_seed(name);
+    assert_string_equal(cxr_dicom_file_meta(file)->view_code_meaning, "left lateral");
+    assert_string_equal(cxr_dicom_file_meta(file)->view_position, "");
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+    assert_true(desc.has_pixel_padding);
+    assert_int_equal(desc.pixel_padding_low, -2000);
+    assert_int_equal(desc.pixel_padding_high, -1990);
+    cxr_dicom_file_destroy(file);
+}
+
+static void test_view_code_and_padding(void **state)
+{
+    (void)state;
+    check_view_code_and_padding("view_code_padding.dcm");
+    check_view_code_and_padding("view_code_padding_implicit.dcm");
+    /* Absent in the plain seed. */
+    struct cxr_dicom_file *file = read_seed("explicit_le.dcm");
+    assert_string_equal(cxr_dicom_file_meta(file)->view_code_meaning, "");
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    assert_int_equal(cxr_dicom_file_pixels(file, &desc, &pixels, NULL), CXR_OK);
+    assert_false(desc.has_pixel_padding);
+    cxr_dicom_file_destroy(file);
+}
+
 static void test_functional_group_windows(void **state)
 {
     (void)state;
@@ -651,6 +682,7 @@ int main(void)
             cmocka_unit_test(test_encapsulated),
             cmocka_unit_test(test_lut_sequences),
             cmocka_unit_test(test_functional_group_windows),
+            cmocka_unit_test(test_view_code_and_padding),
             cmocka_unit_test(test_truncated_files),
             cmocka_unit_test(test_wrong_lengths),
             cmocka_unit_test(test_not_dicom),

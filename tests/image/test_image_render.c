@@ -1,6 +1,6 @@
 /* Rendering chain on synthetic frames: each VOI LUT Function against PS3.3 C.11.2 worked
  * values, rescale and Modality LUT, VOI LUT sequence, MONOCHROME1 inversion, the percentile
- * default window, colour to luminance, and refusals. */
+ * default window (without Pixel Padding), colour to luminance, and refusals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,6 +179,48 @@ static void default_window_ignores_outliers(void **state)
     free(values);
 }
 
+static void default_window_leaves_out_pixel_padding(void **state)
+{
+    (void)state;
+    /* A ramp -1000..-1 padded by 1000 pixels of -2000 (signed, as CT pads): with the padding
+     * left out the window spans the ramp alone; a frame of nothing but padding still renders.
+     * The same through the 32-bit path, whose range is too wide for a lookup table. */
+    int32_t *values = malloc(2000 * sizeof(*values));
+    for (int i = 0; i < 1000; i++) {
+        values[i] = -1000 + i;
+        values[1000 + i] = -2000;
+    }
+    struct cxr_dicom_pixel_desc desc = mono_desc("MONOCHROME2");
+    desc.bits_stored = 16;
+    desc.pixel_representation = 1;
+    desc.has_pixel_padding = true;
+    desc.pixel_padding_low = -2000;
+    desc.pixel_padding_high = -2000;
+    struct cxr_codec_frame frame = frame_of(values, 2000, "MONOCHROME2", 1);
+    uint8_t out[2000];
+    render(&desc, &frame, out);
+    assert_int_equal(out[0], 0);
+    assert_int_equal(out[999], 255);
+    assert_in_range(out[500], 125, 131);
+    assert_int_equal(out[1000], 0); /* padding below the window: black */
+
+    desc.has_pixel_padding = false; /* half the pixels at -2000 pull the window down */
+    render(&desc, &frame, out);
+    assert_in_range(out[500], 185, 200); /* -500 in a window of about -2000..-5 */
+
+    values[1999] = 1 << 30; /* the 32-bit path: one far pixel, padding left out again */
+    desc.has_pixel_padding = true;
+    render(&desc, &frame, out);
+    assert_int_equal(out[999], 255);
+    assert_in_range(out[500], 125, 131);
+
+    for (int i = 0; i < 2000; i++)
+        values[i] = -2000;
+    render(&desc, &frame, out);
+    assert_int_equal(out[0], out[1999]);
+    free(values);
+}
+
 static void colour_becomes_luminance(void **state)
 {
     (void)state;
@@ -222,6 +264,7 @@ int main(void)
             cmocka_unit_test(rescale_and_modality_lut_come_before_the_window),
             cmocka_unit_test(voi_lut_sequence_is_used_without_a_window),
             cmocka_unit_test(default_window_ignores_outliers),
+            cmocka_unit_test(default_window_leaves_out_pixel_padding),
             cmocka_unit_test(colour_becomes_luminance),
             cmocka_unit_test(palette_colour_is_refused),
     };

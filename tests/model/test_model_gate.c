@@ -69,6 +69,16 @@ static const struct attribute_case attribute_cases[] = {
         {CHEST_CR(.view_position = "Oblique"), "ViewPosition Oblique is an oblique view"},
         {CHEST_CR(.view_position = "LAO"), "ViewPosition LAO is an oblique view"},
         {CHEST_CR(.view_position = "LLD"), NULL}, /* decubitus: a frontal projection */
+        /* the coded view (PS3.16 CID 4010 meanings) when ViewPosition is empty */
+        {CHEST_CR(.view_position = "", .view_code_meaning = "postero-anterior"), NULL},
+        {CHEST_CR(.view_position = "", .view_code_meaning = "antero-posterior"), NULL},
+        {CHEST_CR(.view_position = "", .view_code_meaning = "left lateral"),
+         "ViewCodeSequence \"left lateral\" is not a frontal view"},
+        {CHEST_CR(.view_position = "", .view_code_meaning = "Right Lateral"),
+         "ViewCodeSequence \"Right Lateral\" is not a frontal view"},
+        {CHEST_CR(.view_position = "", .view_code_meaning = "right anterior oblique"),
+         "ViewCodeSequence \"right anterior oblique\" is not a frontal view"},
+        {CHEST_CR(.view_position = "", .view_code_meaning = "left lateral decubitus"), NULL},
         {CHEST_CR(.view_position = "", .patient_orientation = "P\\F"),
          "PatientOrientation P\\F is a lateral view"},
         {CHEST_CR(.patient_orientation = "L\\H"),
