@@ -71,6 +71,8 @@ static const struct error_text errors[CXR_API_ERROR_COUNT] = {
                                      ""},
         [CXR_API_INVALID_QUERY] = {400, "Invalid query parameter ", ""},
         [CXR_API_JOBS_INTERNAL] = {500, "Bulk job failed due to an internal error", ""},
+        [CXR_API_HTTP_VERSION] = {505,
+                                  "HTTP version not supported: ", " (HTTP/1.0 and HTTP/1.1 are)"},
 };
 
 int cxr_api_error_status(enum cxr_api_error error)

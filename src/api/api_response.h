@@ -77,6 +77,7 @@ enum cxr_api_error {
     CXR_API_RESULT_REPLACED,           /* 410; detail: the patient folder */
     CXR_API_INVALID_QUERY,             /* 400; detail: "<parameter>: <why>" */
     CXR_API_JOBS_INTERNAL,             /* 500 */
+    CXR_API_HTTP_VERSION,              /* 505; detail: the version the request line names */
     CXR_API_ERROR_COUNT
 };
 

@@ -68,6 +68,66 @@ enum cxr_http_content_length cxr_http_intake_content_length(const char *head, si
     return outcome;
 }
 
+/* RFC 9110 5.6.2: the characters of a method or a header name. */
+static bool is_token(const char *start, const char *end)
+{
+    if (start == end)
+        return false;
+    for (const char *c = start; c < end; c++) {
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *c) != NULL) ||
+            *c == '\0')
+            return false;
+    }
+    return true;
+}
+
+/* The end of the line starting at line (before its CR LF or LF) and the start of the next. */
+static const char *line_end(const char *line, const char *end, const char **next)
+{
+    const char *newline = memchr(line, '\n', (size_t)(end - line));
+    if (newline == NULL) {
+        *next = end;
+        return end;
+    }
+    *next = newline + 1;
+    return newline > line && newline[-1] == '\r' ? newline - 1 : newline;
+}
+
+enum cxr_http_head_form cxr_http_intake_head_form(const char *head, size_t length, char *version,
+                                                  size_t version_size)
+{
+    const char *end = head + length;
+    const char *next;
+    const char *request_end = line_end(head, end, &next);
+    const char *space = memchr(head, ' ', (size_t)(request_end - head));
+    const char *target_end =
+            space ? memchr(space + 1, ' ', (size_t)(request_end - space - 1)) : NULL;
+    if (space == NULL || target_end == NULL || target_end == space + 1 || !is_token(head, space) ||
+        memchr(target_end + 1, ' ', (size_t)(request_end - target_end - 1)))
+        return CXR_HEAD_BAD_REQUEST_LINE;
+    const char *protocol = target_end + 1;
+    size_t protocol_length = (size_t)(request_end - protocol);
+    if (protocol_length != 8 || strncmp(protocol, "HTTP/", 5) != 0 || protocol[6] != '.' ||
+        protocol[5] < '0' || protocol[5] > '9' || protocol[7] < '0' || protocol[7] > '9')
+        return CXR_HEAD_BAD_REQUEST_LINE;
+    if (strncmp(protocol, "HTTP/1.0", 8) != 0 && strncmp(protocol, "HTTP/1.1", 8) != 0) {
+        snprintf(version, version_size, "%.8s", protocol);
+        return CXR_HEAD_VERSION;
+    }
+    for (const char *line = next; line < end; line = next) {
+        const char *stop = line_end(line, end, &next);
+        if (stop == line)
+            break; /* the blank line that ends the head */
+        if (*line == ' ' || *line == '\t')
+            continue; /* continues the line before */
+        const char *colon = memchr(line, ':', (size_t)(stop - line));
+        if (colon == NULL || !is_token(line, colon))
+            return CXR_HEAD_BAD_HEADER_LINE;
+    }
+    return CXR_HEAD_OK;
+}
+
 void cxr_http_intake_request_line(const char *head, size_t length, char *method, size_t method_size,
                                   char *url, size_t url_size)
 {

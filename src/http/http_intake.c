@@ -162,6 +162,8 @@ static const char *reason_phrase(int status)
         return "Content Too Large";
     case 431:
         return "Request Header Fields Too Large";
+    case 505:
+        return "HTTP Version Not Supported";
     default:
         return "Service Unavailable";
     }
@@ -273,6 +275,23 @@ static void examine(struct cxr_http_intake *intake, struct slot *slot, uint32_t 
     if (atomic_load(&intake->stopping)) {
         answer(intake, slot, CXR_API_SHUTTING_DOWN, "request not started", end);
         return;
+    }
+    /* libmicrohttpd answers a head it cannot parse with an HTML page of its own. */
+    char version[16];
+    switch (cxr_http_intake_head_form(intake->peek, end, version, sizeof version)) {
+    case CXR_HEAD_BAD_REQUEST_LINE:
+        answer(intake, slot, CXR_API_BAD_REQUEST,
+               "malformed request line (expected \"METHOD /path HTTP/1.1\")", end);
+        return;
+    case CXR_HEAD_VERSION:
+        answer(intake, slot, CXR_API_HTTP_VERSION, version, end);
+        return;
+    case CXR_HEAD_BAD_HEADER_LINE:
+        answer(intake, slot, CXR_API_BAD_REQUEST,
+               "malformed header line (expected \"name: value\")", end);
+        return;
+    case CXR_HEAD_OK:
+        break;
     }
     uint64_t content_length = 0;
     switch (cxr_http_intake_content_length(intake->peek, end, config->max_body_bytes,

@@ -76,6 +76,19 @@ enum cxr_http_content_length {
 enum cxr_http_content_length cxr_http_intake_content_length(const char *head, size_t length,
                                                             uint64_t limit, uint64_t *value);
 
+/* Whether a complete head is one libmicrohttpd would parse: a request line "METHOD target
+ * HTTP/1.x" and header lines "name: value" (a line starting with a space or tab continues the
+ * one before). CXR_HEAD_OK, or what is wrong; version receives the request line's version for
+ * CXR_HEAD_VERSION. */
+enum cxr_http_head_form {
+    CXR_HEAD_OK,
+    CXR_HEAD_BAD_REQUEST_LINE,
+    CXR_HEAD_VERSION, /* well formed, but not HTTP/1.0 or HTTP/1.1 */
+    CXR_HEAD_BAD_HEADER_LINE,
+};
+enum cxr_http_head_form cxr_http_intake_head_form(const char *head, size_t length, char *version,
+                                                  size_t version_size);
+
 /* The method and URL of the request line in head[0..length) (for the log line and metrics);
  * both "" when the line has not arrived whole. */
 void cxr_http_intake_request_line(const char *head, size_t length, char *method, size_t method_size,

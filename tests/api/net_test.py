@@ -232,7 +232,8 @@ class SlowlorisTls(unittest.TestCase):
 
 
 class Oversize(unittest.TestCase):
-    """Oversized or malformed sizes get the v1 envelope, never libmicrohttpd's HTML."""
+    """Oversized or malformed sizes and heads get the v1 envelope, never libmicrohttpd's
+    HTML."""
 
     @classmethod
     def setUpClass(cls):
@@ -267,6 +268,30 @@ class Oversize(unittest.TestCase):
                 b"Content-Length: " + length + b"\r\n\r\n{}")
             self.assertEqual(status, 400, (length, head, body))
             envelope(self, body, "Bad request: Content-Length is not a decimal number")
+
+    def test_malformed_head(self):
+        # What libmicrohttpd would answer with its own HTML page (or by closing).
+        bad_line = ("Bad request: malformed request line (expected \"METHOD /path "
+                    "HTTP/1.1\")")
+        bad_header = "Bad request: malformed header line (expected \"name: value\")"
+        cases = [(b"GET /ping\r\n\r\n", 400, bad_line),
+                 (b"HELLO\r\n\r\n", 400, bad_line),
+                 (b"GET /ping HTTP/1.1 extra\r\n\r\n", 400, bad_line),
+                 (b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n", 400, bad_header),
+                 (b"GET /ping HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, bad_header),
+                 (b"GET /ping HTTP/2.0\r\nHost: x\r\n\r\n", 505,
+                  "HTTP version not supported: HTTP/2.0 (HTTP/1.0 and HTTP/1.1 are)"),
+                 (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505,
+                  "HTTP version not supported: HTTP/2.0 (HTTP/1.0 and HTTP/1.1 are)")]
+        for request, status, message in cases:
+            code, head, body = raw_request(self.server.port, request)
+            self.assertEqual(code, status, (request, head, body))
+            self.assertIn("Content-Type: application/json", head)
+            envelope(self, body, message)
+        # Still accepted: HTTP/1.0, bare LF line ends, a folded header line, an empty value.
+        for request in (b"GET /ping HTTP/1.0\r\n\r\n", b"GET /ping HTTP/1.1\nHost: x\n\n",
+                        b"GET /ping HTTP/1.1\r\nX-A: 1\r\n  2\r\nX-Empty:\r\n\r\n"):
+            self.assertEqual(raw_request(self.server.port, request)[0], 200, request)
 
     def test_server_still_serves(self):
         self.assertEqual(ping(self.server.port)[0], 200)

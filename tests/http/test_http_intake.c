@@ -1,6 +1,6 @@
 /* The intake's head parsing (http_head.c): where a head ends (CRLF or bare LF, searched
  * incrementally as bytes trickle in), its Content-Length (case, spaces, overflow past 2^64,
- * duplicates) and its request line. */
+ * duplicates), whether it is well formed, and its request line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,6 +78,41 @@ static void content_length(void **state)
     }
 }
 
+static void head_form(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *head;
+        enum cxr_http_head_form form;
+    } cases[] = {
+            {"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", CXR_HEAD_OK},
+            {"POST /single_inference HTTP/1.0\n\n", CXR_HEAD_OK},
+            {"GET http://h/ping?a=b HTTP/1.1\r\nX-Empty:\r\nX-A: 1\r\n 2\r\n\r\n", CXR_HEAD_OK},
+            {"GET /ping\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"HELLO\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"GET  /ping HTTP/1.1\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"GET /ping HTTP/1.1 x\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"G(T /ping HTTP/1.1\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"GET /ping http/1.1\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"GET /ping HTTP/1.10\r\n\r\n", CXR_HEAD_BAD_REQUEST_LINE},
+            {"GET /ping HTTP/2.0\r\n\r\n", CXR_HEAD_VERSION},
+            {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", CXR_HEAD_VERSION},
+            {"GET /ping HTTP/1.1\r\nno colon\r\n\r\n", CXR_HEAD_BAD_HEADER_LINE},
+            {"GET /ping HTTP/1.1\r\nHost : x\r\n\r\n", CXR_HEAD_BAD_HEADER_LINE},
+            {"GET /ping HTTP/1.1\r\n: x\r\n\r\n", CXR_HEAD_BAD_HEADER_LINE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char version[16] = "";
+        size_t end = cxr_http_intake_head_end(cases[i].head, strlen(cases[i].head), 0);
+        enum cxr_http_head_form form =
+                cxr_http_intake_head_form(cases[i].head, end, version, sizeof version);
+        if (form != cases[i].form)
+            fail_msg("case %zu: form %d, expected %d", i, form, cases[i].form);
+        if (form == CXR_HEAD_VERSION)
+            assert_string_equal(version, "HTTP/2.0");
+    }
+}
+
 static void request_line(void **state)
 {
     (void)state;
@@ -100,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(head_end),
             cmocka_unit_test(content_length),
+            cmocka_unit_test(head_form),
             cmocka_unit_test(request_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
