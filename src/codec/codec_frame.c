@@ -353,8 +353,8 @@ static enum cxr_status decode_framed_native(const struct cxr_dicom_pixel_desc *d
 static enum cxr_status decode_encapsulated(const struct cxr_dicom_pixel_desc *desc,
                                            const struct cxr_dicom_pixel_data *pixels,
                                            const struct syntax *syntax, uint32_t frame_index,
-                                           int32_t *samples, bool *became_rgb,
-                                           unsigned *precision, struct cxr_err *err)
+                                           int32_t *samples, bool *became_rgb, unsigned *precision,
+                                           struct cxr_err *err)
 {
     *precision = 0;
     const uint8_t *data = NULL;
