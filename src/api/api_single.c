@@ -123,6 +123,12 @@ static bool validate(struct cxr_api *api, json_t *body, struct cxr_api_job *job,
         return false;
 
     job->patient_id = NULL;
+    if (json_is_string(patient) && json_string_length(patient) == 0) {
+        /* The spec's "Empty Patient ID" row: an empty ID is that error, not an invalid one. */
+        cxr_api_result_error(result, CXR_API_PATIENT_ID_EMPTY,
+                             "patient_id in the request body is empty", NULL);
+        return false;
+    }
     if (patient != NULL && !json_is_null(patient)) {
         if (!json_is_string(patient) ||
             !cxr_api_patient_id_valid(json_string_value(patient), json_string_length(patient))) {

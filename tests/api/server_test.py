@@ -284,7 +284,7 @@ class Validation(ServerTest):
                             prefix=True)
 
     def test_invalid_request_patient_id(self):
-        for bad in ["../x", "a/b", "", ".hidden", "x" * 65, "semi;colon"]:
+        for bad in ["../x", "a/b", " ", ".hidden", "x" * 65, "semi;colon"]:
             self.assert_failure(self.server.single(self.body(patient_id=bad)), 400,
                                 "Invalid patient_id: '%s' in request body" % bad)
         self.assert_failure(self.server.single(self.body(patient_id=7)), 400,
@@ -296,6 +296,10 @@ class Validation(ServerTest):
     def test_empty_patient_id(self):
         self.assert_failure(self.server.single(self.body(input_image_path=self.path("noid.dcm"))),
                             400, "Patient ID is empty or None", prefix=True)
+        # An empty patient_id in the request is the same row of the spec, not an invalid one.
+        self.assert_failure(self.server.single(self.body(patient_id="")), 400,
+                            "Patient ID is empty or None: patient_id in the request body is "
+                            "empty")
         # The request's patient_id fills the gap.
         code, body = self.server.single(self.body(input_image_path=self.path("noid.dcm"),
                                                   patient_id="GIVEN1", save_to_disk=False))
