@@ -451,8 +451,8 @@ static enum cxr_status describe(struct cxr_dicom_file *file, const struct cxr_li
     const struct dicom_element *slope = dicom_element_find(file, rescale_parent, TAG_RESCALE_SLOPE);
     const struct dicom_element *intercept =
             dicom_element_find(file, rescale_parent, TAG_RESCALE_INTERCEPT);
-    /* The Modality LUT module requires both (Type 1C). One alone, or a slope of 0 (which would
-     * flatten the image), is ignored, as DCMTK and pydicom do. */
+    /* The Modality LUT module requires both (Type 1C). One alone is ignored, as DCMTK and
+     * pydicom do; so is a slope of 0, which would flatten the image (DCMTK ignores it too). */
     if (slope != NULL && slope->length > 0 && intercept != NULL && intercept->length > 0) {
         if (!text_value(file, slope, 0, text, sizeof(text)) ||
             !parse_decimal(text, &desc->rescale_slope))

@@ -46,6 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             meta->institution_name,
             meta->specific_character_set,
             meta->transfer_syntax_uid,
+            meta->patient_orientation,
+            meta->accession_number,
+            meta->referring_physician_name_raw,
+            meta->study_time,
+            meta->series_instance_uid,
+            meta->study_id,
+            meta->presentation_intent_type,
+            meta->view_code_meaning,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         touch(strings[i], strlen(strings[i]) + 1);
