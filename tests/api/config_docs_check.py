@@ -39,7 +39,8 @@ def main(argv):
     documented, shown = readme_keys(argv[1]), example_keys(argv[2])
     ok = True
     for section, key in sorted(documented - shown):
-        print("FAIL: README documents [%s] %s, the example config does not show it" % (section, key))
+        print("FAIL: README documents [%s] %s, the example config does not show it" % (
+            section, key))
         ok = False
     for section, key in sorted(shown - documented):
         print("FAIL: the example config shows [%s] %s, the README does not document it" % (section,
