@@ -74,9 +74,10 @@ static bool is_token(const char *start, const char *end)
     if (start == end)
         return false;
     for (const char *c = start; c < end; c++) {
-        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *c) != NULL) ||
-            *c == '\0')
+        bool letter_or_digit =
+                (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9');
+        /* (strchr finds the terminator for '\0', so NUL is excluded first) */
+        if (!letter_or_digit && (*c == '\0' || strchr("!#$%&'*+-.^_`|~", *c) == NULL))
             return false;
     }
     return true;
