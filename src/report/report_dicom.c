@@ -135,6 +135,18 @@ static bool copied_value_valid(const char *vr, const char *value)
 static void write_copied(struct cxr_dicom_writer *w, uint32_t tag, const char *vr,
                          const char *value)
 {
+    /* Patient's and Referring Physician's Name have VM 1, yet real files carry several values
+     * ("Doe^John\\Roe^Richard"): keep the first, the name the JSON and the PDF show, rather than
+     * leave the object without a name (its whole value is invalid). A first value too long for
+     * the buffer is too long for PN as well (3 groups of 64 characters of at most 4 bytes). */
+    char first[3 * 64 * 4 + 3];
+    size_t first_length = value ? strcspn(value, "\\") : 0;
+    if (strcmp(vr, "PN") == 0 && value && value[first_length] == '\\' &&
+        first_length < sizeof first) {
+        memcpy(first, value, first_length);
+        first[first_length] = '\0';
+        value = first;
+    }
     cxr_dicom_writer_string(w, tag, vr, copied_value_valid(vr, value) ? value : "");
 }
 

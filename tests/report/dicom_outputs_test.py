@@ -216,6 +216,79 @@ def check_case(name, folder, pid, source_file, expect_result):
     return objects
 
 
+def identity_variant(path, index, charset, fields, raw=None):
+    """The corpus's CR chest (gdcm-CR-MONO1-10-chest) with its own study and the given
+    patient attributes; raw: {tag: (VR, bytes)} written as they are."""
+    ds = pydicom.dcmread(source_path("dcmbench", "gdcm-CR-MONO1-10-chest.dcm"))
+    for group in (0x0008, 0x0010, 0x0018, 0x0020, 0x0028):  # stale group lengths
+        if (group, 0) in ds:
+            del ds[(group, 0)]
+    ds.StudyInstanceUID = "%s.7.%d" % (UID_ROOT, index)
+    ds.SeriesInstanceUID = "%s.8.%d" % (UID_ROOT, index)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "%s.9.%d" % (UID_ROOT, index)
+    ds.StudyDate, ds.StudyTime = "20240102", "101500"
+    if charset:
+        ds.SpecificCharacterSet = charset
+    for keyword, value in fields.items():
+        setattr(ds, keyword, value)
+    for tag, (vr, value) in (raw or {}).items():
+        ds[tag] = pydicom.dataelem.DataElement(tag, vr, value)
+    ds.save_as(path, write_like_original=False)
+
+
+def check_identity():
+    """A patient's identity through every output: names in the character sets of PS3.5 (the
+    outputs must carry what pydicom reads from the source) and a Patient's Name with two
+    values."""
+    folder = os.path.join(OUT, "identity")
+    os.makedirs(folder, exist_ok=True)
+    gb_name = "Zhang^San=乗俓^僜乛"  # GB18030 trail bytes 0x5C and 0x5E: not delimiters
+    cases = [
+        ("latin1", "ISO_IR 100", {"PatientName": "Müller^Zoë", "PatientID": "ID-LAT1",
+                                  "ReferringPhysicianName": "Schäfer^Jörg"}, None, None),
+        ("cyrillic", "ISO_IR 144", {"PatientName": "Иванов^Иван^Иванович",
+                                    "PatientID": "ID-CYR1"}, None, None),
+        ("arabic", "ISO_IR 127", {"PatientName": "قباني^لنزار", "PatientID": "ID-ARA1"}, None,
+         None),
+        ("jis", "\\ISO 2022 IR 87", {"PatientName": "Yamada^Tarou=山田^太郎=やまだ^たろう",
+                                    "PatientID": "ID-JIS1"}, None, None),
+        ("gb18030", "GB18030", {"PatientID": "ID-GB1"},
+         {(0x0010, 0x0010): ("PN", gb_name.encode("gb18030"))}, gb_name),
+        # Patient's Name has VM 1; a second value is dropped, the first kept (it used to leave
+        # the objects without a name)
+        ("two_names", None, {"PatientID": "ID-TWO1"},
+         {(0x0010, 0x0010): ("PN", b"Doe^John\\Roe^Richard")}, "Doe^John"),
+    ]
+    for index, (name, charset, fields, raw, expected_name) in enumerate(cases):
+        path = os.path.join(folder, name + ".dcm")
+        identity_variant(path, 100 + index, charset, fields, raw)
+        pid = fields["PatientID"]
+        run = infer([path], os.path.join(folder, "out"), ["--dicom"])
+        check(run.returncode == 0, "identity %s: infer failed: %s" % (name, run.stderr))
+        if run.returncode != 0:
+            continue
+        patient = os.path.join(folder, "out", pid)
+        if expected_name is None:
+            expected_name = str(pydicom.dcmread(path).PatientName)
+        for kind in ("sr", "heatmap", "report"):
+            ds = pydicom.dcmread(os.path.join(patient, "%s_%s.dcm" % (pid, kind)))
+            check(str(ds.PatientName) == expected_name and ds.PatientID == pid,
+                  "identity %s %s: %r %r, expected %r %r" %
+                  (name, kind, str(ds.PatientName), ds.PatientID, expected_name, pid))
+            check(ds.get("SpecificCharacterSet", "") ==
+                  ("" if str(ds.PatientName).isascii() else "ISO_IR 192"),
+                  "identity %s %s: character set %r" %
+                  (name, kind, ds.get("SpecificCharacterSet")))
+        report = os.path.join(patient, pid + "_report.pdf")
+        text = subprocess.run(["pdftotext", report, "-"], capture_output=True,
+                              text=True).stdout
+        flat = "".join(text.split())
+        for part in re.split(r"[\^=]", expected_name):
+            check("".join(part.split()) in flat,
+                  "identity %s: PDF lacks name part %r" % (name, part))
+        check(pid in flat, "identity %s: PDF lacks the Patient ID" % name)
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
@@ -291,6 +364,8 @@ def main():
     run = infer([siim], os.path.join(OUT, "badroot"), ["--dicom"], config)
     check(run.returncode != 0 and "uid_root" in run.stderr and "leading zero" in run.stderr,
           "bad uid_root accepted: rc %d %s" % (run.returncode, run.stderr))
+
+    check_identity()
 
     if failures:
         print("%d failures" % len(failures))
