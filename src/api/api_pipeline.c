@@ -343,6 +343,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
                 .institution_name =
                         institution && institution[0] ? institution : meta->institution_name,
                 .patient_id = patient_id,
+                .dicom_patient_id = meta->patient_id,
                 .patient_name = meta->patient_name_raw, /* every component group */
                 .referring_physician_name = meta->referring_physician_name_raw,
                 .patient_age = meta->patient_age,

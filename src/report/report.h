@@ -34,6 +34,10 @@ enum cxr_status cxr_report_heatmap_render(const struct cxr_gray8 *source,
 struct cxr_report_info {
     const char *institution_name; /* the caller picks: the config's, else the file's */
     const char *patient_id;
+    /* The file's own PatientID. When the request named another patient_id (that one names the
+     * folder and the JSON), the report prints both, so the PDF inside a DICOM object that
+     * carries the file's ID never shows only a different one. NULL or "": not printed. */
+    const char *dicom_patient_id;
     /* Person Names as DICOM stores them ("Yamada^Tarou=山田^太郎=やまだ^たろう"): the report
      * prints every component group (cxr_report_person_name_format). */
     const char *patient_name, *referring_physician_name;

@@ -34,6 +34,12 @@ double cxr_report_pdf_text(cairo_t *cr, const char *text, double size, bool bold
     pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR);
     pango_layout_set_height(layout, -max_lines);
     pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
+    /* A value broken inside a word must not gain a hyphen (pango adds one by default): in a
+     * Patient ID, accession number or UID the reader would take it for part of the value. */
+    PangoAttrList *attributes = pango_attr_list_new();
+    pango_attr_list_insert(attributes, pango_attr_insert_hyphens_new(FALSE));
+    pango_layout_set_attributes(layout, attributes);
+    pango_attr_list_unref(attributes);
     /* With auto direction (pango's default) LEFT means "start": the left edge for Latin text,
      * the right edge of the same box for Arabic or Hebrew. */
     pango_layout_set_auto_dir(layout, TRUE);
@@ -140,19 +146,31 @@ static enum cxr_status draw_details(struct cxr_report_page *page,
     snprintf(modality_view, sizeof modality_view, "%s / %s", or_dash(info->modality),
              or_dash(info->view_position));
 
+    /* The request's patient_id names the folder and the JSON; the file's own PatientID is what
+     * the DICOM outputs (and the PACS) carry. When they differ, both are printed. */
+    const char *file_id = info->dicom_patient_id;
+    bool ids_differ =
+            file_id && file_id[0] && info->patient_id && strcmp(file_id, info->patient_id) != 0;
+    char *patient_id =
+            ids_differ ? g_strdup_printf("%s\n(DICOM Patient ID: %s)", info->patient_id, file_id)
+                       : g_strdup(info->patient_id ? info->patient_id : "");
     const double names[2] = {0.6, 0.4};
+    /* Up to 8 lines a paragraph, so that no name or ID of valid length is cut short behind an
+     * ellipsis: a 64-character ID takes up to 4 lines, a name of three full groups (64 Latin
+     * and twice 64 CJK characters) 7. */
     cell_row(page, (const char *[]){"Patient name", "Patient ID"},
-             (const char *[]){patient, info->patient_id}, names, 2, 10, 2);
+             (const char *[]){patient, patient_id}, names, 2, 10, 8);
     const double four[4] = {0.2, 0.2, 0.3, 0.3};
     cell_row(page,
              (const char *[]){"Birth date", "Age / sex", "Accession number", "Study date and time"},
-             (const char *[]){birth, age_sex, info->accession_number, when}, four, 4, 9, 1);
+             (const char *[]){birth, age_sex, info->accession_number, when}, four, 4, 9, 3);
     cell_row(page, (const char *[]){"Referring physician", "Modality / view"},
              (const char *[]){referring, modality_view}, names, 2, 9, 2);
     const double uids[2] = {0.5, 0.5};
     cell_row(page, (const char *[]){"Study Instance UID", "SOP Instance UID"},
              (const char *[]){info->study_instance_uid, info->sop_instance_uid}, uids, 2, 6.8, 2);
     page->y += 8;
+    g_free(patient_id);
     free(patient);
     free(referring);
     return CXR_OK;

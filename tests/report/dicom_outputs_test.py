@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zlib
 
 import numpy
 import pydicom
@@ -236,10 +237,28 @@ def identity_variant(path, index, charset, fields, raw=None):
     ds.save_as(path, write_like_original=False)
 
 
+def drawn_not_as_text(pdf_path):
+    """Text of the PDF's ActualText spans: where the glyphs drawn are not the characters (cairo
+    marks a glyph cluster that way: an ellipsis standing for the characters it hides, a hyphen
+    pango added at a line break)."""
+    with open(pdf_path, "rb") as pdf:
+        data = pdf.read()
+    spans = []
+    for stream in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
+        try:
+            content = zlib.decompress(stream.group(1))
+        except zlib.error:
+            continue
+        for hex_text in re.findall(rb"/ActualText\s*<([0-9a-fA-F]*)>", content):
+            spans.append(bytes.fromhex(hex_text.decode()).decode("utf-16"))
+    return spans
+
+
 def check_identity():
     """A patient's identity through every output: names in the character sets of PS3.5 (the
-    outputs must carry what pydicom reads from the source) and a Patient's Name with two
-    values."""
+    outputs must carry what pydicom reads from the source), a Patient's Name with two values,
+    a Patient ID of the longest valid length, and --patient-id naming another patient than the
+    file's PatientID."""
     folder = os.path.join(OUT, "identity")
     os.makedirs(folder, exist_ok=True)
     gb_name = "Zhang^San=乗俓^僜乛"  # GB18030 trail bytes 0x5C and 0x5E: not delimiters
@@ -258,6 +277,10 @@ def check_identity():
         # the objects without a name)
         ("two_names", None, {"PatientID": "ID-TWO1"},
          {(0x0010, 0x0010): ("PN", b"Doe^John\\Roe^Richard")}, "Doe^John"),
+        ("longest", "ISO_IR 192", {"PatientID": "W" * 64,
+                                   "PatientName": "Wolfeschlegel^Hubert^Blaine=" +
+                                   "山" * 30 + "^" + "太" * 33 + "=" + "や" * 30 + "^" +
+                                   "た" * 33}, None, None),
     ]
     for index, (name, charset, fields, raw, expected_name) in enumerate(cases):
         path = os.path.join(folder, name + ".dcm")
@@ -287,6 +310,37 @@ def check_identity():
             check("".join(part.split()) in flat,
                   "identity %s: PDF lacks name part %r" % (name, part))
         check(pid in flat, "identity %s: PDF lacks the Patient ID" % name)
+        # Every glyph of the ID and the name is drawn as itself: no ellipsis hides a part of
+        # them, no hyphen is added where a line breaks inside them (pdftotext reads the hidden
+        # characters back, so it cannot see either).
+        hidden = [span for span in drawn_not_as_text(report)
+                  if span not in ("ff", "fi", "fl", "ffi", "ffl")  # DejaVu's ligatures
+                  and any(c in pid + expected_name for c in span if c.isalnum())]
+        check(hidden == [], "identity %s: PDF draws the ID or name otherwise than as its "
+              "characters: %r" % (name, hidden))
+
+    # --patient-id names another patient than the file: the folder and the JSON use it, the
+    # DICOM outputs keep the file's PatientID (the PACS files them with the source's study),
+    # and the PDF (also inside the Encapsulated PDF) prints both.
+    source = os.path.join(folder, "latin1.dcm")
+    run = infer([source], os.path.join(folder, "override"), ["--dicom", "--patient-id", "REQ-7"])
+    check(run.returncode == 0, "identity override: infer failed: %s" % run.stderr)
+    patient = os.path.join(folder, "override", "REQ-7")
+    if run.returncode == 0:
+        with open(os.path.join(patient, "REQ-7_predictions.json")) as saved:
+            check(json.load(saved)["metadata"]["patient_id"] == "REQ-7", "override: JSON ID")
+        for kind in ("sr", "heatmap", "report"):
+            ds = pydicom.dcmread(os.path.join(patient, "REQ-7_%s.dcm" % kind))
+            check(ds.PatientID == "ID-LAT1", "override %s: Patient ID %r" % (kind, ds.PatientID))
+        text = subprocess.run(["pdftotext", os.path.join(patient, "REQ-7_report.pdf"), "-"],
+                              capture_output=True, text=True).stdout
+        check("REQ-7" in text and "(DICOM Patient ID: ID-LAT1)" in text,
+              "override: the PDF does not show both IDs: %r" % text[:400])
+    # Without --patient-id the two are one: printed once.
+    text = subprocess.run(["pdftotext", os.path.join(folder, "out", "ID-LAT1",
+                                                     "ID-LAT1_report.pdf"), "-"],
+                          capture_output=True, text=True).stdout
+    check("DICOM Patient ID" not in text, "the PDF names the DICOM Patient ID apart")
 
 
 def main():
