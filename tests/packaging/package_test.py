@@ -67,6 +67,9 @@ class Package(unittest.TestCase):
         for library in ["libmicrohttpd12", "libjwt0", "libxnnpack0", "libsystemd0",
                         "libgnutls30", "adduser"]:
             self.assertIn(library, depends)  # dpkg-shlibdeps found the libraries
+        # the report's fonts: without WenQuanYi a CJK or Korean patient name prints as boxes
+        for font in ["fonts-dejavu-core", "fonts-wqy-microhei"]:
+            self.assertIn(font, depends)
         with open(os.path.join(self.control, "postinst")) as postinst:
             script = postinst.read()
         self.assertIn("adduser --system", script)
