@@ -65,8 +65,8 @@ static void write_summary(struct bulk_run *run)
     char name[64];
     cxr_api_summary_name(&run->started, name, sizeof name);
     struct cxr_err err = CXR_ERR_INIT;
-    if (cxr_api_summary_write(run->output_folder, name, (const char *const *)run->rows, run->count,
-                              &err) != CXR_OK)
+    if (cxr_api_summary_write(run->api, run->output_folder, name, (const char *const *)run->rows,
+                              run->count, &err) != CXR_OK)
         cxr_log(CXR_LOG_ERROR, "bulk: run summary: %s", err.message);
     else
         cxr_log(CXR_LOG_INFO, "bulk: run summary %s/%s", run->output_folder, name);

@@ -79,7 +79,7 @@ static void write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
             cxr_jobstore_rows(jobs->audit, job->row.id,
                               cancelled ? CANCELLED_REASON : PENDING_REASON, &rows, &count, &err);
     if (status == CXR_OK)
-        status = cxr_api_summary_write(job->row.output_folder, job->row.summary,
+        status = cxr_api_summary_write(jobs->api, job->row.output_folder, job->row.summary,
                                        (const char *const *)rows, count, &err);
     for (size_t i = 0; i < count; i++)
         free(rows[i]);

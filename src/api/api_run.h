@@ -8,6 +8,8 @@
 
 #include "util/util.h"
 
+struct cxr_api;
+
 /* ---- Folders of DICOM files (api_scan.c) ---- */
 struct cxr_api_file_list {
     char **paths; /* count malloc'ed paths, sorted */
@@ -59,8 +61,10 @@ enum cxr_status cxr_api_summary_header(struct cxr_buf *out);
  * result may be NULL (a file never analysed). output_folder is the run's output folder. */
 char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *result,
                           const char *output_folder, const char *skip_reason);
-/* Writes the header and the non-NULL rows to folder/name atomically (cxr_file_write_atomic). */
-enum cxr_status cxr_api_summary_write(const char *folder, const char *name, const char *const *rows,
-                                      size_t count, struct cxr_err *err);
+/* Writes the header and the non-NULL rows to folder/name atomically (a file group), folder
+ * opened (created when missing) beneath api's output root: CXR_ERR_INVALID_ARG when it leads
+ * out of the root. */
+enum cxr_status cxr_api_summary_write(struct cxr_api *api, const char *folder, const char *name,
+                                      const char *const *rows, size_t count, struct cxr_err *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 
@@ -103,8 +104,8 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
     return (char *)row.data;
 }
 
-enum cxr_status cxr_api_summary_write(const char *folder, const char *name, const char *const *rows,
-                                      size_t count, struct cxr_err *err)
+enum cxr_status cxr_api_summary_write(struct cxr_api *api, const char *folder, const char *name,
+                                      const char *const *rows, size_t count, struct cxr_err *err)
 {
     struct cxr_buf text = {0};
     enum cxr_status status = cxr_api_summary_header(&text);
@@ -112,12 +113,27 @@ enum cxr_status cxr_api_summary_write(const char *folder, const char *name, cons
         if (rows[i])
             status = cxr_buf_append(&text, rows[i], strlen(rows[i]));
     }
-    char path[4096];
-    cxr_api_format(path, sizeof path, "%s/%s", folder, name);
-    if (status != CXR_OK)
-        cxr_err_set(err, status, "summary %s: out of memory", path);
-    else
-        status = cxr_file_write_atomic(path, text.data, text.len, err);
+    if (status != CXR_OK) {
+        cxr_buf_release(&text);
+        return cxr_err_set(err, status, "summary %s/%s: out of memory", folder, name);
+    }
+    /* Beneath the output root's descriptor, as the results are: a job's folder may be swapped
+     * for a symlink out of the root in the hours between the request's check and the job's end,
+     * and the summary must not follow it. Created when missing (every file may have been
+     * skipped before any patient folder was made). */
+    int folder_fd = -1;
+    struct cxr_file_group *group = NULL;
+    status = cxr_path_open_beneath(&api->output_root, folder, CXR_PATH_OPEN_FOLDER_CREATE,
+                                   &folder_fd, err);
+    if (status == CXR_OK)
+        status = cxr_file_group_create_at(folder_fd, folder, &group, err);
+    if (status == CXR_OK)
+        status = cxr_file_group_stage(group, name, text.data, text.len, err);
+    if (status == CXR_OK)
+        status = cxr_file_group_commit(group, err);
+    cxr_file_group_destroy(group);
+    if (folder_fd >= 0)
+        close(folder_fd);
     cxr_buf_release(&text);
     return status;
 }

@@ -272,8 +272,8 @@ int cxr_cli_infer(int argc, char **argv)
     cxr_buf_release(&shared);
     char summary[64];
     cxr_api_summary_name(&started, summary, sizeof summary);
-    if (cxr_api_summary_write(output_real, summary, (const char *const *)rows, (size_t)file_count,
-                              &err) != CXR_OK) {
+    if (cxr_api_summary_write(api, output_real, summary, (const char *const *)rows,
+                              (size_t)file_count, &err) != CXR_OK) {
         fprintf(stderr, "cxrd infer: run summary: %s\n", err.message);
         tally.failed++;
     } else {

@@ -219,6 +219,49 @@ class Jobs(JobCase):
             server.remove()
 
 
+    def test_summary_stays_beneath_the_output_root(self):
+        """The summary is written beneath the output root's descriptor: a job's folder swapped
+        for a symlink out of the root while the job waited gets no file outside (the job fails,
+        saying why); a folder that no file created (every file skipped) is made for it."""
+        server = Server(workers=1)
+        try:
+            blocker = make_files(server, "blocker", 20)
+            code, body = self.submit(server, blocker, os.path.join(server.output_root, "blk"))
+            self.assertEqual(code, 202, body)
+            folder = make_files(server, "swap", 2)
+            out = os.path.join(server.output_root, "swapped")
+            os.makedirs(out)
+            code, body = self.submit(server, folder, out)
+            self.assertEqual((code, body["Data"]["state"]), (202, "queued"), body)
+            swapped = body["Data"]["id"]
+            os.rmdir(out)
+            os.symlink(server.outside, out)
+            junk = os.path.join(server.input_root, "junkonly")
+            os.makedirs(junk)
+            with open(os.path.join(server.input_root, "junk.dcm"), "rb") as src:
+                with open(os.path.join(junk, "junk.dcm"), "wb") as dst:
+                    dst.write(src.read())
+            fresh = os.path.join(server.output_root, "never", "made")
+            code, body = self.submit(server, junk, fresh)
+            self.assertEqual(code, 202, body)
+            junk_job = body["Data"]["id"]
+
+            final = wait_for(server, swapped, lambda d: d["finished"] is not None)
+            self.assertEqual(os.listdir(server.outside), [])
+            self.assertEqual(final["state"], "failed")
+            self.assertTrue(final["message"].startswith(
+                "the run summary could not be written: outside the allowed root"),
+                final["message"])
+            final = wait_for(server, junk_job, lambda d: d["finished"] is not None)
+            self.assertEqual((final["state"], final["skipped"]), ("done", 1), final)
+            with open(final["summary_csv"], newline="") as saved:
+                _, rows = parse_summary(saved.read())
+            self.assertEqual([r["input_path"] for r in rows], [os.path.join(junk, "junk.dcm")])
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
 class JobsResume(JobCase):
     def test_sigkill_mid_job_then_restart_finishes_without_rerunning(self):
         server = Server(workers=2)
