@@ -10,18 +10,32 @@
 
 #include "api/api_internal.h"
 
-/* RFC 4180 quoting where a field needs it (our reader trims blanks, so those are quoted too). */
+/* Spreadsheets (Excel, LibreOffice) run a cell that begins with one of these as a formula, quoted
+ * or not: a SOP Instance UID of "=HYPERLINK(...)" in a hostile DICOM file, or a valid patient ID
+ * such as "-A1" (shown as the value of cell A1). Such a text field gets a leading apostrophe
+ * (OWASP's CSV injection advice), so it is shown, never evaluated. */
+static bool starts_formula(const char *text)
+{
+    return text[0] && strchr("=+-@\t\r", text[0]) != NULL;
+}
+
+/* RFC 4180 quoting where a field needs it (our reader trims blanks, so those are quoted too).
+ * A text field (not a number) that a spreadsheet would evaluate is prefixed with "'". */
 static enum cxr_status append_field(struct cxr_buf *out, const char *text, bool first)
 {
     enum cxr_status status = first ? CXR_OK : cxr_buf_append(out, ",", 1);
     size_t length = text ? strlen(text) : 0;
+    bool defuse = length && starts_formula(text);
     bool quote = length && (strpbrk(text, ",\"\r\n") || text[0] == ' ' || text[0] == '\t' ||
                             text[length - 1] == ' ' || text[length - 1] == '\t');
     if (status != CXR_OK || length == 0)
         return status;
-    if (!quote)
-        return cxr_buf_append(out, text, length);
-    status = cxr_buf_append(out, "\"", 1);
+    if (!quote) {
+        if (defuse)
+            status = cxr_buf_append(out, "'", 1);
+        return status == CXR_OK ? cxr_buf_append(out, text, length) : status;
+    }
+    status = cxr_buf_append(out, defuse ? "\"'" : "\"", defuse ? 2 : 1);
     for (const char *c = text; status == CXR_OK && *c; c++)
         status = cxr_buf_append(out, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
     return status == CXR_OK ? cxr_buf_append(out, "\"", 1) : status;
@@ -52,11 +66,14 @@ void cxr_api_summary_name(const struct timespec *when, char *out, size_t size)
     snprintf(out, size, CXR_API_SUMMARY_PREFIX "%s.%03ldZ.csv", stamp, when->tv_nsec / 1000000);
 }
 
-/* A finding's confidence exactly as the predictions JSON prints it. */
+/* A finding's confidence exactly as the predictions JSON prints it (a number in [0, 1]: never
+ * quoted nor prefixed). */
 static enum cxr_status append_number(struct cxr_buf *out, const json_t *value)
 {
     char *text = value ? json_dumps(value, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6)) : NULL;
-    enum cxr_status status = append_field(out, text ? text : "", false);
+    enum cxr_status status = cxr_buf_append(out, ",", 1);
+    if (status == CXR_OK && text)
+        status = cxr_buf_append(out, text, strlen(text));
     free(text);
     return status;
 }

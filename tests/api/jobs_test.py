@@ -261,6 +261,35 @@ class Jobs(JobCase):
             self.assertEqual(server.stop(), 0, "".join(server.log))
             server.remove()
 
+    def test_summary_fields_never_start_a_spreadsheet_formula(self):
+        """A valid patient ID "-A1" and a hostile SOP Instance UID "=HYPERLINK(...)" reach the
+        CSV with a leading apostrophe, so Excel shows them as text instead of running them."""
+        server = Server()
+        try:
+            folder = os.path.join(server.input_root, "formula")
+            os.makedirs(folder)
+            source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
+            for name, patient, uid in (("a.dcm", "-A1", "1.2.826.0.1.3680043.10.2001.1"),
+                                       ("b.dcm", "PLAIN", '=HYPERLINK("http://x","y")')):
+                source.PatientID = patient
+                source.SOPInstanceUID = uid
+                source.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+                source.save_as(os.path.join(folder, name))
+            out = os.path.join(server.output_root, "formula")
+            code, body = self.submit(server, folder, out)
+            self.assertEqual(code, 202, body)
+            final = wait_for(server, body["Data"]["id"], lambda d: d["state"] == "done")
+            with open(final["summary_csv"], newline="") as saved:
+                _, rows = parse_summary(saved.read())
+            self.assertEqual([(r["patient_id"], r["sop_instance_uid"], r["output_folder"])
+                              for r in rows],
+                             [("'-A1", "1.2.826.0.1.3680043.10.2001.1", os.path.join(out, "-A1")),
+                              ("PLAIN", '\'=HYPERLINK("http://x","y")',
+                               os.path.join(out, "PLAIN"))])
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
 
 class JobsResume(JobCase):
     def test_sigkill_mid_job_then_restart_finishes_without_rerunning(self):

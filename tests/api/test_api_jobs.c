@@ -101,6 +101,42 @@ static void summary_records_read_back(void **state)
     cxr_csv_destroy(csv);
 }
 
+/* A field a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is shown as text:
+ * a leading apostrophe, inside the quotes when the field needs them too. Numbers are untouched. */
+static void summary_fields_never_start_a_formula(void **state)
+{
+    (void)state;
+    struct cxr_api_result result;
+    fake_result(&result);
+    snprintf(result.patient_id, sizeof result.patient_id, "-A1");
+    snprintf(result.sop_instance_uid, sizeof result.sop_instance_uid,
+             "=HYPERLINK(\"http://x\",\"y\")");
+    char *analysed = cxr_api_summary_row("+in.dcm", &result, "/out", "ignored");
+    json_decref(result.data);
+    char *skipped = cxr_api_summary_row("/in/b.dcm", NULL, "/out", "@SUM(A1)");
+    assert_non_null(analysed);
+    assert_non_null(skipped);
+    struct cxr_buf text = {0};
+    assert_int_equal(cxr_buf_append(&text, analysed, strlen(analysed)), CXR_OK);
+    assert_int_equal(cxr_buf_append(&text, skipped, strlen(skipped)), CXR_OK);
+    /* The raw bytes: the apostrophe is inside the quotes of a quoted field. */
+    assert_non_null(strstr(analysed, "'+in.dcm,'-A1,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\","));
+    free(analysed);
+    free(skipped);
+    struct cxr_csv *csv = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_csv_parse((const char *)text.data, text.len, 10, 64, &csv, &err), CXR_OK);
+    cxr_buf_release(&text);
+    size_t fields = 4 + 2 * CXR_FINDING_COUNT + 2;
+    assert_string_equal(cxr_csv_field(csv, 0, 0), "'+in.dcm");
+    assert_string_equal(cxr_csv_field(csv, 0, 1), "'-A1");
+    assert_string_equal(cxr_csv_field(csv, 0, 2), "'=HYPERLINK(\"http://x\",\"y\")");
+    assert_string_equal(cxr_csv_field(csv, 0, 4), "0.123457");
+    assert_string_equal(cxr_csv_field(csv, 0, fields - 2), "/out/-A1"); /* a path: '/' first */
+    assert_string_equal(cxr_csv_field(csv, 1, fields - 1), "'@SUM(A1)");
+    cxr_csv_destroy(csv);
+}
+
 static void job_store_records_files_with_their_audit_rows(void **state)
 {
     (void)state;
@@ -207,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(summary_name_is_utc_with_milliseconds),
             cmocka_unit_test(summary_records_read_back),
+            cmocka_unit_test(summary_fields_never_start_a_formula),
             cmocka_unit_test_setup_teardown(job_store_records_files_with_their_audit_rows,
                                             folder_setup, folder_teardown),
     };
