@@ -280,6 +280,8 @@ class Worklist(unittest.TestCase):
                     " return [...new Uint8Array(digest)].map("
                     "b => b.toString(16).padStart(2, '0')).join(''); })()")
                 self.assertEqual(pdf, sha256_file(os.path.join(folder, patient + "_report.pdf")))
+                self.check_late_answers_never_show_another_patient(browser, shown, stored,
+                                                                   server)
                 browser.evaluate("document.getElementById('signout').click(); true")
                 self.assertIsNone(browser.evaluate("sessionStorage.getItem('cxrd-token')"))
             finally:
@@ -288,6 +290,52 @@ class Worklist(unittest.TestCase):
         finally:
             server.stop()
             server.remove()
+
+    def check_late_answers_never_show_another_patient(self, browser, shown, stored, server):
+        """A reader opens row A and clicks on to row B before A's files arrive (a slow link):
+        A's late answers must not replace B's image, heatmap or PDF. A's files are held back
+        1.5 s and answered with bytes of their own ("late-A"), so any of them kept shows."""
+        late, other = shown[1], shown[2]
+        patient = [p for i, _, p in stored if i == other][0]
+        folder = os.path.join(server.output_root, "ui-tb", patient)
+        browser.evaluate(
+            "window.realFetch = window.realFetch || window.fetch;"
+            " window.fetch = async (path, options) => {"
+            " if (String(path).startsWith('/results/%d/')) {"
+            " await new Promise(r => setTimeout(r, 1500));"
+            " return new Response(new Blob(['late-A']), {status: 200}); }"
+            " return window.realFetch(path, options); }; true" % late)
+        rows = "[...document.querySelectorAll('#results tbody tr')]"
+        browser.evaluate("%s.find(tr => tr.dataset.id === '%d').click();"
+                         " %s.find(tr => tr.dataset.id === '%d').click(); true"
+                         % (rows, late, rows, other))
+        time.sleep(3.5)  # A's source and heatmap answers have both arrived
+        seen = browser.evaluate(
+            "[state.selected, state.blobs['source_image.png'].size,"
+            " state.blobs['heatmap.png'].size, document.getElementById('detail-title').textContent]")
+        self.assertEqual(seen[0], other)
+        self.assertEqual(seen[1:3], [os.path.getsize(os.path.join(folder, patient + name))
+                                     for name in ("_source_image.png", "_heatmap.png")])
+        self.assertTrue(seen[3].startswith(patient), seen[3])
+        browser.evaluate("document.getElementById('toggle-heatmap').click(); true")
+        browser.wait("document.getElementById('detail-image').dataset.showing === 'source'"
+                     " && document.getElementById('detail-image').complete")
+        self.assertGreater(browser.evaluate(
+            "document.getElementById('detail-image').naturalWidth"), 0)
+
+        # The PDF: asked for on A, then the reader opens B; B's PDF link gives B's report.
+        browser.evaluate("%s.find(tr => tr.dataset.id === '%d').click(); true" % (rows, late))
+        browser.wait("state.selected === %d" % late)
+        time.sleep(3.5)
+        browser.evaluate("document.getElementById('pdf-link').click();"
+                         " %s.find(tr => tr.dataset.id === '%d').click(); true" % (rows, other))
+        browser.wait("state.urls.heatmap !== undefined && state.selected === %d" % other)
+        time.sleep(2.0)  # A's report has arrived
+        browser.evaluate("document.getElementById('pdf-link').click(); true")
+        browser.wait("state.blobs['report.pdf'] !== undefined")
+        self.assertEqual(browser.evaluate("state.blobs['report.pdf'].size"),
+                         os.path.getsize(os.path.join(folder, patient + "_report.pdf")))
+        browser.evaluate("window.fetch = window.realFetch; true")
 
 
 if __name__ == "__main__":

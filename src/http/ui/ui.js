@@ -119,11 +119,20 @@ async function load() {
   render();
 }
 
-async function fetchBlob(row, name) {
+async function fetchFile(row, name) {
   const response = await api("/results/" + row.id + "/" + name);
   if (response.status !== 200) throw new Error(await messageOf(response));
-  state.blobs[name] = await response.blob();
-  return URL.createObjectURL(state.blobs[name]);
+  return await response.blob();
+}
+
+// Keeps a fetched file only while its result is still the one open. A reader who clicks on to
+// another row (or opens the PDF, then another row) before a slow answer arrives must never get
+// the earlier patient's image or report under the later patient's name; a late file is dropped.
+function keep(row, key, name, blob) {
+  if (state.selected !== row.id) return false;
+  state.blobs[name] = blob;
+  state.urls[key] = URL.createObjectURL(blob);
+  return true;
 }
 
 function show(which) {
@@ -167,13 +176,13 @@ async function openResult(row) {
     return;
   }
   try {
-    state.urls.source = await fetchBlob(row, "source_image.png");
-    if (row.has_heatmap) state.urls.heatmap = await fetchBlob(row, "heatmap.png");
+    if (!keep(row, "source", "source_image.png", await fetchFile(row, "source_image.png"))) return;
+    if (row.has_heatmap &&
+      !keep(row, "heatmap", "heatmap.png", await fetchFile(row, "heatmap.png"))) return;
   } catch (e) {
-    $("detail-note").textContent = e.message;
+    if (state.selected === row.id) $("detail-note").textContent = e.message;
     return;
   }
-  if (state.selected !== row.id) return;
   show(row.has_heatmap ? "heatmap" : "source");
 }
 
@@ -182,9 +191,11 @@ async function openPdf(event) {
   const row = state.rows.find((r) => r.id === state.selected);
   if (!row) return;
   try {
-    if (!state.urls.pdf) state.urls.pdf = await fetchBlob(row, "report.pdf");
+    if (!state.urls.pdf && !keep(row, "pdf", "report.pdf", await fetchFile(row, "report.pdf"))) {
+      return;
+    }
   } catch (e) {
-    $("detail-note").textContent = e.message;
+    if (state.selected === row.id) $("detail-note").textContent = e.message;
     return;
   }
   const link = document.createElement("a");
