@@ -14,6 +14,7 @@
 
 #define DEFAULT_LIMIT 200
 #define MAX_LIMIT     1000
+#define MAX_OFFSET    1000000000LL
 
 static bool fail(struct cxr_api_response *response, enum cxr_api_error error, const char *detail)
 {
@@ -44,7 +45,7 @@ static bool date_valid(const char *text)
 
 /* Checks the filters; on failure response holds the 400. */
 static bool query_valid(const struct cxr_api_results_query *query, long long *limit,
-                        struct cxr_api_response *response)
+                        long long *offset, struct cxr_api_response *response)
 {
     if (given(query->result)) {
         bool known = false;
@@ -72,6 +73,17 @@ static bool query_valid(const struct cxr_api_results_query *query, long long *li
         *limit = strtoll(query->limit, &end, 10);
         if (errno || *end || *limit < 1 || *limit > MAX_LIMIT)
             return fail(response, CXR_API_INVALID_QUERY, "limit: not a number from 1 to 1000");
+    }
+    /* Paging: a day of a screening programme is more than one page, and a reader must be able
+     * to reach every result, not only the first limit of them. */
+    *offset = 0;
+    if (given(query->offset)) {
+        char *end = NULL;
+        errno = 0;
+        *offset = strtoll(query->offset, &end, 10);
+        if (errno || *end || *offset < 0 || *offset > MAX_OFFSET)
+            return fail(response, CXR_API_INVALID_QUERY,
+                        "offset: not a number from 0 to 1000000000");
     }
     return true;
 }
@@ -127,12 +139,12 @@ static json_t *row_object(sqlite3_stmt *select)
 void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_query *query,
                           struct cxr_api_response *response)
 {
-    long long limit;
+    long long limit, offset;
     if (api->audit == NULL) {
         fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
         return;
     }
-    if (!query_valid(query, &limit, response))
+    if (!query_valid(query, &limit, &offset, response))
         return;
     /* Every filter is a bound parameter; an absent one is bound as '' and switched off. */
     static const char sql[] =
@@ -144,7 +156,7 @@ void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_quer
             "  WHERE json_extract(value, '$.name') = ?4"
             "  AND json_extract(value, '$.presence') = 1))"
             " ORDER BY CASE result WHEN 'TB Presumptive' THEN 0 WHEN 'Abnormal' THEN 1 ELSE 2 END,"
-            " id DESC LIMIT ?5";
+            " id DESC LIMIT ?5 OFFSET ?6";
     json_t *rows = json_array();
     sqlite3 *db = cxr_audit_db_lock(api->audit);
     sqlite3_stmt *select = NULL;
@@ -154,6 +166,7 @@ void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_quer
         for (int i = 0; i < 4; i++)
             sqlite3_bind_text(select, i + 1, filters[i] ? filters[i] : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(select, 5, limit);
+        sqlite3_bind_int64(select, 6, offset);
     }
     while (rc == SQLITE_OK && (rc = sqlite3_step(select)) == SQLITE_ROW) {
         json_t *object = row_object(select);

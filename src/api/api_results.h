@@ -18,11 +18,12 @@ struct cxr_api_results_query {
     const char *finding; /* a finding that must be present, spelled as in the API */
     const char *job;     /* a bulk job's ID */
     const char *limit;   /* 1..1000, default 200 */
+    const char *offset;  /* results to pass over first (the next page), default 0 */
 };
 
 /* GET /results: Data is an array of results, TB Presumptive first, then Abnormal, then Normal,
- * newest first within each. 400 for a bad filter; the jobs-unavailable error without a
- * database. Thread safe. */
+ * newest first within each, at most limit of them after offset. 400 for a bad filter; the
+ * jobs-unavailable error without a database. Thread safe. */
 void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_query *query,
                           struct cxr_api_response *response);
 

@@ -97,6 +97,7 @@ static void results_answer(struct cxr_api *api, struct MHD_Connection *connectio
                 .finding = argument(connection, "finding"),
                 .job = argument(connection, "job"),
                 .limit = argument(connection, "limit"),
+                .offset = argument(connection, "offset"),
         };
         return cxr_api_results_list(api, &query, &answer->response);
     }

@@ -490,6 +490,18 @@ class Results(JobCase):
                 code, _, data = get_bytes(server, bad)
                 self.assertEqual(code, 404, bad)
                 self.assertIsNone(json.loads(data)["Data"])
+            # Paging: offset passes over the results already read, in the list's order.
+            code, page = server.request("GET", "/results?limit=2&offset=2")
+            self.assertEqual(code, 200, page)
+            self.assertEqual([r["id"] for r in page["Data"]],
+                             [r["id"] for r in listed["Data"]][2:4])
+            code, page = server.request("GET", "/results?offset=4")
+            self.assertEqual([r["id"] for r in page["Data"]], [])
+            for bad in ("-1", "x", "1e3"):
+                code, body = server.request("GET", "/results?offset=" + bad)
+                self.assertEqual((code, body["Message"]),
+                                 (400, "Invalid query parameter offset: not a number from 0 to "
+                                       "1000000000"), bad)
             code, body = server.request("GET", "/results?result=Maybe")
             self.assertEqual((code, body["Message"]), (400, "Invalid query parameter result: "
                                                               "not TB Presumptive, Abnormal or "

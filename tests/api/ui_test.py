@@ -207,6 +207,24 @@ class Worklist(unittest.TestCase):
                 self.assertEqual(sorted(listed), sorted([[i, p, r] for i, r, p in stored]))
                 self.assertEqual([row[2] for row in listed][:3], ["TB Presumptive"] * 3)
                 browser.screenshot("2-results.png")
+                self.assertTrue(browser.evaluate("document.getElementById('more').hidden"))
+
+                # Paging: with 3 results a page, "More results" reaches all 7, in the order of
+                # the full list, and goes away on the last page.
+                browser.evaluate("state.pageSize = 3; document.getElementById('apply').click();"
+                                 " true")
+                browser.wait("document.querySelectorAll('#results tbody tr').length === 3 &&"
+                             " !document.getElementById('more').hidden")
+                for count in (6, 7):
+                    browser.evaluate("document.getElementById('more').click(); true")
+                    browser.wait("document.querySelectorAll('#results tbody tr').length === %d"
+                                 % count)
+                browser.wait("document.getElementById('more').hidden")
+                paged = browser.evaluate(
+                    "[...document.querySelectorAll('#results tbody tr')].map(tr => "
+                    "[Number(tr.dataset.id), tr.cells[1].textContent, tr.cells[3].textContent])")
+                self.assertEqual(paged, listed)
+                browser.evaluate("state.pageSize = 200; true")
 
                 # The results of one run: the job's ID as the run filter.
                 browser.evaluate("document.getElementById('filter-job').value = '%s';"

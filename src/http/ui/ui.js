@@ -9,8 +9,10 @@ const FINDINGS = ["Tuberculosis", "Cardiomegaly", "Pleural Thickening", "Pleural
   "Calcification"];
 const RESULT_RANK = { "TB Presumptive": 0, "Abnormal": 1, "Normal": 2 };
 
+// pageSize: results per request; "More results" asks for the next page (offset), so a day of
+// more than one page is never cut short without the reader knowing.
 const state = { rows: [], sortKey: null, sortDir: 1, urls: {}, blobs: {}, showing: "source",
-  selected: null };
+  selected: null, query: "", pageSize: 200, more: false };
 
 function $(id) { return document.getElementById(id); }
 function token() { return sessionStorage.getItem("cxrd-token"); }
@@ -105,17 +107,33 @@ async function load() {
   const filters = { result: $("filter-result").value, date: $("filter-date").value,
     finding: $("filter-finding").value, job: $("filter-job").value.trim() };
   for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
+  state.query = query.toString();
+  state.rows = [];
+  await loadPage();
+}
+
+// Appends the next page of the current filters. Results that arrived since the first page push
+// the list down, so a page may repeat rows already shown: they are skipped by ID.
+async function loadPage() {
+  const query = new URLSearchParams(state.query);
+  query.set("limit", state.pageSize);
+  query.set("offset", state.rows.length);
   $("status").textContent = "Loading...";
   const response = await api("/results?" + query.toString());
   const body = await response.json();
   if (response.status !== 200) {
     $("status").textContent = body.Message;
     state.rows = [];
+    state.more = false;
   } else {
-    state.rows = body.Data;
+    const seen = new Set(state.rows.map((row) => row.id));
+    state.rows = state.rows.concat(body.Data.filter((row) => !seen.has(row.id)));
+    state.more = body.Data.length === state.pageSize;
     $("status").textContent = state.rows.length + " results" +
-      (state.rows.length ? ", TB Presumptive first" : "");
+      (state.rows.length ? ", TB Presumptive first" : "") +
+      (state.more ? "; more are stored: press More results" : "");
   }
+  $("more").hidden = !state.more;
   render();
 }
 
@@ -215,6 +233,7 @@ function setup() {
   $("signin-form").addEventListener("submit", signIn);
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); load(); });
   $("signout").addEventListener("click", () => signOut(""));
+  $("more").addEventListener("click", () => { loadPage().catch(() => {}); });
   $("toggle-heatmap").addEventListener("click",
     () => show(state.showing === "heatmap" ? "source" : "heatmap"));
   $("pdf-link").addEventListener("click", openPdf);
