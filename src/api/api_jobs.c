@@ -73,7 +73,7 @@ static void write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
     struct cxr_err err = CXR_ERR_INIT;
     char **rows = NULL;
     size_t count = 0;
-    char finished[40], message[1024] = "";
+    char finished[40], message[8192] = "";
     bool cancelled = strcmp(state, "cancelled") == 0;
     enum cxr_status status =
             cxr_jobstore_rows(jobs->audit, job->row.id,
@@ -98,6 +98,23 @@ static void write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
                        "skipped %lld)",
                        counts.done, job->row.total, counts.tb_presumptive, counts.abnormal,
                        counts.normal, counts.skipped);
+    /* Studies that share a patient ID share its folder, and the later replaced the earlier: say
+     * so, as a sync bulk run does, naming the file whose result the folder holds (the summary's
+     * output_folder of the others points at that folder). */
+    struct cxr_api_ledger *ledger = NULL;
+    struct cxr_buf shared = {0};
+    size_t shared_count = 0;
+    if (status == CXR_OK && cxr_api_ledger_create(&ledger) == CXR_OK &&
+        cxr_jobstore_ledger(jobs->audit, job->row.id, ledger, &err) == CXR_OK)
+        shared_count = cxr_api_ledger_collisions(ledger, job->row.output_folder,
+                                                 job->row.input_folder, 10, &shared);
+    if (shared_count) {
+        size_t used = strlen(message);
+        snprintf(message + used, sizeof message - used, "; %zu " CXR_API_SHARED_ID_TEXT ": %s%s",
+                 shared_count, (const char *)shared.data, shared_count > 10 ? "; ..." : "");
+    }
+    cxr_buf_release(&shared);
+    cxr_api_ledger_destroy(ledger);
     cxr_jobstore_time_now(finished);
     if (cxr_jobstore_update(jobs->audit, job->row.id, state, NULL, finished, message, &err) !=
         CXR_OK)

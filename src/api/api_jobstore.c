@@ -325,6 +325,36 @@ enum cxr_status cxr_jobstore_rows(struct cxr_audit *audit, const char *id,
     return status;
 }
 
+enum cxr_status cxr_jobstore_ledger(struct cxr_audit *audit, const char *id,
+                                    struct cxr_api_ledger *ledger, struct cxr_err *err)
+{
+    sqlite3 *db = cxr_audit_db_lock(audit);
+    sqlite3_stmt *select = NULL;
+    enum cxr_status status = CXR_OK;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT patient_id, input_path, sop_instance_uid FROM audit"
+                                " WHERE job_id = ? AND route = 'bulk_inference/file'"
+                                " AND status = 200 ORDER BY id",
+                                -1, &select, NULL);
+    if (rc == SQLITE_OK)
+        bind(select, 1, id);
+    while (rc == SQLITE_OK && status == CXR_OK && (rc = sqlite3_step(select)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        const char *texts[3];
+        for (int i = 0; i < 3; i++) {
+            const unsigned char *text = sqlite3_column_text(select, i);
+            texts[i] = text ? (const char *)text : "";
+        }
+        if (cxr_api_ledger_add(ledger, texts[0], texts[1], texts[2]) != CXR_OK)
+            status = cxr_err_set(err, CXR_ERR_NOMEM, "jobs: out of memory");
+    }
+    if (status == CXR_OK && rc != SQLITE_DONE)
+        status = fail(db, "ledger", err);
+    sqlite3_finalize(select);
+    cxr_audit_db_unlock(audit);
+    return status;
+}
+
 enum cxr_status cxr_jobstore_recent(struct cxr_audit *audit, size_t limit,
                                     char (**ids)[CXR_JOB_ID_LENGTH + 1], size_t *count,
                                     struct cxr_err *err)

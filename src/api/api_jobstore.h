@@ -51,6 +51,10 @@ enum cxr_status cxr_jobstore_counts(struct cxr_audit *audit, const char *id,
 enum cxr_status cxr_jobstore_rows(struct cxr_audit *audit, const char *id,
                                   const char *pending_reason, char ***rows, size_t *count,
                                   struct cxr_err *err);
+/* Adds the job's analysed files (their audit rows, before and after any restart) to ledger, to
+ * find the patient IDs that more than one file wrote. */
+enum cxr_status cxr_jobstore_ledger(struct cxr_audit *audit, const char *id,
+                                    struct cxr_api_ledger *ledger, struct cxr_err *err);
 /* The IDs of the most recent jobs, newest first (at most limit): *ids malloc'ed. */
 enum cxr_status cxr_jobstore_recent(struct cxr_audit *audit, size_t limit,
                                     char (**ids)[CXR_JOB_ID_LENGTH + 1], size_t *count,

@@ -291,6 +291,35 @@ class Jobs(JobCase):
             server.remove()
 
 
+    def test_job_says_which_patient_ids_more_than_one_file_wrote(self):
+        """Three studies of one patient in a job share its folder; the job's message says so,
+        naming the file whose result the folder holds, as a sync run's Message does."""
+        server = Server(workers=2)
+        try:
+            folder = make_files(server, "shared", 4)
+            source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
+            for i in range(3):
+                source.PatientID = "SAME"
+                source.SOPInstanceUID = "1.2.826.0.1.3680043.10.2002.%d" % i
+                source.save_as(os.path.join(folder, "same%d.dcm" % i))
+            out = os.path.join(server.output_root, "shared")
+            code, body = self.submit(server, folder, out)
+            self.assertEqual(code, 202, body)
+            final = wait_for(server, body["Data"]["id"], lambda d: d["state"] == "done")
+            with open(os.path.join(out, "SAME", "SAME_predictions.json")) as saved:
+                held = json.load(saved)["metadata"]["sop_instance_uid"]
+            holder = "same%s.dcm" % held.rsplit(".", 1)[1]
+            self.assertEqual(final["message"],
+                             "7 of 7 files done (TB Presumptive 7, Abnormal 0, Normal 0, skipped "
+                             "0); 1 patient IDs written by more than one file (each folder keeps "
+                             "the result written last; every result stays in the audit log: cxrd "
+                             "results --sop UID): SAME: same0.dcm, same1.dcm, same2.dcm (the "
+                             "folder holds %s)" % holder)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
 class JobsResume(JobCase):
     def test_sigkill_mid_job_then_restart_finishes_without_rerunning(self):
         server = Server(workers=2)
