@@ -40,8 +40,8 @@ void cxr_api_jobs_get(struct cxr_api_jobs *jobs, const char *id, struct cxr_api_
 void cxr_api_jobs_cancel(struct cxr_api_jobs *jobs, const char *id,
                          struct cxr_api_response *response);
 void cxr_api_jobs_list(struct cxr_api_jobs *jobs, size_t limit, struct cxr_api_response *response);
-/* GET /jobs/{id}/summary.csv: true with the CSV appended to csv, or false with response set
- * (unknown job; 409 while it has not ended). */
+/* GET /jobs/{id}/summary.csv: true with the CSV appended to csv (while the job runs, its files
+ * not yet processed are listed as such), or false with response set (unknown job). */
 bool cxr_api_jobs_summary(struct cxr_api_jobs *jobs, const char *id, struct cxr_buf *csv,
                           struct cxr_api_response *response);
 

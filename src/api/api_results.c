@@ -30,6 +30,8 @@ static bool given(const char *text)
     return text && text[0];
 }
 
+/* A real calendar day as YYYY-MM-DD: "2026-13-45" would match nothing and answer an empty list,
+ * which a reader takes for a day without results. */
 static bool date_valid(const char *text)
 {
     static const char pattern[] = "dddd-dd-dd";
@@ -40,7 +42,12 @@ static bool date_valid(const char *text)
         if (pattern[i] == 'd' ? !digit : text[i] != '-')
             return false;
     }
-    return true;
+    int year = atoi(text), month = atoi(text + 5), day = atoi(text + 8);
+    static const int days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month < 1 || month > 12 || day < 1 || day > days[month - 1])
+        return false;
+    return month != 2 || day < 29 || leap;
 }
 
 /* Checks the filters; on failure response holds the 400. */
@@ -56,7 +63,7 @@ static bool query_valid(const struct cxr_api_results_query *query, long long *li
                         "result: not TB Presumptive, Abnormal or Normal");
     }
     if (given(query->date) && !date_valid(query->date))
-        return fail(response, CXR_API_INVALID_QUERY, "date: not YYYY-MM-DD");
+        return fail(response, CXR_API_INVALID_QUERY, "date: not a day as YYYY-MM-DD");
     if (given(query->finding)) {
         bool known = false;
         for (int f = 0; f < CXR_FINDING_COUNT; f++)

@@ -10,35 +10,12 @@
 
 #include "api/api_internal.h"
 
-/* Spreadsheets (Excel, LibreOffice) run a cell that begins with one of these as a formula, quoted
- * or not: a SOP Instance UID of "=HYPERLINK(...)" in a hostile DICOM file, or a valid patient ID
- * such as "-A1" (shown as the value of cell A1). Such a text field gets a leading apostrophe
- * (OWASP's CSV injection advice), so it is shown, never evaluated. */
-static bool starts_formula(const char *text)
-{
-    return text[0] && strchr("=+-@\t\r", text[0]) != NULL;
-}
-
-/* RFC 4180 quoting where a field needs it (our reader trims blanks, so those are quoted too).
- * A text field (not a number) that a spreadsheet would evaluate is prefixed with "'". */
+/* A text field after its separator (cxr_csv_append_text: quoted where needed, never a
+ * spreadsheet formula). */
 static enum cxr_status append_field(struct cxr_buf *out, const char *text, bool first)
 {
     enum cxr_status status = first ? CXR_OK : cxr_buf_append(out, ",", 1);
-    size_t length = text ? strlen(text) : 0;
-    bool defuse = length && starts_formula(text);
-    bool quote = length && (strpbrk(text, ",\"\r\n") || text[0] == ' ' || text[0] == '\t' ||
-                            text[length - 1] == ' ' || text[length - 1] == '\t');
-    if (status != CXR_OK || length == 0)
-        return status;
-    if (!quote) {
-        if (defuse)
-            status = cxr_buf_append(out, "'", 1);
-        return status == CXR_OK ? cxr_buf_append(out, text, length) : status;
-    }
-    status = cxr_buf_append(out, defuse ? "\"'" : "\"", defuse ? 2 : 1);
-    for (const char *c = text; status == CXR_OK && *c; c++)
-        status = cxr_buf_append(out, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
-    return status == CXR_OK ? cxr_buf_append(out, "\"", 1) : status;
+    return status == CXR_OK ? cxr_csv_append_text(out, text) : status;
 }
 
 enum cxr_status cxr_api_summary_header(struct cxr_buf *out)

@@ -313,19 +313,6 @@ static void points_csv(struct cxr_buf *out, const struct cxr_calibration_point *
     }
 }
 
-/* A CSV field, quoted when it needs to be. */
-static void csv_text(struct cxr_buf *out, const char *text)
-{
-    if (strpbrk(text, ",\"\r\n") == NULL) {
-        cxr_buf_printf(out, "%s", text);
-        return;
-    }
-    cxr_buf_printf(out, "\"");
-    for (const char *c = text; *c; c++)
-        cxr_buf_printf(out, *c == '"' ? "\"\"" : "%c", *c);
-    cxr_buf_printf(out, "\"");
-}
-
 struct outputs {
     struct cxr_buf summary, section, points, rounds, scores, pdf;
 };
@@ -439,7 +426,7 @@ static void build_texts(const struct run *run, const struct cxr_calibration *cal
         const struct row *row = &run->rows[i];
         if (!row->analysed)
             continue;
-        csv_text(&outputs->scores, row->path);
+        cxr_csv_append_text(&outputs->scores, row->path);
         cxr_buf_printf(&outputs->scores, ",%d,%.17g\n", row->label, row->score);
     }
 }

@@ -298,5 +298,10 @@ size_t cxr_csv_field_count(const struct cxr_csv *csv, size_t record);
 const char *cxr_csv_field(const struct cxr_csv *csv, size_t record, size_t field);
 /* The 1-based line on which a record starts, for messages. */
 size_t cxr_csv_line(const struct cxr_csv *csv, size_t record);
+/* Appends one text field (no separator): quoted where RFC 4180 or the reader's trimming needs
+ * it, and prefixed with "'" when a spreadsheet would run it as a formula (it begins with
+ * = + - @, a tab or CR; OWASP's CSV injection advice), so it is shown, never evaluated. NULL or
+ * "" appends nothing. Numbers are the caller's to print. */
+enum cxr_status cxr_csv_append_text(struct cxr_buf *out, const char *text);
 
 #endif

@@ -1,6 +1,7 @@
-/* CSV text as spreadsheets write it (RFC 4180): the label lists a site hands to `cxrd calibrate`.
- * Parsed once into one block of NUL-terminated fields, so callers index records and fields
- * without owning anything. */
+/* CSV text as spreadsheets write it (RFC 4180): the label lists a site hands to `cxrd calibrate`,
+ * parsed once into one block of NUL-terminated fields, so callers index records and fields
+ * without owning anything; and the text fields of the CSV files cxrd writes (run summaries,
+ * calibration scores), which readers open in spreadsheets. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,4 +183,33 @@ const char *cxr_csv_field(const struct cxr_csv *csv, size_t record, size_t field
 size_t cxr_csv_line(const struct cxr_csv *csv, size_t record)
 {
     return record < csv->record_count ? csv->records[record].line : 0;
+}
+
+/* Spreadsheets (Excel, LibreOffice) run a cell that begins with one of these as a formula, quoted
+ * or not: a SOP Instance UID of "=HYPERLINK(...)" in a hostile DICOM file, or a valid patient ID
+ * such as "-A1" (shown as the value of cell A1). */
+static bool starts_formula(const char *text)
+{
+    return text[0] && strchr("=+-@\t\r", text[0]) != NULL;
+}
+
+enum cxr_status cxr_csv_append_text(struct cxr_buf *out, const char *text)
+{
+    size_t length = text ? strlen(text) : 0;
+    if (length == 0)
+        return CXR_OK;
+    bool defuse = starts_formula(text);
+    /* The reader above trims blanks around unquoted fields, so those are quoted too. */
+    bool quote = strpbrk(text, ",\"\r\n") || text[0] == ' ' || text[0] == '\t' ||
+                 text[length - 1] == ' ' || text[length - 1] == '\t';
+    enum cxr_status status = CXR_OK;
+    if (quote)
+        status = cxr_buf_append(out, "\"", 1);
+    if (status == CXR_OK && defuse)
+        status = cxr_buf_append(out, "'", 1);
+    if (!quote)
+        return status == CXR_OK ? cxr_buf_append(out, text, length) : status;
+    for (const char *c = text; status == CXR_OK && *c; c++)
+        status = cxr_buf_append(out, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
+    return status == CXR_OK ? cxr_buf_append(out, "\"", 1) : status;
 }

@@ -531,6 +531,14 @@ class Results(JobCase):
                 self.assertEqual((code, body["Message"]),
                                  (400, "Invalid query parameter offset: not a number from 0 to "
                                        "1000000000"), bad)
+            # A date that is no day is refused, not answered with an empty list.
+            for bad in ("2026-13-45", "2026-02-29", "2026-04-31", "26-01-01"):
+                code, body = server.request("GET", "/results?date=" + bad)
+                self.assertEqual((code, body["Message"]),
+                                 (400, "Invalid query parameter date: not a day as YYYY-MM-DD"),
+                                 bad)
+            code, body = server.request("GET", "/results?date=2024-02-29")
+            self.assertEqual((code, body["Data"]), (200, []))
             code, body = server.request("GET", "/results?result=Maybe")
             self.assertEqual((code, body["Message"]), (400, "Invalid query parameter result: "
                                                               "not TB Presumptive, Abnormal or "
