@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
@@ -15,6 +16,7 @@
 #define DEFAULT_LIMIT 200
 #define MAX_LIMIT     1000
 #define MAX_OFFSET    1000000000LL
+#define UTC_TEXT_SIZE 96 /* "2026-12-05T18:30:00.000Z", with room for any int the compiler sees */
 
 static bool fail(struct cxr_api_response *response, enum cxr_api_error error, const char *detail)
 {
@@ -50,9 +52,69 @@ static bool date_valid(const char *text)
     return month != 2 || day < 29 || leap;
 }
 
+/* Two digits at text from 0 to max. */
+static bool two_digits(const char *text, int max, int *value)
+{
+    if (text[0] < '0' || text[0] > '9' || text[1] < '0' || text[1] > '9')
+        return false;
+    *value = (text[0] - '0') * 10 + text[1] - '0';
+    return *value <= max;
+}
+
+/* An RFC 3339 instant (YYYY-MM-DDThh:mm:ss[.fraction] and Z or an offset +hh:mm/-hh:mm) as the
+ * audit log writes times: UTC to the millisecond, "2026-12-05T18:30:00.000Z", so that text
+ * order is time order. The page sends the bounds of the reader's local day this way: a clinic
+ * at UTC+05:30 must not find its morning's images under yesterday's date. */
+static bool instant_to_utc(const char *text, char out[UTC_TEXT_SIZE])
+{
+    char day[11];
+    int hour, minute, second, offset_hour = 0, offset_minute = 0;
+    if (strlen(text) < 20 || (text[10] != 'T' && text[10] != 't'))
+        return false;
+    memcpy(day, text, 10);
+    day[10] = '\0';
+    if (!date_valid(day) || !two_digits(text + 11, 23, &hour) || text[13] != ':' ||
+        !two_digits(text + 14, 59, &minute) || text[16] != ':' ||
+        !two_digits(text + 17, 59, &second))
+        return false;
+    const char *rest = text + 19;
+    int millisecond = 0, digits = 0;
+    if (*rest == '.') {
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++) {
+            if (digits < 3)
+                millisecond = millisecond * 10 + *rest - '0';
+        }
+        if (digits == 0)
+            return false;
+        for (int d = digits; d < 3; d++)
+            millisecond *= 10;
+    }
+    bool zulu = (rest[0] == 'Z' || rest[0] == 'z') && rest[1] == '\0';
+    bool offset = (rest[0] == '+' || rest[0] == '-') && strlen(rest) == 6 &&
+                  two_digits(rest + 1, 23, &offset_hour) && rest[3] == ':' &&
+                  two_digits(rest + 4, 59, &offset_minute);
+    if (!zulu && !offset)
+        return false;
+    int sign = rest[0] == '-' ? -1 : 1; /* local time = UTC + offset */
+    struct tm fields = {.tm_year = atoi(day) - 1900,
+                        .tm_mon = atoi(day + 5) - 1,
+                        .tm_mday = atoi(day + 8),
+                        .tm_hour = hour,
+                        .tm_min = minute,
+                        .tm_sec = second};
+    time_t utc_seconds = timegm(&fields) - sign * (offset_hour * 3600 + offset_minute * 60);
+    struct tm utc;
+    if (gmtime_r(&utc_seconds, &utc) == NULL || utc.tm_year + 1900 < 0 || utc.tm_year + 1900 > 9999)
+        return false;
+    snprintf(out, UTC_TEXT_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+             utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millisecond);
+    return true;
+}
+
 /* Checks the filters; on failure response holds the 400. */
 static bool query_valid(const struct cxr_api_results_query *query, long long *limit,
-                        long long *offset, struct cxr_api_response *response)
+                        long long *offset, char from[UTC_TEXT_SIZE], char to[UTC_TEXT_SIZE],
+                        struct cxr_api_response *response)
 {
     if (given(query->result)) {
         bool known = false;
@@ -64,6 +126,13 @@ static bool query_valid(const struct cxr_api_results_query *query, long long *li
     }
     if (given(query->date) && !date_valid(query->date))
         return fail(response, CXR_API_INVALID_QUERY, "date: not a day as YYYY-MM-DD");
+    from[0] = to[0] = '\0';
+    if (given(query->from) && !instant_to_utc(query->from, from))
+        return fail(response, CXR_API_INVALID_QUERY,
+                    "from: not a time as YYYY-MM-DDThh:mm:ss with Z or an offset such as +05:30");
+    if (given(query->to) && !instant_to_utc(query->to, to))
+        return fail(response, CXR_API_INVALID_QUERY,
+                    "to: not a time as YYYY-MM-DDThh:mm:ss with Z or an offset such as +05:30");
     if (given(query->finding)) {
         bool known = false;
         for (int f = 0; f < CXR_FINDING_COUNT; f++)
@@ -147,18 +216,19 @@ void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_quer
                           struct cxr_api_response *response)
 {
     long long limit, offset;
+    char from[UTC_TEXT_SIZE], to[UTC_TEXT_SIZE];
     if (api->audit == NULL) {
         fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
         return;
     }
-    if (!query_valid(query, &limit, &offset, response))
+    if (!query_valid(query, &limit, &offset, from, to, response))
         return;
     /* Every filter is a bound parameter; an absent one is bound as '' and switched off. */
     static const char sql[] =
             "SELECT time, patient_id, result, sop_instance_uid, predictions, job_id,"
             " output_folder, id FROM audit WHERE predictions != '' AND status = 200"
             " AND (?1 = '' OR result = ?1) AND (?2 = '' OR substr(time, 1, 10) = ?2)"
-            " AND (?3 = '' OR job_id = ?3)"
+            " AND (?3 = '' OR job_id = ?3) AND (?7 = '' OR time >= ?7) AND (?8 = '' OR time < ?8)"
             " AND (?4 = '' OR EXISTS (SELECT 1 FROM json_each(predictions, '$.findings')"
             "  WHERE json_extract(value, '$.name') = ?4"
             "  AND json_extract(value, '$.presence') = 1))"
@@ -174,6 +244,8 @@ void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_quer
             sqlite3_bind_text(select, i + 1, filters[i] ? filters[i] : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(select, 5, limit);
         sqlite3_bind_int64(select, 6, offset);
+        sqlite3_bind_text(select, 7, from, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(select, 8, to, -1, SQLITE_TRANSIENT);
     }
     while (rc == SQLITE_OK && (rc = sqlite3_step(select)) == SQLITE_ROW) {
         json_t *object = row_object(select);

@@ -15,6 +15,8 @@ struct cxr_api;
 struct cxr_api_results_query {
     const char *result;  /* "TB Presumptive", "Abnormal" or "Normal" */
     const char *date;    /* YYYY-MM-DD, a UTC day */
+    const char *from;    /* results at or after this RFC 3339 time (Z or an offset) */
+    const char *to;      /* results before this RFC 3339 time */
     const char *finding; /* a finding that must be present, spelled as in the API */
     const char *job;     /* a bulk job's ID */
     const char *limit;   /* 1..1000, default 200 */

@@ -98,6 +98,8 @@ static void results_answer(struct cxr_api *api, struct MHD_Connection *connectio
                 .job = argument(connection, "job"),
                 .limit = argument(connection, "limit"),
                 .offset = argument(connection, "offset"),
+                .from = argument(connection, "from"),
+                .to = argument(connection, "to"),
         };
         return cxr_api_results_list(api, &query, &answer->response);
     }

@@ -9,6 +9,7 @@ run per file); DELETE cancels between files and a queued job; auth and errors.
 Environment as server_test.py. Arguments: unittest names (e.g. Jobs).
 """
 import csv
+import datetime
 import http.client
 import io
 import json
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 import pydicom
 
@@ -539,6 +541,28 @@ class Results(JobCase):
                                  bad)
             code, body = server.request("GET", "/results?date=2024-02-29")
             self.assertEqual((code, body["Data"]), (200, []))
+            # from/to: instants with any offset (the page sends the reader's local day), compared
+            # with the stored UTC times.
+            times = sorted(row["time"] for row in listed["Data"])
+            cut = datetime.datetime.fromisoformat(times[1].replace("Z", "+00:00"))
+            for name, zone, keep in (
+                    ("from", datetime.timezone(datetime.timedelta(hours=5, minutes=30)),
+                     lambda t: t >= times[1]),
+                    ("to", datetime.timezone(datetime.timedelta(hours=-3)),
+                     lambda t: t < times[1])):
+                when = cut.astimezone(zone).isoformat(timespec="milliseconds")
+                code, body = server.request("GET", "/results?%s=%s" % (
+                    name, urllib.parse.quote(when)))
+                self.assertEqual(code, 200, body)
+                self.assertEqual(sorted(row["time"] for row in body["Data"]),
+                                 [t for t in times if keep(t)], when)
+            for bad in ("2026-12-05", "2026-12-05T10:00:00", "2026-12-05T24:00:00Z",
+                        "2026-12-05T10:00:00+5:30", "2026-12-05T10:00:00.Z"):
+                code, body = server.request("GET", "/results?from=" + urllib.parse.quote(bad))
+                self.assertEqual((code, body["Message"]),
+                                 (400, "Invalid query parameter from: not a time as "
+                                       "YYYY-MM-DDThh:mm:ss with Z or an offset such as +05:30"),
+                                 bad)
             code, body = server.request("GET", "/results?result=Maybe")
             self.assertEqual((code, body["Message"]), (400, "Invalid query parameter result: "
                                                               "not TB Presumptive, Abnormal or "

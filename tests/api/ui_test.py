@@ -10,6 +10,7 @@ toggle shows the source image. Screenshots of each step go to the folder of argu
 Environment as server_test.py. Argument 1: the screenshot folder (in the build tree).
 """
 import base64
+import datetime
 import fcntl
 import hashlib
 import json
@@ -231,6 +232,38 @@ class Worklist(unittest.TestCase):
                                  "document.getElementById('apply').click(); true" % job_id)
                 browser.wait("document.querySelectorAll('#results tbody tr').length === 3")
                 browser.evaluate("document.getElementById('filter-job').value = ''; true")
+
+                # The date filter and the times are the reader's: in a zone whose date differs
+                # from the UTC one now (UTC+14 or UTC-12), the results are found under the
+                # local date, shown in local time, and not under the UTC date.
+                db = sqlite3.connect(server.audit)
+                times = dict(db.execute("SELECT id, time FROM audit WHERE predictions != ''"))
+                db.close()
+                utc = {i: datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+                       for i, t in times.items()}
+                first_utc = utc[stored[0][0]]
+                zone, hours = (("Pacific/Kiritimati", 14) if first_utc.hour >= 10
+                               else ("Etc/GMT+12", -12))
+                local = {i: t + datetime.timedelta(hours=hours) for i, t in utc.items()}
+                browser.command("Emulation.setTimezoneOverride", {"timezoneId": zone},
+                                session=True)
+                for day in (local[stored[0][0]].date(), first_utc.date()):
+                    expected = sorted(i for i, t in local.items() if t.date() == day)
+                    browser.evaluate("document.getElementById('filter-date').value = '%s';"
+                                     "document.getElementById('status').textContent = '';"
+                                     "document.getElementById('apply').click(); true" % day)
+                    browser.wait("/^[0-9]+ results/.test("
+                                 "document.getElementById('status').textContent)")
+                    shown = browser.evaluate(
+                        "[...document.querySelectorAll('#results tbody tr')].map(tr => "
+                        "[Number(tr.dataset.id), tr.cells[0].textContent])")
+                    self.assertEqual(sorted(i for i, _ in shown), expected, (zone, day))
+                    for i, text in shown:
+                        self.assertEqual(text, local[i].strftime("%Y-%m-%d %H:%M:%S"))
+                self.assertNotEqual(local[stored[0][0]].date(), first_utc.date())
+                browser.command("Emulation.setTimezoneOverride", {"timezoneId": ""},
+                                session=True)
+                browser.evaluate("document.getElementById('filter-date').value = ''; true")
 
                 browser.evaluate("document.getElementById('filter-result').value = "
                                  "'TB Presumptive'; document.getElementById('apply').click();"

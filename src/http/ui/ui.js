@@ -91,7 +91,7 @@ function render() {
     tr.className = row.result === "TB Presumptive" ? "result-tb"
       : row.result === "Abnormal" ? "result-abnormal" : "result-normal";
     if (state.selected === row.id) tr.classList.add("selected");
-    for (const text of [row.time.replace("T", " ").replace("Z", ""), row.patient_id,
+    for (const text of [localTime(row.time), row.patient_id,
       row.patient_name, row.result, topText(row), row.model_version]) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -102,11 +102,27 @@ function render() {
   }
 }
 
+// A stored UTC time in the reader's own zone, as YYYY-MM-DD hh:mm:ss.
+function localTime(utc) {
+  const t = new Date(utc);
+  const two = (n) => String(n).padStart(2, "0");
+  return t.getFullYear() + "-" + two(t.getMonth() + 1) + "-" + two(t.getDate()) + " " +
+    two(t.getHours()) + ":" + two(t.getMinutes()) + ":" + two(t.getSeconds());
+}
+
 async function load() {
   const query = new URLSearchParams();
-  const filters = { result: $("filter-result").value, date: $("filter-date").value,
-    finding: $("filter-finding").value, job: $("filter-job").value.trim() };
+  const filters = { result: $("filter-result").value, finding: $("filter-finding").value,
+    job: $("filter-job").value.trim() };
   for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
+  // The date picked is the reader's day, not a UTC one: at UTC+05:30 a UTC day would put the
+  // morning's images under yesterday. Its bounds go to the server as instants.
+  const day = $("filter-date").value;
+  if (day) {
+    const [year, month, date] = day.split("-").map(Number);
+    query.set("from", new Date(year, month - 1, date).toISOString());
+    query.set("to", new Date(year, month - 1, date + 1).toISOString());
+  }
   state.query = query.toString();
   state.rows = [];
   await loadPage();
