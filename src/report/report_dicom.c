@@ -251,6 +251,16 @@ void report_dicom_write_source_reference(struct cxr_dicom_writer *writer, uint32
     cxr_dicom_writer_sequence_end(writer);
 }
 
+/* A UID the outputs can carry: digits and dots, non-empty components, at most 64 characters.
+ * Leading zeros in a component are invalid too, yet common in real files and harmless: the
+ * reference must equal the source's UID for the PACS to link the two, so they are kept. */
+static bool uid_usable(const char *uid)
+{
+    size_t length = strlen(uid);
+    return length <= 64 && all_of(uid, "0123456789.") && uid[0] != '.' && uid[length - 1] != '.' &&
+           strstr(uid, "..") == NULL;
+}
+
 enum cxr_status report_dicom_check_source(const struct cxr_report_dicom_info *info,
                                           struct cxr_err *err)
 {
@@ -260,6 +270,21 @@ enum cxr_status report_dicom_check_source(const struct cxr_report_dicom_info *in
         return cxr_err_set(err, CXR_ERR_INVALID_ARG,
                            "DICOM output: the source has no Study Instance UID, Series Instance "
                            "UID, SOP Instance UID or SOP Class UID to refer to");
+    /* The outputs copy these into their references and their study: a value that is no UID
+     * makes objects a PACS may refuse (so the result never reaches the reader) or file apart. */
+    const struct {
+        const char *name, *value;
+    } uids[] = {{"Study Instance UID", source->study_instance_uid},
+                {"Series Instance UID", source->series_instance_uid},
+                {"SOP Instance UID", source->sop_instance_uid},
+                {"SOP Class UID", source->sop_class_uid}};
+    for (size_t i = 0; i < sizeof uids / sizeof uids[0]; i++) {
+        if (!uid_usable(uids[i].value))
+            return cxr_err_set(err, CXR_ERR_INVALID_ARG,
+                               "DICOM output: the source's %s '%.70s' is not a UID (digits and "
+                               "dots, at most 64 characters)",
+                               uids[i].name, uids[i].value);
+    }
     return CXR_OK;
 }
 

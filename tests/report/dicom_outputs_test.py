@@ -398,6 +398,32 @@ def main():
               and not os.path.exists(os.path.join(OUT, pid.lower(), pid)),
               "source without %s: rc %d %s" % (attribute, run.returncode, run.stderr))
 
+    # A source UID that is no UID (a formula, too long) would be copied into the outputs'
+    # references, which a PACS may refuse: refused, nothing written. Leading zeros in a
+    # component are common and kept, so that the reference still equals the source's UID.
+    for uid, pid, refused in (('=HYPERLINK("x")', "BADUID", True),
+                              ("1.2.840." + "1" * 70, "LONGUID", True),
+                              ("1.2.03.4", "ZEROUID", False)):
+        source = os.path.join(OUT, pid.lower() + ".dcm")
+        ds = pydicom.dcmread(siim)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.PatientID = pid
+        ds.save_as(source)
+        run = infer([source], os.path.join(OUT, pid.lower()), ["--dicom"])
+        written = os.path.join(OUT, pid.lower(), pid)
+        if refused:
+            check(run.returncode != 0 and "is not a UID" in run.stderr
+                  and not os.path.exists(written), "source SOP Instance UID %r: rc %d %s"
+                  % (uid, run.returncode, run.stderr))
+        else:
+            check(run.returncode == 0, "source SOP Instance UID %r: %s" % (uid, run.stderr))
+            if run.returncode == 0:
+                sr = pydicom.dcmread(os.path.join(written, pid + "_sr.dcm"))
+                evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+                reference = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+                check(reference.ReferencedSOPInstanceUID == uid,
+                      "SR refers to %r, not %r" % (reference.ReferencedSOPInstanceUID, uid))
+
     # [dicom] uid_root.
     config = os.path.join(OUT, "root.ini")
     with open(config, "w") as ini:
