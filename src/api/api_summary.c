@@ -119,8 +119,13 @@ enum cxr_status cxr_api_summary_write(struct cxr_api *api, const char *folder, c
     struct cxr_file_group *group = NULL;
     status = cxr_path_open_beneath(&api->output_root, folder, CXR_PATH_OPEN_FOLDER_CREATE,
                                    &folder_fd, err);
-    if (status == CXR_OK)
+    if (status == CXR_OK) {
+        /* A summary's temp file left by a run killed inside its commit goes with the next
+         * summary written there (the start-up sweep does not run for `cxrd infer`). */
+        size_t budget = 4096;
+        cxr_file_temps_sweep(folder_fd, 0, &budget);
         status = cxr_file_group_create_at(folder_fd, folder, &group, err);
+    }
     if (status == CXR_OK)
         status = cxr_file_group_stage(group, name, text.data, text.len, err);
     if (status == CXR_OK)

@@ -205,12 +205,20 @@ class Jobs(JobCase):
                              "Invalid value for async, should be a boolean: yes")
 
             infer_out = os.path.join(server.base, "infer-out")
+            # The temp file of a summary whose run was killed inside its commit (an hour old)
+            # goes with the next summary written there: infer has no start-up sweep.
+            os.makedirs(infer_out)
+            stale = os.path.join(infer_out, ".cxrd_run_20261201T000000.000Z.csv.tmp-AbC123")
+            with open(stale, "w") as half:
+                half.write("input_path,patient_id\n")
+            os.utime(stale, (time.time() - 3600, time.time() - 3600))
             run = subprocess.run([CXRD, "infer", folder, "--output", infer_out, "--model",
                                   os.path.join(os.environ["CXR_API_FIXTURES"], "model-tb.onnx")],
                                  capture_output=True, text=True)
             self.assertEqual(run.returncode, 1, run.stderr)  # junk.dcm failed
             summaries = [n for n in os.listdir(infer_out) if n.startswith("cxrd_run_")]
             self.assertEqual(len(summaries), 1)
+            self.assertFalse(os.path.exists(stale))
             self.assertIn("infer: summary " + os.path.join(infer_out, summaries[0]), run.stderr)
             with open(os.path.join(infer_out, summaries[0]), newline="") as saved:
                 header, rows = parse_summary(saved.read())
