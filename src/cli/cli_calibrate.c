@@ -15,12 +15,10 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cli/cli_calibrate_internal.h"
 #include "report/report.h"
 
-#define CSV_MAX_BYTES   ((size_t)64 << 20)
-#define CSV_MAX_RECORDS 1000000
-#define CSV_MAX_FIELDS  64
-#define LIST_SHOWN      20 /* unreadable rows and bad labels named on the terminal */
+#define LIST_SHOWN CALIBRATE_LIST_SHOWN
 
 static void usage(FILE *out)
 {
@@ -31,10 +29,11 @@ static void usage(FILE *out)
             "Chooses a site's operating point for one finding on its own labelled studies.\n"
             "FILE.csv has a header row: a column `path` (DICOM files, relative to the CSV's\n"
             "folder) and either a column `label` (0/1 for --finding) or one column per finding\n"
-            "named as in the API (0/1, empty: not labelled for it). Every file goes through the\n"
-            "pipeline and input gate of `cxrd infer` (nothing is drawn or written per file);\n"
-            "unreadable or refused files are listed and left out. Needs at least %d positives\n"
-            "and %d negatives (100 or more studies recommended).\n\n"
+            "named as in the API (0/1, empty: not labelled for it); ',' or ';' between fields,\n"
+            "header names in any case. A file or image listed twice counts once. Every file\n"
+            "goes through the pipeline and input gate of `cxrd infer` (nothing is drawn or\n"
+            "written per file); unreadable or refused files are listed and left out. Needs at\n"
+            "least %d positives and %d negatives (100 or more studies recommended).\n\n"
             "Writes to DIR (default ./calibration), atomically, and prints the summary:\n"
             "  summary.txt           AUC, the chosen point, the model's own point, round values\n"
             "  thresholds.csv        every distinct score: TP FP TN FN, sensitivity,\n"
@@ -53,27 +52,7 @@ static void usage(FILE *out)
             CXR_CALIBRATION_MIN_CLASS, CXR_CALIBRATION_MIN_CLASS, CXR_CALIBRATION_REPLICATES);
 }
 
-/* One study row of the CSV. */
-struct row {
-    size_t line;
-    const char *path; /* as written */
-    int label;
-    char *resolved;
-    double score;
-    bool analysed;
-    char *problem; /* why it was left out, or the gate's warning */
-};
-
-struct run {
-    const char *finding;
-    int finding_index;
-    struct row *rows;
-    size_t row_count;
-    size_t unlabelled;
-    char csv_dir[4096];
-};
-
-static void rows_release(struct run *run)
+static void rows_release(struct calibrate_run *run)
 {
     for (size_t i = 0; i < run->row_count; i++) {
         free(run->rows[i].resolved);
@@ -82,92 +61,12 @@ static void rows_release(struct run *run)
     free(run->rows);
 }
 
-/* Reads the header and every row; refuses labels other than 0/1, naming their lines. */
-static int read_labels(const char *path, struct run *run, struct cxr_csv **csv_out)
-{
-    struct cxr_buf text = CXR_BUF_INIT(CSV_MAX_BYTES);
-    struct cxr_err err = CXR_ERR_INIT;
-    struct cxr_csv *csv = NULL;
-    if (cxr_file_read(path, CSV_MAX_BYTES, &text, &err) != CXR_OK ||
-        cxr_csv_parse((const char *)text.data, text.len, CSV_MAX_RECORDS, CSV_MAX_FIELDS, &csv,
-                      &err) != CXR_OK) {
-        fprintf(stderr, "cxrd calibrate: %s: %s\n", path, err.message);
-        cxr_buf_release(&text);
-        return 1;
-    }
-    cxr_buf_release(&text);
-    if (cxr_csv_record_count(csv) < 2) {
-        fprintf(stderr, "cxrd calibrate: %s: no rows under the header\n", path);
-        cxr_csv_destroy(csv);
-        return 1;
-    }
-    long path_column = -1, label_column = -1, finding_column = -1;
-    for (size_t f = 0; f < cxr_csv_field_count(csv, 0); f++) {
-        const char *name = cxr_csv_field(csv, 0, f);
-        if (strcmp(name, "path") == 0)
-            path_column = (long)f;
-        else if (strcmp(name, "label") == 0)
-            label_column = (long)f;
-        else if (strcmp(name, run->finding) == 0)
-            finding_column = (long)f;
-    }
-    bool per_finding = label_column < 0;
-    if (per_finding)
-        label_column = finding_column;
-    if (path_column < 0 || label_column < 0) {
-        fprintf(stderr,
-                "cxrd calibrate: %s: the header needs a column `path` and a column `label` or "
-                "`%s` (one column per finding, named as in the API)\n",
-                path, run->finding);
-        cxr_csv_destroy(csv);
-        return 1;
-    }
-    size_t records = cxr_csv_record_count(csv);
-    run->rows = calloc(records, sizeof *run->rows);
-    if (run->rows == NULL) {
-        fprintf(stderr, "cxrd calibrate: out of memory\n");
-        cxr_csv_destroy(csv);
-        return 1;
-    }
-    size_t bad = 0;
-    for (size_t r = 1; r < records; r++) {
-        const char *file = cxr_csv_field(csv, r, (size_t)path_column);
-        const char *label = cxr_csv_field(csv, r, (size_t)label_column);
-        if (label == NULL)
-            label = "";
-        if (per_finding && label[0] == '\0') {
-            run->unlabelled++; /* not labelled for this finding */
-            continue;
-        }
-        if (strcmp(label, "0") != 0 && strcmp(label, "1") != 0) {
-            if (bad++ < LIST_SHOWN)
-                fprintf(stderr, "cxrd calibrate: %s line %zu: label '%s' is not 0 or 1\n", path,
-                        cxr_csv_line(csv, r), label);
-            continue;
-        }
-        struct row *row = &run->rows[run->row_count++];
-        row->line = cxr_csv_line(csv, r);
-        row->path = file ? file : "";
-        row->label = label[0] == '1';
-    }
-    if (bad) {
-        fprintf(stderr,
-                "cxrd calibrate: %s: %zu rows have a label other than 0 or 1 (1 = has %s, 0 = "
-                "does not%s); fix them and run again\n",
-                path, bad, run->finding, per_finding ? ", empty = not labelled" : "");
-        cxr_csv_destroy(csv);
-        return 1;
-    }
-    *csv_out = csv;
-    return 0;
-}
-
 /* The class counts, refused early (before any file is analysed) when too small. */
-static int check_counts(const struct run *run, const char *what)
+static int check_counts(const struct calibrate_run *run, const char *what)
 {
     size_t positives = 0, negatives = 0;
     for (size_t i = 0; i < run->row_count; i++) {
-        if (run->rows[i].analysed || strcmp(what, "labelled") == 0) {
+        if (run->rows[i].analysed || (strcmp(what, "labelled") == 0 && !run->rows[i].duplicate)) {
             positives += run->rows[i].label == 1;
             negatives += run->rows[i].label == 0;
         }
@@ -191,59 +90,45 @@ static int check_counts(const struct run *run, const char *what)
     return 1;
 }
 
-static char *format_text(const char *fmt, ...) CXR_PRINTF(1, 2);
-static char *format_text(const char *fmt, ...)
+/* One row through the pipeline (predict only): its score, or why it was left out. */
+static void analyse_row(struct cxr_api *api, const struct calibrate_run *run,
+                        struct calibrate_row *row)
 {
-    char text[2048];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(text, sizeof text, fmt, args);
-    va_end(args);
-    return strdup(text);
+    /* No folder is written, so a study without a PatientID still counts. */
+    struct cxr_api_job job = {
+            .input_path = row->resolved,
+            .patient_id = "CALIBRATION",
+            .predict_only = true,
+    };
+    struct cxr_api_result result;
+    cxr_api_job_run(api, &job, &result);
+    if (result.status == 200 && result.data) {
+        json_t *findings = json_object_get(result.data, "findings");
+        json_t *finding = json_array_get(findings, (size_t)run->finding_index);
+        row->score = json_real_value(json_object_get(finding, "confidence"));
+        row->analysed = true;
+        if (result.gate_flagged)
+            row->problem = cxr_cli_calibrate_text("kept, gate warning: %s", result.message);
+    } else {
+        row->problem = cxr_cli_calibrate_text("%s%s%s", result.message, result.cause[0] ? ": " : "",
+                                              result.cause);
+    }
+    snprintf(row->sop_instance_uid, sizeof row->sop_instance_uid, "%s", result.sop_instance_uid);
+    cxr_api_result_release(&result);
 }
 
 /* Runs every row through the pipeline (predict only). */
-static void analyse(struct cxr_api *api, struct run *run)
+static void analyse(struct cxr_api *api, struct calibrate_run *run)
 {
     bool progress = isatty(STDERR_FILENO);
     size_t step = run->row_count / 10 ? run->row_count / 10 : 1;
     double start = cxr_api_now();
     for (size_t i = 0; i < run->row_count; i++) {
-        struct row *row = &run->rows[i];
+        struct calibrate_row *row = &run->rows[i];
         if (progress)
             fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, run->row_count, row->path);
-        char joined[8192];
-        if (row->path[0] == '\0') {
-            row->problem = format_text("no path");
-            continue;
-        }
-        snprintf(joined, sizeof joined, "%s%s%s", row->path[0] == '/' ? "" : run->csv_dir,
-                 row->path[0] == '/' ? "" : "/", row->path);
-        row->resolved = realpath(joined, NULL);
-        if (row->resolved == NULL) {
-            row->problem = format_text("%s: %s", joined, strerror(errno));
-            continue;
-        }
-        /* No folder is written, so a study without a PatientID still counts. */
-        struct cxr_api_job job = {
-                .input_path = row->resolved,
-                .patient_id = "CALIBRATION",
-                .predict_only = true,
-        };
-        struct cxr_api_result result;
-        cxr_api_job_run(api, &job, &result);
-        if (result.status == 200 && result.data) {
-            json_t *findings = json_object_get(result.data, "findings");
-            json_t *finding = json_array_get(findings, (size_t)run->finding_index);
-            row->score = json_real_value(json_object_get(finding, "confidence"));
-            row->analysed = true;
-            if (result.gate_flagged)
-                row->problem = format_text("kept, gate warning: %s", result.message);
-        } else {
-            row->problem = format_text("%s%s%s", result.message, result.cause[0] ? ": " : "",
-                                       result.cause);
-        }
-        cxr_api_result_release(&result);
+        if (row->problem == NULL) /* not left out when the labels were read */
+            analyse_row(api, run, row);
         if (!progress && ((i + 1) % step == 0 || i + 1 == run->row_count))
             fprintf(stderr, "calibrate: %zu/%zu files (%.0f s)\n", i + 1, run->row_count,
                     cxr_api_now() - start);
@@ -327,9 +212,9 @@ static void outputs_release(struct outputs *outputs)
     cxr_buf_release(&outputs->pdf);
 }
 
-static void build_texts(const struct run *run, const struct cxr_calibration *calibration,
+static void build_texts(const struct calibrate_run *run, const struct cxr_calibration *calibration,
                         const char *labels_path, const char *model_version, double model_threshold,
-                        const char *date, size_t unreadable, struct outputs *outputs)
+                        const char *date, size_t left_out, struct outputs *outputs)
 {
     const struct cxr_calibration_point *chosen = &calibration->points[calibration->chosen];
     struct cxr_buf *section = &outputs->section;
@@ -354,11 +239,19 @@ static void build_texts(const struct run *run, const struct cxr_calibration *cal
                    "labels: %s: %zu rows labelled for %s; %zu analysed (%zu positive, %zu "
                    "negative), %zu left out%s\n",
                    labels_path, run->row_count, run->finding, calibration->study_count,
-                   calibration->positives, calibration->negatives, unreadable,
-                   unreadable ? " (listed at the end)" : "");
+                   calibration->positives, calibration->negatives, left_out,
+                   left_out ? " (listed at the end)" : "");
     if (run->unlabelled)
         cxr_buf_printf(out, "       %zu rows have no label for %s (empty cell) and are not used\n",
                        run->unlabelled, run->finding);
+    if (run->duplicates)
+        cxr_buf_printf(out,
+                       "       %zu rows list the file or image of an earlier row and are counted "
+                       "once\n",
+                       run->duplicates);
+    if (run->empty_rows)
+        cxr_buf_printf(out, "       %zu empty rows (every cell empty) are skipped\n",
+                       run->empty_rows);
     cxr_buf_printf(out, "ROC AUC %s, %zu distinct scores\n\n", auc, calibration->point_count);
     cxr_buf_printf(out,
                    "Chosen: threshold %s, the highest whose sensitivity reaches the target %.2f "
@@ -403,17 +296,17 @@ static void build_texts(const struct run *run, const struct cxr_calibration *cal
     cxr_buf_printf(out, "\nPaste into the config (replacing any earlier [thresholds] section; "
                         "calibrate each finding on its own, one line per finding):\n");
     cxr_buf_append(out, section->data, section->len);
-    if (unreadable) {
-        cxr_buf_printf(out, "\nLeft out (%zu):\n", unreadable);
+    if (left_out) {
+        cxr_buf_printf(out, "\nLeft out (%zu):\n", left_out);
         for (size_t i = 0; i < run->row_count; i++) {
-            const struct row *row = &run->rows[i];
+            const struct calibrate_row *row = &run->rows[i];
             if (!row->analysed)
                 cxr_buf_printf(out, "  line %zu: %s: %s\n", row->line, row->path,
                                row->problem ? row->problem : "?");
         }
     }
     for (size_t i = 0, shown = 0; i < run->row_count; i++) {
-        const struct row *row = &run->rows[i];
+        const struct calibrate_row *row = &run->rows[i];
         if (row->analysed && row->problem)
             cxr_buf_printf(out, "%s  line %zu: %s: %s\n", shown++ ? "" : "\nGate warnings:\n",
                            row->line, row->path, row->problem);
@@ -423,7 +316,7 @@ static void build_texts(const struct run *run, const struct cxr_calibration *cal
     points_csv(&outputs->rounds, calibration->round_points, CXR_CALIBRATION_ROUND_COUNT);
     cxr_buf_printf(&outputs->scores, "path,label,score\n");
     for (size_t i = 0; i < run->row_count; i++) {
-        const struct row *row = &run->rows[i];
+        const struct calibrate_row *row = &run->rows[i];
         if (!row->analysed)
             continue;
         cxr_csv_append_text(&outputs->scores, row->path);
@@ -586,8 +479,8 @@ int cxr_cli_calibrate(int argc, char **argv)
     if (parsed != 0)
         return parsed < 0 ? 0 : parsed;
 
-    struct run run = {.finding = options.finding,
-                      .finding_index = cxr_model_finding_index(options.finding)};
+    struct calibrate_run run = {.finding = options.finding,
+                                .finding_index = cxr_model_finding_index(options.finding)};
     char *labels_real = realpath(options.labels, NULL);
     if (labels_real == NULL) {
         fprintf(stderr, "cxrd calibrate: %s: %s\n", options.labels, strerror(errno));
@@ -605,7 +498,8 @@ int cxr_cli_calibrate(int argc, char **argv)
     struct outputs outputs = {0};
     struct cxr_err err = CXR_ERR_INIT;
     int exit_code = 1;
-    if (read_labels(labels_real, &run, &csv) != 0 || check_counts(&run, "labelled") != 0)
+    if (cxr_cli_calibrate_labels_read(labels_real, &run, &csv) != 0 ||
+        check_counts(&run, "labelled") != 0)
         goto done;
     if (load_config(&options, &config) != 0)
         goto done;
@@ -619,8 +513,10 @@ int cxr_cli_calibrate(int argc, char **argv)
     fprintf(stderr, "calibrate: %s with model %s (version %s) on %zu studies of %s\n", run.finding,
             config.model_path, model_version, run.row_count, labels_real);
     analyse(api, &run);
+    if (cxr_cli_calibrate_images_dedupe(labels_real, &run) != 0)
+        goto done;
 
-    size_t unreadable = 0, analysed = 0;
+    size_t left_out = 0, analysed = 0;
     struct cxr_calibration_study *studies = calloc(run.row_count, sizeof *studies);
     if (studies == NULL) {
         fprintf(stderr, "cxrd calibrate: out of memory\n");
@@ -631,16 +527,22 @@ int cxr_cli_calibrate(int argc, char **argv)
             studies[analysed++] =
                     (struct cxr_calibration_study){run.rows[i].score, run.rows[i].label};
         else
-            unreadable++;
+            left_out++;
     }
+    size_t unreadable = left_out - run.duplicates;
     for (size_t i = 0, shown = 0; i < run.row_count; i++) {
         if (!run.rows[i].analysed && shown++ < LIST_SHOWN)
             fprintf(stderr, "calibrate: left out: line %zu: %s: %s\n", run.rows[i].line,
                     run.rows[i].path, run.rows[i].problem ? run.rows[i].problem : "?");
     }
-    if (unreadable > LIST_SHOWN)
+    if (left_out > LIST_SHOWN)
         fprintf(stderr, "calibrate: ... %zu more left out (all in summary.txt)\n",
-                unreadable - LIST_SHOWN);
+                left_out - LIST_SHOWN);
+    if (run.duplicates)
+        fprintf(stderr,
+                "calibrate: %zu rows list a file or image of an earlier row with the same label "
+                "and are counted once\n",
+                run.duplicates);
     if (unreadable)
         fprintf(stderr, "calibrate: %zu of %zu rows could not be analysed and are left out\n",
                 unreadable, run.row_count);
@@ -668,7 +570,7 @@ int cxr_cli_calibrate(int argc, char **argv)
     struct tm local;
     localtime_r(&now, &local);
     strftime(date, sizeof date, "%Y-%m-%d", &local);
-    build_texts(&run, calibration, labels_real, model_version, model_threshold, date, unreadable,
+    build_texts(&run, calibration, labels_real, model_version, model_threshold, date, left_out,
                 &outputs);
     if (cxr_buf_append(&outputs.section, "", 1) != CXR_OK) {
         fprintf(stderr, "cxrd calibrate: out of memory\n");
@@ -680,7 +582,7 @@ int cxr_cli_calibrate(int argc, char **argv)
             .labels_path = labels_real,
             .date = date,
             .section = (const char *)outputs.section.data,
-            .left_out = unreadable,
+            .left_out = left_out,
     };
     if (cxr_report_calibration_pdf(&info, calibration, &outputs.pdf, &err) != CXR_OK) {
         fprintf(stderr, "cxrd calibrate: calibration PDF: %s\n",

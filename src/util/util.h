@@ -289,6 +289,11 @@ struct cxr_csv;
  * fields in one record. */
 enum cxr_status cxr_csv_parse(const char *text, size_t size, size_t max_records, size_t max_fields,
                               struct cxr_csv **csv, struct cxr_err *err);
+/* The same with another field separator, e.g. ';' (what spreadsheets in locales with a decimal
+ * comma write); it must not be a blank, a quote or a line break. */
+enum cxr_status cxr_csv_parse_separated(const char *text, size_t size, char separator,
+                                        size_t max_records, size_t max_fields, struct cxr_csv **csv,
+                                        struct cxr_err *err);
 /* NULL is a no-op. */
 void cxr_csv_destroy(struct cxr_csv *csv);
 size_t cxr_csv_record_count(const struct cxr_csv *csv);

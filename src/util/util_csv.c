@@ -53,13 +53,20 @@ static bool is_blank(char c)
 enum cxr_status cxr_csv_parse(const char *text, size_t size, size_t max_records, size_t max_fields,
                               struct cxr_csv **out, struct cxr_err *err)
 {
+    return cxr_csv_parse_separated(text, size, ',', max_records, max_fields, out, err);
+}
+
+enum cxr_status cxr_csv_parse_separated(const char *text, size_t size, char separator,
+                                        size_t max_records, size_t max_fields, struct cxr_csv **out,
+                                        struct cxr_err *err)
+{
     struct cxr_csv *csv = calloc(1, sizeof *csv);
     if (csv == NULL || size == SIZE_MAX || (csv->storage = malloc(size + 1)) == NULL) {
         cxr_csv_destroy(csv);
         return cxr_err_set(err, CXR_ERR_NOMEM, "CSV: out of memory");
     }
     /* Each field takes at most its source bytes plus a NUL, and each field but a record's last
-     * consumes a comma: size + 1 bytes hold every field. */
+     * consumes a separator: size + 1 bytes hold every field. */
     size_t at = 0, used = 0, line = 1;
     if (memchr(text, '\0', size) != NULL) {
         cxr_csv_destroy(csv);
@@ -129,13 +136,13 @@ enum cxr_status cxr_csv_parse(const char *text, size_t size, size_t max_records,
                 }
                 while (status == CXR_OK && at < size && is_blank(text[at]))
                     at++;
-                if (status == CXR_OK && at < size && text[at] != ',' && text[at] != '\n' &&
+                if (status == CXR_OK && at < size && text[at] != separator && text[at] != '\n' &&
                     text[at] != '\r')
                     status = cxr_err_set(err, CXR_ERR_MALFORMED,
                                          "CSV line %zu: text after a closing quote", line);
             } else {
                 size_t field_start = used;
-                while (at < size && text[at] != ',' && text[at] != '\n' && text[at] != '\r')
+                while (at < size && text[at] != separator && text[at] != '\n' && text[at] != '\r')
                     csv->storage[used++] = text[at++];
                 while (used > field_start && is_blank(csv->storage[used - 1]))
                     used--;
@@ -143,7 +150,7 @@ enum cxr_status cxr_csv_parse(const char *text, size_t size, size_t max_records,
             csv->storage[used++] = '\0';
             if (status != CXR_OK)
                 break;
-            if (at < size && text[at] == ',') {
+            if (at < size && text[at] == separator) {
                 at++;
             } else {
                 more = false;

@@ -352,6 +352,69 @@ def main():
     check(done.returncode == 0, "per-finding CSV: " + done.stderr)
     check("1 rows have no label for Tuberculosis" in done.stdout, "unlabelled row not counted")
 
+    # 9. Labels files as spreadsheets write them. European locales: ';' between fields, a decimal
+    # comma, a byte order mark, CRLF, a capitalised header and rows left empty (";;").
+    with open(os.path.join(result, "scores.csv")) as fh:
+        baseline_scores = fh.read()
+    body = [line.rsplit(",", 1) for line in lines[1:49]]
+    sheet = os.path.join(site, "sheet.csv")
+    with open(sheet, "wb") as fh:
+        fh.write(("\ufeffPath;Label;Note\r\n" + "".join("%s;%s,0;x\r\n" % (p, y) for p, y in body)
+                  + ";;\r\n;;\r\n").encode())
+    out = os.path.join(OUT, "sheet")
+    shutil.rmtree(out, ignore_errors=True)
+    done = run("calibrate", "--labels", sheet, "--model", model_a, "--output", out)
+    check(done.returncode == 0, "';' labels file: " + done.stderr)
+    if done.returncode == 0:
+        with open(os.path.join(out, "scores.csv")) as fh:
+            check(fh.read() == baseline_scores, "';' labels file: other studies or labels")
+    # One study listed twice (the same row, another spelling of its path, a copy of its file)
+    # counts once; twice with two labels is refused before anything is analysed.
+    shutil.copy(os.path.join(site, body[0][0]), os.path.join(site, "dicom", "copy.dcm"))
+    twice = os.path.join(site, "twice.csv")
+    write(twice, "\n".join([lines[0]] + lines[1:49] + [lines[1], "./" + lines[2],
+                                                       "dicom/copy.dcm," + body[0][1]]) + "\n")
+    out = os.path.join(OUT, "twice")
+    shutil.rmtree(out, ignore_errors=True)
+    done = run("calibrate", "--labels", twice, "--model", model_a, "--output", out)
+    check(done.returncode == 0, "duplicates: " + done.stderr)
+    if done.returncode == 0:
+        with open(os.path.join(out, "scores.csv")) as fh:
+            check(fh.read() == baseline_scores, "a study listed twice was counted twice")
+    for needle in ("line 50: %s: the same file as line 2" % body[0][0],
+                   "line 51: ./%s: the same file as line 3" % body[1][0],
+                   "line 52: dicom/copy.dcm: the same image as line 2",
+                   "3 rows list a file or image of an earlier row"):
+        check(needle in done.stderr, "duplicates: %r not in %s" % (needle, done.stderr))
+    write(twice, "\n".join([lines[0]] + lines[1:49] + ["./%s,%d" % (body[0][0],
+                                                                    1 - int(body[0][1]))]) + "\n")
+    done = run("calibrate", "--labels", twice, "--model", model_a, "--output", out + "-conflict")
+    check(done.returncode == 1 and "line 50: ./%s is the file of line 2, labelled %s there" %
+          (body[0][0], body[0][1]) in done.stderr, "conflicting labels: " + done.stderr)
+    write(twice, "\n".join([lines[0]] + lines[1:49] + ["dicom/copy.dcm,%d" %
+                                                       (1 - int(body[0][1]))]) + "\n")
+    done = run("calibrate", "--labels", twice, "--model", model_a, "--output", out + "-conflict")
+    check(done.returncode == 1 and "line 50: dicom/copy.dcm is the image of line 2" in done.stderr,
+          "conflicting labels of one image: " + done.stderr)
+    check(not os.path.exists(out + "-conflict"), "outputs written on a refusal")
+    # Refused, naming why: a file saved in Windows-1252, a header with two label columns.
+    legacy = os.path.join(site, "legacy.csv")
+    with open(legacy, "wb") as fh:
+        fh.write(("\n".join(lines[:49] + ["dicom/M\u00fcller.dcm,1"]) + "\n").encode("cp1252"))
+    done = run("calibrate", "--labels", legacy, "--model", model_a, "--output", out + "-legacy")
+    check(done.returncode == 1 and "line 50: text that is not UTF-8" in done.stderr and
+          "CSV UTF-8" in done.stderr, "Windows-1252 labels file: " + done.stderr)
+    write(legacy, "path,label,Label\n" + "\n".join(line + ",0" for line in lines[1:49]) + "\n")
+    done = run("calibrate", "--labels", legacy, "--model", model_a, "--output", out + "-legacy")
+    check(done.returncode == 1 and "two columns `label` (columns 2 and 3)" in done.stderr,
+          "two label columns: " + done.stderr)
+    for label in ("TRUE", "yes", "0.5", ""):
+        write(legacy, "\n".join(lines[:49] + ["dicom/x.dcm," + label]) + "\n")
+        done = run("calibrate", "--labels", legacy, "--model", model_a, "--output",
+                   out + "-legacy")
+        check(done.returncode == 1 and "line 50: label '%s' is not 0 or 1" % label in done.stderr,
+              "label %r: %s" % (label, done.stderr))
+
 
 main()
 if failures:

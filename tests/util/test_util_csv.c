@@ -56,6 +56,22 @@ static void records_and_fields(void **state)
     cxr_csv_destroy(csv);
 }
 
+/* ';' as spreadsheets in decimal-comma locales write it: commas are then ordinary text. */
+static void semicolon_separated(void **state)
+{
+    (void)state;
+    static const char text[] = "path;label\r\n\"a;b.dcm\";1,0\r\nc,d.dcm ; 0\r\n";
+    struct cxr_csv *csv = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    assert_int_equal(cxr_csv_parse_separated(text, strlen(text), ';', 100, 8, &csv, &err), CXR_OK);
+    assert_int_equal(cxr_csv_record_count(csv), 3);
+    assert_string_equal(cxr_csv_field(csv, 1, 0), "a;b.dcm");
+    assert_string_equal(cxr_csv_field(csv, 1, 1), "1,0");
+    assert_string_equal(cxr_csv_field(csv, 2, 0), "c,d.dcm");
+    assert_string_equal(cxr_csv_field(csv, 2, 1), "0");
+    cxr_csv_destroy(csv);
+}
+
 static void malformed_inputs(void **state)
 {
     (void)state;
@@ -133,6 +149,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(records_and_fields),
+            cmocka_unit_test(semicolon_separated),
             cmocka_unit_test(malformed_inputs),
             cmocka_unit_test(written_fields_read_back),
     };
