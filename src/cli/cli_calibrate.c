@@ -44,8 +44,9 @@ static void usage(FILE *out)
             "  calibration.pdf       ROC curve, sensitivity/specificity vs threshold, score\n"
             "                        distributions, the chosen point marked\n"
             "  thresholds.ini        the [thresholds] section to paste into the config\n"
-            "--target-sensitivity (default 0.90): the threshold chosen is the highest whose\n"
-            "sensitivity reaches it (so the highest specificity). Bootstrap: --replicates\n"
+            "--target-sensitivity (default 0.90): the threshold chosen has the highest\n"
+            "specificity of those whose sensitivity reaches it, and of those the highest\n"
+            "sensitivity. Bootstrap: --replicates\n"
             "(default %d) resamples of the studies with replacement, seeded by --seed (default\n"
             "1), 95%% percentile intervals. --config supplies [model], [limits] and [gate]; its\n"
             "[thresholds] are ignored (scores do not depend on them).\n",
@@ -254,8 +255,9 @@ static void build_texts(const struct calibrate_run *run, const struct cxr_calibr
                        run->empty_rows);
     cxr_buf_printf(out, "ROC AUC %s, %zu distinct scores\n\n", auc, calibration->point_count);
     cxr_buf_printf(out,
-                   "Chosen: threshold %s, the highest whose sensitivity reaches the target %.2f "
-                   "(so the highest specificity);\n  it calls positive exactly the studies "
+                   "Chosen: threshold %s, the highest specificity whose sensitivity reaches the "
+                   "target %.2f\n  (and of those the highest sensitivity); it calls positive "
+                   "exactly the studies "
                    "scoring >= %.17g\n",
                    calibration->chosen_text, calibration->options.target_sensitivity,
                    chosen->threshold);

@@ -202,8 +202,9 @@ struct cxr_calibration {
     struct cxr_calibration_point *points; /* every distinct score, ascending */
     struct cxr_calibration_point round_points[CXR_CALIBRATION_ROUND_COUNT];
     struct cxr_calibration_point model_point; /* at options.model_threshold */
-    size_t chosen; /* index in points: the highest threshold (so the highest specificity)
-                      whose sensitivity meets the target */
+    size_t chosen; /* index in points: the highest specificity among the thresholds whose
+                      sensitivity meets the target, then the lowest threshold (the most
+                      cases found) with that specificity */
     /* The threshold to configure: the shortest decimal in (the next lower distinct score,
      * points[chosen].threshold], so exactly the same studies are called positive. */
     double chosen_threshold;

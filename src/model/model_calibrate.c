@@ -438,6 +438,12 @@ enum cxr_status cxr_model_calibrate(const struct cxr_calibration_study *studies,
         if (calibration->points[d].sensitivity.value >= options->target_sensitivity)
             chosen = d;
     }
+    /* Several thresholds may share that specificity: when only positives score between them, a
+     * lower one finds more cases for the same false positives, so it is the better point (the
+     * top of the ROC curve's vertical step, not its foot). */
+    while (chosen > 0 && calibration->points[chosen - 1].false_positives ==
+                                 calibration->points[chosen].false_positives)
+        chosen--;
     calibration->chosen = chosen;
     double below = chosen > 0 ? table.distinct[chosen - 1] : -1.0;
     calibration->chosen_threshold =

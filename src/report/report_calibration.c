@@ -375,8 +375,9 @@ static void draw_page(cairo_t *cr, const struct cxr_report_calibration_info *inf
     cell_interval(ppv, sizeof ppv, &chosen->ppv, 3);
     cell_interval(tested, sizeof tested, &chosen->tested_share, 3);
     snprintf(line, sizeof line,
-             "Chosen threshold %s (red): the highest whose sensitivity reaches %.2f, so the "
-             "highest specificity. Sensitivity %s, specificity %s, PPV %s, share sent for "
+             "Chosen threshold %s (red): the highest specificity whose sensitivity reaches "
+             "%.2f, and of those the highest sensitivity. Sensitivity %s, specificity %s, PPV %s, "
+             "share sent for "
              "confirmatory testing %s. The model's own threshold %.4g (black) gives sensitivity "
              "%.3f, specificity %.3f on these studies.",
              calibration->chosen_text, calibration->options.target_sensitivity, sensitivity,

@@ -96,11 +96,18 @@ static void table_matches_direct_count(void **state)
     assert_true(calibration->auc.low <= calibration->auc.value);
     assert_true(calibration->auc.high >= calibration->auc.value);
 
-    /* The chosen point meets the target; the next higher threshold does not. */
+    /* The chosen point meets the target; no other that does has a higher specificity, or the
+     * same specificity with a higher sensitivity. */
     const struct cxr_calibration_point *chosen = &calibration->points[calibration->chosen];
     assert_true(chosen->sensitivity.value >= 0.9);
-    assert_true(calibration->chosen + 1 < calibration->point_count);
-    assert_true(calibration->points[calibration->chosen + 1].sensitivity.value < 0.9);
+    for (size_t p = 0; p < calibration->point_count; p++) {
+        const struct cxr_calibration_point *other = &calibration->points[p];
+        if (other->sensitivity.value < 0.9)
+            continue;
+        assert_true(other->specificity.value <= chosen->specificity.value);
+        if (other->specificity.value == chosen->specificity.value)
+            assert_true(other->sensitivity.value <= chosen->sensitivity.value);
+    }
     /* The configured decimal calls exactly the same studies positive. */
     assert_true(calibration->chosen_threshold <= chosen->threshold);
     assert_true(calibration->chosen_threshold >
@@ -160,6 +167,53 @@ static void refusals_say_how_many(void **state)
     assert_non_null(strstr(err.message, "score 1.5"));
 }
 
+static struct cxr_calibration *calibrate(const struct cxr_calibration_study *studies, size_t n,
+                                         double target)
+{
+    struct cxr_calibration_options options = {target, 0.5, 1, 200};
+    struct cxr_calibration *calibration = NULL;
+    struct cxr_err err = CXR_ERR_INIT;
+    if (cxr_model_calibrate(studies, n, &options, &calibration, &err) != CXR_OK)
+        fail_msg("%s", err.message);
+    return calibration;
+}
+
+/* Where only positives score between two thresholds, both have one specificity and the lower
+ * finds more cases: it is chosen (it used to be the higher, a dominated point). */
+static void chosen_point_finds_most_cases(void **state)
+{
+    (void)state;
+    struct cxr_calibration_study studies[64];
+    size_t n = 0;
+    for (int i = 0; i < 20; i++) /* perfect separation, exactly 20 of each class */
+        studies[n++] = (struct cxr_calibration_study){0.01 * (i + 1), 0};
+    for (int i = 0; i < 20; i++)
+        studies[n++] = (struct cxr_calibration_study){0.30 + 0.01 * i, 1};
+    static const double targets[] = {0.5, 0.9, 0.95, 1.0};
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+        struct cxr_calibration *calibration = calibrate(studies, n, targets[t]);
+        const struct cxr_calibration_point *chosen = &calibration->points[calibration->chosen];
+        assert_string_equal(calibration->chosen_text, "0.3");
+        near(1.0, chosen->sensitivity.value);
+        near(1.0, chosen->specificity.value);
+        cxr_calibration_destroy(calibration);
+    }
+    /* All positives score the same, and two negatives with them: the tie is called positive. */
+    n = 0;
+    for (int i = 0; i < 20; i++)
+        studies[n++] = (struct cxr_calibration_study){0.7, 1};
+    for (int i = 0; i < 20; i++)
+        studies[n++] = (struct cxr_calibration_study){i < 2 ? 0.7 : 0.03 * i, 0};
+    struct cxr_calibration *calibration = calibrate(studies, n, 0.9);
+    const struct cxr_calibration_point *chosen = &calibration->points[calibration->chosen];
+    assert_string_equal(calibration->chosen_text, "0.7");
+    assert_int_equal(chosen->true_positives, 20);
+    assert_int_equal(chosen->false_positives, 2);
+    near(18.0 / 20.0, chosen->specificity.value);
+    near((20.0 * 18 + 0.5 * 20 * 2) / 400.0, calibration->auc.value);
+    cxr_calibration_destroy(calibration);
+}
+
 static void shortest_decimal(void **state)
 {
     (void)state;
@@ -196,6 +250,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(table_matches_direct_count),
             cmocka_unit_test(refusals_say_how_many),
+            cmocka_unit_test(chosen_point_finds_most_cases),
             cmocka_unit_test(shortest_decimal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
