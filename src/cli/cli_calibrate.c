@@ -255,10 +255,9 @@ static void build_texts(const struct calibrate_run *run, const struct cxr_calibr
                        run->empty_rows);
     cxr_buf_printf(out, "ROC AUC %s, %zu distinct scores\n\n", auc, calibration->point_count);
     cxr_buf_printf(out,
-                   "Chosen: threshold %s, the highest specificity whose sensitivity reaches the "
-                   "target %.2f\n  (and of those the highest sensitivity); it calls positive "
-                   "exactly the studies "
-                   "scoring >= %.17g\n",
+                   "Chosen: threshold %s: of the thresholds whose sensitivity reaches the target "
+                   "%.2f,\n  the one with the highest specificity, then the highest sensitivity;"
+                   " it calls positive\n  exactly the studies scoring >= %.17g\n",
                    calibration->chosen_text, calibration->options.target_sensitivity,
                    chosen->threshold);
     point_line(out, chosen);

@@ -176,6 +176,36 @@ static struct cxr_calibration_interval *point_slot(struct cxr_calibration_point 
     return slots[metric];
 }
 
+/* The percentile bootstrap of a proportion at 0 or 1 collapses to that value (every replicate
+ * is all successes or all failures): "1.000 (1.000-1.000)" for 20 of 20 would claim certainty,
+ * and the CI-below-target note could never fire. There the open bound is the exact
+ * (Clopper-Pearson) one, 0.025^(1/n) for n of n, which has a closed form. */
+static void widen_at_boundary(struct cxr_calibration_interval *slot, size_t successes,
+                              size_t trials)
+{
+    if (trials == 0 || isnan(slot->value))
+        return;
+    double bound = pow(0.025, 1.0 / (double)trials);
+    if (successes == trials)
+        slot->low = bound;
+    else if (successes == 0)
+        slot->high = 1.0 - bound;
+}
+
+static void widen_point_at_boundary(struct cxr_calibration_point *point)
+{
+    size_t tp = point->true_positives, fp = point->false_positives;
+    size_t tn = point->true_negatives, fn = point->false_negatives;
+    widen_at_boundary(&point->sensitivity, tp, tp + fn);
+    widen_at_boundary(&point->specificity, tn, tn + fp);
+    widen_at_boundary(&point->ppv, tp, tp + fp);
+    widen_at_boundary(&point->npv, tn, tn + fn);
+    widen_at_boundary(&point->tested_share, tp + fp, tp + fp + tn + fn);
+    /* Tests per case found is 1 / PPV: its upper bound follows PPV's lower one. */
+    if (tp + fp > 0 && tp == tp + fp)
+        point->tests_per_case.high = 1.0 / point->ppv.low;
+}
+
 /* Draws one replicate's class counts per distinct score into table->positive/negative. */
 static void draw_replicate(struct table *table, const struct cxr_calibration_study *studies,
                            uint64_t *state)
@@ -243,6 +273,7 @@ static enum cxr_status bootstrap(struct table *table, const struct cxr_calibrati
                 if (isnan(slot->value))
                     slot->low = slot->high = NAN;
             }
+            widen_point_at_boundary(points[p]);
         }
     }
     free(values);

@@ -375,11 +375,10 @@ static void draw_page(cairo_t *cr, const struct cxr_report_calibration_info *inf
     cell_interval(ppv, sizeof ppv, &chosen->ppv, 3);
     cell_interval(tested, sizeof tested, &chosen->tested_share, 3);
     snprintf(line, sizeof line,
-             "Chosen threshold %s (red): the highest specificity whose sensitivity reaches "
-             "%.2f, and of those the highest sensitivity. Sensitivity %s, specificity %s, PPV %s, "
-             "share sent for "
-             "confirmatory testing %s. The model's own threshold %.4g (black) gives sensitivity "
-             "%.3f, specificity %.3f on these studies.",
+             "Chosen threshold %s (red): of the thresholds whose sensitivity reaches %.2f, the "
+             "one with the highest specificity, then the highest sensitivity. Sensitivity %s, "
+             "specificity %s, PPV %s, share sent for confirmatory testing %s. The model's own "
+             "threshold %.4g (black) gives sensitivity %.3f, specificity %.3f on these studies.",
              calibration->chosen_text, calibration->options.target_sensitivity, sensitivity,
              specificity, ppv, tested, calibration->model_point.threshold,
              calibration->model_point.sensitivity.value,

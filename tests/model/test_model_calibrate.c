@@ -196,6 +196,13 @@ static void chosen_point_finds_most_cases(void **state)
         assert_string_equal(calibration->chosen_text, "0.3");
         near(1.0, chosen->sensitivity.value);
         near(1.0, chosen->specificity.value);
+        /* 20 of 20: the exact interval's lower bound 0.025^(1/20), not the bootstrap's 1.0;
+         * PPV 1 alike, so tests per case found reach 1 / that bound. */
+        near(pow(0.025, 1.0 / 20), chosen->sensitivity.low);
+        near(pow(0.025, 1.0 / 20), chosen->specificity.low);
+        near(pow(0.025, 1.0 / 20), chosen->ppv.low);
+        near(1.0, chosen->sensitivity.high);
+        near(1.0 / pow(0.025, 1.0 / 20), chosen->tests_per_case.high);
         cxr_calibration_destroy(calibration);
     }
     /* All positives score the same, and two negatives with them: the tie is called positive. */
