@@ -211,6 +211,14 @@ int cxr_cli_calibrate_labels_read(const char *path, struct calibrate_run *run,
     char separator = ',';
     if (cxr_file_read(path, CSV_MAX_BYTES, &text, &err) == CXR_OK)
         separator = header_separator((const char *)text.data, text.len);
+    /* Excel's "Unicode Text" export is UTF-16 with a byte order mark: the reader would only say
+     * "NUL byte". */
+    const unsigned char *bytes = text.data;
+    if (err.message[0] == '\0' && text.len >= 2 &&
+        ((bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF)))
+        cxr_err_set(&err, CXR_ERR_MALFORMED,
+                    "the file is UTF-16 (a spreadsheet's \"Unicode Text\"); save it as CSV UTF-8 "
+                    "and run again");
     if (err.message[0] ||
         cxr_csv_parse_separated((const char *)text.data, text.len, separator, CSV_MAX_RECORDS,
                                 CSV_MAX_FIELDS, &csv, &err) != CXR_OK) {

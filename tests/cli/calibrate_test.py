@@ -408,6 +408,11 @@ def main():
     done = run("calibrate", "--labels", legacy, "--model", model_a, "--output", out + "-legacy")
     check(done.returncode == 1 and "line 50: text that is not UTF-8" in done.stderr and
           "CSV UTF-8" in done.stderr, "Windows-1252 labels file: " + done.stderr)
+    with open(legacy, "wb") as fh:  # Excel's "Unicode Text": UTF-16 with a byte order mark
+        fh.write(("\n".join(lines[:49]) + "\n").encode("utf-16"))
+    done = run("calibrate", "--labels", legacy, "--model", model_a, "--output", out + "-legacy")
+    check(done.returncode == 1 and "the file is UTF-16" in done.stderr and
+          "CSV UTF-8" in done.stderr, "UTF-16 labels file: " + done.stderr)
     write(legacy, "path,label,Label\n" + "\n".join(line + ",0" for line in lines[1:49]) + "\n")
     done = run("calibrate", "--labels", legacy, "--model", model_a, "--output", out + "-legacy")
     check(done.returncode == 1 and "two columns `label` (columns 2 and 3)" in done.stderr,
