@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -18,13 +19,14 @@
 
 #define DEFAULT_METADATA_INDEX 4242
 #define DEFAULT_WORKERS        2
+#define DEFAULT_FORWARD_RETRY  60
 
 static struct cxrd_plugin plugin;
 
 const char *cxrd_outcome_name(enum cxrd_outcome outcome)
 {
-    static const char *const names[CXRD_OUTCOME_COUNT] = {"done", "refused", "failed", "output",
-                                                          "already processed"};
+    static const char *const names[CXRD_OUTCOME_COUNT] = {"done",   "refused",           "failed",
+                                                          "output", "already processed", "deleted"};
     return outcome < CXRD_OUTCOME_COUNT ? names[outcome] : "unknown";
 }
 
@@ -44,10 +46,16 @@ static OrthancPluginErrorCode on_change(OrthancPluginChangeType change_type,
                                         const char *resource_id)
 {
     if (change_type == OrthancPluginChangeType_NewInstance &&
-        resource_type == OrthancPluginResourceType_Instance)
+        resource_type == OrthancPluginResourceType_Instance) {
         cxrd_enqueue(&plugin, resource_id);
-    else if (change_type == OrthancPluginChangeType_OrthancStarted && plugin.resume_on_start)
-        cxrd_request_scan(&plugin); /* the REST API is usable from now on */
+    } else if (change_type == OrthancPluginChangeType_OrthancStarted) {
+        /* The REST API and the database are usable from now on. */
+        cxrd_pending_restore(&plugin);
+        if (plugin.resume_on_start)
+            cxrd_request_scan(&plugin);
+    } else if (change_type == OrthancPluginChangeType_OrthancStopped) {
+        cxrd_pending_save(&plugin);
+    }
     return OrthancPluginErrorCode_Success;
 }
 
@@ -109,6 +117,9 @@ static OrthancPluginErrorCode rest_status(OrthancPluginRestOutput *output, const
                         plugin.forward_to ? json_string(plugin.forward_to) : json_null());
     json_object_set_new(status, "forwarded", json_integer((json_int_t)plugin.forwarded));
     json_object_set_new(status, "forward_failed", json_integer((json_int_t)plugin.forward_failed));
+    json_object_set_new(status, "forward_pending", json_integer((json_int_t)plugin.retry_count));
+    json_object_set_new(status, "forward_retried",
+                        json_integer((json_int_t)plugin.forward_retried));
     json_object_set_new(status, "recent", recent);
     pthread_mutex_unlock(&plugin.lock);
     answer_json(output, status);
@@ -129,13 +140,18 @@ static OrthancPluginErrorCode rest_instance(OrthancPluginRestOutput *output, con
     if (value == NULL) {
         /* No record yet: waiting or being analysed, or not an instance cxrd saw. */
         pthread_mutex_lock(&plugin.lock);
-        bool queued = cxrd_queued(&plugin, id);
+        const char *state = cxrd_pending_state(&plugin, id);
         pthread_mutex_unlock(&plugin.lock);
-        if (!queued) {
+        /* A worker may have recorded it between the two looks. */
+        record = state ? NULL : cxrd_record_get(&plugin, id);
+        value = record ? json_loads(record, 0, NULL) : NULL;
+        free(record);
+        if (state == NULL && value == NULL) {
             OrthancPluginSendHttpStatusCode(plugin.context, output, 404);
             return OrthancPluginErrorCode_Success;
         }
-        value = json_pack("{s:s}", "status", "queued");
+        if (value == NULL)
+            value = json_pack("{s:s}", "status", state);
     }
     answer_json(output, value);
     json_decref(value);
@@ -170,13 +186,16 @@ static OrthancPluginErrorCode rest_metrics(OrthancPluginRestOutput *output, cons
                    "cxrd_orthanc_forwarded_total %llu\n"
                    "# TYPE cxrd_orthanc_forward_failed_total counter\n"
                    "cxrd_orthanc_forward_failed_total %llu\n"
+                   "# HELP cxrd_orthanc_forward_pending Forwards waiting for a retry.\n"
+                   "# TYPE cxrd_orthanc_forward_pending gauge\n"
+                   "cxrd_orthanc_forward_pending %zu\n"
                    "# HELP cxrd_orthanc_busy_seconds_total Worker time on instances.\n"
                    "# TYPE cxrd_orthanc_busy_seconds_total counter\n"
                    "cxrd_orthanc_busy_seconds_total %.3f\n",
                    (unsigned long long)plugin.received, (unsigned long long)plugin.dropped,
                    plugin.queue_count, (unsigned long long)plugin.in_progress,
                    (unsigned long long)plugin.forwarded, (unsigned long long)plugin.forward_failed,
-                   plugin.busy_seconds);
+                   plugin.retry_count, plugin.busy_seconds);
     pthread_mutex_unlock(&plugin.lock);
     if (text.data == NULL) {
         OrthancPluginSendHttpStatusCode(plugin.context, output, 500);
@@ -199,6 +218,7 @@ static bool read_settings(struct cxrd_plugin *state, const char **config_path,
     json_t *section = json_object_get(all, "CXRD");
     state->metadata_index = DEFAULT_METADATA_INDEX;
     state->worker_count = DEFAULT_WORKERS;
+    state->forward_retry_seconds = DEFAULT_FORWARD_RETRY;
     static char config_copy[4096], model_copy[4096];
     *config_path = NULL;
     *model_path = NULL;
@@ -238,6 +258,9 @@ static bool read_settings(struct cxrd_plugin *state, const char **config_path,
                    json_integer_value(value) >= 1 &&
                    json_integer_value(value) <= CXRD_MAX_WORKERS) {
             state->worker_count = (unsigned)json_integer_value(value);
+        } else if (strcmp(key, "ForwardRetrySeconds") == 0 && json_is_integer(value) &&
+                   json_integer_value(value) >= 1 && json_integer_value(value) <= 3600) {
+            state->forward_retry_seconds = (unsigned)json_integer_value(value);
         } else if (strcmp(key, "MetadataIndex") == 0 && json_is_integer(value) &&
                    json_integer_value(value) >= 1024 && json_integer_value(value) <= 65535) {
             state->metadata_index = (unsigned)json_integer_value(value);
@@ -283,8 +306,9 @@ static bool setup(void)
         plugin.config.model_path = strdup(model_path);
     }
     plugin.queue = calloc(CXRD_QUEUE_CAPACITY, sizeof *plugin.queue);
+    plugin.retry = calloc(CXRD_RETRY_CAPACITY, sizeof *plugin.retry);
     if (!plugin.work_dir || !plugin.config.input_root || !plugin.config.output_root ||
-        !plugin.config.model_path || !plugin.queue) {
+        !plugin.config.model_path || !plugin.queue || !plugin.retry) {
         log_error("cxrd: out of memory");
         return false;
     }
@@ -312,8 +336,10 @@ static void teardown(void)
     free(plugin.work_dir);
     free(plugin.forward_to);
     free(plugin.queue);
+    free(plugin.retry);
     plugin.work_dir = plugin.forward_to = NULL;
     plugin.queue = NULL;
+    plugin.retry = NULL;
 }
 
 ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext *context);
@@ -326,7 +352,12 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext *contex
     memset(&plugin, 0, sizeof plugin);
     plugin.context = context;
     pthread_mutex_init(&plugin.lock, NULL);
-    pthread_cond_init(&plugin.wake, NULL);
+    /* Forward retries wait until a time on the monotonic clock (the worker's timed wait). */
+    pthread_condattr_t wake_attr;
+    pthread_condattr_init(&wake_attr);
+    pthread_condattr_setclock(&wake_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&plugin.wake, &wake_attr);
+    pthread_condattr_destroy(&wake_attr);
     if (OrthancPluginCheckVersion(context) == 0) {
         log_error("cxrd: this Orthanc (%s) is older than the plugin SDK it was built with "
                   "(%d.%d.%d)",

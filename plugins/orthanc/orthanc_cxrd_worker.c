@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -19,9 +20,7 @@
 
 static const char *const output_suffixes[3] = {"_sr.dcm", "_heatmap.dcm", "_report.dcm"};
 
-static void log_warning(struct cxrd_plugin *plugin, const char *format, ...)
-        __attribute__((format(printf, 2, 3)));
-static void log_warning(struct cxrd_plugin *plugin, const char *format, ...)
+void cxrd_log_warning(struct cxrd_plugin *plugin, const char *format, ...)
 {
     char message[1024];
     va_list args;
@@ -52,7 +51,7 @@ char *cxrd_record_get(struct cxrd_plugin *plugin, const char *instance_id)
     return text;
 }
 
-static bool record_put(struct cxrd_plugin *plugin, const char *instance_id, json_t *record)
+bool cxrd_record_put(struct cxrd_plugin *plugin, const char *instance_id, json_t *record)
 {
     char *text = json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (text == NULL)
@@ -66,9 +65,17 @@ static bool record_put(struct cxrd_plugin *plugin, const char *instance_id, json
     if (code == OrthancPluginErrorCode_Success)
         OrthancPluginFreeMemoryBuffer(plugin->context, &answer);
     else
-        log_warning(plugin, "cxrd: cannot record the outcome on instance %s (error %d)",
-                    instance_id, (int)code);
+        cxrd_log_warning(plugin, "cxrd: cannot record the outcome on instance %s (error %d)",
+                         instance_id, (int)code);
     return code == OrthancPluginErrorCode_Success;
+}
+
+static bool stopping(struct cxrd_plugin *plugin)
+{
+    pthread_mutex_lock(&plugin->lock);
+    bool value = plugin->stopping;
+    pthread_mutex_unlock(&plugin->lock);
+    return value;
 }
 
 static void count(struct cxrd_plugin *plugin, const char *instance_id, enum cxrd_outcome outcome,
@@ -85,9 +92,12 @@ static void count(struct cxrd_plugin *plugin, const char *instance_id, enum cxrd
         snprintf(recent->message, sizeof recent->message, "%s", message ? message : "");
     }
     pthread_mutex_unlock(&plugin->lock);
-    static const char *const metric_names[CXRD_OUTCOME_COUNT] = {
-            "cxrd_instances_done", "cxrd_instances_refused", "cxrd_instances_failed",
-            "cxrd_instances_own_output", "cxrd_instances_already_processed"};
+    static const char *const metric_names[CXRD_OUTCOME_COUNT] = {"cxrd_instances_done",
+                                                                 "cxrd_instances_refused",
+                                                                 "cxrd_instances_failed",
+                                                                 "cxrd_instances_own_output",
+                                                                 "cxrd_instances_already_processed",
+                                                                 "cxrd_instances_deleted"};
     OrthancPluginSetMetricsValue(plugin->context, metric_names[outcome], (float)total,
                                  OrthancPluginMetricsType_Default);
 }
@@ -99,10 +109,10 @@ static void finish_without_outputs(struct cxrd_plugin *plugin, const char *insta
     json_t *record =
             json_pack("{s:s, s:s}", "status", cxrd_outcome_name(outcome), "message", message);
     if (record)
-        record_put(plugin, instance_id, record);
+        cxrd_record_put(plugin, instance_id, record);
     json_decref(record);
-    log_warning(plugin, "cxrd: instance %s %s: %s", instance_id, cxrd_outcome_name(outcome),
-                message);
+    cxrd_log_warning(plugin, "cxrd: instance %s %s: %s", instance_id, cxrd_outcome_name(outcome),
+                     message);
     count(plugin, instance_id, outcome, message, seconds);
 }
 
@@ -156,23 +166,54 @@ static bool store_file(struct cxrd_plugin *plugin, const char *path, char id[CXR
     return ok;
 }
 
-/* Sends instances to the configured modality (C-STORE by Orthanc). */
-static bool forward(struct cxrd_plugin *plugin, json_t *ids)
+static json_t *rest_get_json(struct cxrd_plugin *plugin, const char *uri)
 {
-    json_t *body = json_pack("{s:O, s:b}", "Resources", ids, "Synchronous", 1);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (text == NULL)
-        return false;
-    char uri[256];
-    snprintf(uri, sizeof uri, "/modalities/%s/store", plugin->forward_to);
     OrthancPluginMemoryBuffer answer = {0};
-    OrthancPluginErrorCode code =
-            OrthancPluginRestApiPost(plugin->context, &answer, uri, text, (uint32_t)strlen(text));
-    free(text);
-    if (code == OrthancPluginErrorCode_Success)
-        OrthancPluginFreeMemoryBuffer(plugin->context, &answer);
-    return code == OrthancPluginErrorCode_Success;
+    if (OrthancPluginRestApiGet(plugin->context, &answer, uri) != OrthancPluginErrorCode_Success)
+        return NULL;
+    json_t *value = json_loadb(answer.data, answer.size, 0, NULL);
+    OrthancPluginFreeMemoryBuffer(plugin->context, &answer);
+    return value;
+}
+
+/* The outputs an earlier analysis of this instance left in its study, or NULL when none. With
+ * OverwriteInstances, Orthanc replaces a re-sent instance under the same ID and drops its
+ * metadata, our record with it; the outputs' records still name their source. */
+static json_t *earlier_outputs(struct cxrd_plugin *plugin, const char *instance_id)
+{
+    char uri[160];
+    snprintf(uri, sizeof uri, "/instances/%s/study", instance_id);
+    json_t *study = rest_get_json(plugin, uri);
+    json_t *found = NULL;
+    json_t *series_ids = json_object_get(study, "Series");
+    for (size_t i = 0; i < json_array_size(series_ids); i++) {
+        const char *series_id = json_string_value(json_array_get(series_ids, i));
+        if (series_id == NULL || strlen(series_id) >= CXRD_ORTHANC_ID_SIZE)
+            continue;
+        snprintf(uri, sizeof uri, "/series/%s", series_id);
+        json_t *series = rest_get_json(plugin, uri);
+        const char *manufacturer = json_string_value(
+                json_object_get(json_object_get(series, "MainDicomTags"), "Manufacturer"));
+        json_t *instances = json_object_get(series, "Instances");
+        for (size_t j = 0;
+             manufacturer && strcmp(manufacturer, "cxrd") == 0 && j < json_array_size(instances);
+             j++) {
+            const char *output_id = json_string_value(json_array_get(instances, j));
+            char *text = output_id ? cxrd_record_get(plugin, output_id) : NULL;
+            json_t *record = text ? json_loads(text, 0, NULL) : NULL;
+            free(text);
+            const char *source = json_string_value(json_object_get(record, "source"));
+            if (source && strcmp(source, instance_id) == 0) {
+                if (found == NULL)
+                    found = json_array();
+                json_array_append_new(found, json_string(output_id));
+            }
+            json_decref(record);
+        }
+        json_decref(series);
+    }
+    json_decref(study);
+    return found;
 }
 
 /* Stores the three outputs of an analysed instance, records them, forwards them. */
@@ -195,16 +236,18 @@ static void store_outputs(struct cxrd_plugin *plugin, const char *instance_id,
         json_t *record = json_pack("{s:s, s:s}", "status", cxrd_outcome_name(CXRD_OWN_OUTPUT),
                                    "source", instance_id);
         if (record)
-            record_put(plugin, id, record);
+            cxrd_record_put(plugin, id, record);
         json_decref(record);
     }
     if (ids == NULL)
         return;
     bool forwarded = true;
-    if (plugin->forward_to) {
+    if (plugin->forward_to && stopping(plugin)) {
+        forwarded = false; /* the record says so: the next start forwards them */
+    } else if (plugin->forward_to) {
         if (plugin->forward_source)
             json_array_append_new(ids, json_string(instance_id));
-        forwarded = forward(plugin, ids);
+        forwarded = cxrd_forward(plugin, ids);
         if (plugin->forward_source)
             json_array_remove(ids, json_array_size(ids) - 1);
         pthread_mutex_lock(&plugin->lock);
@@ -213,16 +256,19 @@ static void store_outputs(struct cxrd_plugin *plugin, const char *instance_id,
         else
             plugin->forward_failed++;
         pthread_mutex_unlock(&plugin->lock);
-        if (!forwarded)
-            log_warning(plugin, "cxrd: forwarding the outputs of %s to %s failed", instance_id,
-                        plugin->forward_to);
+        if (!forwarded) {
+            cxrd_log_warning(plugin,
+                             "cxrd: forwarding the outputs of %s to %s failed; retried in %u s",
+                             instance_id, plugin->forward_to, plugin->forward_retry_seconds);
+            cxrd_retry_add(plugin, instance_id);
+        }
     }
     json_t *record = json_pack("{s:s, s:O, s:O}", "status", cxrd_outcome_name(CXRD_DONE), "outputs",
                                ids, "data", data);
     if (record && plugin->forward_to)
         json_object_set_new(record, "forwarded", json_boolean(forwarded));
     if (record)
-        record_put(plugin, instance_id, record);
+        cxrd_record_put(plugin, instance_id, record);
     json_decref(record);
     json_decref(ids);
     count(plugin, instance_id, CXRD_DONE, NULL, seconds);
@@ -230,17 +276,29 @@ static void store_outputs(struct cxrd_plugin *plugin, const char *instance_id,
 
 static void process(struct cxrd_plugin *plugin, const char *instance_id)
 {
+    if (stopping(plugin))
+        return; /* kept with the queue for the next start */
     char *existing = cxrd_record_get(plugin, instance_id);
     if (existing != NULL) {
+        /* Stored but not forwarded when Orthanc stopped: the forward is still owed. */
+        json_t *record = json_loads(existing, 0, NULL);
         free(existing);
+        if (plugin->forward_to && json_is_false(json_object_get(record, "forwarded")))
+            cxrd_retry_add(plugin, instance_id);
+        json_decref(record);
         count(plugin, instance_id, CXRD_ALREADY, NULL, 0);
         return;
     }
     double start = now_seconds();
     OrthancPluginMemoryBuffer dicom = {0};
     if (OrthancPluginGetDicomForInstance(plugin->context, &dicom, instance_id) !=
-        OrthancPluginErrorCode_Success)
-        return; /* deleted meanwhile: nothing to record it on */
+        OrthancPluginErrorCode_Success) {
+        /* Deleted while queued: nothing to record it on, but counted, so that the outcomes
+         * add up to what was received. */
+        count(plugin, instance_id, CXRD_DELETED, "not in Orthanc any more (deleted while queued)",
+              0);
+        return;
+    }
 
     /* The plugin's own outputs come back through the change callback: recognise them by the
      * equipment they name, before any work (the record put after storing may come later). */
@@ -292,7 +350,32 @@ static void process(struct cxrd_plugin *plugin, const char *instance_id)
                 json_object_del(result.data, local[i]);
             json_object_set_new(json_object_get(result.data, "metadata"), "patient_id",
                                 json_string(patient_id));
-            store_outputs(plugin, instance_id, patient_folder, result.data, seconds);
+            json_t *earlier = stopping(plugin) ? NULL : earlier_outputs(plugin, instance_id);
+            if (stopping(plugin)) {
+                /* Kept with the queue by cxrd_pending_save: analysed again at the next start
+                 * rather than stored half while Orthanc shuts down. */
+                json_decref(earlier);
+                cxrd_log_warning(plugin,
+                                 "cxrd: instance %s left for the next start (Orthanc stops)",
+                                 instance_id);
+            } else if (earlier == NULL) {
+                store_outputs(plugin, instance_id, patient_folder, result.data, seconds);
+            } else {
+                /* Re-sent and overwritten: the study keeps one set of results. */
+                json_t *record =
+                        json_pack("{s:s, s:O, s:O, s:b}", "status", cxrd_outcome_name(CXRD_DONE),
+                                  "outputs", earlier, "data", result.data, "resent", 1);
+                if (record)
+                    cxrd_record_put(plugin, instance_id, record);
+                json_decref(record);
+                json_decref(earlier);
+                cxrd_log_warning(
+                        plugin,
+                        "cxrd: instance %s was stored again; its earlier outputs are kept, "
+                        "none added",
+                        instance_id);
+                count(plugin, instance_id, CXRD_ALREADY, NULL, seconds);
+            }
         } else {
             finish_without_outputs(plugin, instance_id,
                                    result.status == 400 ? CXRD_REFUSED : CXRD_FAILED,
@@ -334,7 +417,40 @@ static void scan(struct cxrd_plugin *plugin)
     plugin->scans++;
     pthread_mutex_unlock(&plugin->lock);
     if (queued)
-        log_warning(plugin, "cxrd: resuming %zu stored instances without a cxrd record", queued);
+        cxrd_log_warning(plugin, "cxrd: resuming %zu stored instances without a cxrd record",
+                         queued);
+}
+
+/* Whether a forward retry is due and no worker is on them (under lock). */
+static bool retry_due(struct cxrd_plugin *plugin)
+{
+    return plugin->retry_count > 0 && !plugin->retrying &&
+           cxrd_monotonic_seconds() >= plugin->retry_due;
+}
+
+/* Waits for work: with forwards waiting for a retry, at most until they are due. */
+static void wait_for_work(struct cxrd_plugin *plugin)
+{
+    while (!plugin->stopping && plugin->queue_count == 0 && !plugin->scan_pending &&
+           !retry_due(plugin)) {
+        if (plugin->retry_count > 0 && !plugin->retrying) {
+            struct timespec until = {
+                    .tv_sec = (time_t)plugin->retry_due,
+                    .tv_nsec =
+                            (long)((plugin->retry_due - (double)(time_t)plugin->retry_due) * 1e9)};
+            pthread_cond_timedwait(&plugin->wake, &plugin->lock, &until);
+        } else {
+            pthread_cond_wait(&plugin->wake, &plugin->lock);
+        }
+    }
+}
+
+static char *busy_slot(struct cxrd_plugin *plugin, const char *instance_id)
+{
+    for (unsigned i = 0; i < CXRD_MAX_WORKERS; i++)
+        if (strcmp(plugin->busy[i], instance_id) == 0)
+            return plugin->busy[i];
+    return NULL;
 }
 
 static void *worker_main(void *arg)
@@ -342,8 +458,7 @@ static void *worker_main(void *arg)
     struct cxrd_plugin *plugin = arg;
     pthread_mutex_lock(&plugin->lock);
     for (;;) {
-        while (!plugin->stopping && plugin->queue_count == 0 && !plugin->scan_pending)
-            pthread_cond_wait(&plugin->wake, &plugin->lock);
+        wait_for_work(plugin);
         if (plugin->stopping)
             break;
         if (plugin->scan_pending) {
@@ -353,28 +468,50 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&plugin->lock);
             continue;
         }
+        if (retry_due(plugin)) {
+            plugin->retrying = true;
+            pthread_mutex_unlock(&plugin->lock);
+            cxrd_retry_forwards(plugin);
+            pthread_mutex_lock(&plugin->lock);
+            plugin->retrying = false;
+            continue;
+        }
         char id[CXRD_ORTHANC_ID_SIZE];
         memcpy(id, plugin->queue[plugin->queue_head], sizeof id);
         plugin->queue_head = (plugin->queue_head + 1) % CXRD_QUEUE_CAPACITY;
         plugin->queue_count--;
+        if (busy_slot(plugin, id) != NULL) {
+            /* Queued twice and another worker is on it: its record settles this copy. */
+            pthread_mutex_unlock(&plugin->lock);
+            count(plugin, id, CXRD_ALREADY, NULL, 0);
+            pthread_mutex_lock(&plugin->lock);
+            continue;
+        }
+        char *slot = busy_slot(plugin, ""); /* at most worker_count are taken */
+        memcpy(slot, id, sizeof id);
         plugin->in_progress++;
         pthread_mutex_unlock(&plugin->lock);
         process(plugin, id);
         pthread_mutex_lock(&plugin->lock);
+        slot[0] = '\0';
         plugin->in_progress--;
     }
     pthread_mutex_unlock(&plugin->lock);
     return NULL;
 }
 
-bool cxrd_queued(struct cxrd_plugin *plugin, const char *instance_id)
+const char *cxrd_pending_state(struct cxrd_plugin *plugin, const char *instance_id)
 {
+    if (instance_id[0] == '\0')
+        return NULL;
+    if (busy_slot(plugin, instance_id) != NULL)
+        return "in progress";
     for (size_t i = 0; i < plugin->queue_count; i++) {
         size_t index = (plugin->queue_head + i) % CXRD_QUEUE_CAPACITY;
         if (strcmp(plugin->queue[index], instance_id) == 0)
-            return true;
+            return "queued";
     }
-    return false;
+    return NULL;
 }
 
 void cxrd_enqueue(struct cxrd_plugin *plugin, const char *instance_id)
@@ -394,10 +531,10 @@ void cxrd_enqueue(struct cxrd_plugin *plugin, const char *instance_id)
     }
     pthread_mutex_unlock(&plugin->lock);
     if (full)
-        log_warning(plugin,
-                    "cxrd: queue full (%d): instance %s not queued (ResumeOnStart "
-                    "picks it up at the next start)",
-                    CXRD_QUEUE_CAPACITY, instance_id);
+        cxrd_log_warning(plugin,
+                         "cxrd: queue full (%d): instance %s not queued (ResumeOnStart "
+                         "picks it up at the next start)",
+                         CXRD_QUEUE_CAPACITY, instance_id);
 }
 
 void cxrd_request_scan(struct cxrd_plugin *plugin)
@@ -412,7 +549,7 @@ bool cxrd_workers_start(struct cxrd_plugin *plugin)
 {
     for (unsigned i = 0; i < plugin->worker_count; i++) {
         if (pthread_create(&plugin->workers[i], NULL, worker_main, plugin) != 0) {
-            log_warning(plugin, "cxrd: cannot start worker %u: %s", i, strerror(errno));
+            cxrd_log_warning(plugin, "cxrd: cannot start worker %u: %s", i, strerror(errno));
             cxrd_workers_stop(plugin);
             return false;
         }

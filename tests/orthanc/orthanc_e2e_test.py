@@ -11,10 +11,15 @@ storage folder and configuration (no root), and DCMTK as the modality and the PA
   gives the predictions; the CT's study holds only the CT, refused by the gate, with the reason in
   /cxrd/instances/{id}, /cxrd/status and Orthanc's log;
 - with "ForwardTo": "PACS", storescp receives the nine outputs;
-- /cxrd/metrics counts them;
+- /cxrd/metrics counts them; an instance deleted while queued is counted ("deleted"), so the
+  outcomes add up to what was received; an instance being analysed reads "in progress", not 404;
 - restarts: Orthanc restarted with the plugin processes nothing again (the record on each
-  instance), a radiograph re-sent is not processed twice, and one stored while the plugin was not
-  loaded is processed once at the next start (ResumeOnStart).
+  instance), a radiograph re-sent is not processed twice (with OverwriteInstances, which drops the
+  record), and one stored while the plugin was not loaded is processed once at the next start
+  (ResumeOnStart);
+- the PACS down: the outputs are forwarded once it is back (retry), exactly once;
+- Orthanc stopped while radiographs are queued and analysed: it stops cleanly, and at the next
+  start (ResumeOnStart off) each is analysed exactly once.
 
 Exit status 77 (ctest: skipped) when Orthanc is not installed.
 
@@ -75,7 +80,7 @@ def http_status(path):
 
 
 class Orthanc:
-    def __init__(self, with_plugin=True):
+    def __init__(self, with_plugin=True, **cxrd):
         config = {
             "Name": "cxrd-e2e",
             "StorageDirectory": os.path.join(WORK, "storage"),
@@ -84,9 +89,13 @@ class Orthanc:
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
             "Plugins": [PLUGIN] if with_plugin else [],
             "DicomModalities": {"PACS": ["PACS", "127.0.0.1", PACS_PORT]},
+            # A site that lets a modality re-send corrected images: Orthanc replaces the instance
+            # and drops its metadata (cxrd's record).
+            "OverwriteInstances": True,
             "CXRD": {"Model": MODEL, "Workers": 2, "ForwardTo": "PACS", "ResumeOnStart": True,
-                     "WorkDir": os.path.join(WORK, "cxrd-work")},
+                     "ForwardRetrySeconds": 1, "WorkDir": os.path.join(WORK, "cxrd-work")},
         }
+        config["CXRD"].update(cxrd)
         path = os.path.join(WORK, "orthanc.json")
         with open(path, "w") as out:
             json.dump(config, out, indent=2)
@@ -159,6 +168,37 @@ def processed_count(status):
     return sum(status["outcomes"][k] for k in ("done", "refused", "failed"))
 
 
+def copy_with_new_uids(source, target):
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = pydicom.uid.generate_uid(prefix="2.25.")
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid(prefix="2.25.")
+    ds.StudyInstanceUID = pydicom.uid.generate_uid(prefix="2.25.")
+    ds.save_as(target)
+    return str(ds.SOPInstanceUID)
+
+
+def record_of(instance_id):
+    try:
+        return http_get("/cxrd/instances/%s" % instance_id)
+    except urllib.error.HTTPError as error:
+        return {"status": error.code}
+
+
+def wait_records(ids, what):
+    """Waits until each instance has a record other than queued / in progress."""
+    deadline = time.time() + WAIT_SECONDS
+    while time.time() < deadline:
+        try:
+            if all(http_get("/cxrd/instances/%s" % i)["status"] not in ("queued", "in progress")
+                   for i in ids):
+                return
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.5)
+    check(False, "%s within %d s" % (what, WAIT_SECONDS))
+
+
 def main():
     if shutil.which("Orthanc") is None:
         print("SKIP: Orthanc is not installed (scripts/install-deps installs orthanc)")
@@ -191,17 +231,48 @@ def main():
     decompress(os.path.join(DATA, "dicom", "pydicom-test-files", "CT_small.dcm"), files["ct"])
     uids = {name: str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
             for name, path in files.items()}
+    # sent last and deleted from Orthanc at once, while still queued
+    doomed = os.path.join(inputs, "doomed.dcm")
+    doomed_uid = copy_with_new_uids(files["abnormal"], doomed)
 
     receiver = subprocess.Popen(["storescp", "-aet", "PACS", "-od", pacs, str(PACS_PORT)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     orthanc = None
     try:
-        orthanc = Orthanc()
-        storescu([files[name] for name in ("abnormal", "tb", "normal", "ct")])
+        # One worker, the largest image first: the others wait in the queue long enough to be
+        # seen queued and then in progress.
+        orthanc = Orthanc(Workers=1)
+        storescu([files[name] for name in ("tb", "abnormal", "normal", "ct")] + [doomed])
+        doomed_id = lookup(doomed_uid)
+        check(doomed_id is not None and
+              urllib.request.urlopen(urllib.request.Request(
+                  "http://127.0.0.1:%d/instances/%s" % (HTTP_PORT, doomed_id),
+                  method="DELETE"), timeout=30).status == 200, "deleting the queued instance")
+        # Each radiograph reads queued, then in progress, then done: once cxrd has it (Orthanc
+        # calls the plugin a moment after storing), never 404.
+        states = {name: [] for name in cases}
+        deadline = time.time() + WAIT_SECONDS
+        while time.time() < deadline and not all(s and s[-1] == "done" for s in states.values()):
+            for name in cases:
+                try:
+                    state = http_get("/cxrd/instances/%s" % lookup(uids[name]))["status"]
+                except urllib.error.HTTPError as error:
+                    state = error.code
+                if not states[name] or states[name][-1] != state:
+                    states[name].append(state)
+        for name, seen in states.items():
+            check(seen and seen[-1] == "done" and 404 not in seen[1 if seen[0] == 404 else 0:],
+                  "%s: states while analysed %s" % (name, seen))
+        check(any("in progress" in seen for seen in states.values()),
+              "no radiograph was seen in progress: %s" % states)
         status = wait_status(lambda s: processed_count(s) >= 4 and s["queued"] == 0 and
                              s["in_progress"] == 0, "four instances processed")
         check(status["outcomes"]["done"] == 3 and status["outcomes"]["refused"] == 1 and
               status["outcomes"]["failed"] == 0, "outcomes %s" % status["outcomes"])
+        check(status["outcomes"].get("deleted") == 1 and
+              sum(status["outcomes"].values()) == status["received"],
+              "the deleted instance is not counted: received %d, outcomes %s" %
+              (status["received"], status["outcomes"]))
         check(status["outcomes"]["output"] + status["outcomes"]["already processed"] == 9,
               "the nine outputs were not all recognised as the plugin's own: %s" %
               status["outcomes"])
@@ -269,6 +340,10 @@ def main():
         check(processed_count(status) == 0 and status["outcomes"]["done"] == 0,
               "after restart and resend: %s" % status["outcomes"])
         check(len(http_get("/instances")) == instance_count, "instances changed after restart")
+        record = http_get("/cxrd/instances/%s" % lookup(uids["abnormal"]))
+        check(record.get("status") == "done" and len(record.get("outputs", [])) == 3 and
+              record.get("data", {}).get("result") == "Abnormal",
+              "the re-sent radiograph's record: %s" % json.dumps(record)[:300])
 
         # Stored while the plugin was not loaded: processed once at the next start.
         check(orthanc.stop() == 0, "Orthanc did not stop cleanly")
@@ -287,8 +362,67 @@ def main():
               "resume processed %s" % status["outcomes"])
         check(len(http_get("/instances")) == instance_count + 4,
               "after resume: %d instances" % len(http_get("/instances")))
+        instance_count += 4
+
+        # The PACS is down: the outputs are kept for a retry and sent once it is back.
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(timeout=30)
+        pacs_later = os.path.join(WORK, "pacs-later")
+        os.makedirs(pacs_later)
+        offline = os.path.join(inputs, "offline.dcm")
+        offline_id = copy_with_new_uids(files["abnormal"], offline)
+        storescu([offline])
+        offline_id = lookup(offline_id)
+        wait_records([offline_id], "the radiograph sent while the PACS is down")
+        record = http_get("/cxrd/instances/%s" % offline_id)
+        status = http_get("/cxrd/status")
+        check(record.get("forwarded") is False and status.get("forward_pending") == 1,
+              "PACS down: record %s, status %s" % (json.dumps(record)[:200], status))
+        receiver = subprocess.Popen(["storescp", "-aet", "PACS", "-od", pacs_later,
+                                     str(PACS_PORT)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        status = wait_status(lambda s: s.get("forward_pending", 0) == 0, "the forward retried")
+        time.sleep(1)
+        received = sorted(str(pydicom.dcmread(os.path.join(pacs_later, f),
+                                              stop_before_pixels=True).SOPInstanceUID)
+                          for f in os.listdir(pacs_later))
+        outputs = sorted(http_get("/instances/%s/simplified-tags" % i)["SOPInstanceUID"]
+                         for i in http_get("/cxrd/instances/%s" % offline_id).get("outputs", []))
+        check(received == outputs and len(outputs) == 3 and status.get("forward_retried") == 1 and
+              http_get("/cxrd/instances/%s" % offline_id).get("forwarded") is True,
+              "after the PACS came back it received %d files for %d outputs; status %s" %
+              (len(received), len(outputs), status))
+        instance_count += 4
+
+        # Stopped while radiographs are queued and analysed, restarted without ResumeOnStart:
+        # Orthanc stops cleanly and each is analysed exactly once.
+        # One worker, so that more is queued than Orthanc's shutdown (about 3 s) lets it finish.
+        check(orthanc.stop() == 0, "Orthanc did not stop cleanly")
+        orthanc = Orthanc(Workers=1)
+        queued_files, queued_uids = [], []
+        for i in range(12):
+            queued_files.append(os.path.join(inputs, "queued%d.dcm" % i))
+            # the largest radiograph: more work than Orthanc's shutdown lasts
+            queued_uids.append(copy_with_new_uids(files["tb"], queued_files[-1]))
+        storescu(queued_files)
+        status = http_get("/cxrd/status")
+        check(status["queued"] + status["in_progress"] > 0,
+              "nothing queued at the stop (the test needs slower analysis): %s" % status)
+        check(orthanc.stop() == 0, "Orthanc stopped while analysing did not stop cleanly")
+        orthanc = Orthanc(ResumeOnStart=False)
+        queued_ids = [lookup(uid) for uid in queued_uids]
+        wait_records(queued_ids, "the instances queued at the stop")
+        for instance in queued_ids:
+            record = record_of(instance)
+            check(record.get("status") == "done" and len(study_sop_classes(instance)) == 4,
+                  "queued at the stop: record %s, study %s" %
+                  (record.get("status"), study_sop_classes(instance)))
+        check(len(http_get("/instances")) == instance_count + 4 * len(queued_ids),
+              "after the stop while queued: %d instances, expected %d" %
+              (len(http_get("/instances")), instance_count + 4 * len(queued_ids)))
         check(orthanc.stop() == 0, "Orthanc did not stop cleanly")
         orthanc = None
+
     finally:
         if orthanc is not None:
             orthanc.stop()
