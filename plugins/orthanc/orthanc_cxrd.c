@@ -269,6 +269,14 @@ static bool read_settings(struct cxrd_plugin *state, const char **config_path,
             ok = false;
         }
     }
+    /* A misspelt target would only show as a failed forward per instance, long after start.
+     * Modalities kept in the database (DicomModalitiesInDatabase) are not known yet here. */
+    if (state->forward_to && !json_is_true(json_object_get(all, "DicomModalitiesInDatabase")) &&
+        json_object_get(json_object_get(all, "DicomModalities"), state->forward_to) == NULL) {
+        log_error("cxrd: CXRD.ForwardTo '%s' is not an entry of DicomModalities",
+                  state->forward_to);
+        ok = false;
+    }
     json_decref(all);
     return ok;
 }

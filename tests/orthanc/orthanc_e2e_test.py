@@ -19,7 +19,8 @@ storage folder and configuration (no root), and DCMTK as the modality and the PA
   (ResumeOnStart);
 - the PACS down: the outputs are forwarded once it is back (retry), exactly once;
 - Orthanc stopped while radiographs are queued and analysed: it stops cleanly, and at the next
-  start (ResumeOnStart off) each is analysed exactly once.
+  start (ResumeOnStart off) each is analysed exactly once;
+- a ForwardTo that names no DicomModalities entry stops Orthanc at start, the key in its log.
 
 Exit status 77 (ctest: skipped) when Orthanc is not installed.
 
@@ -423,6 +424,13 @@ def main():
         check(orthanc.stop() == 0, "Orthanc did not stop cleanly")
         orthanc = None
 
+        # A ForwardTo that names no modality stops Orthanc at start, with the key in its log.
+        try:
+            orthanc = Orthanc(ForwardTo="NOWHERE")
+            check(False, "Orthanc started with a ForwardTo that names no modality")
+        except RuntimeError as error:
+            check("CXRD.ForwardTo 'NOWHERE' is not an entry of DicomModalities" in str(error),
+                  "ForwardTo NOWHERE: %s" % str(error)[-400:])
     finally:
         if orthanc is not None:
             orthanc.stop()
