@@ -360,6 +360,8 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
                 .thresholds = api->thresholds_used,
                 .report_time = report_time,
                 .timezone = api->config->report_timezone,
+                /* warn mode: the PDF (also inside the DICOM outputs) carries the gate's word */
+                .warning = result->gate_flagged ? result->message : NULL,
         };
         side_start(&pdf);
     }

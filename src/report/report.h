@@ -51,6 +51,11 @@ struct cxr_report_info {
                                calibration of 2026-12-03"; NULL or "" print nothing */
     int64_t report_time;    /* seconds since the Unix epoch (UTC) */
     const char *timezone;   /* IANA name for the report time; NULL or "" = the machine's */
+    /* [gate] mode = warn: the input gate's message for an image it flagged (e.g. "Image is not
+     * a frontal chest radiograph: ..."), printed in a box under the overall result so that the
+     * page never shows a plain result for an image the model may not apply to. NULL or "":
+     * nothing printed. */
+    const char *warning;
 };
 
 /* One-page A4 PDF (cairo + pango, DejaVu fonts with fontconfig fallback) appended to out:

@@ -206,6 +206,36 @@ static void draw_result(struct cxr_report_page *page, const struct cxr_predictio
     page->y += height + 8;
 }
 
+/* The input gate flagged the image ([gate] mode = warn): the API says so in its envelope, but
+ * the PDF travels alone (and inside the Encapsulated PDF), so it states the warning right
+ * under the result, framed and bold, before any number a reader might act on. */
+static void draw_warning(struct cxr_report_page *page, const char *warning)
+{
+    if (warning == NULL || warning[0] == '\0')
+        return;
+    cairo_t *cr = page->cr;
+    char *text = g_strdup_printf("Warning: %s\nThe input check flagged this image: the result, "
+                                 "findings and maps on this page may not apply to it.",
+                                 warning);
+    /* Measured first (drawn in white on nothing), then boxed to its height. */
+    cairo_push_group(cr);
+    double used = cxr_report_pdf_text(cr, text, 9, true, MARGIN + 10, page->y + 5, CONTENT - 20,
+                                      CXR_REPORT_ALIGN_START, 4);
+    cairo_pattern_destroy(cairo_pop_group(cr));
+    double height = used + 10;
+    cairo_set_source_rgb(cr, 1.0, 0.95, 0.6);
+    cairo_rectangle(cr, MARGIN, page->y, CONTENT, height);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0.6, 0.1, 0.0);
+    cairo_set_line_width(cr, 1.5);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cxr_report_pdf_text(cr, text, 9, true, MARGIN + 10, page->y + 5, CONTENT - 20,
+                        CXR_REPORT_ALIGN_START, 4);
+    g_free(text);
+    page->y += height + 8;
+}
+
 static enum cxr_status draw_footer(struct cxr_report_page *page, const struct cxr_report_info *info,
                                    struct cxr_err *err)
 {
@@ -248,6 +278,7 @@ static enum cxr_status draw_page(struct cxr_report_page *page, const struct cxr_
     if (status != CXR_OK)
         return status;
     draw_result(page, prediction);
+    draw_warning(page, info->warning);
     /* Findings on the left, the key to the maps on the right, side by side (Normal: no maps,
      * no key). */
     bool normal = prediction->result == CXR_RESULT_NORMAL;

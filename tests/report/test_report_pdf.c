@@ -378,6 +378,50 @@ static void pdf_normal_has_no_maps(void **state)
     free(source.pixels);
 }
 
+/* [gate] mode = warn: the gate's message is printed on the page (a plain "Normal" for an image
+ * the gate flagged would mislead whoever reads the PDF without the API's envelope), and the
+ * page still fits and keeps its maps. */
+static void pdf_gate_warning_printed(void **state)
+{
+    (void)state;
+    const char *reasons[] = {"Image is not a frontal chest radiograph: image score 0.000 is below "
+                             "the gate threshold 0.847",
+                             NULL};
+    for (int i = 0; i < 2; i++) {
+        enum cxr_result result = i == 0 ? CXR_RESULT_NORMAL : CXR_RESULT_TB_PRESUMPTIVE;
+        struct cxr_prediction prediction = make_prediction(result);
+        struct cxr_report_info info = make_info();
+        info.warning = reasons[0];
+        struct cxr_gray8 source = make_source(300, 400);
+        struct cxr_buf pdf = CXR_BUF_INIT(0);
+        assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, NULL), CXR_OK);
+        write_file("report_warning.pdf", &pdf);
+        char *text = run("pdftotext -enc UTF-8 report_warning.pdf -");
+        char *squeezed = squeeze(text);
+        char *needle = squeeze("Warning: Image is not a frontal chest radiograph: image score "
+                               "0.000 is below the gate threshold 0.847");
+        assert_non_null(strstr(squeezed, needle));
+        assert_contains(text, "may not apply");
+        assert_contains(text, "not a medical device"); /* the footer still fits */
+        free(needle);
+        free(squeezed);
+        free(text);
+        assert_int_equal(embedded_images("report_warning.pdf", "report_warning_image", &source),
+                         i == 0 ? 1 : 3);
+        assert_int_equal(system("pdfinfo report_warning.pdf | grep -q '^Pages: *1$'"), 0);
+        /* No warning, no box. */
+        info.warning = reasons[1];
+        pdf.len = 0;
+        assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &pdf, NULL), CXR_OK);
+        write_file("report_warning.pdf", &pdf);
+        text = run("pdftotext -enc UTF-8 report_warning.pdf -");
+        assert_true(strstr(text, "Warning") == NULL);
+        free(text);
+        cxr_buf_release(&pdf);
+        free(source.pixels);
+    }
+}
+
 static void pdf_failure_appends_nothing(void **state)
 {
     (void)state;
@@ -527,6 +571,7 @@ int main(void)
             cmocka_unit_test(pdf_text_size_and_render),
             cmocka_unit_test(pdf_names_from_dicom),
             cmocka_unit_test(pdf_normal_has_no_maps),
+            cmocka_unit_test(pdf_gate_warning_printed),
             cmocka_unit_test(pdf_failure_appends_nothing),
             cmocka_unit_test(pdf_large_image_time),
             cmocka_unit_test(pdf_from_many_threads),
