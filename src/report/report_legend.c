@@ -10,10 +10,34 @@
 
 #include "report/report_internal.h"
 
-uint32_t cxr_report_legend_height(uint32_t width)
+/* The smallest text is 7 units high; below 9 pixels a reader cannot make it out (a 256 px
+ * image, the size of every radiograph in the data folder, drew it 4.7 px high). An image too
+ * narrow for the one-row layout at this size gets the stacked layout below. */
+#define MIN_UNIT (9.0 / 7.0)
+/* Height of the stacked layout, in units: title (2 lines), bar, its end labels, "Also
+ * present" (5 lines: all ten other findings fit at 256 px). */
+#define STACKED_UNITS 96.0
+
+static uint32_t row_height(uint32_t width)
 {
     uint32_t height = width / 7;
     return height < 56 ? 56 : height > 448 ? 448 : height;
+}
+
+/* The one-row layout's unit: a 384 x 56 grid scaled to the strip. */
+static double row_unit(uint32_t width)
+{
+    return fmin(row_height(width) / 56.0, width / 384.0);
+}
+
+static bool stacked(uint32_t width)
+{
+    return row_unit(width) < MIN_UNIT;
+}
+
+uint32_t cxr_report_legend_height(uint32_t width)
+{
+    return stacked(width) ? (uint32_t)ceil(STACKED_UNITS * MIN_UNIT) : row_height(width);
 }
 
 /* Width of text in the current font. */
@@ -96,8 +120,11 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
         cairo_surface_destroy(surface);
         return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot create the legend surface");
     }
-    /* Laid out in units of a 384 x 56 strip, scaled to fit (small images get small text). */
-    double unit = fmin(height / 56.0, width / 384.0);
+    /* Wide images: one row of a 384 x 56 unit grid scaled to the strip (title; bar with its
+     * meaning beside it; other findings). Narrow ones: the same items stacked at MIN_UNIT,
+     * the bar across the strip with its ends labelled under it, as in the PDF's key. */
+    bool narrow = stacked(width);
+    double unit = narrow ? MIN_UNIT : fmin(height / 56.0, width / 384.0);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     cairo_paint(cr);
     cairo_set_source_rgb(cr, 1, 1, 1);
@@ -107,11 +134,27 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     char line[512];
     snprintf(line, sizeof line, "%s: %.1f %% (threshold %.1f %%)", name, shown->confidence * 100.0,
              shown->threshold * 100.0);
-    show_text(cr, line, 11 * unit, true, 6 * unit, 3 * unit, width - 12 * unit, 1);
+    show_text(cr, line, 11 * unit, true, 6 * unit, 3 * unit, width - 12 * unit, narrow ? 2 : 1);
 
     double bar_x0 = 6 * unit, bar_width = fmin(width * 0.4, 256 * unit);
-    show_text(cr, "median of this map in the body \u2192 its maximum", 7.5 * unit, false,
-              bar_x0 + bar_width + 6 * unit, 20 * unit, width - bar_x0 - bar_width - 12 * unit, 1);
+    double bar_y0 = 20 * unit, others_y = 33 * unit;
+    int others_lines = 2;
+    if (narrow) {
+        bar_width = width - 12 * unit;
+        bar_y0 = 30 * unit;
+        others_y = 53 * unit;
+        others_lines = 5;
+        show_text(cr, "median in body", 7.5 * unit, false, bar_x0, 41 * unit, bar_width / 2, 1);
+        /* "maximum" ends at the bar's right end */
+        cairo_text_extents_t extents;
+        cairo_set_font_size(cr, 7.5 * unit);
+        cairo_text_extents(cr, "maximum", &extents);
+        show_text(cr, "maximum", 7.5 * unit, false, bar_x0 + bar_width - extents.x_advance,
+                  41 * unit, bar_width / 2, 1);
+    } else {
+        show_text(cr, "median of this map in the body \u2192 its maximum", 7.5 * unit, false,
+                  bar_x0 + bar_width + 6 * unit, bar_y0, width - bar_x0 - bar_width - 12 * unit, 1);
+    }
 
     size_t used = (size_t)snprintf(line, sizeof line, "Also present:");
     int others = 0;
@@ -129,7 +172,7 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
         snprintf(line, sizeof line, "No other finding present.");
     else if (used < sizeof line)
         snprintf(line + used, sizeof line - used, " (one map each in the PDF report)");
-    show_text(cr, line, 7 * unit, false, 6 * unit, 33 * unit, width - 12 * unit, 2);
+    show_text(cr, line, 7 * unit, false, 6 * unit, others_y, width - 12 * unit, others_lines);
 
     cairo_destroy(cr);
     cairo_surface_flush(surface);
@@ -154,7 +197,7 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     uint8_t colormap[256][3];
     cxr_report_colormap_fill(colormap);
     uint32_t x0 = (uint32_t)lround(bar_x0), x1 = (uint32_t)lround(bar_x0 + bar_width);
-    uint32_t y0 = (uint32_t)lround(20 * unit), y1 = (uint32_t)lround(30 * unit);
+    uint32_t y0 = (uint32_t)lround(bar_y0), y1 = (uint32_t)lround(bar_y0 + 10 * unit);
     x1 = x1 > width ? width : x1;
     for (uint32_t y = y0; y < y1 && y < height; y++) {
         for (uint32_t x = x0; x < x1; x++) {

@@ -305,6 +305,51 @@ static void heatmap_shows_weak_finding_inside_body_only(void **state)
     free(source.pixels);
 }
 
+/* The legend stays readable on small images (every radiograph of the data folder is 256 px
+ * wide; the old strip drew its smaller lines 4.7 px high there): every line of text is at
+ * least 7 px from its top to its bottom, there are at least three of them, and nothing runs
+ * off the strip's bottom edge, with all ten other findings named. */
+static void legend_readable_at_every_width(void **state)
+{
+    (void)state;
+    struct cxr_prediction prediction = make_prediction(2);
+    for (int k = 0; k < CXR_FINDING_COUNT; k++)
+        set_present(&prediction, k, 0.9);
+    prediction.findings[2].confidence = 0.0004; /* "0.0 %": not what the test measures */
+    const uint32_t widths[] = {128, 256, 300, 383, 499, 500, 512, 1024, 3000};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        uint32_t width = widths[w], height = cxr_report_legend_height(width);
+        uint8_t *rgb = malloc((size_t)width * height * 3);
+        assert_non_null(rgb);
+        struct cxr_report_legend_bar bar;
+        assert_int_equal(cxr_report_legend_draw(&prediction, 2, rgb, width, height, &bar, NULL),
+                         CXR_OK);
+        int bands = 0, band = 0, shortest = 1 << 30;
+        for (uint32_t y = 0; y <= height; y++) {
+            bool text = false;
+            for (uint32_t x = 0; y < height && x < width && !text; x++) {
+                const uint8_t *p = rgb + ((size_t)y * width + x) * 3;
+                bool in_bar = x >= bar.x0 && x < bar.x1 && y >= bar.y0 && y < bar.y1;
+                text = !in_bar && p[0] > 160 && p[1] > 160 && p[2] > 160;
+            }
+            if (text) {
+                band++;
+            } else if (band > 0) {
+                bands++;
+                shortest = band < shortest ? band : shortest;
+                band = 0;
+            }
+            if (y == height - 1)
+                assert_false(text); /* nothing cut at the bottom edge */
+        }
+        printf("legend %u x %u: %d text bands, the shortest %d px\n", width, height, bands,
+               shortest);
+        assert_true(bands >= 3);
+        assert_true(shortest >= 7);
+        free(rgb);
+    }
+}
+
 static void refuses_bad_arguments(void **state)
 {
     (void)state;
@@ -344,6 +389,7 @@ int main(void)
             cmocka_unit_test(colormap_endpoints_and_monotone),
             cmocka_unit_test(body_mask_of_synthetic_radiograph),
             cmocka_unit_test(heatmap_shows_weak_finding_inside_body_only),
+            cmocka_unit_test(legend_readable_at_every_width),
             cmocka_unit_test(refuses_bad_arguments),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
