@@ -264,6 +264,38 @@ struct blend {
     uint32_t grey_weight[256];
 };
 
+static void blend_tables(struct blend *blend)
+{
+    uint8_t colormap[256][3];
+    cxr_report_colormap_fill(colormap);
+    for (int level = 0; level < 256; level++) {
+        float alpha = CXR_REPORT_HEAT_ALPHA * (float)level / 255.0f;
+        uint32_t a = (uint32_t)lroundf(alpha * 256.0f);
+        blend->grey_weight[level] = 256 - a;
+        for (int c = 0; c < 3; c++)
+            blend->colour_part[level][c] = colormap[level][c] * a;
+    }
+}
+
+static uint8_t blend_pixel(const struct blend *blend, uint8_t grey, int level, int channel)
+{
+    uint32_t base = grey * blend->grey_weight[level] + 128;
+    return (uint8_t)((base + blend->colour_part[level][channel]) >> 8);
+}
+
+/* The legends show what the overlay draws, not the bare colour map: at heat 0 the overlay
+ * leaves the radiograph untouched and at 1 it is 60 % colour, so a bar of the pure map (near
+ * black violet at the "median" end, saturated yellow at the maximum) showed colours no map
+ * contains. Each entry is the overlay's own blend over a mid grey. */
+void cxr_report_colorbar_fill(uint8_t table[256][3])
+{
+    struct blend blend;
+    blend_tables(&blend);
+    for (int level = 0; level < 256; level++)
+        for (int c = 0; c < 3; c++)
+            table[level][c] = blend_pixel(&blend, CXR_REPORT_BAR_GREY, level, c);
+}
+
 static void blend_row(void *context, uint32_t y, const float *row)
 {
     struct blend *blend = context;
@@ -273,10 +305,9 @@ static void blend_row(void *context, uint32_t y, const float *row)
         /* row[x] is in [0, 1] (convex interpolation of values in [0, 1]); clamp anyway. */
         float scaled = row[x] * 255.0f + 0.5f;
         int level = scaled <= 0.0f ? 0 : scaled >= 255.0f ? 255 : (int)scaled;
-        uint32_t base = grey[x] * blend->grey_weight[level] + 128;
-        rgb[3 * x + 0] = (uint8_t)((base + blend->colour_part[level][0]) >> 8);
-        rgb[3 * x + 1] = (uint8_t)((base + blend->colour_part[level][1]) >> 8);
-        rgb[3 * x + 2] = (uint8_t)((base + blend->colour_part[level][2]) >> 8);
+        rgb[3 * x + 0] = blend_pixel(blend, grey[x], level, 0);
+        rgb[3 * x + 1] = blend_pixel(blend, grey[x], level, 1);
+        rgb[3 * x + 2] = blend_pixel(blend, grey[x], level, 2);
     }
 }
 
@@ -289,15 +320,7 @@ static enum cxr_status blend_into(const struct cxr_gray8 *source,
     struct blend *blend = malloc(sizeof(*blend));
     if (blend == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "heatmap: out of memory");
-    uint8_t colormap[256][3];
-    cxr_report_colormap_fill(colormap);
-    for (int level = 0; level < 256; level++) {
-        float alpha = CXR_REPORT_HEAT_ALPHA * (float)level / 255.0f;
-        uint32_t a = (uint32_t)lroundf(alpha * 256.0f);
-        blend->grey_weight[level] = 256 - a;
-        for (int c = 0; c < 3; c++)
-            blend->colour_part[level][c] = colormap[level][c] * a;
-    }
+    blend_tables(blend);
     blend->grey = source->pixels;
     blend->rgb = rgb;
     blend->width = source->width;

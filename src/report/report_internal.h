@@ -10,6 +10,12 @@
  * hottest (pale yellow); lightness rises linearly in Oklab. Fills table[256][3]. */
 void cxr_report_colormap_fill(uint8_t table[256][3]);
 
+/* The grey under the legends' colour bars. */
+#define CXR_REPORT_BAR_GREY 128
+/* The colour bar of the legends: for each heat level, the overlay's pixel over grey
+ * CXR_REPORT_BAR_GREY (level 0: that grey untouched). */
+void cxr_report_colorbar_fill(uint8_t table[256][3]);
+
 /* The body mask on a grid of the source box-averaged by an integer factor (long side at most
  * CXR_REPORT_MASK_MAX_SIDE): cell (x, y) covers source pixels [x * factor, (x + 1) * factor). */
 #define CXR_REPORT_MASK_MAX_SIDE 128

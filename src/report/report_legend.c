@@ -193,9 +193,9 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     }
     cairo_surface_destroy(surface);
 
-    /* The colour bar: exactly the overlay's colour map, level rising left to right. */
+    /* The colour bar: the overlay's colours over mid grey, level rising left to right. */
     uint8_t colormap[256][3];
-    cxr_report_colormap_fill(colormap);
+    cxr_report_colorbar_fill(colormap);
     uint32_t x0 = (uint32_t)lround(bar_x0), x1 = (uint32_t)lround(bar_x0 + bar_width);
     uint32_t y0 = (uint32_t)lround(bar_y0), y1 = (uint32_t)lround(bar_y0 + 10 * unit);
     x1 = x1 > width ? width : x1;

@@ -80,9 +80,9 @@ double cxr_report_pdf_key(cairo_t *cr, double x, double y, double width)
                  "map is not a diagnosis or a lesion outline.",
                  7.2, false, x, y, width, CXR_REPORT_ALIGN_START, 12) +
          5;
-    /* The colour bar as vector strips of the overlay's own colour map. */
+    /* The colour bar as vector strips of the overlay's own colours over mid grey. */
     uint8_t table[256][3];
-    cxr_report_colormap_fill(table);
+    cxr_report_colorbar_fill(table);
     const int strips = 64;
     double bar_height = 9, strip = width / strips;
     for (int i = 0; i < strips; i++) {

@@ -276,7 +276,7 @@ static void heatmap_shows_weak_finding_inside_body_only(void **state)
     /* The legend: a row of the strip holds the colour bar, the colour map's entries left to
      * right from the first to the last; white text is there too. */
     uint8_t table[256][3];
-    cxr_report_colormap_fill(table);
+    cxr_report_colorbar_fill(table);
     bool found_bar = false;
     size_t light = 0;
     for (uint32_t y = IMAGE_HEIGHT; y < out.height; y++) {
@@ -350,6 +350,41 @@ static void legend_readable_at_every_width(void **state)
     }
 }
 
+/* The colour bar shows what the overlay draws: its left end is the radiograph untouched (heat
+ * 0), its right end the overlay's pixel at heat 1, both over the same grey (the old bar showed
+ * the bare colour map: near-black violet where the overlay adds no colour at all). */
+static void legend_bar_shows_overlay_colours(void **state)
+{
+    (void)state;
+    struct cxr_prediction prediction = make_prediction(2);
+    set_present(&prediction, 0, 0.9);
+    cams[3] = 1.0f; /* TB map: cell (1, 1) hot, the others at the median */
+    uint8_t grey[16 * 16];
+    memset(grey, CXR_REPORT_BAR_GREY, sizeof grey);
+    struct cxr_gray8 source = {16, 16, grey};
+    struct cxr_report_mask mask = full_mask(16, 16);
+    struct cxr_rgb8 overlay = {0};
+    assert_int_equal(cxr_report_overlay(&source, &prediction, 0, &mask, &overlay, NULL), CXR_OK);
+    const uint8_t *cold = overlay.pixels, *hot = overlay.pixels + (16 * 16 - 1) * 3;
+    assert_true(cold[0] == CXR_REPORT_BAR_GREY && cold[1] == cold[0] && cold[2] == cold[0]);
+
+    const uint32_t widths[] = {256, 1024};
+    for (int w = 0; w < 2; w++) {
+        uint32_t width = widths[w], height = cxr_report_legend_height(width);
+        uint8_t *rgb = malloc((size_t)width * height * 3);
+        assert_non_null(rgb);
+        struct cxr_report_legend_bar bar;
+        assert_int_equal(cxr_report_legend_draw(&prediction, 0, rgb, width, height, &bar, NULL),
+                         CXR_OK);
+        const uint8_t *left = rgb + ((size_t)bar.y0 * width + bar.x0) * 3;
+        const uint8_t *right = rgb + ((size_t)bar.y0 * width + bar.x1 - 1) * 3;
+        assert_memory_equal(left, cold, 3);
+        assert_memory_equal(right, hot, 3);
+        free(rgb);
+    }
+    free(overlay.pixels);
+}
+
 static void refuses_bad_arguments(void **state)
 {
     (void)state;
@@ -390,6 +425,7 @@ int main(void)
             cmocka_unit_test(body_mask_of_synthetic_radiograph),
             cmocka_unit_test(heatmap_shows_weak_finding_inside_body_only),
             cmocka_unit_test(legend_readable_at_every_width),
+            cmocka_unit_test(legend_bar_shows_overlay_colours),
             cmocka_unit_test(refuses_bad_arguments),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
