@@ -100,6 +100,12 @@ char *cxr_report_person_name_format(const char *raw);
 void cxr_report_date_format(const char *date, char *out, size_t size);
 void cxr_report_time_format(const char *time, char *out, size_t size);
 
+/* A confidence and its threshold as percentages, "17.1 %", with one decimal, or more (up to
+ * four) while the two would print alike but differ: "17.06 %" below "17.10 %" rather than
+ * "17.1 %" twice beside "No". Each out holds at least 32 bytes. */
+void cxr_report_percent_pair(double confidence, double threshold, char confidence_out[32],
+                             char threshold_out[32]);
+
 /* The time in the zone (an IANA name; NULL or "" = the machine's) with its UTC offset and the
  * zone's name: "2026-11-27 09:15:00 UTC+01:00 (Europe/Paris)". CXR_ERR_INVALID_ARG for an
  * unknown zone. */

@@ -131,9 +131,9 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
 
     const struct cxr_finding *shown = &prediction->findings[finding];
     const char *name = shown->name ? shown->name : cxr_model_finding_names[finding];
-    char line[512];
-    snprintf(line, sizeof line, "%s: %.1f %% (threshold %.1f %%)", name, shown->confidence * 100.0,
-             shown->threshold * 100.0);
+    char line[512], confidence[32], threshold[32];
+    cxr_report_percent_pair(shown->confidence, shown->threshold, confidence, threshold);
+    snprintf(line, sizeof line, "%s: %s (threshold %s)", name, confidence, threshold);
     show_text(cr, line, 11 * unit, true, 6 * unit, 3 * unit, width - 12 * unit, narrow ? 2 : 1);
 
     double bar_x0 = 6 * unit, bar_width = fmin(width * 0.4, 256 * unit);

@@ -40,8 +40,7 @@ double cxr_report_pdf_findings(struct cxr_report_page *page,
     for (int k = 0; k < CXR_FINDING_COUNT; k++) {
         const struct cxr_finding *finding = &prediction->findings[k];
         char confidence[32], threshold[32];
-        snprintf(confidence, sizeof(confidence), "%.1f %%", finding->confidence * 100.0);
-        snprintf(threshold, sizeof(threshold), "%.1f %%", finding->threshold * 100.0);
+        cxr_report_percent_pair(finding->confidence, finding->threshold, confidence, threshold);
         bool off = not_assessed(finding);
         const char *cells[4] = {finding->name ? finding->name : cxr_model_finding_names[k],
                                 off ? "—" : confidence, off ? "—" : threshold,

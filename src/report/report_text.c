@@ -109,6 +109,19 @@ void cxr_report_time_format(const char *time, char *out, size_t size)
     }
 }
 
+void cxr_report_percent_pair(double confidence, double threshold, char confidence_out[32],
+                             char threshold_out[32])
+{
+    /* Presence is confidence >= threshold; a confidence just under its threshold rounded to
+     * the same text would read as present beside "No" (or absent beside "Yes"). */
+    for (int decimals = 1; decimals <= 4; decimals++) {
+        snprintf(confidence_out, 32, "%.*f %%", decimals, confidence * 100.0);
+        snprintf(threshold_out, 32, "%.*f %%", decimals, threshold * 100.0);
+        if (confidence == threshold || strcmp(confidence_out, threshold_out) != 0)
+            break;
+    }
+}
+
 /* The zone to report in: the named one, or the machine's. NULL for a name GLib does not know. */
 static GTimeZone *zone_open(const char *timezone)
 {

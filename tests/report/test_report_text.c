@@ -71,6 +71,29 @@ static void dates_and_times(void **state)
     assert_string_equal(out, "081");
 }
 
+/* A confidence that rounds to its threshold's text gets decimals until the two differ. */
+static void percent_pairs(void **state)
+{
+    (void)state;
+    static const struct {
+        double confidence, threshold;
+        const char *confidence_text, *threshold_text;
+    } cases[] = {
+            {0.87, 0.5, "87.0 %", "50.0 %"},
+            {0.1706, 0.171, "17.06 %", "17.10 %"},  /* below: "17.1 %" twice beside "No" */
+            {0.29996, 0.3, "29.996 %", "30.000 %"}, /* rounds up to the threshold */
+            {0.300004, 0.3, "30.0004 %", "30.0000 %"},
+            {0.3, 0.3, "30.0 %", "30.0 %"}, /* equal: present, and printed alike */
+            {0.0, 1.01, "0.0 %", "101.0 %"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char confidence[32], threshold[32];
+        cxr_report_percent_pair(cases[i].confidence, cases[i].threshold, confidence, threshold);
+        assert_string_equal(confidence, cases[i].confidence_text);
+        assert_string_equal(threshold, cases[i].threshold_text);
+    }
+}
+
 /* The C library's local time for t in zone, as "%Y-%m-%d %H:%M:%S UTC%z" with the offset's
  * colon added, computed in a child process (setenv is not for a threaded test runner). */
 static void libc_time(int64_t t, const char *zone, char *out, size_t size)
@@ -152,9 +175,8 @@ static void config_timezone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(person_names),
-            cmocka_unit_test(dates_and_times),
-            cmocka_unit_test(report_time_in_zone),
+            cmocka_unit_test(person_names),    cmocka_unit_test(dates_and_times),
+            cmocka_unit_test(percent_pairs),   cmocka_unit_test(report_time_in_zone),
             cmocka_unit_test(config_timezone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
