@@ -96,26 +96,25 @@ static size_t utf8_sequence(const unsigned char *text, size_t left)
     return length;
 }
 
-/* The Message as a JSON string. A message can hold bytes that are not UTF-8 (a client's bytes
- * quoted by the JSON parser's error, a message cut inside a character); jansson refuses those,
- * and the envelope would lose its Message, so each such byte becomes '?'. */
-static json_t *message_string(const char *message)
+json_t *cxr_api_json_string(const char *text)
 {
-    json_t *string = json_string(message);
-    if (string != NULL || message == NULL)
+    if (text == NULL)
+        text = "";
+    json_t *string = json_string(text);
+    if (string != NULL)
         return string;
-    size_t length = strlen(message);
+    size_t length = strlen(text);
     char *clean = malloc(length + 1);
     if (clean == NULL)
         return NULL;
     size_t used = 0;
     for (size_t at = 0; at < length;) {
-        size_t n = utf8_sequence((const unsigned char *)message + at, length - at);
+        size_t n = utf8_sequence((const unsigned char *)text + at, length - at);
         if (n == 0) {
             clean[used++] = '?';
             at++;
         } else {
-            memcpy(clean + used, message + at, n);
+            memcpy(clean + used, text + at, n);
             used += n;
             at += n;
         }
@@ -124,6 +123,14 @@ static json_t *message_string(const char *message)
     string = json_string(clean);
     free(clean);
     return string;
+}
+
+/* The Message as a JSON string. A message can hold bytes that are not UTF-8 (a client's bytes
+ * quoted by the JSON parser's error, a message cut inside a character); jansson refuses those,
+ * and the envelope would lose its Message, so each such byte becomes '?'. */
+static json_t *message_string(const char *message)
+{
+    return message ? cxr_api_json_string(message) : NULL;
 }
 
 enum cxr_status cxr_api_envelope_inline(int status, const char *result, json_t *data,

@@ -34,6 +34,12 @@ struct json_t;
 enum cxr_status cxr_api_envelope(int status, const char *result, struct json_t *data,
                                  const char *message, struct cxr_api_response *response);
 
+/* A JSON string of text (NULL: ""), each byte that is not part of valid UTF-8 replaced by '?'.
+ * jansson refuses strings that are not UTF-8, and a file name, patient name or message read from
+ * outside (a Latin-1 file name, a DICOM value cut inside a character) would otherwise be lost.
+ * NULL only when out of memory. Thread-safe. */
+struct json_t *cxr_api_json_string(const char *text);
+
 /* ---- The v1 errors (api_errors.c): the one table of HTTP statuses and Message wordings ---- */
 enum cxr_api_error {
     CXR_API_FIELD_REQUIRED,            /* detail: the field name */

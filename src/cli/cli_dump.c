@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
 #include "dicom/dicom.h"
 
@@ -16,15 +17,16 @@ static void print_help(FILE *out)
                  "\"pixels\": null and \"pixels_error\". With several files, prints one compact\n"
                  "object per line; a file that cannot be read gets {\"file\", \"error\"}.\n"
                  "Exit status: 0 when every file was read, 1 otherwise (message on stderr),\n"
-                 "2 on a usage error.\n");
+                 "2 on a usage error. Put -- first to name a FILE that begins with '-'.\n");
 }
 
+/* Values go through cxr_api_json_string: metadata is UTF-8 after iconv, but a file name need
+ * not be (a Latin-1 share), and jansson refuses such a string. A readable file's "file" became
+ * one U+FFFD, and an unreadable one lost its {"file", "error"} line, so the lines no longer
+ * matched the files given. */
 static int set_string(json_t *object, const char *key, const char *value)
 {
-    json_t *string = json_string(value != NULL ? value : "");
-    if (string == NULL)
-        string = json_string("\xEF\xBF\xBD"); /* not UTF-8: cannot happen after iconv */
-    return json_object_set_new(object, key, string);
+    return json_object_set_new(object, key, cxr_api_json_string(value));
 }
 
 static json_t *meta_json(const struct cxr_dicom_meta *meta)
@@ -133,8 +135,9 @@ static int dump_file(const char *path, bool single)
     if (cxr_dicom_file_read(path, &limits, &file, &err) != CXR_OK) {
         fprintf(stderr, "cxrd dump: %s: %s (%s)\n", path, err.message, cxr_status_name(err.status));
         if (!single) {
-            json_t *failure = json_pack("{s:s, s:{s:s, s:s}}", "file", path, "error", "status",
-                                        cxr_status_name(err.status), "message", err.message);
+            json_t *failure = json_pack("{s:o, s:{s:s, s:o}}", "file", cxr_api_json_string(path),
+                                        "error", "status", cxr_status_name(err.status), "message",
+                                        cxr_api_json_string(err.message));
             if (failure != NULL && json_dumpf(failure, stdout, flags) == 0)
                 fputc('\n', stdout);
             json_decref(failure);
@@ -158,8 +161,8 @@ static int dump_file(const char *path, bool single)
         pixel_object = NULL;
         if (pixel_err.status != CXR_OK) {
             json_object_set_new(root, "pixels_error",
-                                json_pack("{s:s, s:s}", "status", cxr_status_name(pixel_err.status),
-                                          "message", pixel_err.message));
+                                json_pack("{s:s, s:o}", "status", cxr_status_name(pixel_err.status),
+                                          "message", cxr_api_json_string(pixel_err.message)));
         }
         failed = json_dumpf(root, stdout, flags) != 0 || fputc('\n', stdout) == EOF;
     }
@@ -180,13 +183,15 @@ int cxr_cli_dump(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
-    if (argc < 2 || argv[1][0] == '-') {
+    /* "--" ends the options, so a FILE that begins with '-' can be named (as for infer). */
+    int first = argc > 1 && strcmp(argv[1], "--") == 0 ? 2 : 1;
+    if (first == argc || (first == 1 && argv[1][0] == '-')) {
         print_help(stderr);
         return 2;
     }
     int status = 0;
-    for (int i = 1; i < argc; i++) {
-        if (dump_file(argv[i], argc == 2) != 0)
+    for (int i = first; i < argc; i++) {
+        if (dump_file(argv[i], argc - first == 1) != 0)
             status = 1;
     }
     if (fflush(stdout) != 0) {

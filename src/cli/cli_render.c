@@ -18,7 +18,7 @@ static void print_help(FILE *out)
                  "Presentation LUT Shape decides when present, as in dcm2pnm), colour\n"
                  "images as luminance. OUT.png is replaced atomically.\n"
                  "Exit status: 0 on success, 1 on failure (message on stderr), 2 on a usage\n"
-                 "error.\n");
+                 "error. Put -- first to name files that begin with '-'.\n");
 }
 
 int cxr_cli_render(int argc, char **argv)
@@ -27,7 +27,11 @@ int cxr_cli_render(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
-    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-') {
+    /* "--" ends the options, so FILE or OUT.png can begin with '-' (as for infer). */
+    if (argc == 4 && strcmp(argv[1], "--") == 0) {
+        argc--;
+        argv++;
+    } else if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-') {
         print_help(stderr);
         return 2;
     }

@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""The cxrd commands as a script drives them: exit statuses, stdout (only the promised output,
+valid JSON) against stderr, file names that are not UTF-8 or begin with '-', repeated options.
+
+Environment: CXRD (the binary), CXR_API_FIXTURES (tests/api/make_fixtures.py output: a test
+model and DICOM files). Arguments: unittest names (e.g. Dump), so ctest runs the groups apart.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True
+
+CXRD = os.environ.get("CXRD", "cxrd")
+FIXTURES = os.environ.get("CXR_API_FIXTURES", "")
+MODEL = os.path.join(FIXTURES, "model-tb.onnx")
+PAT001 = os.path.join(FIXTURES, "dicom", "pat001.dcm")
+SECRET = "cli-test-secret-0123456789abcdef0123456789"
+
+
+def run(*args, env=None):
+    """Runs cxrd with args (str or bytes), returning (status, stdout bytes, stderr text)."""
+    done = subprocess.run([CXRD] + list(args), capture_output=True, env=env)
+    return done.returncode, done.stdout, done.stderr.decode(errors="replace")
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="cxr-cli-test-")
+
+    def tearDown(self):
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def path(self, name):
+        """A path in the scratch folder; name may be bytes (not UTF-8)."""
+        if isinstance(name, bytes):
+            return os.path.join(os.fsencode(self.base), name)
+        return os.path.join(self.base, name)
+
+
+class Dump(CliTest):
+    def test_file_names_that_are_not_utf8_keep_their_lines(self):
+        readable = self.path(b"caf\xe9.dcm")  # Latin-1 name, as from an old share
+        unreadable = self.path(b"junk\xff.dcm")
+        shutil.copyfile(PAT001, readable)
+        with open(unreadable, "wb") as junk:
+            junk.write(b"not DICOM")
+        status, out, err = run("dump", readable, unreadable, PAT001)
+        self.assertEqual(status, 1, err)
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        # One line per file, in order, each naming its file.
+        self.assertEqual(len(lines), 3, out)
+        self.assertTrue(lines[0]["file"].endswith("caf?.dcm"), lines[0]["file"])
+        self.assertEqual(lines[0]["meta"]["patient_id"], "PAT001")
+        self.assertTrue(lines[1]["file"].endswith("junk?.dcm"), lines[1]["file"])
+        self.assertEqual(lines[1]["error"]["status"], "CXR_ERR_MALFORMED")
+        self.assertEqual(lines[2]["file"], PAT001)
+        self.assertIn("junk", err)
+
+    def test_double_dash_names_a_file_beginning_with_dash(self):
+        shutil.copyfile(PAT001, self.path("-scan.dcm"))
+        done = subprocess.run([CXRD, "dump", "--", "-scan.dcm"], capture_output=True,
+                              cwd=self.base)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["file"], "-scan.dcm")
+        # Without "--" it is still a usage error, not a file.
+        done = subprocess.run([CXRD, "dump", "-scan.dcm"], capture_output=True, cwd=self.base)
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stdout, b"")
+
+
+class Render(CliTest):
+    def test_double_dash_names_files_beginning_with_dash(self):
+        shutil.copyfile(PAT001, self.path("-scan.dcm"))
+        done = subprocess.run([CXRD, "render", "--", "-scan.dcm", "-scan.png"],
+                              capture_output=True, cwd=self.base)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        with open(self.path("-scan.png"), "rb") as png:
+            self.assertEqual(png.read(8), b"\x89PNG\r\n\x1a\n")
+        self.assertEqual(done.stdout, b"")
+
+
+class Results(CliTest):
+    def test_input_path_that_is_not_utf8_is_printed_not_dropped(self):
+        source = self.path(b"M\xfcller.dcm")
+        shutil.copyfile(PAT001, source)
+        out_folder = self.path("out")
+        status, _, err = run("infer", source, "--output", out_folder, "--model", MODEL)
+        self.assertEqual(status, 0, err)
+        status, out, _ = run("dump", PAT001)
+        uid = json.loads(out)["meta"]["sop_instance_uid"]
+        database = os.path.join(out_folder, "cxrd_results.sqlite")
+        status, out, err = run("results", "--sop", uid, "--database", database)
+        self.assertEqual(status, 0, err)
+        rows = json.loads(out)
+        self.assertEqual(len(rows), 1, out)
+        self.assertTrue(rows[0]["input_path"].endswith("M?ller.dcm"), rows[0]["input_path"])
+        self.assertEqual(rows[0]["predictions"]["metadata"]["sop_instance_uid"], uid)
+
+    def test_sop_given_twice_is_a_usage_error(self):
+        status, out, err = run("results", "--sop", "1.2.3", "--sop", "1.2.4", "--database",
+                               self.path("none.sqlite"))
+        self.assertEqual(status, 2)
+        self.assertEqual(out, b"")
+        self.assertIn("--sop given twice", err)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[1:])
