@@ -2,8 +2,10 @@
  * the configured key (HS256 secret or RS256/ES256 private key). There is no login endpoint:
  * operators issue tokens on the server. */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -15,7 +17,28 @@ static void usage(FILE *out)
     fprintf(out, "Usage: cxrd token --subject NAME [--ttl DURATION] [--config FILE]\n\n"
                  "Prints a JWT for NAME, valid from now for DURATION (e.g. 3600s, 12h, 30d;\n"
                  "default: [auth] token_ttl, 30d). The key comes from FILE's [auth] section or,\n"
-                 "for HS256, from the environment variable CXRD_JWT_SECRET.\n");
+                 "for HS256, from the environment variable CXRD_JWT_SECRET. NAME is UTF-8\n"
+                 "text of 1 to 127 bytes without control characters. Only the token goes to\n"
+                 "stdout. Exit status: 0 on success, 1 on failure (message on stderr), 2 on a\n"
+                 "usage error.\n");
+}
+
+/* Why subject cannot be a token's "sub", or NULL. The server copies the subject of each
+ * request into its log line and audit rows: a longer one was cut there (possibly inside a
+ * character), a line feed split the log line, and bytes that are not UTF-8 made libjwt fail
+ * with "cannot sign" only. */
+static const char *subject_problem(const char *subject)
+{
+    size_t length = strlen(subject);
+    if (length == 0 || length > CXR_HTTP_SUBJECT_MAX)
+        return "must have 1 to 127 bytes";
+    for (size_t i = 0; i < length; i++) {
+        if ((unsigned char)subject[i] < 0x20 || subject[i] == 0x7f)
+            return "holds a control character";
+    }
+    json_t *string = json_string(subject); /* NULL when not UTF-8 */
+    json_decref(string);
+    return string ? NULL : "is not UTF-8 text";
 }
 
 int cxr_cli_token(int argc, char **argv)
@@ -48,8 +71,13 @@ int cxr_cli_token(int argc, char **argv)
             return 2;
         }
     }
-    if (subject == NULL || subject[0] == '\0' || optind != argc) {
+    if (subject == NULL || optind != argc) {
         usage(stderr);
+        return 2;
+    }
+    const char *problem = subject_problem(subject);
+    if (problem) {
+        fprintf(stderr, "cxrd token: --subject %s\n", problem);
         return 2;
     }
     struct cxr_config config;

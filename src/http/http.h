@@ -42,6 +42,9 @@ void cxr_http_auth_destroy(struct cxr_auth *auth);
 enum cxr_http_auth_outcome cxr_http_auth_check(const struct cxr_auth *auth, const char *header,
                                                time_t now, char *subject, size_t subject_size);
 
+/* The longest token subject ("sub") the server keeps whole for its log and audit rows, bytes. */
+#define CXR_HTTP_SUBJECT_MAX 127
+
 /* Mints a token for subject valid from now for ttl_s seconds (claims sub, jti (random), iat, nbf,
  * exp; header kid = [auth] key_id when set), signed with the HS256 secret or the RS256/ES256
  * private key of the config. *token is malloc'ed. */

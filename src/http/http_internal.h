@@ -67,7 +67,7 @@ struct cxr_http_request {
     double queued_at;
     struct cxr_buf body;
     bool body_too_large;
-    char subject[128];
+    char subject[CXR_HTTP_SUBJECT_MAX + 1];
     char request_id[65]; /* the client's X-Request-Id when safe, else one made here */
     char method[16];
     char message[512];       /* the Message of an error answer, for the log line */

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The cxrd commands as a script drives them: exit statuses, stdout (only the promised output,
-valid JSON) against stderr, file names that are not UTF-8 or begin with '-', repeated options.
+valid JSON) against stderr, file names that are not UTF-8 or begin with '-', repeated options,
+token subjects.
 
 Environment: CXRD (the binary), CXR_API_FIXTURES (tests/api/make_fixtures.py output: a test
 model and DICOM files). Arguments: unittest names (e.g. Dump), so ctest runs the groups apart.
@@ -82,6 +83,25 @@ class Render(CliTest):
         with open(self.path("-scan.png"), "rb") as png:
             self.assertEqual(png.read(8), b"\x89PNG\r\n\x1a\n")
         self.assertEqual(done.stdout, b"")
+
+
+class Token(CliTest):
+    def test_subjects_the_server_cannot_record_whole_are_refused(self):
+        env = dict(os.environ, CXRD_JWT_SECRET=SECRET)
+        for subject, why in [(b"pacs\ngateway", "control character"),
+                             (b"pacs\x1b[31m", "control character"),
+                             (b"caf\xe9", "not UTF-8"),
+                             (b"a" * 128, "1 to 127 bytes"),
+                             (b"", "1 to 127 bytes")]:
+            status, out, err = run("token", "--subject", subject, env=env)
+            self.assertEqual(status, 2, subject)
+            self.assertEqual(out, b"", subject)
+            self.assertIn(why, err, subject)
+        for subject in ["a" * 127, "Klinik Müller", "pacs-gateway"]:
+            status, out, err = run("token", "--subject", subject, env=env)
+            self.assertEqual(status, 0, err)
+            self.assertRegex(out.decode(), r"^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$")
+            self.assertEqual(err, "")
 
 
 class Results(CliTest):
