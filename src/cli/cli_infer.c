@@ -2,6 +2,7 @@
  * pipeline without HTTP, for batch screening runs. Same outputs as save_to_disk, a progress line
  * on a terminal, a summary at the end; exit 1 when any file failed. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,31 @@ static void usage(FILE *out)
             "PDF). --config supplies [model], [limits], [report], [gate], [dicom] and\n"
             "[audit]; without an audit database, results are also kept in\n"
             "OUT/" CXR_INFER_DATABASE " (read back with cxrd results). --model overrides the\n"
-            "model path.\n");
+            "model path. Progress and the summary go to stderr, nothing to stdout; the run\n"
+            "summary OUT/cxrd_run_<UTC time>.csv has one row per file.\n"
+            "SIGINT (Ctrl-C) or SIGTERM stops the run after the file being analysed; the run\n"
+            "summary lists the files not processed (a second signal stops at once).\n"
+            "Exit status: 0 when every file was analysed, 1 when any failed, 2 on a usage\n"
+            "error; stopped by a signal, it ends by that signal (a shell shows 130 or 143).\n");
+}
+
+/* Set by the first SIGINT or SIGTERM. Killed by default, a run left no run summary (the one
+ * record of which files were done) and could die between the renames of one patient's files,
+ * leaving a mix of two runs' results in the folder. The handler is one-shot (SA_RESETHAND):
+ * a second signal kills at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int signal_number)
+{
+    stop_signal = signal_number;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction action = {.sa_handler = on_stop, .sa_flags = SA_RESETHAND | SA_RESTART};
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
 }
 
 struct tally {
@@ -98,10 +123,15 @@ int cxr_cli_infer(int argc, char **argv)
     for (int option; (option = getopt_long(argc, argv, "o:p:edc:m:h", options, NULL)) != -1;) {
         switch (option) {
         case 'o':
-            output = optarg;
-            break;
         case 'p':
-            patient_id = optarg;
+            /* The last of two would win silently: results in an unintended folder, or
+             * under an unintended patient ID. */
+            if (option == 'o' ? output != NULL : patient_id != NULL) {
+                fprintf(stderr, "cxrd infer: --%s given twice\n",
+                        option == 'o' ? "output" : "patient-id");
+                return 2;
+            }
+            *(option == 'o' ? &output : &patient_id) = optarg;
             break;
         case 'e':
             explain = true;
@@ -210,7 +240,13 @@ int cxr_cli_infer(int argc, char **argv)
         fprintf(stderr, "cxrd infer: out of memory\n");
         goto done;
     }
+    catch_stop_signals();
+    int stopped_at = file_count;
     for (int i = 0; i < file_count; i++) {
+        if (stop_signal) {
+            stopped_at = i;
+            break;
+        }
         const char *path = inputs.paths[i];
         char *resolved = realpath(path, NULL);
         struct cxr_api_result result;
@@ -258,6 +294,15 @@ int cxr_cli_infer(int argc, char **argv)
     }
     if (progress)
         fprintf(stderr, "\n");
+    if (stopped_at < file_count) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "not processed: cxrd infer was stopped (%s)",
+                 stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        for (int i = stopped_at; i < file_count; i++)
+            rows[i] = cxr_api_summary_row(inputs.paths[i], NULL, output_real, reason);
+        fprintf(stderr, "infer: stopped by %s: %d of %d files not processed\n",
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", file_count - stopped_at, file_count);
+    }
     fprintf(stderr,
             "infer: %d files in %.1f s: %zu analysed (TB Presumptive %zu, Abnormal %zu, Normal "
             "%zu), %zu failed; outputs in %s\n",
@@ -279,7 +324,7 @@ int cxr_cli_infer(int argc, char **argv)
     } else {
         fprintf(stderr, "infer: summary %s/%s\n", output_real, summary);
     }
-    exit_code = tally.failed ? 1 : 0;
+    exit_code = stop_signal ? 128 + stop_signal : tally.failed ? 1 : 0;
 
 done:
     for (int i = 0; rows && i < file_count; i++)
@@ -291,5 +336,9 @@ done:
     cxr_report_shutdown(); /* single-threaded here: free the font caches */
     free(output_real);
     cxr_config_release(&config);
+    /* Die by the signal (its handler was one-shot) rather than exit: a shell running infer in
+     * a loop stops on a child killed by SIGINT, but goes on after one that exited. */
+    if (stop_signal)
+        raise(stop_signal);
     return exit_code;
 }

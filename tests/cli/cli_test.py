@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The cxrd commands as a script drives them: exit statuses, stdout (only the promised output,
 valid JSON) against stderr, file names that are not UTF-8 or begin with '-', repeated options,
-token subjects.
+token subjects, and infer stopped by SIGINT.
 
 Environment: CXRD (the binary), CXR_API_FIXTURES (tests/api/make_fixtures.py output: a test
 model and DICOM files). Arguments: unittest names (e.g. Dump), so ctest runs the groups apart.
@@ -9,6 +9,7 @@ model and DICOM files). Arguments: unittest names (e.g. Dump), so ctest runs the
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,55 @@ class Results(CliTest):
         self.assertEqual(status, 2)
         self.assertEqual(out, b"")
         self.assertIn("--sop given twice", err)
+
+
+class Infer(CliTest):
+    def test_repeated_output_or_patient_id_is_a_usage_error(self):
+        for option in ["--output", "--patient-id"]:
+            args = [PAT001, "--output", self.path("a"), "--model", MODEL]
+            args += [option, self.path("b") if option == "--output" else "P1"]
+            if option == "--patient-id":
+                args += ["--patient-id", "P2"]
+            status, out, err = run("infer", *args)
+            self.assertEqual(status, 2, err)
+            self.assertIn("%s given twice" % option, err)
+            self.assertFalse(os.path.exists(self.path("b")))
+
+    def test_sigint_stops_between_files_and_writes_the_summary(self):
+        folder = self.path("in")
+        os.makedirs(folder)
+        for i in range(40):
+            shutil.copyfile(PAT001, os.path.join(folder, "f%02d.dcm" % i))
+        out_folder = self.path("out")
+        process = subprocess.Popen([CXRD, "infer", folder, "--output", out_folder, "--model",
+                                    MODEL], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, preexec_fn=lambda: signal.signal(
+                                       signal.SIGINT, signal.SIG_DFL))
+        # Not a terminal: one line per file. Interrupt once the first file is done.
+        first = process.stderr.readline()
+        self.assertIn("[1/40]", first)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        # It dies by SIGINT (so a calling shell script stops too) after the summary.
+        self.assertEqual(process.returncode, -signal.SIGINT, err)
+        self.assertEqual(out, "")
+        self.assertRegex(err, r"infer: stopped by SIGINT: \d+ of 40 files not processed")
+        summaries = [name for name in os.listdir(out_folder) if name.startswith("cxrd_run_")]
+        self.assertEqual(len(summaries), 1, os.listdir(out_folder))
+        with open(os.path.join(out_folder, summaries[0])) as text:
+            rows = text.read().splitlines()[1:]
+        self.assertEqual(len(rows), 40)
+        reasons = [row.rsplit(",", 1)[1] for row in rows]
+        done = [r for r in reasons if r == ""]
+        skipped = [r for r in reasons if r == "not processed: cxrd infer was stopped (SIGINT)"]
+        self.assertGreaterEqual(len(done), 1)
+        self.assertGreaterEqual(len(skipped), 1)
+        self.assertEqual(len(done) + len(skipped), 40, reasons)
+        # The files done come first (sorted paths), the rest are listed as not processed.
+        self.assertEqual(reasons, [""] * len(done) + skipped)
+        hidden = [name for _, _, names in os.walk(out_folder) for name in names
+                  if name.startswith(".")]
+        self.assertEqual(hidden, [])
 
 
 if __name__ == "__main__":
