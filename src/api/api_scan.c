@@ -2,7 +2,9 @@
  * regular files and symlinks whose name ends in .dcm (any case), sorted by path. A symlinked
  * file is opened later like any input, beneath the input root: one that leads out of it is
  * skipped with the reason, so every .dcm name is analysed or counted as skipped. Symlinked
- * folders are not entered (they could loop or lead out of the root). */
+ * folders are not entered (they could loop or lead out of the root). A sub-folder that cannot
+ * be listed (no permission, or nested too deep) is listed itself: opening it as an input fails
+ * with the reason, so the run counts it as skipped instead of dropping its studies unseen. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,16 +33,10 @@ static enum cxr_status add(struct cxr_api_file_list *list, char *path, size_t ma
     return CXR_OK;
 }
 
-/* Lists the folder open as folder_fd (consumed), whose path is folder. */
-static enum cxr_status scan(struct cxr_api_file_list *list, int folder_fd, const char *folder,
+/* Lists the folder open as dir (closed here), whose path is folder. */
+static enum cxr_status scan(struct cxr_api_file_list *list, DIR *dir, const char *folder,
                             size_t max, int depth)
 {
-    DIR *dir = fdopendir(folder_fd);
-    if (dir == NULL) {
-        close(folder_fd);
-        cxr_log(CXR_LOG_WARN, "cannot open folder %s", folder);
-        return CXR_OK;
-    }
     enum cxr_status status = CXR_OK;
     for (struct dirent *entry; status == CXR_OK && (entry = readdir(dir));) {
         if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
@@ -56,12 +52,22 @@ static enum cxr_status scan(struct cxr_api_file_list *list, int folder_fd, const
         bool keep = false;
         if (fstatat(dirfd(dir), entry->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0) {
             /* vanished since readdir */
-        } else if (S_ISDIR(info.st_mode) && depth < SCAN_MAX_DEPTH) {
+        } else if (S_ISDIR(info.st_mode)) {
             /* O_NOFOLLOW: a folder swapped for a symlink since fstatat is not entered. */
-            int child = openat(dirfd(dir), entry->d_name,
-                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (child >= 0)
-                status = scan(list, child, path, max, depth + 1);
+            int child = depth < SCAN_MAX_DEPTH
+                                ? openat(dirfd(dir), entry->d_name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                : -1;
+            DIR *listed = child >= 0 ? fdopendir(child) : NULL;
+            if (listed != NULL) {
+                status = scan(list, listed, path, max, depth + 1);
+            } else {
+                if (child >= 0)
+                    close(child);
+                cxr_log(CXR_LOG_WARN, "cannot list folder %s: counted as skipped", path);
+                status = add(list, path, max);
+                keep = status == CXR_OK;
+            }
         } else if ((S_ISREG(info.st_mode) || S_ISLNK(info.st_mode)) &&
                    cxr_api_has_dcm_extension(entry->d_name)) {
             status = add(list, path, max);
@@ -85,11 +91,14 @@ enum cxr_status cxr_api_file_list_scan_at(struct cxr_api_file_list *list, int fo
                                           const char *folder, size_t max)
 {
     int fd = openat(folder_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        if (fd >= 0)
+            close(fd);
         cxr_log(CXR_LOG_WARN, "cannot open folder %s", folder);
         return CXR_OK;
     }
-    enum cxr_status status = scan(list, fd, folder, max, 0);
+    enum cxr_status status = scan(list, dir, folder, max, 0);
     if (status == CXR_OK && list->count > 1) /* an empty list has no array to sort */
         qsort(list->paths, list->count, sizeof *list->paths, compare_paths);
     return status;

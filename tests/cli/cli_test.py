@@ -178,6 +178,40 @@ class Infer(CliTest):
                   if name.startswith(".")]
         self.assertEqual(hidden, [])
 
+    def test_folders_that_cannot_be_listed_are_counted_not_dropped(self):
+        """A sub-folder nested too deep, or (run as an unprivileged user) one without read
+        permission, is counted as skipped with the reason and the run exits 1: before, its
+        studies were dropped unseen and the run succeeded."""
+        folder = self.path("in")
+        deep = os.path.join(folder, *["l%d" % i for i in range(1, 34)])
+        os.makedirs(deep)
+        shutil.copyfile(PAT001, os.path.join(deep, "a.dcm"))
+        shutil.copyfile(PAT001, os.path.join(folder, "top.dcm"))
+        command = ["infer", folder, "--output", self.path("out"), "--model", MODEL]
+        status, out, err = run(*command)
+        self.assertEqual(status, 1, err)
+        self.assertIn("l33: failed:", err)
+        self.assertIn("1 analysed", err)
+        if os.geteuid() != 0 or shutil.which("runuser") is None:
+            return
+        # Root reads every folder: drop to nobody for a folder it may not list.
+        shutil.rmtree(os.path.join(folder, "l1"))
+        locked = os.path.join(folder, "locked")
+        os.makedirs(locked)
+        shutil.copyfile(PAT001, os.path.join(locked, "b.dcm"))
+        os.chmod(locked, 0)
+        for path in (self.base, folder, os.path.join(folder, "top.dcm"), MODEL):
+            os.chmod(path, os.stat(path).st_mode | 0o005)
+        os.makedirs(self.path("out2"))
+        os.chmod(self.path("out2"), 0o777)
+        done = subprocess.run(["runuser", "-u", "nobody", "--", CXRD] + command[:3] +
+                              [self.path("out2")] + command[4:], capture_output=True, text=True)
+        if "Permission denied" in done.stderr and "top.dcm" not in done.stderr:
+            self.skipTest("nobody cannot reach the fixtures: " + done.stderr)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn("locked: failed:", done.stderr)
+        self.assertIn("Permission denied", done.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[1:])
