@@ -19,8 +19,8 @@ enum cxr_status
 cxr_api_dicom_outputs_build(struct cxr_api *api, const struct cxr_dicom_meta *source,
                             const struct cxr_prediction *prediction, const struct cxr_rgb8 *heatmap,
                             const struct cxr_gray8 *image, const struct cxr_buf *pdf,
-                            int64_t report_time, struct cxr_api_dicom_outputs *outputs,
-                            struct cxr_err *err)
+                            bool gate_flagged, int64_t report_time,
+                            struct cxr_api_dicom_outputs *outputs, struct cxr_err *err)
 {
     struct cxr_report_dicom_info info = {
             .source = source,
@@ -31,10 +31,13 @@ cxr_api_dicom_outputs_build(struct cxr_api *api, const struct cxr_dicom_meta *so
     };
     memset(outputs, 0, sizeof *outputs);
     enum cxr_status status = cxr_report_dicom_sr(&info, prediction, &outputs->sr, err);
+    /* The heatmap travels alone in the PACS: a reader who opens it without the PDF (which
+     * states the gate's warning) sees at least in its series that the image was flagged. */
+    const char *flagged = gate_flagged ? "; input check warning" : "";
     if (status == CXR_OK && heatmap != NULL) {
         char description[96];
-        snprintf(description, sizeof description, "AI heatmap (cxrd): %s",
-                 cxr_model_result_name(prediction->result));
+        snprintf(description, sizeof description, "AI heatmap (cxrd): %s%s",
+                 cxr_model_result_name(prediction->result), flagged);
         status = cxr_report_dicom_sc(&info, heatmap, description, true, &outputs->heatmap, err);
     } else if (status == CXR_OK) {
         /* Normal: no overlay to show; the viewer still gets the series, with the source as
@@ -47,9 +50,11 @@ cxr_api_dicom_outputs_build(struct cxr_api *api, const struct cxr_dicom_meta *so
         } else {
             for (size_t i = 0; i < count; i++)
                 memset(grey.pixels + 3 * i, image->pixels[i], 3);
-            status = cxr_report_dicom_sc(&info, &grey,
-                                         "AI heatmap (cxrd): Normal, no finding to overlay", false,
-                                         &outputs->heatmap, err);
+            status = cxr_report_dicom_sc(
+                    &info, &grey,
+                    gate_flagged ? "AI heatmap (cxrd): Normal; input check warning"
+                                 : "AI heatmap (cxrd): Normal, no finding to overlay",
+                    false, &outputs->heatmap, err);
             free(grey.pixels);
         }
     }

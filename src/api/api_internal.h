@@ -71,13 +71,14 @@ struct cxr_api_dicom_outputs {
     struct cxr_buf sr, heatmap, report;
 };
 /* Builds them from the job's prediction, heatmap (NULL for Normal: the Secondary Capture then
- * holds the grey source image), source image and PDF. On failure nothing stays allocated. */
+ * holds the grey source image), source image and PDF; gate_flagged ([gate] mode = warn) says so
+ * in the Secondary Capture's Series Description. On failure nothing stays allocated. */
 enum cxr_status
 cxr_api_dicom_outputs_build(struct cxr_api *api, const struct cxr_dicom_meta *source,
                             const struct cxr_prediction *prediction, const struct cxr_rgb8 *heatmap,
                             const struct cxr_gray8 *image, const struct cxr_buf *pdf,
-                            int64_t report_time, struct cxr_api_dicom_outputs *outputs,
-                            struct cxr_err *err);
+                            bool gate_flagged, int64_t report_time,
+                            struct cxr_api_dicom_outputs *outputs, struct cxr_err *err);
 void cxr_api_dicom_outputs_release(struct cxr_api_dicom_outputs *outputs);
 
 /* A request field counts as missing when absent, null or the empty string. */

@@ -387,9 +387,9 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     }
     result->stage_seconds[CXR_STAGE_PDF] = pdf.seconds;
     if (job->dicom_outputs && job->output_folder) {
-        status = cxr_api_dicom_outputs_build(api, meta, &state.prediction,
-                                             normal ? NULL : &state.heatmap, &state.source,
-                                             &state.pdf, report_time, &state.dicom, &err);
+        status = cxr_api_dicom_outputs_build(
+                api, meta, &state.prediction, normal ? NULL : &state.heatmap, &state.source,
+                &state.pdf, result->gate_flagged, report_time, &state.dicom, &err);
         if (status == CXR_ERR_INVALID_ARG) {
             /* The source lacks what the outputs must refer to: the client's data, a 400. */
             cxr_api_format(message, sizeof message, "%s (%s)", job->input_path, err.message);

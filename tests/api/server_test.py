@@ -1059,9 +1059,15 @@ class GateWarn(unittest.TestCase):
             out = os.path.join(server.output_root, "warn")
             code, body = server.single({"input_image_path": os.path.join(server.input_root,
                                                                          "ct.dcm"),
-                                        "save_to_disk": True, "output_folder_path": out})
+                                        "save_to_disk": True, "output_folder_path": out,
+                                        "dicom_outputs": True})
             self.assertEqual(code, 200, body)
             self.assertEqual(body["Result"], "Warning")
+            # The heatmap's Secondary Capture, seen in the PACS without the PDF, says so.
+            import pydicom
+            heatmap = pydicom.dcmread(os.path.join(out, "PATCT", "PATCT_heatmap.dcm"))
+            self.assertEqual(heatmap.SeriesDescription,
+                             "AI heatmap (cxrd): TB Presumptive; input check warning")
             self.assertEqual(body["Message"], "Image is not a frontal chest radiograph: Modality "
                                               "CT is not a radiograph (CR or DX)")
             self.assertEqual(body["Data"]["result"], "TB Presumptive")
