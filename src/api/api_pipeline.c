@@ -179,6 +179,15 @@ static enum cxr_status read_input(struct cxr_api *api, const struct cxr_api_job 
     return status;
 }
 
+/* The file's Number of Frames (1 when absent or unreadable): the report says which frame. */
+static uint32_t frame_count(const struct cxr_dicom_file *file)
+{
+    struct cxr_dicom_pixel_desc desc;
+    struct cxr_dicom_pixel_data pixels;
+    struct cxr_err err = CXR_ERR_INIT;
+    return cxr_dicom_file_pixels(file, &desc, &pixels, &err) == CXR_OK ? desc.number_of_frames : 1;
+}
+
 /* Reserves the decode memory the file declares before any pixel is decoded: 400 when the
  * image alone is over the budget, 503 when the requests in flight leave too little now. */
 static bool memory_reserve(struct cxr_api *api, const struct cxr_dicom_file *file,
@@ -356,6 +365,7 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
                 .study_instance_uid = meta->study_instance_uid,
                 .modality = meta->modality,
                 .view_position = meta->view_position,
+                .frame_count = frame_count(state.file),
                 .model_version = cxr_model_version(api->model),
                 .thresholds = api->thresholds_used,
                 .report_time = report_time,

@@ -46,6 +46,9 @@ struct cxr_report_info {
     const char *study_time;                      /* TM "HHMMSS.ffffff" */
     const char *accession_number;
     const char *sop_instance_uid, *study_instance_uid, *modality, *view_position;
+    /* Number of Frames of the source: above 1, the page says that frame 1 was analysed (a
+     * reader would otherwise take the result for every frame). 0 or 1: nothing printed. */
+    uint32_t frame_count;
     const char *model_version;
     const char *thresholds; /* which thresholds decided presence: "model's own", "site
                                calibration of 2026-12-03"; NULL or "" print nothing */

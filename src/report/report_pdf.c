@@ -6,6 +6,7 @@
 #include <cairo-pdf.h>
 #include <fontconfig/fontconfig.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <pango/pangocairo.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,8 +144,11 @@ static enum cxr_status draw_details(struct cxr_report_page *page,
              study_time);
     snprintf(age_sex, sizeof age_sex, "%s / %s", or_dash(info->patient_age),
              or_dash(info->patient_sex));
-    snprintf(modality_view, sizeof modality_view, "%s / %s", or_dash(info->modality),
-             or_dash(info->view_position));
+    int used = snprintf(modality_view, sizeof modality_view, "%s / %s", or_dash(info->modality),
+                        or_dash(info->view_position));
+    if (info->frame_count > 1 && used >= 0 && (size_t)used < sizeof modality_view)
+        snprintf(modality_view + used, sizeof modality_view - (size_t)used,
+                 " (frame 1 of %" PRIu32 " analysed)", info->frame_count);
 
     /* The request's patient_id names the folder and the JSON; the file's own PatientID is what
      * the DICOM outputs (and the PACS) carry. When they differ, both are printed. */

@@ -358,10 +358,21 @@ static void pdf_normal_has_no_maps(void **state)
     write_file("report_normal.pdf", &pdf);
     char *text = run("pdftotext -enc UTF-8 report_normal.pdf -");
     assert_contains(text, "Overall result: Normal");
+    assert_true(strstr(text, "frame 1 of") == NULL); /* one frame: nothing said */
     assert_contains(text, "no finding present: no maps");
     assert_contains(text, "2026-11-27 08:15:00 UTC+00:00 (UTC)");
     assert_true(strstr(text, "Yes") == NULL); /* nothing present */
     free(text);
+    /* A multi-frame source: the page says which frame the result is for. */
+    info.frame_count = 3;
+    struct cxr_buf frames = CXR_BUF_INIT(0);
+    assert_int_equal(cxr_report_pdf_render(&info, &prediction, &source, &frames, NULL), CXR_OK);
+    write_file("report_frames.pdf", &frames);
+    text = run("pdftotext -enc UTF-8 report_frames.pdf -");
+    assert_contains(text, "(frame 1 of 3 analysed)");
+    free(text);
+    cxr_buf_release(&frames);
+    info.frame_count = 1;
     double blank = blank_band("report_normal.pdf", "report_normal_20dpi");
     printf("report_normal.pdf: largest blank band %.1f %% of the page height\n", 100 * blank);
     assert_true(blank < 0.06);
