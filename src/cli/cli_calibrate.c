@@ -370,11 +370,8 @@ static int parse_options(int argc, char **argv, struct options *options)
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
     };
-    *options = (struct options){.output = "calibration",
-                                .finding = "Tuberculosis",
-                                .target = 0.90,
-                                .seed = 1,
-                                .replicates = CXR_CALIBRATION_REPLICATES};
+    *options =
+            (struct options){.target = 0.90, .seed = 1, .replicates = CXR_CALIBRATION_REPLICATES};
     optind = 1;
     uint64_t number = 0;
     char *end = NULL;
@@ -382,7 +379,8 @@ static int parse_options(int argc, char **argv, struct options *options)
          (option = getopt_long(argc, argv, "l:t:f:o:c:m:s:r:h", long_options, NULL)) != -1;) {
         switch (option) {
         case 'l':
-            options->labels = optarg;
+            if (!cxr_cli_option_once("calibrate", "labels", &options->labels, optarg))
+                return 2;
             break;
         case 't':
             options->target = strtod(optarg, &end);
@@ -393,16 +391,20 @@ static int parse_options(int argc, char **argv, struct options *options)
             }
             break;
         case 'f':
-            options->finding = optarg;
+            if (!cxr_cli_option_once("calibrate", "finding", &options->finding, optarg))
+                return 2;
             break;
         case 'o':
-            options->output = optarg;
+            if (!cxr_cli_option_once("calibrate", "output", &options->output, optarg))
+                return 2;
             break;
         case 'c':
-            options->config = optarg;
+            if (!cxr_cli_option_once("calibrate", "config", &options->config, optarg))
+                return 2;
             break;
         case 'm':
-            options->model = optarg;
+            if (!cxr_cli_option_once("calibrate", "model", &options->model, optarg))
+                return 2;
             break;
         case 's':
             if (cxr_parse_u64(optarg, 0, UINT64_MAX, &options->seed) != CXR_OK) {
@@ -429,6 +431,10 @@ static int parse_options(int argc, char **argv, struct options *options)
         usage(stderr);
         return 2;
     }
+    if (options->output == NULL) /* the defaults, set after the options seen once */
+        options->output = "calibration";
+    if (options->finding == NULL)
+        options->finding = "Tuberculosis";
     if (cxr_model_finding_index(options->finding) < 0) {
         fprintf(stderr,
                 "cxrd calibrate: --finding '%s' is not one of the 11 findings (API "

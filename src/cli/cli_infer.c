@@ -123,15 +123,12 @@ int cxr_cli_infer(int argc, char **argv)
     for (int option; (option = getopt_long(argc, argv, "o:p:edc:m:h", options, NULL)) != -1;) {
         switch (option) {
         case 'o':
-        case 'p':
-            /* The last of two would win silently: results in an unintended folder, or
-             * under an unintended patient ID. */
-            if (option == 'o' ? output != NULL : patient_id != NULL) {
-                fprintf(stderr, "cxrd infer: --%s given twice\n",
-                        option == 'o' ? "output" : "patient-id");
+            if (!cxr_cli_option_once("infer", "output", &output, optarg))
                 return 2;
-            }
-            *(option == 'o' ? &output : &patient_id) = optarg;
+            break;
+        case 'p':
+            if (!cxr_cli_option_once("infer", "patient-id", &patient_id, optarg))
+                return 2;
             break;
         case 'e':
             explain = true;
@@ -140,10 +137,12 @@ int cxr_cli_infer(int argc, char **argv)
             dicom_outputs = true;
             break;
         case 'c':
-            config_path = optarg;
+            if (!cxr_cli_option_once("infer", "config", &config_path, optarg))
+                return 2;
             break;
         case 'm':
-            model = optarg;
+            if (!cxr_cli_option_once("infer", "model", &model, optarg))
+                return 2;
             break;
         case 'h':
             usage(stdout);

@@ -61,17 +61,18 @@ int cxr_cli_results(int argc, char **argv)
         case 's':
             /* A script that passes several UIDs would otherwise get the last one's results
              * alone, with exit status 0. */
-            if (sop) {
-                fprintf(stderr, "cxrd results: --sop given twice; run it once per UID\n");
+            if (!cxr_cli_option_once("results", "sop", &sop, optarg)) {
+                fprintf(stderr, "cxrd results: run it once per UID\n");
                 return 2;
             }
-            sop = optarg;
             break;
         case 'c':
-            config_path = optarg;
+            if (!cxr_cli_option_once("results", "config", &config_path, optarg))
+                return 2;
             break;
         case 'd':
-            database = optarg;
+            if (!cxr_cli_option_once("results", "database", &database, optarg))
+                return 2;
             break;
         case 'h':
             usage(stdout);

@@ -69,7 +69,8 @@ int cxr_cli_serve(int argc, char **argv)
     optind = 1;
     for (int option; (option = getopt_long(argc, argv, "c:h", options, NULL)) != -1;) {
         if (option == 'c') {
-            config_path = optarg;
+            if (!cxr_cli_option_once("serve", "config", &config_path, optarg))
+                return 2;
         } else if (option == 'h') {
             usage(stdout);
             return 0;

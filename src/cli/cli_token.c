@@ -55,13 +55,16 @@ int cxr_cli_token(int argc, char **argv)
     for (int option; (option = getopt_long(argc, argv, "c:s:t:h", options, NULL)) != -1;) {
         switch (option) {
         case 'c':
-            config_path = optarg;
+            if (!cxr_cli_option_once("token", "config", &config_path, optarg))
+                return 2;
             break;
         case 's':
-            subject = optarg;
+            if (!cxr_cli_option_once("token", "subject", &subject, optarg))
+                return 2;
             break;
         case 't':
-            ttl_text = optarg;
+            if (!cxr_cli_option_once("token", "ttl", &ttl_text, optarg))
+                return 2;
             break;
         case 'h':
             usage(stdout);

@@ -142,6 +142,23 @@ class Infer(CliTest):
             self.assertIn("%s given twice" % option, err)
             self.assertFalse(os.path.exists(self.path("b")))
 
+    def test_every_option_given_twice_is_a_usage_error(self):
+        """The last of two would win silently (another config, model, folder or patient than
+        one of them names): every command refuses a repeated option instead."""
+        cases = [["infer", PAT001, "--output", "a", "--config", "c1", "--config", "c2"],
+                 ["infer", PAT001, "--output", "a", "--model", MODEL, "--model", MODEL],
+                 ["results", "--sop", "1.2", "--database", "a", "--database", "b"],
+                 ["token", "--subject", "a", "--ttl", "1h", "--ttl", "2h"],
+                 ["serve", "--config", "a", "--config", "b"],
+                 ["calibrate", "--labels", "a", "--finding", "Tuberculosis", "--finding",
+                  "Cardiomegaly"],
+                 ["calibrate", "--labels", "a", "--output", "x", "--output", "y"]]
+        for args in cases:
+            status, out, err = run(*args)
+            option = args[-2]
+            self.assertEqual((status, out), (2, b""), (args, err))
+            self.assertIn("cxrd %s: %s given twice" % (args[0], option), err)
+
     def test_sigint_stops_between_files_and_writes_the_summary(self):
         folder = self.path("in")
         os.makedirs(folder)
