@@ -375,6 +375,7 @@ static int parse_options(int argc, char **argv, struct options *options)
     optind = 1;
     uint64_t number = 0;
     char *end = NULL;
+    const char *target = NULL, *seed = NULL, *replicates = NULL; /* each given once */
     for (int option;
          (option = getopt_long(argc, argv, "l:t:f:o:c:m:s:r:h", long_options, NULL)) != -1;) {
         switch (option) {
@@ -383,6 +384,8 @@ static int parse_options(int argc, char **argv, struct options *options)
                 return 2;
             break;
         case 't':
+            if (!cxr_cli_option_once("calibrate", "target-sensitivity", &target, optarg))
+                return 2;
             options->target = strtod(optarg, &end);
             if (*end != '\0' || !(options->target > 0.0 && options->target <= 1.0)) {
                 fprintf(stderr, "cxrd calibrate: --target-sensitivity %s is not in (0, 1]\n",
@@ -407,12 +410,16 @@ static int parse_options(int argc, char **argv, struct options *options)
                 return 2;
             break;
         case 's':
+            if (!cxr_cli_option_once("calibrate", "seed", &seed, optarg))
+                return 2;
             if (cxr_parse_u64(optarg, 0, UINT64_MAX, &options->seed) != CXR_OK) {
                 fprintf(stderr, "cxrd calibrate: --seed %s is not a number\n", optarg);
                 return 2;
             }
             break;
         case 'r':
+            if (!cxr_cli_option_once("calibrate", "replicates", &replicates, optarg))
+                return 2;
             if (cxr_parse_u64(optarg, 100, 100000, &number) != CXR_OK) {
                 fprintf(stderr, "cxrd calibrate: --replicates %s is not in 100..100000\n", optarg);
                 return 2;

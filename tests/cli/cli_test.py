@@ -152,7 +152,8 @@ class Infer(CliTest):
                  ["serve", "--config", "a", "--config", "b"],
                  ["calibrate", "--labels", "a", "--finding", "Tuberculosis", "--finding",
                   "Cardiomegaly"],
-                 ["calibrate", "--labels", "a", "--output", "x", "--output", "y"]]
+                 ["calibrate", "--labels", "a", "--output", "x", "--output", "y"],
+                 ["calibrate", "--labels", "a", "--seed", "1", "--seed", "2"]]
         for args in cases:
             status, out, err = run(*args)
             option = args[-2]
