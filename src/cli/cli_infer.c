@@ -152,7 +152,7 @@ int cxr_cli_infer(int argc, char **argv)
             return 2;
         }
     }
-    if (output == NULL && optind < argc) {
+    if ((output == NULL || output[0] == '\0') && optind < argc) {
         fprintf(stderr, "cxrd infer: --output OUT is required: the folder the results go to\n");
         return 2;
     }

@@ -142,6 +142,11 @@ class Infer(CliTest):
             self.assertIn("%s given twice" % option, err)
             self.assertFalse(os.path.exists(self.path("b")))
 
+    def test_empty_output_is_a_usage_error(self):
+        status, out, err = run("infer", PAT001, "--output", "", "--model", MODEL)
+        self.assertEqual((status, out), (2, b""), err)
+        self.assertIn("--output OUT is required", err)
+
     def test_every_option_given_twice_is_a_usage_error(self):
         """The last of two would win silently (another config, model, folder or patient than
         one of them names): every command refuses a repeated option instead."""
