@@ -127,13 +127,29 @@ static int compare_keyed(const void *a, const void *b)
     return order ? order : x->row->line < y->row->line ? -1 : x->row->line > y->row->line;
 }
 
+/* The key of a row for dedupe (NULL: the row takes no part). */
+typedef const char *key_of_row(const struct calibrate_row *row);
+
 /* Rows with one key (one file, or one image under two paths) are one study counted twice: the
  * later rows are left out when their label is the first's, and refused when it is not. what is
- * "file" or "image". Returns 0, or 1 after naming the conflicting lines. */
-static int dedupe(const char *labels_path, struct calibrate_run *run, struct keyed_row *keyed,
-                  size_t count, const char *what)
+ * "file" or "image" (an image's key, its SOP Instance UID, is named). Returns 0, or 1 after
+ * naming the conflicting lines. */
+static int dedupe(const char *labels_path, struct calibrate_run *run, key_of_row *key_of,
+                  const char *what)
 {
+    struct keyed_row *keyed = calloc(run->row_count ? run->row_count : 1, sizeof *keyed);
+    if (keyed == NULL) {
+        fprintf(stderr, "cxrd calibrate: out of memory\n");
+        return 1;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < run->row_count; i++) {
+        const char *key = key_of(&run->rows[i]);
+        if (key != NULL)
+            keyed[count++] = (struct keyed_row){key, &run->rows[i]};
+    }
     qsort(keyed, count, sizeof *keyed, compare_keyed);
+    bool image = strcmp(what, "image") == 0;
     size_t conflicts = 0;
     for (size_t i = 1, first = 0; i < count; i++) {
         if (strcmp(keyed[i].key, keyed[first].key) != 0) {
@@ -141,7 +157,6 @@ static int dedupe(const char *labels_path, struct calibrate_run *run, struct key
             continue;
         }
         struct calibrate_row *row = keyed[i].row, *earlier = keyed[first].row;
-        bool image = strcmp(what, "image") == 0;
         if (row->label != earlier->label) {
             if (conflicts++ < CALIBRATE_LIST_SHOWN)
                 fprintf(stderr,
@@ -160,6 +175,7 @@ static int dedupe(const char *labels_path, struct calibrate_run *run, struct key
         row->duplicate = true;
         run->duplicates++;
     }
+    free(keyed);
     if (conflicts) {
         fprintf(stderr,
                 "cxrd calibrate: %s: %zu rows give the %s of an earlier row another label; fix "
@@ -170,15 +186,19 @@ static int dedupe(const char *labels_path, struct calibrate_run *run, struct key
     return 0;
 }
 
+static const char *resolved_file(const struct calibrate_row *row)
+{
+    return row->resolved;
+}
+
+static const char *analysed_image(const struct calibrate_row *row)
+{
+    return row->analysed && row->sop_instance_uid[0] ? row->sop_instance_uid : NULL;
+}
+
 /* Every row's real path, relative paths against the CSV's folder; then one file listed twice. */
 static int resolve_paths(const char *labels_path, struct calibrate_run *run)
 {
-    struct keyed_row *keyed = calloc(run->row_count ? run->row_count : 1, sizeof *keyed);
-    if (keyed == NULL) {
-        fprintf(stderr, "cxrd calibrate: out of memory\n");
-        return 1;
-    }
-    size_t count = 0;
     for (size_t i = 0; i < run->row_count; i++) {
         struct calibrate_row *row = &run->rows[i];
         if (row->path[0] == '\0') {
@@ -189,17 +209,12 @@ static int resolve_paths(const char *labels_path, struct calibrate_run *run)
         snprintf(joined, sizeof joined, "%s%s%s", row->path[0] == '/' ? "" : run->csv_dir,
                  row->path[0] == '/' ? "" : "/", row->path);
         row->resolved = realpath(joined, NULL);
-        if (row->resolved == NULL) {
+        if (row->resolved == NULL)
             row->problem = cxr_cli_calibrate_text(
                     "%s: %s%s", joined, strerror(errno),
                     strchr(row->path, '\\') ? " (folders are separated by / here, not \\)" : "");
-            continue;
-        }
-        keyed[count++] = (struct keyed_row){row->resolved, row};
     }
-    int refused = dedupe(labels_path, run, keyed, count, "file");
-    free(keyed);
-    return refused;
+    return dedupe(labels_path, run, resolved_file, "file");
 }
 
 int cxr_cli_calibrate_labels_read(const char *path, struct calibrate_run *run,
@@ -323,17 +338,5 @@ int cxr_cli_calibrate_labels_read(const char *path, struct calibrate_run *run,
 
 int cxr_cli_calibrate_images_dedupe(const char *labels_path, struct calibrate_run *run)
 {
-    struct keyed_row *keyed = calloc(run->row_count ? run->row_count : 1, sizeof *keyed);
-    if (keyed == NULL) {
-        fprintf(stderr, "cxrd calibrate: out of memory\n");
-        return 1;
-    }
-    size_t count = 0;
-    for (size_t i = 0; i < run->row_count; i++) {
-        if (run->rows[i].analysed && run->rows[i].sop_instance_uid[0])
-            keyed[count++] = (struct keyed_row){run->rows[i].sop_instance_uid, &run->rows[i]};
-    }
-    int refused = dedupe(labels_path, run, keyed, count, "image");
-    free(keyed);
-    return refused;
+    return dedupe(labels_path, run, analysed_image, "image");
 }
