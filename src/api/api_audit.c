@@ -24,7 +24,8 @@ struct cxr_audit {
     sqlite3_stmt *job_file; /* marks a job's file done or skipped (cxr_audit_record) */
     pthread_mutex_t lock;
     char *path;
-    dev_t device; /* identity of the file open, to notice a replaced or deleted one */
+    bool read_only; /* cxr_audit_open_read_only: no schema, no writes */
+    dev_t device;   /* identity of the file open, to notice a replaced or deleted one */
     ino_t inode;
     atomic_ullong failures;
 };
@@ -113,16 +114,10 @@ static void close_handle(struct cxr_audit *audit)
     audit->db = NULL;
 }
 
-static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
+/* Creates the tables, adds the columns of later releases and prepares the writes. */
+static int prepare_for_writing(struct cxr_audit *audit)
 {
-    const char *path = audit->path;
-    int rc = sqlite3_open_v2(path, &audit->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(audit->db, 5000);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(audit->db, schema, NULL, NULL, NULL);
+    int rc = sqlite3_exec(audit->db, schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !has_column(audit->db, "predictions"))
         rc = sqlite3_exec(audit->db, predictions_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !has_column(audit->db, "thresholds"))
@@ -149,13 +144,32 @@ static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
                                 "UPDATE job_files SET state = ?, result = ?, csv_row = ?"
                                 " WHERE job_id = ? AND seq = ?",
                                 -1, &audit->job_file, NULL);
+    return rc;
+}
+
+static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
+{
+    const char *path = audit->path;
+    int flags =
+            audit->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &audit->db, flags | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(audit->db, 5000);
+    if (rc == SQLITE_OK)
+        rc = audit->read_only ? (has_column(audit->db, "predictions") ? SQLITE_OK : SQLITE_NOTADB)
+                              : prepare_for_writing(audit);
     struct stat info;
     if (rc == SQLITE_OK && stat(path, &info) != 0)
         rc = SQLITE_CANTOPEN;
     if (rc != SQLITE_OK) {
         enum cxr_status status =
-                cxr_err_set(err, CXR_ERR_IO, "SQLite: audit database %s: %s", path,
-                            audit->db ? sqlite3_errmsg(audit->db) : sqlite3_errstr(rc));
+                rc == SQLITE_NOTADB && audit->read_only
+                        ? cxr_err_set(err, CXR_ERR_IO,
+                                      "%s is not a cxrd audit database (no audit table with"
+                                      " predictions)",
+                                      path)
+                        : cxr_err_set(err, CXR_ERR_IO, "SQLite: audit database %s: %s", path,
+                                      audit->db ? sqlite3_errmsg(audit->db) : sqlite3_errstr(rc));
         sqlite3_finalize(audit->insert);
         sqlite3_finalize(audit->job_file);
         audit->insert = NULL;
@@ -169,11 +183,13 @@ static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
     return CXR_OK;
 }
 
-enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct cxr_err *err)
+static enum cxr_status open_audit(const char *path, bool read_only, struct cxr_audit **out,
+                                  struct cxr_err *err)
 {
     struct cxr_audit *audit = calloc(1, sizeof *audit);
     if (audit == NULL)
         return cxr_err_set(err, CXR_ERR_NOMEM, "audit: out of memory");
+    audit->read_only = read_only;
     pthread_mutex_init(&audit->lock, NULL);
     atomic_init(&audit->failures, 0);
     audit->path = strdup(path);
@@ -185,6 +201,17 @@ enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct 
     }
     *out = audit;
     return CXR_OK;
+}
+
+enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **out, struct cxr_err *err)
+{
+    return open_audit(path, false, out, err);
+}
+
+enum cxr_status cxr_audit_open_read_only(const char *path, struct cxr_audit **out,
+                                         struct cxr_err *err)
+{
+    return open_audit(path, true, out, err);
 }
 
 /* The file at the path must still be the one open; otherwise (deleted, renamed over, moved

@@ -38,6 +38,10 @@ struct cxr_audit_record {
 /* Opens (creating when needed) the database, its audit table and the bulk job tables (jobs,
  * job_files: api_jobstore.c), adding the columns of later releases to older files. */
 enum cxr_status cxr_audit_open(const char *path, struct cxr_audit **audit, struct cxr_err *err);
+/* Opens an existing audit database for lookups (cxr_audit_find_sop) only: nothing is created or
+ * changed, and a file without the audit table is refused as not an audit database. */
+enum cxr_status cxr_audit_open_read_only(const char *path, struct cxr_audit **audit,
+                                         struct cxr_err *err);
 void cxr_audit_close(struct cxr_audit *audit);
 /* Appends one row with the current UTC time. When the file at the path is no longer the one
  * open (deleted or replaced), reopens the path first. Thread safe. NULL strings are stored as

@@ -108,7 +108,7 @@ int cxr_cli_results(int argc, char **argv)
         fprintf(stderr, "cxrd results: cannot read the audit database %s\n", database);
     } else if (found.rows == NULL) {
         fprintf(stderr, "cxrd results: out of memory\n");
-    } else if (cxr_audit_open(database, &audit, &err) != CXR_OK ||
+    } else if (cxr_audit_open_read_only(database, &audit, &err) != CXR_OK ||
                cxr_audit_find_sop(audit, sop, add_row, &found, &count, &err) != CXR_OK) {
         fprintf(stderr, "cxrd results: %s\n", err.message);
     } else if (count == 0) {

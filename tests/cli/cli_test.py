@@ -122,6 +122,21 @@ class Results(CliTest):
         self.assertTrue(rows[0]["input_path"].endswith("M?ller.dcm"), rows[0]["input_path"])
         self.assertEqual(rows[0]["predictions"]["metadata"]["sop_instance_uid"], uid)
 
+    def test_another_sqlite_file_is_read_not_changed(self):
+        """A lookup must not write: pointed at a database that is not an audit log it used to
+        create the audit and job tables there."""
+        import sqlite3
+        other = self.path("other.sqlite")
+        with sqlite3.connect(other) as connection:
+            connection.execute("CREATE TABLE patients (id TEXT)")
+        connection.close()
+        before = open(other, "rb").read()
+        status, out, err = run("results", "--sop", "1.2.3", "--database", other)
+        self.assertEqual((status, out), (1, b""), err)
+        self.assertIn("is not a cxrd audit database", err)
+        self.assertEqual(open(other, "rb").read(), before)
+        self.assertEqual(sorted(os.listdir(self.base)), ["other.sqlite"])
+
     def test_sop_given_twice_is_a_usage_error(self):
         status, out, err = run("results", "--sop", "1.2.3", "--sop", "1.2.4", "--database",
                                self.path("none.sqlite"))
