@@ -50,6 +50,7 @@ static bool safe_file_name(const char *name)
 int cxr_cli_model_run(int argc, char **argv)
 {
     unsigned long threads = 0, repeat = 0;
+    const char *threads_text = NULL, *repeat_text = NULL; /* each option once */
     const char *positional[66];
     int positional_count = 0;
     for (int i = 1; i < argc; i++) {
@@ -58,11 +59,15 @@ int cxr_cli_model_run(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--threads") == 0 || strcmp(argv[i], "--repeat") == 0) {
-            unsigned long *target = argv[i][2] == 't' ? &threads : &repeat;
+            bool is_threads = argv[i][2] == 't';
+            unsigned long *target = is_threads ? &threads : &repeat;
             if (i + 1 >= argc || parse_count(argv[i + 1], 100000, target) != 0) {
                 fprintf(stderr, "cxrd model-run: %s needs a number\n", argv[i]);
                 return 2;
             }
+            if (!cxr_cli_option_once("model-run", argv[i] + 2,
+                                     is_threads ? &threads_text : &repeat_text, argv[i + 1]))
+                return 2;
             i++;
             continue;
         }

@@ -173,7 +173,8 @@ class Infer(CliTest):
                  ["calibrate", "--labels", "a", "--finding", "Tuberculosis", "--finding",
                   "Cardiomegaly"],
                  ["calibrate", "--labels", "a", "--output", "x", "--output", "y"],
-                 ["calibrate", "--labels", "a", "--seed", "1", "--seed", "2"]]
+                 ["calibrate", "--labels", "a", "--seed", "1", "--seed", "2"],
+                 ["model-run", MODEL, "in.npy", "out", "--threads", "1", "--threads", "2"]]
         for args in cases:
             status, out, err = run(*args)
             option = args[-2]
