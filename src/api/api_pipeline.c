@@ -335,6 +335,8 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
     if (!normal) {
         start = cxr_api_now();
         status = cxr_report_heatmap_render(&state.source, &state.prediction, &state.heatmap, &err);
+        if (status == CXR_OK && result->gate_flagged)
+            status = cxr_report_heatmap_add_warning(&state.heatmap, result->message, &err);
         result->stage_seconds[CXR_STAGE_HEATMAP] = cxr_api_now() - start;
         if (status != CXR_OK) {
             cxr_api_run_fail_internal(result, "heatmap", &err);

@@ -30,6 +30,14 @@ enum cxr_status cxr_report_heatmap_render(const struct cxr_gray8 *source,
                                           const struct cxr_prediction *prediction,
                                           struct cxr_rgb8 *out, struct cxr_err *err);
 
+/* [gate] mode = warn: appends a band under the heatmap's legend that states the input gate's
+ * message (e.g. "Image is not a frontal chest radiograph: ...") and that the result, findings
+ * and map may not apply to the image, so the PNG (and its DICOM copy) never shows a plain
+ * finding for a flagged image wherever it is viewed alone. heatmap grows in height; its first
+ * rows stay as they were. An empty warning changes nothing. */
+enum cxr_status cxr_report_heatmap_add_warning(struct cxr_rgb8 *heatmap, const char *warning,
+                                               struct cxr_err *err);
+
 /* What the PDF prints about the patient and study. Strings are UTF-8; NULL or "" print "—". */
 struct cxr_report_info {
     const char *institution_name; /* the caller picks: the config's, else the file's */

@@ -6,6 +6,7 @@
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "report/report_internal.h"
@@ -105,6 +106,16 @@ static void show_text(cairo_t *cr, const char *text, double size, bool bold, dou
     }
 }
 
+/* One row of a cairo RGB24 surface (0x00RRGGBB words) as packed RGB bytes. */
+static void copy_row(const uint32_t *row, uint8_t *out, uint32_t width)
+{
+    for (uint32_t x = 0; x < width; x++) {
+        out[3 * x + 0] = (uint8_t)(row[x] >> 16);
+        out[3 * x + 1] = (uint8_t)(row[x] >> 8);
+        out[3 * x + 2] = (uint8_t)row[x];
+    }
+}
+
 enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, int finding,
                                        uint8_t *rgb, uint32_t width, uint32_t height,
                                        struct cxr_report_legend_bar *bar, struct cxr_err *err)
@@ -182,15 +193,9 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     }
     const uint8_t *data = cairo_image_surface_get_data(surface);
     int stride = cairo_image_surface_get_stride(surface);
-    for (uint32_t y = 0; y < height; y++) {
-        const uint32_t *row = (const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride);
-        uint8_t *out = rgb + (size_t)y * width * 3;
-        for (uint32_t x = 0; x < width; x++) {
-            out[3 * x + 0] = (uint8_t)(row[x] >> 16);
-            out[3 * x + 1] = (uint8_t)(row[x] >> 8);
-            out[3 * x + 2] = (uint8_t)row[x];
-        }
-    }
+    for (uint32_t y = 0; y < height; y++)
+        copy_row((const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride),
+                 rgb + (size_t)y * width * 3, width);
     cairo_surface_destroy(surface);
 
     /* The colour bar: the overlay's colours over mid grey, level rising left to right. */
@@ -208,4 +213,89 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
     if (bar)
         *bar = (struct cxr_report_legend_bar){x0, x1, y0, y1};
     return CXR_OK;
+}
+
+/* The warning band: up to this many lines of bold text, more when the image is narrow. */
+#define WARNING_LINES_WIDE   3
+#define WARNING_LINES_NARROW 6
+#define WARNING_SIZE         8.5 /* units */
+
+static double warning_unit(uint32_t width)
+{
+    return stacked(width) ? MIN_UNIT : row_unit(width);
+}
+
+static int warning_lines(uint32_t width)
+{
+    return stacked(width) ? WARNING_LINES_NARROW : WARNING_LINES_WIDE;
+}
+
+static uint32_t warning_band_height(uint32_t width)
+{
+    return (uint32_t)ceil((warning_lines(width) * 1.2 * WARNING_SIZE + 8) * warning_unit(width));
+}
+
+/* Draws the band (amber, framed in dark red like the PDF's warning box) into a new surface of
+ * width x height and copies it into rgb. */
+static enum cxr_status draw_warning_band(const char *warning, uint8_t *rgb, uint32_t width,
+                                         uint32_t height, struct cxr_err *err)
+{
+    cairo_surface_t *surface =
+            cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)width, (int)height);
+    cairo_t *cr = cairo_create(surface);
+    double unit = warning_unit(width);
+    cairo_set_source_rgb(cr, 1.0, 0.95, 0.6);
+    cairo_paint(cr);
+    cairo_set_source_rgb(cr, 0.6, 0.1, 0.0);
+    cairo_set_line_width(cr, 2 * unit);
+    cairo_rectangle(cr, unit, unit, width - 2 * unit, height - 2 * unit);
+    cairo_stroke(cr);
+    char *text = NULL;
+    size_t length = strlen(warning) + 128;
+    if ((text = malloc(length)) != NULL) {
+        size_t end = strlen(warning);
+        snprintf(text, length,
+                 "Input check warning: %s%s The result, findings and map may not apply to this "
+                 "image.",
+                 warning, end && warning[end - 1] == '.' ? "" : ".");
+        show_text(cr, text, WARNING_SIZE * unit, true, 6 * unit, 4 * unit, width - 12 * unit,
+                  warning_lines(width));
+    }
+    free(text);
+    cairo_destroy(cr);
+    cairo_surface_flush(surface);
+    if (text == NULL || cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(surface);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot draw the warning band");
+    }
+    const uint8_t *data = cairo_image_surface_get_data(surface);
+    int stride = cairo_image_surface_get_stride(surface);
+    for (uint32_t y = 0; y < height; y++)
+        copy_row((const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride),
+                 rgb + (size_t)y * width * 3, width);
+    cairo_surface_destroy(surface);
+    return CXR_OK;
+}
+
+enum cxr_status cxr_report_heatmap_add_warning(struct cxr_rgb8 *heatmap, const char *warning,
+                                               struct cxr_err *err)
+{
+    if (heatmap == NULL || heatmap->pixels == NULL || heatmap->width == 0 ||
+        heatmap->width > 32767 || warning == NULL)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "warning band: bad arguments");
+    if (warning[0] == '\0')
+        return CXR_OK;
+    uint32_t band = warning_band_height(heatmap->width);
+    if (heatmap->height > 32767 - band)
+        return cxr_err_set(err, CXR_ERR_INVALID_ARG, "warning band: image too tall");
+    size_t row = (size_t)heatmap->width * 3;
+    uint8_t *grown = realloc(heatmap->pixels, row * (heatmap->height + band));
+    if (grown == NULL)
+        return cxr_err_set(err, CXR_ERR_NOMEM, "warning band: out of memory");
+    heatmap->pixels = grown;
+    enum cxr_status status =
+            draw_warning_band(warning, grown + row * heatmap->height, heatmap->width, band, err);
+    if (status == CXR_OK)
+        heatmap->height += band;
+    return status;
 }

@@ -23,6 +23,8 @@ import threading
 import time
 import unittest
 
+from PIL import Image
+
 sys.dont_write_bytecode = True
 
 CXRD = os.environ.get("CXRD", "cxrd")
@@ -1072,18 +1074,34 @@ class GateWarn(unittest.TestCase):
                                               "CT is not a radiograph (CR or DX)")
             self.assertEqual(body["Data"]["result"], "TB Presumptive")
             self.assertTrue(os.path.exists(os.path.join(out, "PATCT", "PATCT_report.pdf")))
+            warned_heatmap = Image.open(os.path.join(out, "PATCT", "PATCT_heatmap.png"))
+            warned_heatmap.load()
         finally:
             server.stop()
             server.remove()
         server = Server(config_extra={"gate": {"mode": "off"}})
         try:
+            out = os.path.join(server.output_root, "off")
             code, body = server.single({"input_image_path": os.path.join(server.input_root,
                                                                          "ct.dcm"),
-                                        "save_to_disk": False})
+                                        "save_to_disk": True, "output_folder_path": out})
             self.assertEqual((code, body["Result"]), (200, "Success"))
+            plain_heatmap = Image.open(os.path.join(out, "PATCT", "PATCT_heatmap.png"))
+            plain_heatmap.load()
         finally:
             server.stop()
             server.remove()
+        # The heatmap PNG, viewed alone, carries the warning too: the same image and legend,
+        # then an amber band under them.
+        width, height = plain_heatmap.size
+        self.assertEqual(warned_heatmap.size[0], width)
+        self.assertGreater(warned_heatmap.size[1], height)
+        self.assertEqual(warned_heatmap.crop((0, 0, width, height)).tobytes(),
+                         plain_heatmap.convert(warned_heatmap.mode).tobytes())
+        band = warned_heatmap.convert("RGB").crop((0, height, width, warned_heatmap.size[1]))
+        amber = sum(1 for pixel in band.getdata()
+                    if max(abs(a - b) for a, b in zip(pixel, (255, 242, 153))) <= 2)
+        self.assertGreater(amber, band.size[0] * band.size[1] // 2)
 
 
 class Infer(unittest.TestCase):
