@@ -106,14 +106,31 @@ static void show_text(cairo_t *cr, const char *text, double size, bool bold, dou
     }
 }
 
-/* One row of a cairo RGB24 surface (0x00RRGGBB words) as packed RGB bytes. */
-static void copy_row(const uint32_t *row, uint8_t *out, uint32_t width)
+/* Ends drawing on a width x height cairo RGB24 surface (0x00RRGGBB words) and copies it into
+ * rgb as packed RGB bytes; cr and surface are destroyed either way. */
+static enum cxr_status surface_to_rgb(cairo_t *cr, cairo_surface_t *surface, uint8_t *rgb,
+                                      uint32_t width, uint32_t height, const char *what,
+                                      struct cxr_err *err)
 {
-    for (uint32_t x = 0; x < width; x++) {
-        out[3 * x + 0] = (uint8_t)(row[x] >> 16);
-        out[3 * x + 1] = (uint8_t)(row[x] >> 8);
-        out[3 * x + 2] = (uint8_t)row[x];
+    cairo_destroy(cr);
+    cairo_surface_flush(surface);
+    if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(surface);
+        return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot draw the %s", what);
     }
+    const uint8_t *data = cairo_image_surface_get_data(surface);
+    int stride = cairo_image_surface_get_stride(surface);
+    for (uint32_t y = 0; y < height; y++) {
+        const uint32_t *row = (const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride);
+        uint8_t *out = rgb + (size_t)y * width * 3;
+        for (uint32_t x = 0; x < width; x++) {
+            out[3 * x + 0] = (uint8_t)(row[x] >> 16);
+            out[3 * x + 1] = (uint8_t)(row[x] >> 8);
+            out[3 * x + 2] = (uint8_t)row[x];
+        }
+    }
+    cairo_surface_destroy(surface);
+    return CXR_OK;
 }
 
 enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, int finding,
@@ -185,18 +202,9 @@ enum cxr_status cxr_report_legend_draw(const struct cxr_prediction *prediction, 
         snprintf(line + used, sizeof line - used, " (one map each in the PDF report)");
     show_text(cr, line, 7 * unit, false, 6 * unit, others_y, width - 12 * unit, others_lines);
 
-    cairo_destroy(cr);
-    cairo_surface_flush(surface);
-    if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(surface);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot draw the legend");
-    }
-    const uint8_t *data = cairo_image_surface_get_data(surface);
-    int stride = cairo_image_surface_get_stride(surface);
-    for (uint32_t y = 0; y < height; y++)
-        copy_row((const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride),
-                 rgb + (size_t)y * width * 3, width);
-    cairo_surface_destroy(surface);
+    enum cxr_status status = surface_to_rgb(cr, surface, rgb, width, height, "legend", err);
+    if (status != CXR_OK)
+        return status;
 
     /* The colour bar: the overlay's colours over mid grey, level rising left to right. */
     uint8_t colormap[256][3];
@@ -250,31 +258,20 @@ static enum cxr_status draw_warning_band(const char *warning, uint8_t *rgb, uint
     cairo_set_line_width(cr, 2 * unit);
     cairo_rectangle(cr, unit, unit, width - 2 * unit, height - 2 * unit);
     cairo_stroke(cr);
-    char *text = NULL;
-    size_t length = strlen(warning) + 128;
-    if ((text = malloc(length)) != NULL) {
-        size_t end = strlen(warning);
-        snprintf(text, length,
-                 "Input check warning: %s%s The result, findings and map may not apply to this "
-                 "image.",
-                 warning, end && warning[end - 1] == '.' ? "" : ".");
-        show_text(cr, text, WARNING_SIZE * unit, true, 6 * unit, 4 * unit, width - 12 * unit,
-                  warning_lines(width));
-    }
-    free(text);
-    cairo_destroy(cr);
-    cairo_surface_flush(surface);
-    if (text == NULL || cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
+    size_t end = strlen(warning), length = end + 128;
+    char *text = malloc(length);
+    if (text == NULL) {
+        cairo_destroy(cr);
         cairo_surface_destroy(surface);
-        return cxr_err_set(err, CXR_ERR_NOMEM, "cairo: cannot draw the warning band");
+        return cxr_err_set(err, CXR_ERR_NOMEM, "warning band: out of memory");
     }
-    const uint8_t *data = cairo_image_surface_get_data(surface);
-    int stride = cairo_image_surface_get_stride(surface);
-    for (uint32_t y = 0; y < height; y++)
-        copy_row((const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride),
-                 rgb + (size_t)y * width * 3, width);
-    cairo_surface_destroy(surface);
-    return CXR_OK;
+    snprintf(text, length,
+             "Input check warning: %s%s The result, findings and map may not apply to this image.",
+             warning, end && warning[end - 1] == '.' ? "" : ".");
+    show_text(cr, text, WARNING_SIZE * unit, true, 6 * unit, 4 * unit, width - 12 * unit,
+              warning_lines(width));
+    free(text);
+    return surface_to_rgb(cr, surface, rgb, width, height, "warning band", err);
 }
 
 enum cxr_status cxr_report_heatmap_add_warning(struct cxr_rgb8 *heatmap, const char *warning,
