@@ -56,6 +56,36 @@ static void heatmap_survives_every_failure(void **state)
     assert_true(runs >= 3); /* the heatmap allocates several buffers */
 }
 
+/* The warn-mode band grows the heatmap: a failure leaves the heatmap as it was. */
+static void warning_band_survives_every_failure(void **state)
+{
+    (void)state;
+    uint8_t grey[40 * 30];
+    memset(grey, 90, sizeof(grey));
+    struct cxr_gray8 source = {40, 30, grey};
+    struct cxr_prediction prediction = make_prediction();
+    long runs = 0;
+    for (long n = 0;; n++) {
+        struct cxr_rgb8 heatmap = {0};
+        assert_int_equal(cxr_report_heatmap_render(&source, &prediction, &heatmap, NULL), CXR_OK);
+        uint32_t height = heatmap.height;
+        alloc_fail_after(n);
+        enum cxr_status status = cxr_report_heatmap_add_warning(
+                &heatmap, "Image is not a frontal chest radiograph: Modality CT", NULL);
+        alloc_fail_after(-1);
+        free(heatmap.pixels);
+        if (alloc_fail_count() == 0) {
+            assert_int_equal(status, CXR_OK);
+            assert_true(heatmap.height > height);
+            break;
+        }
+        assert_int_equal(status, CXR_ERR_NOMEM);
+        assert_int_equal(heatmap.height, height);
+        runs++;
+    }
+    assert_true(runs >= 2); /* the grown image and the text */
+}
+
 static void pdf_survives_every_failure(void **state)
 {
     (void)state;
@@ -151,6 +181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(heatmap_survives_every_failure),
+            cmocka_unit_test(warning_band_survives_every_failure),
             cmocka_unit_test(pdf_survives_every_failure),
             cmocka_unit_test(dicom_outputs_survive_every_failure),
     };
