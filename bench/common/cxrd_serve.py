@@ -12,7 +12,7 @@ SECRET = "benchmark-secret-0123456789abcdef0123456789"
 
 class Server:
     def __init__(self, cxrd, model, base, input_root, output_root, workers=2, threads=0,
-                 queue_size=64):
+                 queue_size=64, audit=None):
         self.base = base
         config = os.path.join(base, "cxrd.ini")
         with open(config, "w") as out:
@@ -21,6 +21,8 @@ class Server:
                       "[model]\npath = %s\nthreads = %d\n[auth]\nsecret = %s\n"
                       % (workers, queue_size, input_root, output_root, os.path.abspath(model),
                          threads, SECRET))
+            if audit:
+                out.write("[audit]\ndatabase = %s\n" % audit)
         env = dict(os.environ, CXRD_JWT_SECRET=SECRET)
         self.token = subprocess.run([cxrd, "token", "--config", config, "--subject", "bench"],
                                     check=True, capture_output=True, text=True,

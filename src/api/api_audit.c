@@ -56,7 +56,16 @@ static const char output_folder_column[] = "ALTER TABLE audit ADD COLUMN output_
                                            " NULL DEFAULT '';";
 static const char job_id_column[] = "ALTER TABLE audit ADD COLUMN job_id TEXT NOT NULL"
                                     " DEFAULT '';";
-static const char sop_index[] = "CREATE INDEX IF NOT EXISTS audit_sop ON audit (sop_instance_uid);";
+/* Lookups by SOP Instance UID (cxrd results), by time (the worklist's day) and by job (a job's
+ * rows), and the worklist's list of stored results in its order (result, then newest first):
+ * without them every page of the worklist read the whole table (1.8 s for a year of 1,000,000
+ * results, holding the lock every audit write waits for). Created on open, so older databases
+ * gain them once. */
+static const char indexes[] = "CREATE INDEX IF NOT EXISTS audit_sop ON audit (sop_instance_uid);"
+                              "CREATE INDEX IF NOT EXISTS audit_time ON audit (time);"
+                              "CREATE INDEX IF NOT EXISTS audit_job ON audit (job_id);"
+                              "CREATE INDEX IF NOT EXISTS audit_listed ON audit (result, id)"
+                              " WHERE predictions != '' AND status = 200;";
 /* Async bulk jobs (api_jobstore.c): one row per job, one per input file, listed when the job is
  * created, so a restarted server knows which files are left. */
 static const char job_tables[] = "CREATE TABLE IF NOT EXISTS jobs ("
@@ -129,7 +138,7 @@ static int prepare_for_writing(struct cxr_audit *audit)
     if (rc == SQLITE_OK && !has_column(audit->db, "job_id"))
         rc = sqlite3_exec(audit->db, job_id_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(audit->db, sop_index, NULL, NULL, NULL);
+        rc = sqlite3_exec(audit->db, indexes, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, job_tables, NULL, NULL, NULL);
     if (rc == SQLITE_OK)

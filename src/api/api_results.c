@@ -61,6 +61,19 @@ static bool two_digits(const char *text, int max, int *value)
     return *value <= max;
 }
 
+/* seconds since the epoch and milliseconds as the audit log writes a time (UTC, to the
+ * millisecond: "2026-12-05T18:30:00.000Z", so that text order is time order); false outside
+ * years 0-9999. */
+static bool utc_text(time_t seconds, int millisecond, char out[UTC_TEXT_SIZE])
+{
+    struct tm utc;
+    if (gmtime_r(&seconds, &utc) == NULL || utc.tm_year + 1900 < 0 || utc.tm_year + 1900 > 9999)
+        return false;
+    snprintf(out, UTC_TEXT_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+             utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millisecond);
+    return true;
+}
+
 /* An RFC 3339 instant (YYYY-MM-DDThh:mm:ss[.fraction] and Z or an offset +hh:mm/-hh:mm) as the
  * audit log writes times: UTC to the millisecond, "2026-12-05T18:30:00.000Z", so that text
  * order is time order. The page sends the bounds of the reader's local day this way: a clinic
@@ -103,17 +116,38 @@ static bool instant_to_utc(const char *text, char out[UTC_TEXT_SIZE])
                         .tm_min = minute,
                         .tm_sec = second};
     time_t utc_seconds = timegm(&fields) - sign * (offset_hour * 3600 + offset_minute * 60);
-    struct tm utc;
-    if (gmtime_r(&utc_seconds, &utc) == NULL || utc.tm_year + 1900 < 0 || utc.tm_year + 1900 > 9999)
-        return false;
-    snprintf(out, UTC_TEXT_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-             utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millisecond);
-    return true;
+    return utc_text(utc_seconds, millisecond, out);
+}
+
+/* The UTC day's bounds as stored times: [start, end). The day is valid (date_valid). */
+static void day_bounds(const char *day, char start[UTC_TEXT_SIZE], char end[UTC_TEXT_SIZE])
+{
+    struct tm fields = {
+            .tm_year = atoi(day) - 1900, .tm_mon = atoi(day + 5) - 1, .tm_mday = atoi(day + 8)};
+    time_t midnight = timegm(&fields);
+    utc_text(midnight, 0, start);
+    if (!utc_text(midnight + 86400, 0, end)) /* 9999-12-31: no year 10000 to end at */
+        snprintf(end, UTC_TEXT_SIZE, "9999-12-31T24");
+}
+
+/* The checked filters: NULL (or "" for the times) where a filter is off. */
+struct list_filters {
+    const char *result, *job, *finding;
+    char from[UTC_TEXT_SIZE], to[UTC_TEXT_SIZE]; /* a date narrows both to its day */
+    long long limit, offset;
+};
+
+/* Narrows [from, to) to [start, end): stored times compare as text. */
+static void narrow(struct list_filters *filters, const char *start, const char *end)
+{
+    if (filters->from[0] == '\0' || strcmp(start, filters->from) > 0)
+        snprintf(filters->from, sizeof filters->from, "%s", start);
+    if (filters->to[0] == '\0' || strcmp(end, filters->to) < 0)
+        snprintf(filters->to, sizeof filters->to, "%s", end);
 }
 
 /* Checks the filters; on failure response holds the 400. */
-static bool query_valid(const struct cxr_api_results_query *query, long long *limit,
-                        long long *offset, char from[UTC_TEXT_SIZE], char to[UTC_TEXT_SIZE],
+static bool query_valid(const struct cxr_api_results_query *query, struct list_filters *filters,
                         struct cxr_api_response *response)
 {
     if (given(query->result)) {
@@ -126,11 +160,10 @@ static bool query_valid(const struct cxr_api_results_query *query, long long *li
     }
     if (given(query->date) && !date_valid(query->date))
         return fail(response, CXR_API_INVALID_QUERY, "date: not a day as YYYY-MM-DD");
-    from[0] = to[0] = '\0';
-    if (given(query->from) && !instant_to_utc(query->from, from))
+    if (given(query->from) && !instant_to_utc(query->from, filters->from))
         return fail(response, CXR_API_INVALID_QUERY,
                     "from: not a time as YYYY-MM-DDThh:mm:ss with Z or an offset such as +05:30");
-    if (given(query->to) && !instant_to_utc(query->to, to))
+    if (given(query->to) && !instant_to_utc(query->to, filters->to))
         return fail(response, CXR_API_INVALID_QUERY,
                     "to: not a time as YYYY-MM-DDThh:mm:ss with Z or an offset such as +05:30");
     if (given(query->finding)) {
@@ -142,26 +175,69 @@ static bool query_valid(const struct cxr_api_results_query *query, long long *li
     }
     if (given(query->job) && strspn(query->job, "0123456789abcdef") != strlen(query->job))
         return fail(response, CXR_API_INVALID_QUERY, "job: not a job ID");
-    *limit = DEFAULT_LIMIT;
+    filters->limit = DEFAULT_LIMIT;
     if (given(query->limit)) {
         char *end = NULL;
         errno = 0;
-        *limit = strtoll(query->limit, &end, 10);
-        if (errno || *end || *limit < 1 || *limit > MAX_LIMIT)
+        filters->limit = strtoll(query->limit, &end, 10);
+        if (errno || *end || filters->limit < 1 || filters->limit > MAX_LIMIT)
             return fail(response, CXR_API_INVALID_QUERY, "limit: not a number from 1 to 1000");
     }
     /* Paging: a day of a screening programme is more than one page, and a reader must be able
      * to reach every result, not only the first limit of them. */
-    *offset = 0;
+    filters->offset = 0;
     if (given(query->offset)) {
         char *end = NULL;
         errno = 0;
-        *offset = strtoll(query->offset, &end, 10);
-        if (errno || *end || *offset < 0 || *offset > MAX_OFFSET)
+        filters->offset = strtoll(query->offset, &end, 10);
+        if (errno || *end || filters->offset < 0 || filters->offset > MAX_OFFSET)
             return fail(response, CXR_API_INVALID_QUERY,
                         "offset: not a number from 0 to 1000000000");
     }
+    if (given(query->date)) {
+        char start[UTC_TEXT_SIZE], end[UTC_TEXT_SIZE];
+        day_bounds(query->date, start, end);
+        narrow(filters, start, end);
+    }
+    filters->result = given(query->result) ? query->result : NULL;
+    filters->job = given(query->job) ? query->job : NULL;
+    filters->finding = given(query->finding) ? query->finding : NULL;
     return true;
+}
+
+#define LIST_ORDER                                                                                 \
+    " ORDER BY CASE result WHEN 'TB Presumptive' THEN 0 WHEN 'Abnormal' THEN 1 ELSE 2 END,"        \
+    " id DESC"
+
+/* The list's statement for the filters given, from fixed pieces (every value is bound, by
+ * bind_filters, in the same order). The page's IDs are chosen first, from the indexes
+ * (api_audit.c: the stored results by result and ID, the times, the jobs), and only those rows
+ * are read whole: sorting whole rows read the entire table for every page. */
+static void list_sql(const struct list_filters *filters, char *sql, size_t size)
+{
+    snprintf(sql, size,
+             "SELECT time, patient_id, result, sop_instance_uid, predictions, job_id,"
+             " output_folder, id FROM audit WHERE id IN (SELECT id FROM audit"
+             " WHERE predictions != '' AND status = 200%s%s%s%s%s" LIST_ORDER
+             " LIMIT ? OFFSET ?)" LIST_ORDER,
+             filters->result ? " AND result = ?" : "", filters->job ? " AND job_id = ?" : "",
+             filters->from[0] ? " AND time >= ?" : "", filters->to[0] ? " AND time < ?" : "",
+             filters->finding ? " AND EXISTS (SELECT 1 FROM json_each(predictions, '$.findings')"
+                                " WHERE json_extract(value, '$.name') = ?"
+                                " AND json_extract(value, '$.presence') = 1)"
+                              : "");
+}
+
+static void bind_filters(sqlite3_stmt *select, const struct list_filters *filters)
+{
+    const char *texts[] = {filters->result, filters->job, filters->from[0] ? filters->from : NULL,
+                           filters->to[0] ? filters->to : NULL, filters->finding};
+    int index = 1;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i])
+            sqlite3_bind_text(select, index++, texts[i], -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(select, index++, filters->limit);
+    sqlite3_bind_int64(select, index, filters->offset);
 }
 
 /* The finding a reader looks at first: Tuberculosis when present, else the present finding
@@ -215,38 +291,21 @@ static json_t *row_object(sqlite3_stmt *select)
 void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_query *query,
                           struct cxr_api_response *response)
 {
-    long long limit, offset;
-    char from[UTC_TEXT_SIZE], to[UTC_TEXT_SIZE];
+    struct list_filters filters = {0};
     if (api->audit == NULL) {
         fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
         return;
     }
-    if (!query_valid(query, &limit, &offset, from, to, response))
+    if (!query_valid(query, &filters, response))
         return;
-    /* Every filter is a bound parameter; an absent one is bound as '' and switched off. */
-    static const char sql[] =
-            "SELECT time, patient_id, result, sop_instance_uid, predictions, job_id,"
-            " output_folder, id FROM audit WHERE predictions != '' AND status = 200"
-            " AND (?1 = '' OR result = ?1) AND (?2 = '' OR substr(time, 1, 10) = ?2)"
-            " AND (?3 = '' OR job_id = ?3) AND (?7 = '' OR time >= ?7) AND (?8 = '' OR time < ?8)"
-            " AND (?4 = '' OR EXISTS (SELECT 1 FROM json_each(predictions, '$.findings')"
-            "  WHERE json_extract(value, '$.name') = ?4"
-            "  AND json_extract(value, '$.presence') = 1))"
-            " ORDER BY CASE result WHEN 'TB Presumptive' THEN 0 WHEN 'Abnormal' THEN 1 ELSE 2 END,"
-            " id DESC LIMIT ?5 OFFSET ?6";
+    char sql[1024];
+    list_sql(&filters, sql, sizeof sql);
     json_t *rows = json_array();
     sqlite3 *db = cxr_audit_db_lock(api->audit);
     sqlite3_stmt *select = NULL;
     int rc = rows ? sqlite3_prepare_v2(db, sql, -1, &select, NULL) : SQLITE_NOMEM;
-    if (rc == SQLITE_OK) {
-        const char *filters[] = {query->result, query->date, query->job, query->finding};
-        for (int i = 0; i < 4; i++)
-            sqlite3_bind_text(select, i + 1, filters[i] ? filters[i] : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(select, 5, limit);
-        sqlite3_bind_int64(select, 6, offset);
-        sqlite3_bind_text(select, 7, from, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(select, 8, to, -1, SQLITE_TRANSIENT);
-    }
+    if (rc == SQLITE_OK)
+        bind_filters(select, &filters);
     while (rc == SQLITE_OK && (rc = sqlite3_step(select)) == SQLITE_ROW) {
         json_t *object = row_object(select);
         rc = object && json_array_append_new(rows, object) == 0 ? SQLITE_OK : SQLITE_NOMEM;

@@ -547,8 +547,28 @@ class Results(JobCase):
                 self.assertEqual((code, body["Message"]),
                                  (400, "Invalid query parameter date: not a day as YYYY-MM-DD"),
                                  bad)
-            code, body = server.request("GET", "/results?date=2024-02-29")
+            for day in ("2024-02-29", "9999-12-31", "0000-01-01"):
+                code, body = server.request("GET", "/results?date=" + day)
+                self.assertEqual((code, body["Data"]), (200, []), day)
+            # date is the stored rows' UTC day; with from/to, both apply.
+            day = listed["Data"][0]["time"][:10]
+            code, body = server.request("GET", "/results?date=" + day)
+            self.assertEqual([r["id"] for r in body["Data"]],
+                             [r["id"] for r in listed["Data"] if r["time"][:10] == day])
+            code, body = server.request("GET", "/results?date=%s&from=%s" % (
+                day, urllib.parse.quote(listed["Data"][0]["time"])))
+            self.assertEqual(sorted(r["id"] for r in body["Data"]),
+                             sorted(r["id"] for r in listed["Data"]
+                                    if r["time"] >= listed["Data"][0]["time"]
+                                    and r["time"][:10] == day))
+            code, body = server.request("GET", "/results?date=%s&to=%sT00:00:00Z" % (day, day))
             self.assertEqual((code, body["Data"]), (200, []))
+            # Filters together: result and finding and job narrow the same list.
+            code, body = server.request("GET", "/results?result=TB+Presumptive&finding="
+                                        "Tuberculosis&date=" + day)
+            self.assertEqual(sorted(r["id"] for r in body["Data"]),
+                             sorted(r["id"] for r in listed["Data"]
+                                    if r["result"] == "TB Presumptive" and r["time"][:10] == day))
             # from/to: instants with any offset (the page sends the reader's local day), compared
             # with the stored UTC times.
             times = sorted(row["time"] for row in listed["Data"])
