@@ -415,6 +415,40 @@ class Audit(unittest.TestCase):
         finally:
             stop_clean(self, server)
 
+    def test_first_release_database_gains_columns_and_indexes(self):
+        """A database of the first release (no predictions, job or folder columns, no index but
+        the SOP one) is brought up to date when opened, and its old rows stay."""
+        server = Server()
+        try:
+            for path in audit_files(server.audit):
+                if os.path.exists(path):
+                    os.remove(path)
+            with sqlite3.connect(server.audit) as db:
+                db.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, time TEXT NOT NULL,"
+                           " subject TEXT NOT NULL, route TEXT NOT NULL, input_path TEXT NOT NULL,"
+                           " sop_instance_uid TEXT NOT NULL, patient_id TEXT NOT NULL,"
+                           " result TEXT NOT NULL, status INTEGER NOT NULL,"
+                           " duration_ms REAL NOT NULL, message TEXT NOT NULL)")
+                db.execute("INSERT INTO audit VALUES (1, '2026-01-01T00:00:00.000Z', '',"
+                           " 'infer', '/a.dcm', '1.2.3', 'OLD', 'Normal', 200, 1.0, '')")
+            db.close()
+            self.assertEqual(self.bad_request(server, "new-1")[0], 400)
+            with sqlite3.connect(server.audit) as db:
+                columns = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
+                indexes = {row[0] for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'")}
+                old = db.execute("SELECT patient_id FROM audit WHERE id = 1").fetchall()
+            db.close()
+            self.assertTrue({"predictions", "thresholds", "request_id", "output_folder",
+                             "job_id"} <= columns, columns)
+            self.assertEqual(indexes, {"audit_sop", "audit_time", "audit_job", "audit_listed"})
+            self.assertEqual(old, [("OLD",)])
+            self.assertEqual(self.rows(server.audit, "new-1"), [(400,)])
+            code, body = server.request("GET", "/results")
+            self.assertEqual((code, body["Data"]), (200, []))  # no predictions
+        finally:
+            stop_clean(self, server)
+
     def test_unwritable_counted_not_required(self):
         server = Server()
         try:
