@@ -1,6 +1,7 @@
 /* The cxrd command: a thin dispatcher over the subcommands, each implemented in the library
  * (src/cli/) so tests link the same code. Exit status: 0 success, 1 failure, 2 usage error. */
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +65,10 @@ int main(int argc, char **argv)
     mallopt(M_ARENA_MAX, 2);
     mallopt(M_TRIM_THRESHOLD, 128 << 20);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    /* A write past RLIMIT_FSIZE (ulimit -f, a systemd LimitFSIZE=) raises SIGXFSZ, whose default
+     * action killed `serve` with every request in flight and left temp files behind. Ignored,
+     * the write fails with EFBIG instead: that request fails and its temp files are removed. */
+    signal(SIGXFSZ, SIG_IGN);
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         print_usage(stdout);

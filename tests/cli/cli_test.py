@@ -8,6 +8,7 @@ model and DICOM files). Arguments: unittest names (e.g. Dump), so ctest runs the
 """
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -216,6 +217,24 @@ class Infer(CliTest):
         hidden = [name for _, _, names in os.walk(out_folder) for name in names
                   if name.startswith(".")]
         self.assertEqual(hidden, [])
+
+    def test_file_size_limit_fails_the_file_not_the_run(self):
+        """Under RLIMIT_FSIZE (ulimit -f) a write past the limit raised SIGXFSZ, which killed infer
+        (exit 153) with temp files left and no summary; ignored, the write fails with EFBIG: that
+        file fails (exit 1), its temp files are removed, and the summary is written."""
+        out_folder = self.path("out")
+        limit = 150 * 1024  # the 1.5 KB JSON and small summary fit, the 214 KB heatmap does not
+        done = subprocess.run(
+            [CXRD, "infer", PAT001, "--output", out_folder, "--model", MODEL],
+            capture_output=True, text=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn("File too large", done.stderr)
+        self.assertIn("1 failed", done.stderr)
+        names = [name for _, _, files in os.walk(out_folder) for name in files]
+        self.assertEqual([name for name in names if name.startswith(".")], [])
+        self.assertEqual([name for name in names if name.startswith("PAT001")], [])
+        self.assertEqual(len([name for name in names if name.startswith("cxrd_run_")]), 1)
 
     def test_folders_that_cannot_be_listed_are_counted_not_dropped(self):
         """A sub-folder nested too deep, or (run as an unprivileged user) one without read
