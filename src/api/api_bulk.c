@@ -60,29 +60,33 @@ static const char *text_of(const struct cxr_buf *buf)
     return buf->data ? (const char *)buf->data : "";
 }
 
-static void write_summary(struct bulk_run *run)
+/* Writes the run summary; on failure fills err (for the Message) and returns false. */
+static bool write_summary(struct bulk_run *run, struct cxr_err *err)
 {
     char name[64];
     cxr_api_summary_name(&run->started, name, sizeof name);
-    struct cxr_err err = CXR_ERR_INIT;
     if (cxr_api_summary_write(run->api, run->output_folder, name, (const char *const *)run->rows,
-                              run->count, &err) != CXR_OK)
-        cxr_log(CXR_LOG_ERROR, "bulk: run summary: %s", err.message);
-    else
-        cxr_log(CXR_LOG_INFO, "bulk: run summary %s/%s", run->output_folder, name);
+                              run->count, err) != CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "bulk: run summary: %s", err->message);
+        return false;
+    }
+    cxr_log(CXR_LOG_INFO, "bulk: run summary %s/%s", run->output_folder, name);
+    return true;
 }
 
 static void finish(struct bulk_run *run)
 {
     struct cxr_api_response response = {0};
-    write_summary(run);
+    struct cxr_err summary_err = CXR_ERR_INIT;
+    /* A summary that is not on disk (full or read-only file system) must not read as Success. */
+    bool summary_written = write_summary(run, &summary_err);
     struct cxr_buf shared = {0};
     size_t shared_count = cxr_api_ledger_collisions(run->ledger, run->output_folder,
                                                     run->input_shown, SKIPPED_SHOWN, &shared);
     char message[8192];
     const char *result = "Warning";
     size_t used = 0;
-    if (run->skipped == 0 && shared_count == 0 && run->flagged == 0) {
+    if (run->skipped == 0 && shared_count == 0 && run->flagged == 0 && summary_written) {
         result = "Success";
         cxr_api_format(message, sizeof message, "Bulk inference completed successfully.");
     } else if (run->skipped == 0) {
@@ -99,10 +103,14 @@ static void finish(struct bulk_run *run)
                                  "%s %zu " CXR_API_SHARED_ID_TEXT ": %s",
                                  run->skipped ? "; and" : "", shared_count, text_of(&shared));
     if (run->flagged && used < sizeof message)
-        snprintf(message + used, sizeof message - used,
-                 "%s %zu files that the input gate flagged (analysed: [gate] mode = warn): %s%s",
-                 run->skipped || shared_count ? "; and" : "", run->flagged,
-                 text_of(&run->flagged_text), run->flagged > SKIPPED_SHOWN ? "; ..." : "");
+        used += (size_t)snprintf(
+                message + used, sizeof message - used,
+                "%s %zu files that the input gate flagged (analysed: [gate] mode = warn): %s%s",
+                run->skipped || shared_count ? "; and" : "", run->flagged,
+                text_of(&run->flagged_text), run->flagged > SKIPPED_SHOWN ? "; ..." : "");
+    if (!summary_written && used < sizeof message)
+        snprintf(message + used, sizeof message - used, "%s the run summary not written (%s)",
+                 run->skipped || shared_count || run->flagged ? "; and" : "", summary_err.message);
     cxr_buf_release(&shared);
     if (cxr_api_envelope(200, result, NULL, message, &response) != CXR_OK) {
         response.status = 500;
@@ -168,7 +176,7 @@ static void process(struct bulk_run *run, size_t index)
     };
     struct cxr_api_result result;
     cxr_api_job_run(run->api, &job, &result);
-    const char *reason = result.status == 500 ? "inference error" : result.message;
+    const char *reason = cxr_api_skip_reason(&result);
     /* Each index is written by one task only; finish() reads them after every chain ended. */
     run->rows[index] = cxr_api_summary_row(path, &result, run->output_folder, reason);
     if (result.status != 200)

@@ -37,6 +37,7 @@ struct cxr_api_result {
     char sop_instance_uid[80];
     char result[24];
     bool gate_flagged; /* [gate] mode = warn: not a frontal chest radiograph; message says why */
+    bool outputs_unwritten; /* failed writing the output files (storage), not on the input */
     double stage_seconds[CXR_STAGE_COUNT];
 };
 

@@ -133,7 +133,7 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     };
     struct cxr_api_result result;
     cxr_api_job_run(jobs->api, &pipeline, &result);
-    const char *reason = result.status == 500 ? "inference error" : result.message;
+    const char *reason = cxr_api_skip_reason(&result);
     if (result.status != 200)
         cxr_log(CXR_LOG_WARN, "job %s: skipped %s: %s", job->row.id, path, reason);
     char *row = cxr_api_summary_row(path, &result, job->row.output_folder, reason);

@@ -71,11 +71,16 @@ static enum cxr_status open_patient_folder(struct cxr_api *api, const char *outp
     if (status != CXR_OK)
         return status;
     *created = mkdirat(*parent_fd, patient_id, 0755) == 0;
+    /* Why mkdir failed (a full or read-only file system) is the cause to report, not the
+     * ENOENT of the open that follows it. */
+    int mkdir_errno = *created || errno == EEXIST ? 0 : errno;
     int fd = openat(*parent_fd, patient_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
         *folder_fd = fd;
         return CXR_OK;
     }
+    if (errno == ENOENT && mkdir_errno)
+        return cxr_err_set(err, CXR_ERR_IO, "mkdir: %s", strerror(mkdir_errno));
     if (errno != ELOOP && errno != ENOTDIR)
         return cxr_err_set(err, CXR_ERR_IO, "open: %s", strerror(errno));
     /* A symlink (or not a folder): the full walk follows it only while it stays in the root. */
@@ -122,6 +127,7 @@ bool cxr_api_outputs_write(struct cxr_api *api, const struct cxr_api_job *job,
         char message[1024];
         cxr_api_format(message, sizeof message, "%s (%s)", state->folder, err.message);
         cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, message, err.message);
+        result->outputs_unwritten = true;
         return false;
     }
     /* Leftovers of a writer killed inside a commit go when the folder is next written. */
@@ -172,6 +178,7 @@ bool cxr_api_outputs_write(struct cxr_api *api, const struct cxr_api_job *job,
         if (created) /* only if empty: a failed request leaves nothing behind */
             unlinkat(state->parent_fd, patient_id, AT_REMOVEDIR);
         cxr_api_run_fail_internal(result, "writing outputs", &err);
+        result->outputs_unwritten = true;
         return false;
     }
     result->stage_seconds[CXR_STAGE_WRITE] = cxr_api_now() - start;

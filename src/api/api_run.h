@@ -61,6 +61,9 @@ enum cxr_status cxr_api_summary_header(struct cxr_buf *out);
  * result may be NULL (a file never analysed). output_folder is the run's output folder. */
 char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *result,
                           const char *output_folder, const char *skip_reason);
+/* The skip_reason of a failed result: its v1 Message, except for a 500, whose cause stays in the
+ * server log: "outputs could not be written ..." when storage failed, else "inference error". */
+const char *cxr_api_skip_reason(const struct cxr_api_result *result);
 /* Writes the header and the non-NULL rows to folder/name atomically (a file group), folder
  * opened (created when missing) beneath api's output root: CXR_ERR_INVALID_ARG when it leads
  * out of the root. */

@@ -98,6 +98,15 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
     return (char *)row.data;
 }
 
+const char *cxr_api_skip_reason(const struct cxr_api_result *result)
+{
+    /* A full or read-only disk is the operator's to fix; "inference error" sent them to the
+     * model or the image instead. */
+    if (result->status == 500 && result->outputs_unwritten)
+        return "outputs could not be written (the server log says why)";
+    return result->status == 500 ? "inference error" : result->message;
+}
+
 enum cxr_status cxr_api_summary_write(struct cxr_api *api, const char *folder, const char *name,
                                       const char *const *rows, size_t count, struct cxr_err *err)
 {

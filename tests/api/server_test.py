@@ -63,7 +63,7 @@ class Server:
     """A cxrd serve process with its own roots, config, audit database and log."""
 
     def __init__(self, model="model-tb.onnx", config_extra=None, base=None, workers=2,
-                 queue_size=16):
+                 queue_size=16, preexec_fn=None):
         self.base = base or tempfile.mkdtemp(prefix="cxr-api-test-")
         self.input_root = os.path.join(self.base, "in")
         self.output_root = os.path.join(self.base, "out")
@@ -98,7 +98,7 @@ class Server:
         env.pop("CXRD_JWT_SECRET", None)
         self.process = subprocess.Popen([CXRD, "serve", "--config", self.config],
                                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        env=env, text=True)
+                                        env=env, text=True, preexec_fn=preexec_fn)
         self.port = None
         deadline = time.time() + STARTUP_SECONDS
         while time.time() < deadline:

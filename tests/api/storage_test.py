@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""The real `cxrd serve` when storage fails: a file size limit (RLIMIT_FSIZE), an output folder
+on a full or read-only tmpfs, a bulk run whose summary cannot be written. Each checks the answer (status and Message), that no final-named
+or temp file is left half-written, that an earlier result stays whole, that the server keeps
+serving, and that everything works again once space returns.
+
+Groups that mount a tmpfs exit 77 (ctest: skipped) where mount(2) is not permitted.
+
+Environment: CXRD (the binary), CXR_API_FIXTURES (make_fixtures.py output). Arguments: unittest
+names (e.g. OutputFull), so ctest can run the groups in parallel.
+"""
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_test import Server  # noqa: E402
+from jobs_test import JobCase, make_files, parse_summary  # noqa: E402
+
+INTERNAL = "Single Inference failed due to an internal error"
+NEEDS_MOUNT = ("OutputFull", "BulkFull")
+
+
+def mount_tmpfs(folder, options):
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", folder], check=True,
+                   capture_output=True)
+
+
+def unmount(folder):
+    subprocess.run(["umount", folder], capture_output=True)
+
+
+def can_mount():
+    folder = tempfile.mkdtemp(prefix="cxr-storage-probe-")
+    try:
+        mount_tmpfs(folder, "size=64k")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return False
+    finally:
+        unmount(folder)
+        os.rmdir(folder)
+    return True
+
+
+def fill(folder):
+    """Writes a file in folder until the file system is full; returns its path."""
+    path = os.path.join(folder, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"x" * 65536)
+    except OSError:
+        pass
+    try:
+        while True:
+            os.write(fd, b"x" * 512)
+    except OSError:
+        pass
+    os.close(fd)
+    return path
+
+
+def files(root):
+    """{relative path: sha256} of every file under root (hidden ones included)."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as data:
+                found[os.path.relpath(path, root)] = hashlib.sha256(data.read()).hexdigest()
+    return found
+
+
+class StorageCase(unittest.TestCase):
+    """A server whose output folders below output_root are tmpfs mounts made by mount()."""
+
+    server_options = {}
+
+    def setUp(self):
+        self.mounts = []
+        self.server = Server(**self.server_options)
+
+    def tearDown(self):
+        code = self.server.stop()
+        log = "".join(self.server.log)
+        for folder in reversed(self.mounts):
+            unmount(folder)
+        self.server.remove()
+        self.assertEqual(code, 0, log)
+
+    def mount(self, name, options, root=None):
+        folder = os.path.join(root or self.server.output_root, name)
+        os.makedirs(folder)
+        mount_tmpfs(folder, options)
+        self.mounts.append(folder)
+        return folder
+
+    def single(self, out, patient_id=None, dicom_outputs=False):
+        body = {"input_image_path": os.path.join(self.server.input_root, "pat001.dcm"),
+                "save_to_disk": True, "output_folder_path": out}
+        if patient_id:
+            body["patient_id"] = patient_id
+        if dicom_outputs:
+            body["dicom_outputs"] = True
+        return self.server.single(body)
+
+    def assert_serving(self):
+        code, body = self.server.single(
+            {"input_image_path": os.path.join(self.server.input_root, "pat001.dcm"),
+             "save_to_disk": False})
+        self.assertEqual(code, 200, body)
+
+    def assert_failure(self, answer, status, message):
+        code, body = answer
+        self.assertEqual((code, body["Result"], body["Data"], body["Message"]),
+                         (status, "Failure", None, message))
+
+
+class FileSizeLimit(StorageCase):
+    """Under RLIMIT_FSIZE a write past the limit raised SIGXFSZ, whose default action killed the
+    server (with the request in flight, leaving its temp files); ignored, the write fails with
+    EFBIG and only that request fails."""
+
+    limit = 150 * 1024  # the JSON fits, the 214 KB heatmap PNG does not
+    server_options = {"preexec_fn": lambda: resource.setrlimit(
+        resource.RLIMIT_FSIZE, (FileSizeLimit.limit, FileSizeLimit.limit))}
+
+    def test_a_file_past_the_limit_fails_the_request_not_the_server(self):
+        out = os.path.join(self.server.output_root, "limited")
+        for _ in range(2):
+            self.assert_failure(self.single(out), 500, INTERNAL)
+        self.assertIsNone(self.server.process.poll(), "cxrd serve died")
+        self.assertEqual(files(self.server.output_root), {})
+        self.assertIn("File too large", "".join(self.server.log))
+        self.assert_serving()
+
+
+class OutputFull(StorageCase):
+    """An output folder on a full, then read-only, tmpfs."""
+
+    def test_too_small_for_the_files(self):
+        for size in ("64k", "256k"):
+            out = self.mount("size" + size, "size=" + size)
+            for dicom_outputs in (False, True):
+                self.assert_failure(self.single(out, dicom_outputs=dicom_outputs), 500, INTERNAL)
+                # Nothing left: no result file, no temp file, not even the patient folder.
+                self.assertEqual(os.listdir(out), [], size)
+        self.assert_serving()
+
+    def test_a_repeat_that_does_not_fit_keeps_the_earlier_result_whole(self):
+        # The four files (about 390 KB) fit once, not twice (the new set is staged beside the
+        # old one); with dicom_outputs the extra three (about 850 KB) fill it part-way.
+        out = self.mount("repeat", "size=600k")
+        code, body = self.single(out)
+        self.assertEqual(code, 200, body)
+        before = files(out)
+        self.assertEqual(len(before), 4)
+        self.assert_failure(self.single(out), 500, INTERNAL)
+        self.assertEqual(files(out), before)
+        self.assert_failure(self.single(out, dicom_outputs=True), 500, INTERNAL)
+        self.assertEqual(files(out), before)
+        # Space returns: the repeat replaces the set whole.
+        subprocess.run(["mount", "-o", "remount,size=4M", out], check=True)
+        code, body = self.single(out, dicom_outputs=True)
+        self.assertEqual(code, 200, body)
+        after = files(out)
+        self.assertEqual(sorted(after), sorted(list(before) + [
+            "PAT001/PAT001_sr.dcm", "PAT001/PAT001_heatmap.dcm", "PAT001/PAT001_report.dcm"]))
+        self.assertFalse([name for name in after if os.path.basename(name).startswith(".")])
+
+    def test_no_room_for_the_patient_folder_says_why(self):
+        """The spec's row for a folder that cannot be created, with mkdir's reason: before, the
+        reason was the ENOENT of the open that followed the failed mkdir."""
+        out = self.mount("noinodes", "nr_inodes=1")  # the root folder only
+        self.assert_failure(self.single(out), 500, "Unable to create output folder: %s/PAT001 "
+                            "(mkdir: No space left on device)" % out)
+        self.assertEqual(os.listdir(out), [])
+        self.assert_serving()
+
+    def test_read_only(self):
+        out = self.mount("readonly", "size=4M")
+        code, body = self.single(out)
+        self.assertEqual(code, 200, body)
+        before = files(out)
+        subprocess.run(["mount", "-o", "remount,ro", out], check=True)
+        self.assert_failure(self.single(out), 500, INTERNAL)
+        self.assert_failure(self.single(out, patient_id="NEWPAT"), 500,
+                            "Unable to create output folder: %s/NEWPAT "
+                            "(mkdir: Read-only file system)" % out)
+        self.assertEqual(files(out), before)
+        subprocess.run(["mount", "-o", "remount,rw", out], check=True)
+        code, body = self.single(out, patient_id="NEWPAT")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(len(files(os.path.join(out, "NEWPAT"))), 4)
+
+
+class BulkFull(StorageCase, JobCase):
+    """A sync bulk run whose output file system fills: the files that did not fit are skipped,
+    and a run summary that could not be written is said, never answered as Success."""
+
+    def test_summary_that_does_not_fit_is_reported(self):
+        folder = make_files(self.server, "bulk", 2)
+        # The root, two patient folders and their four files each: no inode for the summary.
+        out = self.mount("bulk", "nr_inodes=11")
+        code, body = self.server.request("POST", "/bulk_inference",
+                                         {"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["Result"], "Warning", body)
+        self.assertRegex(body["Message"], r"^Bulk inference completed with the run summary not "
+                         r"written \(create a temp file for .*: No space left on device\)$")
+        self.assertEqual(len(files(out)), 8)
+        self.assertFalse([name for name in os.listdir(out) if name.startswith(("cxrd_run_", "."))])
+
+    def test_files_that_do_not_fit_are_skipped_and_the_summary_is_right(self):
+        folder = make_files(self.server, "part", 3)
+        # Room for the four files of two patients (about 390 KB each) and the summary.
+        out = self.mount("part", "size=1M")
+        code, body = self.server.request("POST", "/bulk_inference",
+                                         {"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["Result"], "Warning", body)
+        self.assertIn("1 of 3 DICOM files skipped", body["Message"])
+        summaries = [name for name in os.listdir(out) if name.startswith("cxrd_run_")]
+        self.assertEqual(len(summaries), 1)
+        with open(os.path.join(out, summaries[0]), newline="") as saved:
+            _, rows = parse_summary(saved.read())
+        self.assertEqual(len(rows), 3)
+        self.assertEqual(len([row for row in rows if row["result"]]), 2)
+        self.check_summary_against_outputs(rows, out)
+        # The reason names the disk, not the model ("inference error" before).
+        reason = "outputs could not be written (the server log says why)"
+        self.assertEqual([row["skip_reason"] for row in rows if not row["result"]], [reason])
+        self.assertIn(reason, body["Message"])
+        self.assertEqual(len(files(out)), 2 * 4 + 1)
+
+
+if __name__ == "__main__":
+    names = [name for name in sys.argv[1:] if not name.startswith("-")]
+    if any(name.split(".")[0] in NEEDS_MOUNT for name in names) and not can_mount():
+        print("SKIP: mounting a tmpfs is not permitted here")
+        sys.exit(77)
+    unittest.main(argv=[sys.argv[0]] + sys.argv[1:])
