@@ -4,6 +4,7 @@
  * audit row and its "done" mark are one transaction, so after a crash exactly the unrecorded
  * files run again. One job runs at a time; when it ends its summary CSV is written and the next
  * queued job starts. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,9 @@
 
 #define PENDING_REASON   "not processed yet"
 #define CANCELLED_REASON "not processed: the job was cancelled"
+/* A job paused because the database could not record it is tried again this often: space may
+ * come back at night, with nobody there to submit another job or restart the server. */
+#define RETRY_SECONDS 15
 
 struct active_job {
     struct cxr_jobstore_job row;
@@ -23,6 +27,7 @@ struct active_job {
     char **paths;
     size_t count, next, chains, ended;
     bool cancel;
+    bool unrecorded;      /* a file's row could not be written: hand out no more files */
     double session_start; /* monotonic, for the ETA */
     size_t session_done;  /* files finished since this process took the job */
 };
@@ -34,7 +39,19 @@ struct cxr_api_jobs {
     pthread_mutex_t lock; /* guards active, its counters, stopping and state changes */
     struct active_job *active;
     bool stopping;
+    bool paused;         /* the database could not record the job: retry_main tries again */
+    pthread_cond_t wake; /* tells retry_main that paused or stopping changed */
+    pthread_t retry_thread;
+    bool retry_started;
 };
+
+/* Called with the lock held: the next kick comes from retry_main after RETRY_SECONDS (or from
+ * a submission or the next start, whichever is first). */
+static void pause_jobs(struct cxr_api_jobs *jobs)
+{
+    jobs->paused = true;
+    pthread_cond_signal(&jobs->wake);
+}
 
 static void active_destroy(struct active_job *job)
 {
@@ -68,7 +85,9 @@ static void reply(struct cxr_api_response *response, int status, json_t *data, c
 
 /* ---- the runner ---- */
 
-static void write_end(struct cxr_api_jobs *jobs, struct active_job *job, const char *state)
+/* Writes the summary and records the job's end; false when the end could not be recorded
+ * (the database is full or read-only): the job is then still running or queued there. */
+static bool write_end(struct cxr_api_jobs *jobs, struct active_job *job, const char *state)
 {
     struct cxr_err err = CXR_ERR_INIT;
     char **rows = NULL;
@@ -117,9 +136,13 @@ static void write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
     cxr_api_ledger_destroy(ledger);
     cxr_jobstore_time_now(finished);
     if (cxr_jobstore_update(jobs->audit, job->row.id, state, NULL, finished, message, &err) !=
-        CXR_OK)
-        cxr_log(CXR_LOG_ERROR, "job %s: %s", job->row.id, err.message);
+        CXR_OK) {
+        cxr_log(CXR_LOG_ERROR, "job %s: its end (%s) could not be recorded: %s", job->row.id, state,
+                err.message);
+        return false;
+    }
     cxr_log(CXR_LOG_INFO, "job %s %s: %s", job->row.id, state, message);
+    return true;
 }
 
 static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t index)
@@ -144,15 +167,17 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
             .job_file_state = result.status == 200 ? "done" : "skipped",
             .csv_row = row ? row : "",
     };
-    /* A file whose row is not written stays pending and runs again at the next start. */
-    if (!cxr_api_audit_result_extra(jobs->api, job->row.subject, job->row.request_id,
-                                    "bulk_inference/file", path, &result,
-                                    (cxr_api_now() - start) * 1000.0, &extra))
+    /* A file whose row is not written stays pending and runs again when the job resumes. */
+    bool recorded = cxr_api_audit_result_extra(jobs->api, job->row.subject, job->row.request_id,
+                                               "bulk_inference/file", path, &result,
+                                               (cxr_api_now() - start) * 1000.0, &extra);
+    if (!recorded)
         cxr_log(CXR_LOG_ERROR, "job %s: %s not recorded", job->row.id, path);
     free(row);
     cxr_api_result_release(&result);
     pthread_mutex_lock(&jobs->lock);
     job->session_done++;
+    job->unrecorded |= !recorded;
     pthread_mutex_unlock(&jobs->lock);
 }
 
@@ -163,13 +188,14 @@ static void job_task(void *arg)
     struct cxr_api_jobs *jobs = arg;
     pthread_mutex_lock(&jobs->lock);
     struct active_job *job = jobs->active;
-    size_t index =
-            !job->cancel && !jobs->stopping && job->next < job->count ? job->next++ : SIZE_MAX;
+    size_t index = !job->cancel && !jobs->stopping && !job->unrecorded && job->next < job->count
+                           ? job->next++
+                           : SIZE_MAX;
     pthread_mutex_unlock(&jobs->lock);
     if (index != SIZE_MAX)
         process(jobs, job, index);
     pthread_mutex_lock(&jobs->lock);
-    if (!job->cancel && !jobs->stopping && job->next < job->count) {
+    if (!job->cancel && !jobs->stopping && !job->unrecorded && job->next < job->count) {
         pthread_mutex_unlock(&jobs->lock);
         /* Continue the chain behind any waiting single request. */
         if (cxr_api_pool_submit(jobs->pool, job_task, jobs, true) == CXR_OK)
@@ -182,12 +208,24 @@ static void job_task(void *arg)
     }
     /* The last chain of the job: record its end unless the server is stopping with files left
      * (then it stays "running" and resumes at the next start). */
-    const char *state = job->cancel ? "cancelled" : job->next == job->count ? "done" : NULL;
-    if (state)
-        write_end(jobs, job, state);
+    const char *state = job->cancel               ? "cancelled"
+                        : job->unrecorded         ? NULL
+                        : job->next == job->count ? "done"
+                                                  : NULL;
+    bool paused = state ? !write_end(jobs, job, state) : job->unrecorded;
+    /* Starting it again at once would redo its files in a loop while the database cannot
+     * record them: it waits, still "running" there, and is tried again later. */
+    if (paused)
+        cxr_log(CXR_LOG_ERROR,
+                "job %s paused: the audit database cannot record it; tried again in %d s, when "
+                "the next job is submitted or at the next start",
+                job->row.id, RETRY_SECONDS);
     jobs->active = NULL;
     active_destroy(job);
-    kick(jobs);
+    if (paused)
+        pause_jobs(jobs);
+    else
+        kick(jobs);
     pthread_mutex_unlock(&jobs->lock);
 }
 
@@ -195,6 +233,7 @@ static void job_task(void *arg)
 static void kick(struct cxr_api_jobs *jobs)
 {
     struct cxr_err err = CXR_ERR_INIT;
+    jobs->paused = false;
     while (jobs->active == NULL && !jobs->stopping) {
         char id[CXR_JOB_ID_LENGTH + 1];
         if (cxr_jobstore_next(jobs->audit, false, id, &err) != CXR_OK || id[0] == '\0')
@@ -213,19 +252,26 @@ static void kick(struct cxr_api_jobs *jobs)
                                          job->row.started[0] ? NULL : now, NULL, NULL, &err);
         if (status != CXR_OK) {
             cxr_log(CXR_LOG_ERROR, "job %s cannot start: %s", id, err.message);
-            cxr_jobstore_update(jobs->audit, id, "failed", NULL, now, err.message, &err);
+            bool ended = cxr_jobstore_update(jobs->audit, id, "failed", NULL, now, err.message,
+                                             &err) == CXR_OK;
             active_destroy(job);
-            continue;
+            if (ended)
+                continue;
+            pause_jobs(jobs); /* still running or queued there: taking it again now would loop */
+            break;
         }
         cxr_log(CXR_LOG_INFO, "job %s %s: %zu of %lld files to do", id,
                 resumed ? "resumed" : "started", job->count, job->row.total);
         job->session_start = cxr_api_now();
         jobs->active = job;
         if (job->count == 0) {
-            write_end(jobs, job, "done");
+            bool ended = write_end(jobs, job, "done");
             jobs->active = NULL;
             active_destroy(job);
-            continue;
+            if (ended)
+                continue;
+            pause_jobs(jobs);
+            break;
         }
         uint32_t chains = cxr_api_pool_workers(jobs->pool);
         if (chains > job->count)
@@ -243,6 +289,29 @@ static void kick(struct cxr_api_jobs *jobs)
     }
 }
 
+/* Kicks a paused job again every RETRY_SECONDS until it runs, or the server stops. */
+static void *retry_main(void *arg)
+{
+    struct cxr_api_jobs *jobs = arg;
+    pthread_mutex_lock(&jobs->lock);
+    while (!jobs->stopping) {
+        if (!jobs->paused) {
+            pthread_cond_wait(&jobs->wake, &jobs->lock);
+            continue;
+        }
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += RETRY_SECONDS;
+        if (pthread_cond_timedwait(&jobs->wake, &jobs->lock, &deadline) == ETIMEDOUT &&
+            jobs->paused && !jobs->stopping && jobs->active == NULL) {
+            cxr_log(CXR_LOG_INFO, "jobs: trying the paused job again");
+            kick(jobs);
+        }
+    }
+    pthread_mutex_unlock(&jobs->lock);
+    return NULL;
+}
+
 enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *pool,
                                     struct cxr_api_jobs **out, struct cxr_err *err)
 {
@@ -256,6 +325,14 @@ enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *po
     jobs->pool = pool;
     jobs->audit = audit;
     pthread_mutex_init(&jobs->lock, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&jobs->wake, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+    jobs->retry_started = pthread_create(&jobs->retry_thread, NULL, retry_main, jobs) == 0;
+    if (!jobs->retry_started)
+        cxr_log(CXR_LOG_WARN, "jobs: no retry thread; a paused job waits for the next submission");
     pthread_mutex_lock(&jobs->lock);
     /* Jobs cancelled while their last files ran, when the process died before their end. */
     for (;;) {
@@ -265,8 +342,12 @@ enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *po
             break;
         if (cxr_jobstore_load(audit, id, &ended.row, err) != CXR_OK)
             break;
-        write_end(jobs, &ended, "cancelled");
+        bool recorded = write_end(jobs, &ended, "cancelled");
         cxr_jobstore_job_release(&ended.row);
+        if (!recorded) {
+            pause_jobs(jobs);
+            break;
+        }
     }
     kick(jobs);
     pthread_mutex_unlock(&jobs->lock);
@@ -280,14 +361,20 @@ void cxr_api_jobs_stop(struct cxr_api_jobs *jobs)
         return;
     pthread_mutex_lock(&jobs->lock);
     jobs->stopping = true;
+    pthread_cond_signal(&jobs->wake);
     pthread_mutex_unlock(&jobs->lock);
+    if (jobs->retry_started)
+        pthread_join(jobs->retry_thread, NULL);
+    jobs->retry_started = false;
 }
 
 void cxr_api_jobs_destroy(struct cxr_api_jobs *jobs)
 {
     if (jobs == NULL)
         return;
+    cxr_api_jobs_stop(jobs);      /* joins the retry thread when not stopped yet */
     active_destroy(jobs->active); /* NULL once the pool has run every chain to its end */
+    pthread_cond_destroy(&jobs->wake);
     pthread_mutex_destroy(&jobs->lock);
     free(jobs);
 }

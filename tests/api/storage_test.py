@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The real `cxrd serve` when storage fails: a file size limit (RLIMIT_FSIZE), an output folder
-on a full or read-only tmpfs, a bulk run whose summary cannot be written. Each checks the answer (status and Message), that no final-named
+on a full or read-only tmpfs, a bulk run whose summary cannot be written, an audit database on
+a full tmpfs under a running job. Each checks the answer (status and Message), that no final-named
 or temp file is left half-written, that an earlier result stays whole, that the server keeps
 serving, and that everything works again once space returns.
 
@@ -11,19 +12,22 @@ names (e.g. OutputFull), so ctest can run the groups in parallel.
 """
 import hashlib
 import os
+import re
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server_test import Server  # noqa: E402
-from jobs_test import JobCase, make_files, parse_summary  # noqa: E402
+from jobs_test import JobCase, make_files, parse_summary, wait_for  # noqa: E402
 
 INTERNAL = "Single Inference failed due to an internal error"
-NEEDS_MOUNT = ("OutputFull", "BulkFull")
+NEEDS_MOUNT = ("OutputFull", "BulkFull", "JobsDatabaseFull")
 
 
 def mount_tmpfs(folder, options):
@@ -237,6 +241,67 @@ class BulkFull(StorageCase, JobCase):
         self.assertEqual([row["skip_reason"] for row in rows if not row["result"]], [reason])
         self.assertIn(reason, body["Message"])
         self.assertEqual(len(files(out)), 2 * 4 + 1)
+
+
+class JobsDatabaseFull(StorageCase, JobCase):
+    """The audit database (and with it the job store) on a tmpfs that fills while a job runs:
+    the files whose rows cannot be written stay pending and the job pauses instead of starting
+    over in a loop (which redid every pending file's outputs many times a second); once space
+    returns it is tried again on its own (every 15 s) and ends with every file recorded once."""
+
+    def setUp(self):
+        self.mounts = []
+        base = tempfile.mkdtemp(prefix="cxr-api-test-")
+        self.database = os.path.join(base, "db")
+        os.makedirs(self.database)
+        mount_tmpfs(self.database, "size=8M")  # room for the WAL (4 MiB)
+        self.mounts.append(self.database)
+        try:
+            self.server = Server(base=base, config_extra={
+                "audit": {"database": os.path.join(self.database, "audit.sqlite")}})
+        except Exception:
+            unmount(self.database)
+            raise
+
+    def test_a_job_pauses_while_its_files_cannot_be_recorded(self):
+        folder = make_files(self.server, "dbfull", 30)
+        out = os.path.join(self.server.output_root, "dbfull")
+        code, body = self.submit(self.server, folder, out)
+        self.assertEqual(code, 202, body)
+        job_id = body["Data"]["id"]
+        filler = fill(self.database)
+        paused = wait_for(self.server, job_id, lambda data: "paused" in "".join(
+            self.server.log) or data["state"] == "done", timeout=30)
+        if paused["state"] == "done":
+            self.skipTest("every file was recorded before the database filled")
+        time.sleep(2)  # long enough for the job to have started over many times before
+        log = "".join(self.server.log)
+        paused = wait_for(self.server, job_id, lambda data: True)
+        self.assertEqual(paused["state"], "running")
+        self.assertLess(paused["done"], 30)
+        # One pause, no restart of the job while the database is full.
+        self.assertEqual(log.count("job %s paused" % job_id), 1, log)
+        self.assertNotIn("job %s resumed" % job_id, log)
+        self.assertLessEqual(len(re.findall("job %s: .* not recorded" % job_id, log)), 2, log)
+        self.assert_serving()
+
+        # Space returns: the paused job is tried again without anyone submitting or restarting.
+        os.unlink(filler)
+        final = wait_for(self.server, job_id, lambda data: data["state"] == "done", timeout=120)
+        self.assertEqual((final["done"], final["skipped"]), (30, 0))
+        self.assertIn("jobs: trying the paused job again", "".join(self.server.log))
+        with open(final["summary_csv"], newline="") as saved:
+            _, rows = parse_summary(saved.read())
+        self.assertEqual(len(rows), 30)
+        self.check_summary_against_outputs(rows, out)
+        database = sqlite3.connect(os.path.join(self.database, "audit.sqlite"))
+        try:
+            recorded = database.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT input_path) FROM audit WHERE job_id = ? AND "
+                "route = 'bulk_inference/file'", (job_id,)).fetchone()
+        finally:
+            database.close()
+        self.assertEqual(recorded, (30, 30))
 
 
 if __name__ == "__main__":
