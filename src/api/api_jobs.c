@@ -509,24 +509,31 @@ void cxr_api_jobs_cancel(struct cxr_api_jobs *jobs, const char *id,
     struct cxr_jobstore_job row;
     pthread_mutex_lock(&jobs->lock);
     enum cxr_status status = cxr_jobstore_load(jobs->audit, id, &row, &err);
+    bool loaded = status == CXR_OK;
+    bool queued = loaded && strcmp(row.state, "queued") == 0;
     char detail[64] = "";
-    if (status == CXR_OK && strcmp(row.state, "queued") == 0) {
-        /* Not started: it ends now, its summary lists every file as not processed. */
-        struct active_job ended = {.row = row};
-        cxr_jobstore_update(jobs->audit, id, "cancelled", NULL, NULL, NULL, &err);
-        write_end(jobs, &ended, "cancelled");
-    } else if (status == CXR_OK && strcmp(row.state, "running") == 0) {
-        /* Files in flight finish; the last chain records the end and writes the summary. */
-        if (jobs->active && strcmp(jobs->active->row.id, id) == 0)
-            jobs->active->cancel = true;
+    if (queued || (loaded && strcmp(row.state, "running") == 0)) {
+        /* Only a cancel the database holds is answered as done (a full or read-only database
+         * would keep the job, and run it, after "Job cancelled."). */
         status = cxr_jobstore_update(jobs->audit, id, "cancelled", NULL, NULL, NULL, &err);
-        cxr_log(CXR_LOG_INFO, "job %s cancelled", id);
-    } else if (status == CXR_OK) {
+        if (status != CXR_OK) {
+            cxr_log(CXR_LOG_ERROR, "job %s: cancel not recorded: %s", id, err.message);
+        } else if (queued) {
+            /* Not started: it ends now, its summary lists every file as not processed. */
+            struct active_job ended = {.row = row};
+            write_end(jobs, &ended, "cancelled");
+        } else {
+            /* Files in flight finish; the last chain records the end and writes the summary. */
+            if (jobs->active && strcmp(jobs->active->row.id, id) == 0)
+                jobs->active->cancel = true;
+            cxr_log(CXR_LOG_INFO, "job %s cancelled", id);
+        }
+    } else if (loaded) {
         cxr_api_format(detail, sizeof detail, "%s is %s", id, row.state);
     }
     json_t *object = status == CXR_OK && !detail[0] ? job_object(jobs, id, &status) : NULL;
     pthread_mutex_unlock(&jobs->lock);
-    if (status == CXR_OK)
+    if (loaded)
         cxr_jobstore_job_release(&row);
     if (status == CXR_ERR_NOT_FOUND)
         reply_error(response, CXR_API_JOB_NOT_FOUND, id);

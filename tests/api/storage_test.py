@@ -303,6 +303,24 @@ class JobsDatabaseFull(StorageCase, JobCase):
             database.close()
         self.assertEqual(recorded, (30, 30))
 
+    def test_a_cancel_the_database_cannot_hold_is_not_answered_as_done(self):
+        folder = make_files(self.server, "dbfull", 30)
+        out = os.path.join(self.server.output_root, "dbfull")
+        code, first = self.submit(self.server, folder, out)
+        self.assertEqual(code, 202, first)
+        code, second = self.submit(self.server, folder, os.path.join(out, "second"))
+        self.assertEqual(code, 202, second)
+        second_id = second["Data"]["id"]
+        self.assertEqual(second["Data"]["state"], "queued")
+        filler = fill(self.database)
+        code, body = self.server.request("DELETE", "/jobs/" + second_id)
+        self.assertEqual((code, body["Result"], body["Data"]), (500, "Failure", None), body)
+        self.assertEqual(body["Message"], "Bulk job failed due to an internal error")
+        os.unlink(filler)
+        self.assertEqual(wait_for(self.server, second_id, lambda data: True)["state"], "queued")
+        code, body = self.server.request("DELETE", "/jobs/" + second_id)
+        self.assertEqual((code, body["Data"]["state"]), (200, "cancelled"), body)
+
 
 if __name__ == "__main__":
     names = [name for name in sys.argv[1:] if not name.startswith("-")]
