@@ -38,6 +38,7 @@ struct cxr_api_result {
     char result[24];
     bool gate_flagged; /* [gate] mode = warn: not a frontal chest radiograph; message says why */
     bool outputs_unwritten; /* failed writing the output files (storage), not on the input */
+    bool no_space;          /* ... because the file system is full or read-only (a job waits) */
     double stage_seconds[CXR_STAGE_COUNT];
 };
 

@@ -27,7 +27,8 @@ struct active_job {
     char **paths;
     size_t count, next, chains, ended;
     bool cancel;
-    bool unrecorded;      /* a file's row could not be written: hand out no more files */
+    bool unrecorded;      /* a file's row or outputs could not be written for want of space (or
+                             a read-only file system): hand out no more files */
     double session_start; /* monotonic, for the ETA */
     size_t session_done;  /* files finished since this process took the job */
 };
@@ -157,14 +158,22 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     struct cxr_api_result result;
     cxr_api_job_run(jobs->api, &pipeline, &result);
     const char *reason = cxr_api_skip_reason(&result);
-    if (result.status != 200)
+    /* Outputs that did not fit (a full or read-only output file system) are not the file's
+     * fault: it stays pending, and the job waits for room instead of skipping every file left. */
+    bool retry = result.no_space;
+    if (retry)
+        cxr_log(CXR_LOG_ERROR, "job %s: %s stays pending: no room for its outputs", job->row.id,
+                path);
+    else if (result.status != 200)
         cxr_log(CXR_LOG_WARN, "job %s: skipped %s: %s", job->row.id, path, reason);
     char *row = cxr_api_summary_row(path, &result, job->row.output_folder, reason);
     struct cxr_api_audit_extra extra = {
             .output_folder = job->row.output_folder,
             .job_id = job->row.id,
             .job_file_seq = job->seqs[index],
-            .job_file_state = result.status == 200 ? "done" : "skipped",
+            .job_file_state = retry                  ? NULL
+                              : result.status == 200 ? "done"
+                                                     : "skipped",
             .csv_row = row ? row : "",
     };
     /* A file whose row is not written stays pending and runs again when the job resumes. */
@@ -177,7 +186,7 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     cxr_api_result_release(&result);
     pthread_mutex_lock(&jobs->lock);
     job->session_done++;
-    job->unrecorded |= !recorded;
+    job->unrecorded |= !recorded || retry;
     pthread_mutex_unlock(&jobs->lock);
 }
 
@@ -217,8 +226,8 @@ static void job_task(void *arg)
      * record them: it waits, still "running" there, and is tried again later. */
     if (paused)
         cxr_log(CXR_LOG_ERROR,
-                "job %s paused: the audit database cannot record it; tried again in %d s, when "
-                "the next job is submitted or at the next start",
+                "job %s paused: no room to record it or write its outputs; tried again in %d s, "
+                "when the next job is submitted or at the next start",
                 job->row.id, RETRY_SECONDS);
     jobs->active = NULL;
     active_destroy(job);

@@ -80,7 +80,8 @@ static enum cxr_status open_patient_folder(struct cxr_api *api, const char *outp
         return CXR_OK;
     }
     if (errno == ENOENT && mkdir_errno)
-        return cxr_err_set(err, CXR_ERR_IO, "mkdir: %s", strerror(mkdir_errno));
+        return cxr_err_set(err, cxr_status_of_errno(mkdir_errno), "mkdir: %s",
+                           strerror(mkdir_errno));
     if (errno != ELOOP && errno != ENOTDIR)
         return cxr_err_set(err, CXR_ERR_IO, "open: %s", strerror(errno));
     /* A symlink (or not a folder): the full walk follows it only while it stays in the root. */
@@ -128,6 +129,7 @@ bool cxr_api_outputs_write(struct cxr_api *api, const struct cxr_api_job *job,
         cxr_api_format(message, sizeof message, "%s (%s)", state->folder, err.message);
         cxr_api_result_error(result, CXR_API_OUTPUT_FOLDER_UNCREATABLE, message, err.message);
         result->outputs_unwritten = true;
+        result->no_space = status == CXR_ERR_NO_SPACE;
         return false;
     }
     /* Leftovers of a writer killed inside a commit go when the folder is next written. */
@@ -179,6 +181,7 @@ bool cxr_api_outputs_write(struct cxr_api *api, const struct cxr_api_job *job,
             unlinkat(state->parent_fd, patient_id, AT_REMOVEDIR);
         cxr_api_run_fail_internal(result, "writing outputs", &err);
         result->outputs_unwritten = true;
+        result->no_space = err.status == CXR_ERR_NO_SPACE;
         return false;
     }
     result->stage_seconds[CXR_STAGE_WRITE] = cxr_api_now() - start;

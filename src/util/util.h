@@ -24,6 +24,7 @@ enum cxr_status {
     CXR_ERR_UNSUPPORTED = 6, /* well-formed but not handled (transfer syntax, operator, ...) */
     CXR_ERR_NOT_FOUND = 7,   /* a file, element or key is absent */
     CXR_ERR_INTERNAL = 8,    /* a bug or a third-party library failure */
+    CXR_ERR_NO_SPACE = 9, /* the file system is full or read-only: the same write may work later */
 };
 
 /* Human-readable error. The first error set wins, so the root cause survives the unwinding
@@ -48,6 +49,9 @@ enum cxr_status cxr_err_set(struct cxr_err *err, enum cxr_status status, const c
 
 /* Short constant name of a status ("CXR_ERR_MALFORMED"); never NULL. */
 const char *cxr_status_name(enum cxr_status status);
+/* The status of a failed file operation's errno: CXR_ERR_NO_SPACE for ENOSPC, EDQUOT and EROFS
+ * (the operator can make room; a bulk job waits for it), else CXR_ERR_IO. */
+enum cxr_status cxr_status_of_errno(int error);
 
 /* Every limit applied to untrusted input, in one place. cxr_limits_default() gives the values
  * the server uses unless its configuration overrides them. */

@@ -1,4 +1,5 @@
 /* Status names and the first-error-wins error record. */
+#include <errno.h>
 #include <stdio.h>
 
 #include "util.h"
@@ -36,8 +37,15 @@ const char *cxr_status_name(enum cxr_status status)
         return "CXR_ERR_NOT_FOUND";
     case CXR_ERR_INTERNAL:
         return "CXR_ERR_INTERNAL";
+    case CXR_ERR_NO_SPACE:
+        return "CXR_ERR_NO_SPACE";
     }
     return "CXR_ERR_UNKNOWN";
+}
+
+enum cxr_status cxr_status_of_errno(int error)
+{
+    return error == ENOSPC || error == EDQUOT || error == EROFS ? CXR_ERR_NO_SPACE : CXR_ERR_IO;
 }
 
 struct cxr_limits cxr_limits_default(void)

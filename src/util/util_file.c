@@ -287,8 +287,8 @@ enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *n
         return status;
     file->temp_fd = create_temp(group->folder_fd, name, file->temp, sizeof file->temp);
     if (file->temp_fd < 0) {
-        status = cxr_err_set(err, CXR_ERR_IO, "create a temp file for %s/%s: %s", group->folder,
-                             name, strerror(errno));
+        status = cxr_err_set(err, cxr_status_of_errno(errno), "create a temp file for %s/%s: %s",
+                             group->folder, name, strerror(errno));
         file->temp[0] = '\0';
         free(file->name);
         return status;
@@ -298,8 +298,8 @@ enum cxr_status cxr_file_group_stage(struct cxr_file_group *group, const char *n
         fsync(file->temp_fd) != 0)
         saved = errno;
     if (saved) {
-        status = cxr_err_set(err, CXR_ERR_IO, "write %s/%s: %s", group->folder, file->temp,
-                             strerror(saved));
+        status = cxr_err_set(err, cxr_status_of_errno(saved), "write %s/%s: %s", group->folder,
+                             file->temp, strerror(saved));
         drop_entry(group, file);
         free(file->name);
         return status;
@@ -346,8 +346,8 @@ static enum cxr_status rename_all(struct cxr_file_group *group, struct cxr_err *
             continue;
         }
         if (renameat(group->folder_fd, file->temp, group->folder_fd, file->name) != 0)
-            return cxr_err_set(err, CXR_ERR_IO, "rename to %s/%s: %s", group->folder, file->name,
-                               strerror(errno));
+            return cxr_err_set(err, cxr_status_of_errno(errno), "rename to %s/%s: %s",
+                               group->folder, file->name, strerror(errno));
         file->temp[0] = '\0';
         close(file->temp_fd); /* releases its lock: it is the target now */
         file->temp_fd = -1;
@@ -366,7 +366,8 @@ enum cxr_status cxr_file_group_commit(struct cxr_file_group *group, struct cxr_e
     drop_temps(group);
     /* The renames are durable only once the folder itself is on disk. */
     if (status == CXR_OK && fsync(group->folder_fd) != 0 && errno != EINVAL)
-        status = cxr_err_set(err, CXR_ERR_IO, "fsync %s: %s", group->folder, strerror(errno));
+        status = cxr_err_set(err, cxr_status_of_errno(errno), "fsync %s: %s", group->folder,
+                             strerror(errno));
     flock(group->folder_fd, LOCK_UN);
     return status;
 }

@@ -27,7 +27,7 @@ from server_test import Server  # noqa: E402
 from jobs_test import JobCase, make_files, parse_summary, wait_for  # noqa: E402
 
 INTERNAL = "Single Inference failed due to an internal error"
-NEEDS_MOUNT = ("OutputFull", "BulkFull", "JobsDatabaseFull")
+NEEDS_MOUNT = ("OutputFull", "BulkFull", "JobsOutputFull", "JobsDatabaseFull")
 
 
 def mount_tmpfs(folder, options):
@@ -241,6 +241,44 @@ class BulkFull(StorageCase, JobCase):
         self.assertEqual([row["skip_reason"] for row in rows if not row["result"]], [reason])
         self.assertIn(reason, body["Message"])
         self.assertEqual(len(files(out)), 2 * 4 + 1)
+
+
+class JobsOutputFull(StorageCase, JobCase):
+    """A job whose output file system fills: the file that did not fit and the ones after it
+    stay pending and the job pauses (before, every file left was skipped with "outputs could not
+    be written", and each result had to be run again by hand); once there is room it goes on by
+    itself and ends with every file analysed once."""
+
+    def test_a_job_waits_for_room_instead_of_skipping_the_rest(self):
+        folder = make_files(self.server, "outfull", 5)
+        out = self.mount("outfull", "size=1M")  # two patients' files (about 390 KB each) fit
+        code, body = self.submit(self.server, folder, out)
+        self.assertEqual(code, 202, body)
+        job_id = body["Data"]["id"]
+        wait_for(self.server, job_id,
+                 lambda data: "job %s paused" % job_id in "".join(self.server.log), timeout=60)
+        paused = wait_for(self.server, job_id, lambda data: True)
+        self.assertEqual((paused["state"], paused["skipped"]), ("running", 0), paused)
+        self.assertLess(paused["done"], 5)
+        self.assertIn("stays pending: no room for its outputs", "".join(self.server.log))
+        self.assert_serving()
+
+        subprocess.run(["mount", "-o", "remount,size=8M", out], check=True)
+        final = wait_for(self.server, job_id, lambda data: data["state"] == "done", timeout=120)
+        self.assertEqual((final["done"], final["skipped"]), (5, 0), final)
+        with open(final["summary_csv"], newline="") as saved:
+            _, rows = parse_summary(saved.read())
+        self.assertEqual(len(rows), 5)
+        self.assertTrue(all(row["result"] for row in rows), rows)
+        self.check_summary_against_outputs(rows, out)
+        database = sqlite3.connect(self.server.audit)
+        try:
+            analysed = database.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT input_path) FROM audit WHERE job_id = ? AND"
+                " route = 'bulk_inference/file' AND status = 200", (job_id,)).fetchone()
+        finally:
+            database.close()
+        self.assertEqual(analysed, (5, 5))
 
 
 class JobsDatabaseFull(StorageCase, JobCase):
