@@ -20,6 +20,8 @@
 /* A job paused because the database could not record it is tried again this often: space may
  * come back at night, with nobody there to submit another job or restart the server. */
 #define RETRY_SECONDS 15
+#define PAUSED_MESSAGE                                                                             \
+    "Paused: no room to write its outputs or record its files; tried again every 15 s"
 
 struct active_job {
     struct cxr_jobstore_job row;
@@ -40,17 +42,19 @@ struct cxr_api_jobs {
     pthread_mutex_t lock; /* guards active, its counters, stopping and state changes */
     struct active_job *active;
     bool stopping;
-    bool paused;         /* the database could not record the job: retry_main tries again */
-    pthread_cond_t wake; /* tells retry_main that paused or stopping changed */
+    bool paused; /* no room to record the job or write its outputs: retry_main tries again */
+    char paused_id[CXR_JOB_ID_LENGTH + 1]; /* that job, for its answers' message */
+    pthread_cond_t wake;                   /* tells retry_main that paused or stopping changed */
     pthread_t retry_thread;
     bool retry_started;
 };
 
-/* Called with the lock held: the next kick comes from retry_main after RETRY_SECONDS (or from
- * a submission or the next start, whichever is first). */
-static void pause_jobs(struct cxr_api_jobs *jobs)
+/* Called with the lock held: job id waits; the next kick comes from retry_main after
+ * RETRY_SECONDS (or from a submission or the next start, whichever is first). */
+static void pause_jobs(struct cxr_api_jobs *jobs, const char *id)
 {
     jobs->paused = true;
+    snprintf(jobs->paused_id, sizeof jobs->paused_id, "%s", id);
     pthread_cond_signal(&jobs->wake);
 }
 
@@ -230,10 +234,10 @@ static void job_task(void *arg)
                 "when the next job is submitted or at the next start",
                 job->row.id, RETRY_SECONDS);
     jobs->active = NULL;
-    active_destroy(job);
     if (paused)
-        pause_jobs(jobs);
-    else
+        pause_jobs(jobs, job->row.id);
+    active_destroy(job);
+    if (!paused)
         kick(jobs);
     pthread_mutex_unlock(&jobs->lock);
 }
@@ -266,7 +270,7 @@ static void kick(struct cxr_api_jobs *jobs)
             active_destroy(job);
             if (ended)
                 continue;
-            pause_jobs(jobs); /* still running or queued there: taking it again now would loop */
+            pause_jobs(jobs, id); /* still running or queued there: taking it again would loop */
             break;
         }
         cxr_log(CXR_LOG_INFO, "job %s %s: %zu of %lld files to do", id,
@@ -279,7 +283,7 @@ static void kick(struct cxr_api_jobs *jobs)
             active_destroy(job);
             if (ended)
                 continue;
-            pause_jobs(jobs);
+            pause_jobs(jobs, id);
             break;
         }
         uint32_t chains = cxr_api_pool_workers(jobs->pool);
@@ -354,7 +358,7 @@ enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *po
         bool recorded = write_end(jobs, &ended, "cancelled");
         cxr_jobstore_job_release(&ended.row);
         if (!recorded) {
-            pause_jobs(jobs);
+            pause_jobs(jobs, id);
             break;
         }
     }
@@ -416,6 +420,9 @@ static json_t *job_object(struct cxr_api_jobs *jobs, const char *id, enum cxr_st
         double per_file = (cxr_api_now() - active->session_start) / (double)active->session_done;
         eta = json_real((double)(row.total - counts.done) * per_file);
     }
+    /* The database may be unable to take a message: the answer says it from memory. */
+    bool paused =
+            jobs->paused && strcmp(jobs->paused_id, id) == 0 && strcmp(row.state, "running") == 0;
     char summary[4200];
     cxr_api_format(summary, sizeof summary, "%s/%s", row.output_shown, row.summary);
     json_t *object = json_pack(
@@ -426,7 +433,7 @@ static json_t *job_object(struct cxr_api_jobs *jobs, const char *id, enum cxr_st
             (json_int_t)counts.tb_presumptive, "abnormal", (json_int_t)counts.abnormal, "normal",
             (json_int_t)counts.normal, "created", row.created, "started", time_or_null(row.started),
             "finished", time_or_null(row.finished), "eta_seconds", eta, "summary_csv", summary,
-            "message", row.message);
+            "message", paused ? PAUSED_MESSAGE : row.message);
     cxr_jobstore_job_release(&row);
     if (object == NULL)
         *status = CXR_ERR_NOMEM;

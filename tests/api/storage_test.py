@@ -260,12 +260,15 @@ class JobsOutputFull(StorageCase, JobCase):
         paused = wait_for(self.server, job_id, lambda data: True)
         self.assertEqual((paused["state"], paused["skipped"]), ("running", 0), paused)
         self.assertLess(paused["done"], 5)
+        self.assertEqual(paused["message"], "Paused: no room to write its outputs or record its "
+                                            "files; tried again every 15 s")
         self.assertIn("stays pending: no room for its outputs", "".join(self.server.log))
         self.assert_serving()
 
         subprocess.run(["mount", "-o", "remount,size=8M", out], check=True)
         final = wait_for(self.server, job_id, lambda data: data["state"] == "done", timeout=120)
         self.assertEqual((final["done"], final["skipped"]), (5, 0), final)
+        self.assertFalse(final["message"].startswith("Paused"), final)
         with open(final["summary_csv"], newline="") as saved:
             _, rows = parse_summary(saved.read())
         self.assertEqual(len(rows), 5)
