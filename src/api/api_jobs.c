@@ -90,8 +90,9 @@ static void reply(struct cxr_api_response *response, int status, json_t *data, c
 
 /* ---- the runner ---- */
 
-/* Writes the summary and records the job's end; false when the end could not be recorded
- * (the database is full or read-only): the job is then still running or queued there. */
+/* Writes the summary and records the job's end; false when there was no room for the summary
+ * or the end (a full or read-only file system): the job is then still running or queued in
+ * the database, and waits. */
 static bool write_end(struct cxr_api_jobs *jobs, struct active_job *job, const char *state)
 {
     struct cxr_err err = CXR_ERR_INIT;
@@ -110,18 +111,26 @@ static bool write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
     free(rows);
     if (status != CXR_OK) {
         cxr_log(CXR_LOG_ERROR, "job %s: run summary: %s", job->row.id, err.message);
-        cxr_api_format(message, sizeof message, "the run summary could not be written: %s",
-                       err.message);
+        /* No room for it: every result is on disk, so the job waits for room as for its files
+         * (its end stays unrecorded and a later try writes the summary) rather than failing. */
+        if (status == CXR_ERR_NO_SPACE && !cancelled)
+            return false;
         if (!cancelled)
             state = "failed";
     }
     struct cxr_jobstore_counts counts;
-    if (status == CXR_OK && cxr_jobstore_counts(jobs->audit, job->row.id, &counts, &err) == CXR_OK)
+    struct cxr_err count_err = CXR_ERR_INIT;
+    if (cxr_jobstore_counts(jobs->audit, job->row.id, &counts, &count_err) == CXR_OK)
         cxr_api_format(message, sizeof message,
                        "%lld of %lld files done (TB Presumptive %lld, Abnormal %lld, Normal %lld, "
                        "skipped %lld)",
                        counts.done, job->row.total, counts.tb_presumptive, counts.abnormal,
                        counts.normal, counts.skipped);
+    if (status != CXR_OK) {
+        size_t used = strlen(message);
+        snprintf(message + used, sizeof message - used,
+                 "%sthe run summary could not be written: %s", used ? "; " : "", err.message);
+    }
     /* Studies that share a patient ID share its folder, and the later replaced the earlier: say
      * so, as a sync bulk run does, naming the file whose result the folder holds (the summary's
      * output_folder of the others points at that folder). */

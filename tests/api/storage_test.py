@@ -283,6 +283,25 @@ class JobsOutputFull(StorageCase, JobCase):
             database.close()
         self.assertEqual(analysed, (5, 5))
 
+    def test_a_job_waits_for_room_for_its_summary(self):
+        """Every result is on disk; only the summary does not fit. Before, the job ended
+        `failed` with no counts; it now waits, and writes the summary when there is room."""
+        folder = make_files(self.server, "nosummary", 2)
+        # The root, two patient folders and their four files each: no inode for the summary.
+        out = self.mount("nosummary", "nr_inodes=11")
+        code, body = self.submit(self.server, folder, out)
+        self.assertEqual(code, 202, body)
+        job_id = body["Data"]["id"]
+        paused = wait_for(self.server, job_id,
+                          lambda data: data["message"].startswith("Paused"), timeout=60)
+        self.assertEqual((paused["state"], paused["done"], paused["skipped"]), ("running", 2, 0))
+        subprocess.run(["mount", "-o", "remount,nr_inodes=100", out], check=True)
+        final = wait_for(self.server, job_id, lambda data: data["state"] == "done", timeout=120)
+        self.assertTrue(final["message"].startswith("2 of 2 files done"), final)
+        with open(final["summary_csv"], newline="") as saved:
+            _, rows = parse_summary(saved.read())
+        self.check_summary_against_outputs(rows, out)
+
 
 class JobsDatabaseFull(StorageCase, JobCase):
     """The audit database (and with it the job store) on a tmpfs that fills while a job runs:
