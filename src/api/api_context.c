@@ -208,10 +208,6 @@ bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const 
     if (api->audit == NULL)
         return true;
     bool ok = result->status == 200;
-    char thresholds[sizeof api->thresholds_used];
-    pthread_rwlock_rdlock(&api->thresholds_lock);
-    memcpy(thresholds, api->thresholds_used, sizeof thresholds);
-    pthread_rwlock_unlock(&api->thresholds_lock);
     char *predictions = ok && result->data ? predictions_text(result->data) : NULL;
     if (ok && result->data && predictions == NULL)
         cxr_log(CXR_LOG_ERROR, "audit: out of memory for the predictions of %s", input_path);
@@ -226,7 +222,7 @@ bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const 
             .duration_ms = duration_ms,
             .message = ok && !result->gate_flagged ? "" : result->message,
             .predictions = predictions ? predictions : "",
-            .thresholds = ok ? thresholds : "",
+            .thresholds = ok ? result->thresholds : "",
             .request_id = request_id,
     };
     if (extra) {

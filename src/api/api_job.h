@@ -36,7 +36,10 @@ struct cxr_api_result {
     char patient_id[80];                 /* the resolved patient ID ("" before it is known) */
     char sop_instance_uid[80];
     char result[24];
-    bool gate_flagged; /* [gate] mode = warn: not a frontal chest radiograph; message says why */
+    char thresholds[256]; /* the thresholds the job ran with (cxr_api_thresholds_used), taken
+                             under the same lock as the prediction: a reload since then is not
+                             what the result was computed with */
+    bool gate_flagged;    /* [gate] mode = warn: not a frontal chest radiograph; message says why */
     bool outputs_unwritten; /* failed writing the output files (storage), not on the input */
     bool no_space;          /* ... because the file system is full or read-only (a job waits) */
     double stage_seconds[CXR_STAGE_COUNT];

@@ -230,6 +230,7 @@ void cxr_api_job_run(struct cxr_api *api, const struct cxr_api_job *job,
 {
     pthread_rwlock_rdlock(&api->thresholds_lock);
     job_run(api, job, result);
+    snprintf(result->thresholds, sizeof result->thresholds, "%s", api->thresholds_used);
     pthread_rwlock_unlock(&api->thresholds_lock);
 }
 

@@ -333,6 +333,63 @@ class Thresholds(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
             server.remove()
 
+    def test_audit_row_names_the_thresholds_of_its_result(self):
+        """Reloads while requests run: each audit row names the thresholds its result was
+        computed with. The row used to read them after the job, so a reload that waited for
+        the running jobs landed in between and the row named the new calibration beside a
+        result of the old one (the stress run: 48 of 15,000 rows over 43 reloads)."""
+        server = Server()
+        try:
+            body = {"input_image_path": os.path.join(server.input_root, "pat001.dcm"),
+                    "save_to_disk": False}
+            code, first = server.single(body)
+            self.assertEqual(first["Data"]["result"], "TB Presumptive")
+            version = first["Data"]["metadata"]["model_version"]
+            with open(server.config) as config:
+                base = config.read()
+            # The model of the fixtures finds only Tuberculosis: switched off, the result is
+            # Normal, so each row's result says which thresholds it was computed with.
+            site = ("[thresholds]\nmodel_version = %s\ncalibrated = 2026-12-03\n"
+                    "Tuberculosis = 1.5\n" % version)
+            stop = threading.Event()
+            errors = []
+
+            def client():
+                while not stop.is_set():
+                    code, answer = server.single(body)
+                    if code != 200:
+                        errors.append(answer)
+
+            clients = [threading.Thread(target=client) for _ in range(3)]
+            for thread in clients:
+                thread.start()
+            try:
+                for reload in range(60):
+                    with open(server.config + ".new", "w") as config:
+                        config.write(base + (site if reload % 2 == 0 else ""))
+                    os.rename(server.config + ".new", server.config)
+                    server.process.send_signal(signal.SIGHUP)
+                    time.sleep(0.15)
+            finally:
+                stop.set()
+                for thread in clients:
+                    thread.join()
+            self.assertEqual(errors, [])
+        finally:
+            self.assertEqual(server.stop(), 0)
+        try:
+            with sqlite3.connect(server.audit) as db:
+                rows = db.execute("SELECT result, thresholds FROM audit WHERE status = 200"
+                                  " AND route = 'single_inference'").fetchall()
+            by_kind = {}
+            for result, thresholds in rows:
+                by_kind.setdefault((result, thresholds), 0)
+                by_kind[(result, thresholds)] += 1
+            self.assertEqual(sorted(by_kind), [("Normal", "site calibration of 2026-12-03"),
+                                               ("TB Presumptive", "model's own")], by_kind)
+        finally:
+            server.remove()
+
 
 def openssl(*args):
     import subprocess
