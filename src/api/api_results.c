@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -443,6 +444,10 @@ bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
     int patient_fd = open_below(api->output_root.fd, relative, true);
     if (patient_fd < 0)
         return fail(response, CXR_API_RESULT_NO_FILE, "the result's folder is gone");
+    /* Held until the file is read: a commit (which holds LOCK_EX) between the check of the
+     * predictions JSON and the read would serve a later study's file under this result. */
+    while (flock(patient_fd, LOCK_SH) != 0 && errno == EINTR)
+        continue;
     char file[128];
     snprintf(file, sizeof file, "%s_predictions.json", patient_id);
     struct cxr_buf predictions = {0};

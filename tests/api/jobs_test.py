@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -605,6 +606,68 @@ class Results(JobCase):
                              "No such file for this result: the result's folder is gone")
         finally:
             self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
+class ResultsReplaced(JobCase):
+    def test_file_served_belongs_to_the_result_while_studies_replace_it(self):
+        """GET /results/{id}/source_image.png while two studies of one patient replace each
+        other's folder: every file served is the result's own study (or 410), never the other
+        study's image under this result. The check of the folder's predictions JSON and the
+        read of the file were two opens with no lock between them: a commit in between served
+        the later study's image as this result's (docs/file-safety.md: readers take the
+        folder's shared lock)."""
+        server = Server()
+        try:
+            source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
+            paths = []
+            for i in range(2):  # one patient, two studies whose pixels differ
+                pixels = source.pixel_array.copy()
+                pixels[20:80, 20 + 100 * i:80 + 100 * i] = 900
+                source.PixelData = pixels.tobytes()
+                source.PatientID = "SAMEPAT"
+                source.SOPInstanceUID = "1.2.826.0.1.3680043.10.2001.%d" % i
+                source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
+                paths.append(os.path.join(server.input_root, "study%d.dcm" % i))
+                source.save_as(paths[-1])
+            out = os.path.join(server.output_root, "race")
+            saved = os.path.join(out, "SAMEPAT", "SAMEPAT_source_image.png")
+            images = []
+            for path in paths:
+                code, body = server.single({"input_image_path": path, "save_to_disk": True,
+                                            "output_folder_path": out})
+                self.assertEqual(code, 200, body)
+                with open(saved, "rb") as png:
+                    images.append(png.read())
+            self.assertNotEqual(images[0], images[1])
+            db = sqlite3.connect(server.audit)
+            first = db.execute("SELECT min(id) FROM audit").fetchone()[0]
+            db.close()
+            stop = time.time() + 10
+            wrong = []
+
+            def writer(path):
+                while time.time() < stop:
+                    server.single({"input_image_path": path, "save_to_disk": True,
+                                   "output_folder_path": out})
+
+            def reader():
+                while time.time() < stop:
+                    code, _, data = get_bytes(server, "/results/%d/source_image.png" % first)
+                    if code == 200 and data != images[0]:
+                        wrong.append(data == images[1])
+                    else:
+                        self.assertIn(code, (200, 410))
+
+            threads = [threading.Thread(target=writer, args=(path,)) for path in paths]
+            threads += [threading.Thread(target=reader) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            self.assertEqual(wrong, [], "the other study's image served under result %d" % first)
+        finally:
+            self.assertEqual(server.stop(), 0)
             server.remove()
 
 
