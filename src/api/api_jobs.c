@@ -17,11 +17,12 @@
 
 #define PENDING_REASON   "not processed yet"
 #define CANCELLED_REASON "not processed: the job was cancelled"
-/* A job paused because the database could not record it is tried again this often: space may
- * come back at night, with nobody there to submit another job or restart the server. */
+/* A job paused for want of room (its outputs or its audit rows) is tried again this often:
+ * space may come back at night, with nobody there to submit another job or restart the server. */
 #define RETRY_SECONDS 15
 #define PAUSED_MESSAGE                                                                             \
     "Paused: no room to write its outputs or record its files; tried again every 15 s"
+_Static_assert(RETRY_SECONDS == 15, "PAUSED_MESSAGE names the retry interval");
 
 struct active_job {
     struct cxr_jobstore_job row;
@@ -29,10 +30,10 @@ struct active_job {
     char **paths;
     size_t count, next, chains, ended;
     bool cancel;
-    bool unrecorded;      /* a file's row or outputs could not be written for want of space (or
-                             a read-only file system): hand out no more files */
-    double session_start; /* monotonic, for the ETA */
-    size_t session_done;  /* files finished since this process took the job */
+    bool waiting_for_room; /* no room for a file's outputs or row (or a read-only file
+                              system): hand out no more files */
+    double session_start;  /* monotonic, for the ETA */
+    size_t session_done;   /* files finished since this process took the job */
 };
 
 struct cxr_api_jobs {
@@ -111,8 +112,8 @@ static bool write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
     free(rows);
     if (status != CXR_OK) {
         cxr_log(CXR_LOG_ERROR, "job %s: run summary: %s", job->row.id, err.message);
-        /* No room for it: every result is on disk, so the job waits for room as for its files
-         * (its end stays unrecorded and a later try writes the summary) rather than failing. */
+        /* No room for it: every result is on disk, so the job waits for room as for its
+         * files (its end stays unrecorded; a later try writes the summary) instead of failing. */
         if (status == CXR_ERR_NO_SPACE && !cancelled)
             return false;
         if (!cancelled)
@@ -199,7 +200,7 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     cxr_api_result_release(&result);
     pthread_mutex_lock(&jobs->lock);
     job->session_done++;
-    job->unrecorded |= !recorded || retry;
+    job->waiting_for_room |= !recorded || retry;
     pthread_mutex_unlock(&jobs->lock);
 }
 
@@ -210,14 +211,15 @@ static void job_task(void *arg)
     struct cxr_api_jobs *jobs = arg;
     pthread_mutex_lock(&jobs->lock);
     struct active_job *job = jobs->active;
-    size_t index = !job->cancel && !jobs->stopping && !job->unrecorded && job->next < job->count
-                           ? job->next++
-                           : SIZE_MAX;
+    size_t index =
+            !job->cancel && !jobs->stopping && !job->waiting_for_room && job->next < job->count
+                    ? job->next++
+                    : SIZE_MAX;
     pthread_mutex_unlock(&jobs->lock);
     if (index != SIZE_MAX)
         process(jobs, job, index);
     pthread_mutex_lock(&jobs->lock);
-    if (!job->cancel && !jobs->stopping && !job->unrecorded && job->next < job->count) {
+    if (!job->cancel && !jobs->stopping && !job->waiting_for_room && job->next < job->count) {
         pthread_mutex_unlock(&jobs->lock);
         /* Continue the chain behind any waiting single request. */
         if (cxr_api_pool_submit(jobs->pool, job_task, jobs, true) == CXR_OK)
@@ -231,10 +233,10 @@ static void job_task(void *arg)
     /* The last chain of the job: record its end unless the server is stopping with files left
      * (then it stays "running" and resumes at the next start). */
     const char *state = job->cancel               ? "cancelled"
-                        : job->unrecorded         ? NULL
+                        : job->waiting_for_room   ? NULL
                         : job->next == job->count ? "done"
                                                   : NULL;
-    bool paused = state ? !write_end(jobs, job, state) : job->unrecorded;
+    bool paused = state ? !write_end(jobs, job, state) : job->waiting_for_room;
     /* Starting it again at once would redo its files in a loop while the database cannot
      * record them: it waits, still "running" there, and is tried again later. */
     if (paused)
