@@ -538,6 +538,7 @@ void cxr_api_jobs_cancel(struct cxr_api_jobs *jobs, const char *id,
     enum cxr_status status = cxr_jobstore_load(jobs->audit, id, &row, &err);
     bool loaded = status == CXR_OK;
     bool queued = loaded && strcmp(row.state, "queued") == 0;
+    bool active = jobs->active && strcmp(jobs->active->row.id, id) == 0;
     char detail[64] = "";
     if (queued || (loaded && strcmp(row.state, "running") == 0)) {
         /* Only a cancel the database holds is answered as done (a full or read-only database
@@ -545,14 +546,14 @@ void cxr_api_jobs_cancel(struct cxr_api_jobs *jobs, const char *id,
         status = cxr_jobstore_update(jobs->audit, id, "cancelled", NULL, NULL, NULL, &err);
         if (status != CXR_OK) {
             cxr_log(CXR_LOG_ERROR, "job %s: cancel not recorded: %s", id, err.message);
-        } else if (queued) {
-            /* Not started: it ends now, its summary lists every file as not processed. */
+        } else if (!active) {
+            /* No file in flight (queued, or paused for room): it ends now, its summary lists
+             * every file left as not processed. */
             struct active_job ended = {.row = row};
             write_end(jobs, &ended, "cancelled");
         } else {
             /* Files in flight finish; the last chain records the end and writes the summary. */
-            if (jobs->active && strcmp(jobs->active->row.id, id) == 0)
-                jobs->active->cancel = true;
+            jobs->active->cancel = true;
             cxr_log(CXR_LOG_INFO, "job %s cancelled", id);
         }
     } else if (loaded) {

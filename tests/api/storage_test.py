@@ -283,6 +283,26 @@ class JobsOutputFull(StorageCase, JobCase):
             database.close()
         self.assertEqual(analysed, (5, 5))
 
+    def test_a_paused_job_cancelled_ends_at_once(self):
+        """No file is in flight while a job waits for room: a cancel ends it then, as for a
+        queued job (before, its end and summary waited for a restart)."""
+        folder = make_files(self.server, "cancelpaused", 5)
+        out = self.mount("cancelpaused", "size=1M")
+        code, body = self.submit(self.server, folder, out)
+        self.assertEqual(code, 202, body)
+        job_id = body["Data"]["id"]
+        wait_for(self.server, job_id, lambda data: data["message"].startswith("Paused"),
+                 timeout=60)
+        code, body = self.server.request("DELETE", "/jobs/" + job_id)
+        self.assertEqual((code, body["Data"]["state"]), (200, "cancelled"), body)
+        final = wait_for(self.server, job_id, lambda data: data["finished"] is not None,
+                         timeout=30)
+        self.assertEqual((final["state"], final["skipped"]), ("cancelled", 0), final)
+        with open(final["summary_csv"], newline="") as saved:
+            _, rows = parse_summary(saved.read())
+        self.assertEqual(len(rows), 5)
+        self.assertIn("not processed: the job was cancelled", [row["skip_reason"] for row in rows])
+
     def test_a_job_waits_for_room_for_its_summary(self):
         """Every result is on disk; only the summary does not fit. Before, the job ended
         `failed` with no counts; it now waits, and writes the summary when there is room."""
