@@ -30,12 +30,18 @@ static struct cxr_prediction make_prediction(void)
     return prediction;
 }
 
+/* A 40 x 30 image of one grey level in pixels (40 * 30 bytes). */
+static struct cxr_gray8 flat_source(uint8_t *pixels)
+{
+    memset(pixels, 90, 40 * 30);
+    return (struct cxr_gray8){40, 30, pixels};
+}
+
 static void heatmap_survives_every_failure(void **state)
 {
     (void)state;
     uint8_t grey[40 * 30];
-    memset(grey, 90, sizeof(grey));
-    struct cxr_gray8 source = {40, 30, grey};
+    struct cxr_gray8 source = flat_source(grey);
     struct cxr_prediction prediction = make_prediction();
     long runs = 0;
     for (long n = 0;; n++) {
@@ -61,8 +67,7 @@ static void warning_band_survives_every_failure(void **state)
 {
     (void)state;
     uint8_t grey[40 * 30];
-    memset(grey, 90, sizeof(grey));
-    struct cxr_gray8 source = {40, 30, grey};
+    struct cxr_gray8 source = flat_source(grey);
     struct cxr_prediction prediction = make_prediction();
     long runs = 0;
     for (long n = 0;; n++) {
