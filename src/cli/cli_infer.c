@@ -65,6 +65,18 @@ struct tally {
 
 /* The files to analyse: each argument as given, or a folder's .dcm files (recursively, as
  * bulk inference takes them). False, with the reason on stderr, when a folder cannot be read. */
+/* Removes a database this run made and could not open (a full or read-only output folder), with
+ * the journal files SQLite may have left beside it: a half-made file would refuse the next run. */
+static void remove_new_database(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char file[4200];
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+        unlink(file);
+    }
+}
+
 static bool list_inputs(char **arguments, int count, size_t max, struct cxr_api_file_list *list)
 {
     for (int i = 0; i < count; i++) {
@@ -195,6 +207,7 @@ int cxr_cli_infer(int argc, char **argv)
         config.model_path = strdup(model);
     }
     char *output_real = NULL;
+    bool database_is_new = false; /* this run makes the output folder's audit database */
     struct cxr_api *api = NULL;
     struct cxr_api_ledger *ledger = NULL;
     char **rows = NULL; /* the run summary's record of each file */
@@ -219,6 +232,7 @@ int cxr_cli_infer(int argc, char **argv)
             goto done;
         }
         snprintf(config.audit_database, size, "%s/%s", output_real, CXR_INFER_DATABASE);
+        database_is_new = access(config.audit_database, F_OK) != 0;
     }
     if (cxr_api_ledger_create(&ledger) != CXR_OK) {
         fprintf(stderr, "cxrd infer: out of memory\n");
@@ -226,6 +240,8 @@ int cxr_cli_infer(int argc, char **argv)
     }
     if (cxr_api_create(&config, &api, &err) != CXR_OK) {
         fprintf(stderr, "cxrd infer: %s\n", err.message);
+        if (database_is_new)
+            remove_new_database(config.audit_database);
         goto done;
     }
 

@@ -23,7 +23,7 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_test import Server  # noqa: E402
+from server_test import CXRD, FIXTURES, Server  # noqa: E402
 from jobs_test import JobCase, make_files, parse_summary, wait_for  # noqa: E402
 
 INTERNAL = "Single Inference failed due to an internal error"
@@ -201,6 +201,25 @@ class OutputFull(StorageCase):
         code, body = self.single(out, patient_id="NEWPAT")
         self.assertEqual(code, 200, body)
         self.assertEqual(len(files(os.path.join(out, "NEWPAT"))), 4)
+
+
+    def test_infer_into_a_folder_too_small_for_its_database(self):
+        """`infer` keeps its audit database in the output folder: one it could not make there
+        must not be left behind (before: cxrd_results.sqlite, -wal and -shm stayed)."""
+        out = self.mount("infer", "size=4M")
+        filler = fill(out)
+        dicom = os.path.join(self.server.input_root, "pat001.dcm")
+        command = [CXRD, "infer", dicom, "--output", out, "--model",
+                   os.path.join(FIXTURES, "model-tb.onnx")]
+        run = subprocess.run(command, capture_output=True, text=True)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertIn("cxrd infer:", run.stderr)
+        self.assertEqual(os.listdir(out), ["filler"])
+        # Room again: the same command works.
+        os.unlink(filler)
+        run = subprocess.run(command, capture_output=True, text=True)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("cxrd_results.sqlite", os.listdir(out))
 
 
 class BulkFull(StorageCase, JobCase):
