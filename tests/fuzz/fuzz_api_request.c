@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "fuzz_api_setup.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,19 +56,9 @@ static void setup(void)
     }
     require_empty_folder(FUZZ_INPUT);
     require_empty_folder(FUZZ_OUTPUT);
+    api = fuzz_api_create(FUZZ_INPUT, FUZZ_OUTPUT, "", &config);
     struct cxr_err err = CXR_ERR_INIT;
-    if (cxr_config_load(NULL, &config, &err) != CXR_OK)
-        abort();
-    free(config.input_root);
-    free(config.output_root);
-    free(config.model_path);
-    free(config.audit_database);
-    config.input_root = strdup(FUZZ_INPUT);
-    config.output_root = strdup(FUZZ_OUTPUT);
-    config.model_path = strdup(CXR_FUZZ_MODEL_PATH);
-    config.audit_database = strdup("");
-    if (cxr_api_create(&config, &api, &err) != CXR_OK ||
-        cxr_api_pool_create(1, 4, &pool, &err) != CXR_OK) {
+    if (cxr_api_pool_create(1, 4, &pool, &err) != CXR_OK) {
         fprintf(stderr, "fuzz_api_request: %s\n", err.message);
         abort();
     }

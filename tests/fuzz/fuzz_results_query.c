@@ -18,6 +18,7 @@
 #include "api/api_audit.h"
 #include "api/api_internal.h"
 #include "api/api_results.h"
+#include "fuzz_api_setup.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -121,21 +122,7 @@ static void setup(void)
         abort();
     }
     atexit(remove_root);
-    struct cxr_err err = CXR_ERR_INIT;
-    if (cxr_config_load(NULL, &config, &err) != CXR_OK)
-        abort();
-    free(config.input_root);
-    free(config.output_root);
-    free(config.model_path);
-    free(config.audit_database);
-    config.input_root = strdup(input_root);
-    config.output_root = strdup(output_root);
-    config.model_path = strdup(CXR_FUZZ_MODEL_PATH);
-    config.audit_database = strdup(audit_path);
-    if (cxr_api_create(&config, &api, &err) != CXR_OK) {
-        fprintf(stderr, "fuzz_results_query: %s\n", err.message);
-        abort();
-    }
+    api = fuzz_api_create(input_root, output_root, audit_path, &config);
     for (size_t i = 0; i < sizeof stored / sizeof stored[0]; i++)
         store_result(i);
 }
