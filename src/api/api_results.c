@@ -210,33 +210,86 @@ static bool query_valid(const struct cxr_api_results_query *query, struct list_f
     " ORDER BY CASE result WHEN 'TB Presumptive' THEN 0 WHEN 'Abnormal' THEN 1 ELSE 2 END,"        \
     " id DESC"
 
+/* The result groups in LIST_ORDER's order (a stored result is always one of the three, the v1
+ * API's values); with the result filter, only its group. */
+static int list_groups(const struct list_filters *filters, const char *groups[3])
+{
+    static const enum cxr_result order[3] = {CXR_RESULT_TB_PRESUMPTIVE, CXR_RESULT_ABNORMAL,
+                                             CXR_RESULT_NORMAL};
+    int count = 0;
+    for (int r = 0; r < 3; r++) {
+        const char *name = cxr_model_result_name(order[r]);
+        if (filters->result == NULL || strcmp(filters->result, name) == 0)
+            groups[count++] = name;
+    }
+    return count;
+}
+
+/* The worklist as it opens and refreshes (no filter but the result): each group's newest IDs
+ * are read backwards from the index of stored results by result and ID (audit_listed,
+ * api_audit.c), and left as soon as the page is full. Sorting the groups together read the
+ * whole index under the lock that running requests' audit writes wait for. With a job, a time
+ * range or a finding, the rows that match are found by their own index (or the finding's scan)
+ * and sorted: read backwards by ID, a group whose newest rows do not match would be read to its
+ * end, once for each group. */
+static bool list_by_group(const struct list_filters *filters)
+{
+    return filters->job == NULL && filters->finding == NULL && filters->from[0] == '\0' &&
+           filters->to[0] == '\0';
+}
+
 /* The list's statement for the filters given, from fixed pieces (every value is bound, by
- * bind_filters, in the same order). The page's IDs are chosen first, from the indexes
- * (api_audit.c: the stored results by result and ID, the times, the jobs), and only those rows
- * are read whole: sorting whole rows read the entire table for every page. */
+ * bind_filters, in the same order). The page's IDs are chosen first, and only those rows are
+ * read whole. */
 static void list_sql(const struct list_filters *filters, char *sql, size_t size)
 {
-    snprintf(sql, size,
-             "SELECT time, patient_id, result, sop_instance_uid, predictions, job_id,"
-             " output_folder, id FROM audit WHERE id IN (SELECT id FROM audit"
-             " WHERE predictions != '' AND status = 200%s%s%s%s%s" LIST_ORDER
-             " LIMIT ? OFFSET ?)" LIST_ORDER,
-             filters->result ? " AND result = ?" : "", filters->job ? " AND job_id = ?" : "",
-             filters->from[0] ? " AND time >= ?" : "", filters->to[0] ? " AND time < ?" : "",
-             filters->finding ? " AND EXISTS (SELECT 1 FROM json_each(predictions, '$.findings')"
-                                " WHERE json_extract(value, '$.name') = ?"
-                                " AND json_extract(value, '$.presence') = 1)"
-                              : "");
+    static const char columns[] = "SELECT time, patient_id, result, sop_instance_uid,"
+                                  " predictions, job_id, output_folder, id FROM audit";
+    if (!list_by_group(filters)) {
+        snprintf(sql, size,
+                 "%s WHERE id IN (SELECT id FROM audit WHERE predictions != '' AND status = 200"
+                 "%s%s%s%s%s" LIST_ORDER " LIMIT ? OFFSET ?)" LIST_ORDER,
+                 columns, filters->result ? " AND result = ?" : "",
+                 filters->job ? " AND job_id = ?" : "", filters->from[0] ? " AND time >= ?" : "",
+                 filters->to[0] ? " AND time < ?" : "",
+                 filters->finding ? " AND EXISTS (SELECT 1 FROM json_each(predictions, "
+                                    "'$.findings') WHERE json_extract(value, '$.name') = ?"
+                                    " AND json_extract(value, '$.presence') = 1)"
+                                  : "");
+        return;
+    }
+    const char *groups[3];
+    int count = list_groups(filters, groups);
+    size_t used = (size_t)snprintf(sql, size, "%s WHERE id IN (SELECT id FROM (", columns);
+    for (int g = 0; g < count && used < size; g++)
+        used += (size_t)snprintf(sql + used, size - used,
+                                 "%sSELECT %d AS rank, id FROM (SELECT id FROM audit WHERE"
+                                 " result = ? AND predictions != '' AND status = 200"
+                                 " ORDER BY id DESC LIMIT ?)",
+                                 g ? " UNION ALL " : "", g);
+    if (used < size)
+        snprintf(sql + used, size - used, ") ORDER BY rank, id DESC LIMIT ? OFFSET ?)" LIST_ORDER);
 }
 
 static void bind_filters(sqlite3_stmt *select, const struct list_filters *filters)
 {
-    const char *texts[] = {filters->result, filters->job, filters->from[0] ? filters->from : NULL,
-                           filters->to[0] ? filters->to : NULL, filters->finding};
     int index = 1;
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-        if (texts[i])
-            sqlite3_bind_text(select, index++, texts[i], -1, SQLITE_TRANSIENT);
+    if (list_by_group(filters)) {
+        const char *groups[3];
+        int count = list_groups(filters, groups);
+        for (int g = 0; g < count; g++) {
+            sqlite3_bind_text(select, index++, groups[g], -1, SQLITE_STATIC);
+            /* A group gives the page no more rows than the page holds in all. */
+            sqlite3_bind_int64(select, index++, filters->limit + filters->offset);
+        }
+    } else {
+        const char *texts[] = {filters->result, filters->job,
+                               filters->from[0] ? filters->from : NULL,
+                               filters->to[0] ? filters->to : NULL, filters->finding};
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+            if (texts[i])
+                sqlite3_bind_text(select, index++, texts[i], -1, SQLITE_TRANSIENT);
+    }
     sqlite3_bind_int64(select, index++, filters->limit);
     sqlite3_bind_int64(select, index, filters->offset);
 }
@@ -299,7 +352,7 @@ void cxr_api_results_list(struct cxr_api *api, const struct cxr_api_results_quer
     }
     if (!query_valid(query, &filters, response))
         return;
-    char sql[1024];
+    char sql[2048];
     list_sql(&filters, sql, sizeof sql);
     json_t *rows = json_array();
     sqlite3 *db = cxr_audit_db_lock(api->audit);

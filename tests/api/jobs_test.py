@@ -609,6 +609,72 @@ class Results(JobCase):
             server.remove()
 
 
+class ResultsPages(JobCase):
+    def test_every_page_matches_a_reference_order(self):
+        """GET /results against the list's rule computed here from the database: stored results
+        (status 200, predictions kept) that pass every filter, TB Presumptive first, then
+        Abnormal, then Normal, newest first within each, sliced by offset and limit. The rows
+        are a real result copied with other results, findings, jobs and times, so that pages cut
+        across the groups and each group's newest rows fail the filters."""
+        server = Server()
+        try:
+            code, body = server.single({"input_image_path": os.path.join(
+                server.input_root, "pat001.dcm"), "save_to_disk": False})
+            self.assertEqual(code, 200, body)
+            db = sqlite3.connect(server.audit)
+            columns = [c[1] for c in db.execute("PRAGMA table_info(audit)")]
+            template = list(db.execute("SELECT * FROM audit WHERE status = 200").fetchone())
+            predictions = json.loads(template[columns.index("predictions")])
+            results = ["TB Presumptive", "Abnormal", "Normal"]
+            jobs = ["", "a" * 32, "b" * 32]
+            rows = []
+            for i in range(90):
+                row = list(template)
+                row[columns.index("id")] = None
+                row[columns.index("result")] = results[(i * 7) % 5 % 3]
+                row[columns.index("job_id")] = jobs[i % 3]
+                row[columns.index("time")] = "2026-0%d-%02dT10:00:00.000Z" % (1 + i % 3,
+                                                                               1 + i % 28)
+                for k, finding in enumerate(predictions["findings"]):
+                    finding["presence"] = (i + k) % 4 == 0
+                row[columns.index("predictions")] = json.dumps(predictions)
+                if i % 11 == 5:  # a refusal: never listed
+                    row[columns.index("status")] = 400
+                    row[columns.index("predictions")] = ""
+                rows.append(row)
+            db.executemany("INSERT INTO audit VALUES (%s)" % ",".join("?" * len(columns)), rows)
+            db.commit()
+            stored = db.execute("SELECT id, result, job_id, time, predictions FROM audit"
+                                " WHERE status = 200 AND predictions != ''").fetchall()
+            db.close()
+
+            def expected(result="", finding="", job="", date="", limit=200, offset=0):
+                kept = [(results.index(r), -i, i) for i, r, j, t, p in stored
+                        if (not result or r == result) and (not job or j == job)
+                        and (not date or t[:10] == date)
+                        and (not finding or any(f["name"] == finding and f["presence"]
+                                                for f in json.loads(p)["findings"]))]
+                return [i for _, _, i in sorted(kept)][offset:offset + limit]
+
+            cases = [{}, {"limit": 7}, {"limit": 7, "offset": 7}, {"limit": 13, "offset": 30},
+                     {"limit": 1, "offset": 44}, {"offset": 200}, {"result": "Abnormal",
+                                                                   "limit": 4, "offset": 3},
+                     {"finding": "Tuberculosis"}, {"finding": "Cardiomegaly", "limit": 5,
+                                                   "offset": 5},
+                     {"job": "a" * 32, "finding": "Nodule Mass", "limit": 3, "offset": 2},
+                     {"date": "2026-02-05"}, {"date": "2026-01-01", "result": "Normal"},
+                     {"date": "2026-03-09", "finding": "Tuberculosis", "limit": 1,
+                      "offset": 1}]
+            for case in cases:
+                query = urllib.parse.urlencode(case)
+                code, body = server.request("GET", "/results?" + query)
+                self.assertEqual(code, 200, body)
+                self.assertEqual([row["id"] for row in body["Data"]], expected(**case), query)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
 class ResultsReplaced(JobCase):
     def test_file_served_belongs_to_the_result_while_studies_replace_it(self):
         """GET /results/{id}/source_image.png while two studies of one patient replace each
