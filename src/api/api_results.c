@@ -229,9 +229,9 @@ static int list_groups(const struct list_filters *filters, const char *groups[3]
  * are read backwards from the index of stored results by result and ID (audit_listed,
  * api_audit.c), and left as soon as the page is full. Sorting the groups together read the
  * whole index under the lock that running requests' audit writes wait for. With a job, a time
- * range or a finding, the rows that match are found by their own index (or the finding's scan)
- * and sorted: read backwards by ID, a group whose newest rows do not match would be read to its
- * end, once for each group. */
+ * range or a finding, the rows that match are found by their own index (audit_job, audit_time,
+ * the audit_findings table) and sorted: read backwards by ID, a group whose newest rows do not
+ * match would be read to its end, once for each group. */
 static bool list_by_group(const struct list_filters *filters)
 {
     return filters->job == NULL && filters->finding == NULL && filters->from[0] == '\0' &&
@@ -246,16 +246,21 @@ static void list_sql(const struct list_filters *filters, char *sql, size_t size)
     static const char columns[] = "SELECT time, patient_id, result, sop_instance_uid,"
                                   " predictions, job_id, output_folder, id FROM audit";
     if (!list_by_group(filters)) {
+        /* A finding alone: its rows come from audit_findings. With a job or a time range, whose
+         * rows are fewer (a day, a run), each of those is looked up there instead: driven by the
+         * finding, a day with Tuberculosis read every TB result of the year (0.46 s a page). */
+        bool narrower = filters->job || filters->from[0] || filters->to[0];
+        const char *finding =
+                filters->finding == NULL ? ""
+                : narrower ? " AND EXISTS (SELECT 1 FROM audit_findings WHERE finding = ?"
+                             " AND audit_findings.id = audit.id)"
+                           : " AND id IN (SELECT id FROM audit_findings WHERE finding = ?)";
         snprintf(sql, size,
                  "%s WHERE id IN (SELECT id FROM audit WHERE predictions != '' AND status = 200"
                  "%s%s%s%s%s" LIST_ORDER " LIMIT ? OFFSET ?)" LIST_ORDER,
                  columns, filters->result ? " AND result = ?" : "",
                  filters->job ? " AND job_id = ?" : "", filters->from[0] ? " AND time >= ?" : "",
-                 filters->to[0] ? " AND time < ?" : "",
-                 filters->finding ? " AND EXISTS (SELECT 1 FROM json_each(predictions, "
-                                    "'$.findings') WHERE json_extract(value, '$.name') = ?"
-                                    " AND json_extract(value, '$.presence') = 1)"
-                                  : "");
+                 filters->to[0] ? " AND time < ?" : "", finding);
         return;
     }
     const char *groups[3];

@@ -615,7 +615,9 @@ class ResultsPages(JobCase):
         (status 200, predictions kept) that pass every filter, TB Presumptive first, then
         Abnormal, then Normal, newest first within each, sliced by offset and limit. The rows
         are a real result copied with other results, findings, jobs and times, so that pages cut
-        across the groups and each group's newest rows fail the filters."""
+        across the groups and each group's newest rows fail the filters; some written before
+        the findings table existed (filled at the next start), some pruned with the sqlite3
+        shell."""
         server = Server()
         try:
             code, body = server.single({"input_image_path": os.path.join(
@@ -642,18 +644,47 @@ class ResultsPages(JobCase):
                     row[columns.index("status")] = 400
                     row[columns.index("predictions")] = ""
                 rows.append(row)
-            db.executemany("INSERT INTO audit VALUES (%s)" % ",".join("?" * len(columns)), rows)
+            insert = "INSERT INTO audit VALUES (%s)" % ",".join("?" * len(columns))
+            db.executemany(insert, rows[:60])
             db.commit()
+            db.close()
+            # The database as a release before the findings table left it, with rows that it
+            # wrote after: the next start fills the table from every stored row.
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            db = sqlite3.connect(server.audit)
+            db.executescript("DROP TRIGGER audit_findings_insert; DROP TRIGGER"
+                             " audit_findings_delete; DROP TABLE audit_findings;")
+            db.executemany(insert, rows[60:])
+            # A row whose JSON does not parse is listed, but under no finding.
+            broken = list(template)
+            broken[columns.index("id")] = None
+            broken[columns.index("predictions")] = '{"findings": [}'
+            db.execute(insert, broken)
+            db.commit()
+            db.close()
+            server = Server(base=server.base)
+            # Pruned as docs/deploy.md says: the rows' findings go with them.
+            db = sqlite3.connect(server.audit)
+            db.execute("DELETE FROM audit WHERE id % 9 = 4")
+            db.commit()
+            self.assertEqual(db.execute("SELECT count(*) FROM audit_findings WHERE id NOT IN"
+                                        " (SELECT id FROM audit)").fetchone(), (0,))
             stored = db.execute("SELECT id, result, job_id, time, predictions FROM audit"
                                 " WHERE status = 200 AND predictions != ''").fetchall()
             db.close()
+
+            def present(predictions, finding):
+                try:
+                    return any(f["name"] == finding and f["presence"]
+                               for f in json.loads(predictions)["findings"])
+                except ValueError:
+                    return False
 
             def expected(result="", finding="", job="", date="", limit=200, offset=0):
                 kept = [(results.index(r), -i, i) for i, r, j, t, p in stored
                         if (not result or r == result) and (not job or j == job)
                         and (not date or t[:10] == date)
-                        and (not finding or any(f["name"] == finding and f["presence"]
-                                                for f in json.loads(p)["findings"]))]
+                        and (not finding or present(p, finding))]
                 return [i for _, _, i in sorted(kept)][offset:offset + limit]
 
             cases = [{}, {"limit": 7}, {"limit": 7, "offset": 7}, {"limit": 13, "offset": 30},
