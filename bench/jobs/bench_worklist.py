@@ -6,15 +6,16 @@ database's one connection). Prints medians per query for each binary given, so a
 
 The database is generated once in --work: one real row written by `cxrd infer`, then --rows
 copies of it, 30 s apart (a year of a busy screening programme at 1,000,000), with results
-mixed 7 Normal : 2 Abnormal : 1 TB Presumptive, and only the index of the first releases (by
-SOP Instance UID). Each binary opens a fresh copy, so its start-up (any index it creates) is
-timed too.
+mixed 7 Normal : 2 Abnormal : 1 TB Presumptive (Tuberculosis present in the last, Pneumothorax in
+every hundredth row), and only the index of the first releases (by SOP Instance UID). Each binary
+opens a fresh copy, so its start-up (any index it creates) is timed too.
 
 Usage: bench_worklist.py --cxrd BUILD/src/cxrd [--baseline OLD/cxrd] --model MODEL.onnx
            --dicom FILE.dcm --work DIR [--rows 1000000] [--repeat 5]
 """
 import argparse
 import datetime
+import json
 import os
 import random
 import shutil
@@ -36,20 +37,34 @@ def make_database(cxrd, model, dicom, work, rows):
         return path
     seed = os.path.join(work, "seed")
     shutil.rmtree(seed, ignore_errors=True)
-    subprocess.run([cxrd, "infer", dicom, "--output", seed, "--model", model], check=True,
-                   capture_output=True)
+    # A patient ID of its own: test images often have none (every row gets its own below).
+    subprocess.run([cxrd, "infer", dicom, "--output", seed, "--model", model, "--patient-id",
+                    "W0000000"], check=True, capture_output=True)
     shutil.copy(os.path.join(seed, "cxrd_results.sqlite"), path + ".part")
     db = sqlite3.connect(path + ".part")
-    # As releases before the worklist's indexes wrote it: each binary's start-up then includes
-    # building whatever indexes it needs.
+    # As releases before the worklist's indexes and findings table wrote it: each binary's
+    # start-up then includes building whatever it needs.
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND"
                               " tbl_name = 'audit' AND name != 'audit_sop' AND sql IS NOT NULL"
                               ).fetchall():
         db.execute("DROP INDEX " + name)
+    db.executescript("DROP TRIGGER IF EXISTS audit_findings_insert;"
+                     "DROP TRIGGER IF EXISTS audit_findings_delete;"
+                     "DROP TABLE IF EXISTS audit_findings;")
     columns = [c[1] for c in db.execute("PRAGMA table_info(audit)")]
     row = list(db.execute("SELECT * FROM audit LIMIT 1").fetchone())
     insert = "INSERT INTO audit VALUES (%s)" % ",".join("?" * len(columns))
     results = ["Normal"] * 7 + ["Abnormal"] * 2 + ["TB Presumptive"]
+    # Tuberculosis present where the result says so, and a rare finding (Pneumothorax) in 1 %
+    # of the rows, so that finding= matches some rows, not all or none.
+    stored = json.loads(row[columns.index("predictions")])
+
+    def predictions(tb, rare):
+        for finding in stored["findings"]:
+            if finding["name"] in ("Tuberculosis", "Pneumothorax"):
+                finding["presence"] = tb if finding["name"] == "Tuberculosis" else rare
+        return json.dumps(stored)
+    variants = {(tb, rare): predictions(tb, rare) for tb in (False, True) for rare in (False, True)}
     start = datetime.datetime(2026, 1, 1)
     random.seed(1)
     batch = []
@@ -58,6 +73,8 @@ def make_database(cxrd, model, dicom, work, rows):
         row[columns.index("time")] = (start + datetime.timedelta(seconds=30 * i)).strftime(
             "%Y-%m-%dT%H:%M:%S.000Z")
         row[columns.index("result")] = random.choice(results)
+        row[columns.index("predictions")] = variants[
+            row[columns.index("result")] == "TB Presumptive", i % 100 == 0]
         row[columns.index("sop_instance_uid")] = "1.2.826.0.1.3680043.10.4000.%d" % i
         row[columns.index("patient_id")] = "W%07d" % i
         row[columns.index("job_id")] = "%032x" % (i // 1000)
@@ -106,13 +123,15 @@ def measure(cxrd, label, args, database):
                    ("date=2026-06-01", "date=2026-06-01&limit=50"),
                    ("result=TB Presumptive", "result=TB+Presumptive&limit=50"),
                    ("a job", "job=%032x&limit=50" % 42),
-                   ("a day and a finding", day + "&finding=Tuberculosis&limit=50")]
+                   ("a day and a finding", day + "&finding=Tuberculosis&limit=50"),
+                   ("finding=Tuberculosis (10 % of rows)", "finding=Tuberculosis&limit=50"),
+                   ("finding=Pneumothorax (1 % of rows)", "finding=Pneumothorax&limit=50")]
         for name, query in queries:
             get(query)  # warm the page cache
             figures[name] = median_seconds(lambda: get(query), args.repeat)
 
         body = {"input_image_path": os.path.join(input_root, "image.dcm"),
-                "save_to_disk": False}
+                "save_to_disk": False, "patient_id": "W0000000"}
 
         def infer():
             code, answer = server.request("POST", "/single_inference", body)

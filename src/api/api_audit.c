@@ -199,8 +199,11 @@ static int prepare_for_writing(struct cxr_audit *audit)
         rc = sqlite3_exec(audit->db, indexes, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, job_tables, NULL, NULL, NULL);
-    if (rc == SQLITE_OK && !has_table(audit->db, "audit_findings"))
+    if (rc == SQLITE_OK && !has_table(audit->db, "audit_findings")) {
+        /* Said, as the first start after an upgrade takes seconds per million stored rows. */
+        cxr_log(CXR_LOG_INFO, "audit: listing the findings of the stored results (once)");
         rc = exec_in_transaction(audit->db, findings_table);
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(audit->db,
                                 "INSERT INTO audit (time, subject, route, input_path,"
