@@ -47,6 +47,14 @@ static char *column_dup(sqlite3_stmt *statement, int column)
     return strdup(text ? (const char *)text : "");
 }
 
+/* A recorded file's summary record as this release writes it (a row of an older release may
+ * hold a field that a spreadsheet runs as a formula). */
+static char *stored_row(sqlite3_stmt *select)
+{
+    const unsigned char *text = sqlite3_column_text(select, 2);
+    return cxr_api_summary_row_stored(text ? (const char *)text : "");
+}
+
 enum cxr_status cxr_jobstore_insert(struct cxr_audit *audit, const struct cxr_jobstore_job *job,
                                     char *const *paths, size_t count, struct cxr_err *err)
 {
@@ -305,7 +313,7 @@ enum cxr_status cxr_jobstore_rows(struct cxr_audit *audit, const char *id,
         char *row = state && strcmp(state, "pending") == 0
                             ? cxr_api_summary_row((const char *)sqlite3_column_text(select, 1),
                                                   NULL, NULL, pending_reason)
-                            : column_dup(select, 2);
+                            : stored_row(select);
         if (row == NULL)
             status = cxr_err_set(err, CXR_ERR_NOMEM, "jobs: out of memory");
         else

@@ -61,6 +61,13 @@ enum cxr_status cxr_api_summary_header(struct cxr_buf *out);
  * result may be NULL (a file never analysed). output_folder is the run's output folder. */
 char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *result,
                           const char *output_folder, const char *skip_reason);
+/* A record read back from a job's files (job_files.csv_row) in this release's form, LF-terminated,
+ * malloc'ed (NULL: out of memory): each field written again with the summary's field writer.
+ * Releases before the formula defusing stored text fields as they were, and a job they
+ * recorded is summarised (GET /jobs/{id}/summary.csv, its summary file) by this one. A record
+ * of this release comes back the same; one that does not parse as a single record is kept as
+ * stored. */
+char *cxr_api_summary_row_stored(const char *stored);
 /* The skip_reason of a failed result: its v1 Message, except for a 500, whose cause stays in the
  * server log: "outputs could not be written ..." when storage failed, else "inference error". */
 const char *cxr_api_skip_reason(const struct cxr_api_result *result);

@@ -98,6 +98,35 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
     return (char *)row.data;
 }
 
+/* Fields of a stored record: the 4 before the findings, 2 per finding, 2 after; more is not a
+ * summary record. */
+#define STORED_FIELDS_MAX (4 + 2 * CXR_FINDING_COUNT + 2)
+
+char *cxr_api_summary_row_stored(const char *stored)
+{
+    struct cxr_csv *record = NULL;
+    struct cxr_err ignored = CXR_ERR_INIT;
+    if (cxr_csv_parse(stored, strlen(stored), 1, STORED_FIELDS_MAX, &record, &ignored) != CXR_OK ||
+        cxr_csv_record_count(record) != 1) {
+        cxr_csv_destroy(record);
+        return strdup(stored); /* not ours to rewrite: keep what was recorded */
+    }
+    /* Rewriting is idempotent: a defused field begins with "'", which starts no formula, and
+     * numbers and presence pass through unchanged. */
+    struct cxr_buf row = {0};
+    enum cxr_status status = CXR_OK;
+    for (size_t f = 0; status == CXR_OK && f < cxr_csv_field_count(record, 0); f++)
+        status = append_field(&row, cxr_csv_field(record, 0, f), f == 0);
+    if (status == CXR_OK)
+        status = cxr_buf_append(&row, "\n", 2); /* with the NUL */
+    cxr_csv_destroy(record);
+    if (status != CXR_OK) {
+        cxr_buf_release(&row);
+        return NULL;
+    }
+    return (char *)row.data;
+}
+
 const char *cxr_api_skip_reason(const struct cxr_api_result *result)
 {
     /* A full or read-only disk is the operator's to fix; "inference error" sent them to the

@@ -401,6 +401,72 @@ class JobsResume(JobCase):
                 self.assertEqual(code, 0, "".join(server.log))
 
 
+class JobsUpgrade(JobCase):
+    """Jobs recorded by an earlier release and finished or listed by this one."""
+
+    def test_rows_recorded_before_formula_defusing_are_defused(self):
+        """Releases before 2026-12-05 stored a job file's summary record with its text fields as
+        they were. A job they left running (resumed here) or ended (summary.csv served here)
+        must not put a patient ID "-A1" or a SOP Instance UID "=HYPERLINK(...)" into the CSV as
+        a formula, and records of this release must come back unchanged."""
+        server = Server()
+        base = server.base
+        try:
+            folder = os.path.join(server.input_root, "upgrade")
+            os.makedirs(folder)
+            source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
+            for name, patient, uid in (("a.dcm", "-A1", "1.2.826.0.1.3680043.10.2003.1"),
+                                       ("b.dcm", "PLAIN", '=HYPERLINK("http://x","y")'),
+                                       ("c.dcm", "LAST", "1.2.826.0.1.3680043.10.2003.3")):
+                source.PatientID = patient
+                source.SOPInstanceUID = uid
+                source.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+                source.save_as(os.path.join(folder, name))
+            out = os.path.join(server.output_root, "upgrade")
+            code, body = self.submit(server, folder, out)
+            self.assertEqual(code, 202, body)
+            job_id = body["Data"]["id"]
+            final = wait_for(server, job_id, lambda d: d["state"] == "done")
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            with open(final["summary_csv"], newline="") as saved:
+                _, expected = parse_summary(saved.read())
+
+            # The state the earlier release left: its own records (no apostrophe), the job
+            # still running with its last file pending.
+            db = sqlite3.connect(server.audit)
+            for seq, row in db.execute("SELECT seq, csv_row FROM job_files WHERE job_id = ?",
+                                       (job_id,)).fetchall():
+                old = row.replace(",'-A1,", ",-A1,").replace("\"'=HYPERLINK", "\"=HYPERLINK")
+                db.execute("UPDATE job_files SET csv_row = ? WHERE job_id = ? AND seq = ?",
+                           (old, job_id, seq))
+            db.execute("UPDATE job_files SET state = 'pending', result = '', csv_row = ''"
+                       " WHERE job_id = ? AND path LIKE '%c.dcm'", (job_id,))
+            db.execute("UPDATE jobs SET state = 'running', finished = '', message = ''"
+                       " WHERE id = ?", (job_id,))
+            self.assertEqual(db.execute("SELECT count(*) FROM job_files WHERE job_id = ? AND"
+                                        " (csv_row LIKE '%,-A1,%' OR csv_row LIKE"
+                                        " '%,\"=HYPERLINK%')", (job_id,)).fetchone()[0], 2)
+            db.commit()
+            db.close()
+
+            server = Server(base=base)
+            final = wait_for(server, job_id, lambda d: d["state"] == "done")
+            with open(final["summary_csv"], newline="") as saved:
+                on_disk = saved.read()
+            code, served = server.request("GET", "/jobs/%s/summary.csv" % job_id)
+            self.assertEqual((code, served), (200, on_disk))
+            _, rows = parse_summary(on_disk)
+            self.assertEqual([(r["patient_id"], r["sop_instance_uid"]) for r in rows],
+                             [("'-A1", "1.2.826.0.1.3680043.10.2003.1"),
+                              ("PLAIN", '\'=HYPERLINK("http://x","y")'),
+                              ("LAST", "1.2.826.0.1.3680043.10.2003.3")])
+            # Everything else in the records is what the job wrote before.
+            self.assertEqual(rows, expected)
+        finally:
+            self.assertEqual(server.stop(), 0, "".join(server.log))
+            server.remove()
+
+
 class JobsCancel(JobCase):
     """Cancel, and a single request served while a job holds the only worker."""
 
