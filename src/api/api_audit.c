@@ -227,21 +227,31 @@ static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
     int rc = sqlite3_open_v2(path, &audit->db, flags | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(audit->db, 5000);
-    if (rc == SQLITE_OK)
-        rc = audit->read_only ? (has_column(audit->db, "predictions") ? SQLITE_OK : SQLITE_NOTADB)
-                              : prepare_for_writing(audit);
+    bool first_release = false; /* an audit table without stored results */
+    if (rc == SQLITE_OK && audit->read_only) {
+        first_release = has_table(audit->db, "audit") && !has_column(audit->db, "predictions");
+        rc = has_column(audit->db, "predictions") ? SQLITE_OK : SQLITE_NOTADB;
+    } else if (rc == SQLITE_OK) {
+        rc = prepare_for_writing(audit);
+    }
     struct stat info;
     if (rc == SQLITE_OK && stat(path, &info) != 0)
         rc = SQLITE_CANTOPEN;
     if (rc != SQLITE_OK) {
-        enum cxr_status status =
-                rc == SQLITE_NOTADB && audit->read_only
-                        ? cxr_err_set(err, CXR_ERR_IO,
-                                      "%s is not a cxrd audit database (no audit table with"
-                                      " predictions)",
-                                      path)
-                        : cxr_err_set(err, CXR_ERR_IO, "SQLite: audit database %s: %s", path,
-                                      audit->db ? sqlite3_errmsg(audit->db) : sqlite3_errstr(rc));
+        enum cxr_status status;
+        if (first_release)
+            status = cxr_err_set(err, CXR_ERR_IO,
+                                 "%s was written by cxrd's first release, which kept no results"
+                                 " (only who asked for what)",
+                                 path);
+        else if (rc == SQLITE_NOTADB && audit->read_only)
+            status = cxr_err_set(err, CXR_ERR_IO,
+                                 "%s is not a cxrd audit database (no audit table with"
+                                 " predictions)",
+                                 path);
+        else
+            status = cxr_err_set(err, CXR_ERR_IO, "SQLite: audit database %s: %s", path,
+                                 audit->db ? sqlite3_errmsg(audit->db) : sqlite3_errstr(rc));
         sqlite3_finalize(audit->insert);
         sqlite3_finalize(audit->job_file);
         audit->insert = NULL;

@@ -138,6 +138,24 @@ class Results(CliTest):
         self.assertEqual(open(other, "rb").read(), before)
         self.assertEqual(sorted(os.listdir(self.base)), ["other.sqlite"])
 
+    def test_a_first_release_database_is_named_as_such(self):
+        """The first release's audit table kept no results: said so, not "not a cxrd audit
+        database", and the file is left as it was."""
+        import sqlite3
+        old = self.path("first.sqlite")
+        with sqlite3.connect(old) as connection:
+            connection.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, time TEXT NOT NULL,"
+                               " subject TEXT NOT NULL, route TEXT NOT NULL, input_path TEXT NOT"
+                               " NULL, sop_instance_uid TEXT NOT NULL, patient_id TEXT NOT NULL,"
+                               " result TEXT NOT NULL, status INTEGER NOT NULL, duration_ms REAL"
+                               " NOT NULL, message TEXT NOT NULL)")
+        connection.close()
+        before = open(old, "rb").read()
+        status, out, err = run("results", "--sop", "1.2.3", "--database", old)
+        self.assertEqual((status, out), (1, b""), err)
+        self.assertIn("was written by cxrd's first release, which kept no results", err)
+        self.assertEqual(open(old, "rb").read(), before)
+
     def test_sop_given_twice_is_a_usage_error(self):
         status, out, err = run("results", "--sop", "1.2.3", "--sop", "1.2.4", "--database",
                                self.path("none.sqlite"))
