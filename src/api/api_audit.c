@@ -136,17 +136,32 @@ static bool has_column(sqlite3 *db, const char *column)
     return found;
 }
 
-static bool has_table(sqlite3 *db, const char *table)
+/* Whether the schema holds this table or index. */
+static bool in_schema(sqlite3 *db, const char *type, const char *name)
 {
     sqlite3_stmt *statement = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1,
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", -1,
                            &statement, NULL) != SQLITE_OK)
         return false;
-    sqlite3_bind_text(statement, 1, table, -1, SQLITE_STATIC);
-    found = sqlite3_step(statement) == SQLITE_ROW;
+    sqlite3_bind_text(statement, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(statement, 2, name, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(statement) == SQLITE_ROW;
     sqlite3_finalize(statement);
     return found;
+}
+
+/* Says so when the worklist's index or findings table is about to be made for stored rows: the
+ * first start after an upgrade takes seconds per million of them, and would look hung. */
+static void say_if_indexing(sqlite3 *db)
+{
+    if (in_schema(db, "index", "audit_listed") && in_schema(db, "table", "audit_findings"))
+        return;
+    sqlite3_stmt *statement = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &statement, NULL) == SQLITE_OK &&
+        sqlite3_step(statement) == SQLITE_ROW && sqlite3_column_int64(statement, 0) > 0)
+        cxr_log(CXR_LOG_INFO, "audit: indexing %lld stored rows for the worklist (once)",
+                (long long)sqlite3_column_int64(statement, 0));
+    sqlite3_finalize(statement);
 }
 
 /* Runs sql whole or not at all: a table filled from the stored rows must not stay half-filled
@@ -195,15 +210,14 @@ static int prepare_for_writing(struct cxr_audit *audit)
         rc = sqlite3_exec(audit->db, output_folder_column, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !has_column(audit->db, "job_id"))
         rc = sqlite3_exec(audit->db, job_id_column, NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        say_if_indexing(audit->db);
         rc = sqlite3_exec(audit->db, indexes, NULL, NULL, NULL);
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(audit->db, job_tables, NULL, NULL, NULL);
-    if (rc == SQLITE_OK && !has_table(audit->db, "audit_findings")) {
-        /* Said, as the first start after an upgrade takes seconds per million stored rows. */
-        cxr_log(CXR_LOG_INFO, "audit: listing the findings of the stored results (once)");
+    if (rc == SQLITE_OK && !in_schema(audit->db, "table", "audit_findings"))
         rc = exec_in_transaction(audit->db, findings_table);
-    }
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(audit->db,
                                 "INSERT INTO audit (time, subject, route, input_path,"
@@ -229,7 +243,8 @@ static enum cxr_status open_handle(struct cxr_audit *audit, struct cxr_err *err)
         rc = sqlite3_busy_timeout(audit->db, 5000);
     bool first_release = false; /* an audit table without stored results */
     if (rc == SQLITE_OK && audit->read_only) {
-        first_release = has_table(audit->db, "audit") && !has_column(audit->db, "predictions");
+        first_release =
+                in_schema(audit->db, "table", "audit") && !has_column(audit->db, "predictions");
         rc = has_column(audit->db, "predictions") ? SQLITE_OK : SQLITE_NOTADB;
     } else if (rc == SQLITE_OK) {
         rc = prepare_for_writing(audit);

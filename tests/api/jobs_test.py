@@ -729,6 +729,8 @@ class ResultsPages(JobCase):
             db.commit()
             db.close()
             server = Server(base=server.base)
+            self.assertIn("audit: indexing 92 stored rows for the worklist (once)",
+                          "".join(server.log))
             # Pruned as docs/deploy.md says: the rows' findings go with them.
             db = sqlite3.connect(server.audit)
             db.execute("DELETE FROM audit WHERE id % 9 = 4")
