@@ -65,8 +65,8 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
  * malloc'ed (NULL: out of memory): each field written again with the summary's field writer.
  * Releases before the formula defusing stored text fields as they were, and a job they
  * recorded is summarised (GET /jobs/{id}/summary.csv, its summary file) by this one. A record
- * of this release comes back the same; one that does not parse as a single record is kept as
- * stored. */
+ * of this release comes back the same; a whole record of a release before model_version and
+ * thresholds gains them empty; one that does not parse as a single record is kept as stored. */
 char *cxr_api_summary_row_stored(const char *stored);
 /* The skip_reason of a failed result: its v1 Message, except for a 500, whose cause stays in the
  * server log: "outputs could not be written ..." when storage failed, else "inference error". */

@@ -29,7 +29,7 @@ enum cxr_status cxr_api_summary_header(struct cxr_buf *out)
                                 cxr_model_finding_names[f]);
     }
     if (status == CXR_OK)
-        status = cxr_buf_append(out, ",output_folder,skip_reason\n", 27);
+        status = cxr_buf_printf(out, ",output_folder,skip_reason,model_version,thresholds\n");
     return status;
 }
 
@@ -89,6 +89,15 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
         status = append_field(&row, folder, false);
     if (status == CXR_OK)
         status = append_field(&row, ok ? "" : skip_reason, false);
+    /* What made the result: a run that outlives an upgrade or a new site calibration (a job
+     * resumed after a restart) holds results of more than one model or operating point. */
+    const char *model = ok ? json_string_value(json_object_get(
+                                     json_object_get(result->data, "metadata"), "model_version"))
+                           : NULL;
+    if (status == CXR_OK)
+        status = append_field(&row, model ? model : "", false);
+    if (status == CXR_OK)
+        status = append_field(&row, ok ? result->thresholds : "", false);
     if (status == CXR_OK)
         status = cxr_buf_append(&row, "\n", 2); /* with the NUL */
     if (status != CXR_OK) {
@@ -98,15 +107,16 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
     return (char *)row.data;
 }
 
-/* Fields of a stored record: the 4 before the findings, 2 per finding, 2 after; more is not a
- * summary record. */
-#define STORED_FIELDS_MAX (4 + 2 * CXR_FINDING_COUNT + 2)
+/* Fields of a record: the 4 before the findings, 2 per finding, 4 after (2 before releases
+ * recorded the model and thresholds); more is not a summary record. */
+#define RECORD_FIELDS         (4 + 2 * CXR_FINDING_COUNT + 4)
+#define EARLIER_RECORD_FIELDS (RECORD_FIELDS - 2)
 
 char *cxr_api_summary_row_stored(const char *stored)
 {
     struct cxr_csv *record = NULL;
     struct cxr_err ignored = CXR_ERR_INIT;
-    if (cxr_csv_parse(stored, strlen(stored), 1, STORED_FIELDS_MAX, &record, &ignored) != CXR_OK ||
+    if (cxr_csv_parse(stored, strlen(stored), 1, RECORD_FIELDS, &record, &ignored) != CXR_OK ||
         cxr_csv_record_count(record) != 1) {
         cxr_csv_destroy(record);
         return strdup(stored); /* not ours to rewrite: keep what was recorded */
@@ -115,8 +125,12 @@ char *cxr_api_summary_row_stored(const char *stored)
      * numbers and presence pass through unchanged. */
     struct cxr_buf row = {0};
     enum cxr_status status = CXR_OK;
-    for (size_t f = 0; status == CXR_OK && f < cxr_csv_field_count(record, 0); f++)
+    size_t fields = cxr_csv_field_count(record, 0);
+    for (size_t f = 0; status == CXR_OK && f < fields; f++)
         status = append_field(&row, cxr_csv_field(record, 0, f), f == 0);
+    /* An earlier release's whole record: which model and thresholds made it was not kept. */
+    if (status == CXR_OK && fields == EARLIER_RECORD_FIELDS)
+        status = cxr_buf_append(&row, ",,", 2);
     if (status == CXR_OK)
         status = cxr_buf_append(&row, "\n", 2); /* with the NUL */
     cxr_csv_destroy(record);

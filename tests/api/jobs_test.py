@@ -32,7 +32,7 @@ from server_test import CXRD, FINDINGS, Server  # noqa: E402
 SUMMARY_HEADER = (["input_path", "patient_id", "sop_instance_uid", "result"] +
                   [field for name in FINDINGS for field in (name + " confidence",
                                                             name + " presence")] +
-                  ["output_folder", "skip_reason"])
+                  ["output_folder", "skip_reason", "model_version", "thresholds"])
 
 
 def make_files(server, name, count, bad=()):

@@ -56,7 +56,9 @@ static void fake_result(struct cxr_api_result *result)
         json_array_append_new(findings,
                               json_pack("{s:s, s:b, s:f}", "name", cxr_model_finding_names[f],
                                         "presence", f == 0, "confidence", 0.1234567 + f / 100.0));
-    result->data = json_pack("{s:s, s:o}", "result", "TB Presumptive", "findings", findings);
+    result->data = json_pack("{s:s, s:o, s:{s:s}}", "result", "TB Presumptive", "findings",
+                             findings, "metadata", "model_version", "cxr-test-1.0");
+    snprintf(result->thresholds, sizeof result->thresholds, "site calibration of 2026-12-03");
 }
 
 static void summary_records_read_back(void **state)
@@ -81,23 +83,29 @@ static void summary_records_read_back(void **state)
     assert_int_equal(cxr_csv_parse((const char *)text.data, text.len, 10, 64, &csv, &err), CXR_OK);
     cxr_buf_release(&text);
     assert_int_equal(cxr_csv_record_count(csv), 3);
-    size_t fields = 4 + 2 * CXR_FINDING_COUNT + 2;
+    size_t fields = 4 + 2 * CXR_FINDING_COUNT + 4;
     for (size_t r = 0; r < 3; r++)
         assert_int_equal(cxr_csv_field_count(csv, r), fields);
     assert_string_equal(cxr_csv_field(csv, 0, 4), "Tuberculosis confidence");
-    assert_string_equal(cxr_csv_field(csv, 0, fields - 1), "skip_reason");
+    assert_string_equal(cxr_csv_field(csv, 0, fields - 3), "skip_reason");
+    assert_string_equal(cxr_csv_field(csv, 0, fields - 2), "model_version");
+    assert_string_equal(cxr_csv_field(csv, 0, fields - 1), "thresholds");
+    assert_string_equal(cxr_csv_field(csv, 1, fields - 2), "cxr-test-1.0");
+    assert_string_equal(cxr_csv_field(csv, 1, fields - 1), "site calibration of 2026-12-03");
+    assert_string_equal(cxr_csv_field(csv, 2, fields - 2), "");
+    assert_string_equal(cxr_csv_field(csv, 2, fields - 1), "");
     assert_string_equal(cxr_csv_field(csv, 1, 0), " /in/a,\"b\"\nc.dcm");
     assert_string_equal(cxr_csv_field(csv, 1, 1), "PAT001");
     assert_string_equal(cxr_csv_field(csv, 1, 3), "TB Presumptive");
     assert_string_equal(cxr_csv_field(csv, 1, 4), "0.123457"); /* 6 digits, as the JSON */
     assert_string_equal(cxr_csv_field(csv, 1, 5), "true");
     assert_string_equal(cxr_csv_field(csv, 1, 7), "false");
-    assert_string_equal(cxr_csv_field(csv, 1, fields - 2), "/out/PAT001");
-    assert_string_equal(cxr_csv_field(csv, 1, fields - 1), "");
+    assert_string_equal(cxr_csv_field(csv, 1, fields - 4), "/out/PAT001");
+    assert_string_equal(cxr_csv_field(csv, 1, fields - 3), "");
     assert_string_equal(cxr_csv_field(csv, 2, 0), "/in/junk.dcm");
     assert_string_equal(cxr_csv_field(csv, 2, 3), "");
-    assert_string_equal(cxr_csv_field(csv, 2, fields - 2), "");
-    assert_string_equal(cxr_csv_field(csv, 2, fields - 1), "Invalid DICOM, \"x\"");
+    assert_string_equal(cxr_csv_field(csv, 2, fields - 4), "");
+    assert_string_equal(cxr_csv_field(csv, 2, fields - 3), "Invalid DICOM, \"x\"");
     cxr_csv_destroy(csv);
 }
 
@@ -203,7 +211,7 @@ static void job_store_records_files_with_their_audit_rows(void **state)
     assert_string_equal(rows[1], "row b\n");
     assert_string_equal(rows[2], "row c\n");
     assert_non_null(strstr(rows[0], "/in/a.dcm,"));
-    assert_non_null(strstr(rows[0], ",not yet\n"));
+    assert_non_null(strstr(rows[0], ",not yet,,\n")); /* no model or thresholds yet */
     for (size_t i = 0; i < count; i++)
         free(rows[i]);
     free(rows);

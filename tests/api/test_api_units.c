@@ -465,6 +465,12 @@ static void summary_rows_stored_by_earlier_releases(void **state)
             {"\"/in/d, e.dcm\",'+B,'=C,Abnormal,0.25,true,/out/'+B,\"x\ny\"\n",
              "\"/in/d, e.dcm\",'+B,'=C,Abnormal,0.25,true,/out/'+B,\"x\ny\"\n"},
             {"", ""},
+            /* A whole record of a release before model_version and thresholds. */
+            {"/in/"
+             "e.dcm,-E,1.2.5,Normal,0.1,false,0.1,false,0.1,false,0.1,false,0.1,false,0.1,false,"
+             "0.1,false,0.1,false,0.1,false,0.1,false,0.1,false,/out/-E,\n",
+             "/in/e.dcm,'-E,1.2.5,Normal,0.1,false,0.1,false,0.1,false,0.1,false,0.1,false,0.1,"
+             "false,0.1,false,0.1,false,0.1,false,0.1,false,0.1,false,/out/-E,,,\n"},
             {"a,\"unclosed\n", "a,\"unclosed\n"},
             {"a,b\nc,d\n", "a,b\nc,d\n"},
     };

@@ -6,6 +6,7 @@ token subjects, and infer stopped by SIGINT.
 Environment: CXRD (the binary), CXR_API_FIXTURES (tests/api/make_fixtures.py output: a test
 model and DICOM files). Arguments: unittest names (e.g. Dump), so ctest runs the groups apart.
 """
+import csv
 import json
 import os
 import resource
@@ -221,10 +222,10 @@ class Infer(CliTest):
         self.assertRegex(err, r"infer: stopped by SIGINT: \d+ of 40 files not processed")
         summaries = [name for name in os.listdir(out_folder) if name.startswith("cxrd_run_")]
         self.assertEqual(len(summaries), 1, os.listdir(out_folder))
-        with open(os.path.join(out_folder, summaries[0])) as text:
-            rows = text.read().splitlines()[1:]
+        with open(os.path.join(out_folder, summaries[0]), newline="") as text:
+            rows = list(csv.DictReader(text))
         self.assertEqual(len(rows), 40)
-        reasons = [row.rsplit(",", 1)[1] for row in rows]
+        reasons = [row["skip_reason"] for row in rows]
         done = [r for r in reasons if r == ""]
         skipped = [r for r in reasons if r == "not processed: cxrd infer was stopped (SIGINT)"]
         self.assertGreaterEqual(len(done), 1)
