@@ -63,8 +63,6 @@ struct tally {
     size_t done, failed, by_result[3];
 };
 
-/* The files to analyse: each argument as given, or a folder's .dcm files (recursively, as
- * bulk inference takes them). False, with the reason on stderr, when a folder cannot be read. */
 /* Removes a database this run made and could not open (a full or read-only output folder), with
  * the journal files SQLite may have left beside it: a half-made file would refuse the next run. */
 static void remove_new_database(const char *path)
@@ -77,6 +75,8 @@ static void remove_new_database(const char *path)
     }
 }
 
+/* The files to analyse: each argument as given, or a folder's .dcm files (recursively, as
+ * bulk inference takes them). False, with the reason on stderr, when a folder cannot be read. */
 static bool list_inputs(char **arguments, int count, size_t max, struct cxr_api_file_list *list)
 {
     for (int i = 0; i < count; i++) {
