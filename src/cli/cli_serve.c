@@ -18,9 +18,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: cxrd serve --config FILE\n\n"
-            "Serves the v1 HTTP API (POST /single_inference, POST /bulk_inference, GET /ping,\n"
-            "GET /metrics, GET /openapi.json) as configured in FILE (see README, "
-            "\"Configuration\"). Stops\n"
+            "Serves the v1 HTTP API (POST /single_inference, POST /bulk_inference, GET /ping)\n"
+            "and cxrd's own routes (GET /metrics, /openapi.json, /results, /ui, and /jobs; see\n"
+            "README, \"HTTP API\") as configured in FILE (README, \"Configuration\"). Stops\n"
             "gracefully on SIGTERM or SIGINT. SIGHUP reloads the auth keys ([auth] secret,\n"
             "public_key, key_id, keys_dir), the revocation list ([auth] revoked), the\n"
             "[thresholds] section, log_level and log_format; other changes need a restart.\n");
