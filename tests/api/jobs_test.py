@@ -55,6 +55,20 @@ def make_files(server, name, count, bad=()):
     return folder
 
 
+def make_identified_files(server, name, identities):
+    """Files under input_root/name with pat001's pixels and the given (file name, PatientID,
+    SOPInstanceUID), e.g. IDs that a spreadsheet would run as formulas. Returns the folder."""
+    folder = os.path.join(server.input_root, name)
+    os.makedirs(folder)
+    source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
+    for file_name, patient, uid in identities:
+        source.PatientID = patient
+        source.SOPInstanceUID = uid
+        source.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+        source.save_as(os.path.join(folder, file_name))
+    return folder
+
+
 def wait_for(server, job_id, predicate, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -277,15 +291,9 @@ class Jobs(JobCase):
         CSV with a leading apostrophe, so Excel shows them as text instead of running them."""
         server = Server()
         try:
-            folder = os.path.join(server.input_root, "formula")
-            os.makedirs(folder)
-            source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
-            for name, patient, uid in (("a.dcm", "-A1", "1.2.826.0.1.3680043.10.2001.1"),
-                                       ("b.dcm", "PLAIN", '=HYPERLINK("http://x","y")')):
-                source.PatientID = patient
-                source.SOPInstanceUID = uid
-                source.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
-                source.save_as(os.path.join(folder, name))
+            folder = make_identified_files(server, "formula", (
+                ("a.dcm", "-A1", "1.2.826.0.1.3680043.10.2001.1"),
+                ("b.dcm", "PLAIN", '=HYPERLINK("http://x","y")')))
             out = os.path.join(server.output_root, "formula")
             code, body = self.submit(server, folder, out)
             self.assertEqual(code, 202, body)
@@ -412,16 +420,10 @@ class JobsUpgrade(JobCase):
         server = Server()
         base = server.base
         try:
-            folder = os.path.join(server.input_root, "upgrade")
-            os.makedirs(folder)
-            source = pydicom.dcmread(os.path.join(server.input_root, "pat001.dcm"))
-            for name, patient, uid in (("a.dcm", "-A1", "1.2.826.0.1.3680043.10.2003.1"),
-                                       ("b.dcm", "PLAIN", '=HYPERLINK("http://x","y")'),
-                                       ("c.dcm", "LAST", "1.2.826.0.1.3680043.10.2003.3")):
-                source.PatientID = patient
-                source.SOPInstanceUID = uid
-                source.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
-                source.save_as(os.path.join(folder, name))
+            folder = make_identified_files(server, "upgrade", (
+                ("a.dcm", "-A1", "1.2.826.0.1.3680043.10.2003.1"),
+                ("b.dcm", "PLAIN", '=HYPERLINK("http://x","y")'),
+                ("c.dcm", "LAST", "1.2.826.0.1.3680043.10.2003.3")))
             out = os.path.join(server.output_root, "upgrade")
             code, body = self.submit(server, folder, out)
             self.assertEqual(code, 202, body)
