@@ -170,4 +170,6 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        sys.exit("usage: make_fuzz_seeds.py [OUTDIR]  (default tests/fuzz/dicom_parse)")
     main(sys.argv[1] if len(sys.argv) > 1 else "tests/fuzz/dicom_parse")
