@@ -579,11 +579,13 @@ int cxr_cli_calibrate(int argc, char **argv)
         goto done;
     }
 
-    char date[16];
+    /* Local date and time to the minute: the section's `calibrated`, which names these
+     * thresholds in PDFs and audit rows, so two calibrations of one day must differ. */
+    char date[24];
     time_t now = time(NULL);
     struct tm local;
     localtime_r(&now, &local);
-    strftime(date, sizeof date, "%Y-%m-%d", &local);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M", &local);
     build_texts(&run, calibration, labels_real, model_version, model_threshold, date, left_out,
                 &outputs);
     if (cxr_buf_append(&outputs.section, "", 1) != CXR_OK) {

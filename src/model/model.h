@@ -123,14 +123,14 @@ bool cxr_model_gate_image_accept(const struct cxr_model *model,
 bool cxr_model_gate_has_image_layer(const struct cxr_model *model);
 
 /* ---- Site thresholds (model_thresholds.c): a site's [thresholds] config section ----
- * `model_version = <cxr.model_version it was calibrated for>`, `calibrated = YYYY-MM-DD`,
+ * `model_version = <cxr.model_version it was calibrated for>`, `calibrated = YYYY-MM-DD[ HH:MM]`,
  * `allow_model_change = true|false` and `<Finding> = <threshold>` lines (API spelling). */
 
 #define CXR_SITE_VERSION_SIZE 160
 struct cxr_site_thresholds {
     bool present;                              /* the config has a [thresholds] key */
     char model_version[CXR_SITE_VERSION_SIZE]; /* "" when not given */
-    char calibrated[16];                       /* "YYYY-MM-DD", "" when not given */
+    char calibrated[20];                       /* "YYYY-MM-DD[ HH:MM]", "" when not given */
     bool allow_model_change;                   /* the explicit, logged override of the guard */
     bool set[CXR_FINDING_COUNT];               /* API order */
     double value[CXR_FINDING_COUNT];           /* >= 0; above 1 switches a finding off */

@@ -10,18 +10,37 @@
 
 #include "model/model.h"
 
-/* YYYY-MM-DD with a plausible month and day. */
-static bool date_valid(const char *text)
+static bool digits(const char *text, int count)
 {
-    if (strlen(text) != 10 || text[4] != '-' || text[7] != '-')
-        return false;
-    for (int i = 0; i < 10; i++) {
-        if (i != 4 && i != 7 && !isdigit((unsigned char)text[i]))
+    for (int i = 0; i < count; i++) {
+        if (!isdigit((unsigned char)text[i]))
             return false;
     }
-    int month = (text[5] - '0') * 10 + (text[6] - '0');
-    int day = (text[8] - '0') * 10 + (text[9] - '0');
-    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    return true;
+}
+
+static int two_digits(const char *text)
+{
+    return (text[0] - '0') * 10 + (text[1] - '0');
+}
+
+/* "YYYY-MM-DD" or "YYYY-MM-DD HH:MM" with a plausible month, day, hour and minute. The time is
+ * what cxrd calibrate writes, so that two calibrations of one day name different thresholds. */
+static bool calibration_time_valid(const char *text)
+{
+    size_t length = strlen(text);
+    if (length != 10 && length != 16)
+        return false;
+    if (!digits(text, 4) || text[4] != '-' || !digits(text + 5, 2) || text[7] != '-' ||
+        !digits(text + 8, 2))
+        return false;
+    int month = two_digits(text + 5), day = two_digits(text + 8);
+    if (month < 1 || month > 12 || day < 1 || day > 31)
+        return false;
+    if (length == 10)
+        return true;
+    return text[10] == ' ' && digits(text + 11, 2) && text[13] == ':' && digits(text + 14, 2) &&
+           two_digits(text + 11) <= 23 && two_digits(text + 14) <= 59;
 }
 
 static bool version_valid(const char *text)
@@ -50,9 +69,10 @@ enum cxr_status cxr_model_thresholds_parse_key(struct cxr_site_thresholds *site,
         return CXR_OK;
     }
     if (strcmp(key, "calibrated") == 0) {
-        if (!date_valid(value))
+        if (!calibration_time_valid(value))
             return cxr_err_set(err, CXR_ERR_INVALID_ARG,
-                               "config [thresholds] calibrated: '%s' is not a date YYYY-MM-DD",
+                               "config [thresholds] calibrated: '%s' is not a date YYYY-MM-DD or "
+                               "a date and time YYYY-MM-DD HH:MM",
                                value);
         snprintf(site->calibrated, sizeof site->calibrated, "%s", value);
         return CXR_OK;

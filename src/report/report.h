@@ -85,7 +85,7 @@ enum cxr_status cxr_report_pdf_render(const struct cxr_report_info *info,
 struct cxr_report_calibration_info {
     const char *finding, *model_version;
     const char *labels_path; /* the site's CSV */
-    const char *date;        /* "YYYY-MM-DD" of the calibration */
+    const char *date;        /* "YYYY-MM-DD HH:MM" of the calibration (local time) */
     const char *section;     /* the [thresholds] section text to paste */
     size_t left_out;         /* rows that could not be analysed */
 };

@@ -154,6 +154,12 @@ static void config_thresholds_section(void **state)
     assert_false(config.thresholds.set[1]);
     cxr_config_release(&config);
 
+    /* A date and time, as cxrd calibrate writes it. */
+    write_text(path, "[thresholds]\nmodel_version = a\ncalibrated = 2026-12-03 23:59\n");
+    assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
+    assert_string_equal(config.thresholds.calibrated, "2026-12-03 23:59");
+    cxr_config_release(&config);
+
     /* No section: nothing set. */
     write_text(path, "[server]\nport = 9000\n");
     assert_int_equal(cxr_config_load(path, &config, &err), CXR_OK);
@@ -172,6 +178,10 @@ static void config_thresholds_section(void **state)
             {"[thresholds]\nmodel_version = a\nTuberculosis = nan\n", "not a threshold"},
             {"[thresholds]\nmodel_version = a\nTuberculosis =\n", "not a threshold"},
             {"[thresholds]\nmodel_version = a\ncalibrated = 3 Dec 2026\n", "YYYY-MM-DD"},
+            {"[thresholds]\nmodel_version = a\ncalibrated = 2026-12-03 24:00\n", "HH:MM"},
+            {"[thresholds]\nmodel_version = a\ncalibrated = 2026-12-03T14:05\n", "HH:MM"},
+            {"[thresholds]\nmodel_version = a\ncalibrated = 2026-12-03 14:5\n", "HH:MM"},
+            {"[thresholds]\nmodel_version = a\ncalibrated = 2026-13-03\n", "YYYY-MM-DD"},
             {"[thresholds]\nmodel_version = a\nallow_model_change = perhaps\n", "true or false"},
             {"[thresholds]\nmodel_version =\n", "model_version"},
     };

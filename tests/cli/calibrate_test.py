@@ -19,6 +19,7 @@ that cannot be analysed, with a seeded test model (tools/export/test_model.py):
 calibrate_test.py CXRD TOOLS_EXPORT DATA_DIR OUT_DIR
 """
 import csv
+import datetime
 import json
 import math
 import os
@@ -214,6 +215,11 @@ def main():
     values = dict(line.split(" = ", 1) for line in section.splitlines() if " = " in line)
     chosen = float(values["Tuberculosis"])
     check(values["model_version"] == "test-calib-a", "section model_version")
+    # Local date and time to the minute, so two calibrations of one day name different
+    # thresholds in PDFs and audit rows.
+    stamped = datetime.datetime.strptime(values["calibrated"], "%Y-%m-%d %H:%M")
+    check(abs((datetime.datetime.now() - stamped).total_seconds()) < 600,
+          "calibrated %r is not the local time of the run" % values["calibrated"])
     at_or_above = [s for s in distinct if s >= chosen]
     chosen_score = at_or_above[0]
     below = [s for s in distinct if s < chosen]
