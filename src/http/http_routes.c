@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http/http_internal.h"
@@ -183,6 +184,24 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
+/* The first Transfer-Encoding other than "chunked", of all the request's lines. */
+struct transfer_coding {
+    const char *unsupported;
+};
+
+static enum MHD_Result find_unsupported_coding(void *cls, enum MHD_ValueKind kind, const char *key,
+                                               const char *value)
+{
+    (void)kind;
+    struct transfer_coding *coding = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
+        strcasecmp(value ? value : "", "chunked") != 0) {
+        coding->unsupported = value ? value : "";
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 enum cxr_http_route cxr_http_route_find(const char *url)
 {
     if (strcmp(url, "/ping") == 0)
@@ -240,6 +259,20 @@ bool cxr_http_request_route(struct cxr_http_request *request, const char *method
         char message[128];
         snprintf(message, sizeof message, "more than %zu bytes", limits->max_header_bytes);
         *result = cxr_http_request_send_error(request, CXR_API_HEADERS_TOO_LARGE, message);
+        return true;
+    }
+    /* libmicrohttpd treats any Transfer-Encoding but "chunked" (and looks at the first line
+     * only) as a body that ends when the connection closes: such a request was never answered
+     * and held its connection for request_timeout. RFC 9112 6.1: answer 400 and close. */
+    struct transfer_coding coding = {0};
+    MHD_get_connection_values(request->connection, MHD_HEADER_KIND, find_unsupported_coding,
+                              &coding);
+    if (coding.unsupported) {
+        char message[200];
+        snprintf(message, sizeof message,
+                 "Transfer-Encoding %.100s is not supported (send Content-Length or chunked)",
+                 coding.unsupported);
+        *result = cxr_http_request_send_error(request, CXR_API_BAD_REQUEST, message);
         return true;
     }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;

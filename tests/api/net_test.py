@@ -293,6 +293,36 @@ class Oversize(unittest.TestCase):
                         b"GET /ping HTTP/1.1\r\nX-A: 1\r\n  2\r\nX-Empty:\r\n\r\n"):
             self.assertEqual(raw_request(self.server.port, request)[0], 200, request)
 
+    def test_transfer_encoding_other_than_chunked(self):
+        # libmicrohttpd reads such a body "until the connection closes": before, the request
+        # got no answer at all and held its connection for request_timeout (120 s).
+        token = self.server.token.encode()
+        for coding in (b"gzip, chunked", b"chunked, gzip", b"identity", b"xchunked"):
+            start = time.time()
+            status, head, body = raw_request(
+                self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: " + token + b"\r\nTransfer-Encoding: " + coding +
+                b"\r\nContent-Length: 2\r\n\r\n{}", timeout=15)
+            self.assertEqual(status, 400, (coding, head, body))
+            self.assertLess(time.time() - start, 5, coding)
+            envelope(self, body, "Bad request: Transfer-Encoding %s is not supported (send "
+                     "Content-Length or chunked)" % coding.decode())
+        # Two Transfer-Encoding lines: libmicrohttpd looks at the first only.
+        status, head, body = raw_request(
+            self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: " + token + b"\r\nTransfer-Encoding: chunked\r\n"
+            b"Transfer-Encoding: gzip\r\n\r\n2\r\n{}\r\n0\r\n\r\n", timeout=15)
+        self.assertEqual(status, 400, (head, body))
+        envelope(self, body, "Bad request: Transfer-Encoding gzip is not supported (send "
+                 "Content-Length or chunked)")
+        # chunked (any case) is still read.
+        status, head, body = raw_request(
+            self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: " + token + b"\r\nTransfer-Encoding: Chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\n", timeout=15)
+        self.assertEqual(status, 400, (head, body))
+        envelope(self, body, "input_image_path is required in the request")
+
     def test_server_still_serves(self):
         self.assertEqual(ping(self.server.port)[0], 200)
 
