@@ -92,6 +92,11 @@ enum cxr_status cxr_buf_printf(struct cxr_buf *buf, const char *fmt, ...) CXR_PR
 /* Frees the storage and resets len and cap; keeps max. NULL is a no-op. */
 void cxr_buf_release(struct cxr_buf *buf);
 
+/* Length of the valid UTF-8 sequence at text, of which left bytes may be read (RFC 3629, as
+ * jansson checks it: no overlong forms, surrogates or code points past U+10FFFF); 0 when there
+ * is none. left must be at least 1. */
+size_t cxr_utf8_sequence(const unsigned char *text, size_t left);
+
 enum cxr_log_level {
     CXR_LOG_DEBUG = 0,
     CXR_LOG_INFO = 1,
@@ -111,7 +116,9 @@ void cxr_log_set_format(enum cxr_log_format format);
 enum cxr_status cxr_log_format_parse(const char *name, enum cxr_log_format *format);
 /* Parses "debug", "info", "warn" or "error"; returns CXR_ERR_INVALID_ARG otherwise. */
 enum cxr_status cxr_log_level_parse(const char *name, enum cxr_log_level *level);
-/* One line to stderr: UTC time, level, message. Thread safe (one write per line). */
+/* One line to stderr: UTC time, level, message. Thread safe (one write per line). Whatever the
+ * message quotes, the line is one line of UTF-8: control characters are escaped (\u000a),
+ * bytes that are not UTF-8 become '?', and a line too long is cut between characters. */
 void cxr_log(enum cxr_log_level level, const char *fmt, ...) CXR_PRINTF(2, 3);
 
 /* One structured field of a log line: a string (text, NULL to leave the field out) or a

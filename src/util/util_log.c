@@ -49,19 +49,40 @@ enum cxr_status cxr_log_level_parse(const char *name, enum cxr_log_level *level)
     return CXR_ERR_INVALID_ARG;
 }
 
-/* Appends text to line (capacity size, one byte kept for the newline) as a JSON string body:
- * quotes, backslashes and control characters escaped. Returns the new length. */
-static size_t append_json_string(char *line, size_t used, size_t size, const char *text)
+/* Appends text to line (room: size bytes, of which one stays free) and returns the new length.
+ * Whatever text holds, the result is one line of UTF-8: a file name, a DICOM value or a client's
+ * bytes quoted in a message must not forge a log line (a newline) or break a log shipper's JSON
+ * (bytes that are not UTF-8, a message cut inside a character). So control characters are
+ * escaped (\u000a), bytes that are not UTF-8 become '?', and text that does not fit is cut
+ * between characters. quote: also escape quotes and backslashes (a JSON string's body). */
+static size_t append_clean(char *line, size_t used, size_t size, const char *text, bool quote)
 {
-    for (const unsigned char *c = (const unsigned char *)text; *c && used + 8 < size; c++) {
-        if (*c == '"' || *c == '\\') {
-            line[used++] = '\\';
-            line[used++] = (char)*c;
-        } else if (*c < 0x20) {
-            used += (size_t)snprintf(line + used, size - used, "\\u%04x", *c);
-        } else {
-            line[used++] = (char)*c;
+    const unsigned char *c = (const unsigned char *)text;
+    size_t left = strlen(text);
+    while (left > 0) {
+        size_t length = cxr_utf8_sequence(c, left);
+        char escaped[8];
+        const char *bytes = (const char *)c;
+        size_t count = length;
+        if (length == 0) {
+            bytes = "?";
+            count = length = 1;
+        } else if (*c < 0x20 || *c == 0x7F) {
+            snprintf(escaped, sizeof escaped, "\\u%04x", *c);
+            bytes = escaped;
+            count = 6;
+        } else if (quote && (*c == '"' || *c == '\\')) {
+            escaped[0] = '\\';
+            escaped[1] = (char)*c;
+            bytes = escaped;
+            count = 2;
         }
+        if (used + count >= size)
+            break;
+        memcpy(line + used, bytes, count);
+        used += count;
+        c += length;
+        left -= length;
     }
     return used;
 }
@@ -71,14 +92,12 @@ static size_t append_json_string(char *line, size_t used, size_t size, const cha
 static size_t append_text_value(char *line, size_t used, size_t size, const char *text)
 {
     bool plain = text[0] != '\0' && strpbrk(text, " \t\"=\\") == NULL;
-    if (plain) {
-        int length = snprintf(line + used, size - used, "%s", text);
-        return used + (length > 0 ? (size_t)length : 0);
-    }
+    if (plain)
+        return append_clean(line, used, size, text, false);
     if (used + 2 < size)
         line[used++] = '"';
-    used = append_json_string(line, used, size, text);
-    if (used + 2 < size)
+    used = append_clean(line, used, size - 1, text, true);
+    if (used + 1 < size)
         line[used++] = '"';
     return used;
 }
@@ -123,10 +142,10 @@ void cxr_log(enum cxr_log_level level, const char *fmt, ...)
     size_t used = line_start(line, sizeof line, level, json);
     if (json) {
         used += (size_t)snprintf(line + used, sizeof line - used, ",\"message\":\"");
-        used = append_json_string(line, used, sizeof line - 3, message);
+        used = append_clean(line, used, sizeof line - 3, message, true);
         used += (size_t)snprintf(line + used, sizeof line - used, "\"}");
     } else {
-        used += (size_t)snprintf(line + used, sizeof line - used, "%s", message);
+        used = append_clean(line, used, sizeof line - 1, message, false);
     }
     line_write(line, used, sizeof line);
 }
@@ -149,14 +168,27 @@ void cxr_log_fields(enum cxr_log_level level, const char *event, const struct cx
         const struct cxr_log_field *field = &fields[i];
         if (field->text == NULL && !field->is_number)
             continue;
-        used += (size_t)snprintf(line + used, size - used, json ? ",\"%s\":" : " %s=", field->key);
-        if (used >= size)
+        /* A key or number that does not fit whole is left out with the fields after it (a
+         * cut one would leave a NUL from snprintf in the line, or break the JSON); 3 bytes
+         * stay for a value's quotes. */
+        char key_text[80];
+        int key_length =
+                snprintf(key_text, sizeof key_text, json ? ",\"%s\":" : " %s=", field->key);
+        char number_text[40] = "";
+        int number_length =
+                field->is_number ? snprintf(number_text, sizeof number_text, "%.6g", field->number)
+                                 : 0;
+        if (key_length < 0 || (size_t)key_length >= sizeof key_text || number_length < 0 ||
+            used + (size_t)key_length + (size_t)number_length + 3 >= size)
             break;
+        memcpy(line + used, key_text, (size_t)key_length);
+        used += (size_t)key_length;
         if (field->is_number) {
-            used += (size_t)snprintf(line + used, size - used, "%.6g", field->number);
+            memcpy(line + used, number_text, (size_t)number_length);
+            used += (size_t)number_length;
         } else if (json) {
             line[used++] = '"';
-            used = append_json_string(line, used, size - 1, field->text);
+            used = append_clean(line, used, size - 1, field->text, true);
             line[used++] = '"';
         } else {
             used = append_text_value(line, used, size, field->text);
