@@ -39,7 +39,9 @@ enum cxr_http_content_length cxr_http_intake_content_length(const char *head, si
             const char *q = line_end;
             while (p < q && (*p == ' ' || *p == '\t'))
                 p++;
-            while (q > p && (q[-1] == '\r' || q[-1] == ' ' || q[-1] == '\t'))
+            /* Only the CR: libmicrohttpd skips white space before the number but refuses any
+             * after it, with an HTML page of its own, so such a value is malformed here too. */
+            if (q > p && q[-1] == '\r')
                 q--;
             if (p == q)
                 return CXR_CONTENT_LENGTH_MALFORMED;

@@ -262,7 +262,9 @@ class Oversize(unittest.TestCase):
             envelope(self, body, "Request body too large: more than 65536 bytes")
 
     def test_content_length_not_a_number(self):
-        for length in (b"1e20", b"-1", b"12abc"):
+        # "2 " and "2\t": libmicrohttpd refuses a value with trailing white space with its own
+        # HTML page, which the intake let through before.
+        for length in (b"1e20", b"-1", b"12abc", b"2 ", b"2\t", b"2 \t "):
             status, head, body = raw_request(
                 self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Length: " + length + b"\r\n\r\n{}")
