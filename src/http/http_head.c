@@ -131,6 +131,43 @@ enum cxr_http_head_form cxr_http_intake_head_form(const char *head, size_t lengt
     return CXR_HEAD_OK;
 }
 
+static size_t count_of(const char *start, const char *end, char c)
+{
+    size_t count = 0;
+    for (const char *p = start; p < end; p++)
+        count += *p == c;
+    return count;
+}
+
+size_t cxr_http_intake_field_count(const char *head, size_t length)
+{
+    const char *end = head + length;
+    const char *next;
+    const char *request_end = line_end(head, end, &next);
+    size_t count = 0;
+    /* The target: "METHOD target HTTP/x.y"; its query starts at the first '?'. */
+    const char *target = memchr(head, ' ', (size_t)(request_end - head));
+    const char *target_end =
+            target ? memchr(target + 1, ' ', (size_t)(request_end - target - 1)) : NULL;
+    const char *query =
+            target_end ? memchr(target + 1, '?', (size_t)(target_end - target - 1)) : NULL;
+    if (query)
+        count += count_of(query + 1, target_end, '&') + 1;
+    static const char cookie[] = "cookie:";
+    for (const char *line = next; line < end; line = next) {
+        const char *stop = line_end(line, end, &next);
+        if (stop == line)
+            break; /* the blank line that ends the head */
+        if (*line == ' ' || *line == '\t')
+            continue; /* continues the line before */
+        count++;
+        if ((size_t)(stop - line) >= sizeof cookie - 1 &&
+            strncasecmp(line, cookie, sizeof cookie - 1) == 0)
+            count += count_of(line + sizeof cookie - 1, stop, ';') + 1;
+    }
+    return count;
+}
+
 void cxr_http_intake_request_line(const char *head, size_t length, char *method, size_t method_size,
                                   char *url, size_t url_size)
 {

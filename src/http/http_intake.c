@@ -293,6 +293,12 @@ static void examine(struct cxr_http_intake *intake, struct slot *slot, uint32_t 
     case CXR_HEAD_OK:
         break;
     }
+    if (cxr_http_intake_field_count(intake->peek, end) > CXR_HTTP_HEAD_FIELDS_MAX) {
+        snprintf(detail, sizeof detail, "more than %d header lines, query parameters and cookies",
+                 CXR_HTTP_HEAD_FIELDS_MAX);
+        answer(intake, slot, CXR_API_HEADERS_TOO_LARGE, detail, end);
+        return;
+    }
     uint64_t content_length = 0;
     switch (cxr_http_intake_content_length(intake->peek, end, config->max_body_bytes,
                                            &content_length)) {

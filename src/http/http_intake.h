@@ -76,6 +76,17 @@ enum cxr_http_content_length {
 enum cxr_http_content_length cxr_http_intake_content_length(const char *head, size_t length,
                                                             uint64_t limit, uint64_t *value);
 
+/* Header lines, query parameters and cookies a head may hold together. libmicrohttpd keeps
+ * each in a record of the connection's memory pool (about 56 bytes); a head of short ones
+ * within max_header ran the pool out, and libmicrohttpd then left the request unanswered until
+ * its idle timeout. The server sizes the pool for this many. */
+#define CXR_HTTP_HEAD_FIELDS_MAX 1000
+
+/* How many records libmicrohttpd makes of a complete head: its header lines (a folded line
+ * continues the one before), the query parameters of its target ('&'-separated) and the
+ * cookies of its Cookie lines (';'-separated). */
+size_t cxr_http_intake_field_count(const char *head, size_t length);
+
 /* Whether a complete head is one libmicrohttpd would parse: a request line "METHOD target
  * HTTP/1.x" and header lines "name: value" (a line starting with a space or tab continues the
  * one before). CXR_HEAD_OK, or what is wrong; version receives the request line's version for

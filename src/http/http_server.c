@@ -363,8 +363,10 @@ enum cxr_status cxr_http_server_start(const struct cxr_config *config, struct cx
         return status;
     }
     /* Room for the headers we accept plus libmicrohttpd's own read buffer, so that an
-     * oversized header block reaches our 431 (with the envelope) rather than MHD's. */
-    size_t memory = config->limits.max_header_bytes * 2 + 64 * 1024;
+     * oversized header block reaches our 431 (with the envelope) rather than MHD's, and for a
+     * record of each field the intake lets through (about 56 bytes each; 128 kept). */
+    size_t memory = config->limits.max_header_bytes * 2 + 64 * 1024 +
+                    (size_t)CXR_HTTP_HEAD_FIELDS_MAX * 128;
     /* No listening socket of its own: the intake accepts and hands over complete heads. */
     server->daemon = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |

@@ -30,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cxr_http_intake_head_form(head, length, version, sizeof version) == CXR_HEAD_VERSION &&
         strlen(version) != 8)
         __builtin_trap(); /* "HTTP/x.y" */
+    if (cxr_http_intake_field_count(head, length) > length + 1)
+        __builtin_trap(); /* each field takes at least one byte, the first query one none */
     char method[16], url[64];
     cxr_http_intake_request_line(head, length, method, sizeof method, url, sizeof url);
     free(head);

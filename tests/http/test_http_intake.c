@@ -117,6 +117,28 @@ static void head_form(void **state)
     }
 }
 
+static void field_count(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *head;
+        size_t count;
+    } cases[] = {
+            {"GET /ping HTTP/1.1\r\n\r\n", 0},
+            {"GET /ping HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  2\r\n\r\n", 2}, /* a folded line */
+            {"GET /results?a=1&b=2&&c HTTP/1.1\r\nHost: x\r\n\r\n", 5},
+            {"GET /results? HTTP/1.1\n\n", 1},
+            {"GET /ping HTTP/1.1\r\ncookie: a=1; b=2;c\r\n\r\n", 4},
+            {"GET /ping HTTP/1.1\r\nX-Cookie: a;b;c\r\n\r\n", 1},
+            {"GET /a&b&c HTTP/1.1\r\n\r\n", 0}, /* not a query */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t count = cxr_http_intake_field_count(cases[i].head, strlen(cases[i].head));
+        if (count != cases[i].count)
+            fail_msg("case %zu: %zu fields, expected %zu", i, count, cases[i].count);
+    }
+}
+
 static void request_line(void **state)
 {
     (void)state;
@@ -137,9 +159,8 @@ static void request_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(head_end),
-            cmocka_unit_test(content_length),
-            cmocka_unit_test(head_form),
+            cmocka_unit_test(head_end),     cmocka_unit_test(content_length),
+            cmocka_unit_test(head_form),    cmocka_unit_test(field_count),
             cmocka_unit_test(request_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
