@@ -181,8 +181,8 @@ static void process(struct bulk_run *run, size_t index)
     run->rows[index] = cxr_api_summary_row(path, &result, run->output_folder, reason);
     if (result.status != 200)
         record_skip(run, path, reason);
-    else if (cxr_api_ledger_add(run->ledger, result.patient_id, path, result.sop_instance_uid) !=
-             CXR_OK)
+    else if (cxr_api_ledger_add(run->ledger, result.patient_id, path,
+                                result.sop_instance_uid ? result.sop_instance_uid : "") != CXR_OK)
         cxr_log(CXR_LOG_ERROR, "bulk: out of memory recording %s", path);
     if (result.status == 200 && result.gate_flagged)
         record_flag(run, path, result.message);

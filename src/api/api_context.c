@@ -215,7 +215,7 @@ bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const 
             .subject = subject,
             .route = route,
             .input_path = input_path,
-            .sop_instance_uid = result->sop_instance_uid,
+            .sop_instance_uid = result->sop_instance_uid ? result->sop_instance_uid : "",
             .patient_id = result->patient_id,
             .result = ok ? result->result : "",
             .status = result->status,

@@ -34,7 +34,10 @@ struct cxr_api_result {
     struct json_t *data;                 /* the Data object on success (owned; freed by release) */
     struct cxr_api_inline_images images; /* inline PNGs for data's placeholders (owned) */
     char patient_id[80];                 /* the resolved patient ID ("" before it is known) */
-    char sop_instance_uid[80];
+    /* The file's SOP Instance UID, whole (owned; freed by release; NULL before it is known):
+     * one longer than a UID may be, cut short here, no longer matched the predictions JSON
+     * (the worklist then called its files replaced). */
+    char *sop_instance_uid;
     char result[24];
     char thresholds[256]; /* the thresholds the job ran with (cxr_api_thresholds_used), taken
                              under the same lock as the prediction: a reload since then is not

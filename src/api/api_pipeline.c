@@ -261,8 +261,12 @@ static void job_run(struct cxr_api *api, const struct cxr_api_job *job,
         goto done;
     }
     const struct cxr_dicom_meta *meta = cxr_dicom_file_meta(state.file);
-    snprintf(result->sop_instance_uid, sizeof result->sop_instance_uid, "%s",
-             meta->sop_instance_uid);
+    result->sop_instance_uid = strdup(meta->sop_instance_uid);
+    if (result->sop_instance_uid == NULL) {
+        cxr_err_set(&err, CXR_ERR_NOMEM, "out of memory");
+        cxr_api_run_fail_internal(result, "DICOM read", &err);
+        goto done;
+    }
 
     const char *patient_id = job->patient_id ? job->patient_id : meta->patient_id;
     if (patient_id[0] == '\0') {

@@ -160,6 +160,8 @@ void cxr_api_result_release(struct cxr_api_result *result)
         return;
     json_decref(result->data);
     result->data = NULL;
+    free(result->sop_instance_uid);
+    result->sop_instance_uid = NULL;
     cxr_buf_release(&result->images.source_png);
     cxr_buf_release(&result->images.heatmap_png);
 }

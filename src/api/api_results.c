@@ -436,49 +436,13 @@ static enum cxr_status read_below(int dir, const char *name, size_t max, struct 
     return status;
 }
 
-bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
-                          struct cxr_buf *out, const char **content_type,
-                          struct cxr_api_response *response)
+/* The file name of the result stored with output folder, patient ID and SOP Instance UID sop,
+ * read from its patient folder while that folder holds this result. kind: index in names. */
+static bool result_file_read(struct cxr_api *api, const char *folder, const char *patient_id,
+                             const char *sop, bool has_heatmap, int kind, const char *name,
+                             const char *const names[][2], struct cxr_buf *out,
+                             const char **content_type, struct cxr_api_response *response)
 {
-    static const char *const names[][2] = {{"source_image.png", "image/png"},
-                                           {"heatmap.png", "image/png"},
-                                           {"report.pdf", "application/pdf"}};
-    int kind = -1;
-    for (int i = 0; i < 3; i++)
-        kind = strcmp(name, names[i][0]) == 0 ? i : kind;
-    if (api->audit == NULL)
-        return fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
-    char *end = NULL;
-    long long row_id = strtoll(id, &end, 10);
-    if (kind < 0 || id[0] < '0' || id[0] > '9' || *end || row_id <= 0)
-        return fail(response, CXR_API_NOT_FOUND, NULL);
-
-    char folder[4096] = "", patient_id[80] = "", sop[80] = "";
-    bool has_heatmap = false;
-    sqlite3 *db = cxr_audit_db_lock(api->audit);
-    sqlite3_stmt *select = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT output_folder, patient_id, sop_instance_uid,"
-                                " json_extract(predictions, '$.heatmap') FROM audit"
-                                " WHERE id = ? AND predictions != '' AND status = 200",
-                                -1, &select, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(select, 1, row_id);
-        rc = sqlite3_step(select);
-    }
-    if (rc == SQLITE_ROW) {
-        const unsigned char *texts[4];
-        for (int i = 0; i < 4; i++)
-            texts[i] = sqlite3_column_text(select, i);
-        snprintf(folder, sizeof folder, "%s", texts[0] ? (const char *)texts[0] : "");
-        snprintf(patient_id, sizeof patient_id, "%s", texts[1] ? (const char *)texts[1] : "");
-        snprintf(sop, sizeof sop, "%s", texts[2] ? (const char *)texts[2] : "");
-        has_heatmap = texts[3] && texts[3][0];
-    }
-    sqlite3_finalize(select);
-    cxr_audit_db_unlock(api->audit);
-    if (rc != SQLITE_ROW)
-        return fail(response, CXR_API_RESULT_NOT_FOUND, id);
     if (folder[0] == '\0')
         return fail(response, CXR_API_RESULT_NO_FILE,
                     "no saved files are recorded for this result (returned inline, or stored "
@@ -530,4 +494,55 @@ bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
         return fail(response, CXR_API_RESULT_NO_FILE, name);
     *content_type = names[kind][1];
     return true;
+}
+
+bool cxr_api_results_file(struct cxr_api *api, const char *id, const char *name,
+                          struct cxr_buf *out, const char **content_type,
+                          struct cxr_api_response *response)
+{
+    static const char *const names[][2] = {{"source_image.png", "image/png"},
+                                           {"heatmap.png", "image/png"},
+                                           {"report.pdf", "application/pdf"}};
+    int kind = -1;
+    for (int i = 0; i < 3; i++)
+        kind = strcmp(name, names[i][0]) == 0 ? i : kind;
+    if (api->audit == NULL)
+        return fail(response, CXR_API_JOBS_UNAVAILABLE, NULL);
+    char *end = NULL;
+    long long row_id = strtoll(id, &end, 10);
+    if (kind < 0 || id[0] < '0' || id[0] > '9' || *end || row_id <= 0)
+        return fail(response, CXR_API_NOT_FOUND, NULL);
+
+    char folder[4096] = "", patient_id[80] = "";
+    char *sop = NULL; /* whole: a cut one would never match the predictions JSON */
+    bool has_heatmap = false;
+    sqlite3 *db = cxr_audit_db_lock(api->audit);
+    sqlite3_stmt *select = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT output_folder, patient_id, sop_instance_uid,"
+                                " json_extract(predictions, '$.heatmap') FROM audit"
+                                " WHERE id = ? AND predictions != '' AND status = 200",
+                                -1, &select, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(select, 1, row_id);
+        rc = sqlite3_step(select);
+    }
+    if (rc == SQLITE_ROW) {
+        const unsigned char *texts[4];
+        for (int i = 0; i < 4; i++)
+            texts[i] = sqlite3_column_text(select, i);
+        snprintf(folder, sizeof folder, "%s", texts[0] ? (const char *)texts[0] : "");
+        snprintf(patient_id, sizeof patient_id, "%s", texts[1] ? (const char *)texts[1] : "");
+        sop = strdup(texts[2] ? (const char *)texts[2] : "");
+        has_heatmap = texts[3] && texts[3][0];
+    }
+    sqlite3_finalize(select);
+    cxr_audit_db_unlock(api->audit);
+    if (rc != SQLITE_ROW)
+        return fail(response, CXR_API_RESULT_NOT_FOUND, id);
+    bool read = sop ? result_file_read(api, folder, patient_id, sop, has_heatmap, kind, name, names,
+                                       out, content_type, response)
+                    : fail(response, CXR_API_JOBS_INTERNAL, NULL);
+    free(sop);
+    return read;
 }

@@ -64,7 +64,8 @@ char *cxr_api_summary_row(const char *input_path, const struct cxr_api_result *r
     if (status == CXR_OK)
         status = append_field(&row, result ? result->patient_id : "", false);
     if (status == CXR_OK)
-        status = append_field(&row, result ? result->sop_instance_uid : "", false);
+        status = append_field(
+                &row, result && result->sop_instance_uid ? result->sop_instance_uid : "", false);
     if (status == CXR_OK)
         status = append_field(&row, ok ? result->result : "", false);
     const json_t *findings = ok ? json_object_get(result->data, "findings") : NULL;

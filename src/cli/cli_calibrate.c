@@ -114,7 +114,8 @@ static void analyse_row(struct cxr_api *api, const struct calibrate_run *run,
         row->problem = cxr_cli_calibrate_text("%s%s%s", result.message, result.cause[0] ? ": " : "",
                                               result.cause);
     }
-    snprintf(row->sop_instance_uid, sizeof row->sop_instance_uid, "%s", result.sop_instance_uid);
+    snprintf(row->sop_instance_uid, sizeof row->sop_instance_uid, "%s",
+             result.sop_instance_uid ? result.sop_instance_uid : "");
     cxr_api_result_release(&result);
 }
 

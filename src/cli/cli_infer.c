@@ -296,7 +296,8 @@ int cxr_cli_infer(int argc, char **argv)
                     result.cause[0] ? ": " : "", result.cause);
         }
         if (result.status == 200 &&
-            cxr_api_ledger_add(ledger, result.patient_id, path, result.sop_instance_uid) != CXR_OK)
+            cxr_api_ledger_add(ledger, result.patient_id, path,
+                               result.sop_instance_uid ? result.sop_instance_uid : "") != CXR_OK)
             fprintf(stderr, "cxrd infer: out of memory recording %s\n", path);
         if (result.status == 200 && result.gate_flagged)
             fprintf(stderr, "%s%s: warning: %s\n", progress ? "\n" : "", path, result.message);

@@ -677,6 +677,54 @@ class Results(JobCase):
             server.remove()
 
 
+class ResultsLongUid(JobCase):
+    def test_sop_instance_uid_past_79_characters_kept_whole(self):
+        """A SOP Instance UID longer than a UID may be (64) was cut to 79 bytes in the audit
+        row, the run summary and the bulk ledger: the worklist then answered 410 "replaced by
+        a later study" for the result the folder holds, `cxrd results --sop` found nothing, and
+        a bulk run could not say which study a shared folder holds."""
+        server = Server()
+        try:
+            long_uids = ["1.2.826.0.1.3680043.10.1001." + "1234567890." * 9 + str(i)
+                         for i in (1, 2)]
+            folder = make_identified_files(server, "long-uid",
+                                           [("a.dcm", "LONGUID", long_uids[0]),
+                                            ("b.dcm", "LONGUID", long_uids[1])])
+            out = os.path.join(server.output_root, "long-uid")
+            code, body = server.single({"input_image_path": os.path.join(folder, "a.dcm"),
+                                        "save_to_disk": True, "output_folder_path": out})
+            self.assertEqual(code, 200, body)
+            self.assertEqual(body["Data"]["metadata"]["sop_instance_uid"], long_uids[0])
+            db = sqlite3.connect(server.audit)
+            row_id, stored = db.execute(
+                "SELECT id, sop_instance_uid FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            db.close()
+            self.assertEqual(stored, long_uids[0])
+            code, _, data = get_bytes(server, "/results/%d/report.pdf" % row_id)
+            self.assertEqual((code, data[:5]), (200, b"%PDF-"), data[:200])
+            run = subprocess.run([CXRD, "results", "--sop", long_uids[0], "--config",
+                                  server.config], capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+
+            bulk_out = os.path.join(server.output_root, "long-uid-bulk")
+            code, body = server.request("POST", "/bulk_inference",
+                                        {"input_folder_path": folder,
+                                         "output_folder_path": bulk_out})
+            self.assertEqual(code, 200, body)
+            with open(os.path.join(bulk_out, "LONGUID", "LONGUID_predictions.json")) as saved:
+                held = json.load(saved)["metadata"]["sop_instance_uid"]
+            holder = {long_uids[0]: "a.dcm", long_uids[1]: "b.dcm"}[held]
+            self.assertIn("LONGUID: a.dcm, b.dcm (the folder holds %s)" % holder,
+                          body["Message"])
+            summary = [name for name in os.listdir(bulk_out) if name.startswith("cxrd_run_")]
+            with open(os.path.join(bulk_out, summary[0])) as text:
+                _, rows = parse_summary(text.read())
+            self.assertEqual(sorted(row["sop_instance_uid"] for row in rows), long_uids)
+        finally:
+            server.stop()
+            server.remove()
+
+
 class ResultsPages(JobCase):
     def test_every_page_matches_a_reference_order(self):
         """GET /results against the list's rule computed here from the database: stored results

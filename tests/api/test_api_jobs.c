@@ -49,7 +49,7 @@ static void fake_result(struct cxr_api_result *result)
     memset(result, 0, sizeof *result);
     result->status = 200;
     snprintf(result->patient_id, sizeof result->patient_id, "PAT001");
-    snprintf(result->sop_instance_uid, sizeof result->sop_instance_uid, "1.2.3");
+    result->sop_instance_uid = strdup("1.2.3");
     snprintf(result->result, sizeof result->result, "TB Presumptive");
     json_t *findings = json_array();
     for (int f = 0; f < CXR_FINDING_COUNT; f++)
@@ -69,7 +69,7 @@ static void summary_records_read_back(void **state)
     /* A path that needs quoting: comma, quote, line break, leading blank. */
     char *analysed = cxr_api_summary_row(" /in/a,\"b\"\nc.dcm", &result, "/out", "ignored");
     char *skipped = cxr_api_summary_row("/in/junk.dcm", NULL, "/out", "Invalid DICOM, \"x\"");
-    json_decref(result.data);
+    cxr_api_result_release(&result);
     assert_non_null(analysed);
     assert_non_null(skipped);
     struct cxr_buf text = {0};
@@ -117,10 +117,10 @@ static void summary_fields_never_start_a_formula(void **state)
     struct cxr_api_result result;
     fake_result(&result);
     snprintf(result.patient_id, sizeof result.patient_id, "-A1");
-    snprintf(result.sop_instance_uid, sizeof result.sop_instance_uid,
-             "=HYPERLINK(\"http://x\",\"y\")");
+    free(result.sop_instance_uid);
+    result.sop_instance_uid = strdup("=HYPERLINK(\"http://x\",\"y\")");
     char *analysed = cxr_api_summary_row("+in.dcm", &result, "/out", "ignored");
-    json_decref(result.data);
+    cxr_api_result_release(&result);
     char *skipped = cxr_api_summary_row("/in/b.dcm", NULL, "/out", "@SUM(A1)");
     assert_non_null(analysed);
     assert_non_null(skipped);
