@@ -270,6 +270,23 @@ static enum cxr_status decode_iso2022(struct cxr_buf *out, const struct charset 
     return status;
 }
 
+/* out with each NUL byte replaced by U+FFFD. No repertoire has a NUL inside a value (only
+ * padding, which the caller trims); left in place it would end the C string early, so that
+ * PatientID "PAT001\0X" read as another patient's "PAT001" and named that patient's folder. */
+static enum cxr_status nuls_replaced(struct cxr_buf *out)
+{
+    if (out->len == 0 || memchr(out->data, '\0', out->len) == NULL)
+        return CXR_OK;
+    struct cxr_buf clean = CXR_BUF_INIT(0);
+    enum cxr_status status = CXR_OK;
+    for (size_t i = 0; i < out->len && status == CXR_OK; i++)
+        status = out->data[i] ? cxr_buf_append(&clean, out->data + i, 1)
+                              : append_replacement(&clean);
+    cxr_buf_release(out);
+    *out = clean; /* the caller releases it on failure */
+    return status;
+}
+
 char *dicom_charset_to_utf8(const char *charset, size_t charset_length, const uint8_t *text,
                             size_t length, bool is_person_name)
 {
@@ -311,6 +328,8 @@ char *dicom_charset_to_utf8(const char *charset, size_t charset_length, const ui
                 first != NULL && first->iconv_name != NULL ? first->iconv_name : "ISO-8859-1";
         status = append_converted(&out, name, text, length);
     }
+    if (status == CXR_OK)
+        status = nuls_replaced(&out);
     if (status == CXR_OK)
         status = cxr_buf_append(&out, "", 1);
     if (status != CXR_OK) {

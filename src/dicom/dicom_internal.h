@@ -105,8 +105,8 @@ bool dicom_element_u32(const struct cxr_dicom_file *file, const struct dicom_ele
 
 /* dicom_charset.c: decodes text in the Specific Character Set (value as stored, possibly
  * multi-valued) into NUL-terminated UTF-8 allocated with malloc. Bytes that cannot be decoded
- * become U+FFFD. is_person_name makes '^' and '=' reset ISO 2022 designations as PS3.5 says.
- * Returns NULL only when out of memory. */
+ * become U+FFFD, and so does a NUL byte inside the value. is_person_name makes '^' and '='
+ * reset ISO 2022 designations as PS3.5 says. Returns NULL only when out of memory. */
 char *dicom_charset_to_utf8(const char *charset, size_t charset_length, const uint8_t *text,
                             size_t length, bool is_person_name);
 

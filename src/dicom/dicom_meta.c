@@ -224,7 +224,7 @@ enum cxr_status dicom_meta_build(struct cxr_dicom_file *file, struct cxr_err *er
         }
         if (text == NULL)
             return cxr_err_set(err, CXR_ERR_NOMEM, "DICOM: out of memory for metadata");
-        /* A stray NUL inside a value would cut the C string short; that is acceptable. */
+        /* A NUL inside a value is U+FFFD by now (dicom_charset_to_utf8), never an end. */
         trim_in_place(text, sources[i].field == FIELD_PATIENT_NAME_RAW ||
                                     sources[i].field == FIELD_REFERRING_PHYSICIAN_NAME_RAW);
         file->strings[sources[i].field] = text;

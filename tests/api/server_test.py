@@ -294,6 +294,18 @@ class Validation(ServerTest):
         # A DICOM PatientID that is not a safe folder name is refused too.
         self.assert_failure(self.server.single(self.body(input_image_path=self.path("badid.dcm"))),
                             400, "Invalid patient_id: '../evil' in DICOM PatientID", prefix=True)
+        # A NUL inside the DICOM PatientID is a control character like the others; it used to
+        # end the value, so 'PAT001\0X' wrote into patient PAT001's folder.
+        import pydicom
+        source = pydicom.dcmread(self.path("pat001.dcm"))
+        source.PatientID = "PAT001\0X"
+        nul_file = self.path("nul_in_id.dcm")
+        source.save_as(nul_file)
+        with open(nul_file, "rb") as saved:
+            self.assertIn(b"PAT001\0X", saved.read())
+        self.assert_failure(self.server.single(self.body(input_image_path=nul_file)), 400,
+                            "Invalid patient_id: 'PAT001\ufffdX' in DICOM PatientID of %s" %
+                            nul_file)
 
     def test_empty_patient_id(self):
         self.assert_failure(self.server.single(self.body(input_image_path=self.path("noid.dcm"))),
