@@ -68,8 +68,9 @@ static enum cxr_status scan(struct cxr_api_file_list *list, DIR *dir, const char
                 status = add(list, path, max);
                 keep = status == CXR_OK;
             }
-        } else if ((S_ISREG(info.st_mode) || S_ISLNK(info.st_mode)) &&
-                   cxr_api_has_dcm_extension(entry->d_name)) {
+        } else if (cxr_api_has_dcm_extension(entry->d_name)) {
+            /* Any .dcm that is not a folder: a FIFO, socket or device is listed too, and
+             * skipped with its reason when opened (never read), not dropped unseen. */
             status = add(list, path, max);
             keep = status == CXR_OK;
         } else if (S_ISLNK(info.st_mode)) {

@@ -813,6 +813,27 @@ class Bulk(ServerTest):
             self.assertTrue(any("skipped" in line and name in line for line in self.server.log))
 
 
+    def test_fifo_named_dcm_counted(self):
+        # A FIFO (or socket, or device) named .dcm is one of "every .dcm file": it is skipped
+        # and counted like single inference refuses it, never read (a FIFO would block) and
+        # never dropped unseen behind a Success, as it was.
+        folder = self.make_folder("bulk-fifo", ["pat001.dcm"])
+        os.mkfifo(os.path.join(folder, "pipe.dcm"))
+        out = os.path.join(self.server.output_root, "bulk-fifo")
+        code, body = self.bulk({"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["Result"], "Warning", body)
+        self.assertIn("1 of 2 DICOM files skipped", body["Message"])
+        self.assertIn("pipe.dcm: Invalid DICOM image, unable to fetch patient ID: %s "
+                      "(DICOM: %s: not a regular file)" % ((os.path.join(folder, "pipe.dcm"),) * 2),
+                      body["Message"])
+        self.assertEqual(without_summary(os.listdir(out)), ["PAT001"])
+        # Alone, it is still a run that completed with the file skipped, not "no images".
+        os.remove(os.path.join(folder, "pat001.dcm"))
+        code, body = self.bulk({"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertIn("1 of 1 DICOM files skipped", body["Message"])
+
     def test_symlinked_files_analysed_or_counted(self):
         # A symlinked .dcm inside the input root is analysed like single inference would; one
         # that leads out of the root is skipped and counted, never read nor shown where it
