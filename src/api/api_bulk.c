@@ -83,35 +83,38 @@ static void finish(struct bulk_run *run)
     struct cxr_buf shared = {0};
     size_t shared_count = cxr_api_ledger_collisions(run->ledger, run->output_folder,
                                                     run->input_shown, SKIPPED_SHOWN, &shared);
-    char message[8192];
+    /* Grown, not cut: ten long skip reasons filled a fixed 8 KiB text, and the notices after
+     * them (a patient folder written twice, the summary not written) never reached the client.
+     * Each part is bounded (SKIPPED_SHOWN entries of bounded messages). */
+    struct cxr_buf text = CXR_BUF_INIT(1 << 20);
     const char *result = "Warning";
-    size_t used = 0;
     if (run->skipped == 0 && shared_count == 0 && run->flagged == 0 && summary_written) {
         result = "Success";
-        cxr_api_format(message, sizeof message, "Bulk inference completed successfully.");
+        cxr_buf_printf(&text, "Bulk inference completed successfully.");
     } else if (run->skipped == 0) {
-        used = (size_t)snprintf(message, sizeof message, "Bulk inference completed with");
+        cxr_buf_printf(&text, "Bulk inference completed with");
     } else {
-        used = (size_t)snprintf(message, sizeof message,
-                                "Bulk inference completed with %zu of %zu DICOM files skipped "
-                                "(the server log names each one): %s%s",
-                                run->skipped, run->count, text_of(&run->skipped_text),
-                                run->skipped > SKIPPED_SHOWN ? "; ..." : "");
+        cxr_buf_printf(&text,
+                       "Bulk inference completed with %zu of %zu DICOM files skipped (the server "
+                       "log names each one): %s%s",
+                       run->skipped, run->count, text_of(&run->skipped_text),
+                       run->skipped > SKIPPED_SHOWN ? "; ..." : "");
     }
-    if (shared_count && used < sizeof message)
-        used += (size_t)snprintf(message + used, sizeof message - used,
-                                 "%s %zu " CXR_API_SHARED_ID_TEXT ": %s",
-                                 run->skipped ? "; and" : "", shared_count, text_of(&shared));
-    if (run->flagged && used < sizeof message)
-        used += (size_t)snprintf(
-                message + used, sizeof message - used,
+    if (shared_count)
+        cxr_buf_printf(&text, "%s %zu " CXR_API_SHARED_ID_TEXT ": %s", run->skipped ? "; and" : "",
+                       shared_count, text_of(&shared));
+    if (run->flagged)
+        cxr_buf_printf(
+                &text,
                 "%s %zu files that the input gate flagged (analysed: [gate] mode = warn): %s%s",
                 run->skipped || shared_count ? "; and" : "", run->flagged,
                 text_of(&run->flagged_text), run->flagged > SKIPPED_SHOWN ? "; ..." : "");
-    if (!summary_written && used < sizeof message)
-        snprintf(message + used, sizeof message - used, "%s the run summary not written (%s)",
-                 run->skipped || shared_count || run->flagged ? "; and" : "", summary_err.message);
+    if (!summary_written)
+        cxr_buf_printf(&text, "%s the run summary not written (%s)",
+                       run->skipped || shared_count || run->flagged ? "; and" : "",
+                       summary_err.message);
     cxr_buf_release(&shared);
+    const char *message = text_of(&text);
     if (cxr_api_envelope(200, result, NULL, message, &response) != CXR_OK) {
         response.status = 500;
         response.body = NULL;
@@ -126,6 +129,7 @@ static void finish(struct bulk_run *run)
             .message = message,
     };
     cxr_api_audit_enforce(run->api, cxr_api_audit_record(run->api, &record), &response);
+    cxr_buf_release(&text);
     cxr_api_bulk_done done = run->done;
     void *context = run->context;
     run_destroy(run);

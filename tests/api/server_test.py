@@ -813,6 +813,32 @@ class Bulk(ServerTest):
             self.assertTrue(any("skipped" in line and name in line for line in self.server.log))
 
 
+    def test_long_skip_reasons_keep_the_shared_id_notice(self):
+        # Ten skipped files with long paths filled the 8 KiB Message: it was cut inside the
+        # list and the notice that a patient folder was written twice (a result replaced)
+        # never reached the client.
+        import pydicom
+        folder = os.path.join(self.server.input_root, "bulk-long")
+        os.makedirs(folder)
+        source = pydicom.dcmread(self.path("pat001.dcm"))
+        for i in (1, 2):
+            source.PatientID = "LONGSKIP"
+            source.SOPInstanceUID = "1.2.826.0.1.3680043.10.1009.%d" % i
+            source.save_as(os.path.join(folder, "t%d.dcm" % i))
+        deep = os.path.join(folder, *(["s" * 200] * 3))
+        os.makedirs(deep)
+        for i in range(10):
+            with open(os.path.join(deep, "j" * 200 + "%d.dcm" % i), "wb") as junk:
+                junk.write(b"junk")
+        out = os.path.join(self.server.output_root, "bulk-long")
+        code, body = self.bulk({"input_folder_path": folder, "output_folder_path": out})
+        self.assertEqual(code, 200, body)
+        self.assertTrue(body["Message"].startswith(
+            "Bulk inference completed with 10 of 12 DICOM files skipped"), body["Message"][:80])
+        self.assertIn("j" * 200 + "9.dcm: Invalid DICOM image", body["Message"])
+        self.assertIn("; and 1 patient IDs written by more than one file", body["Message"])
+        self.assertIn("LONGSKIP: t1.dcm, t2.dcm (the folder holds ", body["Message"])
+
     def test_fifo_named_dcm_counted(self):
         # A FIFO (or socket, or device) named .dcm is one of "every .dcm file": it is skipped
         # and counted like single inference refuses it, never read (a FIFO would block) and
