@@ -106,8 +106,11 @@ enum cxr_http_head_form cxr_http_intake_head_form(const char *head, size_t lengt
     const char *space = memchr(head, ' ', (size_t)(request_end - head));
     const char *target_end =
             space ? memchr(space + 1, ' ', (size_t)(request_end - space - 1)) : NULL;
+    /* A NUL ends libmicrohttpd's copy of a line: "/ping\0x" would be read as "/ping", and a
+     * header value cut there. RFC 9110 5.5 lets a recipient refuse it; it is. */
     if (space == NULL || target_end == NULL || target_end == space + 1 || !is_token(head, space) ||
-        memchr(target_end + 1, ' ', (size_t)(request_end - target_end - 1)))
+        memchr(target_end + 1, ' ', (size_t)(request_end - target_end - 1)) ||
+        memchr(head, '\0', (size_t)(request_end - head)))
         return CXR_HEAD_BAD_REQUEST_LINE;
     const char *protocol = target_end + 1;
     size_t protocol_length = (size_t)(request_end - protocol);
@@ -122,6 +125,8 @@ enum cxr_http_head_form cxr_http_intake_head_form(const char *head, size_t lengt
         const char *stop = line_end(line, end, &next);
         if (stop == line)
             break; /* the blank line that ends the head */
+        if (memchr(line, '\0', (size_t)(stop - line)))
+            return CXR_HEAD_BAD_HEADER_LINE;
         if (*line == ' ' || *line == '\t')
             continue; /* continues the line before */
         const char *colon = memchr(line, ':', (size_t)(stop - line));

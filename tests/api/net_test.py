@@ -281,6 +281,9 @@ class Oversize(unittest.TestCase):
                  (b"GET /ping HTTP/1.1 extra\r\n\r\n", 400, bad_line),
                  (b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n", 400, bad_header),
                  (b"GET /ping HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, bad_header),
+                 # A NUL: libmicrohttpd read "/ping\0x" as "/ping" (200) and cut values there.
+                 (b"GET /ping\0x HTTP/1.1\r\n\r\n", 400, bad_line),
+                 (b"GET /ping HTTP/1.1\r\nX-A: a\0b\r\n\r\n", 400, bad_header),
                  (b"GET /ping HTTP/2.0\r\nHost: x\r\n\r\n", 505,
                   "HTTP version not supported: HTTP/2.0 (HTTP/1.0 and HTTP/1.1 are)"),
                  (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505,

@@ -115,6 +115,20 @@ static void head_form(void **state)
         if (form == CXR_HEAD_VERSION)
             assert_string_equal(version, "HTTP/2.0");
     }
+    /* A NUL in the target or in a header line (continued lines too). */
+    static const char nul_target[] = "GET /ping\0x HTTP/1.1\r\n\r\n";
+    static const char nul_header[] = "GET /ping HTTP/1.1\r\nX-A: a\0b\r\n\r\n";
+    static const char nul_folded[] = "GET /ping HTTP/1.1\r\nX-A: a\r\n b\0\r\n\r\n";
+    char version[16] = "";
+    assert_int_equal(
+            cxr_http_intake_head_form(nul_target, sizeof nul_target - 1, version, sizeof version),
+            CXR_HEAD_BAD_REQUEST_LINE);
+    assert_int_equal(
+            cxr_http_intake_head_form(nul_header, sizeof nul_header - 1, version, sizeof version),
+            CXR_HEAD_BAD_HEADER_LINE);
+    assert_int_equal(
+            cxr_http_intake_head_form(nul_folded, sizeof nul_folded - 1, version, sizeof version),
+            CXR_HEAD_BAD_HEADER_LINE);
 }
 
 static void field_count(void **state)
