@@ -307,6 +307,21 @@ static const struct auth_key *header_key(const struct cxr_auth *auth, const char
     return key;
 }
 
+/* text into out (size bytes, size > 0), cut only between characters when it does not fit: a
+ * token signed elsewhere may carry a longer "sub" than cxrd token mints, and a subject cut inside
+ * a character went into audit rows and log lines as bytes that are not UTF-8. */
+static void copy_whole_characters(char *out, size_t size, const char *text)
+{
+    size_t used = 0, left = strlen(text);
+    for (size_t length; left > 0; used += length, left -= length) {
+        length = cxr_utf8_sequence((const unsigned char *)text + used, left);
+        if (length == 0 || used + length >= size)
+            break;
+    }
+    memcpy(out, text, used);
+    out[used] = '\0';
+}
+
 enum cxr_http_auth_outcome cxr_http_auth_check(const struct cxr_auth *auth, const char *header,
                                                time_t now, char *subject, size_t subject_size)
 {
@@ -386,7 +401,7 @@ enum cxr_http_auth_outcome cxr_http_auth_check(const struct cxr_auth *auth, cons
     if (outcome == CXR_AUTH_OK && nbf && (double)now < json_number_value(nbf))
         outcome = CXR_AUTH_INVALID;
     if (outcome == CXR_AUTH_OK && subject_size)
-        snprintf(subject, subject_size, "%s", sub ? json_string_value(sub) : "");
+        copy_whole_characters(subject, subject_size, sub ? json_string_value(sub) : "");
     json_decref(claims);
     jwt_free(jwt);
     return outcome;

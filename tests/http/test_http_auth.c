@@ -80,6 +80,17 @@ static void hs256_round_trip_and_refusals(void **state)
     char subject[64] = "";
     assert_int_equal(cxr_http_auth_check(auth, token, now, subject, sizeof subject), CXR_AUTH_OK);
     assert_string_equal(subject, "pacs-gateway");
+    free(token);
+    /* A subject longer than the room for it is cut between characters, never inside one. */
+    char long_subject[128] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(long_subject, "\xc3\xa9"); /* U+00E9, two bytes */
+    token = mint(&config, long_subject, 3600, now - 10);
+    assert_int_equal(cxr_http_auth_check(auth, token, now, subject, sizeof subject), CXR_AUTH_OK);
+    assert_int_equal(strlen(subject), 62);
+    assert_memory_equal(subject, long_subject, 62);
+    free(token);
+    token = mint(&config, "pacs-gateway", 3600, now - 10);
     char bearer[1024];
     snprintf(bearer, sizeof bearer, "Bearer %s", token);
     assert_int_equal(check(auth, bearer), CXR_AUTH_OK);
