@@ -106,18 +106,23 @@ static const char *const hostile[] = {
         "del\x7f",
 };
 
+/* text through both loggers (a message and a field) in the current format: one clean line each. */
+static void assert_logged_clean(const char *text, bool json)
+{
+    char *line = captured(log_message, text);
+    assert_one_clean_line(line, json);
+    free(line);
+    line = captured(log_field, text);
+    assert_one_clean_line(line, json);
+    free(line);
+}
+
 static void text_lines_are_clean(void **state)
 {
     (void)state;
     cxr_log_set_format(CXR_LOG_TEXT);
-    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
-        char *line = captured(log_message, hostile[i]);
-        assert_one_clean_line(line, false);
-        free(line);
-        line = captured(log_field, hostile[i]);
-        assert_one_clean_line(line, false);
-        free(line);
-    }
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++)
+        assert_logged_clean(hostile[i], false);
     /* Text that needs nothing is written as it was. */
     char *line = captured(log_message, "/in/Ελένη ok.dcm");
     assert_non_null(strstr(line, "bulk: skipped /in/Ελένη ok.dcm: not a DICOM file\n"));
@@ -131,14 +136,8 @@ static void json_lines_are_clean(void **state)
 {
     (void)state;
     cxr_log_set_format(CXR_LOG_JSON);
-    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
-        char *line = captured(log_message, hostile[i]);
-        assert_one_clean_line(line, true);
-        free(line);
-        line = captured(log_field, hostile[i]);
-        assert_one_clean_line(line, true);
-        free(line);
-    }
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++)
+        assert_logged_clean(hostile[i], true);
     char *line = captured(log_field, "a\"b\\c\nd");
     assert_non_null(strstr(line, "\"sub\":\"a\\\"b\\\\c\\u000ad\""));
     free(line);
@@ -157,12 +156,7 @@ static void long_lines_are_cut_at_a_character(void **state)
         text[sizeof text - 1 - ((sizeof text - 1 - offset) % 2)] = '\0';
         for (int format = CXR_LOG_TEXT; format <= CXR_LOG_JSON; format++) {
             cxr_log_set_format((enum cxr_log_format)format);
-            char *line = captured(log_message, text);
-            assert_one_clean_line(line, format == CXR_LOG_JSON);
-            free(line);
-            line = captured(log_field, text);
-            assert_one_clean_line(line, format == CXR_LOG_JSON);
-            free(line);
+            assert_logged_clean(text, format == CXR_LOG_JSON);
         }
     }
     cxr_log_set_format(CXR_LOG_TEXT);
