@@ -19,10 +19,12 @@ struct cxr_api_job {
     const char *output_folder;       /* NULL: return base64 strings instead of writing files */
     const char *output_folder_shown; /* the folder as the client named it, for response paths */
     bool explain;                    /* also write <patient_id>_cams.npy (cxrd infer --explain) */
-    bool predict_only;  /* stop after the prediction and the gate: Data without images, no
-                           heatmap, PNG, PDF or files (cxrd calibrate) */
-    bool dicom_outputs; /* with output_folder: also <pid>_sr.dcm, _heatmap.dcm, _report.dcm
-                           (docs/dicom-outputs.md), listed in Data */
+    bool predict_only;         /* stop after the prediction and the gate: Data without images, no
+                                  heatmap, PNG, PDF or files (cxrd calibrate) */
+    bool dicom_outputs;        /* with output_folder: also <pid>_sr.dcm, _heatmap.dcm, _report.dcm
+                                  (docs/dicom-outputs.md), listed in Data */
+    bool caller_logs_no_space; /* a failure for want of room is not logged here: a bulk job keeps
+                                  the file pending and logs it, once per pause */
 };
 
 /* The outcome of a job: Data (the predictions object) or an error with its HTTP status and the

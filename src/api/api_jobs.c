@@ -23,6 +23,9 @@
 #define PAUSED_MESSAGE                                                                             \
     "Paused: no room to write its outputs or record its files; tried again every 15 s"
 _Static_assert(RETRY_SECONDS == 15, "PAUSED_MESSAGE names the retry interval");
+/* A job that pauses again on each try logs at debug level, and a warning every this many tries
+ * (10 minutes): a disk full for a weekend must not also fill the log with the same lines. */
+#define RETRY_REPORT_TRIES 40
 
 struct active_job {
     struct cxr_jobstore_job row;
@@ -32,6 +35,7 @@ struct active_job {
     bool cancel;
     bool waiting_for_room; /* no room for a file's outputs or row (or a read-only file
                               system): hand out no more files */
+    bool retrying;         /* a try of the paused job: no room again is logged at debug level */
     double session_start;  /* monotonic, for the ETA */
     size_t session_done;   /* files finished since this process took the job */
 };
@@ -45,6 +49,9 @@ struct cxr_api_jobs {
     bool stopping;
     bool paused; /* no room to record the job or write its outputs: retry_main tries again */
     char paused_id[CXR_JOB_ID_LENGTH + 1]; /* that job, for its answers' message */
+    char paused_since[40];                 /* when it first paused, for the logs */
+    unsigned paused_tries;                 /* its tries since then that paused again */
+    bool retry_kick;                       /* retry_main is kicking paused_id */
     pthread_cond_t wake;                   /* tells retry_main that paused or stopping changed */
     pthread_t retry_thread;
     bool retry_started;
@@ -152,8 +159,8 @@ static bool write_end(struct cxr_api_jobs *jobs, struct active_job *job, const c
     cxr_jobstore_time_now(finished);
     if (cxr_jobstore_update(jobs->audit, job->row.id, state, NULL, finished, message, &err) !=
         CXR_OK) {
-        cxr_log(CXR_LOG_ERROR, "job %s: its end (%s) could not be recorded: %s", job->row.id, state,
-                err.message);
+        cxr_log(job->retrying ? CXR_LOG_DEBUG : CXR_LOG_ERROR,
+                "job %s: its end (%s) could not be recorded: %s", job->row.id, state, err.message);
         return false;
     }
     cxr_log(CXR_LOG_INFO, "job %s %s: %s", job->row.id, state, message);
@@ -168,6 +175,7 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
             .input_path = path,
             .output_folder = job->row.output_folder,
             .output_folder_shown = job->row.output_shown,
+            .caller_logs_no_space = true,
     };
     struct cxr_api_result result;
     cxr_api_job_run(jobs->api, &pipeline, &result);
@@ -175,9 +183,10 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     /* Outputs that did not fit (a full or read-only output file system) are not the file's
      * fault: it stays pending, and the job waits for room instead of skipping every file left. */
     bool retry = result.no_space;
+    enum cxr_log_level no_room_level = job->retrying ? CXR_LOG_DEBUG : CXR_LOG_ERROR;
     if (retry)
-        cxr_log(CXR_LOG_ERROR, "job %s: %s stays pending: no room for its outputs", job->row.id,
-                path);
+        cxr_log(no_room_level, "job %s: %s stays pending: no room for its outputs (%s)",
+                job->row.id, path, result.cause);
     else if (result.status != 200)
         cxr_log(CXR_LOG_WARN, "job %s: skipped %s: %s", job->row.id, path, reason);
     char *row = cxr_api_summary_row(path, &result, job->row.output_folder, reason);
@@ -195,16 +204,41 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
                                                "bulk_inference/file", path, &result,
                                                (cxr_api_now() - start) * 1000.0, &extra);
     if (!recorded)
-        cxr_log(CXR_LOG_ERROR, "job %s: %s not recorded", job->row.id, path);
+        cxr_log(no_room_level, "job %s: %s not recorded", job->row.id, path);
     free(row);
     cxr_api_result_release(&result);
     pthread_mutex_lock(&jobs->lock);
     job->session_done++;
     job->waiting_for_room |= !recorded || retry;
+    if (job->retrying && !job->waiting_for_room) {
+        cxr_log(CXR_LOG_INFO, "job %s goes on: room again at try %u (paused since %s)", job->row.id,
+                jobs->paused_tries + 1, jobs->paused_since);
+        job->retrying = false;
+    }
     pthread_mutex_unlock(&jobs->lock);
 }
 
 static void kick(struct cxr_api_jobs *jobs);
+
+/* Called with the lock held, before pause_jobs: the first pause is an error; the tries that
+ * pause again only count, with a warning every RETRY_REPORT_TRIES. */
+static void log_pause(struct cxr_api_jobs *jobs, const struct active_job *job)
+{
+    if (!job->retrying) {
+        jobs->paused_tries = 0;
+        cxr_jobstore_time_now(jobs->paused_since);
+        cxr_log(CXR_LOG_ERROR,
+                "job %s paused: no room to record it or write its outputs; tried again in %d s, "
+                "when the next job is submitted or at the next start",
+                job->row.id, RETRY_SECONDS);
+        return;
+    }
+    jobs->paused_tries++;
+    cxr_log(jobs->paused_tries % RETRY_REPORT_TRIES ? CXR_LOG_DEBUG : CXR_LOG_WARN,
+            "job %s still paused: no room to record it or write its outputs (try %u since %s; "
+            "tried again every %d s)",
+            job->row.id, jobs->paused_tries, jobs->paused_since, RETRY_SECONDS);
+}
 
 static void job_task(void *arg)
 {
@@ -240,10 +274,7 @@ static void job_task(void *arg)
     /* Starting it again at once would redo its files in a loop while the database cannot
      * record them: it waits, still "running" there, and is tried again later. */
     if (paused)
-        cxr_log(CXR_LOG_ERROR,
-                "job %s paused: no room to record it or write its outputs; tried again in %d s, "
-                "when the next job is submitted or at the next start",
-                job->row.id, RETRY_SECONDS);
+        log_pause(jobs, job);
     jobs->active = NULL;
     if (paused)
         pause_jobs(jobs, job->row.id);
@@ -271,11 +302,13 @@ static void kick(struct cxr_api_jobs *jobs)
         char now[40];
         cxr_jobstore_time_now(now);
         bool resumed = status == CXR_OK && strcmp(job->row.state, "running") == 0;
+        bool retrying = jobs->retry_kick && strcmp(id, jobs->paused_id) == 0;
         if (status == CXR_OK)
             status = cxr_jobstore_update(jobs->audit, id, "running",
                                          job->row.started[0] ? NULL : now, NULL, NULL, &err);
         if (status != CXR_OK) {
-            cxr_log(CXR_LOG_ERROR, "job %s cannot start: %s", id, err.message);
+            cxr_log(retrying ? CXR_LOG_DEBUG : CXR_LOG_ERROR, "job %s cannot start: %s", id,
+                    err.message);
             bool ended = cxr_jobstore_update(jobs->audit, id, "failed", NULL, now, err.message,
                                              &err) == CXR_OK;
             active_destroy(job);
@@ -284,7 +317,8 @@ static void kick(struct cxr_api_jobs *jobs)
             pause_jobs(jobs, id); /* still running or queued there: taking it again would loop */
             break;
         }
-        cxr_log(CXR_LOG_INFO, "job %s %s: %zu of %lld files to do", id,
+        job->retrying = retrying;
+        cxr_log(retrying ? CXR_LOG_DEBUG : CXR_LOG_INFO, "job %s %s: %zu of %lld files to do", id,
                 resumed ? "resumed" : "started", job->count, job->row.total);
         job->session_start = cxr_api_now();
         jobs->active = job;
@@ -328,8 +362,10 @@ static void *retry_main(void *arg)
         deadline.tv_sec += RETRY_SECONDS;
         if (pthread_cond_timedwait(&jobs->wake, &jobs->lock, &deadline) == ETIMEDOUT &&
             jobs->paused && !jobs->stopping && jobs->active == NULL) {
-            cxr_log(CXR_LOG_INFO, "jobs: trying the paused job again");
+            cxr_log(CXR_LOG_DEBUG, "jobs: trying the paused job again");
+            jobs->retry_kick = true;
             kick(jobs);
+            jobs->retry_kick = false;
         }
     }
     pthread_mutex_unlock(&jobs->lock);

@@ -449,7 +449,7 @@ done:
     /* The side jobs read the state: they finish before it is freed, whatever happened. */
     side_join(&source_png);
     side_join(&pdf);
-    if (result->status == 500)
+    if (result->status == 500 && !(result->no_space && job->caller_logs_no_space))
         cxr_log(CXR_LOG_ERROR, "%s: %s", job->input_path, result->cause);
     state_release(&state);
     cxr_api_memory_release(api, reserved);

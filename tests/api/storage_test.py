@@ -262,11 +262,19 @@ class BulkFull(StorageCase, JobCase):
         self.assertEqual(len(files(out)), 2 * 4 + 1)
 
 
+def job_lines(server, job_id, level):
+    """The log lines of one level that name the job."""
+    return [line for line in "".join(server.log).splitlines()
+            if job_id in line and re.search(r"Z %s " % level, line)]
+
+
 class JobsOutputFull(StorageCase, JobCase):
     """A job whose output file system fills: the file that did not fit and the ones after it
     stay pending and the job pauses (before, every file left was skipped with "outputs could not
     be written", and each result had to be run again by hand); once there is room it goes on by
-    itself and ends with every file analysed once."""
+    itself and ends with every file analysed once. The tries in between log at debug level."""
+
+    server_options = {"config_extra": {"server": {"log_level": "debug"}}}
 
     def test_a_job_waits_for_room_instead_of_skipping_the_rest(self):
         folder = make_files(self.server, "outfull", 5)
@@ -281,13 +289,27 @@ class JobsOutputFull(StorageCase, JobCase):
         self.assertLess(paused["done"], 5)
         self.assertEqual(paused["message"], "Paused: no room to write its outputs or record its "
                                             "files; tried again every 15 s")
-        self.assertIn("stays pending: no room for its outputs", "".join(self.server.log))
+        self.assertIn("stays pending: no room for its outputs (writing outputs: write ",
+                      "".join(self.server.log))
         self.assert_serving()
+
+        # A try that finds no room again adds no error line (before, seven lines every 15 s for
+        # as long as the disk stayed full: the file's, the job's, the pause's).
+        errors = job_lines(self.server, job_id, "error")
+        wait_for(self.server, job_id, lambda data: "job %s still paused" % job_id in "".join(
+            self.server.log), timeout=40)
+        self.assertEqual(job_lines(self.server, job_id, "error"), errors)
+        self.assertTrue(any("still paused: no room to record it or write its outputs (try 1 "
+                            "since " in line for line in job_lines(self.server, job_id, "debug")),
+                        "".join(self.server.log))
 
         subprocess.run(["mount", "-o", "remount,size=8M", out], check=True)
         final = wait_for(self.server, job_id, lambda data: data["state"] == "done", timeout=120)
         self.assertEqual((final["done"], final["skipped"]), (5, 0), final)
         self.assertFalse(final["message"].startswith("Paused"), final)
+        self.assertTrue(any("goes on: room again at try " in line
+                            for line in job_lines(self.server, job_id, "info")),
+                        "".join(self.server.log))
         with open(final["summary_csv"], newline="") as saved:
             _, rows = parse_summary(saved.read())
         self.assertEqual(len(rows), 5)
@@ -357,7 +379,8 @@ class JobsDatabaseFull(StorageCase, JobCase):
         self.mounts.append(self.database)
         try:
             self.server = Server(base=base, config_extra={
-                "audit": {"database": os.path.join(self.database, "audit.sqlite")}})
+                "audit": {"database": os.path.join(self.database, "audit.sqlite")},
+                "server": {"log_level": "debug"}})
         except Exception:
             unmount(self.database)
             raise
