@@ -88,9 +88,10 @@ extern const char *const cxr_http_route_names[];
 /* The route of a request path. */
 enum cxr_http_route cxr_http_route_find(const char *url);
 /* First call of a request: everything decided from the request line and headers alone (the
- * token check included). Returns true when an answer was queued (*result set). */
+ * token check included); version is the request line's ("HTTP/1.1"). Returns true when an
+ * answer was queued (*result set). */
 bool cxr_http_request_route(struct cxr_http_request *request, const char *method,
-                            enum MHD_Result *result);
+                            const char *version, enum MHD_Result *result);
 /* Hands a parsed request (request->json) to its job, or suspends the connection for the worker
  * pool; the connection is resumed with request->response set and the state READY. */
 enum MHD_Result cxr_http_request_dispatch(struct cxr_http_request *request);

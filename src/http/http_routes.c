@@ -184,18 +184,22 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
-/* The first Transfer-Encoding other than "chunked", of all the request's lines. */
+/* Of all the request's Transfer-Encoding lines: whether there is one, and the first that is not
+ * "chunked". */
 struct transfer_coding {
     const char *unsupported;
+    bool present;
 };
 
-static enum MHD_Result find_unsupported_coding(void *cls, enum MHD_ValueKind kind, const char *key,
-                                               const char *value)
+static enum MHD_Result find_transfer_coding(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
 {
     (void)kind;
     struct transfer_coding *coding = cls;
-    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
-        strcasecmp(value ? value : "", "chunked") != 0) {
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0)
+        return MHD_YES;
+    coding->present = true;
+    if (strcasecmp(value ? value : "", "chunked") != 0) {
         coding->unsupported = value ? value : "";
         return MHD_NO;
     }
@@ -249,7 +253,7 @@ static enum MHD_Result answer_metrics(struct cxr_http_request *request)
 /* First call of a request: everything decided from the request line and headers alone. Returns
  * true when an answer was queued. */
 bool cxr_http_request_route(struct cxr_http_request *request, const char *method,
-                            enum MHD_Result *result)
+                            const char *version, enum MHD_Result *result)
 {
     struct cxr_server *server = request->server;
     const struct cxr_limits *limits = &server->config->limits;
@@ -263,15 +267,22 @@ bool cxr_http_request_route(struct cxr_http_request *request, const char *method
     }
     /* libmicrohttpd treats any Transfer-Encoding but "chunked" (and looks at the first line
      * only) as a body that ends when the connection closes: such a request was never answered
-     * and held its connection for request_timeout. RFC 9112 6.1: answer 400 and close. */
+     * and held its connection for request_timeout. RFC 9112 6.1: answer 400 and close. The
+     * same section makes any Transfer-Encoding in an HTTP/1.0 request faulty framing (a proxy
+     * of that version would not have read it as chunked): libmicrohttpd decoded it. */
     struct transfer_coding coding = {0};
-    MHD_get_connection_values(request->connection, MHD_HEADER_KIND, find_unsupported_coding,
-                              &coding);
-    if (coding.unsupported) {
+    MHD_get_connection_values(request->connection, MHD_HEADER_KIND, find_transfer_coding, &coding);
+    bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+    if (coding.unsupported || (coding.present && http10)) {
         char message[200];
-        snprintf(message, sizeof message,
-                 "Transfer-Encoding %.100s is not supported (send Content-Length or chunked)",
-                 coding.unsupported);
+        if (coding.unsupported)
+            snprintf(message, sizeof message,
+                     "Transfer-Encoding %.100s is not supported (send Content-Length or chunked)",
+                     coding.unsupported);
+        else
+            snprintf(message, sizeof message,
+                     "Transfer-Encoding is not allowed in an HTTP/1.0 request (send "
+                     "Content-Length)");
         *result = cxr_http_request_send_error(request, CXR_API_BAD_REQUEST, message);
         return true;
     }

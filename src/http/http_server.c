@@ -73,7 +73,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct cxr_server *server = cls;
     struct cxr_http_request *request = *con_cls;
     if (request == NULL) {
@@ -103,7 +102,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         *con_cls = request;
         atomic_fetch_add(&server->in_flight, 1);
         enum MHD_Result result = MHD_YES;
-        if (cxr_http_request_route(request, method, &result))
+        if (cxr_http_request_route(request, method, version, &result))
             return result;
         request->state = CXR_REQUEST_RECEIVING;
         return MHD_YES;

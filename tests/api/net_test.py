@@ -320,6 +320,15 @@ class Oversize(unittest.TestCase):
         self.assertEqual(status, 400, (head, body))
         envelope(self, body, "Bad request: Transfer-Encoding gzip is not supported (send "
                  "Content-Length or chunked)")
+        # Any Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1): a proxy
+        # of that version reads the chunks as the body's bytes. libmicrohttpd decoded them.
+        status, head, body = raw_request(
+            self.server.port, b"POST /single_inference HTTP/1.0\r\nHost: x\r\n"
+            b"Authorization: " + token + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\n", timeout=15)
+        self.assertEqual(status, 400, (head, body))
+        envelope(self, body, "Bad request: Transfer-Encoding is not allowed in an HTTP/1.0 "
+                 "request (send Content-Length)")
         # chunked (any case) is still read.
         status, head, body = raw_request(
             self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
