@@ -58,6 +58,7 @@ static void rows_release(struct calibrate_run *run)
     for (size_t i = 0; i < run->row_count; i++) {
         free(run->rows[i].resolved);
         free(run->rows[i].problem);
+        free(run->rows[i].sop_instance_uid);
     }
     free(run->rows);
 }
@@ -114,8 +115,8 @@ static void analyse_row(struct cxr_api *api, const struct calibrate_run *run,
         row->problem = cxr_cli_calibrate_text("%s%s%s", result.message, result.cause[0] ? ": " : "",
                                               result.cause);
     }
-    snprintf(row->sop_instance_uid, sizeof row->sop_instance_uid, "%s",
-             result.sop_instance_uid ? result.sop_instance_uid : "");
+    row->sop_instance_uid = result.sop_instance_uid; /* taken over: release leaves it */
+    result.sop_instance_uid = NULL;
     cxr_api_result_release(&result);
 }
 

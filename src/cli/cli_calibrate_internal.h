@@ -18,9 +18,9 @@ struct calibrate_row {
     char *resolved; /* the real path; NULL when it could not be resolved (problem says why) */
     double score;
     bool analysed;
-    char *problem;  /* why it was left out, or the gate's warning */
-    bool duplicate; /* left out: another row's file or image, with the same label */
-    char sop_instance_uid[80];
+    char *problem;          /* why it was left out, or the gate's warning */
+    bool duplicate;         /* left out: another row's file or image, with the same label */
+    char *sop_instance_uid; /* whole (a longer one than a UID may be, cut, matched another's) */
 };
 
 struct calibrate_run {

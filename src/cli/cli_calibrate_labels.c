@@ -193,7 +193,9 @@ static const char *resolved_file(const struct calibrate_row *row)
 
 static const char *analysed_image(const struct calibrate_row *row)
 {
-    return row->analysed && row->sop_instance_uid[0] ? row->sop_instance_uid : NULL;
+    return row->analysed && row->sop_instance_uid && row->sop_instance_uid[0]
+                   ? row->sop_instance_uid
+                   : NULL;
 }
 
 /* Every row's real path, relative paths against the CSV's folder; then one file listed twice. */

@@ -407,6 +407,20 @@ def main():
     check(done.returncode == 1 and "line 50: dicom/copy.dcm is the image of line 2" in done.stderr,
           "conflicting labels of one image: " + done.stderr)
     check(not os.path.exists(out + "-conflict"), "outputs written on a refusal")
+    # Two images whose SOP Instance UIDs (longer than a UID may be) part only after byte 79 are
+    # two images: the UID was cut to 79 bytes, which made them one image with two labels.
+    import pydicom
+    stem = "1.2.826.0.1.3680043.10.1013." + "1234567890." * 8
+    for name, uid in (("long1.dcm", stem + "1"), ("long2.dcm", stem + "2")):
+        dataset = pydicom.dcmread(os.path.join(site, body[0][0]))
+        dataset.SOPInstanceUID = uid
+        dataset.file_meta.MediaStorageSOPInstanceUID = uid
+        dataset.save_as(os.path.join(site, "dicom", name))
+    write(twice, "\n".join([lines[0]] + lines[1:49] + ["dicom/long1.dcm,1",
+                                                       "dicom/long2.dcm,0"]) + "\n")
+    done = run("calibrate", "--labels", twice, "--model", model_a, "--output", out + "-long")
+    check(done.returncode == 0 and "the same image" not in done.stderr,
+          "images whose UIDs part after byte 79: " + done.stderr)
     # Refused, naming why: a file saved in Windows-1252, a header with two label columns.
     legacy = os.path.join(site, "legacy.csv")
     with open(legacy, "wb") as fh:
