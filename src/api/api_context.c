@@ -134,12 +134,18 @@ size_t cxr_api_output_sweep(struct cxr_api *api)
 
 bool cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record)
 {
+    return cxr_api_audit_record_logged(api, record, CXR_LOG_ERROR);
+}
+
+bool cxr_api_audit_record_logged(struct cxr_api *api, const struct cxr_audit_record *record,
+                                 enum cxr_log_level level)
+{
     if (api->audit == NULL)
         return true;
     struct cxr_err err = CXR_ERR_INIT;
     if (cxr_audit_write(api->audit, record, &err) == CXR_OK)
         return true;
-    cxr_log(CXR_LOG_ERROR, "audit row of request %s not written: %s",
+    cxr_log(level, "audit row of request %s not written: %s",
             record->request_id && record->request_id[0] ? record->request_id : "-", err.message);
     return false;
 }
@@ -232,7 +238,9 @@ bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const 
         record.job_file_state = extra->job_file_state;
         record.job_file_csv_row = extra->csv_row;
     }
-    bool recorded = cxr_api_audit_record(api, &record);
+    bool quiet = extra && extra->quiet_failure;
+    bool recorded =
+            cxr_api_audit_record_logged(api, &record, quiet ? CXR_LOG_DEBUG : CXR_LOG_ERROR);
     free(predictions);
     return recorded;
 }

@@ -47,6 +47,9 @@ void cxr_api_format(char *out, size_t size, const char *fmt, ...) CXR_PRINTF(3, 
 /* Writes an audit row if the audit log is open; failures go to the server log (and the
  * failure count). Returns false when a row should have been written and was not. */
 bool cxr_api_audit_record(struct cxr_api *api, const struct cxr_audit_record *record);
+/* The same, logging a row not written at level. */
+bool cxr_api_audit_record_logged(struct cxr_api *api, const struct cxr_audit_record *record,
+                                 enum cxr_log_level level);
 
 /* With [audit] required = true, replaces response with the 503 of a request whose row could
  * not be written (the result is withheld). recorded: what the audit call returned. */

@@ -68,6 +68,7 @@ struct cxr_api_audit_extra {
     long long job_file_seq;
     const char *job_file_state; /* "done" or "skipped" */
     const char *csv_row;
+    bool quiet_failure; /* a row not written is logged at debug level (a paused job's tries) */
 };
 /* cxr_api_audit_result with extra (may be NULL). Returns false when the row was not written. */
 bool cxr_api_audit_result_extra(struct cxr_api *api, const char *subject, const char *request_id,

@@ -183,6 +183,9 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     /* Outputs that did not fit (a full or read-only output file system) are not the file's
      * fault: it stays pending, and the job waits for room instead of skipping every file left. */
     bool retry = result.no_space;
+    pthread_mutex_lock(&jobs->lock);
+    bool quiet = job->retrying; /* another chain may clear it, under the lock */
+    pthread_mutex_unlock(&jobs->lock);
     if (!retry && result.status != 200)
         cxr_log(CXR_LOG_WARN, "job %s: skipped %s: %s", job->row.id, path, reason);
     char *row = cxr_api_summary_row(path, &result, job->row.output_folder, reason);
@@ -194,19 +197,20 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
                               : result.status == 200 ? "done"
                                                      : "skipped",
             .csv_row = row ? row : "",
+            .quiet_failure = quiet,
     };
     /* A file whose row is not written stays pending and runs again when the job resumes. */
     bool recorded = cxr_api_audit_result_extra(jobs->api, job->row.subject, job->row.request_id,
                                                "bulk_inference/file", path, &result,
                                                (cxr_api_now() - start) * 1000.0, &extra);
     free(row);
-    pthread_mutex_lock(&jobs->lock);
-    enum cxr_log_level no_room_level = job->retrying ? CXR_LOG_DEBUG : CXR_LOG_ERROR;
+    enum cxr_log_level no_room_level = quiet ? CXR_LOG_DEBUG : CXR_LOG_ERROR;
     if (retry)
         cxr_log(no_room_level, "job %s: %s stays pending: no room for its outputs (%s)",
                 job->row.id, path, result.cause);
     if (!recorded)
         cxr_log(no_room_level, "job %s: %s not recorded", job->row.id, path);
+    pthread_mutex_lock(&jobs->lock);
     job->session_done++;
     job->waiting_for_room |= !recorded || retry;
     if (job->retrying && !job->waiting_for_room) {

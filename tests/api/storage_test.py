@@ -406,6 +406,12 @@ class JobsDatabaseFull(StorageCase, JobCase):
         self.assertNotIn("job %s resumed" % job_id, log)
         self.assertLessEqual(len(re.findall("job %s: .* not recorded" % job_id, log)), 2, log)
         self.assert_serving()
+        # Its next try, while the database is still full, adds no error line.
+        errors = [line for line in "".join(self.server.log).splitlines() if " error " in line]
+        wait_for(self.server, job_id, lambda data: "job %s still paused" % job_id in "".join(
+            self.server.log), timeout=40)
+        self.assertEqual([line for line in "".join(self.server.log).splitlines()
+                          if " error " in line], errors)
 
         # Space returns: the paused job is tried again without anyone submitting or restarting.
         os.unlink(filler)
