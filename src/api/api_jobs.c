@@ -419,6 +419,16 @@ enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *po
     return CXR_OK;
 }
 
+bool cxr_api_jobs_paused(struct cxr_api_jobs *jobs)
+{
+    if (jobs == NULL)
+        return false;
+    pthread_mutex_lock(&jobs->lock);
+    bool paused = jobs->paused || (jobs->active && jobs->active->retrying);
+    pthread_mutex_unlock(&jobs->lock);
+    return paused;
+}
+
 void cxr_api_jobs_stop(struct cxr_api_jobs *jobs)
 {
     if (jobs == NULL)

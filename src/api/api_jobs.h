@@ -28,6 +28,9 @@ enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *po
 void cxr_api_jobs_stop(struct cxr_api_jobs *jobs);
 /* After the pool is destroyed. NULL is a no-op. */
 void cxr_api_jobs_destroy(struct cxr_api_jobs *jobs);
+/* True while a job waits for room for its outputs or its rows, its tries included (/metrics'
+ * cxrd_jobs_paused, so an alert need not read the log). False for NULL. */
+bool cxr_api_jobs_paused(struct cxr_api_jobs *jobs);
 
 /* True when a /bulk_inference body asks for a job ("async": true). */
 bool cxr_api_bulk_is_async(const struct json_t *body);

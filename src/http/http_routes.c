@@ -239,8 +239,12 @@ static enum MHD_Result answer_metrics(struct cxr_http_request *request)
         cxr_buf_printf(&text,
                        "# HELP cxrd_audit_failures_total Audit rows that could not be written.\n"
                        "# TYPE cxrd_audit_failures_total counter\n"
-                       "cxrd_audit_failures_total %llu\n",
-                       audit_failures) != CXR_OK) {
+                       "cxrd_audit_failures_total %llu\n"
+                       "# HELP cxrd_jobs_paused 1 while a bulk job waits for room for its "
+                       "outputs or its rows (tried again every 15 s).\n"
+                       "# TYPE cxrd_jobs_paused gauge\n"
+                       "cxrd_jobs_paused %d\n",
+                       audit_failures, cxr_api_jobs_paused(server->jobs) ? 1 : 0) != CXR_OK) {
         cxr_buf_release(&text);
         return cxr_http_request_send_error(request, CXR_API_METRICS_UNAVAILABLE, NULL);
     }

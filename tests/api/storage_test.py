@@ -262,6 +262,16 @@ class BulkFull(StorageCase, JobCase):
         self.assertEqual(len(files(out)), 2 * 4 + 1)
 
 
+def paused_gauge(server):
+    """/metrics' cxrd_jobs_paused."""
+    status, text = server.request("GET", "/metrics")
+    assert status == 200, text
+    values = [line.split()[1] for line in text.splitlines()
+              if line.startswith("cxrd_jobs_paused ")]
+    assert len(values) == 1, text
+    return int(values[0])
+
+
 def job_lines(server, job_id, level):
     """The log lines of one level that name the job."""
     return [line for line in "".join(server.log).splitlines()
@@ -291,6 +301,7 @@ class JobsOutputFull(StorageCase, JobCase):
                                             "files; tried again every 15 s")
         self.assertIn("stays pending: no room for its outputs (writing outputs: write ",
                       "".join(self.server.log))
+        self.assertEqual(paused_gauge(self.server), 1)
         self.assert_serving()
 
         # A try that finds no room again adds no error line (before, seven lines every 15 s for
@@ -299,6 +310,7 @@ class JobsOutputFull(StorageCase, JobCase):
         wait_for(self.server, job_id, lambda data: "job %s still paused" % job_id in "".join(
             self.server.log), timeout=40)
         self.assertEqual(job_lines(self.server, job_id, "error"), errors)
+        self.assertEqual(paused_gauge(self.server), 1)
         self.assertTrue(any("still paused: no room to record it or write its outputs (try 1 "
                             "since " in line for line in job_lines(self.server, job_id, "debug")),
                         "".join(self.server.log))
@@ -307,6 +319,7 @@ class JobsOutputFull(StorageCase, JobCase):
         final = wait_for(self.server, job_id, lambda data: data["state"] == "done", timeout=120)
         self.assertEqual((final["done"], final["skipped"]), (5, 0), final)
         self.assertFalse(final["message"].startswith("Paused"), final)
+        self.assertEqual(paused_gauge(self.server), 0)
         self.assertTrue(any("goes on: room again at try " in line
                             for line in job_lines(self.server, job_id, "info")),
                         "".join(self.server.log))
