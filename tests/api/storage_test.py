@@ -272,10 +272,10 @@ def paused_gauge(server):
     return int(values[0])
 
 
-def job_lines(server, job_id, level):
-    """The log lines of one level that name the job."""
+def log_lines(server, level, needle=""):
+    """The log lines of one level that contain needle."""
     return [line for line in "".join(server.log).splitlines()
-            if job_id in line and re.search(r"Z %s " % level, line)]
+            if needle in line and re.search(r"Z %s " % level, line)]
 
 
 class JobsOutputFull(StorageCase, JobCase):
@@ -306,13 +306,13 @@ class JobsOutputFull(StorageCase, JobCase):
 
         # A try that finds no room again adds no error line (before, seven lines every 15 s for
         # as long as the disk stayed full: the file's, the job's, the pause's).
-        errors = job_lines(self.server, job_id, "error")
+        errors = log_lines(self.server, "error", job_id)
         wait_for(self.server, job_id, lambda data: "job %s still paused" % job_id in "".join(
             self.server.log), timeout=40)
-        self.assertEqual(job_lines(self.server, job_id, "error"), errors)
+        self.assertEqual(log_lines(self.server, "error", job_id), errors)
         self.assertEqual(paused_gauge(self.server), 1)
         self.assertTrue(any("still paused: no room to record it or write its outputs (try 1 "
-                            "since " in line for line in job_lines(self.server, job_id, "debug")),
+                            "since " in line for line in log_lines(self.server, "debug", job_id)),
                         "".join(self.server.log))
 
         subprocess.run(["mount", "-o", "remount,size=8M", out], check=True)
@@ -321,7 +321,7 @@ class JobsOutputFull(StorageCase, JobCase):
         self.assertFalse(final["message"].startswith("Paused"), final)
         self.assertEqual(paused_gauge(self.server), 0)
         self.assertTrue(any("goes on: room again at try " in line
-                            for line in job_lines(self.server, job_id, "info")),
+                            for line in log_lines(self.server, "info", job_id)),
                         "".join(self.server.log))
         with open(final["summary_csv"], newline="") as saved:
             _, rows = parse_summary(saved.read())
@@ -420,11 +420,10 @@ class JobsDatabaseFull(StorageCase, JobCase):
         self.assertLessEqual(len(re.findall("job %s: .* not recorded" % job_id, log)), 2, log)
         self.assert_serving()
         # Its next try, while the database is still full, adds no error line.
-        errors = [line for line in "".join(self.server.log).splitlines() if " error " in line]
+        errors = log_lines(self.server, "error")  # the audit's own lines name no job
         wait_for(self.server, job_id, lambda data: "job %s still paused" % job_id in "".join(
             self.server.log), timeout=40)
-        self.assertEqual([line for line in "".join(self.server.log).splitlines()
-                          if " error " in line], errors)
+        self.assertEqual(log_lines(self.server, "error"), errors)
 
         # Space returns: the paused job is tried again without anyone submitting or restarting.
         os.unlink(filler)

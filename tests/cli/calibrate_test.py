@@ -29,6 +29,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pydicom
+
 sys.dont_write_bytecode = True
 
 CXRD, TOOLS, DATA, OUT = sys.argv[1:5]
@@ -409,7 +411,6 @@ def main():
     check(not os.path.exists(out + "-conflict"), "outputs written on a refusal")
     # Two images whose SOP Instance UIDs (longer than a UID may be) part only after byte 79 are
     # two images: the UID was cut to 79 bytes, which made them one image with two labels.
-    import pydicom
     stem = "1.2.826.0.1.3680043.10.1013." + "1234567890." * 8
     for name, uid in (("long1.dcm", stem + "1"), ("long2.dcm", stem + "2")):
         dataset = pydicom.dcmread(os.path.join(site, body[0][0]))
