@@ -51,7 +51,6 @@ struct cxr_api_jobs {
     char paused_id[CXR_JOB_ID_LENGTH + 1]; /* that job, for its answers' message */
     char paused_since[40];                 /* when it first paused, for the logs */
     unsigned paused_tries;                 /* its tries since then that paused again */
-    bool retry_kick;                       /* retry_main is kicking paused_id */
     pthread_cond_t wake;                   /* tells retry_main that paused or stopping changed */
     pthread_t retry_thread;
     bool retry_started;
@@ -222,7 +221,7 @@ static void process(struct cxr_api_jobs *jobs, struct active_job *job, size_t in
     cxr_api_result_release(&result);
 }
 
-static void kick(struct cxr_api_jobs *jobs);
+static void kick(struct cxr_api_jobs *jobs, bool retry);
 
 /* Called with the lock held, before pause_jobs: the first pause is an error; the tries that
  * pause again only count, with a warning every RETRY_REPORT_TRIES. */
@@ -284,12 +283,13 @@ static void job_task(void *arg)
         pause_jobs(jobs, job->row.id);
     active_destroy(job);
     if (!paused)
-        kick(jobs);
+        kick(jobs, false);
     pthread_mutex_unlock(&jobs->lock);
 }
 
-/* Called with the lock held: starts the next job when none runs. */
-static void kick(struct cxr_api_jobs *jobs)
+/* Called with the lock held: starts the next job when none runs. retry: retry_main's try of the
+ * paused job. */
+static void kick(struct cxr_api_jobs *jobs, bool retry)
 {
     struct cxr_err err = CXR_ERR_INIT;
     jobs->paused = false;
@@ -306,7 +306,7 @@ static void kick(struct cxr_api_jobs *jobs)
         char now[40];
         cxr_jobstore_time_now(now);
         bool resumed = status == CXR_OK && strcmp(job->row.state, "running") == 0;
-        bool retrying = jobs->retry_kick && strcmp(id, jobs->paused_id) == 0;
+        bool retrying = retry && strcmp(id, jobs->paused_id) == 0;
         if (status == CXR_OK)
             status = cxr_jobstore_update(jobs->audit, id, "running",
                                          job->row.started[0] ? NULL : now, NULL, NULL, &err);
@@ -367,9 +367,7 @@ static void *retry_main(void *arg)
         if (pthread_cond_timedwait(&jobs->wake, &jobs->lock, &deadline) == ETIMEDOUT &&
             jobs->paused && !jobs->stopping && jobs->active == NULL) {
             cxr_log(CXR_LOG_DEBUG, "jobs: trying the paused job again");
-            jobs->retry_kick = true;
-            kick(jobs);
-            jobs->retry_kick = false;
+            kick(jobs, true);
         }
     }
     pthread_mutex_unlock(&jobs->lock);
@@ -413,7 +411,7 @@ enum cxr_status cxr_api_jobs_create(struct cxr_api *api, struct cxr_api_pool *po
             break;
         }
     }
-    kick(jobs);
+    kick(jobs, false);
     pthread_mutex_unlock(&jobs->lock);
     *out = jobs;
     return CXR_OK;
@@ -542,7 +540,7 @@ void cxr_api_jobs_submit(struct cxr_api_jobs *jobs, json_t *body, const char *su
     if (status == CXR_OK) {
         cxr_log(CXR_LOG_INFO, "job %s queued: %zu DICOM files under %s", row.id,
                 request.files.count, request.input_folder);
-        kick(jobs);
+        kick(jobs, false);
         object = job_object(jobs, row.id, &status);
     } else {
         cxr_log(CXR_LOG_ERROR, "job: %s", err.message);

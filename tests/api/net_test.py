@@ -312,23 +312,24 @@ class Oversize(unittest.TestCase):
             self.assertLess(time.time() - start, 5, coding)
             envelope(self, body, "Bad request: Transfer-Encoding %s is not supported (send "
                      "Content-Length or chunked)" % coding.decode())
-        # Two Transfer-Encoding lines: libmicrohttpd looks at the first only.
-        status, head, body = raw_request(
-            self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
-            b"Authorization: " + token + b"\r\nTransfer-Encoding: chunked\r\n"
-            b"Transfer-Encoding: gzip\r\n\r\n2\r\n{}\r\n0\r\n\r\n", timeout=15)
-        self.assertEqual(status, 400, (head, body))
-        envelope(self, body, "Bad request: Transfer-Encoding gzip is not supported (send "
-                 "Content-Length or chunked)")
-        # Any Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1): a proxy
-        # of that version reads the chunks as the body's bytes. libmicrohttpd decoded them.
-        status, head, body = raw_request(
-            self.server.port, b"POST /single_inference HTTP/1.0\r\nHost: x\r\n"
-            b"Authorization: " + token + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"2\r\n{}\r\n0\r\n\r\n", timeout=15)
-        self.assertEqual(status, 400, (head, body))
-        envelope(self, body, "Bad request: Transfer-Encoding is not allowed in an HTTP/1.0 "
-                 "request (send Content-Length)")
+        cases = [
+            # Two Transfer-Encoding lines: libmicrohttpd looks at the first only.
+            (b"HTTP/1.1", b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+             "Bad request: Transfer-Encoding gzip is not supported (send Content-Length or "
+             "chunked)"),
+            # Any Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1): a
+            # proxy of that version reads the chunks as the body's bytes. libmicrohttpd decoded
+            # them.
+            (b"HTTP/1.0", b"Transfer-Encoding: chunked\r\n",
+             "Bad request: Transfer-Encoding is not allowed in an HTTP/1.0 request (send "
+             "Content-Length)")]
+        for version, lines, message in cases:
+            status, head, body = raw_request(
+                self.server.port, b"POST /single_inference " + version + b"\r\nHost: x\r\n"
+                b"Authorization: " + token + b"\r\n" + lines + b"\r\n2\r\n{}\r\n0\r\n\r\n",
+                timeout=15)
+            self.assertEqual(status, 400, (version, lines, head, body))
+            envelope(self, body, message)
         # chunked (any case) is still read.
         status, head, body = raw_request(
             self.server.port, b"POST /single_inference HTTP/1.1\r\nHost: x\r\n"
